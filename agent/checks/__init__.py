@@ -1,0 +1,1 @@
+"""Pure check logic: the result model, verdict rules and the concurrent runner."""

@@ -1,0 +1,129 @@
+"""The result every probe returns, and the rules that turn results into a site verdict.
+
+Pure code: no I/O here, so the rules are tested directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum, StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MetricValue = float | int | str | bool | None
+
+
+class Status(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+class Verdict(StrEnum):
+    READY = "ready"
+    DEGRADED = "degraded"
+    FAULT = "fault"
+
+
+class ExitCode(IntEnum):
+    """The monitoring-plugin convention (Nagios, Icinga, Zabbix all read it)."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a probe found. The runner stamps it with component, start time and duration."""
+
+    status: Status
+    reason: str
+    hint: str = ""
+    metrics: Mapping[str, MetricValue] = field(default_factory=dict)
+
+
+def ok(reason: str, **metrics: MetricValue) -> Outcome:
+    return Outcome(Status.OK, reason, "", metrics)
+
+
+class CheckResult(BaseModel):
+    """One component's check, as reported to the centre and shown to the technician."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    component: str
+    status: Status
+    reason: str = Field(description="One line: what was found.")
+    hint: str = Field("", description="What a technician on site can do about it.")
+    metrics: dict[str, MetricValue] = Field(default_factory=dict)
+    started_at: datetime
+    duration_s: float = Field(ge=0)
+
+    @classmethod
+    def from_outcome(
+        cls, component: str, outcome: Outcome, started_at: datetime, duration_s: float
+    ) -> CheckResult:
+        return cls(
+            component=component,
+            status=outcome.status,
+            reason=outcome.reason,
+            hint=outcome.hint,
+            metrics=dict(outcome.metrics),
+            started_at=started_at,
+            duration_s=round(duration_s, 4),
+        )
+
+
+_BAD = {Status.FAIL, Status.ERROR}
+
+
+def worst_status(statuses: Iterable[Status]) -> Status:
+    """The worst of several statuses of one component (e.g. sub-checks of a probe)."""
+    order = [Status.ERROR, Status.FAIL, Status.WARN, Status.OK, Status.SKIPPED]
+    present = set(statuses)
+    for status in order:
+        if status in present:
+            return status
+    return Status.SKIPPED
+
+
+def site_verdict(results: Iterable[CheckResult], required: Iterable[str]) -> Verdict:
+    """ready | degraded | fault for the site.
+
+    - a required component that failed, errored or was not checked at all -> fault
+      (the centre must not believe a site is ready when we never looked);
+    - a required component that was skipped, an optional one that failed, or any warning
+      -> degraded;
+    - otherwise ready.
+    """
+    by_component = {r.component: r for r in results}
+    required_set = set(required)
+    verdict = Verdict.READY
+    for component in required_set:
+        result = by_component.get(component)
+        if result is None or result.status in _BAD:
+            return Verdict.FAULT
+        if result.status in (Status.WARN, Status.SKIPPED):
+            verdict = Verdict.DEGRADED
+    for component, result in by_component.items():
+        if component not in required_set and result.status in (_BAD | {Status.WARN}):
+            verdict = Verdict.DEGRADED
+    return verdict
+
+
+def exit_code(results: Iterable[CheckResult]) -> ExitCode:
+    """0 all ok, 1 some warn, 2 some fail/error, 3 nothing could run."""
+    statuses = [r.status for r in results]
+    if not statuses or all(s is Status.SKIPPED for s in statuses):
+        return ExitCode.UNKNOWN
+    if any(s in _BAD for s in statuses):
+        return ExitCode.CRITICAL
+    if Status.WARN in statuses:
+        return ExitCode.WARNING
+    return ExitCode.OK

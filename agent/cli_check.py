@@ -1,0 +1,51 @@
+"""`edge-agent check` and `edge-agent config check`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agent.checks.model import ExitCode, exit_code
+from agent.checks.report import render_json, render_table
+from agent.config import COMPONENTS, config_path, load_settings
+from agent.logs import setup_logging
+from agent.selftest import run_selftest
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    setup_logging("warning" if not args.verbose else "debug")
+    test = run_selftest(settings, args.components)
+    out = render_json if args.json else render_table
+    sys.stdout.write(out(test.results, test.verdict) + "\n")
+    return int(exit_code(test.results))
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    path = config_path(args.config)
+    sys.stdout.write(
+        f"{path}: OK - site {settings.site.site_id} ({settings.site.tier.value}), "
+        f"broker {settings.broker.host}:{settings.broker.port}, "
+        f"components: {', '.join(settings.enabled_components()) or 'none'}\n"
+    )
+    return int(ExitCode.OK)
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    check = sub.add_parser(
+        "check",
+        help="self-test the site's devices now",
+        description="Run the self-tests. Exit 0 all ok, 1 warning, 2 failure, 3 could not run.",
+    )
+    check.add_argument(
+        "components", nargs="*", metavar="COMPONENT", help=f"any of: {', '.join(COMPONENTS)}"
+    )
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    check.set_defaults(func=_check)
+
+    config = sub.add_parser("config", help="settings file tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    validate = config_sub.add_parser("check", help="validate the settings without running")
+    validate.set_defaults(func=_config_check)

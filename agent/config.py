@@ -1,0 +1,292 @@
+"""Settings: one TOML file, every field overridable by an EDGE_AGENT_* environment variable.
+
+Precedence (highest first): environment (`EDGE_AGENT_BROKER__PORT=1884`), then the file.
+Secrets may also come from systemd credentials (`LoadCredential=broker-password:...`), so
+they need not sit in the file. Unknown fields are errors: a typo must not silently fall back
+to a default on a site nobody visits for months.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agent.errors import ConfigError
+
+DEFAULT_CONFIG = Path("/etc/edge-agent/agent.toml")
+ENV_PREFIX = "EDGE_AGENT_"
+ENV_CONFIG = "EDGE_AGENT_CONFIG"
+_SOURCE_TREE_PROFILES = Path(__file__).resolve().parent.parent / "firmware_profiles"
+COMPONENTS = ("camera", "microphone", "display", "codec", "ptz", "network")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Tier(StrEnum):
+    PROVINCE = "province"
+    DISTRICT = "district"
+    COMMUNE = "commune"
+
+
+class SiteSettings(_Section):
+    site_id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+        description="Unique id, used in MQTT topics: lower-case letters, digits, . _ -",
+    )
+    name: str = Field(min_length=1, description="Human name shown at the centre.")
+    tier: Tier
+    parent: str | None = Field(None, description="site_id of the site above this one.")
+    expected_attendance: int = Field(0, ge=0, description="People summoned to a session.")
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+
+class BrokerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    prefix: str = Field("vc", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> BrokerSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        if self.tls_cert is not None and self.tls_ca is None:
+            raise ValueError("a client certificate needs tls_ca to check the broker")
+        return self
+
+
+class PathSettings(_Section):
+    state_dir: Path = Path("/var/lib/edge-agent")
+    profiles_dir: Path = _SOURCE_TREE_PROFILES
+    sysfs_root: Path = Field(Path("/sys"), description="Root of sysfs (DRM connectors, LEDs).")
+
+
+class ComponentSettings(_Section):
+    enabled: bool = True
+    required: bool = True
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class CameraSettings(ComponentSettings):
+    source: str = Field(
+        "/dev/video0",
+        description="/dev/videoN, a /dev/v4l/by-id/ name, or an rtsp:// or http:// URL.",
+    )
+    width: int = Field(1920, gt=0)
+    height: int = Field(1080, gt=0)
+    fps: float = Field(30.0, gt=0)
+    open_timeout_s: float = Field(5.0, gt=0)
+    sample_s: float = Field(1.0, gt=0, le=10)
+    min_fps_ratio: float = Field(0.8, gt=0, le=1, description="warn below this x expected fps")
+    dark_luma: float = Field(16.0, ge=0, le=255, description="mean luma below: covered lens")
+    bright_luma: float = Field(235.0, ge=0, le=255, description="mean luma above: overexposed")
+    min_sharpness: float = Field(
+        30.0, ge=0, description="variance of the Laplacian below: out of focus"
+    )
+    frozen_diff: float = Field(
+        0.5, ge=0, description="mean abs difference between frames below: frozen picture"
+    )
+
+
+class MicrophoneSettings(ComponentSettings):
+    device: str | int = Field("default", description="name substring or PortAudio index")
+    samplerate: int | None = Field(None, gt=0, description="None: the device's default rate")
+    sample_s: float = Field(1.0, gt=0, le=10)
+    silent_dbfs: float = Field(-70.0, description="RMS below: no signal (fail)")
+    quiet_dbfs: float = Field(-55.0, description="RMS below: very quiet (warn)")
+    max_clip_ratio: float = Field(0.001, ge=0, le=1)
+    max_dc_offset: float = Field(0.05, ge=0, le=1)
+    max_hum_db: float = Field(
+        -12.0, description="mains hum (50 Hz + harmonics) vs total, in dB: above it warns"
+    )
+    mains_hz: float = Field(50.0, gt=0)
+    loop_test: bool = Field(False, description="play a tone and hear it back (never in session)")
+    output_device: str | int | None = None
+    loop_tone_hz: float = Field(1000.0, gt=20, lt=20000)
+
+
+class DisplaySettings(ComponentSettings):
+    connector: str = Field("auto", description="DRM connector (HDMI-A-1) or auto: first connected")
+    min_width: int = Field(1280, gt=0)
+    profile: str | None = Field(None, description="firmware profile for power/input control")
+    port: str | None = Field(None, description="serial path or socket:// URL for the profile")
+    device_id: int = Field(1, ge=0, le=255)
+    password: SecretStr | None = None
+
+
+class CodecSettings(ComponentSettings):
+    profile: str = "cisco-roomos"
+    port: str = "/dev/ttyUSB0"
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class PtzSettings(ComponentSettings):
+    enabled: bool = False
+    required: bool = False
+    profile: str = "sony-visca"
+    port: str = "/dev/ttyUSB1"
+    device_id: int = Field(1, ge=1, le=7)
+
+
+class NetTarget(_Section):
+    name: str
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
+class NetworkSettings(ComponentSettings):
+    targets: list[NetTarget] = Field(default_factory=list)
+    samples: int = Field(5, ge=1, le=100)
+    interval_s: float = Field(0.05, ge=0)
+    connect_timeout_s: float = Field(1.0, gt=0)
+    warn_rtt_ms: float = 150.0
+    fail_rtt_ms: float = 400.0
+    warn_jitter_ms: float = 30.0
+    warn_loss_pct: float = 1.0
+    fail_loss_pct: float = 20.0
+    icmp: bool = Field(False, description="also ping with the system ping command")
+
+
+_config_file: ContextVar[dict[str, Any]] = ContextVar("_config_file", default={})
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The already-parsed TOML file (parsed by us, so syntax errors can name the line)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return _config_file.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_config_file.get())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    site: SiteSettings
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    paths: PathSettings = Field(default_factory=PathSettings)
+    camera: CameraSettings = Field(default_factory=CameraSettings)
+    microphone: MicrophoneSettings = Field(default_factory=MicrophoneSettings)
+    display: DisplaySettings = Field(default_factory=DisplaySettings)
+    codec: CodecSettings = Field(default_factory=CodecSettings)
+    ptz: PtzSettings = Field(default_factory=PtzSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+    def component(self, name: str) -> ComponentSettings:
+        section = getattr(self, name)
+        assert isinstance(section, ComponentSettings)
+        return section
+
+    def enabled_components(self) -> list[str]:
+        return [c for c in COMPONENTS if self.component(c).enabled]
+
+    def required_components(self) -> list[str]:
+        return [c for c in COMPONENTS if self.component(c).enabled and self.component(c).required]
+
+
+def config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
+    """--config wins, then $EDGE_AGENT_CONFIG, then /etc/edge-agent/agent.toml."""
+    if cli_path:
+        return Path(cli_path)
+    env = os.environ.get(ENV_CONFIG)
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path}: not found",
+            "copy agent.example.toml there and edit it, or pass --config FILE "
+            f"(or set {ENV_CONFIG})",
+        ) from None
+    except PermissionError:
+        raise ConfigError(
+            f"config file {path}: permission denied",
+            "make it readable by the edge-agent user (chgrp edge-agent; chmod 640)",
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"config file {path}: not valid TOML: {exc}", "fix the syntax at that line"
+        ) from None
+
+
+def _describe(error: dict[str, Any], path: Path) -> str:
+    loc = ".".join(str(p) for p in error["loc"])
+    env_name = ENV_PREFIX + "__".join(str(p) for p in error["loc"]).upper()
+    origin = f"environment {env_name}" if env_name in os.environ else f"config file {path}"
+    kind = error["type"]
+    if kind == "missing":
+        return f"{origin}: field '{loc}' is required but missing"
+    if kind == "extra_forbidden":
+        return f"{origin}: unknown field '{loc}' (a typo? see agent.example.toml)"
+    got = error.get("input")
+    got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    return f"{origin}: field '{loc}': {error['msg']}{got_text}"
+
+
+def _read_credentials(settings: Settings) -> Settings:
+    """Secrets from systemd's $CREDENTIALS_DIRECTORY, when the file did not give them."""
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not cred_dir:
+        return settings
+    cred = Path(cred_dir) / "broker-password"
+    if settings.broker.password is None and cred.is_file():
+        password = SecretStr(cred.read_text().strip())
+        broker = settings.broker.model_copy(update={"password": password})
+        return settings.model_copy(update={"broker": broker})
+    return settings
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load and validate; raise ConfigError naming the file (or variable) and the field."""
+    resolved = config_path(path)
+    data = _read_toml(resolved)
+    token = _config_file.set(data)
+    try:
+        settings = Settings()  # type: ignore[call-arg]  # fields come from the sources
+    except ValidationError as exc:
+        lines = [_describe(dict(e), resolved) for e in exc.errors()]
+        raise ConfigError(
+            "\n".join(lines), "fix the field(s) named above; see agent.example.toml"
+        ) from None
+    finally:
+        _config_file.reset(token)
+    return _read_credentials(settings)
