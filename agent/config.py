@@ -281,7 +281,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     data = _read_toml(resolved)
     token = _config_file.set(data)
     try:
-        settings = Settings()  # type: ignore[call-arg]  # fields come from the sources
+        settings = Settings()
     except ValidationError as exc:
         lines = [_describe(dict(e), resolved) for e in exc.errors()]
         raise ConfigError(

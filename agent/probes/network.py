@@ -1,0 +1,55 @@
+"""Network path check: TCP connect round-trip samples to each target (the broker, the MCU),
+and optionally ICMP through the system `ping` where the site allows it."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+
+from agent.checks.model import Outcome
+from agent.checks.network_metrics import PathStats, judge_network
+from agent.config import NetTarget, NetworkSettings, Settings
+
+_PING_RTT = re.compile(r"time[=<]([\d.]+) ms")
+
+
+def tcp_samples(target: NetTarget, cfg: NetworkSettings) -> PathStats:
+    """Time `samples` TCP handshakes; a refused or timed-out connect counts as lost."""
+    rtts: list[float] = []
+    error = ""
+    for i in range(cfg.samples):
+        if i:
+            time.sleep(cfg.interval_s)
+        start = time.perf_counter()
+        try:
+            with socket.create_connection((target.host, target.port), cfg.connect_timeout_s):
+                rtts.append((time.perf_counter() - start) * 1000.0)
+        except OSError as exc:
+            error = exc.strerror or type(exc).__name__
+    return PathStats(f"{target.name}_tcp", cfg.samples, tuple(rtts), error)
+
+
+def icmp_samples(target: NetTarget, cfg: NetworkSettings) -> PathStats:
+    try:
+        proc = subprocess.run(
+            ["ping", "-n", "-c", str(cfg.samples), "-i", "0.2", "-W", "1", target.host],
+            capture_output=True,
+            text=True,
+            timeout=cfg.samples * 1.5 + 2,
+            check=False,
+        )
+        rtts = tuple(float(m) for m in _PING_RTT.findall(proc.stdout))
+        error = "" if rtts else (proc.stderr.strip().splitlines() or ["no reply"])[-1]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        rtts, error = (), f"ping unavailable: {exc}"
+    return PathStats(f"{target.name}_icmp", cfg.samples, rtts, error)
+
+
+def check_network(settings: Settings) -> Outcome:
+    cfg = settings.network
+    paths = [tcp_samples(t, cfg) for t in cfg.targets]
+    if cfg.icmp:
+        paths += [icmp_samples(t, cfg) for t in cfg.targets]
+    return judge_network(paths, cfg)
