@@ -1,9 +1,32 @@
-"""Placeholder: filled in by its issue."""
+"""`edge-agent devices`: list cameras, audio devices, serial ports, screens and LEDs."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+from agent.config import PathSettings, load_settings
+from agent.devices import inventory, render_inventory
+from agent.errors import ConfigError
+
+
+def _devices(args: argparse.Namespace) -> int:
+    # Works before the settings file exists: that is when a technician needs it most.
+    try:
+        sysfs_root = load_settings(args.config).paths.sysfs_root
+    except ConfigError:
+        sysfs_root = PathSettings().sysfs_root
+    if args.sysfs_root:
+        sysfs_root = Path(args.sysfs_root)
+    inv = inventory(sysfs_root)
+    sys.stdout.write((json.dumps(inv, indent=2) if args.json else render_inventory(inv)) + "\n")
+    return 0
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    return None
+    devices = sub.add_parser("devices", help="list the devices this machine has")
+    devices.add_argument("--json", action="store_true")
+    devices.add_argument("--sysfs-root", help=argparse.SUPPRESS)
+    devices.set_defaults(func=_devices)
