@@ -8,6 +8,7 @@ one in brackets. Sources: drivers/gpu/drm/drm_sysfs.c, Documentation/leds/leds-c
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,3 +111,109 @@ def add_led(root: Path, name: str, max_brightness: int = 255) -> Path:
     if not link.is_symlink():
         link.symlink_to(os.path.relpath(dev_dir, class_dir))
     return link
+
+
+# --- LED class behaviour ---------------------------------------------------------------
+# Plain files cannot react to writes, so a driver under test writes through `led_write`,
+# which does what the kernel's LED core and timer trigger do on the same write
+# (drivers/leds/led-class.c, led-triggers.c, trigger/ledtrig-timer.c, led-core.c).
+
+_TIMER_DEFAULT_MS = 500
+
+
+def _led_dir(path: Path) -> Path:
+    return path.parent
+
+
+def _active(listing: str) -> str:
+    for word in listing.split():
+        if word.startswith("[") and word.endswith("]"):
+            return word[1:-1]
+    return "none"
+
+
+def _triggers(listing: str) -> list[str]:
+    return [word.strip("[]") for word in listing.split()]
+
+
+def _set_trigger(led: Path, name: str) -> None:
+    listing = (led / "trigger").read_text()
+    old = _active(listing)
+    _write(led / "trigger", " ".join(f"[{t}]" if t == name else t for t in _triggers(listing)))
+    if name == old:
+        return
+    if old == "timer":
+        for attr in ("delay_on", "delay_off"):
+            (led / attr).unlink(missing_ok=True)
+    if name == "timer":
+        # Activation blinks at the stored delays, 500/500 when none were ever set.
+        for attr in ("delay_on", "delay_off"):
+            _write(led / attr, str(_TIMER_DEFAULT_MS))
+    elif name == "none":
+        _write(led / "brightness", "0")
+
+
+def led_write(path: Path, value: str) -> None:
+    """Write one LED attribute with the kernel's side effects; errors as the kernel's.
+
+    - trigger: must be one the file lists (else EINVAL); `timer` creates delay_on/delay_off,
+      leaving timer removes them, `none` turns the LED off;
+    - brightness: clamped to max_brightness; 0 removes the trigger (stops the timer);
+    - delay_on/delay_off: exist only under the timer trigger (else ENOENT, as the driver
+      never creates files); both 0 fall back to 500/500.
+    """
+    led = _led_dir(path)
+    text = value.strip()
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    if path.name == "trigger":
+        if text not in _triggers(path.read_text()):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), str(path))
+        _set_trigger(led, text)
+        return
+    try:
+        number = int(text)
+    except ValueError:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), str(path)) from None
+    if number < 0:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), str(path))
+    if path.name == "brightness":
+        if number == 0:
+            _set_trigger(led, "none")
+        maximum = int((led / "max_brightness").read_text())
+        _write(path, str(min(number, maximum)))
+    elif path.name in ("delay_on", "delay_off"):
+        other = led / ("delay_off" if path.name == "delay_on" else "delay_on")
+        if number == 0 and int(other.read_text()) == 0:
+            _write(other, str(_TIMER_DEFAULT_MS))
+            number = _TIMER_DEFAULT_MS
+        _write(path, str(number))
+    else:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+
+@dataclass(frozen=True)
+class LedView:
+    """What someone looking at the LED would see."""
+
+    lit: bool
+    on_ms: int = 0  # 0 with lit: steady
+    off_ms: int = 0
+
+    @property
+    def blinking(self) -> bool:
+        return self.lit and self.off_ms > 0
+
+
+def led_view(led: Path) -> LedView:
+    trigger = _active((led / "trigger").read_text())
+    brightness = int((led / "brightness").read_text())
+    if trigger == "timer":
+        on = int((led / "delay_on").read_text())
+        off = int((led / "delay_off").read_text())
+        if on == 0:
+            return LedView(False)
+        if off == 0:
+            return LedView(True)
+        return LedView(True, on, off)
+    return LedView(brightness > 0)

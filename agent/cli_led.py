@@ -1,0 +1,91 @@
+"""`edge-agent led`: the LED legend for technicians, and the root-side LED preparation."""
+
+from __future__ import annotations
+
+import argparse
+import grp
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from agent.config import PathSettings, load_settings
+from agent.errors import ConfigError
+from agent.i18n import LANGUAGES, _, select_language, set_language
+from agent.led import LedSettings, LegendRow, legend
+from agent.led_driver import prepare_leds
+
+AGENT_GROUP = "edge-agent"
+
+
+def render_legend(rows: list[LegendRow]) -> str:
+    """One block per pattern: readable on an 80-column SSH terminal."""
+    width = max(len(r.name) for r in rows)
+    lines = [_("Status LED patterns"), ""]
+    for r in rows:
+        lines.append(f"  {r.name.ljust(width)}  {r.look}  ({_('Single LED')}: {r.single_look})")
+        lines.append(f"  {' ' * width}  {r.meaning}")
+    return "\n".join(lines)
+
+
+def _led_settings(args: argparse.Namespace) -> tuple[LedSettings, Path]:
+    """The [led] section once it is registered in Settings; defaults before that."""
+    try:
+        settings = load_settings(args.config)
+    except ConfigError:
+        if args.prepare:
+            raise
+        return LedSettings(), PathSettings().sysfs_root
+    led = getattr(settings, "led", None)
+    return (led if isinstance(led, LedSettings) else LedSettings()), settings.paths.sysfs_root
+
+
+def _led(args: argparse.Namespace) -> int:
+    lang = select_language(args.lang)
+    set_language(lang)
+    if args.prepare:
+        settings, sysfs_root = _led_settings(args)
+        if args.sysfs_root:
+            sysfs_root = Path(args.sysfs_root)
+        if not settings.enabled:
+            sys.stdout.write("led: disabled in the settings (led.enabled = false); nothing to do\n")
+            return 0
+        try:
+            gid = grp.getgrnam(args.group).gr_gid
+        except KeyError:
+            raise ConfigError(
+                f"group {args.group!r}: does not exist", "run install.sh, or pass --group"
+            ) from None
+        changed = prepare_leds(sysfs_root, settings.names().values(), gid)
+        sys.stdout.write(
+            f"led: timer trigger selected; group {args.group} may write {len(changed)} files\n"
+        )
+        return 0
+    rows = legend(lang)
+    if args.json:
+        out = json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2)
+    else:
+        out = render_legend(rows)
+    sys.stdout.write(out + "\n")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    led = sub.add_parser(
+        "led",
+        help="what the status LED's patterns mean",
+        description="Print the LED legend (default), or prepare the LEDs as root.",
+    )
+    action = led.add_mutually_exclusive_group()
+    action.add_argument("--legend", action="store_true", help="print the legend (default)")
+    action.add_argument(
+        "--prepare",
+        action="store_true",
+        help="as root: select the timer trigger and let the agent's group write the LEDs "
+        "(the service runs this before it starts)",
+    )
+    led.add_argument("--lang", choices=LANGUAGES, help="vi or en (default: from the locale)")
+    led.add_argument("--json", action="store_true", help="machine-readable legend")
+    led.add_argument("--group", default=AGENT_GROUP, help=argparse.SUPPRESS)
+    led.add_argument("--sysfs-root", help=argparse.SUPPRESS)
+    led.set_defaults(func=_led)

@@ -1,0 +1,235 @@
+"""Messages in Vietnamese or English, through gettext.
+
+English is the source language: msgids are the English texts, so English needs no catalogue.
+The Vietnamese catalogue's source is agent/locale/vi/LC_MESSAGES/edge-agent.po. It is
+compiled in memory the first time it is needed (a small catalogue compiles in about a
+millisecond), so no binary .mo is committed, an install from a checkout needs no msgfmt, and
+the catalogue can never be stale. `python -m agent.i18n compile DIR` writes .mo files for
+tools that want them; the tests compare our compiler with GNU msgfmt.
+
+Language: `--lang vi|en` wins; otherwise the first set of LC_ALL, LC_MESSAGES, LANG (POSIX
+precedence) starting with "vi" means Vietnamese; anything else means English.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import gettext
+import io
+import os
+import struct
+import sys
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+DOMAIN = "edge-agent"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+_LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
+_MO_MAGIC = 0x950412DE
+
+Lang = Literal["en", "vi"]
+LANGUAGES: tuple[Lang, ...] = ("en", "vi")
+
+
+def N_(message: str) -> str:
+    """Mark a string for translation where it is defined; translate it with _() when shown."""
+    return message
+
+
+def select_language(cli_lang: str | None, environ: Mapping[str, str] | None = None) -> Lang:
+    """--lang wins; else LC_ALL, LC_MESSAGES, LANG (the first that is set) starting "vi"."""
+    if cli_lang:
+        lang = cli_lang.strip().lower()
+        if lang not in LANGUAGES:
+            raise ValueError(f"language {cli_lang!r}: choose one of {', '.join(LANGUAGES)}")
+        return lang
+    env = os.environ if environ is None else environ
+    for var in _LOCALE_VARS:
+        value = env.get(var, "")
+        if value:
+            return "vi" if value.lower().startswith("vi") else "en"
+    return "en"
+
+
+class PoError(ValueError):
+    """A .po file we cannot compile; says the line."""
+
+
+class _PoParser:
+    """Line by line; an entry is stored when the next one starts (or at the end)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.messages: dict[str, str] = {}
+        self.entry: dict[str, str] = {}
+        self.plurals: dict[int, str] = {}
+        self.fuzzy = False
+        self.section: str | None = None
+
+    def flush(self) -> None:
+        entry = self.entry
+        if "msgid" in entry:
+            key = entry["msgid"]
+            if "msgid_plural" in entry:
+                key += "\0" + entry["msgid_plural"]
+                value = "\0".join(self.plurals[i] for i in sorted(self.plurals))
+            else:
+                value = entry.get("msgstr", "")
+            if "msgctxt" in entry:
+                key = entry["msgctxt"] + "\x04" + key
+            # The header (msgid "") is kept even when fuzzy: it carries the charset.
+            if value.strip("\0") and (not self.fuzzy or key == ""):
+                self.messages[key] = value
+        self.entry = {}
+        self.plurals = {}
+        self.fuzzy = False
+        self.section = None
+
+    def _in_msgstr(self) -> bool:
+        return self.section is not None and self.section.startswith("msgstr")
+
+    def line(self, lineno: int, line: str) -> None:
+        if line.startswith("#,") and "fuzzy" in line:
+            if self._in_msgstr():
+                self.flush()
+            self.fuzzy = True
+            return
+        if not line or line.startswith("#"):
+            return
+        keyword, _, rest = line.partition(" ")
+        if line.startswith('"'):
+            rest = line
+        elif keyword.startswith("msgstr["):
+            if self.section is None or not self.section.startswith(("msgstr", "msgid_plural")):
+                raise PoError(f"{self.source}:{lineno}: {keyword} without msgid_plural")
+            self.section = keyword
+            self.plurals[int(keyword[7:-1])] = ""
+        elif keyword in ("msgctxt", "msgid", "msgid_plural", "msgstr"):
+            if keyword in ("msgctxt", "msgid") and self._in_msgstr():
+                self.flush()
+            self.section = keyword
+            self.entry[keyword] = ""
+        else:
+            raise PoError(f"{self.source}:{lineno}: unexpected {line[:40]!r}")
+        try:
+            value = ast.literal_eval(rest.strip())
+        except (ValueError, SyntaxError) as exc:
+            raise PoError(f"{self.source}:{lineno}: bad string {rest.strip()[:40]!r}") from exc
+        if not isinstance(value, str) or self.section is None:
+            raise PoError(f"{self.source}:{lineno}: a quoted string must follow a keyword")
+        if self.section.startswith("msgstr["):
+            self.plurals[int(self.section[7:-1])] += value
+        else:
+            self.entry[self.section] += value
+
+
+def parse_po(text: str, source: str = "<po>") -> dict[str, str]:
+    """msgid -> msgstr, keyed the way a .mo stores them.
+
+    Handles multi-line strings, escapes, msgctxt (context + EOT + msgid) and plurals
+    (msgid NUL msgid_plural -> forms joined by NUL). Fuzzy and untranslated entries are left
+    out, as msgfmt does, so they fall back to English.
+    """
+    parser = _PoParser(source)
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        parser.line(lineno, raw.strip())
+    parser.flush()
+    return parser.messages
+
+
+def compile_mo(messages: Mapping[str, str]) -> bytes:
+    """The GNU .mo layout: header, two (length, offset) tables, then NUL-ended strings."""
+    keys = sorted(messages)
+    ids = b""
+    strs = b""
+    offsets: list[tuple[int, int, int, int]] = []
+    for key in keys:
+        k, v = key.encode(), messages[key].encode()
+        offsets.append((len(ids), len(k), len(strs), len(v)))
+        ids += k + b"\0"
+        strs += v + b"\0"
+    count = len(keys)
+    ids_start = 7 * 4 + 16 * count
+    strs_start = ids_start + len(ids)
+    table_ids: list[int] = []
+    table_strs: list[int] = []
+    for id_off, id_len, str_off, str_len in offsets:
+        table_ids += [id_len, ids_start + id_off]
+        table_strs += [str_len, strs_start + str_off]
+    header = struct.pack("<7I", _MO_MAGIC, 0, count, 7 * 4, 7 * 4 + 8 * count, 0, 0)
+    tables = struct.pack(f"<{4 * count}I", *table_ids, *table_strs)
+    return header + tables + ids + strs
+
+
+def po_path(lang: str) -> Path:
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@cache
+def translations(lang: Lang) -> gettext.NullTranslations:
+    """The catalogue for `lang`; English (the msgids) when there is none."""
+    path = po_path(lang)
+    if lang == "en" or not path.is_file():
+        return gettext.NullTranslations()
+    mo = compile_mo(parse_po(path.read_text(encoding="utf-8"), str(path)))
+    return gettext.GNUTranslations(io.BytesIO(mo))
+
+
+_current: gettext.NullTranslations = gettext.NullTranslations()
+_current_lang: Lang = "en"
+
+
+def set_language(lang: Lang) -> None:
+    """Choose the language of every later _() (one per process: the CLI sets it once)."""
+    global _current, _current_lang  # noqa: PLW0603 - gettext's model: one language per process
+    _current = translations(lang)
+    _current_lang = lang
+
+
+def current_language() -> Lang:
+    return _current_lang
+
+
+def _(message: str) -> str:
+    return _current.gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return _current.ngettext(singular, plural, n)
+
+
+def translate(message: str, lang: Lang) -> str:
+    """One message in a given language, whatever the process language is."""
+    return translations(lang).gettext(message)
+
+
+def missing(messages: Sequence[str], lang: Lang) -> list[str]:
+    """The messages the catalogue of `lang` does not translate (for tests and reviews)."""
+    if lang == "en":
+        return []
+    catalogue = translations(lang)
+    return [m for m in messages if catalogue.gettext(m) == m]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agent.i18n")
+    sub = parser.add_subparsers(dest="action", required=True)
+    comp = sub.add_parser("compile", help="write <DIR>/<lang>/LC_MESSAGES/edge-agent.mo")
+    comp.add_argument("outdir", type=Path)
+    args = parser.parse_args(argv)
+    for lang in LANGUAGES:
+        src = po_path(lang)
+        if not src.is_file():
+            continue
+        out = args.outdir / lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(compile_mo(parse_po(src.read_text(encoding="utf-8"), str(src))))
+        sys.stdout.write(f"{out}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
