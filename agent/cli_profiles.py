@@ -1,9 +1,276 @@
-"""Placeholder: filled in by its issue."""
+"""`edge-agent profiles list|show NAME|test NAME --port P`: firmware profiles for technicians.
+
+`profiles test` runs a profile's queries against a live device (a serial path, a socket://
+URL, or nothing for cec) and exits with the monitoring-plugin codes: 0 ok, 1 warning,
+2 failure, 3 could not run. None of these needs a settings file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.checks.model import ExitCode, Status
+from agent.config import PathSettings, load_settings
+from agent.errors import ConfigError, ProbeError, ProfileError
+from agent.profiles.loader import list_profiles, load_profile, profile_path
+from agent.profiles.model import Profile
+from agent.profiles.session import Target, describe_target, run_queries
+from agent.profiles.verdict import Judgement, judge
+
+_EXIT = {
+    Status.OK: ExitCode.OK,
+    Status.WARN: ExitCode.WARNING,
+    Status.FAIL: ExitCode.CRITICAL,
+    Status.ERROR: ExitCode.CRITICAL,
+    Status.SKIPPED: ExitCode.UNKNOWN,
+}
+PASSWORD_ENV = "EDGE_AGENT_PROFILE_PASSWORD"  # noqa: S105 - a variable name, not a secret
+
+
+def _profiles_dir(args: argparse.Namespace) -> Path:
+    if args.profiles_dir:
+        return Path(args.profiles_dir)
+    # Works before the settings file exists: that is when a technician needs it most.
+    try:
+        return load_settings(args.config).paths.profiles_dir
+    except ConfigError:
+        return PathSettings().profiles_dir
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _checks(profile: Profile) -> str:
+    return ",".join(sorted({q.check for q in profile.queries.values()} - {"none"}))
+
+
+def _list(args: argparse.Namespace) -> int:
+    directory = _profiles_dir(args)
+    rows: list[dict[str, Any]] = []
+    for name in list_profiles(directory):
+        try:
+            p = load_profile(directory, name)
+        except ProfileError as exc:
+            rows.append({"name": name, "valid": False, "error": exc.message})
+            continue
+        rows.append(
+            {
+                "name": name,
+                "valid": True,
+                "vendor": p.vendor,
+                "family": p.family.kind,
+                "transport": p.transport.describe(),
+                "checks": _checks(p),
+                "models": p.models,
+            }
+        )
+    if args.json:
+        _write(json.dumps({"profiles_dir": str(directory), "profiles": rows}, indent=2))
+    elif not rows:
+        _write(f"no profiles in {directory}")
+    else:
+        width = max(len(r["name"]) for r in rows)
+        _write(f"{'profile':<{width}}  {'family':<10} {'transport':<20} {'checks':<8} models")
+        for r in rows:
+            if not r["valid"]:
+                _write(f"{r['name']:<{width}}  INVALID: {r['error'].splitlines()[0]}")
+                continue
+            models = ", ".join(r["models"][:3]) + (", ..." if len(r["models"]) > 3 else "")
+            _write(
+                f"{r['name']:<{width}}  {r['family']:<10} {r['transport']:<20} "
+                f"{r['checks']:<8} {models}"
+            )
+    return int(ExitCode.OK if all(r["valid"] for r in rows) else ExitCode.WARNING)
+
+
+def _show(args: argparse.Namespace) -> int:
+    directory = _profiles_dir(args)
+    p = load_profile(directory, args.name)
+    if args.json:
+        _write(json.dumps(p.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        return int(ExitCode.OK)
+    lines = [
+        f"{p.name}  ({profile_path(directory, p.name)})",
+        f"  vendor:    {p.vendor}",
+        f"  models:    {', '.join(p.models)}",
+        f"  source:    {p.source}",
+        f"  family:    {p.family.kind}",
+        f"  transport: {p.transport.describe()}",
+    ]
+    if p.login is not None:
+        after = ", ".join(p.login.after) or "nothing"
+        lines.append(
+            f"  login:     prompts {p.login.user_prompt!r} / "
+            f"{p.login.password_prompt!r}, then {after}"
+        )
+    if p.min_firmware:
+        lines.append(f"  minimum firmware: {p.min_firmware}")
+    if p.notes:
+        lines.append(f"  notes:     {p.notes}")
+    lines.append("")
+    width = max(len(n) for n in p.queries)
+    lines.append(f"  {'query':<{width}}  {'check':<7} {'req':<3}  sends")
+    for name, q in p.queries.items():
+        sends = q.send if q.send is not None else q.send_hex
+        req = "yes" if q.required else "no"
+        lines.append(f"  {name:<{width}}  {q.check:<7} {req:<3}  {sends}")
+        if q.unverified:
+            lines.append(f"  {'':<{width}}  {'':<7} {'':<3}  unverified: {q.unverified}")
+    _write("\n".join(lines))
+    return int(ExitCode.OK)
+
+
+def _test(args: argparse.Namespace) -> int:
+    directory = _profiles_dir(args)
+    p = load_profile(directory, args.name)
+    names = args.query or p.health_queries()
+    unknown = [n for n in names if n not in p.queries]
+    if unknown:
+        raise ProfileError(
+            f"profile {p.name} has no query {', '.join(unknown)}",
+            f"its queries: {', '.join(p.queries)}",
+        )
+    if args.port is None and p.transport.kind != "process":
+        raise ProfileError(
+            f"profile {p.name} talks over {p.transport.describe()}: give --port",
+            "a serial path (/dev/ttyUSB0), or socket://HOST:PORT",
+        )
+    target = Target(
+        port=args.port,
+        device_id=args.id,
+        username=args.username,
+        password=args.password or os.environ.get(PASSWORD_ENV),
+    )
+    label = describe_target(p, args.port)
+    try:
+        results = run_queries(p, target, names, deadline_s=args.timeout)
+        judgement = judge(p, results, label)
+    except ProbeError as exc:
+        return _report_failure(args, p, exc)
+    except ValueError as exc:  # e.g. a VISCA address outside 1..7
+        raise ProfileError(f"cannot run {p.name}: {exc}", "check --id") from None
+    _report(args, p, judgement, results_time={r.name: r.elapsed_s for r in results})
+    return int(_EXIT[judgement.outcome.status])
+
+
+def _header(p: Profile, args: argparse.Namespace) -> str:
+    return f"profile {p.name} ({p.family.kind}, {p.transport.describe()}) on {args.port or 'auto'}"
+
+
+def _report(
+    args: argparse.Namespace, p: Profile, judgement: Judgement, results_time: dict[str, float]
+) -> None:
+    outcome = judgement.outcome
+    if args.json:
+        _write(
+            json.dumps(
+                {
+                    "profile": p.name,
+                    "port": args.port,
+                    "status": outcome.status.value,
+                    "reason": outcome.reason,
+                    "hint": outcome.hint,
+                    "metrics": dict(outcome.metrics),
+                    "queries": [
+                        {
+                            "name": v.name,
+                            "status": v.status.value,
+                            "text": v.text,
+                            "hint": v.hint,
+                            "fields": v.fields,
+                            "elapsed_s": round(results_time.get(v.name, 0.0), 4),
+                        }
+                        for v in judgement.queries
+                    ],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    _write(_header(p, args))
+    width = max([len("query"), *(len(v.name) for v in judgement.queries)])
+    _write(f"{'query':<{width}}  {'status':<6} {'time':>6}  answer")
+    for v in judgement.queries:
+        fields = " ".join(f"{k}={val}" for k, val in v.fields.items())
+        text = v.text or "not asked: out of time"
+        group = p.queries[v.name].group
+        if group and judgement.groups.get(group) not in (None, v.status):
+            text += f" (alternatives for {group}: {judgement.groups[group].value.upper()})"
+        _write(
+            f"{v.name:<{width}}  {v.status.value.upper():<6} "
+            f"{results_time.get(v.name, 0.0):>5.2f}s  {text}"
+            + (f"  [{fields}]" if fields and fields not in text else "")
+        )
+    _write("")
+    _write(f"result: {outcome.status.value.upper()} - {outcome.reason}")
+    if outcome.hint:
+        _write(f"hint: {outcome.hint}")
+
+
+def _report_failure(args: argparse.Namespace, p: Profile, exc: ProbeError) -> int:
+    if args.json:
+        _write(
+            json.dumps(
+                {
+                    "profile": p.name,
+                    "port": args.port,
+                    "status": Status.FAIL.value,
+                    "reason": exc.message,
+                    "hint": exc.hint,
+                    "metrics": {"profile": p.name, "reachable": False},
+                    "queries": [],
+                },
+                indent=2,
+            )
+        )
+    else:
+        _write(_header(p, args))
+        _write(f"result: FAIL - {exc.message}")
+        if exc.hint:
+            _write(f"hint: {exc.hint}")
+    return int(ExitCode.CRITICAL)
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    return None
+    profiles = sub.add_parser(
+        "profiles",
+        help="firmware profiles: list, show, test against a device",
+        description="Firmware profiles describe how to talk to a codec, camera or display.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--profiles-dir", metavar="DIR", help="default: paths.profiles_dir from the settings"
+    )
+    psub = profiles.add_subparsers(dest="profiles_command", required=True, metavar="ACTION")
+
+    lst = psub.add_parser("list", help="the profiles and what they cover", parents=[common])
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=_list)
+
+    show = psub.add_parser("show", help="one profile: transport, login, queries", parents=[common])
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_show)
+
+    test = psub.add_parser(
+        "test",
+        help="run a profile's queries against a live device",
+        description="Exit 0 ok, 1 warning, 2 failure, 3 could not run.",
+        parents=[common],
+    )
+    test.add_argument("name")
+    test.add_argument("--port", help="serial path, socket://HOST:PORT, or HOST[:PORT] for tcp")
+    test.add_argument("--id", type=int, default=1, help="device id / camera address (1)")
+    test.add_argument("--query", action="append", metavar="Q", help="only this query (repeatable)")
+    test.add_argument("--username")
+    test.add_argument("--password", help=f"or set ${PASSWORD_ENV}")
+    test.add_argument("--timeout", type=float, default=10.0, help="whole test, seconds (10)")
+    test.add_argument("--json", action="store_true")
+    test.set_defaults(func=_test)

@@ -1,0 +1,75 @@
+"""PJLink (JBMIA PJLink specification, class 1; TCP 4352).
+
+On connect the projector greets `PJLINK 0` (no authentication) or `PJLINK 1 <random>`; then
+the first command is prefixed with md5(random + password) in lower-case hex. Commands are
+`%1CMND param\\r`, replies `%1CMND=value\\r`; `ERR1`..`ERR4` are errors and `PJLINK ERRA`
+means the password was refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from agent.errors import BadReply
+from agent.profiles.families import DeviceErrorReply, LoginRefused, extract_text, preview
+from agent.profiles.model import Query
+
+ENDING = "\r"
+ERRORS = {
+    "ERR1": "undefined command",
+    "ERR2": "out of parameter",
+    "ERR3": "unavailable time (the projector is busy, e.g. warming up)",
+    "ERR4": "projector failure",
+}
+_GREETING = re.compile(r"^PJLINK (?:(0)|1 ([0-9A-Za-z]+))$")
+
+
+def parse_greeting(line: str) -> str | None:
+    """The random token of an authenticating projector, None when it needs none."""
+    text = line.strip()
+    if text == "PJLINK ERRA":
+        raise LoginRefused("projector refused the PJLink password", "check display.password")
+    match = _GREETING.match(text)
+    if match is None:
+        raise BadReply(f"not a PJLink greeting: {preview(line)}")
+    return None if match.group(1) == "0" else match.group(2)
+
+
+def auth_prefix(random: str, password: str) -> str:
+    # PJLink's own scheme (spec section 5.1); MD5 is what the projector checks.
+    return hashlib.md5((random + password).encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def command_name(query: Query) -> str:
+    assert query.send is not None
+    return query.send.split(" ", 1)[0]
+
+
+def encode(query: Query, prefix: str = "") -> bytes:
+    assert query.send is not None
+    return (prefix + query.send + ENDING).encode("latin-1")
+
+
+def decode(buf: bytes, query: Query) -> dict[str, str] | None:
+    text = buf.decode("latin-1")
+    if ENDING not in text:
+        return None
+    line = text.split(ENDING, 1)[0].strip("\n\x00")
+    if line.strip() == "PJLINK ERRA":
+        raise LoginRefused(
+            "projector refused the PJLink password (PJLINK ERRA)",
+            "set display.password to the projector's PJLink password",
+        )
+    name = command_name(query)
+    if not line.startswith(name + "="):
+        raise BadReply(f"expected a {name} reply, got {preview(line)}")
+    value = line[len(name) + 1 :]
+    if value in ERRORS:
+        raise DeviceErrorReply(f"projector answered {value} ({ERRORS[value]}) to {name}")
+    if query.pattern is None:
+        return dict(query.defaults)
+    match = re.search(query.pattern, value)
+    if match is None:
+        raise BadReply(f"{name} value {preview(value)} is not what the profile expects")
+    return extract_text(match, query)

@@ -1,0 +1,100 @@
+"""Find, read and validate firmware profiles. Every error names the file, the query and the
+field, so whoever edits a profile can fix it without reading our code."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.errors import ProfileError
+from agent.profiles.model import Profile
+
+# Discriminator tags pydantic puts into error locations; they are not fields the author wrote.
+_TAGS = {
+    "text_lines", "visca", "mdc", "pjlink", "cec",
+    "serial", "tcp", "process",
+    "values", "min_version", "number", "info",
+}  # fmt: skip
+
+
+def list_profiles(profiles_dir: Path) -> list[str]:
+    """Names of the profiles in the directory (file stems), sorted."""
+    if not profiles_dir.is_dir():
+        return []
+    return sorted(p.stem for p in profiles_dir.glob("*.toml"))
+
+
+def profile_path(profiles_dir: Path, name: str) -> Path:
+    return profiles_dir / f"{name}.toml"
+
+
+def load_profile(profiles_dir: Path, name: str) -> Profile:
+    """Load and validate one profile; raise ProfileError naming file, query and field."""
+    path = profile_path(profiles_dir, name)
+    if "/" in name or not path.is_file():
+        known = ", ".join(list_profiles(profiles_dir)) or "none"
+        raise ProfileError(
+            f"firmware profile '{name}': no file {path}",
+            f"profiles in {profiles_dir}: {known}; check the profile name in the settings",
+        )
+    return parse_profile(path)
+
+
+def parse_profile(path: Path) -> Profile:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read: {exc.strerror}", "check the file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}", "fix the syntax there") from None
+    return validate_profile(data, path)
+
+
+def validate_profile(data: dict[str, Any], path: Path) -> Profile:
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{path}: {_describe(dict(e))}" for e in exc.errors()]
+        raise ProfileError(
+            "\n".join(lines), "fix the field(s) named above (see the other profiles)"
+        ) from None
+    if profile.name != path.stem:
+        raise ProfileError(
+            f"{path}: field 'name': '{profile.name}' does not match the file name",
+            f"name the file {profile.name}.toml or set name = '{path.stem}'",
+        )
+    return profile
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [p for p in error["loc"] if not (isinstance(p, str) and p in _TAGS)]
+    kind = error["type"]
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    prefix = ""
+    if len(loc) >= 2 and loc[0] == "queries":
+        prefix = f"query '{loc[1]}': "
+        loc = loc[2:]
+    field = _dotted(loc)
+    if not field:
+        # Cross-field problems from the model validator already name query and field.
+        return msg.replace("\n", "\n  ")
+    if kind == "missing":
+        return f"{prefix}field '{field}': required but missing"
+    if kind == "extra_forbidden":
+        return f"{prefix}field '{field}': unknown field (a typo?)"
+    got = error.get("input")
+    got_text = f" (got {got!r})" if isinstance(got, str | int | float | bool) else ""
+    return f"{prefix}field '{field}': {msg}{got_text}"
+
+
+def _dotted(loc: list[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out

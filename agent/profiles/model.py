@@ -1,0 +1,393 @@
+"""What a firmware profile file may say. A device model is data: adding a codec or a display
+means writing a TOML file in firmware_profiles/, never new code.
+
+A profile names its protocol *family* (a small piece of code in agent/profiles/families/),
+how to reach the device (serial settings, a TCP port, or a helper program), the login and
+echo quirks, and its named queries: what to send, how to read the reply, which check the
+answer feeds and the rule that judges it. Unknown keys are errors, so a typo in a profile is
+caught when it is loaded, not on a site months later.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CheckName = Literal["codec", "ptz", "display", "none"]
+StatusName = Literal["ok", "warn", "fail"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _compile(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regex: {exc}") from None
+    return pattern
+
+
+# --- transports ---------------------------------------------------------------------------
+
+
+class SerialTransport(_Strict):
+    """An RS-232 line. A socket:// URL given as the port also works (pyserial ignores the
+    line settings then), which is how MDC-over-TCP or a serial server is reached."""
+
+    kind: Literal["serial"]
+    baud: int = Field(9600, gt=0, description="bits per second")
+    bytesize: Literal[5, 6, 7, 8] = 8
+    parity: Literal["N", "E", "O", "M", "S"] = "N"
+    stopbits: float = Field(1, description="1, 1.5 or 2")
+    flow_control: Literal["none", "rtscts", "xonxoff"] = "none"
+    dtr: bool | None = Field(None, description="hold DTR high (True) or low; None: leave it")
+
+    @field_validator("stopbits")
+    @classmethod
+    def _stopbits(cls, value: float) -> float:
+        if value not in (1, 1.5, 2):
+            raise ValueError("stop bits are 1, 1.5 or 2")
+        return value
+
+    def describe(self) -> str:
+        return f"serial {self.baud} {self.bytesize}{self.parity}{self.stopbits:g}"
+
+
+class TcpTransport(_Strict):
+    kind: Literal["tcp"]
+    port: int = Field(ge=1, le=65535, description="default TCP port when none is given")
+
+    def describe(self) -> str:
+        return f"tcp port {self.port}"
+
+
+class ProcessTransport(_Strict):
+    """A helper program that talks to the device for us (cec-client)."""
+
+    kind: Literal["process"]
+    command: list[str] = Field(min_length=1, description="argv; the port, if any, is appended")
+
+    def describe(self) -> str:
+        return f"program {self.command[0]}"
+
+
+Transport = Annotated[
+    SerialTransport | TcpTransport | ProcessTransport, Field(discriminator="kind")
+]
+
+
+# --- protocol families --------------------------------------------------------------------
+
+
+class TextLinesFamily(_Strict):
+    """Command lines out, reply lines back (Cisco xAPI terminal mode, Poly API, LG)."""
+
+    kind: Literal["text_lines"]
+    send_ending: str = Field("\r\n", min_length=1, description="appended to each command")
+    reply_ending: str = Field("\r\n", min_length=1, description="ends each reply line")
+    echo: Literal["none", "command", "lf_cr"] = Field(
+        "none",
+        description="command: drop lines that repeat the command; lf_cr: the Poly HDX echo "
+        "that ends LF CR before the real CRLF line (only the text after it counts)",
+    )
+    done: str | None = Field(None, description="regex of the line that ends every reply")
+    errors: list[str] = Field(default_factory=list, description="regexes of error lines")
+
+    @field_validator("done")
+    @classmethod
+    def _check_done(cls, value: str | None) -> str | None:
+        return value if value is None else _compile(value)
+
+    @field_validator("errors")
+    @classmethod
+    def _check_errors(cls, value: list[str]) -> list[str]:
+        return [_compile(v) for v in value]
+
+
+class ViscaFamily(_Strict):
+    """Sony VISCA: 0x8x header, payload, 0xFF; replies ACK / completion / error."""
+
+    kind: Literal["visca"]
+
+
+class MdcFamily(_Strict):
+    """Samsung MDC: AA cmd id len data checksum; replies AA FF id len A|N rcmd data cs."""
+
+    kind: Literal["mdc"]
+
+
+class PjlinkFamily(_Strict):
+    """PJLink: greeting, optional MD5 auth, `%1CMND ?` -> `%1CMND=value`."""
+
+    kind: Literal["pjlink"]
+
+
+class CecFamily(_Strict):
+    """HDMI-CEC through cec-client: one command on stdin, parse what it prints."""
+
+    kind: Literal["cec"]
+
+
+Family = Annotated[
+    TextLinesFamily | ViscaFamily | MdcFamily | PjlinkFamily | CecFamily,
+    Field(discriminator="kind"),
+]
+TEXT_FAMILIES = ("text_lines", "pjlink", "cec")
+BINARY_FAMILIES = ("visca", "mdc")
+
+
+# --- login --------------------------------------------------------------------------------
+
+
+class Login(_Strict):
+    """The prompts a device shows before it takes commands, and what to send after."""
+
+    user_prompt: str | None = Field(None, description="regex, e.g. 'login:'")
+    password_prompt: str | None = Field(None, description="regex, e.g. 'Password:'")
+    default_username: str | None = None
+    success: str | None = Field(None, description="regex that confirms the login")
+    refused: str = Field(
+        r"(?i)incorrect|denied|failed|login:|password:",
+        description="regex, seen after the password: the login was refused",
+    )
+    after: list[str] = Field(
+        default_factory=list, description="commands sent once logged in (e.g. 'Echo off')"
+    )
+    wait_s: float = Field(0.5, gt=0, le=10, description="how long to wait for a prompt")
+    settle_s: float = Field(0.3, gt=0, le=10, description="quiet time that ends the banner")
+
+    @field_validator("user_prompt", "password_prompt", "success", "refused")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        return value if value is None else _compile(value)
+
+
+# --- queries and rules --------------------------------------------------------------------
+
+
+class FieldSpec(_Strict):
+    """How one field is read. Binary families: offset/length into the reply's data bytes.
+    Text families: the named group of the query's pattern with the same name."""
+
+    offset: int | None = Field(None, ge=0, description="binary: first data byte")
+    length: int | None = Field(None, ge=1, description="binary: bytes; None: to the end")
+    decode: Literal["hex", "int", "ascii"] = Field("hex", description="binary: how to read")
+    map: dict[str, str] = Field(
+        default_factory=dict, description="raw value -> meaning (case-insensitive keys)"
+    )
+
+
+class ValuesRule(_Strict):
+    """Judge a field by its value: listed as ok, warn or fail; anything else -> otherwise."""
+
+    kind: Literal["values"]
+    field: str
+    ok: list[str] = Field(default_factory=list)
+    warn: list[str] = Field(default_factory=list)
+    fail: list[str] = Field(default_factory=list)
+    otherwise: StatusName = "warn"
+    hint: str = Field("", description="what a technician can do when the value is not ok")
+
+
+class MinVersionRule(_Strict):
+    """Warn when the version field is below the minimum (the profile's min_firmware)."""
+
+    kind: Literal["min_version"]
+    field: str
+    minimum: str | None = Field(None, description="default: the profile's min_firmware")
+    hint: str = "update the device's firmware"
+
+
+class NumberRule(_Strict):
+    """An integer field; values below `unknown_below` mean 'not known' (metric None)."""
+
+    kind: Literal["number"]
+    field: str
+    unknown_below: int | None = None
+    warn_below: int | None = None
+    fail_below: int | None = None
+    hint: str = ""
+
+
+class InfoRule(_Strict):
+    """Reported in the reason and metrics, never judged."""
+
+    kind: Literal["info"]
+    field: str
+
+
+Rule = Annotated[ValuesRule | MinVersionRule | NumberRule | InfoRule, Field(discriminator="kind")]
+
+
+class Query(_Strict):
+    """One named question to the device, and how its answer is read and judged."""
+
+    label: str = Field(min_length=1, description="short human name used in reasons")
+    check: CheckName = Field(description="which check the answer feeds; none: an action")
+    required: bool = Field(True, description="a failed required query fails the check")
+    group: str | None = Field(
+        None, description="queries in a group are alternatives: the best status counts"
+    )
+    send: str | None = Field(None, description="text families: the command ({id} = device id)")
+    send_hex: str | None = Field(
+        None,
+        description="visca: payload between the address byte and FF; "
+        "mdc: command byte then data (id, length and checksum are added)",
+    )
+    pattern: str | None = Field(None, description="text families: regex with named groups")
+    until: str | None = Field(None, description="regex of the reply's last line (text_lines)")
+    defaults: dict[str, str] = Field(
+        default_factory=dict, description="field values when the reply ends without a match"
+    )
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
+    timeout_s: float | None = Field(None, gt=0, le=60)
+    reply_optional: bool = Field(
+        False, description="no reply is fine (e.g. a restart drops the session)"
+    )
+    rules: list[Rule] = Field(default_factory=list)
+    unverified: str | None = Field(
+        None, description="what about this query the vendor guide did not confirm"
+    )
+
+    @field_validator("pattern", "until")
+    @classmethod
+    def _check_pattern(cls, value: str | None) -> str | None:
+        return value if value is None else _compile(value)
+
+    @field_validator("send")
+    @classmethod
+    def _placeholders(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            names = {f[1] for f in string.Formatter().parse(value) if f[1] is not None}
+            value.format(id=1)
+        except (ValueError, IndexError, KeyError) as exc:
+            raise ValueError(f"bad placeholder (only {{id}} is known): {exc}") from None
+        unknown = names - {"id"}
+        if unknown:
+            raise ValueError(f"unknown placeholder {sorted(unknown)} (only {{id}} is known)")
+        return value
+
+    @field_validator("send_hex")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            data = bytes.fromhex(value)
+        except ValueError:
+            raise ValueError("not hex bytes (write them like '09 04 00')") from None
+        if not data:
+            raise ValueError("empty")
+        return value
+
+    def payload(self) -> bytes:
+        return bytes.fromhex(self.send_hex or "")
+
+    def group_names(self) -> set[str]:
+        return set(re.compile(self.pattern).groupindex) if self.pattern else set()
+
+    def field_names(self) -> set[str]:
+        return self.group_names() | set(self.fields) | set(self.defaults)
+
+
+# --- the profile --------------------------------------------------------------------------
+
+
+class Profile(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    vendor: str
+    models: list[str] = Field(min_length=1, description="models this profile covers")
+    source: str = Field(min_length=1, description="the vendor guide the bytes come from")
+    notes: str = ""
+    family: Family
+    transport: Transport
+    login: Login | None = None
+    inter_command_delay_s: float = Field(0.0, ge=0, le=5)
+    timeout_s: float = Field(2.0, gt=0, le=60, description="default per-query timeout")
+    min_firmware: str | None = None
+    queries: dict[str, Query] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Profile:
+        problems = list(self._problems())
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _problems(self) -> list[str]:
+        kind = self.family.kind
+        out: list[str] = []
+        if (kind == "cec") != (self.transport.kind == "process"):
+            out.append(
+                "field 'transport': the cec family runs a program (kind = 'process'); "
+                "other families need serial or tcp"
+            )
+        if kind == "pjlink" and self.transport.kind != "tcp":
+            out.append("field 'transport': PJLink runs over tcp")
+        if self.login is not None and kind != "text_lines":
+            out.append("field 'login': only text_lines devices have a login prompt")
+        seen: dict[str, str] = {}
+        for qname, q in self.queries.items():
+            out += [f"query '{qname}': {p}" for p in _query_problems(kind, q, self)]
+            for fname in q.field_names():
+                if fname in seen:
+                    out.append(
+                        f"query '{qname}': field 'fields': '{fname}' is also read by query "
+                        f"'{seen[fname]}' (field names must be unique in a profile)"
+                    )
+                seen.setdefault(fname, qname)
+        return out
+
+    def queries_for(self, check: str) -> list[str]:
+        return [n for n, q in self.queries.items() if q.check == check]
+
+    def health_queries(self) -> list[str]:
+        return [n for n, q in self.queries.items() if q.check != "none"]
+
+
+def _query_problems(kind: str, q: Query, profile: Profile) -> list[str]:
+    out: list[str] = []
+    if kind in TEXT_FAMILIES:
+        if q.send is None:
+            out.append("field 'send': required for the " + kind + " family")
+        if q.send_hex is not None:
+            out.append("field 'send_hex': binary families only; use 'send'")
+        if kind == "pjlink" and q.send and not re.match(r"^%[12][A-Z0-9]{4} ", q.send):
+            out.append("field 'send': a PJLink command looks like '%1POWR ?'")
+        groups = q.group_names()
+        for fname, spec in q.fields.items():
+            if fname not in groups:
+                out.append(f"field 'fields.{fname}': no named group (?P<{fname}>...) in pattern")
+            if spec.offset is not None or spec.length is not None:
+                out.append(f"field 'fields.{fname}': offset/length are for binary families")
+        if q.until is not None and kind != "text_lines":
+            out.append("field 'until': text_lines only")
+    else:
+        if q.send_hex is None:
+            out.append("field 'send_hex': required for the " + kind + " family")
+        if q.send is not None:
+            out.append("field 'send': text families only; use 'send_hex'")
+        if q.pattern is not None:
+            out.append("field 'pattern': text families only; read bytes with 'fields'")
+        for fname, spec in q.fields.items():
+            if spec.offset is None:
+                out.append(f"field 'fields.{fname}.offset': required for binary families")
+    known = q.field_names()
+    for i, rule in enumerate(q.rules):
+        if rule.field not in known:
+            out.append(
+                f"field 'rules[{i}].field': '{rule.field}' is not read by this query "
+                f"(it reads: {', '.join(sorted(known)) or 'nothing'})"
+            )
+        if isinstance(rule, MinVersionRule) and (rule.minimum or profile.min_firmware) is None:
+            out.append(f"field 'rules[{i}]': min_version needs 'minimum' or min_firmware")
+    if q.check != "none" and not q.rules:
+        out.append("field 'rules': a query that feeds a check needs at least one rule")
+    return out
