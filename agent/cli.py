@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "agent.cli_profiles",
     "agent.cli_sim",
     "agent.cli_run",
+    "agent.cli_led",
 )
 
 

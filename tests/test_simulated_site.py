@@ -1,0 +1,82 @@
+"""End to end: `edge-agent check` against the whole simulated site (real OpenCV stream,
+real PulseAudio through sounddevice, real ptys, sysfs-shaped tree)."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.config import load_settings
+from agent.sim.site import SimulatedSite
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    with SimulatedSite(tmp_path_factory.mktemp("site"), width=640, height=480) as running:
+        saved = dict(os.environ)
+        running.apply_env()
+        yield running
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def check_json(site, capsys, *components):
+    code = main(["--config", str(site.config_path), "check", "--json", *components])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_one_result_per_configured_component_all_ok(site, capsys):
+    code, report = check_json(site, capsys)
+    settings = load_settings(site.config_path)
+    components = [r["component"] for r in report["results"]]
+    assert components == settings.enabled_components()
+    assert components == ["camera", "microphone", "display", "codec", "ptz", "network"]
+    not_ok = {r["component"]: r["reason"] for r in report["results"] if r["status"] != "ok"}
+    assert not_ok == {}
+    assert report["verdict"] == "ready"
+    assert code == 0
+    by = {r["component"]: r for r in report["results"]}
+    assert by["camera"]["metrics"]["width"] == 640
+    assert by["microphone"]["metrics"]["rms_dbfs"] == pytest.approx(-9.0, abs=1.0)
+    assert by["display"]["metrics"]["monitor_name"] == "SAMSUNG"
+    assert by["codec"]["metrics"]["version"] == "ce9.15.3.22"
+    assert by["codec"]["metrics"]["sip_registration"] == "Registered"
+
+
+def test_covered_lens_makes_the_site_fault(site, capsys):
+    site.camera.set_mode("black")
+    try:
+        code, report = check_json(site, capsys, "camera", "network")
+    finally:
+        site.camera.set_mode("normal")
+    camera = report["results"][0]
+    assert camera["status"] == "fail"
+    assert camera["hint"]
+    assert code == 2
+    assert report["verdict"] == "fault"
+
+
+def test_silent_microphone_fails(site, capsys):
+    site.tone.set_kind("silence")
+    try:
+        code, report = check_json(site, capsys, "microphone")
+    finally:
+        site.tone.set_kind("tone")
+    assert report["results"][0]["status"] == "fail"
+    assert code == 2
+
+
+def test_human_table(site, capsys):
+    code = main(["--config", str(site.config_path), "check", "display", "ptz"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "display    OK" in out
+    assert "site verdict:" in out
+
+
+def test_settings_file_is_valid_toml_for_the_agent(site):
+    text = Path(site.config_path).read_text()
+    assert "[[network.targets]]" in text
+    assert load_settings(site.config_path).codec.port == site.codec.port
