@@ -3,6 +3,7 @@ real PulseAudio through sounddevice, real ptys, sysfs-shaped tree)."""
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,7 @@ def test_covered_lens_makes_the_site_fault(site, capsys):
 
 def test_silent_microphone_fails(site, capsys):
     site.tone.set_kind("silence")
+    time.sleep(0.2)  # what the player's pipe and the sink already hold (~60 ms) plays out
     try:
         code, report = check_json(site, capsys, "microphone")
     finally:
