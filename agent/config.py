@@ -61,6 +61,20 @@ class BrokerSettings(_Section):
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    client_id: str | None = Field(
+        None, description="MQTT client id; default edge-agent-<site_id> (must be stable)"
+    )
+    session_expiry_s: int = Field(
+        3600,
+        ge=0,
+        description="MQTT 5 session kept by the broker this long after a disconnect, so "
+        "subscriptions and QoS 1 commands survive short outages",
+    )
+    connect_timeout_s: float = Field(10.0, gt=0, description="give up waiting for CONNACK")
+    reconnect_min_s: float = Field(1.0, gt=0, description="first reconnect delay")
+    reconnect_max_s: float = Field(
+        120.0, gt=0, description="reconnect delay cap (exponential backoff, jittered)"
+    )
 
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> BrokerSettings:
@@ -164,6 +178,32 @@ class NetworkSettings(ComponentSettings):
     icmp: bool = Field(False, description="also ping with the system ping command")
 
 
+class ReportSettings(_Section):
+    check_interval_s: float = Field(
+        300.0, gt=0, description="seconds between self-tests reported to the centre"
+    )
+    state_heartbeat_s: float = Field(
+        60.0,
+        gt=0,
+        description="republish state at least this often while connected (liveness)",
+    )
+    outbox_max_messages: int = Field(
+        10_000, ge=10, description="reports kept while the broker is unreachable"
+    )
+    outbox_max_bytes: int = Field(
+        50_000_000, ge=10_000, description="bytes of payload kept while unreachable"
+    )
+    drain_rate_per_s: float = Field(
+        20.0, ge=0, description="reports/s sent from the outbox; 0 = no limit"
+    )
+    max_inflight: int = Field(
+        20, ge=1, le=1000, description="reports sent and not yet acknowledged (PUBACK)"
+    )
+    shutdown_timeout_s: float = Field(
+        3.0, gt=0, description="wait this long for the broker to take `offline` on exit"
+    )
+
+
 _config_file: ContextVar[dict[str, Any]] = ContextVar("_config_file", default={})
 
 
@@ -195,6 +235,7 @@ class Settings(BaseSettings):
     ptz: PtzSettings = Field(default_factory=PtzSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    report: ReportSettings = Field(default_factory=ReportSettings)
 
     @classmethod
     def settings_customise_sources(

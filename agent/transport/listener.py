@@ -1,0 +1,140 @@
+"""A subscriber on the centre's side: what the demo prints, what tests assert on, and the
+seed of the centre (fleet issue). Runs its own thread around one `Connection` at a time and
+reconnects with a persistent session, so a broker restart loses nothing addressed to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.errors import TransportError
+from agent.transport.mqtt import Closed, ConnAck, Connection, Endpoint, Inbound, Protocol, SubAck
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+    at: float = field(default_factory=time.monotonic)
+
+    def json(self) -> dict[str, Any]:
+        data = json.loads(self.payload)
+        if not isinstance(data, dict):
+            raise ValueError(f"{self.topic}: payload is not a JSON object")
+        return data
+
+
+class Listener:
+    def __init__(
+        self,
+        where: Endpoint,
+        filters: Sequence[str],
+        *,
+        protocol: Protocol = Protocol.V5,
+        qos: int = 1,
+        on_message: Callable[[Received], None] | None = None,
+    ) -> None:
+        self.where = where
+        self.filters = list(filters)
+        self.protocol = protocol
+        self.qos = qos
+        self._on_message = on_message
+        self._messages: list[Received] = []
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        self._outgoing: list[tuple[str, bytes, int, bool]] = []
+        self._thread: threading.Thread | None = None
+        self.connects = 0
+
+    def start(self, timeout: float = 5.0) -> Listener:
+        """Start and wait until the subscriptions are granted."""
+        self._thread = threading.Thread(target=self._run, name="listener", daemon=True)
+        self._thread.start()
+        if not self._subscribed.wait(timeout):
+            self.stop()
+            raise TransportError(
+                f"listener: no SUBACK from {self.where.host}:{self.where.port} in {timeout} s",
+                "is the broker running, and do the credentials allow these topics?",
+            )
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> Listener:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        with self._cond:
+            self._outgoing.append((topic, payload, qos, retain))
+
+    def messages(self, topic: str | None = None) -> list[Received]:
+        with self._cond:
+            return [m for m in self._messages if topic is None or m.topic == topic]
+
+    def clear(self) -> None:
+        with self._cond:
+            self._messages.clear()
+
+    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float) -> bool:
+        """Wait until `predicate(all messages so far)` holds; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self._messages), timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            conn = Connection(self.where, self.protocol)
+            try:
+                conn.open(5.0)
+                self._serve(conn)
+            except TransportError as exc:
+                log.debug("listener: %s", exc)
+            if not self._stop.is_set():
+                self._stop.wait(0.2)
+
+    def _serve(self, conn: Connection) -> None:
+        while not conn.closed and not self._stop.is_set():
+            with self._cond:
+                outgoing, self._outgoing = self._outgoing, []
+            for topic, payload, qos, retain in outgoing:
+                conn.publish(topic, payload, qos, retain)
+            for event in conn.pump(0.05):
+                if isinstance(event, ConnAck):
+                    if not event.ok:
+                        log.warning("listener: connection refused: %s", event.reason)
+                        return
+                    self.connects += 1
+                    conn.subscribe([(f, self.qos) for f in self.filters])
+                elif isinstance(event, SubAck):
+                    self._subscribed.set()
+                elif isinstance(event, Inbound):
+                    self._receive(Received(event.topic, event.payload, event.retain))
+                elif isinstance(event, Closed):
+                    log.debug("listener: closed: %s", event.reason)
+        if self._stop.is_set() and not conn.closed:
+            conn.disconnect()
+            end = time.monotonic() + 1.0
+            while not conn.closed and time.monotonic() < end:
+                conn.pump(0.05)
+
+    def _receive(self, message: Received) -> None:
+        with self._cond:
+            self._messages.append(message)
+            self._cond.notify_all()
+        if self._on_message is not None:
+            self._on_message(message)

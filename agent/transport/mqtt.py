@@ -1,0 +1,390 @@
+"""The only module that imports paho. Everything else speaks in typed values.
+
+`Connection` is one paho client for one network connection, driven by the caller's thread
+with `pump()` (paho's external-loop API): a new client per connection attempt, so a new will
+(with its `boot`) goes with every CONNECT and nothing of paho's in-memory queue outlives a
+connection — the outbox, not paho, decides what is resent and how it is marked. Events (CONNACK,
+PUBACK with its reason code, messages, close) come back as values from `pump()`, so no agent
+logic runs inside paho callbacks.
+
+paho's numeric codes, ssl errors and OSErrors are turned into `TransportError` or event
+values here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import ssl
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from agent.config import BrokerSettings
+from agent.errors import TransportError
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED_PROTOCOL = 0x84  # MQTT 5 CONNACK reason; paho maps 3.1.1's code 1 to it too
+
+
+class Protocol(StrEnum):
+    V5 = "5"
+    V311 = "3.1.1"
+
+
+@dataclass(frozen=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect; built once at start-up, so bad settings fail early."""
+
+    host: str
+    port: int
+    client_id: str
+    keepalive_s: int
+    username: str | None = None
+    password: str | None = None
+    tls: ssl.SSLContext | None = None
+    session_expiry_s: int = 0
+    clean_start: bool = False
+
+
+@dataclass(frozen=True)
+class ConnAck:
+    ok: bool
+    reason: str
+    session_present: bool = False
+    receive_maximum: int | None = None
+    protocol_refused: bool = False
+
+
+@dataclass(frozen=True)
+class PubAck:
+    mid: int
+    ok: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Inbound:
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+    response_topic: str | None = None
+    correlation: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SubAck:
+    mid: int
+    ok: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Closed:
+    reason: str
+    before_connack: bool
+
+
+Event = ConnAck | PubAck | SubAck | Inbound | Closed
+
+
+# ---- settings -> endpoint (start-up validation) ----------------------------------------
+
+
+def _readable(field: str, path: Path) -> None:
+    if not path.is_file():
+        raise TransportError(
+            f"broker.{field}: file {path} not found",
+            f"put the file there or fix broker.{field} in the settings",
+        )
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise TransportError(
+            f"broker.{field}: cannot read {path}: {exc.strerror}",
+            "make it readable by the edge-agent user",
+        ) from None
+
+
+def tls_context(broker: BrokerSettings) -> ssl.SSLContext | None:
+    """The TLS context from settings, or None; every problem names the field and the file."""
+    if broker.tls_ca is None:
+        return None
+    _readable("tls_ca", broker.tls_ca)
+    try:
+        context = ssl.create_default_context(cafile=str(broker.tls_ca))
+    except (ssl.SSLError, ValueError) as exc:
+        raise TransportError(
+            f"broker.tls_ca: {broker.tls_ca} is not a PEM CA certificate ({exc})",
+            "give the CA certificate (PEM) that signed the broker's certificate",
+        ) from None
+    if broker.tls_cert is not None and broker.tls_key is not None:
+        _readable("tls_cert", broker.tls_cert)
+        _readable("tls_key", broker.tls_key)
+        try:
+            context.load_cert_chain(str(broker.tls_cert), str(broker.tls_key))
+        except ssl.SSLError as exc:
+            raise TransportError(
+                f"broker.tls_cert/tls_key: {broker.tls_cert} and {broker.tls_key} do not "
+                f"load as a certificate and its key ({exc.reason or exc})",
+                "check both are PEM and belong together (openssl x509 -noout -modulus)",
+            ) from None
+    return context
+
+
+def endpoint(broker: BrokerSettings, client_id: str) -> Endpoint:
+    if broker.password is not None and broker.username is None:
+        raise TransportError(
+            "broker.password is set but broker.username is not",
+            "set broker.username (usually the site_id) or remove the password",
+        )
+    return Endpoint(
+        host=broker.host,
+        port=broker.port,
+        client_id=client_id,
+        keepalive_s=broker.keepalive_s,
+        username=broker.username,
+        password=broker.password.get_secret_value() if broker.password else None,
+        tls=tls_context(broker),
+        session_expiry_s=broker.session_expiry_s,
+    )
+
+
+# ---- one connection --------------------------------------------------------------------
+
+
+def _reason_text(code: ReasonCode | int | MQTTErrorCode) -> str:
+    if isinstance(code, ReasonCode):
+        return str(code.getName())
+    if isinstance(code, MQTTErrorCode):
+        return str(paho.error_string(code))
+    return str(code)
+
+
+def _failed(code: ReasonCode | int) -> bool:
+    return code.is_failure if isinstance(code, ReasonCode) else code >= 0x80
+
+
+class Connection:
+    """One paho client and one socket. Not thread-safe: one thread calls everything."""
+
+    def __init__(
+        self,
+        where: Endpoint,
+        protocol: Protocol,
+        will: Will | None = None,
+        max_inflight: int = 20,
+    ) -> None:
+        self.where = where
+        self.protocol = protocol
+        self._events: list[Event] = []
+        self._connacked = False
+        self._closed = False
+        self.opened = False  # TCP (and TLS) connected and CONNECT sent
+        v5 = protocol is Protocol.V5
+        client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=where.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else where.clean_start,
+            reconnect_on_failure=False,
+        )
+        client.max_inflight_messages_set(max_inflight)
+        client.max_queued_messages_set(0)
+        if where.username is not None:
+            client.username_pw_set(where.username, where.password)
+        if where.tls is not None:
+            client.tls_set_context(where.tls)
+        if will is not None:
+            client.will_set(will.topic, will.payload, will.qos, will.retain)
+        client.on_connect = self._on_connect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        self._client = client
+
+    # paho callbacks: record events only.
+    def _on_connect(
+        self, _c: Any, _u: Any, flags: Any, reason: ReasonCode, props: Properties | None
+    ) -> None:
+        self._connacked = not reason.is_failure
+        receive_max = getattr(props, "ReceiveMaximum", None) if props is not None else None
+        self._events.append(
+            ConnAck(
+                ok=not reason.is_failure,
+                reason=_reason_text(reason),
+                session_present=bool(getattr(flags, "session_present", False)),
+                receive_maximum=receive_max,
+                protocol_refused=reason.value == _UNSUPPORTED_PROTOCOL,
+            )
+        )
+
+    def _on_publish(
+        self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _props: Properties | None
+    ) -> None:
+        self._events.append(PubAck(mid, not _failed(reason), _reason_text(reason)))
+
+    def _on_subscribe(
+        self, _c: Any, _u: Any, mid: int, reasons: list[ReasonCode], _props: Properties | None
+    ) -> None:
+        ok = not any(_failed(r) for r in reasons)
+        self._events.append(SubAck(mid, ok, tuple(_reason_text(r) for r in reasons)))
+
+    def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
+        props = getattr(msg, "properties", None)
+        self._events.append(
+            Inbound(
+                topic=msg.topic,
+                payload=bytes(msg.payload),
+                retain=bool(msg.retain),
+                qos=msg.qos,
+                response_topic=getattr(props, "ResponseTopic", None),
+                correlation=getattr(props, "CorrelationData", None),
+            )
+        )
+
+    def _on_disconnect(
+        self, _c: Any, _u: Any, _flags: Any, reason: ReasonCode, _props: Properties | None
+    ) -> None:
+        self._mark_closed(_reason_text(reason))
+
+    def _mark_closed(self, reason: str) -> None:
+        if not self._closed:
+            self._closed = True
+            self._events.append(Closed(reason, before_connack=not self._connacked))
+
+    # ---- driving ----------------------------------------------------------------------
+
+    def open(self, timeout_s: float) -> None:
+        """TCP (+ TLS) connect and send CONNECT; the CONNACK comes later through pump()."""
+        v5: dict[str, Any] = {}
+        if self.protocol is Protocol.V5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self.where.session_expiry_s
+            # 3.1.1 takes clean_session in the constructor instead, and refuses these.
+            v5 = {"clean_start": self.where.clean_start, "properties": properties}
+        self._client.connect_timeout = timeout_s
+        try:
+            rc = self._client.connect(
+                self.where.host, self.where.port, keepalive=self.where.keepalive_s, **v5
+            )
+        except ssl.SSLCertVerificationError as exc:
+            raise TransportError(
+                f"broker {self.where.host}:{self.where.port}: TLS certificate refused: "
+                f"{exc.verify_message}",
+                "check broker.tls_ca is the CA that signed the broker's certificate and "
+                "broker.host matches its name",
+            ) from None
+        except (OSError, ssl.SSLError) as exc:
+            text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise TransportError(
+                f"broker {self.where.host}:{self.where.port}: {text}",
+                "is the broker running and reachable (edge-agent check network)?",
+            ) from None
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise TransportError(
+                f"broker {self.where.host}:{self.where.port}: {_reason_text(rc)}", ""
+            )
+        self.opened = True
+
+    def pump(self, timeout: float, wake: socket.socket | None = None) -> list[Event]:
+        """Wait up to `timeout` for the socket (or `wake`), do the I/O, return what happened."""
+        sock = self._client.socket()
+        if sock is None or self._closed:
+            self._mark_closed("not connected")
+            return self._take()
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+        readers: list[Any] = [sock] if wake is None else [sock, wake]
+        writers: list[Any] = [sock] if self._client.want_write() else []
+        try:
+            readable, writable, _ = select.select(readers, writers, [], 0 if pending else timeout)
+        except (OSError, ValueError):
+            self._mark_closed("socket closed")
+            return self._take()
+        if wake is not None and wake in readable:
+            with contextlib.suppress(BlockingIOError):
+                wake.recv(4096)
+        rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        if sock in readable or pending:
+            rc = self._client.loop_read()
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and (sock in writable or self._client.want_write()):
+            rc = self._client.loop_write()
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            rc = self._client.loop_misc()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._mark_closed(_reason_text(rc))
+        return self._take()
+
+    def _take(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        correlation: bytes | None = None,
+    ) -> int:
+        """Send (or queue in the socket buffer); the PUBACK comes back through pump()."""
+        properties = None
+        if self.protocol is Protocol.V5:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.PayloadFormatIndicator = 1  # UTF-8 JSON
+            properties.ContentType = "application/json"
+            if correlation is not None:
+                properties.CorrelationData = correlation
+        info = self._client.publish(topic, payload, qos, retain, properties)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
+            self._mark_closed(_reason_text(info.rc))
+        return int(info.mid)
+
+    def subscribe(self, filters: list[tuple[str, int]]) -> int | None:
+        """Subscribe; the SUBACK comes back through pump() with the returned mid."""
+        if not filters:
+            return None
+        rc, mid = self._client.subscribe(filters)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._mark_closed(_reason_text(rc))
+        return int(mid) if mid is not None else None
+
+    def disconnect(self) -> None:
+        """Clean DISCONNECT (the broker discards the will); `pump()` until `closed`."""
+        if not self._closed:
+            rc = self._client.disconnect()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._mark_closed(_reason_text(rc))
+
+    def abort(self) -> None:
+        """Drop the socket without DISCONNECT (the broker will publish the will)."""
+        sock = self._client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._mark_closed("aborted")

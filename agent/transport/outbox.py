@@ -1,0 +1,381 @@
+"""The on-disk outbox: every report is committed here before anyone is told it is queued,
+and deleted only when the broker has acknowledged it (PUBACK).
+
+SQLite in WAL mode. Durability choice, per operation:
+- enqueue, the seq and boot counters: `synchronous=FULL`, so a commit has reached the disk
+  (fsync of the WAL) before `put()` returns: a power cut, not only a kill -9, loses nothing
+  that was acknowledged as queued. It costs one fsync per report, and the agent makes a few
+  reports a minute.
+- deleting acknowledged rows: `synchronous=NORMAL` (no fsync). A delete lost in a power cut
+  only makes the report go out again: the contract is at-least-once and the centre drops
+  duplicates by seq. This keeps the drain of a long backlog from fsyncing every PUBACK.
+
+Bounded in messages and bytes. When full, the oldest `checks` reports are dropped first (they
+are superseded by later checks and summarised in `state`); `state` and `attendance` are never
+dropped: if nothing else can go, a new `checks` report is dropped instead, and state or
+attendance are admitted beyond the bound (logged). Every drop is counted on disk and reported
+in `state.outbox.dropped_checks`, so the centre can tell a counted drop from a loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from agent.config import Settings
+from agent.errors import TransportError
+from agent.transport.payloads import Envelope
+from agent.transport.topics import TOPICS, topic_for
+
+log = logging.getLogger(__name__)
+
+DROPPABLE = "checks"
+FILENAME = "outbox.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq       INTEGER PRIMARY KEY,
+    name      TEXT    NOT NULL,
+    topic     TEXT    NOT NULL,
+    qos       INTEGER NOT NULL,
+    retain    INTEGER NOT NULL,
+    payload   BLOB    NOT NULL,
+    live_boot INTEGER,
+    created   REAL    NOT NULL,
+    refused   TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_by_name ON outbox (name, seq);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('seq', 0), ('boot', 0), ('dropped_checks', 0),
+    ('refused_total', 0);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+"""
+
+E = TypeVar("E", bound=Envelope)
+
+
+@dataclass(frozen=True)
+class Row:
+    seq: int
+    name: str
+    topic: str
+    qos: int
+    retain: bool
+    payload: bytes
+    live_boot: int | None  # connection that was up when queued; None: queued while down
+    created: float
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    pending: int
+    pending_bytes: int
+    dropped_checks: int
+    refused: int
+    oldest_created: float | None
+    last_seq: int
+    boot: int
+
+
+class Outbox:
+    """Thread-safe: the reporting loop enqueues while the link thread drains."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        prefix: str,
+        site_id: str,
+        max_messages: int,
+        max_bytes: int,
+    ) -> None:
+        self.path = path
+        self.prefix = prefix
+        self.site_id = site_id
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._inflight: set[int] = set()
+        self._live_boot: int | None = None
+        self._listeners: list[Callable[[], None]] = []
+        self._db = self._open(path)
+        count, size = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM outbox"
+        ).fetchone()
+        self._count: int = int(count)
+        self._bytes: int = int(size)
+        self._seq = self._counter("seq")
+        self._boot = self._counter("boot")
+        self._warned_over_bound = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Outbox:
+        return cls(
+            settings.paths.state_dir / FILENAME,
+            prefix=settings.broker.prefix,
+            site_id=settings.site.site_id,
+            max_messages=settings.report.outbox_max_messages,
+            max_bytes=settings.report.outbox_max_bytes,
+        )
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+        except PermissionError:
+            raise TransportError(
+                f"outbox {path}: permission denied",
+                "paths.state_dir must be writable by the edge-agent user",
+            ) from None
+        except (sqlite3.Error, OSError) as exc:
+            raise TransportError(
+                f"outbox {path}: cannot open: {exc}",
+                "check paths.state_dir (disk full? read-only?); if the file is corrupt, move "
+                "it aside (its queued reports are lost) and restart",
+            ) from None
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ---- counters -------------------------------------------------------------------
+
+    def _counter(self, name: str) -> int:
+        row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
+
+    def _bump(self, name: str, by: int = 1) -> int:
+        row = self._db.execute(
+            "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value", (by, name)
+        ).fetchone()
+        return int(row[0])
+
+    def next_boot(self) -> int:
+        """A new connection counter, on disk before the CONNECT that carries it goes out."""
+        with self._lock:
+            with self._transaction("FULL"):
+                boot = self._bump("boot")
+            self._boot = boot
+            return boot
+
+    @property
+    def boot(self) -> int:
+        return self._boot
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def set_live_boot(self, boot: int | None) -> None:
+        """The link says which connection is up (None: none), to tell live from historical."""
+        with self._lock:
+            self._live_boot = boot
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Called (without locks held) after every enqueue: the link wakes up to send."""
+        self._listeners.append(callback)
+
+    # ---- enqueue --------------------------------------------------------------------
+
+    def put(self, payload: E) -> E:
+        """Stamp `seq` and `boot`, commit to disk, and only then return the stamped payload."""
+        topic = TOPICS[payload.kind]
+        if not topic.queued:
+            raise ValueError(f"{payload.kind} is not a queued topic")
+        with self._lock, self._transaction("FULL"):
+            seq = self._bump("seq")
+            stamped = payload.model_copy(update={"seq": seq, "boot": self._boot})
+            data = stamped.to_bytes()
+            admitted = self._make_room(len(data), payload.kind)
+            if admitted:
+                self._db.execute(
+                    "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                    (
+                        seq,
+                        payload.kind,
+                        topic_for(self.prefix, self.site_id, payload.kind),
+                        topic.qos,
+                        int(topic.retained),
+                        data,
+                        self._live_boot,
+                        time.time(),
+                    ),
+                )
+        # Counters change only once the commit has succeeded.
+        self._seq = seq
+        if admitted:
+            self._count += 1
+            self._bytes += len(data)
+        for callback in self._listeners:
+            callback()
+        return stamped
+
+    def _make_room(self, size: int, kind: str) -> bool:
+        """Evict the oldest droppable reports until `size` more bytes fit; False: drop it."""
+
+        def fits() -> bool:
+            return self._count + 1 <= self.max_messages and self._bytes + size <= self.max_bytes
+
+        while not fits():
+            # Reports in flight are skipped: their PUBACK may already be on its way.
+            victims = self._db.execute(
+                "SELECT seq, length(payload) FROM outbox WHERE name = ? ORDER BY seq LIMIT ?",
+                (DROPPABLE, 64 + len(self._inflight)),
+            ).fetchall()
+            victims = [(s, n) for s, n in victims if s not in self._inflight]
+            if not victims:
+                break
+            for seq, length in victims:
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                self._count -= 1
+                self._bytes -= length
+                self._bump("dropped_checks")
+                if fits():
+                    break
+        if fits():
+            return True
+        if kind == DROPPABLE:
+            self._bump("dropped_checks")
+            log.warning("outbox full of state/attendance: dropped a new checks report")
+            return False
+        if not self._warned_over_bound:
+            log.error(
+                "outbox full (%d reports, %d bytes) with nothing droppable: keeping %s anyway",
+                self._count,
+                self._bytes,
+                kind,
+            )
+            self._warned_over_bound = True
+        return True
+
+    # ---- drain ----------------------------------------------------------------------
+
+    def pending(self, after_seq: int, limit: int) -> list[Row]:
+        """The next reports to send, in seq order; they count as in flight until acked."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, name, topic, qos, retain, payload, live_boot, created FROM outbox "
+                "WHERE seq > ? AND refused IS NULL ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+            self._inflight.update(r[0] for r in rows)
+        return [Row(s, n, t, q, bool(r), p, lb, c) for s, n, t, q, r, p, lb, c in rows]
+
+    def ack(self, seqs: Iterable[int]) -> None:
+        """The broker has them: delete (a lost delete only causes a duplicate, see above)."""
+        batch = list(seqs)
+        if not batch:
+            return
+        with self._lock:
+            with self._transaction("NORMAL"):
+                freed = 0
+                gone = 0
+                for seq in batch:
+                    row = self._db.execute(
+                        "DELETE FROM outbox WHERE seq = ? RETURNING length(payload)", (seq,)
+                    ).fetchone()
+                    if row is not None:
+                        freed += int(row[0])
+                        gone += 1
+            self._inflight.difference_update(batch)
+            self._count -= gone
+            self._bytes -= freed
+
+    def refuse(self, seq: int, reason: str) -> None:
+        """The broker refused it (e.g. ACL): keep it, but stop sending it on this connection."""
+        with self._lock:
+            with self._transaction("NORMAL"):
+                self._db.execute("UPDATE outbox SET refused = ? WHERE seq = ?", (reason, seq))
+                self._bump("refused_total")
+            self._inflight.discard(seq)
+
+    def release(self) -> None:
+        """The connection is gone: nothing is in flight any more."""
+        with self._lock:
+            self._inflight.clear()
+
+    def retry_refused(self) -> int:
+        """On a new connection, give refused reports another chance (the ACL may be fixed)."""
+        with self._lock, self._transaction("NORMAL"):
+            cur = self._db.execute("UPDATE outbox SET refused = NULL WHERE refused IS NOT NULL")
+            return cur.rowcount
+
+    # ---- inspection -----------------------------------------------------------------
+
+    def stats(self) -> OutboxStats:
+        with self._lock:
+            refused, oldest = self._db.execute(
+                "SELECT COUNT(refused), MIN(created) FROM outbox"
+            ).fetchone()
+            return OutboxStats(
+                pending=self._count,
+                pending_bytes=self._bytes,
+                dropped_checks=self._counter("dropped_checks"),
+                refused=int(refused),
+                oldest_created=oldest,
+                last_seq=self._seq,
+                boot=self._boot,
+            )
+
+    def refused_rows(self) -> list[tuple[int, str, str]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, topic, refused FROM outbox WHERE refused IS NOT NULL ORDER BY seq"
+            ).fetchall()
+        return [(int(s), str(t), str(r)) for s, t, r in rows]
+
+    def all_seqs(self) -> list[int]:
+        with self._lock:
+            return [int(r[0]) for r in self._db.execute("SELECT seq FROM outbox ORDER BY seq")]
+
+    def get_kv(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put_kv(self, key: str, value: bytes) -> None:
+        with self._lock, self._transaction("NORMAL"):
+            self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+
+    # ---- plumbing -------------------------------------------------------------------
+
+    def _transaction(self, synchronous: str) -> _Transaction:
+        return _Transaction(self._db, synchronous)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), at the given durability."""
+
+    def __init__(self, db: sqlite3.Connection, synchronous: str) -> None:
+        self._db = db
+        self._synchronous = synchronous
+
+    def __enter__(self) -> None:
+        try:
+            self._db.execute(f"PRAGMA synchronous={self._synchronous}")
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise TransportError(f"outbox: {exc}", "check the disk under paths.state_dir") from exc
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error as err:
+                self._db.execute("ROLLBACK")
+                raise TransportError(
+                    f"outbox: commit failed: {err}", "check the disk under paths.state_dir"
+                ) from err
+        self._db.execute("ROLLBACK")

@@ -1,0 +1,207 @@
+"""Every payload the agent publishes, as pydantic models: the contract with the centre.
+
+Each carries the envelope fields (`schema`, `site_id`, `seq`, `boot`, `ts`, `historical`);
+docs/mqtt.md explains them. The JSON Schema of each model is checked in under `schemas/`
+(`python -m agent.transport.schemas` writes them). Changing a payload in a way an old centre
+cannot read means a new schema version string. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+from agent.checks.model import CheckResult, Status, Verdict
+
+SCHEMA_PREFIX = "edge-agent"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    # The published schema describes what the agent sends, and it always sends every field.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_serialization_defaults_required=True,
+    )
+
+
+class Envelope(_Model):
+    """Fields every payload carries, so the centre can order, de-duplicate and spot gaps."""
+
+    kind: ClassVar[str] = ""
+
+    schema_: str = Field(
+        alias="schema", description="Payload type and version, e.g. edge-agent/state/1."
+    )
+    site_id: str
+    seq: int = Field(
+        0,
+        ge=0,
+        description="Per-site report number, monotonic across restarts; for availability and "
+        "meta (not queued) the highest number assigned so far.",
+    )
+    boot: int = Field(
+        0, ge=0, description="Connection counter: grows on every connect attempt (bdSeq)."
+    )
+    ts: AwareDatetime = Field(description="When the payload was made, ISO-8601 UTC.")
+    historical: bool = Field(
+        False,
+        description="True when sent late from the outbox: made while the link was down, "
+        "or in an earlier connection or process than the one delivering it.",
+    )
+
+    @field_validator("ts")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+def _schema_field(kind: str) -> Any:
+    version = f"{SCHEMA_PREFIX}/{kind}/1"
+    return Field(version, alias="schema", description="Payload type and version.")
+
+
+class AvailabilityPayload(Envelope):
+    kind: ClassVar[str] = "availability"
+    schema_: Literal["edge-agent/availability/1"] = _schema_field("availability")
+    status: Literal["online", "offline"]
+    reason: str = Field(
+        "", description="Why offline: `connection lost (will)` or `clean shutdown`."
+    )
+    keepalive_s: int = Field(description="The centre sees a dead link within ~1.5 x this.")
+
+
+class SiteInfo(_Model):
+    name: str
+    tier: str
+    parent: str | None
+    timezone: str
+    expected_attendance: int
+
+
+class ComponentInfo(_Model):
+    component: str
+    enabled: bool
+    required: bool
+    device: str | None = Field(None, description="Device path, URL or port in use.")
+    profile: str | None = Field(None, description="Firmware profile in use, if any.")
+
+
+class MetaPayload(Envelope):
+    kind: ClassVar[str] = "meta"
+    schema_: Literal["edge-agent/meta/1"] = _schema_field("meta")
+    agent_version: str
+    site: SiteInfo
+    components: list[ComponentInfo]
+    profiles: list[str] = Field(description="Firmware profiles in use.")
+    capabilities: list[str] = Field(description="What this agent can report and do.")
+    protocol: Literal["5", "3.1.1"]
+    check_interval_s: float
+    hostname: str
+    started_at: AwareDatetime
+
+
+class ComponentState(_Model):
+    status: Status
+    reason: str
+    hint: str = ""
+
+
+class SessionRef(_Model):
+    """A scheduled session (schedule issue); present once schedules exist."""
+
+    session_id: str
+    title: str = ""
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+class OutboxHealth(_Model):
+    pending: int = Field(ge=0, description="Reports queued, not yet acknowledged.")
+    pending_bytes: int = Field(ge=0)
+    dropped_checks: int = Field(
+        ge=0, description="Check reports dropped since install because the outbox was full."
+    )
+    refused: int = Field(ge=0, description="Reports the broker refused (ACL), still kept.")
+    oldest_pending: AwareDatetime | None = None
+
+
+class StatePayload(Envelope):
+    kind: ClassVar[str] = "state"
+    schema_: Literal["edge-agent/state/1"] = _schema_field("state")
+    cause: Literal["check", "birth", "heartbeat", "rebirth"] = Field(
+        description="check: a self-test just ran; birth: on connect; heartbeat: unchanged, "
+        "proves liveness; rebirth: asked by the centre."
+    )
+    verdict: Verdict | None = Field(description="None until the first check is known.")
+    components: dict[str, ComponentState]
+    last_check: AwareDatetime | None
+    current_session: SessionRef | None = None
+    next_session: SessionRef | None = None
+    outbox: OutboxHealth
+
+
+class ChecksPayload(Envelope):
+    kind: ClassVar[str] = "checks"
+    schema_: Literal["edge-agent/checks/1"] = _schema_field("checks")
+    trigger: Literal["startup", "interval", "command", "pre-session"]
+    verdict: Verdict
+    started_at: AwareDatetime
+    duration_s: float = Field(ge=0)
+    results: list[CheckResult]
+
+
+class AttendancePayload(Envelope):
+    """Placeholder shape for the attendance issue; `count` None means unknown, never 0."""
+
+    kind: ClassVar[str] = "attendance"
+    schema_: Literal["edge-agent/attendance/1"] = _schema_field("attendance")
+    session_id: str | None
+    count: int | None = Field(ge=0)
+    spread: float | None = None
+    detector: str
+    expected: int | None = None
+    rate: float | None = None
+    peak: int | None = None
+    median: float | None = None
+    codec_count: int | None = None
+
+
+class CommandReplyPayload(Envelope):
+    """Placeholder shape for the commands issue."""
+
+    kind: ClassVar[str] = "command_reply"
+    schema_: Literal["edge-agent/command_reply/1"] = _schema_field("command_reply")
+    command_id: str
+    status: Literal["accepted", "succeeded", "failed", "rejected"]
+    reason: str = ""
+    output: JsonValue = None
+
+
+PAYLOADS: dict[str, type[Envelope]] = {
+    m.kind: m
+    for m in (
+        AvailabilityPayload,
+        MetaPayload,
+        StatePayload,
+        ChecksPayload,
+        AttendancePayload,
+        CommandReplyPayload,
+    )
+}
+
+
+def state_components(results: list[CheckResult]) -> dict[str, ComponentState]:
+    return {
+        r.component: ComponentState(status=r.status, reason=r.reason, hint=r.hint) for r in results
+    }

@@ -1,0 +1,160 @@
+"""The one table of MQTT topics: every topic the agent publishes or listens to.
+
+The agent, the centre, the docs test and the schema generator all read this table, so a topic
+cannot exist in one place and be missing in another. Pure: no paho, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    OUT = "out"  # the agent publishes
+    IN = "in"  # the agent subscribes (the centre publishes)
+
+
+class Scope(StrEnum):
+    SITE = "site"  # <prefix>/<site_id>/<suffix>
+    FLEET = "fleet"  # <prefix>/<suffix>: one topic for every site
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    suffix: str
+    qos: int
+    retained: bool
+    direction: Direction
+    scope: Scope
+    payload: str  # name of the payload model in agent.transport.payloads (schema file stem)
+    queued: bool  # goes through the outbox (seq, store-and-forward) or straight to the link
+    doc: str
+
+
+TOPICS: dict[str, Topic] = {
+    t.name: t
+    for t in (
+        Topic(
+            "availability",
+            "availability",
+            1,
+            True,
+            Direction.OUT,
+            Scope.SITE,
+            "availability",
+            False,
+            "`online` on every connect; `offline` as the will and on a clean shutdown.",
+        ),
+        Topic(
+            "meta",
+            "meta",
+            1,
+            True,
+            Direction.OUT,
+            Scope.SITE,
+            "meta",
+            False,
+            "Birth record on every connect: version, site, devices, profiles, capabilities.",
+        ),
+        Topic(
+            "state",
+            "state",
+            1,
+            True,
+            Direction.OUT,
+            Scope.SITE,
+            "state",
+            True,
+            "Site verdict, per-component status and reason, last check, outbox health.",
+        ),
+        Topic(
+            "checks",
+            "checks",
+            1,
+            False,
+            Direction.OUT,
+            Scope.SITE,
+            "checks",
+            True,
+            "The full report of each self-test run.",
+        ),
+        Topic(
+            "attendance",
+            "attendance",
+            1,
+            False,
+            Direction.OUT,
+            Scope.SITE,
+            "attendance",
+            True,
+            "People counted during a session (attendance issue).",
+        ),
+        Topic(
+            "cmd_reply",
+            "cmd/reply",
+            1,
+            False,
+            Direction.OUT,
+            Scope.SITE,
+            "command_reply",
+            True,
+            "Replies to commands under MQTT 3.1.1 (MQTT 5 uses the command's response topic).",
+        ),
+        Topic(
+            "cmd",
+            "cmd",
+            1,
+            False,
+            Direction.IN,
+            Scope.SITE,
+            "command",
+            False,
+            "Signed commands from the centre (commands issue). Reserved.",
+        ),
+        Topic(
+            "schedule",
+            "schedule",
+            1,
+            True,
+            Direction.IN,
+            Scope.SITE,
+            "schedule",
+            False,
+            "This site's sessions (schedule issue). Reserved.",
+        ),
+        Topic(
+            "fleet_schedule",
+            "schedule",
+            1,
+            True,
+            Direction.IN,
+            Scope.FLEET,
+            "schedule",
+            False,
+            "Sessions for every site (schedule issue). Reserved.",
+        ),
+    )
+}
+
+
+def topic_for(prefix: str, site_id: str, name: str) -> str:
+    """The full topic of `name` for one site: `vc/hn-01/state`."""
+    topic = TOPICS[name]
+    if topic.scope is Scope.FLEET:
+        return f"{prefix}/{topic.suffix}"
+    return f"{prefix}/{site_id}/{topic.suffix}"
+
+
+def site_filter(prefix: str, site_id: str) -> str:
+    """Everything one site publishes: what a per-site ACL must allow and a centre reads."""
+    return f"{prefix}/{site_id}/#"
+
+
+def name_of(prefix: str, site_id: str, topic: str) -> str | None:
+    """The table name of a full topic, or None when it is not one of this site's topics."""
+    for name in TOPICS:
+        if topic_for(prefix, site_id, name) == topic:
+            return name
+    return None

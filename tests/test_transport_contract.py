@@ -1,0 +1,136 @@
+"""The MQTT contract without a broker: the topic table, payload models, checked-in schemas,
+the docs, and the pure pacing rules (backoff, rate limit, historical flag)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from agent.config import BrokerSettings
+from agent.errors import TransportError
+from agent.transport.link import as_historical
+from agent.transport.mqtt import endpoint, tls_context
+from agent.transport.pacing import TokenBucket, backoff_delay
+from agent.transport.payloads import PAYLOADS, AvailabilityPayload, Envelope
+from agent.transport.schemas import SCHEMA_DIR, expected_files, stale_files
+from agent.transport.topics import TOPICS, Direction, name_of, topic_for
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "mqtt.md"
+
+
+def test_topic_for_site_and_fleet():
+    assert topic_for("vc", "hn-01", "state") == "vc/hn-01/state"
+    assert topic_for("prov/hn", "hn-01", "cmd_reply") == "prov/hn/hn-01/cmd/reply"
+    assert topic_for("vc", "hn-01", "fleet_schedule") == "vc/schedule"
+    for name in TOPICS:
+        assert name_of("vc", "hn-01", topic_for("vc", "hn-01", name)) == name
+    assert name_of("vc", "hn-01", "vc/hn-02/state") is None
+
+
+def test_every_outgoing_topic_has_a_payload_model_and_a_schema_file():
+    for topic in TOPICS.values():
+        if topic.direction is Direction.OUT:
+            assert topic.payload in PAYLOADS, topic.name
+            assert (SCHEMA_DIR / f"{topic.payload}.json").is_file(), topic.name
+    assert {t.name for t in TOPICS.values() if t.retained and t.direction is Direction.OUT} == {
+        "availability",
+        "meta",
+        "state",
+    }
+
+
+def test_checked_in_schemas_match_the_models():
+    assert stale_files() == [], "run: python -m agent.transport.schemas"
+
+
+def test_schema_check_notices_a_changed_file(tmp_path):
+    for name, text in expected_files().items():
+        (tmp_path / name).write_text(text)
+    assert stale_files(tmp_path) == []
+    (tmp_path / "state.json").write_text("{}\n")
+    (tmp_path / "old.json").write_text("{}\n")
+    assert stale_files(tmp_path) == ["old.json", "state.json"]
+
+
+def test_docs_describe_every_topic_and_payload():
+    text = DOCS.read_text()
+    for topic in TOPICS.values():
+        assert f"`{topic.suffix}`" in text, topic.name
+    for kind in PAYLOADS:
+        assert f"schemas/{kind}.json" in text
+    for word in ("seq", "boot", "historical", "QoS", "retain"):
+        assert word in text
+
+
+def test_envelope_serialises_schema_first_and_utc_z():
+    ts = datetime(2025, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=7)))
+    payload = AvailabilityPayload(site_id="s1", ts=ts, status="online", keepalive_s=30)
+    data = json.loads(payload.to_bytes())
+    assert list(data)[:6] == ["schema", "site_id", "seq", "boot", "ts", "historical"]
+    assert data["schema"] == "edge-agent/availability/1"
+    assert data["ts"] == "2025-03-01T02:30:00Z"
+    assert AvailabilityPayload.model_validate_json(payload.to_bytes()) == payload
+
+
+def test_payloads_refuse_unknown_fields_and_naive_times():
+    now = datetime.now().astimezone()
+    good = AvailabilityPayload(site_id="s1", ts=now, status="online", keepalive_s=5)
+    data = json.loads(good.to_bytes())
+    with pytest.raises(ValidationError):
+        AvailabilityPayload.model_validate({**data, "surprise": 1})
+    with pytest.raises(ValidationError):
+        AvailabilityPayload.model_validate({**data, "ts": "2025-03-01T02:30:00"})
+    with pytest.raises(ValidationError):
+        AvailabilityPayload.model_validate({**data, "schema": "edge-agent/availability/2"})
+
+
+def test_every_payload_kind_is_an_envelope_with_its_own_schema_string():
+    for kind, model in PAYLOADS.items():
+        assert issubclass(model, Envelope)
+        assert model.model_fields["schema_"].default == f"edge-agent/{kind}/1"
+
+
+def test_as_historical_flips_only_the_top_level_flag():
+    raw = b'{"schema":"x","historical":false,"results":[{"historical":false,"r":"\\u00e9"}]}'
+    data = json.loads(as_historical(raw))
+    assert data["historical"] is True
+    assert data["results"][0]["historical"] is False
+    assert data["results"][0]["r"] == "é"
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap():
+    assert backoff_delay(0, 1, 120, lambda: 0.0) == 0.5
+    assert backoff_delay(0, 1, 120, lambda: 1.0) == 1.0
+    assert backoff_delay(3, 1, 120, lambda: 1.0) == 8.0
+    assert backoff_delay(20, 1, 120, lambda: 0.0) == 60.0
+    assert backoff_delay(20, 1, 120, lambda: 1.0) == 120.0
+    assert backoff_delay(10_000, 1, 120, lambda: 1.0) == 120.0
+
+
+def test_token_bucket_limits_the_rate_after_a_burst():
+    bucket = TokenBucket(rate=10, burst=5, now=0.0)
+    assert bucket.available(0.0) == 5
+    bucket.take(0.0, 5)
+    assert bucket.available(0.0) == 0
+    assert bucket.wait_s(0.0) == pytest.approx(0.1)
+    assert bucket.available(0.35) == 3
+    assert bucket.available(100.0) == 5  # never more than the burst
+    unlimited = TokenBucket(rate=0, burst=20, now=0.0)
+    unlimited.take(0.0, 1000)
+    assert unlimited.available(0.0) == 20 and unlimited.wait_s(0.0) == 0
+
+
+def test_tls_settings_errors_name_the_field_and_file(tmp_path):
+    with pytest.raises(TransportError, match=r"broker.tls_ca: file .*missing.pem not found"):
+        tls_context(BrokerSettings(tls_ca=tmp_path / "missing.pem"))
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(TransportError, match=r"broker.tls_ca: .*not a PEM CA certificate"):
+        tls_context(BrokerSettings(tls_ca=bad))
+    with pytest.raises(TransportError, match=r"broker\.username"):
+        endpoint(BrokerSettings(password="x"), "c")
+    assert tls_context(BrokerSettings()) is None
