@@ -13,13 +13,15 @@ import tomllib
 from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.errors import ConfigError
+from agent.led import LedSettings
+from agent.schedule import ScheduleSettings
 
 DEFAULT_CONFIG = Path("/etc/edge-agent/agent.toml")
 ENV_PREFIX = "EDGE_AGENT_"
@@ -204,26 +206,47 @@ class ReportSettings(_Section):
     )
 
 
-_config_file: ContextVar[dict[str, Any]] = ContextVar("_config_file", default={})
+_config_file: ContextVar[dict[str, Any] | None] = ContextVar("_config_file", default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):
     """The already-parsed TOML file (parsed by us, so syntax errors can name the line)."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return _config_file.get().get(field_name), field_name, False
+        return (_config_file.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_config_file.get())
+        return dict(_config_file.get() or {})
 
 
-class Settings(BaseSettings):
+class FileSettings(BaseSettings):
+    """A settings file plus EDGE_AGENT_* environment overrides (environment wins)."""
+
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
     )
+    example_file: ClassVar[str] = "agent.example.toml"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+
+_S = TypeVar("_S", bound=FileSettings)
+
+
+class Settings(FileSettings):
+    """The agent's settings (one site)."""
 
     site: SiteSettings
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
@@ -236,17 +259,8 @@ class Settings(BaseSettings):
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     report: ReportSettings = Field(default_factory=ReportSettings)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _FileSource(settings_cls))
+    led: LedSettings = Field(default_factory=LedSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
     def component(self, name: str) -> ComponentSettings:
         section = getattr(self, name)
@@ -297,7 +311,7 @@ def _describe(error: dict[str, Any], path: Path) -> str:
     if kind == "missing":
         return f"{origin}: field '{loc}' is required but missing"
     if kind == "extra_forbidden":
-        return f"{origin}: unknown field '{loc}' (a typo? see agent.example.toml)"
+        return f"{origin}: unknown field '{loc}' (a typo?)"
     got = error.get("input")
     got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
     return f"{origin}: field '{loc}': {error['msg']}{got_text}"
@@ -309,25 +323,32 @@ def _read_credentials(settings: Settings) -> Settings:
     if not cred_dir:
         return settings
     cred = Path(cred_dir) / "broker-password"
-    if settings.broker.password is None and cred.is_file():
-        password = SecretStr(cred.read_text().strip())
+    secret = cred.read_text().strip() if cred.is_file() else ""
+    # An empty credential means "no password": the unit ships a blank default so that a
+    # site without one still starts (systemd refuses an empty SetCredential=).
+    if settings.broker.password is None and secret:
+        password = SecretStr(secret)
         broker = settings.broker.model_copy(update={"password": password})
         return settings.model_copy(update={"broker": broker})
     return settings
 
 
-def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Load and validate; raise ConfigError naming the file (or variable) and the field."""
-    resolved = config_path(path)
-    data = _read_toml(resolved)
+def load_file_settings(model: type[_S], path: Path) -> _S:
+    """Validate `path` (and EDGE_AGENT_* variables) as `model`; raise ConfigError naming
+    the file (or variable) and the field. Shared by the agent's and the centre's settings."""
+    data = _read_toml(path)
     token = _config_file.set(data)
     try:
-        settings = Settings()
+        return model()
     except ValidationError as exc:
-        lines = [_describe(dict(e), resolved) for e in exc.errors()]
+        lines = [_describe(dict(e), path) for e in exc.errors()]
         raise ConfigError(
-            "\n".join(lines), "fix the field(s) named above; see agent.example.toml"
+            "\n".join(lines), f"fix the field(s) named above; see {model.example_file}"
         ) from None
     finally:
         _config_file.reset(token)
-    return _read_credentials(settings)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load and validate the agent's settings (see load_file_settings for errors)."""
+    return _read_credentials(load_file_settings(Settings, config_path(path)))

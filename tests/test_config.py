@@ -121,3 +121,30 @@ def test_config_check_command(tmp_path, capsys):
     assert "OK - site hn-phuc-tho-01" in capsys.readouterr().out
     assert main(["--config", str(tmp_path / "missing.toml"), "config", "check"]) == 3
     assert "not found" in capsys.readouterr().err
+
+
+def test_example_documents_every_field():
+    """Every settings field appears in agent.example.toml (set or commented out)."""
+    import re
+
+    from pydantic import BaseModel
+
+    from agent.config import Settings
+
+    text = (Path(__file__).resolve().parent.parent / "agent.example.toml").read_text()
+    sections = set(re.findall(r"^#?\s*\[+([a-z_.]+)\]+", text, re.M))
+    keys = set(re.findall(r"^#?\s*([a-z_0-9]+) = ", text, re.M))
+    missing = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if name not in sections:
+                missing.append(f"[{name}]")
+            missing += [
+                f"{name}.{sub}"
+                for sub in annotation.model_fields
+                if sub not in keys and f"{name}.{sub}" not in sections
+            ]
+        elif name not in keys:
+            missing.append(name)
+    assert missing == []
