@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "agent.cli_sim",
     "agent.cli_run",
     "agent.cli_led",
+    "agent.cli_centre",
 )
 
 

@@ -1,0 +1,1 @@
+"""The centre: fleet state, reports, schedule publishing."""

@@ -1,0 +1,19 @@
+"""`edge-agent centre ...`: the provincial centre's side (fleet view, commands, schedule)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# Each module adds its actions under `centre`: add_centre_parsers(centre_subparsers).
+_CENTRE_MODULES = (
+    "agent.centre.cli_fleet",
+    "agent.commands.cli_send",
+)
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    centre = sub.add_parser("centre", help="the centre: fleet state, reports, commands")
+    centre_sub = centre.add_subparsers(dest="centre_command", required=True, metavar="ACTION")
+    for name in _CENTRE_MODULES:
+        importlib.import_module(name).add_centre_parsers(centre_sub)

@@ -1,0 +1,1 @@
+"""Remote commands: signed envelopes, verification, replay store, actions, audit."""
