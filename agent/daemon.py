@@ -1,11 +1,12 @@
 """The agent daemon behind `edge-agent run`: self-test on an interval, report, keep the link.
 
 Threads: the caller's (the reporting loop below), `mqtt-link` (agent.transport.link), and a
-short-lived worker per self-test (probes run in their own threads inside it). Reports go to
+short-lived worker per self-test, which waits for a child process that runs the probes
+(agent.selftest_worker). Reports go to
 the outbox, never straight to the network, so nothing made while the broker is away is lost.
 
-Nothing heavy is imported on this path: probes load OpenCV, numpy or PortAudio only when
-their component is checked, so the idle daemon stays small.
+Nothing heavy is imported on this path: OpenCV, numpy and PortAudio are loaded only by the
+self-test child, so the idle daemon stays small.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Literal
 from agent import __version__
 from agent.checks.model import CheckResult, Verdict
 from agent.config import COMPONENTS, Settings
-from agent.selftest import SelfTest, run_selftest
+from agent.selftest import SelfTest
+from agent.selftest_worker import run_selftest_isolated
 from agent.transport.link import Link
 from agent.transport.mqtt import Protocol
 from agent.transport.outbox import Outbox, OutboxStats
@@ -130,7 +132,7 @@ def meta_payload(settings: Settings, protocol: Protocol, started_at: datetime) -
 
 
 class Agent:
-    def __init__(self, settings: Settings, *, selftest: SelfTestFn = run_selftest) -> None:
+    def __init__(self, settings: Settings, *, selftest: SelfTestFn = run_selftest_isolated) -> None:
         self.settings = settings
         self._selftest = selftest
         self.started_at = utc_now()

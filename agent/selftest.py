@@ -17,8 +17,12 @@ class SelfTest:
     verdict: Verdict
 
 
-def run_selftest(settings: Settings, only: Sequence[str] = ()) -> SelfTest:
-    results = run_probes(build_probes(settings, only))
+def judge(settings: Settings, results: list[CheckResult], only: Sequence[str] = ()) -> SelfTest:
     # A partial check judges only what it looked at: the rest is not "never checked".
     required = [c for c in settings.required_components() if not only or c in only]
     return SelfTest(results, site_verdict(results, required))
+
+
+def run_selftest(settings: Settings, only: Sequence[str] = ()) -> SelfTest:
+    """Run the probes in this process (the CLI); the daemon uses selftest_worker."""
+    return judge(settings, run_probes(build_probes(settings, only)), only)

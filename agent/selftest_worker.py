@@ -1,0 +1,112 @@
+"""Run the self-test in a child process.
+
+Why a child: the probes load OpenCV, numpy and PortAudio (~100 MB) which would otherwise stay
+in the daemon for good (idle target 60 MB), and a driver stuck in a blocking ioctl can only be
+abandoned by a thread but *killed* as a process. The settings go to the child on stdin (so
+secrets never appear on a command line); results come back as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from agent.checks.model import CheckResult, Outcome, Status
+from agent.checks.runner import ProbeSpec, run_probes
+from agent.config import Settings
+from agent.selftest import SelfTest, judge, run_selftest
+
+log = logging.getLogger(__name__)
+
+# Interpreter start-up and imports of the probes' libraries, on top of the probes' own timeouts.
+_STARTUP_ALLOWANCE_S = 15.0
+
+
+def _plain(value: Any) -> Any:
+    """Settings as JSON-able values, secrets included (model_dump would mask them)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _components(settings: Settings, only: Sequence[str]) -> list[str]:
+    return list(only) if only else settings.enabled_components()
+
+
+def _all_failed(settings: Settings, only: Sequence[str], reason: str) -> SelfTest:
+    def failed() -> Outcome:
+        return Outcome(
+            Status.ERROR, reason, "restart the agent; if it persists send `edge-agent logs`"
+        )
+
+    # Through the runner so the results are stamped exactly like real ones.
+    results = run_probes([ProbeSpec(c, failed, 1.0) for c in _components(settings, only)])
+    return judge(settings, results, only)
+
+
+def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> SelfTest:
+    """run_selftest in a child process; a hung or crashed child becomes `error` results."""
+    timeouts = [settings.component(c).timeout_s for c in _components(settings, only)]
+    deadline = max(timeouts, default=0.0) + _STARTUP_ALLOWANCE_S
+    request = json.dumps(
+        {"settings": _plain(settings.model_dump(mode="python")), "only": list(only)}
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "agent.selftest_worker"],
+            input=request.encode(),
+            stdout=subprocess.PIPE,
+            stderr=None,  # the child's log lines go straight to our journal
+            timeout=deadline,
+            check=False,
+            env=os.environ,
+        )
+    except subprocess.TimeoutExpired:
+        log.error("self-test worker hung for %.0f s; killed", deadline)
+        return _all_failed(settings, only, f"self-test worker hung for {deadline:.0f} s")
+    except OSError as exc:
+        return _all_failed(settings, only, f"self-test worker could not start: {exc}")
+    if proc.returncode != 0:
+        return _all_failed(
+            settings, only, f"self-test worker crashed (exit code {proc.returncode})"
+        )
+    try:
+        results = [CheckResult.model_validate(r) for r in json.loads(proc.stdout)]
+    except ValueError as exc:
+        return _all_failed(settings, only, f"self-test worker answered garbage: {exc}")
+    return judge(settings, results, only)
+
+
+def main() -> int:
+    request = json.load(sys.stdin)
+    # model_validate takes the values as given: no file, no environment is read again.
+    settings = Settings.model_validate(request["settings"])
+    from agent.logs import setup_logging  # noqa: PLC0415
+
+    setup_logging("warning" if settings.log_level in ("debug", "info") else settings.log_level)
+    test = run_selftest(settings, request["only"])
+    sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in test.results]))
+    sys.stdout.flush()
+    # Probe threads stuck in device I/O must not keep the child alive.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

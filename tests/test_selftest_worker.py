@@ -1,0 +1,70 @@
+"""The daemon's self-test runs in a child process: same results, secrets passed safely,
+a crashed or hung child becomes `error` results instead of taking the daemon down."""
+
+import socket
+
+import pytest
+
+from agent.checks.model import Status, Verdict
+from agent.config import Settings
+from agent.selftest_worker import run_selftest_isolated
+
+
+def settings(port, timeout_s=10.0, **extra):
+    return Settings(
+        site={"site_id": "w", "name": "w", "tier": "commune"},
+        camera={"enabled": False},
+        microphone={"enabled": False},
+        display={"enabled": False},
+        codec={"enabled": False, "password": "s3cret"},
+        network={
+            "targets": [{"name": "centre", "host": "127.0.0.1", "port": port}],
+            "samples": 2,
+            "timeout_s": timeout_s,
+        },
+        **extra,
+    )
+
+
+@pytest.fixture
+def listener():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+def test_child_runs_the_probes_and_judges(listener):
+    test = run_selftest_isolated(settings(listener))
+    assert [r.component for r in test.results] == ["network"]
+    assert test.results[0].status is Status.OK
+    assert test.verdict is Verdict.READY
+
+
+def test_partial_check_in_child(listener, tmp_path):
+    sysfs = tmp_path / "sys"
+    test = run_selftest_isolated(
+        settings(listener, paths={"sysfs_root": str(sysfs)}), only=["display"]
+    )
+    assert [r.component for r in test.results] == ["display"]
+    assert test.results[0].status is Status.FAIL  # no DRM tree at all
+    assert "no DRM connector" in test.results[0].reason
+    # display is disabled in these settings: checked on request, it counts as optional
+    assert test.verdict is Verdict.DEGRADED
+
+
+def test_child_that_hangs_is_killed(listener, monkeypatch, tmp_path):
+    hang = tmp_path / "hang"
+    hang.write_text("#!/bin/sh\nexec sleep 30\n")
+    hang.chmod(0o755)
+    monkeypatch.setattr("agent.selftest_worker._STARTUP_ALLOWANCE_S", 0.5)
+    monkeypatch.setattr("sys.executable", str(hang))
+    test = run_selftest_isolated(settings(listener, timeout_s=0.5))
+    assert test.results[0].status is Status.ERROR
+    assert "hung" in test.results[0].reason
+    assert test.verdict is Verdict.FAULT
+
+
+def test_child_crash_becomes_error(listener, monkeypatch):
+    monkeypatch.setattr("sys.executable", "/bin/false")
+    test = run_selftest_isolated(settings(listener))
+    assert test.results[0].status is Status.ERROR
+    assert "crashed (exit code 1)" in test.results[0].reason
