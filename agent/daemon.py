@@ -25,7 +25,7 @@ from agent import __version__
 from agent.checks.model import CheckResult, Verdict
 from agent.config import COMPONENTS, Settings
 from agent.selftest import SelfTest
-from agent.selftest_worker import run_selftest_isolated
+from agent.selftest_worker import run_selftest_isolated, terminate_workers
 from agent.transport.link import Link
 from agent.transport.mqtt import Protocol
 from agent.transport.outbox import Outbox, OutboxStats
@@ -173,6 +173,7 @@ class Agent:
         try:
             self._loop(stop)
         finally:
+            terminate_workers()
             self.link.stop()
             self.outbox.close()
             log.info("stopped")

@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -26,6 +27,9 @@ from agent.config import Settings
 from agent.selftest import SelfTest, judge, run_selftest
 
 log = logging.getLogger(__name__)
+
+_running: set[subprocess.Popen[bytes]] = set()
+_running_lock = threading.Lock()
 
 # Interpreter start-up and imports of the probes' libraries, on top of the probes' own timeouts.
 _STARTUP_ALLOWANCE_S = 15.0
@@ -69,29 +73,43 @@ def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> SelfT
         {"settings": _plain(settings.model_dump(mode="python")), "only": list(only)}
     )
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "agent.selftest_worker"],
-            input=request.encode(),
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,  # the child's log lines go straight to our journal
-            timeout=deadline,
-            check=False,
             env=os.environ,
         )
-    except subprocess.TimeoutExpired:
-        log.error("self-test worker hung for %.0f s; killed", deadline)
-        return _all_failed(settings, only, f"self-test worker hung for {deadline:.0f} s")
     except OSError as exc:
         return _all_failed(settings, only, f"self-test worker could not start: {exc}")
+    with _running_lock:
+        _running.add(proc)
+    try:
+        stdout, _ = proc.communicate(request.encode(), timeout=deadline)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        log.error("self-test worker hung for %.0f s; killed", deadline)
+        return _all_failed(settings, only, f"self-test worker hung for {deadline:.0f} s")
+    finally:
+        with _running_lock:
+            _running.discard(proc)
     if proc.returncode != 0:
         return _all_failed(
             settings, only, f"self-test worker crashed (exit code {proc.returncode})"
         )
     try:
-        results = [CheckResult.model_validate(r) for r in json.loads(proc.stdout)]
+        results = [CheckResult.model_validate(r) for r in json.loads(stdout)]
     except ValueError as exc:
         return _all_failed(settings, only, f"self-test worker answered garbage: {exc}")
     return judge(settings, results, only)
+
+
+def terminate_workers() -> None:
+    """Stop every self-test child still running (the daemon is shutting down)."""
+    with _running_lock:
+        for proc in _running:
+            proc.terminate()
 
 
 def main() -> int:
@@ -102,8 +120,11 @@ def main() -> int:
 
     setup_logging("warning" if settings.log_level in ("debug", "info") else settings.log_level)
     test = run_selftest(settings, request["only"])
-    sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in test.results]))
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in test.results]))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # the daemon stopped while we ran: nobody wants the answer
     # Probe threads stuck in device I/O must not keep the child alive.
     os._exit(0)
 

@@ -158,6 +158,8 @@ class SimulatedSite:
                 "expected_attendance": 25,
             },
             "broker": {"host": "127.0.0.1", "port": centre_port, "keepalive_s": 10},
+            # Often enough that a fault injected in a demo reaches the centre within seconds.
+            "report": {"check_interval_s": 8.0, "state_heartbeat_s": 30.0},
             "paths": {"state_dir": str(self.state_dir), "sysfs_root": str(self.sysfs_root)},
             "camera": {
                 "source": self.camera.url,
