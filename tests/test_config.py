@@ -1,11 +1,13 @@
 """Settings: file + environment, and errors that name the file and the field."""
 
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from agent.cli import main
-from agent.config import load_settings
+from agent.config import Settings, load_settings
 from agent.errors import ConfigError
 
 MINIMAL = """
@@ -125,12 +127,6 @@ def test_config_check_command(tmp_path, capsys):
 
 def test_example_documents_every_field():
     """Every settings field appears in agent.example.toml (set or commented out)."""
-    import re
-
-    from pydantic import BaseModel
-
-    from agent.config import Settings
-
     text = (Path(__file__).resolve().parent.parent / "agent.example.toml").read_text()
     sections = set(re.findall(r"^#?\s*\[+([a-z_.]+)\]+", text, re.M))
     keys = set(re.findall(r"^#?\s*([a-z_0-9]+) = ", text, re.M))
