@@ -1,5 +1,6 @@
 """Network path: pure statistics and a real TCP probe on 127.0.0.1."""
 
+import shutil
 import socket
 
 import pytest
@@ -70,3 +71,20 @@ def test_real_tcp_probe_refused_port_fails():
     assert "mcu_tcp unreachable" in outcome.reason
     assert "refused" in outcome.reason.lower()
     assert outcome.metrics["mcu_tcp_loss_pct"] == 100.0
+
+
+@pytest.mark.skipif(shutil.which("ping") is None, reason="iputils-ping is installed by ./run")
+def test_icmp_through_the_system_ping():
+    settings = Settings(
+        site={"site_id": "t", "name": "t", "tier": "commune"},
+        network={
+            "targets": [{"name": "lo", "host": "127.0.0.1", "port": 9}],
+            "samples": 2,
+            "icmp": True,
+        },
+    )
+    outcome = check_network(settings)
+    # the TCP path to port 9 is refused, ICMP to loopback answers: both are reported
+    assert outcome.metrics["lo_tcp_loss_pct"] == 100.0
+    assert outcome.metrics["lo_icmp_loss_pct"] == 0.0
+    assert outcome.metrics["lo_icmp_rtt_ms"] < 10

@@ -82,3 +82,16 @@ def test_settings_file_is_valid_toml_for_the_agent(site):
     text = Path(site.config_path).read_text()
     assert "[[network.targets]]" in text
     assert load_settings(site.config_path).codec.port == site.codec.port
+
+
+def test_blurred_picture_warns_with_exit_code_1(site, capsys):
+    site.camera.set_mode("blurred")
+    try:
+        code, report = check_json(site, capsys, "camera")
+    finally:
+        site.camera.set_mode("normal")
+    camera = report["results"][0]
+    assert camera["status"] == "warn"
+    assert "focus" in camera["reason"] or "blur" in camera["reason"]
+    assert report["verdict"] == "degraded"
+    assert code == 1
