@@ -24,6 +24,7 @@ from typing import Literal
 from agent import __version__
 from agent.checks.model import CheckResult, Verdict
 from agent.config import COMPONENTS, Settings
+from agent.sdnotify import Notifier
 from agent.selftest import SelfTest
 from agent.selftest_worker import run_selftest_isolated, terminate_workers
 from agent.transport.link import Link
@@ -146,6 +147,8 @@ class Agent:
         self._lock = threading.Lock()
         self._last: LastCheck | None = self._restore()
         self._last_state_at = 0.0
+        self._notifier = Notifier()
+        self._last_ping = 0.0
 
     def _restore(self) -> LastCheck | None:
         data = self.outbox.get_kv(_LAST_CHECK_KEY)
@@ -170,9 +173,11 @@ class Agent:
             self.settings.broker.port,
         )
         self.link.start()
+        self._notifier.ready()
         try:
             self._loop(stop)
         finally:
+            self._notifier.stopping()
             terminate_workers()
             self.link.stop()
             self.outbox.close()
@@ -195,8 +200,19 @@ class Agent:
                 self.publish_state("heartbeat")
             heartbeat_due = self._last_state_at + report.state_heartbeat_s
             wait = max(0.0, min(next_check, heartbeat_due) - time.monotonic())
+            self._alive()
+            if self._notifier.watchdog_interval_s is not None:
+                wait = min(wait, self._notifier.watchdog_interval_s)
             if stop.wait(wait):
                 break
+
+    def _alive(self) -> None:
+        """Ping systemd's watchdog, at most once a second. Only this loop (and its wait for
+        a self-test) pings, so a hung loop stops pinging and systemd restarts the agent."""
+        now = time.monotonic()
+        if now - self._last_ping >= 1.0:
+            self._last_ping = now
+            self._notifier.watchdog()
 
     def check_now(self, trigger: Trigger, stop: threading.Event | None = None) -> SelfTest | None:
         """Run the self-test in a worker; report `checks` and `state`. None if stopped."""
@@ -211,6 +227,7 @@ class Agent:
             if stop is not None and stop.wait(0.05):
                 return None
             worker.join(0.05)
+            self._alive()
         if not box:
             log.error("self-test crashed; see the log above")
             return None
