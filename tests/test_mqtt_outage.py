@@ -70,18 +70,27 @@ def test_broker_outage_loses_nothing_and_keeps_seq_order(broker, centre, run_age
     assert not any(received[s]["historical"] for s in range(1, went_down - 1))
 
 
+def pending(agent):
+    box = agent.outbox()
+    try:
+        return box.stats().pending
+    finally:
+        box.close()
+
+
 def test_kill_9_mid_drain_loses_nothing(broker, centre, tmp_path):
     live = centre(broker, ("vc/s1/checks", "vc/s1/state", "vc/s1/availability"))
     config = agent_config(
-        broker, tmp_path / "state", check_interval_s=0.25, drain_rate_per_s=15, max_inflight=4
+        broker, tmp_path / "state", check_interval_s=0.25, drain_rate_per_s=8, max_inflight=4
     )
     agent = AgentProcess(config, tmp_path).start()
     assert live.wait_for(lambda ms: len(seqs(ms, *REPORTS)) >= 4, 10), agent.log()
 
     broker.stop()
-    time.sleep(2.0)  # ~16 reports queue up
+    # Each self-test runs in a child process (~0.5 s), so count the backlog, not the time.
+    assert wait_until(lambda: pending(agent) >= 15, 30), agent.log()
     broker.start()
-    # draining at 15/s while 8/s more are made: kill it well before the backlog is gone
+    # draining at 8/s while ~3/s more are made: kill it well before the backlog is gone
     assert live.wait_for(lambda ms: any(m.json().get("historical") for m in ms), 5), agent.log()
     time.sleep(0.3)
     agent.kill()
