@@ -1,9 +1,103 @@
-"""Placeholder: filled in by its issue."""
+"""`edge-agent sim up|demo`: the simulated site, for demos, tests and trying the agent out."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from agent.checks.model import ExitCode
+from agent.checks.report import render_table
+from agent.config import load_settings
+from agent.logs import setup_logging
+
+
+def _workdir(args: argparse.Namespace) -> Path:
+    return Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="edge-agent-sim-"))
+
+
+def _up(args: argparse.Namespace) -> int:
+    from agent.sim.site import SimulatedSite  # noqa: PLC0415 - loads OpenCV and numpy
+
+    setup_logging("info")
+    with SimulatedSite(_workdir(args), broker_port=args.broker_port) as site:
+        out = sys.stdout
+        out.write(f"simulated site {site.site_id} is up. In another shell:\n\n")
+        for key, value in site.env.items():
+            out.write(f"  export {key}={value}\n")
+        out.write(f"  edge-agent --config {site.config_path} check\n\n")
+        out.write("Ctrl-C stops it.\n")
+        out.flush()
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return int(ExitCode.OK)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from agent.selftest import run_selftest  # noqa: PLC0415
+    from agent.sim.broker import Mosquitto  # noqa: PLC0415
+    from agent.sim.centre_view import report_to_local_broker  # noqa: PLC0415
+    from agent.sim.site import SimulatedSite  # noqa: PLC0415
+
+    setup_logging("warning")
+    out = sys.stdout
+    workdir = _workdir(args)
+    broker = Mosquitto(workdir / "broker").start()
+    try:
+        with SimulatedSite(workdir / "site", broker_port=broker.port) as site:
+            site.apply_env()
+            settings = load_settings(site.config_path)
+            out.write(
+                f"== simulated site {site.site_id}: camera {site.camera.url if site.camera else ''}"
+                f", codec on {site.codec.port if site.codec else ''}, "
+                f"broker 127.0.0.1:{broker.port}\n\n== edge-agent check\n"
+            )
+            start = time.monotonic()
+            test = run_selftest(settings)
+            out.write(render_table(test.results, test.verdict) + "\n")
+            out.write(f"(self-test took {time.monotonic() - start:.2f} s)\n\n")
+            if args.fault_after >= 0 and site.camera is not None:
+                camera = site.camera
+                out.write(f"== the camera lens will be covered after {args.fault_after:g} s\n")
+                timer = threading.Timer(args.fault_after, lambda: camera.set_mode("black"))
+                timer.daemon = True
+                timer.start()
+            out.write(f"== edge-agent run for {args.seconds:g} s, seen from the centre\n")
+            out.flush()
+            report_to_local_broker(settings, args.seconds, out, broker)
+    finally:
+        broker.stop()
+    return int(ExitCode.OK)
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    return None
+    sim = sub.add_parser("sim", help="a simulated site (demo, tests)")
+    sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="ACTION")
+
+    up = sim_sub.add_parser("up", help="run a simulated site until Ctrl-C")
+    up.add_argument("--dir", help="work folder (default: a new temporary one)")
+    up.add_argument("--broker-port", type=int, help="the local broker the site reports to")
+    up.set_defaults(func=_up)
+
+    demo = sim_sub.add_parser(
+        "demo",
+        help="simulated site + local mosquitto: check, then report and show the centre's view",
+    )
+    demo.add_argument("--dir", help="work folder (default: a new temporary one)")
+    demo.add_argument(
+        "--seconds", type=float, default=25.0, help="how long the agent reports (default 25)"
+    )
+    demo.add_argument(
+        "--fault-after",
+        type=float,
+        default=12.0,
+        metavar="S",
+        help="cover the camera lens after S seconds to show a fault reaching the centre "
+        "(default 12; a negative value disables it)",
+    )
+    demo.set_defaults(func=_demo)
