@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "agent.cli_run",
     "agent.cli_led",
     "agent.cli_centre",
+    "agent.cli_status",
 )
 
 

@@ -5,17 +5,38 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent.checks.model import ExitCode, exit_code
+from agent.checks.model import CheckResult, ExitCode, Verdict, exit_code
 from agent.checks.report import render_json, render_table
-from agent.config import COMPONENTS, config_path, load_settings
+from agent.config import COMPONENTS, Settings, config_path, load_settings
+from agent.control import ask, socket_path
+from agent.errors import AgentError
 from agent.logs import setup_logging
-from agent.selftest import run_selftest
+from agent.probes import build_probes
+from agent.selftest import SelfTest, run_selftest
+
+
+def _ask_daemon(settings: Settings, components: list[str]) -> SelfTest | None:
+    """The running daemon runs the check (it holds the devices); None when it does not run."""
+    timeout = 30.0 + max((settings.component(c).timeout_s for c in COMPONENTS), default=0)
+    request = {"op": "check", "components": components}
+    reply = ask(socket_path(settings.paths.state_dir), request, timeout)
+    if reply is None:
+        return None
+    if not reply.get("ok"):
+        raise AgentError(f"the running agent could not check: {reply.get('error')}")
+    result = reply["result"]
+    return SelfTest(
+        [CheckResult.model_validate(r) for r in result["results"]], Verdict(result["verdict"])
+    )
 
 
 def _check(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     setup_logging("warning" if not args.verbose else "debug")
-    test = run_selftest(settings, args.components)
+    build_probes(settings, args.components)  # names an unknown component before asking
+    test = None if args.local else _ask_daemon(settings, args.components)
+    if test is None:
+        test = run_selftest(settings, args.components)
     out = render_json if args.json else render_table
     sys.stdout.write(out(test.results, test.verdict) + "\n")
     return int(exit_code(test.results))
@@ -43,6 +64,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    check.add_argument(
+        "--local",
+        action="store_true",
+        help="run the probes here even if the agent daemon runs (it normally does the check)",
+    )
     check.set_defaults(func=_check)
 
     config = sub.add_parser("config", help="settings file tools")

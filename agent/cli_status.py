@@ -1,0 +1,61 @@
+"""`edge-agent status` (asks the running daemon) and `edge-agent logs` (its journal)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+
+from agent.config import load_settings
+from agent.control import ask, socket_path
+from agent.errors import AgentError
+from agent.i18n import select_language
+from agent.status import StatusSnapshot, exit_code, render_status
+
+UNIT = "edge-agent.service"
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    lang = select_language(args.lang)
+    path = socket_path(settings.paths.state_dir)
+    reply = ask(path, {"op": "status"})
+    if reply is None:
+        raise AgentError(
+            f"edge-agent is not running (nobody answers on {path})",
+            "start it with `systemctl start edge-agent`; `edge-agent check` tests the devices "
+            "without it",
+        )
+    if not reply.get("ok"):
+        raise AgentError(f"the agent could not answer: {reply.get('error')}")
+    snapshot = StatusSnapshot.model_validate(reply["result"])
+    text = snapshot.model_dump_json(indent=2) if args.json else render_status(snapshot, lang)
+    sys.stdout.write(text + "\n")
+    return int(exit_code(snapshot))
+
+
+def _logs(args: argparse.Namespace) -> int:
+    journalctl = shutil.which("journalctl")
+    if journalctl is None:
+        raise AgentError("journalctl not found", "this machine has no systemd journal")
+    cmd = [journalctl, "--unit", UNIT, "--no-pager", "--lines", str(args.lines)]
+    if args.follow:
+        cmd.append("--follow")
+    return subprocess.call(cmd)
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = sub.add_parser(
+        "status",
+        help="the running agent's view: verdict, components, broker link, outbox, next session",
+        description="Exit 0 ready, 1 degraded, 2 fault, 3 not checked or agent not running.",
+    )
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--lang", choices=("en", "vi"), help="default: from LANG")
+    status.set_defaults(func=_status)
+
+    logs = sub.add_parser("logs", help="recent log lines of the agent's systemd unit")
+    logs.add_argument("-n", "--lines", type=int, default=100)
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.set_defaults(func=_logs)

@@ -1,0 +1,114 @@
+"""The daemon's local control socket: the technician's CLI asks the running agent instead
+of fighting it for the camera and the serial ports.
+
+One JSON object per line in each direction; one request per connection. The socket lives
+in the state directory with mode 0660, so root and the edge-agent group may use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.errors import AgentError
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "control.sock"
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+_MAX_REQUEST = 64 * 1024
+
+
+def socket_path(state_dir: Path) -> Path:
+    return state_dir / SOCKET_NAME
+
+
+class ControlServer:
+    def __init__(self, path: Path, handlers: dict[str, Handler]) -> None:
+        self.path = path
+        self.handlers = handlers
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ControlServer:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # left by a killed daemon
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(self.path))
+        os.chmod(self.path, 0o660)
+        sock.listen(8)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # closed by stop()
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                raw = conn.makefile("rb").readline(_MAX_REQUEST)
+                reply = self.handle(raw)
+            except OSError:
+                return
+            with contextlib.suppress(OSError):
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    def handle(self, raw: bytes) -> dict[str, Any]:
+        """One request line -> one reply; malformed requests get an error, never a crash."""
+        try:
+            request = json.loads(raw)
+            op = request["op"]
+            handler = self.handlers[op]
+        except (ValueError, TypeError, KeyError):
+            return {"ok": False, "error": f"bad request; ops: {', '.join(sorted(self.handlers))}"}
+        try:
+            return {"ok": True, "result": handler(request)}
+        except Exception as exc:
+            log.exception("control request %s failed", op)
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+    def stop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def ask(path: Path, request: dict[str, Any], timeout_s: float = 5.0) -> dict[str, Any] | None:
+    """The daemon's answer, or None when no daemon listens there."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout_s)
+            sock.connect(str(path))
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            line = sock.makefile("rb").readline()
+    except (FileNotFoundError, ConnectionRefusedError):
+        return None
+    except TimeoutError as exc:
+        raise AgentError(
+            f"the agent did not answer within {timeout_s:g} s on {path}",
+            "it may be busy or hung: `edge-agent logs`, then `systemctl restart edge-agent`",
+        ) from exc
+    except PermissionError as exc:
+        raise AgentError(
+            f"control socket {path}: permission denied", "run as root or join group edge-agent"
+        ) from exc
+    reply: dict[str, Any] = json.loads(line)
+    return reply
