@@ -206,6 +206,41 @@ class ReportSettings(_Section):
     )
 
 
+class CommandKey(_Section):
+    """One centre public key; several may be listed while keys are rotated."""
+
+    key_id: str = Field(
+        pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Name the centre signs with."
+    )
+    public_key: str | None = Field(
+        None, description="Ed25519 public key, base64 of the raw 32 bytes (or give `path`)."
+    )
+    path: Path | None = Field(None, description="File holding the base64 public key.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CommandKey:
+        if (self.public_key is None) == (self.path is None):
+            raise ValueError(f"key {self.key_id}: give exactly one of public_key or path")
+        return self
+
+
+class CommandSettings(_Section):
+    """`[commands]`: remote commands from the centre (signed with Ed25519)."""
+
+    enabled: bool = Field(True, description="Listen for commands on <prefix>/<site_id>/cmd.")
+    keys: list[CommandKey] = Field(
+        default_factory=list, description="Centre public keys; none: every command is refused."
+    )
+    max_skew_s: float = Field(
+        60.0, ge=0, le=3600, description="Clock difference tolerated on issued/expires times."
+    )
+    max_validity_s: float = Field(
+        3600.0, gt=0, le=7 * 86400, description="Longest expires_at - issued_at accepted."
+    )
+    allow_reboot_host: bool = Field(False, description="Accept `reboot-host` at all.")
+    fleet: bool = Field(True, description="Also listen on <prefix>/cmd (tier/all broadcasts).")
+
+
 _config_file: ContextVar[dict[str, Any] | None] = ContextVar("_config_file", default=None)
 
 
@@ -261,6 +296,7 @@ class Settings(FileSettings):
     report: ReportSettings = Field(default_factory=ReportSettings)
     led: LedSettings = Field(default_factory=LedSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    commands: CommandSettings = Field(default_factory=CommandSettings)
 
     def component(self, name: str) -> ComponentSettings:
         section = getattr(self, name)

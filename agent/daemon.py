@@ -16,16 +16,19 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from agent import __version__
 from agent.checks.model import CheckResult, Verdict
+from agent.commands.actions import Runner, run_command
+from agent.commands.host import attach, command_topics, inbound_handler, only_components
+from agent.commands.service import CommandService
 from agent.config import COMPONENTS, Settings
 from agent.sdnotify import Notifier
-from agent.selftest import SelfTest
+from agent.selftest import SelfTest, judge
 from agent.selftest_worker import run_selftest_isolated, terminate_workers
 from agent.transport.link import Link
 from agent.transport.mqtt import Protocol
@@ -124,7 +127,7 @@ def meta_payload(settings: Settings, protocol: Protocol, started_at: datetime) -
         ),
         components=components,
         profiles=sorted({c.profile for c in components if c.enabled and c.profile}),
-        capabilities=list(CAPABILITIES),
+        capabilities=[*CAPABILITIES, *(["commands"] if settings.commands.enabled else [])],
         protocol=protocol.value,
         check_interval_s=settings.report.check_interval_s,
         hostname=socket.gethostname(),
@@ -133,15 +136,32 @@ def meta_payload(settings: Settings, protocol: Protocol, started_at: datetime) -
 
 
 class Agent:
-    def __init__(self, settings: Settings, *, selftest: SelfTestFn = run_selftest_isolated) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        selftest: SelfTestFn = run_selftest_isolated,
+        command_runner: Runner = run_command,
+    ) -> None:
         self.settings = settings
         self._selftest = selftest
         self.started_at = utc_now()
         self.outbox = Outbox.from_settings(settings)
+        self._stop = threading.Event()
+        self.commands: CommandService | None = None
         try:
-            # Bad broker settings raise TransportError here, before anything runs.
-            self.link = Link(settings, self.outbox, self._birth)
+            # Bad broker settings (or command keys) raise here, before anything runs.
+            self.commands = attach(self, command_runner)
+            self.link = Link(
+                settings,
+                self.outbox,
+                self._birth,
+                on_message=inbound_handler(settings, self.commands),
+                subscriptions=command_topics(settings),
+            )
         except Exception:
+            if self.commands is not None:
+                self.commands.close()
             self.outbox.close()
             raise
         self._lock = threading.Lock()
@@ -172,6 +192,7 @@ class Agent:
             self.settings.broker.host,
             self.settings.broker.port,
         )
+        self._stop = stop
         self.link.start()
         self._notifier.ready()
         try:
@@ -179,6 +200,8 @@ class Agent:
         finally:
             self._notifier.stopping()
             terminate_workers()
+            if self.commands is not None:
+                self.commands.close()
             self.link.stop()
             self.outbox.close()
             log.info("stopped")
@@ -214,13 +237,17 @@ class Agent:
             self._last_ping = now
             self._notifier.watchdog()
 
-    def check_now(self, trigger: Trigger, stop: threading.Event | None = None) -> SelfTest | None:
-        """Run the self-test in a worker; report `checks` and `state`. None if stopped."""
+    def check_now(
+        self, trigger: Trigger, stop: threading.Event | None = None, only: Sequence[str] = ()
+    ) -> SelfTest | None:
+        """Run the self-test (of `only` those components) in a worker; report `checks` and
+        `state`. None if stopped."""
         started = utc_now()
         t0 = time.monotonic()
         box: list[SelfTest] = []
+        settings = only_components(self.settings, only)
         worker = threading.Thread(
-            target=lambda: box.append(self._selftest(self.settings)), name="selftest", daemon=True
+            target=lambda: box.append(self._selftest(settings)), name="selftest", daemon=True
         )
         worker.start()
         while worker.is_alive():
@@ -234,6 +261,11 @@ class Agent:
         test = box[0]
         last = LastCheck(test.verdict, test.results, started)
         with self._lock:
+            if only and self._last is not None:
+                # A partial check (a command's) replaces only its components in the state.
+                kept = [r for r in self._last.results if r.component not in only]
+                merged = judge(self.settings, [*test.results, *kept])
+                last = LastCheck(merged.verdict, merged.results, started)
             self._last = last
         self.outbox.put_kv(_LAST_CHECK_KEY, last.to_bytes())
         # The state's outbox figures are taken before this check's own report is queued, so
@@ -253,6 +285,13 @@ class Agent:
         self.publish_state("check", stats)
         log.info("self-test: %s", test.verdict.value)
         return test
+
+    def request_rebirth(self) -> None:
+        self.link.request_rebirth()
+
+    def request_stop(self) -> None:
+        """Stop the reporting loop (restart-agent: the process exits, systemd restarts it)."""
+        self._stop.set()
 
     def publish_state(self, cause: StateCause, stats: OutboxStats | None = None) -> StatePayload:
         """Queue the current state (retained); returns it stamped with its seq."""

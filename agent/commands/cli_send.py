@@ -1,9 +1,200 @@
-"""Placeholder: filled in by its issue."""
+"""`edge-agent centre keygen` and `edge-agent centre send ACTION --site S | --tier T | --all`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+
+ENV_KEY = "EDGE_AGENT_CENTRE_KEY"
+ENV_KEY_ID = "EDGE_AGENT_CENTRE_KEY_ID"
+ENV_PASSWORD = "EDGE_AGENT_CENTRE_PASSWORD"  # noqa: S105 (a variable name)
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+# ---- keygen ---------------------------------------------------------------------------------
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PrivateKey,
+    )
+    from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    from agent.commands.envelope import public_key_b64  # noqa: PLC0415
+
+    stem = Path(args.out)
+    private_path, public_path = stem.with_suffix(".key"), stem.with_suffix(".pub")
+    for path in (private_path, public_path):
+        if path.exists() and not args.force:
+            raise ConfigError(f"{path} exists", "choose another --out, or --force to replace it")
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    public = public_key_b64(key.public_key())
+    public_path.write_text(public + "\n")
+    key_id = args.key_id or stem.name
+    _out(f"private key: {private_path} (keep it at the centre only; mode 600)")
+    _out(f"public key:  {public_path}")
+    _out("\nadd to each site's agent.toml:\n")
+    _out(f'[[commands.keys]]\nkey_id = "{key_id}"\npublic_key = "{public}"')
+    return 0
+
+
+# ---- send -----------------------------------------------------------------------------------
+
+
+def parse_arg(text: str) -> tuple[str, Any]:
+    """`k=v`: v as JSON when it parses (30, true, ["camera"]), `@file` for a JSON file, else
+    the plain string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--arg {text!r}: expected KEY=VALUE", "e.g. --arg seconds=30")
+    if value.startswith("@"):
+        try:
+            return key, json.loads(Path(value[1:]).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--arg {key}: cannot read {value[1:]}: {exc}", "") from None
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def _load_private(path_text: str | None) -> Any:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PrivateKey,
+    )
+    from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
+        load_pem_private_key,
+    )
+
+    path_text = path_text or os.environ.get(ENV_KEY)
+    if not path_text:
+        raise ConfigError("no private key", f"pass --key FILE or set {ENV_KEY}")
+    path = Path(path_text)
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"private key {path}: {exc}", "use the .key file from `centre keygen`"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"private key {path}: not Ed25519", "make one with `centre keygen`")
+    return key
+
+
+def _send(args: argparse.Namespace) -> int:
+    from agent.commands.actions import ACTIONS  # noqa: PLC0415
+    from agent.commands.sender import Reply, Sender  # noqa: PLC0415
+    from agent.config import BrokerSettings  # noqa: PLC0415
+    from agent.transport.mqtt import Protocol, endpoint  # noqa: PLC0415
+
+    if args.action not in ACTIONS:
+        # The agents would refuse it too; saying so here saves a round trip.
+        _out(f"warning: {args.action!r} is not an action this version knows")
+    private = _load_private(args.key)
+    key_id = args.key_id or os.environ.get(ENV_KEY_ID) or Path(args.key or os.environ[ENV_KEY]).stem
+    cmd_args = dict(parse_arg(a) for a in args.arg)
+    target: dict[str, Any]
+    if args.site:
+        target = {"site": args.site}
+    elif args.tier:
+        target = {"tier": args.tier}
+    else:
+        target = {"all": True}
+    broker = BrokerSettings(
+        host=args.host,
+        port=args.port,
+        prefix=args.prefix,
+        username=args.username,
+        password=args.password or os.environ.get(ENV_PASSWORD),
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
+    protocol = Protocol.V311 if args.protocol == "3.1.1" else Protocol.V5
+    where = endpoint(broker, f"edge-agent-centre-send-{os.getpid()}")
+
+    def show(reply: Reply) -> None:
+        line = f"{reply.after_s:7.2f}s  {reply.site_id:<24} {reply.status:<10}"
+        if reply.reason:
+            line += f" {reply.reason}"
+        if reply.status == "succeeded" and isinstance(reply.output, dict):
+            verdict = reply.output.get("verdict")
+            if verdict:
+                line += f" verdict={verdict}"
+        _out(line)
+        if args.verbose and reply.output is not None:
+            _out(json.dumps(reply.output, indent=1, ensure_ascii=False))
+
+    with Sender(where, args.prefix, protocol) as sender:
+        expected = sender.expected_sites(target)
+        command_id, _ = sender.send(
+            private, key_id, args.action, cmd_args, target, validity_s=args.validity
+        )
+        _out(f"sent {args.action} {command_id} to {_describe(target)} ({len(expected)} site(s))")
+        outcome = sender.collect(command_id, expected, args.timeout, show)
+    s = outcome.summary()
+    _out(
+        f"summary: answered {s['answered']}/{s['expected']}, succeeded {s['succeeded']}, "
+        f"failed {s['failed']}, rejected {s['rejected']}, silent {len(s['silent'])}"
+        + (f" ({', '.join(s['silent'])})" if s["silent"] else "")
+    )
+    everyone_ok = s["expected"] > 0 and s["succeeded"] == s["expected"]
+    return 0 if everyone_ok else 1
+
+
+def _describe(target: dict[str, Any]) -> str:
+    if "site" in target:
+        return f"site {target['site']}"
+    if "tier" in target:
+        return f"every {target['tier']} site"
+    return "every site"
 
 
 def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    return None
+    keygen = sub.add_parser("keygen", help="make the centre's Ed25519 command key pair")
+    keygen.add_argument("--out", default="centre-command", help="path stem: STEM.key, STEM.pub")
+    keygen.add_argument("--key-id", help="name the sites know the key by (default: the stem)")
+    keygen.add_argument("--force", action="store_true", help="replace existing files")
+    keygen.set_defaults(func=_keygen)
+
+    send = sub.add_parser("send", help="sign and send a command; print the replies")
+    send.add_argument("action", help="run-checks, restart-codec, identify, rebirth, ...")
+    where = send.add_mutually_exclusive_group(required=True)
+    where.add_argument("--site", help="one site_id")
+    where.add_argument("--tier", choices=["province", "district", "commune"])
+    where.add_argument("--all", action="store_true", help="every site")
+    send.add_argument("--arg", action="append", default=[], metavar="K=V", help="an argument")
+    send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for replies")
+    send.add_argument("--validity", type=float, default=300.0, help="seconds the command lives")
+    send.add_argument("--key", help=f"centre private key (PEM); or ${ENV_KEY}")
+    send.add_argument("--key-id", help=f"key id the sites know; or ${ENV_KEY_ID}")
+    send.add_argument("--host", default="127.0.0.1")
+    send.add_argument("--port", type=int, default=1883)
+    send.add_argument("--prefix", default="vc")
+    send.add_argument("--protocol", choices=["5", "3.1.1"], default="5")
+    send.add_argument("--username")
+    send.add_argument("--password", help=f"or ${ENV_PASSWORD}")
+    send.add_argument("--tls-ca", type=Path)
+    send.add_argument("--tls-cert", type=Path)
+    send.add_argument("--tls-key", type=Path)
+    send.add_argument("-v", "--verbose", action="store_true", help="print each reply's output")
+    send.set_defaults(func=_send)

@@ -276,9 +276,11 @@ class Link:
         session = _Session(self, conn, boot, window)
         began = time.monotonic()
         try:
-            session.announce("birth")
+            # Subscribe first: a command sent on seeing `online` finds the subscription, and
+            # the announce and the first reports still leave back to back.
             if self._on_message is not None:
                 conn.subscribe([(self._topic(n), TOPICS[n].qos) for n in self._subscriptions])
+            session.announce("birth")
             session.run()
             if not self._stop.is_set():
                 self._note_drop(session, time.monotonic() - began)
@@ -364,7 +366,7 @@ class _Session:
         for row in rows:
             live = row.live_boot == self.boot
             payload = row.payload if live else as_historical(row.payload)
-            mid = self.conn.publish(row.topic, payload, row.qos, row.retain)
+            mid = self.conn.publish(row.topic, payload, row.qos, row.retain, row.correlation)
             self.inflight[mid] = row
             self.cursor = row.seq
         self.bucket.take(now, len(rows))

@@ -351,8 +351,11 @@ class Connection:
         qos: int,
         retain: bool,
         correlation: bytes | None = None,
+        *,
+        response_topic: str | None = None,
     ) -> int:
-        """Send (or queue in the socket buffer); the PUBACK comes back through pump()."""
+        """Send (or queue in the socket buffer); the PUBACK comes back through pump().
+        `correlation` and `response_topic` are MQTT 5 properties (dropped under 3.1.1)."""
         properties = None
         if self.protocol is Protocol.V5:
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
@@ -360,6 +363,8 @@ class Connection:
             properties.ContentType = "application/json"
             if correlation is not None:
                 properties.CorrelationData = correlation
+            if response_topic is not None:
+                properties.ResponseTopic = response_topic
         info = self._client.publish(topic, payload, qos, retain, properties)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
             self._mark_closed(_reason_text(info.rc))

@@ -31,7 +31,7 @@ from typing import TypeVar
 from agent.config import Settings
 from agent.errors import TransportError
 from agent.transport.payloads import Envelope
-from agent.transport.topics import TOPICS, topic_for
+from agent.transport.topics import OUT_BY_PAYLOAD, TOPICS, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class Row:
     payload: bytes
     live_boot: int | None  # connection that was up when queued; None: queued while down
     created: float
+    correlation: bytes | None = None  # MQTT 5 correlation data of a command reply
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ class Outbox:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+            if "correlation" not in columns:  # an outbox made before command replies
+                db.execute("ALTER TABLE outbox ADD COLUMN correlation BLOB")
         except PermissionError:
             raise TransportError(
                 f"outbox {path}: permission denied",
@@ -188,10 +192,15 @@ class Outbox:
 
     # ---- enqueue --------------------------------------------------------------------
 
-    def put(self, payload: E) -> E:
-        """Stamp `seq` and `boot`, commit to disk, and only then return the stamped payload."""
-        topic = TOPICS[payload.kind]
-        if not topic.queued:
+    def put(self, payload: E, *, topic: str | None = None, correlation: bytes | None = None) -> E:
+        """Stamp `seq` and `boot`, commit to disk, and only then return the stamped payload.
+
+        `topic` overrides the table's topic (a command's MQTT 5 response topic), and
+        `correlation` is sent as the MQTT 5 correlation data (command replies)."""
+        name = OUT_BY_PAYLOAD.get(payload.kind, payload.kind)
+        spec = TOPICS[name]
+        full_topic = topic or topic_for(self.prefix, self.site_id, name)
+        if not spec.queued:
             raise ValueError(f"{payload.kind} is not a queued topic")
         with self._lock, self._transaction("FULL"):
             seq = self._bump("seq")
@@ -200,16 +209,18 @@ class Outbox:
             admitted = self._make_room(len(data), payload.kind)
             if admitted:
                 self._db.execute(
-                    "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                    "INSERT INTO outbox (seq, name, topic, qos, retain, payload, live_boot, "
+                    "created, correlation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         seq,
                         payload.kind,
-                        topic_for(self.prefix, self.site_id, payload.kind),
-                        topic.qos,
-                        int(topic.retained),
+                        full_topic,
+                        spec.qos,
+                        int(spec.retained),
                         data,
                         self._live_boot,
                         time.time(),
+                        correlation,
                     ),
                 )
         # Counters change only once the commit has succeeded.
@@ -265,12 +276,15 @@ class Outbox:
         """The next reports to send, in seq order; they count as in flight until acked."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, name, topic, qos, retain, payload, live_boot, created FROM outbox "
-                "WHERE seq > ? AND refused IS NULL ORDER BY seq LIMIT ?",
+                "SELECT seq, name, topic, qos, retain, payload, live_boot, created, correlation "
+                "FROM outbox WHERE seq > ? AND refused IS NULL ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
             self._inflight.update(r[0] for r in rows)
-        return [Row(s, n, t, q, bool(r), p, lb, c) for s, n, t, q, r, p, lb, c in rows]
+        return [
+            Row(s, n, t, q, bool(r), p, lb, c, None if cd is None else bytes(cd))
+            for s, n, t, q, r, p, lb, c, cd in rows
+        ]
 
     def ack(self, seqs: Iterable[int]) -> None:
         """The broker has them: delete (a lost delete only causes a duplicate, see above)."""

@@ -177,15 +177,19 @@ class AttendancePayload(Envelope):
     codec_count: int | None = None
 
 
+ReplyStatus = Literal["accepted", "progress", "succeeded", "failed", "rejected"]
+
+
 class CommandReplyPayload(Envelope):
-    """Placeholder shape for the commands issue."""
+    """A reply to a command (docs/mqtt.md, "Commands"): `accepted`, then any `progress`,
+    then `succeeded` or `failed`; or only `rejected`."""
 
     kind: ClassVar[str] = "command_reply"
     schema_: Literal["edge-agent/command_reply/1"] = _schema_field("command_reply")
-    command_id: str
-    status: Literal["accepted", "succeeded", "failed", "rejected"]
-    reason: str = ""
-    output: JsonValue = None
+    command_id: str = Field(description="The command's id; empty when it could not be read.")
+    status: ReplyStatus
+    reason: str = Field("", description="Why it failed or was rejected (`<reason>: <detail>`).")
+    output: JsonValue = Field(None, description="What the action returned (e.g. the report).")
 
 
 PAYLOADS: dict[str, type[Envelope]] = {

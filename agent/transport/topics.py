@@ -100,7 +100,7 @@ TOPICS: dict[str, Topic] = {
             Scope.SITE,
             "command_reply",
             True,
-            "Replies to commands under MQTT 3.1.1 (MQTT 5 uses the command's response topic).",
+            "Replies to commands when there is no MQTT 5 response topic (always under 3.1.1).",
         ),
         Topic(
             "cmd",
@@ -111,7 +111,18 @@ TOPICS: dict[str, Topic] = {
             Scope.SITE,
             "command",
             False,
-            "Signed commands from the centre (commands issue). Reserved.",
+            "Signed commands from the centre for this site (docs/mqtt.md, Commands).",
+        ),
+        Topic(
+            "fleet_cmd",
+            "cmd",
+            1,
+            False,
+            Direction.IN,
+            Scope.FLEET,
+            "command",
+            False,
+            "Signed commands for a tier or for every site (`commands.fleet`).",
         ),
         Topic(
             "schedule",
@@ -136,6 +147,11 @@ TOPICS: dict[str, Topic] = {
             "Sessions for every site (schedule issue). Reserved.",
         ),
     )
+}
+
+# payload kind -> the outgoing topic that carries it (`command_reply` goes on `cmd_reply`)
+OUT_BY_PAYLOAD: dict[str, str] = {
+    t.payload: t.name for t in TOPICS.values() if t.direction is Direction.OUT
 }
 
 

@@ -1,0 +1,238 @@
+"""Commands in the running agent: verify, remember, answer, run (in a worker), audit.
+
+`on_message` runs on the link thread and only does cheap things: validation (an Ed25519
+verify), the durable id record, the audit line and queueing the reply. Actions run on a small
+thread pool, so a long one (a self-test, `identify` for minutes) never blocks the link or the
+reporting loop.
+
+Replies go through the outbox (store-and-forward, like every report): to the command's MQTT 5
+response topic with its correlation data, or to `<prefix>/<site_id>/cmd/reply` (MQTT 3.1.1,
+or no response topic given). `rejected` replies are rate-limited (a flood of garbage must not
+fill the outbox); every refusal is audited whether answered or not.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import JsonValue
+
+from agent.commands.actions import ACTIONS, ActionContext, ActionFailed, disabled_actions
+from agent.commands.envelope import (
+    Command,
+    Identity,
+    Policy,
+    Reason,
+    Rejection,
+    public_key_from_b64,
+    validate,
+)
+from agent.commands.store import AUDIT_NAME, DB_NAME, AuditLog, SeenStore
+from agent.config import Settings
+from agent.errors import ConfigError
+from agent.transport.outbox import Outbox
+from agent.transport.pacing import TokenBucket
+from agent.transport.payloads import CommandReplyPayload, ReplyStatus, utc_now
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+_REJECT_RATE = 1.0  # rejected replies per second on average...
+_REJECT_BURST = 30  # ...after a burst of this many
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a command's replies go: its response topic and correlation data (MQTT 5)."""
+
+    response_topic: str | None = None
+    correlation: bytes | None = None
+
+
+def load_keys(settings: Settings) -> dict[str, Ed25519PublicKey]:
+    keys: dict[str, Ed25519PublicKey] = {}
+    for i, entry in enumerate(settings.commands.keys):
+        where = f"commands.keys[{i}] ({entry.key_id})"
+        try:
+            text = entry.public_key if entry.public_key is not None else _read(entry.path)
+            keys[entry.key_id] = public_key_from_b64(text)
+        except (ValueError, OSError) as exc:
+            raise ConfigError(
+                f"{where}: not a usable Ed25519 public key: {exc}",
+                "paste the base64 line printed by `edge-agent centre keygen`",
+            ) from None
+    return keys
+
+
+def _read(path: Path | None) -> str:
+    assert path is not None
+    return path.read_text(encoding="ascii")
+
+
+def policy_from_settings(settings: Settings) -> Policy:
+    cfg = settings.commands
+    return Policy(
+        keys=load_keys(settings),
+        max_skew_s=cfg.max_skew_s,
+        max_validity_s=cfg.max_validity_s,
+        actions={name: spec.args for name, spec in ACTIONS.items()},
+        disabled=disabled_actions(settings),
+    )
+
+
+class CommandService:
+    def __init__(
+        self,
+        settings: Settings,
+        outbox: Outbox,
+        context: ActionContext,
+        *,
+        clock: Clock = utc_now,
+        max_workers: int = 4,
+    ) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.context = context
+        self.policy = policy_from_settings(settings)
+        if settings.commands.enabled and not self.policy.keys:
+            log.warning("commands: no centre key in [commands] keys; every command is refused")
+        self.me = Identity(settings.site.site_id, settings.site.tier.value)
+        state = settings.paths.state_dir
+        self.store = SeenStore(state / DB_NAME)
+        self.audit = AuditLog(state / AUDIT_NAME)
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="command")
+        self._budget = TokenBucket(_REJECT_RATE, _REJECT_BURST, time.monotonic())
+        self._budget_lock = threading.Lock()
+
+    def register_counter(self, counter: Callable[[], JsonValue]) -> None:
+        """`count-now` answers with what `counter()` returns (the attendance issue's hook)."""
+        self.context.counter = counter
+
+    def close(self, wait: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        self.store.close()
+
+    # ---- receiving ---------------------------------------------------------------------
+
+    def decide(self, raw: bytes, now: datetime | None = None) -> Command | Rejection:
+        """Validate and, for a command that passes, record it as seen (durably). A refusal
+        leaves no trace but its return value."""
+        now = now or self._clock()
+        verdict = validate(raw, self.policy, self.me, now)
+        if isinstance(verdict, Rejection):
+            return verdict
+        body = verdict.body
+        keep = body.expires_at + timedelta(seconds=self.policy.max_skew_s)
+        earlier = self.store.remember(
+            body.id, body.nonce, body.action, keep.timestamp(), now.timestamp()
+        )
+        if earlier is not None:
+            return Rejection(
+                Reason.REPLAY,
+                f"command {body.id} (or its nonce) was already received (status: {earlier})",
+                body.id,
+            )
+        return verdict
+
+    def on_message(
+        self, raw: bytes, route: Route = Route(), *, fleet: bool = False
+    ) -> Command | Rejection:
+        """Handle one message from a command topic (the link thread). On the fleet topic a
+        command for other sites is not ours to answer, only to audit."""
+        verdict = self.decide(raw)
+        if isinstance(verdict, Rejection) and fleet and verdict.reason is Reason.OTHER_SITE:
+            verdict = replace(verdict, quiet=True)
+        if isinstance(verdict, Rejection):
+            self.audit.append(
+                "rejected",
+                command_id=verdict.command_id,
+                reason=verdict.reason.value,
+                detail=verdict.detail,
+                answered=not verdict.quiet,
+            )
+            if verdict.quiet:
+                log.debug("command not for this site: %s", verdict.text())
+                return verdict
+            log.warning("command %s refused: %s", verdict.command_id or "?", verdict.text())
+            if self._may_answer_rejection():
+                self._reply(verdict.command_id, "rejected", verdict.text(), None, route)
+            else:
+                log.warning("too many refused commands: not answering this one")
+            return verdict
+        self.audit.append(
+            "accepted",
+            command_id=verdict.id,
+            action=verdict.action,
+            args=verdict.args.model_dump(mode="json"),
+            key_id=verdict.key_id,
+            target=verdict.body.target.model_dump(),
+            issued_at=verdict.body.issued_at,
+            expires_at=verdict.body.expires_at,
+        )
+        log.info("command %s accepted: %s", verdict.id, verdict.action)
+        self._reply(verdict.id, "accepted", "", None, route)
+        self._pool.submit(self._execute, verdict, route)
+        return verdict
+
+    def _may_answer_rejection(self) -> bool:
+        with self._budget_lock:
+            now = time.monotonic()
+            if self._budget.available(now) < 1:
+                return False
+            self._budget.take(now)
+            return True
+
+    # ---- running -----------------------------------------------------------------------
+
+    def _execute(self, command: Command, route: Route) -> None:
+        spec = ACTIONS[command.action]
+
+        def progress(text: str) -> None:
+            self._reply(command.id, "progress", text, None, route)
+
+        context = replace(self.context, progress=progress)
+        status: ReplyStatus = "succeeded"
+        reason = ""
+        output: JsonValue = None
+        started = time.monotonic()
+        try:
+            output = spec.run(context, command.args)
+        except ActionFailed as exc:
+            status, reason, output = "failed", str(exc), exc.output
+        except Exception as exc:
+            log.exception("command %s (%s) crashed", command.id, command.action)
+            status, reason = "failed", f"internal error: {type(exc).__name__}: {exc}"
+        took = round(time.monotonic() - started, 3)
+        self.store.set_status(command.id, status)
+        self.audit.append(
+            status, command_id=command.id, action=command.action, reason=reason, duration_s=took
+        )
+        log.info("command %s (%s): %s %s", command.id, command.action, status, reason)
+        self._reply(command.id, status, reason, output, route)
+
+    def _reply(
+        self,
+        command_id: str,
+        status: ReplyStatus,
+        reason: str,
+        output: JsonValue,
+        route: Route,
+    ) -> None:
+        payload = CommandReplyPayload(
+            site_id=self.me.site_id,
+            ts=utc_now(),
+            command_id=command_id,
+            status=status,
+            reason=reason,
+            output=output,
+        )
+        self.outbox.put(payload, topic=route.response_topic, correlation=route.correlation)

@@ -1,0 +1,252 @@
+"""Commands over a real mosquitto: refusals answered with their reason and no action, exactly
+once under duplicate delivery and across a restart, replies with correlation data (MQTT 5)
+and on cmd/reply (MQTT 3.1.1), fleet broadcasts, and the `centre` CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.cli import main
+from agent.commands.sender import Outcome, Sender
+from agent.commands.store import AUDIT_NAME, AuditLog
+from agent.sim.broker import V311OnlyProxy
+from agent.transport.mqtt import Protocol
+from tests.commands_kit import KEY_ID, CommandAgent, commands_config, signed
+from tests.fixtures.broker import wait_until
+
+pytestmark = pytest.mark.broker
+
+REBOOT = ["systemctl", "start", "--no-block", "edge-agent-reboot.service"]
+
+
+@pytest.fixture
+def key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def agents():
+    started: list[CommandAgent] = []
+
+    def make(config, runner=None) -> CommandAgent:
+        agent = CommandAgent(config, runner).start()
+        started.append(agent)
+        return agent
+
+    yield make
+    for agent in started:
+        if agent.thread.is_alive():
+            agent.stop()
+
+
+def _online(agent: CommandAgent) -> None:
+    assert wait_until(lambda: agent.agent.link.status().connected, 10)
+    time.sleep(0.1)  # the SUBSCRIBE went out before the announce; let its SUBACK land
+
+
+def _statuses(outcome: Outcome) -> list[str]:
+    return [r.status for r in outcome.replies]
+
+
+def test_each_refusal_is_answered_with_its_reason_and_runs_nothing(broker, key, agents, tmp_path):
+    agent = agents(commands_config(broker, tmp_path / "state", key))
+    _online(agent)
+    now = datetime.now(UTC)
+    stranger = Ed25519PrivateKey.generate()
+    valid = json.loads(signed(key, command_id="cmd-unsigned"))
+    valid.pop("sig")
+    cases = {
+        "cmd-unsigned": (json.dumps(valid).encode(), "unsigned"),
+        "cmd-badsig01": (signed(stranger, command_id="cmd-badsig01"), "bad_signature"),
+        "cmd-unknownk": (signed(key, command_id="cmd-unknownk", key_id="old"), "unknown_key"),
+        "cmd-expired1": (
+            signed(key, command_id="cmd-expired1", issued=now - timedelta(hours=1), valid_s=60),
+            "expired",
+        ),
+        "cmd-future01": (
+            signed(key, command_id="cmd-future01", issued=now + timedelta(minutes=10)),
+            "not_yet_valid",
+        ),
+        "cmd-othersit": (
+            signed(key, command_id="cmd-othersit", target={"site": "s2"}),
+            "other_site",
+        ),
+        "cmd-unknowna": (signed(key, command_id="cmd-unknowna", action="wipe"), "unknown_action"),
+        "cmd-badargs1": (
+            signed(key, command_id="cmd-badargs1", args={"delay": 5}),
+            "invalid_arguments",
+        ),
+    }
+    with Sender(broker.endpoint(), "vc") as centre:
+        for command_id, (payload, reason) in cases.items():
+            centre.publish_raw(payload, {"site": "s1"}, command_id.encode())
+            outcome = centre.collect(command_id, {"s1"}, 5)
+            assert _statuses(outcome) == ["rejected"], command_id
+            reply = outcome.replies[0]
+            assert reply.reason.startswith(reason + ": "), reply.reason
+            assert reply.correlation == command_id.encode()
+        # After all of that: nothing ran, nothing was remembered. Then a valid one runs, and
+        # its replay is refused.
+        assert agent.runner.calls == []
+        assert agent.agent.commands is not None
+        assert agent.agent.commands.store.status("cmd-badargs1") is None
+        good = signed(key, command_id="cmd-good0001")
+        centre.publish_raw(good, {"site": "s1"}, b"cmd-good0001")
+        assert _statuses(centre.collect("cmd-good0001", {"s1"}, 5)) == ["accepted", "succeeded"]
+        centre.publish_raw(good, {"site": "s1"}, b"cmd-good0001")
+        replay = centre.collect("cmd-good0001", {"s1"}, 5)
+        assert _statuses(replay) == ["rejected"]
+        assert replay.replies[0].reason.startswith("replay: ")
+    assert agent.runner.calls == [REBOOT]
+    audit = AuditLog(tmp_path / "state" / AUDIT_NAME).read()
+    rejected = {a["command_id"]: a["reason"] for a in audit if a["event"] == "rejected"}
+    assert rejected == {cid: reason for cid, (_, reason) in cases.items()} | {
+        "cmd-good0001": "replay"
+    }
+    assert [a["event"] for a in audit if a["command_id"] == "cmd-good0001"] == [
+        "accepted",
+        "succeeded",
+        "rejected",
+    ]
+
+
+def test_duplicate_delivery_and_a_restart_run_the_command_exactly_once(
+    broker, key, agents, tmp_path
+):
+    config = commands_config(broker, tmp_path / "state", key)
+    first = agents(config)
+    _online(first)
+    payload = signed(key, command_id="cmd-once0001")
+    with Sender(broker.endpoint(), "vc") as centre:
+        # QoS 1 may deliver twice: the same bytes twice in a row.
+        centre.publish_raw(payload, {"site": "s1"}, b"c1")
+        centre.publish_raw(payload, {"site": "s1"}, b"c1")
+        outcome = centre.collect("cmd-once0001", {"s1"}, 5)
+        time.sleep(0.3)
+        outcome.replies += centre.collect("cmd-once0001", set(), 0.3).replies
+        assert sorted(_statuses(outcome)) == ["accepted", "rejected", "succeeded"]
+        first.stop()
+
+        again = agents(config)
+        _online(again)
+        centre.publish_raw(payload, {"site": "s1"}, b"c1")
+        after = centre.collect("cmd-once0001", {"s1"}, 5)
+        assert _statuses(after) == ["rejected"]
+        assert "status: succeeded" in after.replies[0].reason
+    assert first.runner.calls == [REBOOT]
+    assert again.runner.calls == []
+
+
+def test_run_checks_replies_on_the_response_topic_with_correlation_data(
+    broker, key, agents, tmp_path
+):
+    agent = agents(commands_config(broker, tmp_path / "state", key))
+    _online(agent)
+    with Sender(broker.endpoint(), "vc") as centre:
+        command_id, _ = centre.send(
+            key,
+            KEY_ID,
+            "run-checks",
+            {"components": "network"},
+            {"site": "s1"},
+            response_topic="vc/s1/cmd/reply/desk-7",
+        )
+        outcome = centre.collect(command_id, {"s1"}, 10)
+    assert _statuses(outcome) == ["accepted", "progress", "succeeded"]
+    assert {r.topic for r in outcome.replies} == {"vc/s1/cmd/reply/desk-7"}
+    assert {r.correlation for r in outcome.replies} == {command_id.encode()}
+    report = outcome.replies[-1].output
+    assert report["verdict"] == "ready"
+    assert [(r["component"], r["status"]) for r in report["results"]] == [("network", "ok")]
+
+
+def test_under_mqtt_311_replies_go_to_cmd_reply_with_the_command_id(broker, key, agents, tmp_path):
+    proxy = V311OnlyProxy(broker.port).start()
+    try:
+        config = commands_config(broker, tmp_path / "state", key)
+        config["broker"]["port"] = proxy.port
+        agent = agents(config)
+        _online(agent)
+        assert agent.agent.link.status().protocol == "3.1.1"
+        with Sender(broker.endpoint(), "vc", Protocol.V311) as centre:
+            command_id, _ = centre.send(key, KEY_ID, "rebirth", {}, {"site": "s1"})
+            outcome = centre.collect(command_id, {"s1"}, 10)
+    finally:
+        proxy.stop()
+    assert _statuses(outcome) == ["accepted", "succeeded"]
+    assert {r.topic for r in outcome.replies} == {"vc/s1/cmd/reply"}
+    assert {r.correlation for r in outcome.replies} == {None}
+
+
+def test_tier_broadcast_reaches_only_that_tier_and_others_stay_quiet(broker, key, agents, tmp_path):
+    commune = agents(commands_config(broker, tmp_path / "s1", key, "s1", "commune"))
+    district = agents(commands_config(broker, tmp_path / "s2", key, "s2", "district"))
+    _online(commune)
+    _online(district)
+    with Sender(broker.endpoint(), "vc") as centre:
+        assert centre.sites == {"s1": "commune", "s2": "district"}
+        target = {"tier": "commune"}
+        command_id, _ = centre.send(key, KEY_ID, "reboot-host", {}, target)
+        outcome = centre.collect(command_id, centre.expected_sites(target), 5)
+        late = centre.collect(command_id, set(), 0.5)
+        # One site's command on the fleet topic: the others hear it and stay quiet too.
+        assert centre.conn is not None
+        centre.conn.publish(
+            "vc/cmd", signed(key, command_id="cmd-fleet-s2", target={"site": "s2"}), 1, False
+        )
+        for_s2 = centre.collect("cmd-fleet-s2", set(), 1.0)
+    assert {r.site_id for r in outcome.replies + late.replies} == {"s1"}
+    assert outcome.summary()["succeeded"] == 1
+    assert {(r.site_id, r.status) for r in for_s2.replies} == {
+        ("s2", "accepted"),
+        ("s2", "succeeded"),
+    }
+    assert commune.runner.calls == [REBOOT]
+    assert district.runner.calls == [REBOOT]
+
+
+def test_restart_agent_answers_then_stops_the_daemon(broker, key, agents, tmp_path):
+    agent = agents(commands_config(broker, tmp_path / "state", key))
+    _online(agent)
+    with Sender(broker.endpoint(), "vc") as centre:
+        command_id, _ = centre.send(key, KEY_ID, "restart-agent", {}, {"site": "s1"})
+        outcome = centre.collect(command_id, {"s1"}, 10)
+    assert _statuses(outcome) == ["accepted", "succeeded"]
+    agent.thread.join(10)
+    assert not agent.thread.is_alive(), "the daemon did not exit for systemd to restart it"
+
+
+def test_centre_cli_keygen_and_send_prints_replies_and_summary(
+    broker, agents, tmp_path, capsys, monkeypatch
+):
+    stem = tmp_path / "keys" / "centre-test"
+    assert main(["centre", "keygen", "--out", str(stem)]) == 0
+    printed = capsys.readouterr().out
+    assert oct((stem.with_suffix(".key")).stat().st_mode & 0o777) == "0o600"
+    public = stem.with_suffix(".pub").read_text().strip()
+    assert f'public_key = "{public}"' in printed
+
+    config = commands_config(broker, tmp_path / "state", Ed25519PrivateKey.generate())
+    config["commands"]["keys"] = [{"key_id": "centre-test", "path": str(stem.with_suffix(".pub"))}]
+    agent = agents(config)
+    _online(agent)
+    monkeypatch.setenv("EDGE_AGENT_CENTRE_KEY", str(stem.with_suffix(".key")))
+    argv = ["centre", "send", "identify", "--all", "--arg", "seconds=1", "--timeout", "5"]
+    argv += ["--port", str(broker.port)]
+    assert main(argv) == 1  # no LED on this box: identify fails, and says why
+    out = capsys.readouterr().out
+    assert "s1" in out and "accepted" in out
+    assert "failed     no status LED on this site" in out
+    assert "summary: answered 1/1, succeeded 0, failed 1, rejected 0, silent 0" in out
+
+    argv = ["centre", "send", "rebirth", "--site", "s1", "--port", str(broker.port)]
+    assert main([*argv, "--timeout", "5"]) == 0
+    assert "summary: answered 1/1, succeeded 1" in capsys.readouterr().out
+    argv = ["centre", "send", "rebirth", "--site", "nowhere", "--port", str(broker.port)]
+    assert main([*argv, "--timeout", "0.5"]) == 1
+    assert "silent 1 (nowhere)" in capsys.readouterr().out
