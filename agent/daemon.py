@@ -21,28 +21,38 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from pydantic import JsonValue
+
 from agent import __version__
 from agent.checks.model import CheckResult, Verdict
-from agent.commands.actions import Runner, run_command
+from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach, command_topics, inbound_handler, only_components
 from agent.commands.service import CommandService
 from agent.config import COMPONENTS, Settings
+from agent.control import ControlServer, socket_path
+from agent.daemon_control import control_handlers
+from agent.led_driver import Writer, write_attribute
+from agent.presession import PreSession, Scope
+from agent.schedule import SchedulePayload, Session, Tick
 from agent.sdnotify import Notifier
 from agent.selftest import SelfTest, judge
 from agent.selftest_worker import run_selftest_isolated, terminate_workers
+from agent.status_led import StatusLed
 from agent.transport.link import Link
-from agent.transport.mqtt import Protocol
+from agent.transport.mqtt import Inbound, Protocol
 from agent.transport.outbox import Outbox, OutboxStats
 from agent.transport.payloads import (
     ChecksPayload,
     ComponentInfo,
     MetaPayload,
     OutboxHealth,
+    SessionRef,
     SiteInfo,
     StatePayload,
     state_components,
     utc_now,
 )
+from agent.transport.topics import topic_for
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +145,17 @@ def meta_payload(settings: Settings, protocol: Protocol, started_at: datetime) -
     )
 
 
+_SCHEDULE_TOPICS = ("schedule", "fleet_schedule")
+
+
+def _session_ref(session: Session | None) -> SessionRef | None:
+    if session is None:
+        return None
+    return SessionRef(
+        session_id=session.session_id, title=session.title, start=session.start, end=session.end
+    )
+
+
 class Agent:
     def __init__(
         self,
@@ -142,6 +163,7 @@ class Agent:
         *,
         selftest: SelfTestFn = run_selftest_isolated,
         command_runner: Runner = run_command,
+        led_write: Writer = write_attribute,
     ) -> None:
         self.settings = settings
         self._selftest = selftest
@@ -149,6 +171,12 @@ class Agent:
         self.outbox = Outbox.from_settings(settings)
         self._stop = threading.Event()
         self.commands: CommandService | None = None
+        self.presession = PreSession(settings)
+        self.led = StatusLed(settings, led_write)
+        self._check_lock = threading.Lock()
+        self._checking = False
+        self._tick: Tick | None = None
+        self._wake = threading.Event()  # set by stop, a new schedule, identify
         try:
             # Bad broker settings (or command keys) raise here, before anything runs.
             self.commands = attach(self, command_runner)
@@ -156,8 +184,8 @@ class Agent:
                 settings,
                 self.outbox,
                 self._birth,
-                on_message=inbound_handler(settings, self.commands),
-                subscriptions=command_topics(settings),
+                on_message=self._route(inbound_handler(settings, self.commands)),
+                subscriptions=[*command_topics(settings), *_SCHEDULE_TOPICS],
             )
         except Exception:
             if self.commands is not None:
@@ -180,6 +208,51 @@ class Agent:
             log.warning("ignoring an unreadable saved check result")
             return None
 
+    def _route(self, commands: Callable[[Inbound], None]) -> Callable[[Inbound], None]:
+        """Schedules to the pre-session planner, everything else to the command service."""
+        prefix, site_id = self.settings.broker.prefix, self.settings.site.site_id
+        schedules: dict[str, Scope] = {
+            topic_for(prefix, site_id, "schedule"): "site",
+            topic_for(prefix, site_id, "fleet_schedule"): "all",
+        }
+
+        def route(message: Inbound) -> None:
+            scope = schedules.get(message.topic)
+            if scope is None:
+                commands(message)
+            else:
+                self.presession.on_schedule(scope, message.payload)
+                self._wake.set()
+
+        return route
+
+    @property
+    def last_check(self) -> LastCheck | None:
+        with self._lock:
+            return self._last
+
+    @property
+    def led_pattern(self) -> str | None:
+        return self.led.pattern.value if self.led.pattern else None
+
+    def identify(self, seconds: float) -> JsonValue:
+        """The centre's `identify`: blink so a technician finds this box; the loop puts the
+        site's pattern back when the time is up."""
+        if not self.led.available:
+            raise ActionFailed(
+                "no status LED on this site (led.enabled = false, or the LED failed)",
+                "`edge-agent devices` lists the LEDs this computer has",
+            )
+        self.led.identify(seconds)
+        self._show_led()
+        self._wake.set()  # the loop must wake when identify ends
+        return {"seconds": seconds, "pattern": self.led_pattern}
+
+    def set_schedule(self, payload: SchedulePayload) -> JsonValue:
+        self.presession.on_schedule("site", payload.model_dump_json().encode())
+        self._wake.set()
+        return len(self.presession.scheduler.sessions)
+
     # ---- the reporting loop ------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
@@ -193,12 +266,22 @@ class Agent:
             self.settings.broker.port,
         )
         self._stop = stop
+
+        def wake_on_stop() -> None:
+            stop.wait()
+            self._wake.set()
+
+        threading.Thread(target=wake_on_stop, name="stop-watch", daemon=True).start()
         self.link.start()
+        control = ControlServer(
+            socket_path(self.settings.paths.state_dir), control_handlers(self)
+        ).start()
         self._notifier.ready()
         try:
             self._loop(stop)
         finally:
             self._notifier.stopping()
+            control.stop()
             terminate_workers()
             if self.commands is not None:
                 self.commands.close()
@@ -211,23 +294,41 @@ class Agent:
         trigger: Trigger = "startup"
         next_check = time.monotonic()
         while not stop.is_set():
+            tick = self._tick = self.presession.tick(utc_now())
             now = time.monotonic()
-            if now >= next_check:
+            if tick.due:
+                # One full check however many leads fell due together (a clock jump).
+                self.check_now("pre-session", stop)
+                next_check = time.monotonic() + report.check_interval_s
+            elif now >= next_check:
                 next_check = now + report.check_interval_s
-                self.check_now(trigger, stop)
+                # While a session runs the room is in use: no routine heavy checks.
+                if not tick.quiet or trigger == "startup":
+                    self.check_now(trigger, stop)
                 trigger = "interval"
             elif (
                 self.link.status().connected
                 and now - self._last_state_at >= report.state_heartbeat_s
             ):
                 self.publish_state("heartbeat")
+            self._show_led()
             heartbeat_due = self._last_state_at + report.state_heartbeat_s
             wait = max(0.0, min(next_check, heartbeat_due) - time.monotonic())
+            wait = min(wait, max(0.0, (tick.wake_at - utc_now()).total_seconds()))
+            led_change = self.led.next_change_in()
+            if led_change is not None:
+                wait = min(wait, led_change)
             self._alive()
             if self._notifier.watchdog_interval_s is not None:
                 wait = min(wait, self._notifier.watchdog_interval_s)
-            if stop.wait(wait):
-                break
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def _show_led(self) -> None:
+        last = self.last_check
+        self.led.update(
+            last.verdict if last else None, self.link.status().connected, self._checking
+        )
 
     def _alive(self) -> None:
         """Ping systemd's watchdog, at most once a second. Only this loop (and its wait for
@@ -242,6 +343,20 @@ class Agent:
     ) -> SelfTest | None:
         """Run the self-test (of `only` those components) in a worker; report `checks` and
         `state`. None if stopped."""
+        # One self-test at a time: a command's, the technician's and the schedule's would
+        # otherwise fight over the camera and the serial ports.
+        with self._check_lock:
+            self._checking = True
+            self._show_led()
+            try:
+                return self._check(trigger, stop, only)
+            finally:
+                self._checking = False
+                self._show_led()
+
+    def _check(
+        self, trigger: Trigger, stop: threading.Event | None, only: Sequence[str]
+    ) -> SelfTest | None:
         started = utc_now()
         t0 = time.monotonic()
         box: list[SelfTest] = []
@@ -299,10 +414,16 @@ class Agent:
             last = self._last
         stats = stats or self.outbox.stats()
         oldest = stats.oldest_created
+        now = utc_now()
+        running = self._tick.current if self._tick else ()
+        current = _session_ref(running[0]) if running else None
+        upcoming = self.presession.next_session(now)
         payload = StatePayload(
             site_id=self.settings.site.site_id,
-            ts=utc_now(),
+            ts=now,
             cause=cause,
+            current_session=current,
+            next_session=_session_ref(upcoming),
             verdict=last.verdict if last else None,
             components=state_components(last.results) if last else {},
             last_check=last.at if last else None,

@@ -14,6 +14,7 @@ from pydantic import JsonValue
 from agent.commands.actions import ActionContext, Runner, run_command
 from agent.commands.service import CommandService, Route
 from agent.config import COMPONENTS, Settings
+from agent.schedule import SchedulePayload
 from agent.selftest import SelfTest
 from agent.transport.mqtt import Inbound
 from agent.transport.outbox import Outbox
@@ -38,6 +39,10 @@ class Host(Protocol):
     def request_rebirth(self) -> None: ...
 
     def request_stop(self) -> None: ...
+
+    def identify(self, seconds: float) -> JsonValue: ...
+
+    def set_schedule(self, payload: SchedulePayload) -> JsonValue: ...
 
 
 def command_topics(settings: Settings) -> list[str]:
@@ -92,6 +97,8 @@ def attach(host: Host, runner: Runner = run_command) -> CommandService | None:
         rebirth=host.request_rebirth,
         exit_agent=exit_soon,
         runner=runner,
+        identify=host.identify,
+        set_schedule=host.set_schedule,
     )
     return CommandService(settings, host.outbox, context)
 
