@@ -118,7 +118,8 @@ class CommandService:
         self.context.counter = counter
 
     def close(self, wait: bool = False) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        # Waiting means finishing what was accepted; not waiting (shutdown) drops the queue.
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
         self.store.close()
 
     # ---- receiving ---------------------------------------------------------------------
