@@ -1,0 +1,199 @@
+"""Fleet views, pure: each site's condition, counts by tier and by parent, the sites that are
+not ready with their failing components, and the text shown to the operator.
+
+Condition, in order: `offline` (availability not online: the will, a clean shutdown, or never
+heard), `silent` (online but unheard for `silent_after` x its report interval: a half-open
+link, a hung agent, or a retained state left from an earlier life), then the verdict of the
+latest live state: `ready`, `degraded`, `fault`, or `unknown` before the first check.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Condition(StrEnum):
+    READY = "ready"
+    DEGRADED = "degraded"
+    FAULT = "fault"
+    OFFLINE = "offline"
+    SILENT = "silent"
+    UNKNOWN = "unknown"
+
+
+TIER_ORDER = {"province": 0, "district": 1, "commune": 2}
+CONDITION_ORDER = [c.value for c in Condition]
+_BAD = {"fail", "error", "warn"}
+
+
+@dataclass(frozen=True)
+class ComponentRow:
+    status: str
+    reason: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    """What the store knows of one site, as plain values."""
+
+    site_id: str
+    name: str = ""
+    tier: str = "commune"
+    parent: str | None = None
+    availability: str | None = None
+    avail_reason: str = ""
+    last_seen: float | None = None  # epoch seconds
+    verdict: str | None = None
+    state_ts: float | None = None
+    state_retained: bool = False
+    interval_s: float = 60.0
+    components: dict[str, ComponentRow] = field(default_factory=dict)
+    lost: int = 0
+    dropped: int = 0
+
+
+def silent_window(site: SiteRow, silent_after: float) -> float:
+    return silent_after * site.interval_s
+
+
+def is_stale(site: SiteRow, now: float, silent_after: float) -> bool:
+    """The latest state came only as a retained message, and it is older than the window."""
+    return (
+        site.state_retained
+        and site.state_ts is not None
+        and now - site.state_ts > silent_window(site, silent_after)
+    )
+
+
+def condition(site: SiteRow, now: float, silent_after: float) -> Condition:
+    if site.availability != "online":
+        return Condition.OFFLINE
+    if site.last_seen is None or now - site.last_seen > silent_window(site, silent_after):
+        return Condition.SILENT
+    if is_stale(site, now, silent_after):
+        return Condition.SILENT
+    if site.verdict in (Condition.READY, Condition.DEGRADED, Condition.FAULT):
+        return Condition(site.verdict)
+    return Condition.UNKNOWN
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "never"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def problems(site: SiteRow, cond: Condition, now: float, silent_after: float) -> list[str]:
+    """One line per reason the site is not ready, most telling first."""
+    out: list[str] = []
+    if cond is Condition.OFFLINE:
+        why = site.avail_reason or ("never connected" if site.availability is None else "")
+        out.append(f"offline: {why}".rstrip(": ") + f"; last heard {_when(site.last_seen)}")
+    elif cond is Condition.SILENT:
+        window = silent_window(site, silent_after)
+        if is_stale(site, now, silent_after):
+            out.append(f"stale retained state from {_when(site.state_ts)}")
+        out.append(
+            f"online but silent for more than {window:.0f} s (last heard {_when(site.last_seen)})"
+        )
+    elif cond is Condition.UNKNOWN:
+        out.append("no check result yet")
+    for name, comp in sorted(site.components.items()):
+        if comp.status in _BAD:
+            line = f"{name} {comp.status}: {comp.reason}"
+            out.append(line + (f" ({comp.hint})" if comp.hint else ""))
+    if site.lost:
+        out.append(f"{site.lost} report(s) lost (seq gaps)")
+    return out
+
+
+@dataclass(frozen=True)
+class NotReady:
+    site_id: str
+    name: str
+    tier: str
+    parent: str | None
+    condition: str
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class FleetView:
+    at: float
+    total: int
+    counts: dict[str, int]
+    by_tier: dict[str, dict[str, int]]
+    by_parent: dict[str, dict[str, int]]  # key "<tier> under <parent>"
+    not_ready: list[NotReady]
+    lost: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _counts(conds: list[Condition]) -> dict[str, int]:
+    c = Counter(conds)
+    return {k: c.get(Condition(k), 0) for k in CONDITION_ORDER}
+
+
+def _tier_key(tier: str) -> tuple[int, str]:
+    return TIER_ORDER.get(tier, len(TIER_ORDER)), tier
+
+
+def fleet_view(sites: list[SiteRow], now: float, silent_after: float) -> FleetView:
+    conds = {s.site_id: condition(s, now, silent_after) for s in sites}
+    tiers: dict[str, list[Condition]] = {}
+    parents: dict[str, list[Condition]] = {}
+    for s in sites:
+        tiers.setdefault(s.tier, []).append(conds[s.site_id])
+        parents.setdefault(f"{s.tier} under {s.parent or '-'}", []).append(conds[s.site_id])
+    not_ready = [
+        NotReady(
+            s.site_id,
+            s.name,
+            s.tier,
+            s.parent,
+            conds[s.site_id].value,
+            problems(s, conds[s.site_id], now, silent_after),
+        )
+        for s in sites
+        if conds[s.site_id] is not Condition.READY
+    ]
+    not_ready.sort(key=lambda n: (_tier_key(n.tier), CONDITION_ORDER.index(n.condition), n.site_id))
+    return FleetView(
+        at=now,
+        total=len(sites),
+        counts=_counts(list(conds.values())),
+        by_tier={t: _counts(tiers[t]) for t in sorted(tiers, key=_tier_key)},
+        by_parent={
+            p: _counts(parents[p])
+            for p in sorted(parents, key=lambda k: (_tier_key(k.split(" ")[0]), k))
+        },
+        not_ready=not_ready,
+        lost=sum(s.lost for s in sites),
+    )
+
+
+def _count_line(label: str, counts: dict[str, int]) -> str:
+    parts = " ".join(f"{k} {v:>3}" for k, v in counts.items() if v or k != "unknown")
+    return f"  {label:<32} {parts}"
+
+
+def render(view: FleetView) -> str:
+    lines = [f"fleet at {_when(view.at)}: {view.total} site(s)", _count_line("all", view.counts)]
+    lines.append("by tier:")
+    lines += [_count_line(tier, counts) for tier, counts in view.by_tier.items()]
+    lines.append("by parent:")
+    lines += [_count_line(key, counts) for key, counts in view.by_parent.items()]
+    if view.lost:
+        lines.append(f"reports lost (seq gaps not explained by counted drops): {view.lost}")
+    lines.append(f"not ready: {len(view.not_ready)}")
+    for n in view.not_ready:
+        lines.append(f"  [{n.tier}] {n.site_id} ({n.name or '?'}) {n.condition.upper()}")
+        lines += [f"      - {p}" for p in n.problems]
+    return "\n".join(lines) + "\n"

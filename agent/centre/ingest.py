@@ -1,0 +1,230 @@
+"""`centre serve`: subscribe to every site's reports and store them.
+
+Two subscriptions, both through agent.transport.listener (the one paho owner stays in
+agent/transport/mqtt.py):
+- the live one, shared (`$share/<group>/<prefix>/+/<topic>`) so that several centre
+  processes split the load; it keeps a persistent session, so a restart of the centre loses
+  nothing the broker queued meanwhile;
+- at start, a short non-shared one on the retained topics (availability, meta, state):
+  MQTT does not send retained messages to shared subscriptions, and the retained picture is
+  what tells a fresh centre which sites exist and which are offline.
+
+Messages go through a queue to one writer thread that stores them in batches (one
+transaction each), then records condition changes (offline, silent, verdicts) as events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import socket
+import sqlite3
+import threading
+import time
+
+from pydantic import ValidationError
+
+from agent.centre.settings import CentreSettings
+from agent.centre.store import Event, Incoming, Store
+from agent.transport.listener import Listener, Received
+from agent.transport.mqtt import Endpoint, endpoint
+from agent.transport.payloads import PAYLOADS, Envelope
+from agent.transport.topics import TOPICS, Direction, Scope
+
+log = logging.getLogger(__name__)
+
+INGESTED = ("availability", "meta", "state", "checks", "attendance")
+RETAINED = tuple(n for n in INGESTED if TOPICS[n].retained)
+_BATCH = 2000
+_SWEEP_S = 1.0
+_PRUNE_S = 3600.0
+
+
+def live_filters(prefix: str, group: str) -> list[str]:
+    share = f"$share/{group}/" if group else ""
+    return [f"{share}{prefix}/+/{TOPICS[n].suffix}" for n in INGESTED]
+
+
+def retained_filters(prefix: str) -> list[str]:
+    return [f"{prefix}/+/{TOPICS[n].suffix}" for n in RETAINED]
+
+
+_BY_SUFFIX = {
+    t.suffix: t.payload
+    for t in TOPICS.values()
+    if t.direction is Direction.OUT and t.scope is Scope.SITE and t.name in INGESTED
+}
+
+
+def parse(prefix: str, message: Received) -> Envelope:
+    """The payload model of a message on `<prefix>/<site_id>/<suffix>`; ValueError if not."""
+    head = prefix + "/"
+    if not message.topic.startswith(head):
+        raise ValueError("outside the prefix")
+    site_id, _, suffix = message.topic[len(head) :].partition("/")
+    kind = _BY_SUFFIX.get(suffix)
+    if kind is None:
+        raise ValueError(f"not a topic the centre reads: {suffix!r}")
+    payload = PAYLOADS[kind].model_validate_json(message.payload)
+    if payload.site_id != site_id:
+        raise ValueError(f"payload site_id {payload.site_id!r} on another site's topic")
+    return payload
+
+
+class _Forwarder(Listener):
+    """A Listener that only forwards: the base keeps every message for tests and the demo,
+    which a centre running for months cannot afford (the transport has no switch for it)."""
+
+    def _receive(self, message: Received) -> None:
+        if self._on_message is not None:
+            self._on_message(message)
+
+
+class Ingest:
+    """The running centre: subscriptions, the writer thread, and the store it fills."""
+
+    def __init__(self, settings: CentreSettings, instance: str = "") -> None:
+        self.settings = settings
+        self.prefix = settings.broker.prefix
+        base = settings.broker.client_id or f"edge-agent-centre-{socket.gethostname()}"
+        self.client_id = base + (f"-{instance}" if instance else "")
+        self.store = Store(settings.db_path)
+        self._queue: queue.SimpleQueue[Received | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write, name="centre-writer", daemon=True)
+        self._live: _Forwarder | None = None
+        self.stored = 0
+        self.rejected = 0
+        self.events: list[Event] = []
+
+    def _endpoint(self, client_id: str, session_expiry_s: int | None = None) -> Endpoint:
+        where = endpoint(self.settings.broker, client_id)
+        if session_expiry_s is not None:
+            where = dataclasses.replace(where, session_expiry_s=session_expiry_s, clean_start=True)
+        return where
+
+    def start(self) -> Ingest:
+        self._writer.start()
+        # Live first, so nothing published during the retained pass is missed.
+        self._live = _Forwarder(
+            self._endpoint(self.client_id),
+            live_filters(self.prefix, self.settings.share_group),
+            on_message=self._queue.put,
+        )
+        self._live.start(timeout=self.settings.broker.connect_timeout_s)
+        if self.settings.retained_wait_s > 0:
+            self._retained_pass()
+        return self
+
+    def _retained_pass(self) -> None:
+        client_id = f"{self.client_id}-retained-{os.getpid()}"
+        last = [time.monotonic()]
+
+        def take(message: Received) -> None:
+            last[0] = time.monotonic()
+            if message.retain:
+                self._queue.put(message)
+
+        snap = _Forwarder(
+            self._endpoint(client_id, 0), retained_filters(self.prefix), on_message=take
+        )
+        snap.start(timeout=self.settings.broker.connect_timeout_s)
+        try:
+            # The broker sends retained messages right after the SUBACK: stop once they pause.
+            end = time.monotonic() + self.settings.retained_wait_s
+            while time.monotonic() < end and time.monotonic() - last[0] < 0.3:
+                time.sleep(0.05)
+        finally:
+            snap.stop()
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+        self._queue.put(None)
+        self._writer.join(10)
+        self.store.close()
+
+    def wait(self, stop: threading.Event) -> None:
+        while not stop.wait(0.5):
+            if not self._writer.is_alive():
+                log.error("centre: the writer thread died; stopping")
+                return
+
+    # ---- writer thread --------------------------------------------------------------------
+
+    def _write(self) -> None:
+        next_sweep = time.monotonic() + _SWEEP_S
+        next_prune = time.monotonic()
+        done = False
+        while not done:
+            batch: list[Received] = []
+            try:
+                first = self._queue.get(timeout=max(0.0, next_sweep - time.monotonic()))
+                batch.append(first) if first is not None else None
+                done = first is None
+                while not done and len(batch) < _BATCH:
+                    item = self._queue.get_nowait()
+                    if item is None:
+                        done = True
+                    else:
+                        batch.append(item)
+            except queue.Empty:
+                pass
+            if batch:
+                self._store(batch)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + _SWEEP_S
+                s = self.settings
+                self._sweep(
+                    self.store.maybe_silent(time.time(), s.silent_after, s.report_interval_s)
+                )
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + _PRUNE_S
+                self.store.prune(time.time() - self.settings.history_days * 86400)
+        self._sweep()
+
+    def _store(self, batch: list[Received]) -> None:
+        now = time.time()
+        items = []
+        for message in batch:
+            try:
+                payload = parse(self.prefix, message)
+            except (ValueError, ValidationError) as exc:
+                self.rejected += 1
+                log.warning("centre: %s: rejected: %s", message.topic, str(exc).splitlines()[0])
+                continue
+            items.append(Incoming(payload, message.retain, now))
+        touched: set[str] = set()
+        try:
+            touched = self.store.apply_batch(items)
+            self.stored += len(items)
+        except (sqlite3.Error, ValueError, TypeError):
+            # One bad report must not cost the batch, nor stop the centre: store one by one.
+            log.exception("centre: storing a batch of %d failed; storing one by one", len(items))
+            for item in items:
+                try:
+                    touched |= self.store.apply_batch([item])
+                    self.stored += 1
+                except (sqlite3.Error, ValueError, TypeError) as exc:
+                    self.rejected += 1
+                    log.error(
+                        "centre: %s seq %d: not stored: %s",
+                        item.payload.site_id,
+                        item.payload.seq,
+                        exc,
+                    )
+        # Right after the batch, so a change that lasts less than a sweep is still recorded.
+        self._sweep(touched)
+
+    def _sweep(self, site_ids: set[str] | None = None) -> None:
+        if site_ids is not None and not site_ids:
+            return
+        s = self.settings
+        events = self.store.record_conditions(
+            time.time(), s.silent_after, s.report_interval_s, s.gap_grace_s, site_ids
+        )
+        for ev in events:
+            log.info("centre: %s %s -> %s %s", ev.site_id, ev.old, ev.new, ev.detail)
+        self.events.extend(events)

@@ -1,0 +1,81 @@
+"""The centre's settings: its own TOML file (centre.example.toml), EDGE_AGENT_CENTRE_*
+environment overrides, loaded with the same machinery as the agent's settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from agent.config import BrokerSettings, FileSettings, load_file_settings
+from agent.errors import ConfigError
+
+DEFAULT_CENTRE_CONFIG = Path("/etc/edge-agent/centre.toml")
+ENV_CENTRE_CONFIG = "EDGE_AGENT_CENTRE_CONFIG"
+
+
+class CentreSettings(FileSettings):
+    """Where the centre connects, where it keeps the fleet, and when a site counts as silent."""
+
+    # Its own prefix: an agent's EDGE_AGENT_BROKER__HOST on the same host must not move the
+    # centre's connection.
+    model_config = SettingsConfigDict(
+        env_prefix="EDGE_AGENT_CENTRE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+    example_file: ClassVar[str] = "centre.example.toml"
+
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    db_path: Path = Field(
+        Path("/var/lib/edge-agent-centre/centre.sqlite"),
+        description="The fleet database (SQLite, WAL).",
+    )
+    report_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often a site is expected to report at least (the agents' "
+        "report.state_heartbeat_s); a site's shorter check_interval_s (from meta) wins.",
+    )
+    silent_after: float = Field(
+        3.0, ge=1.0, description="A site online but unheard for this many intervals is silent."
+    )
+    share_group: str = Field(
+        "centre",
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="MQTT shared-subscription group ($share/<group>/...); empty: no sharing.",
+    )
+    retained_wait_s: float = Field(
+        2.0, ge=0, description="At start, collect the retained picture for at most this long."
+    )
+    history_days: int = Field(90, ge=1, description="Keep report history this many days.")
+    gap_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description="A missing seq counts as lost only after this long (another centre "
+        "process sharing the load may still be storing it).",
+    )
+
+
+def centre_config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
+    """--config wins, then $EDGE_AGENT_CENTRE_CONFIG, then /etc/edge-agent/centre.toml."""
+    if cli_path:
+        return Path(cli_path)
+    env = os.environ.get(ENV_CENTRE_CONFIG)
+    return Path(env) if env else DEFAULT_CENTRE_CONFIG
+
+
+def load_centre_settings(path: str | os.PathLike[str] | None = None) -> CentreSettings:
+    where = centre_config_path(path)
+    if not where.exists():
+        # agent.config's own message names the agent's example file and variable.
+        raise ConfigError(
+            f"centre config file {where}: not found",
+            f"copy centre.example.toml there and edit it, or pass --config FILE "
+            f"(or set {ENV_CENTRE_CONFIG})",
+        )
+    return load_file_settings(CentreSettings, where)

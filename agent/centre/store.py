@@ -1,0 +1,400 @@
+"""The fleet database (SQLite, WAL): sites, the latest state of each component, report
+history with its verdicts, attendance samples, seq gaps and condition changes.
+
+Everything the centre knows lives here, committed per batch, so a restart (or a second
+centre process on the same host, sharing the load) loses nothing. Each report is keyed by
+(site_id, seq): a duplicate (at-least-once delivery, a retained state seen again) is caught by
+the key and changes nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.centre import fleet, seqs
+from agent.transport.payloads import (
+    AttendancePayload,
+    AvailabilityPayload,
+    Envelope,
+    MetaPayload,
+    StatePayload,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sites (
+    site_id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', tier TEXT NOT NULL DEFAULT 'commune',
+    parent TEXT, expected INTEGER, agent_version TEXT, check_interval_s REAL,
+    availability TEXT, avail_boot INTEGER, avail_ts REAL, avail_reason TEXT NOT NULL DEFAULT '',
+    last_seen REAL, verdict TEXT, state_seq INTEGER, state_ts REAL, state_cause TEXT,
+    state_retained INTEGER NOT NULL DEFAULT 0, pending INTEGER,
+    next_seq INTEGER, dropped_base INTEGER, dropped_last INTEGER, condition TEXT
+);
+CREATE TABLE IF NOT EXISTS components (
+    site_id TEXT NOT NULL, component TEXT NOT NULL, status TEXT NOT NULL,
+    reason TEXT NOT NULL, hint TEXT NOT NULL, PRIMARY KEY (site_id, component)
+);
+CREATE TABLE IF NOT EXISTS reports (
+    site_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, ts REAL NOT NULL,
+    stored_at REAL NOT NULL, historical INTEGER NOT NULL, verdict TEXT,
+    PRIMARY KEY (site_id, seq)
+);
+CREATE INDEX IF NOT EXISTS reports_by_time ON reports (stored_at);
+CREATE TABLE IF NOT EXISTS attendance (
+    site_id TEXT NOT NULL, seq INTEGER NOT NULL, session_id TEXT, ts REAL NOT NULL,
+    count INTEGER, expected INTEGER, peak INTEGER, median REAL, detector TEXT,
+    historical INTEGER NOT NULL, PRIMARY KEY (site_id, seq)
+);
+CREATE INDEX IF NOT EXISTS attendance_by_session ON attendance (session_id, site_id);
+CREATE TABLE IF NOT EXISTS gaps (
+    site_id TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+    detected_at REAL NOT NULL, filled INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (site_id, first)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, site_id TEXT NOT NULL, old TEXT, new TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    payload: Envelope
+    retained: bool
+    received_at: float
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float
+    site_id: str
+    old: str | None
+    new: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class AttendanceRow:
+    site_id: str
+    session_id: str | None
+    ts: float
+    count: int | None
+    expected: int | None
+    peak: int | None
+    median: float | None
+
+
+def _only(site_ids: set[str] | None) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause for some sites (None: all)."""
+    if site_ids is None:
+        return "", ()
+    return f" WHERE site_id IN ({','.join('?' * len(site_ids))})", tuple(site_ids)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE), so two processes
+        # sharing the file serialise their batches instead of failing mid-way.
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- ingest -------------------------------------------------------------------------
+
+    def apply_batch(self, batch: Iterable[Incoming]) -> set[str]:
+        """Store a batch in one transaction; the site ids it touched."""
+        touched: set[str] = set()
+        with self.transaction():
+            for item in batch:
+                self.apply(item)
+                touched.add(item.payload.site_id)
+        return touched
+
+    def _site(self, site_id: str) -> sqlite3.Row:
+        self.db.execute("INSERT OR IGNORE INTO sites (site_id) VALUES (?)", (site_id,))
+        cur = self.db.execute("SELECT * FROM sites WHERE site_id = ?", (site_id,))
+        cur.row_factory = sqlite3.Row
+        row: sqlite3.Row = cur.fetchone()
+        return row
+
+    def _update(self, site_id: str, **values: Any) -> None:
+        cols = ", ".join(f"{k} = ?" for k in values)
+        self.db.execute(f"UPDATE sites SET {cols} WHERE site_id = ?", (*values.values(), site_id))  # noqa: S608
+
+    def apply(self, item: Incoming) -> None:
+        p = item.payload
+        site = self._site(p.site_id)
+        ts = p.ts.timestamp()
+        # A retained message may be old: it proves the site was alive when it was made.
+        seen = min(ts, item.received_at) if item.retained else item.received_at
+        if isinstance(p, AvailabilityPayload):
+            self._availability(site, p, ts, seen)
+            return
+        if not (site["last_seen"] or 0) >= seen:
+            self._update(p.site_id, last_seen=seen)
+        if isinstance(p, MetaPayload):
+            self._update(
+                p.site_id,
+                name=p.site.name,
+                tier=p.site.tier,
+                parent=p.site.parent,
+                expected=p.site.expected_attendance,
+                agent_version=p.agent_version,
+                check_interval_s=p.check_interval_s,
+            )
+            return
+        if not self._new_report(site, p, ts, item.received_at):
+            return
+        if isinstance(p, StatePayload):
+            self._state(site, p, ts, item.retained)
+        elif isinstance(p, AttendancePayload):
+            self.db.execute(
+                "INSERT OR IGNORE INTO attendance VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    p.site_id,
+                    p.seq,
+                    p.session_id,
+                    ts,
+                    p.count,
+                    p.expected,
+                    p.peak,
+                    p.median,
+                    p.detector,
+                    int(p.historical),
+                ),
+            )
+
+    def _availability(
+        self, site: sqlite3.Row, p: AvailabilityPayload, ts: float, seen: float
+    ) -> None:
+        # A late will from an older connection (smaller boot) must not hide the live one. The
+        # will of a connection is made before its `online` (older ts) yet ends it: within one
+        # boot, offline wins, whatever order the retained pass and the live stream bring them.
+        boot = site["avail_boot"]
+        if boot is not None and (
+            p.boot < boot
+            or (p.boot == boot and site["availability"] == "offline" and p.status == "online")
+        ):
+            return
+        values: dict[str, Any] = {
+            "availability": p.status,
+            "avail_boot": p.boot,
+            "avail_ts": ts,
+            "avail_reason": p.reason,
+        }
+        if p.status == "online" and not (site["last_seen"] or 0) >= seen:
+            values["last_seen"] = seen
+        self._update(p.site_id, **values)
+
+    def _new_report(self, site: sqlite3.Row, p: Envelope, ts: float, now: float) -> bool:
+        verdict = getattr(p, "verdict", None)
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO reports VALUES (?,?,?,?,?,?,?)",
+            (
+                p.site_id,
+                p.seq,
+                p.kind,
+                ts,
+                now,
+                int(p.historical),
+                verdict.value if verdict is not None else None,
+            ),
+        )
+        if cur.rowcount == 0:
+            return False  # a duplicate
+        step = seqs.track(site["next_seq"], p.seq)
+        if step.step is seqs.Step.GAP:
+            self.db.execute(
+                "INSERT OR IGNORE INTO gaps (site_id, first, last, detected_at) VALUES (?,?,?,?)",
+                (p.site_id, step.gap_first, step.gap_last, now),
+            )
+        elif step.step is seqs.Step.LATE:
+            self.db.execute(
+                "UPDATE gaps SET filled = filled + 1 "
+                "WHERE site_id = ? AND ? BETWEEN first AND last",
+                (p.site_id, p.seq),
+            )
+        if step.next_seq != site["next_seq"]:
+            self._update(p.site_id, next_seq=step.next_seq)
+        return True
+
+    def _state(self, site: sqlite3.Row, p: StatePayload, ts: float, retained: bool) -> None:
+        dropped = p.outbox.dropped_checks
+        if site["dropped_base"] is None:
+            self._update(p.site_id, dropped_base=dropped, dropped_last=dropped)
+        elif dropped > (site["dropped_last"] or 0):
+            self._update(p.site_id, dropped_last=dropped)
+        # Historical states go to history only; the live picture is the newest live one.
+        if p.historical or (site["state_seq"] is not None and p.seq < site["state_seq"]):
+            return
+        self._update(
+            p.site_id,
+            verdict=p.verdict.value if p.verdict else None,
+            state_seq=p.seq,
+            state_ts=ts,
+            state_cause=p.cause,
+            state_retained=int(retained),
+            pending=p.outbox.pending,
+        )
+        self.db.execute("DELETE FROM components WHERE site_id = ?", (p.site_id,))
+        self.db.executemany(
+            "INSERT INTO components VALUES (?,?,?,?,?)",
+            [(p.site_id, n, c.status.value, c.reason, c.hint) for n, c in p.components.items()],
+        )
+
+    # ---- conditions and events ----------------------------------------------------------
+
+    def record_conditions(
+        self,
+        now: float,
+        silent_after: float,
+        default_interval: float,
+        grace_s: float,
+        site_ids: set[str] | None = None,
+    ) -> list[Event]:
+        """Compare sites' conditions with the ones last recorded; log the changes."""
+        events: list[Event] = []
+        with self.transaction():
+            where, args = _only(site_ids)
+            recorded = dict(
+                self.db.execute("SELECT site_id, condition FROM sites" + where, args).fetchall()  # noqa: S608
+            )
+            for row in self.sites(now, default_interval, grace_s, site_ids):
+                cond = fleet.condition(row, now, silent_after)
+                if recorded.get(row.site_id) == cond.value:
+                    continue
+                detail = "; ".join(fleet.problems(row, cond, now, silent_after)[:3])
+                ev = Event(now, row.site_id, recorded.get(row.site_id), cond.value, detail)
+                self.db.execute(
+                    "INSERT INTO events (at, site_id, old, new, detail) VALUES (?,?,?,?,?)",
+                    (ev.at, ev.site_id, ev.old, ev.new, ev.detail),
+                )
+                self._update(row.site_id, condition=cond.value)
+                events.append(ev)
+        return events
+
+    def maybe_silent(self, now: float, silent_after: float, default_interval: float) -> set[str]:
+        """Sites whose recorded condition may have turned silent since: unheard (or their
+        retained state older) for longer than the window, not yet recorded silent or offline.
+        A scan in SQL, so the periodic sweep costs little at ten thousand sites."""
+        rows = self.db.execute(
+            "SELECT site_id FROM sites WHERE coalesce(condition, '') NOT IN ('silent', 'offline')"
+            " AND (coalesce(last_seen, 0) < :now - :k * min(:d, coalesce(check_interval_s, :d))"
+            "  OR (state_retained AND state_ts < :now - :k * min(:d, coalesce(check_interval_s,"
+            " :d))))",
+            {"now": now, "k": silent_after, "d": default_interval},
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def events(self, site_id: str | None = None, limit: int = 1000) -> list[Event]:
+        rows = self.db.execute(
+            "SELECT at, site_id, old, new, detail FROM events WHERE ? IS NULL OR site_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (site_id, site_id, limit),
+        ).fetchall()
+        return [Event(*r) for r in reversed(rows)]
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def gaps(self, site_id: str) -> list[seqs.Gap]:
+        rows = self.db.execute(
+            "SELECT first, last, detected_at, filled FROM gaps WHERE site_id = ? ORDER BY first",
+            (site_id,),
+        ).fetchall()
+        return [seqs.Gap(*r) for r in rows]
+
+    def loss(self, site_id: str, now: float, grace_s: float) -> seqs.Loss:
+        row = self.db.execute(
+            "SELECT dropped_base, dropped_last FROM sites WHERE site_id = ?", (site_id,)
+        ).fetchone()
+        dropped = (row[1] or 0) - (row[0] or 0) if row else 0
+        return seqs.loss(self.gaps(site_id), dropped, now, grace_s)
+
+    def sites(
+        self,
+        now: float,
+        default_interval: float,
+        grace_s: float,
+        site_ids: set[str] | None = None,
+    ) -> list[fleet.SiteRow]:
+        # Only the sites asked for (after each batch: a few), or all of them.
+        where, args = _only(site_ids)
+        comps: dict[str, dict[str, fleet.ComponentRow]] = {}
+        for sid, name, status, reason, hint in self.db.execute(
+            "SELECT * FROM components" + where,  # noqa: S608 - `where` holds only ? marks
+            args,
+        ):
+            comps.setdefault(sid, {})[name] = fleet.ComponentRow(status, reason, hint)
+        gaps: dict[str, list[seqs.Gap]] = {}
+        for sid, *gap in self.db.execute(
+            "SELECT site_id, first, last, detected_at, filled FROM gaps" + where,  # noqa: S608
+            args,
+        ):
+            gaps.setdefault(sid, []).append(seqs.Gap(*gap))
+        cur = self.db.execute("SELECT * FROM sites" + where + " ORDER BY site_id", args)  # noqa: S608
+        cur.row_factory = sqlite3.Row
+        out = []
+        for r in cur.fetchall():
+            interval = min(default_interval, r["check_interval_s"] or default_interval)
+            dropped = (r["dropped_last"] or 0) - (r["dropped_base"] or 0)
+            loss = seqs.loss(gaps.get(r["site_id"], []), dropped, now, grace_s)
+            out.append(
+                fleet.SiteRow(
+                    site_id=r["site_id"],
+                    name=r["name"],
+                    tier=r["tier"],
+                    parent=r["parent"],
+                    availability=r["availability"],
+                    avail_reason=r["avail_reason"],
+                    last_seen=r["last_seen"],
+                    verdict=r["verdict"],
+                    state_ts=r["state_ts"],
+                    state_retained=bool(r["state_retained"]),
+                    interval_s=interval,
+                    components=comps.get(r["site_id"], {}),
+                    lost=loss.lost,
+                    dropped=loss.explained,
+                )
+            )
+        return out
+
+    def expected_of(self) -> dict[str, tuple[str, int | None]]:
+        """site_id -> (tier, expected attendance from meta)."""
+        rows = self.db.execute("SELECT site_id, tier, expected FROM sites").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def attendance(self, session_id: str) -> list[AttendanceRow]:
+        rows = self.db.execute(
+            "SELECT site_id, session_id, ts, count, expected, peak, median FROM attendance "
+            "WHERE session_id = ? ORDER BY site_id, ts",
+            (session_id,),
+        ).fetchall()
+        return [AttendanceRow(*r) for r in rows]
+
+    def prune(self, before: float) -> int:
+        """Forget report history and attendance older than `before` (epoch seconds)."""
+        with self.transaction():
+            n = self.db.execute("DELETE FROM reports WHERE stored_at < ?", (before,)).rowcount
+            self.db.execute("DELETE FROM attendance WHERE ts < ?", (before,))
+            self.db.execute("DELETE FROM events WHERE at < ?", (before,))
+        return int(n)

@@ -1,0 +1,362 @@
+"""Fleet load benchmark: N simulated sites against a real mosquitto, with the centre ingesting.
+
+Each site is its own MQTT 5 connection (own client id, own will, own `seq`), driven by a tiny
+asyncio client written here on raw sockets: 1000 paho clients in one process would each want
+a thread or a select loop of their own, and multiplexing many site ids over a few paho
+connections would not look like a fleet to the broker (one will, one session, one TCP stream
+for many sites). The payloads are the real models (agent/sim/fleet_site.py): state every 10 s,
+checks every 60 s, attendance every 30 s (a session is running), each published QoS 1.
+
+The centre runs as `edge-agent centre serve` in a subprocess (or `--centres K` of them sharing
+the load through the shared subscription and one database), so its CPU and RSS are its own
+(summed over the K processes).
+Printed: messages/s sustained, end-to-end latency p50/p99 (payload `ts` -> row stored in the
+centre's database), messages lost (by seq: PUBACKed by the broker, never stored), the
+centre's CPU and RSS, and mosquitto's and this process's CPU for context.
+
+    .venv/bin/python bench/fleet.py [--sites 1000] [--seconds 60]
+    .venv/bin/python bench/fleet.py --sweep 1000,2000,4000 --seconds 30   # find the ceiling
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sqlite3
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.sim.broker import Mosquitto  # noqa: E402
+from agent.sim.fleet_site import Message, SimSite  # noqa: E402
+
+SESSION = "bench-session"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ---- a minimal MQTT 5 publisher on raw sockets -------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _str(s: str | bytes) -> bytes:
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack("!H", len(b)) + b
+
+
+def _packet(head: int, body: bytes) -> bytes:
+    return bytes([head]) + _varint(len(body)) + body
+
+
+def connect_packet(client_id: str, keepalive: int, will: Message) -> bytes:
+    topic, payload, retain = will
+    flags = 0x02 | 0x04 | (1 << 3) | (0x20 if retain else 0)  # clean start, will QoS 1
+    var = _str("MQTT") + bytes([5, flags]) + struct.pack("!H", keepalive) + b"\x00"
+    return _packet(0x10, var + _str(client_id) + b"\x00" + _str(topic) + _str(payload))
+
+
+def publish_packet(mid: int, message: Message) -> bytes:
+    topic, payload, retain = message
+    return _packet(0x32 | int(retain), _str(topic) + struct.pack("!H", mid) + b"\x00" + payload)
+
+
+class SiteClient:
+    """One site: one connection, QoS 1 publishes, PUBACKs counted."""
+
+    def __init__(self, site: SimSite) -> None:
+        self.site = site
+        self.mid = 0
+        self.unacked: set[int] = set()
+        self.sent: list[int] = []  # seqs of queued reports (state, checks, attendance)
+        self.acked = 0
+        self.writer: asyncio.StreamWriter | None = None
+        self.reader_task: asyncio.Task[None] | None = None
+
+    async def connect(self, port: int) -> None:
+        reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+        will = self.site.availability("offline", "connection lost (will)")
+        self.writer.write(connect_packet(f"bench-{self.site.site_id}", 120, will))
+        head = await reader.readexactly(2)
+        body = await reader.readexactly(head[1])
+        if head[0] != 0x20 or body[1] != 0:
+            raise RuntimeError(f"{self.site.site_id}: CONNACK refused ({body[1]:#x})")
+        self.reader_task = asyncio.create_task(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                head = (await reader.readexactly(1))[0]
+                length, shift = 0, 0
+                while True:
+                    b = (await reader.readexactly(1))[0]
+                    length |= (b & 0x7F) << shift
+                    shift += 7
+                    if not b & 0x80:
+                        break
+                body = await reader.readexactly(length) if length else b""
+                if head >> 4 == 4:  # PUBACK
+                    mid = struct.unpack("!H", body[:2])[0]
+                    if mid in self.unacked:
+                        self.unacked.discard(mid)
+                        self.acked += 1
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+
+    def publish(self, message: Message, queued: bool = True) -> None:
+        assert self.writer is not None
+        self.mid = self.mid % 65535 + 1
+        self.unacked.add(self.mid)
+        if queued:
+            self.sent.append(self.site.seq)
+        self.writer.write(publish_packet(self.mid, message))
+
+    def ping(self) -> None:
+        if self.writer is not None:
+            self.writer.write(b"\xc0\x00")
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.write(b"\xe0\x00")  # DISCONNECT: the will is discarded
+            await self.writer.drain()
+            self.writer.close()
+        if self.reader_task is not None:
+            self.reader_task.cancel()
+
+
+async def drive(client: SiteClient, periods: dict[str, float], stop_at: float) -> None:
+    """Publish on each kind's period, phases spread at random, until `stop_at`."""
+    loop = asyncio.get_running_loop()
+    site = client.site
+    due = {k: loop.time() + random.uniform(0, p) for k, p in periods.items()}
+    due["ping"] = loop.time() + 50
+    while True:
+        kind = min(due, key=due.__getitem__)
+        if due[kind] >= stop_at:
+            return
+        await asyncio.sleep(max(0.0, due[kind] - loop.time()))
+        if kind == "state":
+            client.publish(site.state())
+        elif kind == "checks":
+            client.publish(site.checks())
+        elif kind == "attendance":
+            client.publish(site.attendance(SESSION, random.randint(10, site.expected)))
+        else:
+            client.ping()
+        due[kind] += periods.get(kind, 50)
+
+
+# ---- process figures -----------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def rss_mb(pid: int, key: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Result:
+    sites: int
+    centres: int
+    seconds: float
+    published: int
+    stored_in_window: int
+    msgs_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    lost: int
+    unacked: int
+    centre_cpu_pct: float
+    centre_rss_mb: float
+    centre_peak_rss_mb: float
+    broker_cpu_pct: float
+    bench_cpu_pct: float
+    connect_s: float
+
+
+def start_centre(
+    workdir: Path, broker: Mosquitto, instance: str
+) -> tuple[subprocess.Popen[str], Path]:
+    db = workdir / "centre.sqlite"
+    config = workdir / "centre.toml"
+    config.write_text(
+        f'db_path = "{db}"\nreport_interval_s = 10.0\nretained_wait_s = 0.5\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "centre", "serve", "--config", str(config),
+         "--log-level", "warning", "--instance", instance],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=open(workdir / f"centre-{instance}.log", "w"),  # noqa: SIM115
+        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "storing" not in line:
+        log = (workdir / f"centre-{instance}.log").read_text()
+        raise RuntimeError(f"centre did not start: {log}")
+    return proc, db
+
+
+def stored_count(db: Path) -> int:
+    with sqlite3.connect(db, timeout=30) as con:
+        return int(con.execute("SELECT count(*) FROM reports").fetchone()[0])
+
+
+def latencies_and_loss(
+    db: Path, clients: list[SiteClient], wall0: float, wall1: float
+) -> tuple[list[float], int]:
+    """Publish -> stored latencies (ms) of reports made in the window; seqs never stored."""
+    with sqlite3.connect(db, timeout=30) as con:
+        lat = [
+            (stored - ts) * 1000
+            for ts, stored in con.execute(
+                "SELECT ts, stored_at FROM reports WHERE ts >= ? AND ts < ?", (wall0, wall1)
+            )
+        ]
+        have: dict[str, set[int]] = {}
+        for sid, seq in con.execute("SELECT site_id, seq FROM reports"):
+            have.setdefault(sid, set()).add(seq)
+    lost = sum(len(set(c.sent) - have.get(c.site.site_id, set())) for c in clients)
+    return lat, lost
+
+
+async def run(n_sites: int, seconds: float, periods: dict[str, float], n_centres: int) -> Result:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    broker = Mosquitto(workdir / "broker", persistence=False).start()
+    assert broker.proc is not None
+    centres = [start_centre(workdir, broker, f"bench{i}") for i in range(n_centres)]
+    db = centres[0][1]
+    pids = [c[0].pid for c in centres]
+    try:
+        clients = [
+            SiteClient(SimSite(f"site-{i:05d}", tier="commune", parent=f"d-{i // 20:04d}",
+                               check_interval_s=periods["checks"]))
+            for i in range(n_sites)
+        ]  # fmt: skip
+        t0 = time.monotonic()
+        gate = asyncio.Semaphore(64)
+
+        async def connect(c: SiteClient) -> None:
+            async with gate:
+                await c.connect(broker.port)
+                c.publish(c.site.availability(), queued=False)
+                c.publish(c.site.meta(), queued=False)
+                c.publish(c.site.state("birth"))
+
+        await asyncio.gather(*(connect(c) for c in clients))
+        connect_s = time.monotonic() - t0
+        await asyncio.sleep(2.0)  # births stored; measure the steady state only
+
+        loop = asyncio.get_running_loop()
+        wall0, cpu_c0 = time.time(), sum(map(cpu_seconds, pids))
+        cpu_b0, cpu_self0 = cpu_seconds(broker.proc.pid), time.process_time()
+        published0 = sum(len(c.sent) for c in clients)
+        await asyncio.gather(*(drive(c, periods, loop.time() + seconds) for c in clients))
+        wall1, cpu_c1 = time.time(), sum(map(cpu_seconds, pids))
+        cpu_b1, cpu_self1 = cpu_seconds(broker.proc.pid), time.process_time()
+        published = sum(len(c.sent) for c in clients) - published0
+
+        # wait for the PUBACKs and for the centre to store everything the broker took
+        expected = sum(len(c.sent) for c in clients)
+        end = time.monotonic() + 20
+        while time.monotonic() < end and (
+            any(c.unacked for c in clients) or stored_count(db) < expected
+        ):
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(0.5)
+        rss = sum(rss_mb(p) for p in pids)
+        peak = sum(rss_mb(p, "VmHWM") for p in pids)
+        for c in clients:
+            await c.close()
+
+        lat, lost = latencies_and_loss(db, clients, wall0, wall1)
+        lat.sort()
+        q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
+        window = wall1 - wall0
+        return Result(
+            sites=n_sites, centres=n_centres, seconds=round(window, 1), published=published,
+            stored_in_window=len(lat), msgs_per_s=round(len(lat) / window, 1),
+            p50_ms=round(q[49], 1), p99_ms=round(q[98], 1), max_ms=round(lat[-1], 1) if lat else 0,
+            lost=lost, unacked=sum(len(c.unacked) for c in clients),
+            centre_cpu_pct=round(100 * (cpu_c1 - cpu_c0) / window, 1),
+            centre_rss_mb=round(rss, 1), centre_peak_rss_mb=round(peak, 1),
+            broker_cpu_pct=round(100 * (cpu_b1 - cpu_b0) / window, 1),
+            bench_cpu_pct=round(100 * (cpu_self1 - cpu_self0) / window, 1),
+            connect_s=round(connect_s, 2),
+        )  # fmt: skip
+    finally:
+        for proc, _ in centres:
+            proc.terminate()
+        for proc, _ in centres:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        broker.stop()
+
+
+def show(r: Result) -> str:
+    ok = r.lost == 0 and r.p99_ms < 1000
+    return (
+        f"{r.sites:>6} sites, {r.centres} centre(s)  {r.msgs_per_s:>7.1f} msg/s  "
+        f"p50 {r.p50_ms:>7.1f} ms  "
+        f"p99 {r.p99_ms:>7.1f} ms  max {r.max_ms:>7.1f} ms  lost {r.lost}  "
+        f"centre CPU {r.centre_cpu_pct:>5.1f}% RSS {r.centre_rss_mb:.0f} MB "
+        f"(peak {r.centre_peak_rss_mb:.0f})  mosquitto CPU {r.broker_cpu_pct:.1f}%  "
+        f"bench CPU {r.bench_cpu_pct:.1f}%  connect {r.connect_s:.1f} s  "
+        f"{'OK' if ok else 'OVER'}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sites", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--state-s", type=float, default=10.0)
+    parser.add_argument("--checks-s", type=float, default=60.0)
+    parser.add_argument("--attendance-s", type=float, default=30.0)
+    parser.add_argument("--sweep", help="comma-separated site counts; stops at the first over")
+    parser.add_argument("--centres", type=int, default=1, help="centre processes sharing the "
+                        "load (MQTT shared subscription, one database)")  # fmt: skip
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    periods = {"state": args.state_s, "checks": args.checks_s, "attendance": args.attendance_s}
+    sizes = [int(s) for s in args.sweep.split(",")] if args.sweep else [args.sites]
+    results = []
+    for n in sizes:
+        r = asyncio.run(run(n, args.seconds, periods, args.centres))
+        results.append(r)
+        sys.stdout.write((json.dumps(asdict(r)) if args.json else show(r)) + "\n")
+        sys.stdout.flush()
+        if r.lost or r.p99_ms >= 1000:
+            break
+    return 0 if all(r.lost == 0 and r.p99_ms < 1000 for r in results[:1]) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,341 @@
+"""The centre against a real mosquitto: simulated sites (real payload models) and a real agent
+subprocess report; the centre's status shows each transition (ready, fault, silent, offline by
+the will), seq gaps, restarts, shared subscriptions, the attendance report and the schedule."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.centre.ingest import Ingest
+from agent.centre.settings import CentreSettings
+from agent.checks.model import Status
+from agent.cli import main
+from agent.schedule import parse_payload
+from agent.sim.broker import Mosquitto
+from agent.sim.fleet_site import Message, SimSite
+from agent.transport.listener import Listener
+from tests.fixtures.broker import AgentProcess, agent_config, dump_toml, wait_until
+
+
+def centre_config(broker: Mosquitto, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "broker": broker.broker_settings("centre"),
+        "db_path": str(tmp_path / "centre.sqlite"),
+        "report_interval_s": 1.0,
+        "silent_after": 3.0,
+        "gap_grace_s": 0.0,
+        "retained_wait_s": 0.5,
+        **extra,
+    }
+
+
+@pytest.fixture
+def centre_cfg(broker: Mosquitto, tmp_path: Path) -> dict[str, Any]:
+    cfg = centre_config(broker, tmp_path)
+    (tmp_path / "centre.toml").write_text(dump_toml(cfg))
+    return cfg
+
+
+@pytest.fixture
+def start_centre(centre_cfg: dict[str, Any]) -> Iterator[Callable[..., Ingest]]:
+    started: list[Ingest] = []
+
+    def make(instance: str = "", **extra: Any) -> Ingest:
+        ingest = Ingest(CentreSettings.model_validate({**centre_cfg, **extra}), instance)
+        started.append(ingest.start())
+        return ingest
+
+    yield make
+    for ingest in started:
+        if ingest._writer.is_alive():
+            ingest.stop()
+
+
+@pytest.fixture
+def publisher(broker: Mosquitto) -> Iterator[Callable[..., None]]:
+    conn = Listener(broker.endpoint(), ["vc/nothing"]).start()
+
+    def send(*messages: Message) -> None:
+        for topic, payload, retain in messages:
+            conn.publish(topic, payload, 1, retain)
+
+    yield send
+    time.sleep(0.2)  # let the last publishes out
+    conn.stop()
+
+
+def status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    main(["centre", "status", "--config", str(tmp_path / "centre.toml"), "--json"])
+    data: dict[str, Any] = json.loads(capsys.readouterr().out)
+    data["by_site"] = {n["site_id"]: n for n in data["not_ready"]}
+    return data
+
+
+def cond(tmp_path: Path, capsys: pytest.CaptureFixture[str], site: str) -> str:
+    """A site's condition from `centre status --json` (absent from not_ready: ready)."""
+    entry = status(tmp_path, capsys)["by_site"].get(site)
+    return "ready" if entry is None else str(entry["condition"])
+
+
+def eventually(tmp_path: Path, capsys: pytest.CaptureFixture[str], site: str, want: str,
+               timeout: float = 10.0) -> bool:  # fmt: skip
+    return wait_until(lambda: cond(tmp_path, capsys, site) == want, timeout, 0.2)
+
+
+def test_status_shows_every_transition_and_a_seq_gap(
+    broker, tmp_path, capsys, start_centre, publisher
+):
+    start_centre()
+    sites = {
+        "p1": SimSite("p1", tier="province"),
+        "d1": SimSite("d1", tier="district", parent="p1"),
+        "c1": SimSite("c1", parent="d1"),
+        "c2": SimSite("c2", parent="d1"),
+    }
+    for s in sites.values():
+        publisher(*s.birth())
+    real = AgentProcess(
+        agent_config(broker, tmp_path / "agent", "c-real", check_interval_s=0.5), tmp_path
+    ).start()
+    keep_alive = ("p1", "c1", "c2")
+
+    def beat() -> None:
+        for sid in keep_alive:
+            publisher(sites[sid].state())
+
+    def settle(site: str, want: str, timeout: float = 10.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            beat()
+            if cond(tmp_path, capsys, site) == want:
+                return True
+            time.sleep(0.3)
+        return False
+
+    assert settle("c1", "ready")
+    assert settle("c-real", "ready"), real.log()
+    # a component fails at c2: fault, with the component and its reason
+    sites["c2"].statuses["camera"] = Status.FAIL
+    publisher(sites["c2"].checks(), sites["c2"].state("check"))
+    assert settle("c2", "fault")
+    c2 = status(tmp_path, capsys)["by_site"]["c2"]
+    assert any("camera fail: camera: simulated fail" in p for p in c2["problems"])
+    # c1 loses three reports: the gap is reported
+    sites["c1"].skip(3)
+    publisher(sites["c1"].state())
+    assert wait_until(lambda: status(tmp_path, capsys)["lost"] == 3, 5)
+    # d1 stops talking but stays `online`: silent after 3 x 1 s
+    assert settle("d1", "silent")
+    # the real agent is killed -9: the broker publishes its will -> offline
+    real.kill()
+    assert settle("c-real", "offline", 10)
+    data = status(tmp_path, capsys)
+    assert any("connection lost (will)" in p for p in data["by_site"]["c-real"]["problems"])
+    assert data["counts"] == {"ready": 2, "degraded": 0, "fault": 1, "offline": 1,
+                              "silent": 1, "unknown": 0}  # fmt: skip
+    assert data["by_tier"]["district"]["silent"] == 1
+    assert data["by_parent"]["commune under d1"]["fault"] == 1
+    # not ready, sorted by tier: district before commune
+    assert [n["tier"] for n in data["not_ready"]] == ["district", "commune", "commune"]
+
+    # each transition is recorded, in order (the periodic sweep records silence within 1 s)
+    def changes() -> dict[str, list[str]]:
+        capsys.readouterr()
+        main(["centre", "status", "--config", str(tmp_path / "centre.toml"), "--json",
+              "--events", "100"])  # fmt: skip
+        out: dict[str, list[str]] = {}
+        for e in json.loads(capsys.readouterr().out)["events"]:
+            out.setdefault(e["site_id"], []).append(e["new"])
+        return out
+
+    assert wait_until(lambda: changes()["d1"][-2:] == ["ready", "silent"], 3), changes()
+    assert changes()["c2"][-2:] == ["ready", "fault"]
+    assert changes()["c-real"][-2:] == ["ready", "offline"]
+    # the text view names the same
+    capsys.readouterr()
+    code = main(["centre", "status", "--config", str(tmp_path / "centre.toml")])
+    text = capsys.readouterr().out
+    assert code == 2
+    assert "c-real" in text and "OFFLINE" in text and "reports lost" in text
+
+
+def test_restart_keeps_state_and_reports_made_while_down(
+    broker, tmp_path, capsys, start_centre, publisher
+):
+    site = SimSite("c1", parent="d1")
+    first = start_centre()
+    publisher(*site.birth())
+    site.statuses["display"] = Status.WARN
+    publisher(site.state("check"))
+    assert eventually(tmp_path, capsys, "c1", "degraded")
+    site.skip(2)
+    publisher(site.checks())
+    assert wait_until(lambda: status(tmp_path, capsys)["lost"] == 2, 5)
+    first.stop()
+
+    # while the centre is down: the broker queues for its persistent session
+    made_while_down = [site.checks() for _ in range(5)]
+    publisher(*made_while_down)
+    time.sleep(0.3)
+    second = start_centre()
+    assert wait_until(lambda: second.stored >= 5, 5)
+    data = status(tmp_path, capsys)
+    assert data["by_site"]["c1"]["condition"] == "degraded"
+    assert data["lost"] == 2, "a restart must neither forget the gap nor invent one"
+    # a duplicate (at-least-once) changes nothing
+    publisher(made_while_down[-1])
+    publisher(site.state())
+    assert wait_until(lambda: second.stored >= 7, 5)
+    assert status(tmp_path, capsys)["lost"] == 2
+
+
+def test_counted_drops_explain_a_gap_and_historical_does_not_override(
+    tmp_path, capsys, start_centre, publisher
+):
+    ingest = start_centre()
+    site = SimSite("c1")
+    publisher(*site.birth())
+    # the outbox dropped 4 checks and says so: a gap of 4, explained
+    site.skip(4)
+    site.dropped_checks = 4
+    publisher(site.state())
+    assert wait_until(lambda: ingest.stored >= 3, 5)
+    time.sleep(0.2)
+    data = status(tmp_path, capsys)
+    assert data["lost"] == 0
+    # an old report sent late from the outbox does not become the live picture
+    site.statuses["camera"] = Status.FAIL
+    publisher(site.state("check", historical=True))
+    time.sleep(0.5)
+    assert cond(tmp_path, capsys, "c1") == "ready"
+
+
+def test_shared_subscription_splits_the_load_and_loses_nothing(tmp_path, start_centre, publisher):
+    a = start_centre("a")
+    b = start_centre("b")
+    sites = [SimSite(f"s{i}") for i in range(10)]
+    for s in sites:
+        publisher(*s.birth())
+    for _ in range(20):
+        for s in sites:
+            publisher(s.checks())
+    assert wait_until(lambda: a.stored + b.stored >= 10 * 22, 10)
+    assert a.stored > 20 and b.stored > 20, (a.stored, b.stored)
+    time.sleep(0.5)
+    now = time.time()
+    rows = a.store.sites(now, 1.0, 0.0)
+    assert len(rows) == 10 and sum(r.lost for r in rows) == 0
+
+
+def test_attendance_report_and_csv(tmp_path, capsys, start_centre, publisher):
+    ingest = start_centre()
+    commune = SimSite("c1", parent="d1", expected=20)
+    district = SimSite("d1", tier="district", expected=50)
+    publisher(*commune.birth(), *district.birth())
+    for n in (10, 18, 16, None):  # None: the detector could not count; never 0
+        publisher(commune.attendance("S1", n))
+    for n in (40, 45):
+        publisher(district.attendance("S1", n))
+    publisher(district.attendance("other", 99))
+    assert wait_until(lambda: ingest.stored >= 13, 5)
+    out_csv = tmp_path / "s1.csv"
+    capsys.readouterr()
+    assert main(["centre", "report", "S1", "--config", str(tmp_path / "centre.toml"),
+                 "--csv", str(out_csv), "--json"]) == 0  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    by_site = {s["site_id"]: s for s in data["sites"]}
+    assert by_site["c1"]["peak"] == 18 and by_site["c1"]["median"] == 16
+    assert by_site["c1"]["rate"] == 0.9 and by_site["c1"]["samples"] == 4
+    assert data["province"]["expected"] == 70 and data["province"]["counted"] == 63
+    assert [t["label"] for t in data["tiers"]] == ["district", "commune"]
+    rows = list(csv.reader(out_csv.open()))
+    assert rows[0][:3] == ["session_id", "site_id", "tier"]
+    assert rows[-1][2] == "total province" and rows[-1][4] == "63"
+
+
+def test_schedule_add_list_remove(broker, tmp_path, capsys, centre_cfg):
+    cfg = ["--config", str(tmp_path / "centre.toml")]
+    watcher = Listener(broker.endpoint(), ["vc/schedule", "vc/c1/schedule"]).start()
+    try:
+        assert main(["centre", "schedule", "add", "S1", *cfg, "--start",
+                     "2026-03-10T08:00:00+07:00", "--end", "2026-03-10T11:00:00+07:00",
+                     "--title", "Họp", "--expected", "30"]) == 0  # fmt: skip
+        day2 = ["--start", "2026-03-11T08:00:00+07:00", "--end", "2026-03-11T09:00:00+07:00"]
+        assert main(["centre", "schedule", "add", "S2", *cfg, *day2]) == 0
+        day3 = ["--start", "2026-03-12T08:00:00+07:00", "--end", "2026-03-12T09:00:00+07:00"]
+        assert main(["centre", "schedule", "add", "S9", "--site", "c1", *cfg, *day3]) == 0
+        assert main(["centre", "schedule", "remove", "S1", *cfg]) == 0
+        assert main(["centre", "schedule", "remove", "nope", *cfg]) == 1
+        capsys.readouterr()
+        assert main(["centre", "schedule", "list", *cfg, "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert [e["session_id"] for e in listed["entries"]] == ["S2"]
+    finally:
+        watcher.stop()
+    # what an agent would read: the retained message parses with the agent's own parser
+    with Listener(broker.endpoint(), ["vc/schedule", "vc/c1/schedule"]) as late:
+        assert late.wait_for(lambda ms: len(ms) >= 2, 3)
+        retained = {m.topic: parse_payload(m.payload) for m in late.messages() if m.retain}
+    assert [e.session_id for e in retained["vc/schedule"].entries] == ["S2"]
+    assert [e.session_id for e in retained["vc/c1/schedule"].entries] == ["S9"]
+
+
+def test_serve_runs_as_a_command(broker, tmp_path, centre_cfg, publisher):
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from tests.fixtures.broker import ROOT  # noqa: PLC0415
+
+    site = SimSite("c1")
+    publisher(*site.birth())  # retained before the centre starts: the retained pass sees it
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "centre", "serve", "--config",
+         str(tmp_path / "centre.toml"), "--seconds", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "report(s) stored" in proc.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "agent", "centre", "status", "--config",
+         str(tmp_path / "centre.toml"), "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert json.loads(out.stdout)["total"] == 1
+
+
+def test_stale_retained_state_and_garbage_on_the_wire(
+    tmp_path, capsys, start_centre, publisher, broker
+):
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from agent.transport.payloads import StatePayload  # noqa: PLC0415
+
+    site = SimSite("c1")
+    topic, body, _ = site.state("birth")
+    old = StatePayload.model_validate_json(body).model_copy(
+        update={"ts": datetime.now(UTC) - timedelta(hours=1)}
+    )
+    # an availability `online` left retained with a state an hour old: the agent's host died
+    # without the broker noticing yet (or an old retained picture from an earlier life)
+    avail_topic, avail, _ = site.availability()
+    publisher((avail_topic, avail, True), (topic, old.to_bytes(), True))
+    time.sleep(0.3)
+    ingest = start_centre()
+    publisher(("vc/c2/state", b"not json", False), ("vc/c1/checks", b'{"schema": 1}', False))
+    publisher(("vc/c3/state", SimSite("c4").state()[1], False))  # another site's payload
+    assert wait_until(lambda: ingest.rejected >= 3, 5)
+    entry = status(tmp_path, capsys)["by_site"]["c1"]
+    assert entry["condition"] == "silent"
+    assert any("stale retained state" in p for p in entry["problems"])
+    # the centre kept going: a fresh live state makes the site ready
+    publisher(site.state())
+    assert eventually(tmp_path, capsys, "c1", "ready", 5)
+    assert status(tmp_path, capsys)["total"] == 1

@@ -1,0 +1,184 @@
+"""Pure parts of the centre: conditions and fleet views, seq gap logic, the attendance report,
+schedule edits, and the centre's example settings file."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent.centre import fleet, report, seqs
+from agent.centre.fleet import ComponentRow, Condition, SiteRow
+from agent.centre.schedule_pub import schedule_topic, with_session, without_session
+from agent.centre.settings import CentreSettings
+from agent.centre.store import AttendanceRow
+from agent.config import load_file_settings
+from agent.schedule import SchedulePayload, Session
+
+NOW = 1_800_000_000.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def site(sid: str, **kw: object) -> SiteRow:
+    base: dict[str, object] = {"availability": "online", "last_seen": NOW - 1, "verdict": "ready",
+                               "interval_s": 10.0}  # fmt: skip
+    return SiteRow(sid, **{**base, **kw})  # type: ignore[arg-type]
+
+
+# ---- conditions --------------------------------------------------------------------------
+
+
+def test_condition_order_offline_then_silent_then_verdict():
+    assert fleet.condition(site("a"), NOW, 3) is Condition.READY
+    assert (
+        fleet.condition(site("a", verdict="fault", availability="offline"), NOW, 3)
+        is Condition.OFFLINE
+    )
+    assert fleet.condition(site("a", availability=None), NOW, 3) is Condition.OFFLINE
+    # silent: online, unheard for more than 3 x 10 s; a fault verdict does not hide it
+    assert (
+        fleet.condition(site("a", last_seen=NOW - 31, verdict="fault"), NOW, 3) is Condition.SILENT
+    )
+    assert fleet.condition(site("a", last_seen=NOW - 29), NOW, 3) is Condition.READY
+    assert fleet.condition(site("a", verdict=None), NOW, 3) is Condition.UNKNOWN
+    assert fleet.condition(site("a", verdict="degraded"), NOW, 3) is Condition.DEGRADED
+
+
+def test_stale_retained_state_is_silent_and_named():
+    old = site("a", state_retained=True, state_ts=NOW - 3600, last_seen=NOW - 1)
+    assert fleet.is_stale(old, NOW, 3)
+    assert fleet.condition(old, NOW, 3) is Condition.SILENT
+    assert any("stale retained state" in p for p in fleet.problems(old, Condition.SILENT, NOW, 3))
+    fresh = site("a", state_retained=True, state_ts=NOW - 5)
+    assert not fleet.is_stale(fresh, NOW, 3)
+    live_old = site("a", state_retained=False, state_ts=NOW - 3600)
+    assert not fleet.is_stale(live_old, NOW, 3)
+
+
+def test_fleet_view_counts_groups_and_sorts_not_ready_by_tier():
+    sites = [
+        site("c1", parent="d1"),
+        site("c2", parent="d1", verdict="fault",
+             components={"camera": ComponentRow("fail", "camera: not found", "plug it in"),
+                         "network": ComponentRow("ok", "")}),
+        site("c3", parent="d2", availability="offline", avail_reason="connection lost (will)"),
+        site("d1", tier="district", parent="p1", last_seen=NOW - 100),
+        site("p1", tier="province", verdict="degraded"),
+        site("c4", parent="d2", lost=2),
+    ]  # fmt: skip
+    view = fleet.fleet_view(sites, NOW, 3)
+    assert view.total == 6
+    assert view.counts == {"ready": 2, "degraded": 1, "fault": 1, "offline": 1, "silent": 1,
+                           "unknown": 0}  # fmt: skip
+    assert list(view.by_tier) == ["province", "district", "commune"]
+    assert view.by_tier["commune"]["ready"] == 2
+    assert view.by_parent["commune under d1"] == {**dict.fromkeys(fleet.CONDITION_ORDER, 0),
+                                                  "ready": 1, "fault": 1}  # fmt: skip
+    assert [n.site_id for n in view.not_ready] == ["p1", "d1", "c2", "c3"]
+    c2 = view.not_ready[2]
+    assert c2.problems == ["camera fail: camera: not found (plug it in)"]
+    assert view.not_ready[3].problems[0].startswith("offline: connection lost (will)")
+    assert view.lost == 2
+    text = fleet.render(view)
+    assert "[commune] c2" in text and "reports lost" in text and "camera fail" in text
+
+
+# ---- seq gaps ----------------------------------------------------------------------------
+
+
+def test_track_first_next_gap_late():
+    assert seqs.track(None, 17) == seqs.SeqStep(seqs.Step.FIRST, 18)
+    assert seqs.track(18, 18) == seqs.SeqStep(seqs.Step.NEXT, 19)
+    assert seqs.track(18, 21) == seqs.SeqStep(seqs.Step.GAP, 22, 18, 20)
+    assert seqs.track(22, 19) == seqs.SeqStep(seqs.Step.LATE, 22)
+
+
+def test_loss_grace_fills_and_counted_drops():
+    gaps = [seqs.Gap(5, 7, NOW - 100), seqs.Gap(20, 29, NOW - 100, filled=4),
+            seqs.Gap(40, 40, NOW - 1)]  # fmt: skip
+    result = seqs.loss(gaps, dropped_since_first=0, now=NOW, grace_s=30)
+    assert (result.missing, result.pending, result.lost) == (3 + 6, 1, 9)
+    assert seqs.loss(gaps, 4, NOW, 30).lost == 5
+    # more drops than missing numbers never makes a negative loss
+    assert seqs.loss(gaps, 100, NOW, 30).lost == 0
+    assert seqs.loss([], 3, NOW, 30).lost == 0
+
+
+# ---- attendance report -------------------------------------------------------------------
+
+
+def row(sid: str, count: int | None, **kw: object) -> AttendanceRow:
+    base: dict[str, object] = {"session_id": "S", "ts": NOW, "expected": None, "peak": None,
+                               "median": None}  # fmt: skip
+    return AttendanceRow(sid, count=count, **{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_report_peak_median_rate_and_totals():
+    rows = [row("c1", 10), row("c1", 20), row("c1", None), row("c1", 16),
+            row("d1", None, peak=40, median=35.0, expected=50),
+            row("c2", None)]  # fmt: skip
+    sites = {"c1": ("commune", 25), "d1": ("district", 60), "c2": ("commune", None)}
+    r = report.session_report("S", rows, sites)
+    by = {s.site_id: s for s in r.sites}
+    assert (by["c1"].peak, by["c1"].median, by["c1"].expected, by["c1"].rate) == (20, 16, 25, 0.8)
+    # the agent's own figures when it sends no counts; its expected wins over meta
+    assert (by["d1"].peak, by["d1"].median, by["d1"].expected, by["d1"].rate) == (40, 35, 50, 0.8)
+    # nothing countable and no expected: tolerated, no rate
+    assert (by["c2"].peak, by["c2"].rate) == (None, None)
+    assert [s.site_id for s in r.sites] == ["d1", "c1", "c2"]
+    assert [(t.label, t.expected, t.counted) for t in r.tiers] == [("district", 50, 40),
+                                                                  ("commune", 25, 20)]  # fmt: skip
+    assert (r.province.expected, r.province.counted, r.province.rate) == (75, 60, 0.8)
+    lines = report.to_csv(r).splitlines()
+    assert len(lines) == 1 + 3 + 2 + 1
+    assert "session S" in report.render(r)
+
+
+# ---- schedule edits ----------------------------------------------------------------------
+
+
+def test_schedule_edits_replace_by_id_and_remove():
+    t = datetime(2026, 3, 10, 1, tzinfo=UTC)
+    s1 = Session(session_id="S1", start=t, end=t.replace(hour=3))
+    s1b = Session(session_id="S1", start=t.replace(hour=2), end=t.replace(hour=4))
+    p = with_session(with_session(SchedulePayload(), s1, t), s1b, t)
+    assert [(e.session_id, e.start.hour) for e in p.entries] == [("S1", 2)]
+    p2, found = without_session(p, "S1", t)
+    assert found and p2.entries == []
+    assert without_session(p2, "S1", t)[1] is False
+    assert schedule_topic("vc", None) == "vc/schedule"
+    assert schedule_topic("vc", "c1") == "vc/c1/schedule"
+
+
+# ---- settings ----------------------------------------------------------------------------
+
+
+def test_centre_example_file_is_valid_and_names_every_field():
+    example = ROOT / "centre.example.toml"
+    settings = load_file_settings(CentreSettings, example)
+    assert settings.share_group == "centre"
+    text = example.read_text()
+    for name in CentreSettings.model_fields:
+        if name == "broker":
+            assert "\n[broker]\n" in text
+            for sub in type(settings.broker).model_fields:
+                assert f"{sub} =" in text, f"broker.{sub}"
+        else:
+            assert f"\n{name} =" in text, name
+    tomllib.loads(text)
+
+
+def test_centre_config_path_precedence_and_missing_file(tmp_path, monkeypatch):
+    import pytest  # noqa: PLC0415
+
+    from agent.centre.settings import centre_config_path, load_centre_settings  # noqa: PLC0415
+    from agent.errors import ConfigError  # noqa: PLC0415
+
+    monkeypatch.delenv("EDGE_AGENT_CENTRE_CONFIG", raising=False)
+    assert centre_config_path(None) == Path("/etc/edge-agent/centre.toml")
+    monkeypatch.setenv("EDGE_AGENT_CENTRE_CONFIG", str(tmp_path / "env.toml"))
+    assert centre_config_path(None) == tmp_path / "env.toml"
+    assert centre_config_path(str(tmp_path / "cli.toml")) == tmp_path / "cli.toml"
+    with pytest.raises(ConfigError) as err:
+        load_centre_settings(None)
+    assert "centre.example.toml" in str(err.value) and "env.toml" in str(err.value)
