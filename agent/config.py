@@ -318,14 +318,14 @@ def config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
     return Path(env) if env else DEFAULT_CONFIG
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, example: str = "agent.example.toml") -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path}: not found",
-            "copy agent.example.toml there and edit it, or pass --config FILE "
+            f"copy {example} there and edit it, or pass --config FILE "
             f"(or set {ENV_CONFIG})",
         ) from None
     except PermissionError:
@@ -339,9 +339,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def _describe(error: dict[str, Any], path: Path) -> str:
+def _describe(error: dict[str, Any], path: Path, env_prefix: str = ENV_PREFIX) -> str:
     loc = ".".join(str(p) for p in error["loc"])
-    env_name = ENV_PREFIX + "__".join(str(p) for p in error["loc"]).upper()
+    env_name = env_prefix + "__".join(str(p) for p in error["loc"]).upper()
     origin = f"environment {env_name}" if env_name in os.environ else f"config file {path}"
     kind = error["type"]
     if kind == "missing":
@@ -372,12 +372,13 @@ def _read_credentials(settings: Settings) -> Settings:
 def load_file_settings(model: type[_S], path: Path) -> _S:
     """Validate `path` (and EDGE_AGENT_* variables) as `model`; raise ConfigError naming
     the file (or variable) and the field. Shared by the agent's and the centre's settings."""
-    data = _read_toml(path)
+    data = _read_toml(path, model.example_file)
     token = _config_file.set(data)
     try:
         return model()
     except ValidationError as exc:
-        lines = [_describe(dict(e), path) for e in exc.errors()]
+        prefix = str(model.model_config.get("env_prefix", ENV_PREFIX))
+        lines = [_describe(dict(e), path, prefix) for e in exc.errors()]
         raise ConfigError(
             "\n".join(lines), f"fix the field(s) named above; see {model.example_file}"
         ) from None
