@@ -10,6 +10,7 @@ from agent.checks.report import render_json, render_table
 from agent.config import COMPONENTS, Settings, config_path, load_settings
 from agent.control import ask, socket_path
 from agent.errors import AgentError
+from agent.i18n import select_language
 from agent.logs import setup_logging
 from agent.probes import build_probes
 from agent.selftest import SelfTest, run_selftest
@@ -37,8 +38,11 @@ def _check(args: argparse.Namespace) -> int:
     test = None if args.local else _ask_daemon(settings, args.components)
     if test is None:
         test = run_selftest(settings, args.components)
-    out = render_json if args.json else render_table
-    sys.stdout.write(out(test.results, test.verdict) + "\n")
+    if args.json:
+        text = render_json(test.results, test.verdict)
+    else:
+        text = render_table(test.results, test.verdict, select_language(args.lang))
+    sys.stdout.write(text + "\n")
     return int(exit_code(test.results))
 
 
@@ -63,6 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "components", nargs="*", metavar="COMPONENT", help=f"any of: {', '.join(COMPONENTS)}"
     )
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--lang", choices=("en", "vi"), help="default: from LANG")
     check.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
     check.add_argument(
         "--local",

@@ -95,3 +95,12 @@ def test_blurred_picture_warns_with_exit_code_1(site, capsys):
     assert "focus" in camera["reason"] or "blur" in camera["reason"]
     assert report["verdict"] == "degraded"
     assert code == 1
+
+
+def test_table_in_vietnamese(site, capsys):
+    code = main(["--config", str(site.config_path), "check", "--local", "--lang", "vi", "ptz"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("Thiết bị")
+    assert "ptz" in out and "Đạt" in out
+    assert "Đánh giá điểm cầu: SẴN SÀNG" in out

@@ -6,21 +6,33 @@ import json
 from collections.abc import Sequence
 
 from agent.checks.model import CheckResult, Verdict
+from agent.i18n import N_, Lang, translate
 
 _MARK = {"ok": "OK", "warn": "WARN", "fail": "FAIL", "skipped": "SKIP", "error": "ERROR"}
+_HEAD = (N_("component"), N_("status"), N_("time"), N_("reason"))
+_VERDICT = N_("site verdict")
 
 
-def render_table(results: Sequence[CheckResult], verdict: Verdict) -> str:
-    width = max([len("component"), *(len(r.component) for r in results)])
-    lines = [f"{'component':<{width}}  {'status':<6} {'time':>6}  reason"]
+def render_table(results: Sequence[CheckResult], verdict: Verdict, lang: Lang = "en") -> str:
+    """English keeps the short upper-case marks scripts grep for; Vietnamese translates the
+    headings, statuses and verdict (probe reasons are English for now)."""
+
+    def mark(status: str) -> str:
+        return _MARK[status] if lang == "en" else translate(status, lang)
+
+    component, status, time, reason = (translate(h, lang) for h in _HEAD)
+    width = max([len(component), *(len(r.component) for r in results)])
+    swidth = max([6, len(status), *(len(mark(r.status.value)) for r in results)])
+    lines = [f"{component:<{width}}  {status:<{swidth}} {time:>6}  {reason}"]
     for r in results:
         lines.append(
-            f"{r.component:<{width}}  {_MARK[r.status.value]:<6} {r.duration_s:>5.1f}s  {r.reason}"
+            f"{r.component:<{width}}  {mark(r.status.value):<{swidth}} "
+            f"{r.duration_s:>5.1f}s  {r.reason}"
         )
         if r.hint:
-            lines.append(f"{'':<{width}}  {'':<6} {'':>6}  -> {r.hint}")
+            lines.append(f"{'':<{width}}  {'':<{swidth}} {'':>6}  -> {r.hint}")
     lines.append("")
-    lines.append(f"site verdict: {verdict.value.upper()}")
+    lines.append(f"{translate(_VERDICT, lang)}: {translate(verdict.value, lang).upper()}")
     return "\n".join(lines)
 
 
