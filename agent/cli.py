@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "agent.cli_led",
     "agent.cli_centre",
     "agent.cli_status",
+    "agent.cli_attendance",
 )
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from agent.attendance.settings import AttendanceSettings
 from agent.errors import ConfigError
 from agent.led import LedSettings
 from agent.schedule import ScheduleSettings
@@ -296,6 +297,7 @@ class Settings(FileSettings):
     report: ReportSettings = Field(default_factory=ReportSettings)
     led: LedSettings = Field(default_factory=LedSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    attendance: AttendanceSettings = Field(default_factory=AttendanceSettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
 
     def component(self, name: str) -> ComponentSettings:

