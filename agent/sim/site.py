@@ -9,7 +9,6 @@ standing in for the centre when no broker is given.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -21,6 +20,7 @@ from agent.sim.audio import PulseServer, TonePlayer
 from agent.sim.recording import load_recording
 from agent.sim.serial_device import PtyDevice
 from agent.sim.sysfs import Connector, add_connector, add_led
+from agent.sim.toml_writer import dump_toml
 from agent.sim.video import MjpegServer
 
 log = logging.getLogger(__name__)
@@ -49,29 +49,6 @@ class _CentreStandIn:
 
     def stop(self) -> None:
         self._sock.close()
-
-
-def _toml_value(value: Any) -> str:
-    # json's quoting of strings, numbers and booleans is valid TOML for the values we write.
-    return json.dumps(value)
-
-
-def _toml(doc: dict[str, Any]) -> str:
-    """Enough TOML for a settings file: top-level scalars, tables, arrays of tables."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
-    for section, table in doc.items():
-        if not isinstance(table, dict):
-            continue
-        lines.append(f"\n[{section}]")
-        arrays = {
-            k: v for k, v in table.items() if isinstance(v, list) and v and isinstance(v[0], dict)
-        }
-        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if k not in arrays]
-        for key, items in arrays.items():
-            for item in items:
-                lines.append(f"\n[[{section}.{key}]]")
-                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
-    return "\n".join(lines) + "\n"
 
 
 class SimulatedSite:
@@ -119,7 +96,7 @@ class SimulatedSite:
         except BaseException:
             self.stop()
             raise
-        self.config_path.write_text(_toml(self.settings_document()))
+        self.config_path.write_text(dump_toml(self.settings_document()))
         log.info("simulated site %s up; settings in %s", self.site_id, self.config_path)
         return self
 
