@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import JsonValue
 
 from agent import __version__
+from agent.attendance.session_counter import SessionCounter
 from agent.checks.model import CheckResult, Verdict
 from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach, command_topics, inbound_handler, only_components
@@ -42,6 +43,7 @@ from agent.transport.link import Link
 from agent.transport.mqtt import Inbound, Protocol
 from agent.transport.outbox import Outbox, OutboxStats
 from agent.transport.payloads import (
+    AttendancePayload,
     ChecksPayload,
     ComponentInfo,
     MetaPayload,
@@ -176,6 +178,7 @@ class Agent:
         self._check_lock = threading.Lock()
         self._checking = False
         self._tick: Tick | None = None
+        self.attendance = SessionCounter(settings)
         self._wake = threading.Event()  # set by stop, a new schedule, identify
         try:
             # Bad broker settings (or command keys) raise here, before anything runs.
@@ -306,6 +309,8 @@ class Agent:
                 if not tick.quiet or trigger == "startup":
                     self.check_now(trigger, stop)
                 trigger = "interval"
+            elif self.settings.attendance.enabled and tick.current and self.attendance.due(now):
+                self.count_attendance(tick.current[0], stop)
             elif (
                 self.link.status().connected
                 and now - self._last_state_at >= report.state_heartbeat_s
@@ -315,6 +320,8 @@ class Agent:
             heartbeat_due = self._last_state_at + report.state_heartbeat_s
             wait = max(0.0, min(next_check, heartbeat_due) - time.monotonic())
             wait = min(wait, max(0.0, (tick.wake_at - utc_now()).total_seconds()))
+            if self.settings.attendance.enabled and tick.current:
+                wait = min(wait, self.attendance.next_in(time.monotonic()))
             led_change = self.led.next_change_in()
             if led_change is not None:
                 wait = min(wait, led_change)
@@ -323,6 +330,30 @@ class Agent:
                 wait = min(wait, self._notifier.watchdog_interval_s)
             self._wake.wait(wait)
             self._wake.clear()
+
+    def count_attendance(
+        self, session: Session, stop: threading.Event | None = None
+    ) -> AttendancePayload | None:
+        """One burst (in a child process), reported on `attendance`. None if stopped."""
+        with self._check_lock:  # the camera is one device: never during a self-test
+            box: list[AttendancePayload] = []
+            worker = threading.Thread(
+                target=lambda: box.append(self.attendance.count(session)),
+                name="attendance",
+                daemon=True,
+            )
+            worker.start()
+            while worker.is_alive():
+                if stop is not None and stop.wait(0.05):
+                    return None
+                worker.join(0.05)
+                self._alive()
+        if not box:
+            log.error("attendance count crashed; see the log above")
+            return None
+        payload = self.outbox.put(box[0])
+        log.info("attendance %s: %s", session.session_id, payload.count)
+        return payload
 
     def _show_led(self) -> None:
         last = self.last_check

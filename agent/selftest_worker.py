@@ -35,14 +35,14 @@ _running_lock = threading.Lock()
 _STARTUP_ALLOWANCE_S = 15.0
 
 
-def _plain(value: Any) -> Any:
+def plain_settings(value: Any) -> Any:
     """Settings as JSON-able values, secrets included (model_dump would mask them)."""
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_settings(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain_settings(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, Enum):
@@ -70,7 +70,7 @@ def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> SelfT
     timeouts = [settings.component(c).timeout_s for c in _components(settings, only)]
     deadline = max(timeouts, default=0.0) + _STARTUP_ALLOWANCE_S
     request = json.dumps(
-        {"settings": _plain(settings.model_dump(mode="python")), "only": list(only)}
+        {"settings": plain_settings(settings.model_dump(mode="python")), "only": list(only)}
     )
     try:
         proc = subprocess.Popen(

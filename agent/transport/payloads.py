@@ -162,7 +162,8 @@ class ChecksPayload(Envelope):
 
 
 class AttendancePayload(Envelope):
-    """Placeholder shape for the attendance issue; `count` None means unknown, never 0."""
+    """People counted in the room after one burst (agent/attendance); `count` None means
+    unknown (the camera could not see), never 0. No image ever leaves the site."""
 
     kind: ClassVar[str] = "attendance"
     schema_: Literal["edge-agent/attendance/1"] = _schema_field("attendance")
@@ -174,7 +175,12 @@ class AttendancePayload(Envelope):
     rate: float | None = None
     peak: int | None = None
     median: float | None = None
-    codec_count: int | None = None
+    codec_count: int | None = Field(None, description="the codec's own people count, if any")
+    tiled: bool = Field(False, description="small faces needed the tiled pass")
+    burst_count: int | None = Field(None, description="this burst's median, before smoothing")
+    frames: int = Field(0, ge=0, description="frames grabbed for this burst")
+    frames_used: int = Field(0, ge=0, description="frames that could be counted")
+    unknown_reason: str | None = Field(None, description="why the burst could not count")
 
 
 ReplyStatus = Literal["accepted", "progress", "succeeded", "failed", "rejected"]

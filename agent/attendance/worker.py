@@ -1,0 +1,83 @@
+"""One attendance burst in a child process, for the daemon.
+
+Why a child: OpenCV's DNN and the model take ~200 MB while counting; in a child they are
+returned to the system after each burst, so the idle daemon stays small, and a camera stuck
+in a driver call is killed with its process. Settings go in on stdin (no secrets on a
+command line); the burst's statistics come back as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+
+from agent.attendance.burst import BurstStats
+from agent.config import Settings
+from agent.selftest_worker import plain_settings
+
+_ALLOWANCE_S = 30.0  # interpreter, OpenCV and model loading on top of the burst itself
+
+
+@dataclass(frozen=True)
+class Burst:
+    stats: BurstStats
+    detector: str
+    tiled: bool
+
+
+def _blind(reason: str, settings: Settings) -> Burst:
+    stats = BurstStats(
+        frames=0, usable=0, counts=(), count=None, spread=None, unknown_reason=reason
+    )
+    return Burst(stats, settings.attendance.detector, False)
+
+
+def count_burst_isolated(settings: Settings) -> Burst:
+    """A burst counted by a child process; any failure is an unknown count with its reason."""
+    cfg = settings.attendance
+    deadline = cfg.burst_frames * cfg.burst_spacing_s + settings.camera.open_timeout_s
+    deadline += _ALLOWANCE_S
+    request = json.dumps({"settings": plain_settings(settings.model_dump(mode="python"))})
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "agent.attendance.worker"],
+            input=request.encode(),
+            stdout=subprocess.PIPE,
+            timeout=deadline,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return _blind(f"counting hung for {deadline:.0f} s", settings)
+    except OSError as exc:
+        return _blind(f"counting could not start: {exc}", settings)
+    if proc.returncode != 0:
+        return _blind(f"counting failed (exit code {proc.returncode}); see the log", settings)
+    try:
+        raw = json.loads(proc.stdout)
+        stats = BurstStats(**{**raw["stats"], "counts": tuple(raw["stats"]["counts"])})
+        return Burst(stats, str(raw["detector"]), bool(raw["tiled"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        return _blind(f"counting answered garbage: {exc}", settings)
+
+
+def main() -> int:
+    from agent.attendance.counter import Counter  # noqa: PLC0415 - OpenCV: only in the child
+    from agent.logs import setup_logging  # noqa: PLC0415
+
+    settings = Settings.model_validate(json.load(sys.stdin)["settings"])
+    setup_logging("warning")
+    result = Counter(settings.attendance, settings.camera).count_camera()
+    out = {"stats": asdict(result.stats), "detector": result.detector, "tiled": result.tiled}
+    try:
+        sys.stdout.write(json.dumps(out))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    os._exit(0)  # a grabber thread stuck in the driver must not keep the child alive
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
