@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import JsonValue
@@ -195,6 +195,8 @@ class Agent:
                 self.commands.close()
             self.outbox.close()
             raise
+        if self.commands is not None:
+            self.commands.register_counter(self.count_now)
         self._lock = threading.Lock()
         self._last: LastCheck | None = self._restore()
         self._last_state_at = 0.0
@@ -331,6 +333,25 @@ class Agent:
             self._wake.wait(wait)
             self._wake.clear()
 
+    def count_now(self) -> JsonValue:
+        """The centre's `count-now`: one burst now, in the running session if there is one."""
+        if not self.settings.attendance.enabled:
+            raise ActionFailed(
+                "attendance counting is off on this site (attendance.enabled = false)",
+                "enable [attendance] in the settings after installing the model",
+            )
+        running = self._tick.current if self._tick else ()
+        now = utc_now()
+        session = (
+            running[0]
+            if running
+            else Session(session_id="count-now", start=now, end=now + timedelta(minutes=1))
+        )
+        payload = self.count_attendance(session)
+        if payload is None:
+            raise ActionFailed("the agent is stopping", "")
+        return payload.model_dump(mode="json", by_alias=True)
+
     def count_attendance(
         self, session: Session, stop: threading.Event | None = None
     ) -> AttendancePayload | None:
@@ -338,7 +359,7 @@ class Agent:
         with self._check_lock:  # the camera is one device: never during a self-test
             box: list[AttendancePayload] = []
             worker = threading.Thread(
-                target=lambda: box.append(self.attendance.count(session)),
+                target=lambda: box.append(self.attendance.count(session, self._codec_count())),
                 name="attendance",
                 daemon=True,
             )
@@ -354,6 +375,13 @@ class Agent:
         payload = self.outbox.put(box[0])
         log.info("attendance %s: %s", session.session_id, payload.count)
         return payload
+
+    def _codec_count(self) -> int | None:
+        """The codec's own people count from the last check (Cisco RoomAnalytics)."""
+        last = self.last_check
+        codec = next((r for r in last.results if r.component == "codec"), None) if last else None
+        value = codec.metrics.get("people_count") if codec else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     def _show_led(self) -> None:
         last = self.last_check

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.commands.actions import ActionFailed
 from agent.config import Settings
 from agent.daemon import Agent
 from agent.sim.crowd import Room, RoomSpec, make_room_clip
@@ -71,3 +72,32 @@ def test_daemon_counts_the_room_during_a_session_and_reports_it(broker, tmp_path
     assert report["expected"] == 20
     assert report["rate"] == pytest.approx(report["count"] / 20)
     assert report["frames"] == 3
+
+
+def test_count_now_outside_a_session_and_when_disabled(broker, tmp_path):
+    clip = make_room_clip(tmp_path / "room.avi", ROOM, seconds=1.0, fps=10)
+    with MjpegServer(clip=clip, fps=10, width=960, height=540) as camera:
+        config = agent_config(broker, tmp_path / "state")
+        config["camera"] = {"enabled": False, "source": camera.url}
+        config["attendance"] = {"enabled": False, "models_dir": str(MODELS)}
+        off = Agent(Settings(**config))
+        try:
+            with pytest.raises(ActionFailed, match="attendance counting is off"):
+                off.count_now()
+        finally:
+            off.outbox.close()
+        config["attendance"] |= {
+            "enabled": True,
+            "burst_frames": 2,
+            "burst_spacing_s": 0.1,
+            "input_width": 960,
+            "tiling": "off",
+        }
+        agent = Agent(Settings(**config))
+        try:
+            report = agent.count_now()
+        finally:
+            agent.outbox.close()
+    assert report["session_id"] == "count-now"
+    assert report["count"] >= Room(ROOM).count  # no region set: the TV's faces count too
+    assert report["schema"] == "edge-agent/attendance/1"

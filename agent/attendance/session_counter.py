@@ -30,7 +30,7 @@ class SessionCounter:
     def next_in(self, now: float) -> float:
         return max(0.0, self._next_at - now)
 
-    def count(self, session: Session) -> AttendancePayload:
+    def count(self, session: Session, codec_count: int | None = None) -> AttendancePayload:
         cfg = self.settings.attendance
         self._next_at = time.monotonic() + cfg.interval_s
         burst = self._count(self.settings)
@@ -44,7 +44,7 @@ class SessionCounter:
                 expected_attendance(session, self.settings.site.expected_attendance),
                 hysteresis_config(cfg),
             )
-        report = counting.add(burst.stats, tiled=burst.tiled)
+        report = counting.add(burst.stats, tiled=burst.tiled, people_count_codec=codec_count)
         return AttendancePayload(
             site_id=self.settings.site.site_id,
             ts=utc_now(),
