@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import JsonValue
 
@@ -57,6 +57,7 @@ from agent.transport.payloads import (
 from agent.transport.topics import topic_for
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SelfTestFn = Callable[[Settings], SelfTest]
 StateCause = Literal["check", "birth", "heartbeat", "rebirth"]
@@ -357,24 +358,32 @@ class Agent:
     ) -> AttendancePayload | None:
         """One burst (in a child process), reported on `attendance`. None if stopped."""
         with self._check_lock:  # the camera is one device: never during a self-test
-            box: list[AttendancePayload] = []
-            worker = threading.Thread(
-                target=lambda: box.append(self.attendance.count(session, self._codec_count())),
-                name="attendance",
-                daemon=True,
+            counted = self._in_worker(
+                "attendance", lambda: self.attendance.count(session, self._codec_count()), stop
             )
-            worker.start()
-            while worker.is_alive():
-                if stop is not None and stop.wait(0.05):
-                    return None
-                worker.join(0.05)
-                self._alive()
-        if not box:
-            log.error("attendance count crashed; see the log above")
+        if counted is None:
             return None
-        payload = self.outbox.put(box[0])
+        payload = self.outbox.put(counted)
         log.info("attendance %s: %s", session.session_id, payload.count)
         return payload
+
+    def _in_worker(
+        self, name: str, job: Callable[[], _T], stop: threading.Event | None
+    ) -> _T | None:
+        """Run `job` in a thread while this loop keeps pinging the watchdog; None if it
+        crashed (logged) or `stop` was set first."""
+        box: list[_T] = []
+        worker = threading.Thread(target=lambda: box.append(job()), name=name, daemon=True)
+        worker.start()
+        while worker.is_alive():
+            if stop is not None and stop.wait(0.05):
+                return None
+            worker.join(0.05)
+            self._alive()
+        if not box:
+            log.error("%s crashed; see the log above", name)
+            return None
+        return box[0]
 
     def _codec_count(self) -> int | None:
         """The codec's own people count from the last check (Cisco RoomAnalytics)."""
@@ -418,21 +427,10 @@ class Agent:
     ) -> SelfTest | None:
         started = utc_now()
         t0 = time.monotonic()
-        box: list[SelfTest] = []
         settings = only_components(self.settings, only)
-        worker = threading.Thread(
-            target=lambda: box.append(self._selftest(settings)), name="selftest", daemon=True
-        )
-        worker.start()
-        while worker.is_alive():
-            if stop is not None and stop.wait(0.05):
-                return None
-            worker.join(0.05)
-            self._alive()
-        if not box:
-            log.error("self-test crashed; see the log above")
+        test = self._in_worker("selftest", lambda: self._selftest(settings), stop)
+        if test is None:
             return None
-        test = box[0]
         last = LastCheck(test.verdict, test.results, started)
         with self._lock:
             if only and self._last is not None:
