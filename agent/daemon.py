@@ -11,13 +11,10 @@ self-test child, so the idle daemon stays small.
 
 from __future__ import annotations
 
-import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
@@ -25,11 +22,10 @@ from pydantic import JsonValue
 
 from agent import __version__
 from agent.attendance.session_counter import SessionCounter
-from agent.checks.model import CheckResult, Verdict
 from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach, command_topics, inbound_handler, only_components
 from agent.commands.service import CommandService
-from agent.config import COMPONENTS, Settings
+from agent.config import Settings
 from agent.control import ControlServer, socket_path
 from agent.daemon_control import control_handlers
 from agent.led_driver import Writer, write_attribute
@@ -38,6 +34,7 @@ from agent.schedule import SchedulePayload, Session, Tick
 from agent.sdnotify import Notifier
 from agent.selftest import SelfTest, judge
 from agent.selftest_worker import run_selftest_isolated, terminate_workers
+from agent.site_reports import LastCheck, meta_payload, session_ref
 from agent.status_led import StatusLed
 from agent.transport.link import Link
 from agent.transport.mqtt import Inbound, Protocol
@@ -45,11 +42,8 @@ from agent.transport.outbox import Outbox, OutboxStats
 from agent.transport.payloads import (
     AttendancePayload,
     ChecksPayload,
-    ComponentInfo,
     MetaPayload,
     OutboxHealth,
-    SessionRef,
-    SiteInfo,
     StatePayload,
     state_components,
     utc_now,
@@ -63,100 +57,7 @@ SelfTestFn = Callable[[Settings], SelfTest]
 StateCause = Literal["check", "birth", "heartbeat", "rebirth"]
 Trigger = Literal["startup", "interval", "command", "pre-session"]
 _LAST_CHECK_KEY = "last_check"
-CAPABILITIES = ("checks", "state", "store-and-forward", "rebirth")
-
-
-@dataclass(frozen=True)
-class LastCheck:
-    """The latest self-test, kept on disk so a restarted agent does not forget the site."""
-
-    verdict: Verdict
-    results: list[CheckResult]
-    at: datetime
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(
-            {
-                "verdict": self.verdict.value,
-                "results": [r.model_dump(mode="json") for r in self.results],
-                "at": self.at.isoformat(),
-            }
-        ).encode()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> LastCheck:
-        raw = json.loads(data)
-        return cls(
-            Verdict(raw["verdict"]),
-            [CheckResult.model_validate(r) for r in raw["results"]],
-            datetime.fromisoformat(raw["at"]),
-        )
-
-
-def _device_of(settings: Settings, component: str) -> tuple[str | None, str | None]:
-    """(device, profile) a component uses, for the meta record."""
-    s = settings
-    match component:
-        case "camera":
-            return s.camera.source, None
-        case "microphone":
-            return str(s.microphone.device), None
-        case "display":
-            return s.display.port or s.display.connector, s.display.profile
-        case "codec":
-            return s.codec.port, s.codec.profile
-        case "ptz":
-            return s.ptz.port, s.ptz.profile
-        case "network":
-            return ",".join(f"{t.host}:{t.port}" for t in s.network.targets) or None, None
-    return None, None
-
-
-def meta_payload(settings: Settings, protocol: Protocol, started_at: datetime) -> MetaPayload:
-    components = []
-    for name in COMPONENTS:
-        section = settings.component(name)
-        device, profile = _device_of(settings, name)
-        components.append(
-            ComponentInfo(
-                component=name,
-                enabled=section.enabled,
-                required=section.required,
-                device=device,
-                profile=profile,
-            )
-        )
-    site = settings.site
-    return MetaPayload(
-        site_id=site.site_id,
-        ts=utc_now(),
-        agent_version=__version__,
-        site=SiteInfo(
-            name=site.name,
-            tier=site.tier.value,
-            parent=site.parent,
-            timezone=site.timezone,
-            expected_attendance=site.expected_attendance,
-        ),
-        components=components,
-        profiles=sorted({c.profile for c in components if c.enabled and c.profile}),
-        capabilities=[*CAPABILITIES, *(["commands"] if settings.commands.enabled else [])],
-        protocol=protocol.value,
-        check_interval_s=settings.report.check_interval_s,
-        hostname=socket.gethostname(),
-        started_at=started_at,
-    )
-
-
 _SCHEDULE_TOPICS = ("schedule", "fleet_schedule")
-
-
-def _session_ref(session: Session | None) -> SessionRef | None:
-    if session is None:
-        return None
-    return SessionRef(
-        session_id=session.session_id, title=session.title, start=session.start, end=session.end
-    )
 
 
 class Agent:
@@ -473,14 +374,14 @@ class Agent:
         oldest = stats.oldest_created
         now = utc_now()
         running = self._tick.current if self._tick else ()
-        current = _session_ref(running[0]) if running else None
+        current = session_ref(running[0]) if running else None
         upcoming = self.presession.next_session(now)
         payload = StatePayload(
             site_id=self.settings.site.site_id,
             ts=now,
             cause=cause,
             current_session=current,
-            next_session=_session_ref(upcoming),
+            next_session=session_ref(upcoming),
             verdict=last.verdict if last else None,
             components=state_components(last.results) if last else {},
             last_check=last.at if last else None,

@@ -69,7 +69,7 @@ def settings_for(broker: Mosquitto, state_dir: Path, rate: float) -> Settings:
 
 
 def birth(_cause: str, protocol: Protocol) -> MetaPayload:
-    from agent.daemon import meta_payload  # noqa: PLC0415
+    from agent.site_reports import meta_payload  # noqa: PLC0415
 
     return meta_payload(BENCH_SETTINGS[0], protocol, utc_now())
 
