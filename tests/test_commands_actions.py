@@ -151,3 +151,25 @@ def test_count_now_answers_with_the_registered_counter(tmp_path):
     last = _replies(service)[-1]
     service.outbox.close()
     assert (last.status, last.output) == ("succeeded", {"count": 42, "detector": "test"})
+
+
+def test_commands_dropped_by_shutdown_are_answered_failed(tmp_path):
+    release = threading.Event()
+
+    def slow_checks(_only):
+        release.wait(5)
+        return {"verdict": "ready", "results": []}
+
+    service = _service(tmp_path / "state", run_checks=slow_checks)
+    service._pool._max_workers = 1  # one worker: the second command waits in the queue
+    service.on_message(signed(KEY, action="run-checks", command_id="c-0000001"))
+    service.on_message(signed(KEY, action="run-checks", command_id="c-0000002", nonce="2" * 32))
+    time.sleep(0.2)
+    service.close(wait=False)  # shutdown: the queued one is dropped...
+    release.set()
+    time.sleep(0.2)
+    replies = {(r.command_id, r.status): r.reason for r in _replies(service)}
+    service.outbox.close()
+    # ...and answered, so the centre is not left with a bare `accepted`
+    assert "send it again" in replies[("c-0000002", "failed")]
+    assert ("c-0000001", "failed") not in replies  # the one already running was not dropped

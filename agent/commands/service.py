@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -112,14 +112,29 @@ class CommandService:
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="command")
         self._budget = TokenBucket(_REJECT_RATE, _REJECT_BURST, time.monotonic())
         self._budget_lock = threading.Lock()
+        # Accepted commands not yet started: answered `failed` if shutdown drops them, so the
+        # centre never waits on an `accepted` that will not be followed.
+        self._queued: dict[Future[None], tuple[Command, Route]] = {}
+        self._queued_lock = threading.RLock()  # add_done_callback may call back at once
 
     def register_counter(self, counter: Callable[[], JsonValue]) -> None:
         """`count-now` answers with what `counter()` returns (the attendance issue's hook)."""
         self.context.counter = counter
 
     def close(self, wait: bool = False) -> None:
-        # Waiting means finishing what was accepted; not waiting (shutdown) drops the queue.
+        # Waiting means finishing what was accepted; not waiting (shutdown) drops the queue,
+        # and each dropped command is answered (it is remembered as seen: it will not run
+        # after the restart, so the centre must send it again).
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        with self._queued_lock:
+            dropped = [job for future, job in self._queued.items() if future.cancelled()]
+            self._queued.clear()
+        for command, route in dropped:
+            reason = "the agent stopped before running it; send it again"
+            self.store.set_status(command.id, "failed")
+            self.audit.append("failed", command_id=command.id, action=command.action,
+                              reason=reason, duration_s=0.0)  # fmt: skip
+            self._reply(command.id, "failed", reason, None, route)
         self.store.close()
 
     # ---- receiving ---------------------------------------------------------------------
@@ -181,8 +196,16 @@ class CommandService:
         )
         log.info("command %s accepted: %s", verdict.id, verdict.action)
         self._reply(verdict.id, "accepted", "", None, route)
-        self._pool.submit(self._execute, verdict, route)
+        with self._queued_lock:
+            future = self._pool.submit(self._execute, verdict, route)
+            self._queued[future] = (verdict, route)
+            future.add_done_callback(self._forget)
         return verdict
+
+    def _forget(self, future: Future[None]) -> None:
+        if not future.cancelled():
+            with self._queued_lock:
+                self._queued.pop(future, None)
 
     def _may_answer_rejection(self) -> bool:
         with self._budget_lock:
