@@ -121,6 +121,7 @@ def test_status_shows_every_transition_and_a_seq_gap(
         return False
 
     assert settle("c1", "ready")
+    assert settle("c2", "ready")  # seen ready first: a later fault is then a transition
     assert settle("c-real", "ready"), real.log()
     # a component fails at c2: fault, with the component and its reason
     sites["c2"].statuses["camera"] = Status.FAIL
