@@ -31,7 +31,7 @@ from agent.attendance.detector import Backend, FaceFinder, FrameFaces, load_back
 from agent.attendance.settings import AttendanceSettings
 from agent.config import CameraSettings
 from agent.errors import AgentError, ProbeError
-from agent.probes.camera import Source, read_timeout_s, resolve_source
+from agent.probes.camera import Source, open_capture, read_timeout_s, resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -88,23 +88,6 @@ class Grabbed:
     seconds: float = 0.0
 
 
-def _open_capture(source: Source, cfg: CameraSettings) -> Any:
-    if source.kind == "device":
-        cap = cv2.VideoCapture(source.target, cv2.CAP_V4L2)
-        if cap.isOpened():
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, cfg.width)
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cfg.height)
-        return cap
-    params = [
-        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-        int(cfg.open_timeout_s * 1000),
-        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-        int(read_timeout_s(cfg) * 1000),
-    ]
-    return cv2.VideoCapture(source.target, cv2.CAP_FFMPEG, params)
-
-
 def shrink(frame: Frame, max_width: int | None) -> Frame:
     """The frame scaled down to at most max_width pixels wide (never enlarged)."""
     h, w = frame.shape[:2]
@@ -138,7 +121,7 @@ class _BurstGrab:
     def run(self) -> None:
         cap: Any = None
         try:
-            cap = _open_capture(self.source, self.cfg)
+            cap = open_capture(self.source, self.cfg)
             if not cap.isOpened():
                 self.error = ProbeError(
                     f"camera {self.source.label}: cannot be opened",

@@ -108,7 +108,9 @@ def read_timeout_s(cfg: CameraSettings) -> float:
     return max(1.0, 3.0 / cfg.fps)
 
 
-def _open(source: Source, cfg: CameraSettings) -> Any:
+def open_capture(source: Source, cfg: CameraSettings) -> Any:
+    """A VideoCapture for the source, with the open/read deadlines (also used to count
+    attendance); ProbeError when the device exists but is not ours to open."""
     if source.kind == "device":
         if not os.access(source.target, os.R_OK | os.W_OK):
             raise ProbeError(
@@ -175,7 +177,7 @@ class _Grab:
         started = time.monotonic()
         cap: Any = None
         try:
-            cap = _open(self.source, self.cfg)
+            cap = open_capture(self.source, self.cfg)
             self.open_s = time.monotonic() - started
             if not cap.isOpened():
                 self.error = _open_failed(self.source, self.cfg, self.open_s)
