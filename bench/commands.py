@@ -32,30 +32,23 @@ from agent.commands.sender import Outcome, Sender
 from agent.config import Settings
 from agent.daemon import Agent
 from agent.selftest import run_selftest
-from agent.sim.broker import Mosquitto
+from agent.sim.broker import Mosquitto, network_only_settings
 
 KEY_ID = "bench"
 
 
 def site_config(broker: Mosquitto, state: Path, site: str, public: str) -> dict[str, Any]:
-    return {
-        "log_level": "warning",
-        "site": {"site_id": site, "name": f"Site {site}", "tier": "commune"},
-        "broker": broker.broker_settings(site) | {"reconnect_min_s": 0.2, "reconnect_max_s": 2},
-        "paths": {"state_dir": str(state / site)},
-        "camera": {"enabled": False},
-        "microphone": {"enabled": False},
-        "display": {"enabled": False},
-        "codec": {"enabled": False},
-        "network": {
-            "samples": 1,
-            "interval_s": 0,
-            "connect_timeout_s": 1.0,
-            "targets": [{"name": "broker", "host": "127.0.0.1", "port": broker.port}],
-        },
-        "report": {"check_interval_s": 86400.0, "state_heartbeat_s": 3600.0},
-        "commands": {"keys": [{"key_id": KEY_ID, "public_key": public}]},
-    }
+    config = network_only_settings(
+        broker,
+        state / site,
+        site,
+        broker_extra={"reconnect_min_s": 0.2, "reconnect_max_s": 2},
+        connect_timeout_s=1.0,
+        report={"check_interval_s": 86400.0, "state_heartbeat_s": 3600.0},
+    )
+    config["log_level"] = "warning"
+    config["commands"] = {"keys": [{"key_id": KEY_ID, "public_key": public}]}
+    return config
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -362,3 +362,34 @@ class V311OnlyProxy:
                 if not data:
                     return
                 pair[sock].sendall(data)
+
+
+def network_only_settings(
+    broker: Mosquitto,
+    state_dir: Path,
+    site_id: str,
+    *,
+    user: str | None = None,
+    broker_extra: dict[str, Any] | None = None,
+    connect_timeout_s: float = 0.2,
+    report: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Settings for an agent whose only component is the network path to `broker`: cheap
+    (no camera or audio), for tests and benchmarks that need many real agents."""
+    return {
+        "log_level": "info",
+        "site": {"site_id": site_id, "name": f"Site {site_id}", "tier": "commune"},
+        "broker": broker.broker_settings(user or site_id) | (broker_extra or {}),
+        "paths": {"state_dir": str(state_dir)},
+        "camera": {"enabled": False},
+        "microphone": {"enabled": False},
+        "display": {"enabled": False},
+        "codec": {"enabled": False},
+        "network": {
+            "samples": 1,
+            "interval_s": 0,
+            "connect_timeout_s": connect_timeout_s,
+            "targets": [{"name": "broker", "host": "127.0.0.1", "port": broker.port}],
+        },
+        "report": report or {},
+    }
