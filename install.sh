@@ -38,7 +38,7 @@ UNITS=(edge-agent.service edge-agent-reboot.service)
 POLKIT_RULE=50-edge-agent-reboot.rules
 # What of the checkout runs on a site (tests and benchmarks stay behind).
 SOURCE_DIRS=(agent firmware_profiles systemd)
-SOURCE_FILES=(pyproject.toml README.md agent.example.toml schedule.example.toml install.sh)
+SOURCE_FILES=(pyproject.toml README.md agent.example.toml schedule.example.toml centre.example.toml install.sh)
 
 MODE=install
 NO_VENV=0

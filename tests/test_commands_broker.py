@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.cli import main
 from agent.commands.sender import Outcome, Sender
 from agent.commands.store import AUDIT_NAME, AuditLog
-from agent.sim.broker import V311OnlyProxy
+from agent.sim.broker import _CENTRE_PASSWORD, V311OnlyProxy
 from agent.transport.mqtt import Protocol
 from tests.commands_kit import KEY_ID, CommandAgent, commands_config, signed
 from tests.fixtures.broker import wait_until
@@ -250,3 +250,25 @@ def test_centre_cli_keygen_and_send_prints_replies_and_summary(
     argv = ["centre", "send", "rebirth", "--site", "nowhere", "--port", str(broker.port)]
     assert main([*argv, "--timeout", "0.5"]) == 1
     assert "silent 1 (nowhere)" in capsys.readouterr().out
+
+
+def test_centre_send_reads_the_broker_password_from_a_file_never_argv(
+    broker_password, tmp_path, capsys, monkeypatch
+):
+    stem = tmp_path / "centre-test"
+    assert main(["centre", "keygen", "--out", str(stem)]) == 0
+    monkeypatch.setenv("EDGE_AGENT_CENTRE_KEY", str(stem.with_suffix(".key")))
+    argv = ["centre", "send", "rebirth", "--site", "nowhere", "--timeout", "0.5"]
+    argv += ["--port", str(broker_password.port), "--username", "centre"]
+    right = tmp_path / "pw"
+    right.write_text(_CENTRE_PASSWORD + "\n")
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-it\n")
+    capsys.readouterr()
+
+    assert main([*argv, "--password-file", str(right)]) == 1  # connected; the site is silent
+    assert "silent 1 (nowhere)" in capsys.readouterr().out
+    assert main([*argv, "--password-file", str(wrong)]) != 0
+    assert "silent" not in capsys.readouterr().out  # refused at CONNECT, never sent
+    assert main([*argv, "--password-file", str(tmp_path / "missing")]) == 3
+    assert "broker password file" in capsys.readouterr().err

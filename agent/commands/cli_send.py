@@ -100,6 +100,19 @@ def _load_private(path_text: str | None) -> Any:
     return key
 
 
+def _password(path_text: str | None) -> str | None:
+    if not path_text:
+        return os.environ.get(ENV_PASSWORD)
+    try:
+        text = sys.stdin.read() if path_text == "-" else Path(path_text).read_text()
+    except OSError as exc:
+        raise ConfigError(
+            f"broker password file {path_text}: {exc.strerror or exc}",
+            "give a readable file with the password on its first line",
+        ) from exc
+    return text.splitlines()[0] if text.strip() else None
+
+
 def _send(args: argparse.Namespace) -> int:
     from agent.commands.actions import ACTIONS  # noqa: PLC0415
     from agent.commands.sender import Reply, Sender  # noqa: PLC0415
@@ -124,7 +137,7 @@ def _send(args: argparse.Namespace) -> int:
         port=args.port,
         prefix=args.prefix,
         username=args.username,
-        password=args.password or os.environ.get(ENV_PASSWORD),
+        password=_password(args.password_file),
         tls_ca=args.tls_ca,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
@@ -192,7 +205,12 @@ def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     send.add_argument("--prefix", default="vc")
     send.add_argument("--protocol", choices=["5", "3.1.1"], default="5")
     send.add_argument("--username")
-    send.add_argument("--password", help=f"or ${ENV_PASSWORD}")
+    # No --password: a command line is readable by every user of the machine (ps, /proc).
+    send.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help=f"the broker password's file ('-': standard input); or ${ENV_PASSWORD}",
+    )
     send.add_argument("--tls-ca", type=Path)
     send.add_argument("--tls-cert", type=Path)
     send.add_argument("--tls-key", type=Path)

@@ -106,7 +106,8 @@ class Mosquitto:
         acl = self.workdir / "acl"
         acl.write_text(
             f"pattern readwrite {self.prefix}/%u/#\n"
-            f"pattern read {self.prefix}/schedule\n\n"
+            f"pattern read {self.prefix}/schedule\n"
+            f"pattern read {self.prefix}/cmd\n\n"
             f"user {CENTRE}\ntopic readwrite {self.prefix}/#\n"
         )
         if self.auth == "anonymous":
