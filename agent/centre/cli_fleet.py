@@ -65,10 +65,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"centre: storing {settings.broker.prefix}/+/... from {settings.broker.host}:"
         f"{settings.broker.port} into {settings.db_path}\n"
     )
-    sys.stdout.flush()
+    dashboard = None
     try:
+        if args.http:
+            try:
+                from agent.centre.web.server import Dashboard  # noqa: PLC0415 - centre extra
+            except ImportError as exc:
+                raise ConfigError(
+                    f"--http: the dashboard needs {exc.name or 'its web stack'}",
+                    "install the centre extra: pip install 'edge-agent[centre]'",
+                ) from None
+            dashboard = Dashboard(settings, args.http).start()
+            _out(f"centre: dashboard on {dashboard.url}\n")
+        sys.stdout.flush()
         ingest.wait(stop)
     finally:
+        if dashboard is not None:
+            dashboard.stop()
         ingest.stop()
     _out(f"centre: stopped; {ingest.stored} report(s) stored, {ingest.rejected} rejected\n")
     return 0
@@ -208,7 +221,89 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- dashboard accounts -------------------------------------------------------------------
+
+
+def _accounts(args: argparse.Namespace) -> Any:
+    from agent.centre.web.accounts import Accounts  # noqa: PLC0415 - the centre extra
+
+    return Accounts(_settings(args).db_path)
+
+
+def _read_password() -> str:
+    """From a prompt (twice) on a terminal, else the first line of stdin: never argv, where
+    every user of the host could read it."""
+    import getpass  # noqa: PLC0415
+
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise ConfigError("the two passwords differ", "type the same password twice")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from agent.centre.web.accounts import AccountError, Role  # noqa: PLC0415
+
+    accounts = _accounts(args)
+    try:
+        accounts.add(args.name, _read_password(), Role(args.role), replace=args.replace)
+    except AccountError as exc:
+        raise ConfigError(str(exc), "see `edge-agent centre user add --help`") from None
+    finally:
+        accounts.close()
+    _out(f"user {args.name}: {args.role}\n")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    accounts = _accounts(args)
+    try:
+        users = accounts.users()
+    finally:
+        accounts.close()
+    if args.json:
+        _json([{"name": u.name, "role": u.role.value, "created": u.created} for u in users])
+        return 0
+    for u in users:
+        when = datetime.fromtimestamp(u.created).astimezone().strftime("%Y-%m-%d %H:%M")
+        _out(f"{u.name:<24} {u.role.value:<9} since {when}\n")
+    if not users:
+        _out("no accounts; add one with `edge-agent centre user add NAME --role operator`\n")
+    return 0
+
+
+def cmd_user_remove(args: argparse.Namespace) -> int:
+    accounts = _accounts(args)
+    try:
+        found = accounts.remove(args.name)
+    finally:
+        accounts.close()
+    _out(f"user {args.name}: {'removed' if found else 'not found'}\n")
+    return 0 if found else int(ExitCode.WARNING)
+
+
 # ---- parsers -----------------------------------------------------------------------------
+
+
+def _add_user_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("user", help="dashboard accounts: add, list, remove")
+    usub = p.add_subparsers(dest="user_action", required=True, metavar="ACTION")
+    a = usub.add_parser("add", help="add an account (the password is read from stdin or a prompt)")
+    _config_arg(a)
+    a.add_argument("name")
+    a.add_argument("--role", choices=["operator", "viewer"], required=True)
+    a.add_argument("--replace", action="store_true", help="change an existing account")
+    a.set_defaults(func=cmd_user_add)
+    ls = usub.add_parser("list", help="the accounts and their roles")
+    _config_arg(ls)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_user_list)
+    r = usub.add_parser("remove", help="remove an account (and end its sessions)")
+    _config_arg(r)
+    r.add_argument("name")
+    r.set_defaults(func=cmd_user_remove)
 
 
 def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -221,7 +316,14 @@ def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (0: never)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="also serve the web dashboard there (docs/dashboard.md), e.g. 127.0.0.1:8080",
+    )
     p.set_defaults(func=cmd_serve)
+
+    _add_user_parsers(sub)
 
     p = sub.add_parser("status", help="the fleet at a glance: ready, degraded, fault, ...")
     _config_arg(p)

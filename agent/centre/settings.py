@@ -59,6 +59,17 @@ class CentreSettings(FileSettings):
         description="A missing seq counts as lost only after this long (another centre "
         "process sharing the load may still be storing it).",
     )
+    command_key: Path | None = Field(
+        None,
+        description="The centre's Ed25519 private key (PEM, from `centre keygen`) the web "
+        "dashboard signs commands with; none or missing: the page sends no commands.",
+    )
+    key_id: str = Field(
+        "", description="The key id the sites know command_key by (empty: the key file's stem)."
+    )
+    web_session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="A dashboard login lasts this long."
+    )
 
 
 def centre_config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:

@@ -391,6 +391,52 @@ class Store:
         ).fetchall()
         return [AttendanceRow(*r) for r in rows]
 
+    def verdicts(self, site_id: str, limit: int = 50) -> list[tuple[float, str | None]]:
+        """A site's latest live state verdicts, oldest first: (ts, verdict)."""
+        rows = self.db.execute(
+            "SELECT ts, verdict FROM reports WHERE site_id = ? AND kind = 'state' "
+            "AND NOT historical ORDER BY ts DESC LIMIT ?",
+            (site_id, limit),
+        ).fetchall()
+        return [(r[0], r[1]) for r in reversed(rows)]
+
+    def changed_since(self, after_id: int) -> tuple[int, set[str]]:
+        """(the newest event id, the sites with a condition change after `after_id`)."""
+        newest = self.db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        rows = self.db.execute(
+            "SELECT DISTINCT site_id FROM events WHERE id > ? AND id <= ?", (after_id, newest)
+        ).fetchall()
+        return int(newest), {r[0] for r in rows}
+
+    def latest_session(self) -> str | None:
+        """The session of the last stored attendance sample (the one running now, or the
+        last); by rowid, so the table is read backwards from its end, not scanned."""
+        row = self.db.execute(
+            "SELECT session_id FROM attendance WHERE session_id IS NOT NULL "
+            "ORDER BY rowid DESC LIMIT 1"
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def attendance_since(
+        self, session_id: str, after_rowid: int
+    ) -> list[tuple[int, AttendanceRow]]:
+        """A session's samples stored after `after_rowid`, with their rowids (`+session_id`
+        keeps SQLite on the rowid range instead of the session index)."""
+        rows = self.db.execute(
+            "SELECT rowid, site_id, session_id, ts, count, expected, peak, median "
+            "FROM attendance WHERE rowid > ? AND +session_id = ? ORDER BY rowid",
+            (after_rowid, session_id),
+        ).fetchall()
+        return [(r[0], AttendanceRow(*r[1:])) for r in rows]
+
+    def site_attendance(self, site_id: str, session_id: str) -> list[AttendanceRow]:
+        rows = self.db.execute(
+            "SELECT site_id, session_id, ts, count, expected, peak, median FROM attendance "
+            "WHERE session_id = ? AND site_id = ? ORDER BY ts",
+            (session_id, site_id),
+        ).fetchall()
+        return [AttendanceRow(*r) for r in rows]
+
     def prune(self, before: float) -> int:
         """Forget report history and attendance older than `before` (epoch seconds)."""
         with self.transaction():

@@ -77,7 +77,7 @@ def parse_arg(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def _load_private(path_text: str | None) -> Any:
+def load_private_key(path_text: str | None) -> Any:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
         Ed25519PrivateKey,
     )
@@ -122,7 +122,7 @@ def _send(args: argparse.Namespace) -> int:
     if args.action not in ACTIONS:
         # The agents would refuse it too; saying so here saves a round trip.
         _out(f"warning: {args.action!r} is not an action this version knows")
-    private = _load_private(args.key)
+    private = load_private_key(args.key)
     key_id = args.key_id or os.environ.get(ENV_KEY_ID) or Path(args.key or os.environ[ENV_KEY]).stem
     cmd_args = dict(parse_arg(a) for a in args.arg)
     target: dict[str, Any]

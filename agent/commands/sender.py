@@ -208,7 +208,7 @@ class Sender:
             self._pump(self.conn, 0.02)
             inbox, self._inbox = self._inbox, []
             for message in inbox:
-                reply = _parse_reply(message, command_id, time.monotonic() - start)
+                reply = parse_reply(message, command_id, time.monotonic() - start)
                 if reply is None:
                     continue
                 outcome.replies.append(reply)
@@ -219,7 +219,7 @@ class Sender:
         return outcome
 
 
-def _parse_reply(message: Inbound, command_id: str, after_s: float) -> Reply | None:
+def parse_reply(message: Inbound, command_id: str, after_s: float) -> Reply | None:
     try:
         data = json.loads(message.payload)
         if data.get("command_id") != command_id:

@@ -1,0 +1,216 @@
+"""Dashboard accounts and sessions, in the centre's SQLite database.
+
+Passwords are hashed with argon2id (argon2-cffi). A session is a random token held by the
+browser in an HttpOnly, SameSite=Strict cookie; the database keeps only its SHA-256, so a
+copy of the database does not let anyone in. Each session has its own CSRF token, required
+in the X-CSRF-Token header of every POST. A failed login costs the same whether the name
+exists or not (a dummy hash is verified), and repeated failures for a name or an address are
+refused for a while (`LoginLimiter`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS web_users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_sessions (
+    token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, csrf TEXT NOT NULL,
+    created REAL NOT NULL, expires REAL NOT NULL
+);
+"""
+NAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
+MIN_PASSWORD = 8
+
+
+class Role(StrEnum):
+    OPERATOR = "operator"  # sees the fleet and sends commands
+    VIEWER = "viewer"  # sees the fleet only
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Role
+    created: float
+
+
+@dataclass(frozen=True)
+class Session:
+    name: str
+    role: Role
+    csrf: str
+    expires: float
+
+    @property
+    def can_command(self) -> bool:
+        return self.role is Role.OPERATOR
+
+
+class AccountError(ValueError):
+    """A name or password the accounts refuse; the message says why."""
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    def __init__(self, db_path: Path, hasher: PasswordHasher | None = None) -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(
+            db_path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_SCHEMA)
+        self.hasher = hasher or PasswordHasher()
+        self._lock = threading.Lock()
+        # Verified when the name is unknown, so both failures take as long.
+        self._dummy = self.hasher.hash(secrets.token_hex(16))
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---- users -------------------------------------------------------------------------
+
+    def add(self, name: str, password: str, role: Role, *, replace: bool = False) -> None:
+        if not re.match(NAME_PATTERN, name):
+            raise AccountError(f"user name {name!r}: use 1-64 letters, digits or ._@-")
+        if len(password) < MIN_PASSWORD:
+            raise AccountError(f"password: at least {MIN_PASSWORD} characters")
+        hashed = self.hasher.hash(password)
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        with self._lock:
+            try:
+                self.db.execute(
+                    f"{verb} INTO web_users VALUES (?,?,?,?)",  # two fixed verbs
+                    (name, role.value, hashed, time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise AccountError(f"user {name} exists (use --replace to change it)") from None
+            if replace:
+                # A changed password or role ends the user's open sessions.
+                self.db.execute("DELETE FROM web_sessions WHERE name = ?", (name,))
+
+    def remove(self, name: str) -> bool:
+        with self._lock:
+            n = self.db.execute("DELETE FROM web_users WHERE name = ?", (name,)).rowcount
+            self.db.execute("DELETE FROM web_sessions WHERE name = ?", (name,))
+        return n > 0
+
+    def users(self) -> list[User]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT name, role, created FROM web_users ORDER BY name"
+            ).fetchall()
+        return [User(r[0], Role(r[1]), r[2]) for r in rows]
+
+    def verify(self, name: str, password: str) -> Role | None:
+        """The user's role if the password is right; None otherwise (same cost either way)."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT role, hash FROM web_users WHERE name = ?", (name,)
+            ).fetchone()
+        stored = row[1] if row else self._dummy
+        try:
+            self.hasher.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        if row is None:
+            return None
+        if self.hasher.check_needs_rehash(stored):
+            with self._lock:
+                self.db.execute(
+                    "UPDATE web_users SET hash = ? WHERE name = ?",
+                    (self.hasher.hash(password), name),
+                )
+        return Role(row[0])
+
+    # ---- sessions ----------------------------------------------------------------------
+
+    def open_session(self, name: str, lifetime_s: float) -> tuple[str, Session]:
+        """A new session: (the token for the cookie, the session)."""
+        token = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        now = time.time()
+        with self._lock:
+            role = self.db.execute("SELECT role FROM web_users WHERE name = ?", (name,)).fetchone()
+            if role is None:
+                raise AccountError(f"user {name}: not found")
+            self.db.execute("DELETE FROM web_sessions WHERE expires < ?", (now,))
+            self.db.execute(
+                "INSERT INTO web_sessions VALUES (?,?,?,?,?)",
+                (_digest(token), name, csrf, now, now + lifetime_s),
+            )
+        return token, Session(name, Role(role[0]), csrf, now + lifetime_s)
+
+    def session(self, token: str | None) -> Session | None:
+        if not token:
+            return None
+        with self._lock:
+            row = self.db.execute(
+                "SELECT s.name, u.role, s.csrf, s.expires FROM web_sessions s "
+                "JOIN web_users u ON u.name = s.name WHERE s.token_hash = ?",
+                (_digest(token),),
+            ).fetchone()
+        if row is None or row[3] < time.time():
+            return None
+        return Session(row[0], Role(row[1]), row[2], row[3])
+
+    def close_session(self, token: str | None) -> None:
+        if token:
+            with self._lock:
+                self.db.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_digest(token),))
+
+
+def csrf_ok(session: Session, header: str | None) -> bool:
+    return header is not None and hmac.compare_digest(session.csrf.encode(), header.encode())
+
+
+class LoginLimiter:
+    """At most `attempts` failures per key (a user name, an address) in `window_s`."""
+
+    def __init__(self, attempts: int = 5, window_s: float = 300.0) -> None:
+        self.attempts = attempts
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        seen = self._failures.setdefault(key, deque())
+        while seen and seen[0] < now - self.window_s:
+            seen.popleft()
+        return seen
+
+    def blocked(self, *keys: str, now: float | None = None) -> bool:
+        at = time.monotonic() if now is None else now
+        with self._lock:
+            return any(len(self._recent(k, at)) >= self.attempts for k in keys)
+
+    def failed(self, *keys: str, now: float | None = None) -> None:
+        at = time.monotonic() if now is None else now
+        with self._lock:
+            for k in keys:
+                self._recent(k, at).append(at)
+            if len(self._failures) > 10_000:  # bound the memory a name-spraying client costs
+                self._failures = {k: v for k, v in self._failures.items() if v}
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for k in keys:
+                self._failures.pop(k, None)

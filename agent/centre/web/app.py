@@ -1,0 +1,244 @@
+"""The dashboard's HTTP side (starlette): the static page, login and logout, the fleet as
+JSON, a site's detail, the event stream (SSE), and operator commands.
+
+Every /api route but login needs a session cookie; every POST but login also needs the
+session's CSRF token in X-CSRF-Token. Every POST must be JSON: a cross-site form cannot send
+that content type without a CORS preflight, which this app never grants (that covers the
+login form, which has no session yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent.centre.settings import CentreSettings
+from agent.centre.web import live
+from agent.centre.web.accounts import Accounts, LoginLimiter, Session, csrf_ok
+from agent.centre.web.commands import OFFERED, Commander, CommandRefused
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+COOKIE = "ea_session"
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass
+class Services:
+    settings: CentreSettings
+    accounts: Accounts
+    hub: live.Hub
+    watch: live.FleetWatch
+    commander: Commander | None = None
+    metrics: live.MetricsTap | None = None
+    limiter: LoginLimiter | None = None
+
+
+def _json(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status, headers={"Cache-Control": "no-store"})
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return _json({"error": message}, status)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over svc
+    limiter = svc.limiter or LoginLimiter()
+
+    def session_of(request: Request) -> Session | None:
+        return svc.accounts.session(request.cookies.get(COOKIE))
+
+    async def read_json(request: Request) -> dict[str, Any] | None:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return None
+        try:
+            data = await request.json()
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def guarded(handler: Callable[[Request, Session], Awaitable[Response]],
+                post: bool = False) -> Handler:  # fmt: skip
+        async def wrapped(request: Request) -> Response:
+            session = await asyncio.to_thread(session_of, request)
+            if session is None:
+                return _error(401, "login required")
+            if post and not csrf_ok(session, request.headers.get("x-csrf-token")):
+                return _error(403, "missing or wrong CSRF token; reload the page")
+            return await handler(request, session)
+
+        return wrapped
+
+    # ---- pages and login ----------------------------------------------------------------
+
+    async def index(_request: Request) -> Response:
+        return FileResponse(STATIC / "index.html")
+
+    def me_json(session: Session) -> dict[str, Any]:
+        commander = svc.commander
+        off = "no command connection" if commander is None else commander.unavailable
+        return {
+            "name": session.name,
+            "role": session.role.value,
+            "csrf": session.csrf,
+            "can_command": session.can_command and not off,
+            "commands_off": off,
+            "actions": list(OFFERED),
+            "expires": session.expires,
+        }
+
+    async def login(request: Request) -> Response:
+        data = await read_json(request)
+        if data is None:
+            return _error(415, "send JSON")
+        name, password = str(data.get("name", "")), str(data.get("password", ""))
+        addr = request.client.host if request.client else "?"
+        keys = (f"user:{name}", f"addr:{addr}")
+        if limiter.blocked(*keys):
+            return _error(429, "too many failed logins; wait a few minutes")
+        role = await asyncio.to_thread(svc.accounts.verify, name, password)
+        if role is None:
+            limiter.failed(*keys)
+            log.warning("dashboard: failed login for %r from %s", name[:64], addr)
+            return _error(401, "wrong name or password")
+        limiter.succeeded(*keys)
+        lifetime = svc.settings.web_session_hours * 3600
+        token, session = await asyncio.to_thread(svc.accounts.open_session, name, lifetime)
+        log.info("dashboard: %s (%s) logged in from %s", name, role.value, addr)
+        response = _json(me_json(session))
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=int(lifetime),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return response
+
+    async def logout(request: Request, _session: Session) -> Response:
+        await asyncio.to_thread(svc.accounts.close_session, request.cookies.get(COOKIE))
+        response = _json({"ok": True})
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    async def me(_request: Request, session: Session) -> Response:
+        return _json(me_json(session))
+
+    # ---- the fleet ----------------------------------------------------------------------
+
+    async def fleet_json(_request: Request, _session: Session) -> Response:
+        if not svc.watch.ticks:
+            await asyncio.to_thread(svc.watch.refresh)
+        return _json(svc.watch.snapshot())
+
+    async def site_json(request: Request, _session: Session) -> Response:
+        site_id = request.path_params["site_id"]
+        metrics = svc.metrics.of(site_id) if svc.metrics else {}
+        replies = svc.commander.log.recent(site_id) if svc.commander else []
+        detail = await asyncio.to_thread(svc.watch.detail, site_id, metrics, replies)
+        if detail is None:
+            return _error(404, f"site {site_id}: unknown")
+        return _json(detail)
+
+    async def events(request: Request, session: Session) -> Response:
+        token = request.cookies.get(COOKIE)
+        hello = live.sse("hello", {"name": session.name, "ticks": svc.watch.ticks})
+
+        def still_allowed() -> bool:
+            return svc.accounts.session(token) is not None
+
+        return StreamingResponse(
+            svc.hub.stream([hello], still_allowed),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    # ---- commands -----------------------------------------------------------------------
+
+    async def command(request: Request, session: Session) -> Response:
+        if not session.can_command:
+            return _error(403, f"{session.name} is a viewer: viewers cannot send commands")
+        if svc.commander is None:
+            return _error(503, "commands are off: no command connection")
+        data = await read_json(request)
+        if data is None:
+            return _error(415, "send JSON")
+        sites = data.get("sites")
+        if not isinstance(sites, list):
+            return _error(400, "sites: a list of site ids")
+        try:
+            command_id = svc.commander.submit(session.name, str(data.get("action", "")), sites)
+        except CommandRefused as exc:
+            return _error(400, str(exc))
+        return _json({"command_id": command_id, "sites": len(set(sites))}, 202)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        svc.hub.attach(asyncio.get_running_loop())
+        stop = asyncio.Event()
+        task = asyncio.create_task(svc.watch.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+
+    routes = [
+        Route("/", index),
+        Route("/api/login", login, methods=["POST"]),
+        Route("/api/logout", guarded(logout, post=True), methods=["POST"]),
+        Route("/api/me", guarded(me)),
+        Route("/api/fleet", guarded(fleet_json)),
+        Route("/api/site/{site_id}", guarded(site_json)),
+        Route("/api/events", guarded(events)),
+        Route("/api/command", guarded(command, post=True), methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Hardened)])
+
+
+class _Hardened:
+    """Headers on every response (the page, its static files, the API)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,0 +1,285 @@
+"""Operator commands from the page: signed with the centre's key through
+agent/commands/sender.py (the one signer), published per site, and the replies pushed to the
+page as they come, and kept (with who sent what) in the centre's database.
+
+One thread owns the MQTT connection (the transport is driven by its caller's thread); the
+web handlers only queue requests for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.centre.settings import CentreSettings
+from agent.commands.sender import Reply, Sender, new_command_id, parse_reply
+from agent.transport.mqtt import Endpoint, Inbound, endpoint
+
+log = logging.getLogger(__name__)
+
+# The actions the page offers (names from agent/commands/actions.py).
+OFFERED = ("run-checks", "identify", "restart-codec")
+MAX_SITES = 500  # one click must not become a fleet-wide broadcast by accident
+VALIDITY_S = 300.0
+_OUTPUT_LIMIT = 4000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS web_commands (
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, command_id TEXT NOT NULL, operator TEXT NOT NULL,
+    action TEXT NOT NULL, site_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+    output TEXT
+);
+CREATE INDEX IF NOT EXISTS web_commands_by_site ON web_commands (site_id, id);
+"""
+
+
+class CommandRefused(ValueError):
+    """A request the page may not make; the message is shown to the operator."""
+
+
+@dataclass(frozen=True)
+class Request:
+    command_id: str
+    operator: str
+    action: str
+    sites: tuple[str, ...]
+
+
+def _summary(output: Any) -> str:
+    """A short line for the page: a run-checks report's verdict, else compact JSON."""
+    if isinstance(output, dict) and isinstance(output.get("verdict"), str):
+        return f"verdict={output['verdict']}"
+    if output is None:
+        return ""
+    text = json.dumps(output, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+class Log:
+    """The commands sent from the page and their replies (own SQLite connection)."""
+
+    def __init__(self, db_path: Path) -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(
+            db_path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def add(self, row: dict[str, Any]) -> None:
+        output = row.get("output")
+        text = None if output is None else json.dumps(output, ensure_ascii=False)[:_OUTPUT_LIMIT]
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO web_commands (at, command_id, operator, action, site_id, status,"
+                " reason, output) VALUES (?,?,?,?,?,?,?,?)",
+                (row["at"], row["command_id"], row["operator"], row["action"], row["site_id"],
+                 row["status"], row["reason"], text),
+            )  # fmt: skip
+
+    def recent(self, site_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT at, command_id, operator, action, site_id, status, reason FROM "
+                "web_commands WHERE site_id = ? ORDER BY id DESC LIMIT ?",
+                (site_id, limit),
+            ).fetchall()
+        keys = ("at", "command_id", "operator", "action", "site_id", "status", "reason")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def load_key(settings: CentreSettings) -> tuple[Any, str] | str:
+    """(private key, key id), or why the page cannot send commands."""
+    from agent.commands.cli_send import load_private_key  # noqa: PLC0415
+    from agent.errors import ConfigError  # noqa: PLC0415
+
+    path = settings.command_key
+    if path is None:
+        return "no command_key in the centre settings"
+    if not path.exists():
+        return f"command key {path}: not found (make one with `edge-agent centre keygen`)"
+    try:
+        key = load_private_key(str(path))
+    except ConfigError as exc:
+        return exc.message
+    return key, settings.key_id or path.stem
+
+
+class Commander:
+    """Queue requests, sign and send them, turn replies into events for the page."""
+
+    def __init__(
+        self, settings: CentreSettings, on_event: Callable[[str, dict[str, Any]], None]
+    ) -> None:
+        self.settings = settings
+        self.on_event = on_event
+        self.log = Log(settings.db_path)
+        loaded = load_key(settings)
+        self.unavailable = loaded if isinstance(loaded, str) else ""
+        self._key = None if isinstance(loaded, str) else loaded
+        self._requests: queue.SimpleQueue[Request] = queue.SimpleQueue()
+        self._pending: dict[str, tuple[Request, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dashboard-commands", daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> Commander:
+        if self._key is not None:
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self.log.close()
+
+    def submit(self, operator: str, action: str, sites: list[str]) -> str:
+        if self.unavailable:
+            raise CommandRefused(f"commands are off: {self.unavailable}")
+        if action not in OFFERED:
+            raise CommandRefused(f"action {action!r}: the page offers {', '.join(OFFERED)}")
+        chosen = tuple(dict.fromkeys(s for s in sites if isinstance(s, str) and s))
+        if not chosen:
+            raise CommandRefused("no site chosen")
+        if len(chosen) > MAX_SITES:
+            raise CommandRefused(f"{len(chosen)} sites: at most {MAX_SITES} at once")
+        request = Request(new_command_id(), operator, action, chosen)
+        self._requests.put(request)
+        log.info("dashboard: %s sends %s %s to %d site(s)", operator, action,
+                 request.command_id, len(chosen))  # fmt: skip
+        return request.command_id
+
+    # ---- the connection's thread --------------------------------------------------------
+
+    def _run(self) -> None:
+        base = self.settings.broker.client_id or "edge-agent-centre"
+        where = dataclasses.replace(
+            endpoint(self.settings.broker, f"{base}-web-commands-{os.getpid()}"),
+            session_expiry_s=0,
+            clean_start=True,
+        )
+        while not self._stop.is_set():
+            sender = _LiveSender(where, self.settings.broker.prefix, self._reply)
+            try:
+                sender.open(self.settings.broker.connect_timeout_s)
+            except Exception as exc:  # any failure: say so, and retry
+                log.warning("dashboard: command connection: %s; retrying", exc)
+                self._stop.wait(2.0)
+                continue
+            self.connected.set()
+            try:
+                self._serve(sender)
+            finally:
+                self.connected.clear()
+                sender.close()
+
+    def _serve(self, sender: _LiveSender) -> None:
+        assert self._key is not None
+        private, key_id = self._key
+        while not self._stop.is_set() and sender.conn is not None and not sender.conn.closed:
+            try:
+                while True:
+                    request = self._requests.get_nowait()
+                    self._send(sender, private, key_id, request)
+            except queue.Empty:
+                pass
+            sender.pump(0.05)
+            self._expire()
+
+    def _send(self, sender: _LiveSender, private: Any, key_id: str, request: Request) -> None:
+        self._pending[request.command_id] = (request, time.monotonic())
+        for site in request.sites:
+            sender.send(private, key_id, request.action, {}, {"site": site},
+                        validity_s=VALIDITY_S, command_id=request.command_id)  # fmt: skip
+            self._event(request, site, "sent")
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for cid, (_, at) in list(self._pending.items()):
+            if now - at > VALIDITY_S:
+                del self._pending[cid]
+
+    def _reply(self, data: dict[str, Any], reply: Reply) -> None:
+        entry = self._pending.get(str(data.get("command_id")))
+        if entry is None:
+            return  # another centre's command, or one sent before this process started
+        request, at = entry
+        self._event(
+            request,
+            reply.site_id,
+            reply.status,
+            reason=reply.reason,
+            output=reply.output,
+            after=time.monotonic() - at,
+        )
+
+    def _event(
+        self,
+        request: Request,
+        site: str,
+        status: str,
+        *,
+        reason: str = "",
+        output: Any = None,
+        after: float = 0.0,
+    ) -> None:
+        row = {
+            "at": time.time(),
+            "command_id": request.command_id,
+            "operator": request.operator,
+            "action": request.action,
+            "site_id": site,
+            "status": status,
+            "reason": reason,
+            "output": output,
+        }
+        try:
+            self.log.add(row)
+        except sqlite3.Error:
+            log.exception("dashboard: could not log a command reply")
+        event = {**row, "after_s": round(after, 3), "summary": _summary(output)}
+        event.pop("output")
+        self.on_event("reply", event)
+
+
+class _LiveSender(Sender):
+    """A Sender that hands each reply on as it arrives (any command id), instead of collecting
+    one command's replies at a time: the page has many commands in flight."""
+
+    def __init__(
+        self, where: Endpoint, prefix: str, on_reply: Callable[[dict[str, Any], Reply], None]
+    ) -> None:
+        super().__init__(where, prefix)
+        self.on_reply = on_reply
+
+    def _note(self, message: Inbound) -> None:
+        if "cmd" not in message.topic.split("/"):
+            super()._note(message)  # the retained meta records
+            return
+        try:
+            data = json.loads(message.payload)
+            command_id = str(data["command_id"])
+        except (ValueError, KeyError, TypeError):
+            return
+        reply = parse_reply(message, command_id, 0.0)
+        if reply is not None:
+            self.on_reply(data, reply)
+
+    def pump(self, timeout_s: float) -> None:
+        if self.conn is not None:
+            self._pump(self.conn, timeout_s)

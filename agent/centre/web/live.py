@@ -1,0 +1,271 @@
+"""Live updates for the page: the fleet watch (a poll of the store, diffed into batches of
+changed tiles), the fan-out of server-sent events to every open page, and the latest check
+metrics per site (a tap on the `checks` topic: the store keeps results, not metrics).
+
+The watch reads the store through its own SQLite connection (WAL lets it read while the
+ingest writes). It recomputes every site's condition each tick with the current time, so a
+site that turns silent with no message at all still changes colour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.centre import report
+from agent.centre.settings import CentreSettings
+from agent.centre.store import Store
+from agent.centre.web import views
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.5
+FULL_EVERY_S = 10.0
+_MAX_INCREMENTAL = 2000
+ATTENDANCE_EVERY_S = 5.0
+HEARTBEAT_S = 15.0
+_CLIENT_QUEUE = 256
+
+
+def sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@dataclass(eq=False)
+class _Client:
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(_CLIENT_QUEUE))
+    lost: bool = False
+
+
+class Hub:
+    """Every open page's event stream. A page too slow to keep up is dropped; its browser
+    reconnects and reloads the whole picture, which is cheaper than queueing without end."""
+
+    def __init__(self) -> None:
+        self._clients: set[_Client] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    def publish(self, event: str, data: Any) -> None:
+        """From the event loop's thread."""
+        text = sse(event, data)
+        for client in list(self._clients):
+            try:
+                client.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                client.lost = True
+                self._clients.discard(client)
+
+    def close_all(self) -> None:
+        """End every stream (at shutdown: an open stream would hold the server up)."""
+        for client in list(self._clients):
+            client.lost = True
+            with contextlib.suppress(asyncio.QueueFull):
+                client.queue.put_nowait("")
+        self._clients.clear()
+
+    def publish_threadsafe(self, event: str, data: Any) -> None:
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.publish, event, data)
+
+    async def stream(self, first: list[str], still_allowed: Any) -> AsyncIterator[str]:
+        client = _Client()
+        self._clients.add(client)
+        try:
+            for text in first:
+                yield text
+            while not client.lost:
+                try:
+                    text = await asyncio.wait_for(client.queue.get(), HEARTBEAT_S)
+                    if client.lost:
+                        return
+                    yield text
+                except TimeoutError:
+                    if not still_allowed():
+                        return  # the session ended: the page reconnects and must log in
+                    yield ": keepalive\n\n"
+        finally:
+            self._clients.discard(client)
+
+
+class FleetWatch:
+    """The current tiles and counters, refreshed every tick; changes go to the hub."""
+
+    def __init__(self, settings: CentreSettings, hub: Hub) -> None:
+        self.settings = settings
+        self.hub = hub
+        self.store = Store(settings.db_path)
+        self.lock = threading.Lock()  # one SQLite connection, used from worker threads
+        self.tiles: dict[str, views.Tile] = {}
+        self.attendance = views.NO_SESSION
+        self._attendance_at = 0.0
+        self._running: views.Running | None = None
+        self._full_at = 0.0
+        self._event_id = 0
+        self.ticks = 0
+
+    def close(self) -> None:
+        with self.lock:
+            self.store.close()
+
+    def sites(self, site_ids: set[str] | None = None) -> list[Any]:
+        s = self.settings
+        with self.lock:
+            return self.store.sites(time.time(), s.report_interval_s, s.gap_grace_s, site_ids)
+
+    def refresh(self) -> tuple[list[views.Tile], bool]:
+        """Re-read the store: (changed tiles, whether attendance changed). Worker thread.
+
+        Each tick re-reads only the sites whose condition the ingest recorded as changed
+        (its `events`, written right after each batch and by its silence sweep); every
+        FULL_EVERY_S all sites, which also catches what events do not record (a renamed
+        site, a new reason for the same condition). At 12,000 sites a full read costs
+        about half a second of CPU; the events query, a few milliseconds."""
+        now = time.time()
+        with self.lock:
+            newest, changed_ids = self.store.changed_since(self._event_id)
+        # Many changes at once (a broker restart, the first sweep): one full read is cheaper
+        # than a long IN list, which SQLite also caps.
+        if (
+            not self.tiles
+            or len(changed_ids) > _MAX_INCREMENTAL
+            or time.monotonic() - self._full_at >= FULL_EVERY_S
+        ):
+            self._full_at = time.monotonic()
+            new = views.tiles(self.sites(), now, self.settings.silent_after)
+            diff = views.changed(self.tiles, new)
+            self.tiles = new
+        elif changed_ids:
+            new = views.tiles(self.sites(changed_ids), now, self.settings.silent_after)
+            diff = views.changed(self.tiles, new)
+            self.tiles.update(new)
+        else:
+            diff = []
+        self._event_id = newest
+        att_changed = False
+        if time.monotonic() - self._attendance_at >= ATTENDANCE_EVERY_S:
+            self._attendance_at = time.monotonic()
+            att = self._read_attendance()
+            att_changed, self.attendance = att != self.attendance, att
+        self.ticks += 1
+        return diff, att_changed
+
+    def _read_attendance(self) -> views.Attendance:
+        with self.lock:
+            session = self.store.latest_session()
+            if session is None:
+                return views.NO_SESSION
+            if self._running is None or self._running.session_id != session:
+                self._running = views.Running(session)
+            new = self.store.attendance_since(session, self._running.rowid)
+            expected = self.store.expected_of()
+        for rowid, row in new:
+            self._running.add(rowid, row)
+        rows = list(self._running.rows.values())
+        return views.attendance(report.session_report(session, rows, expected))
+
+    def counters(self) -> dict[str, Any]:
+        return views.counters(self.tiles, self.attendance)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"counters": self.counters(), "tiles": list(self.tiles.values())}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                diff, att_changed = await asyncio.to_thread(self.refresh)
+            except Exception:
+                log.exception("dashboard: reading the fleet failed; retrying")
+                diff, att_changed = [], False
+            if diff or att_changed:
+                self.hub.publish("tiles", {"tiles": diff, "counters": self.counters()})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TICK_S)
+
+    def detail(self, site_id: str, metrics: dict[str, dict[str, Any]],
+               replies: list[dict[str, Any]]) -> dict[str, Any] | None:  # fmt: skip
+        rows = self.sites({site_id})
+        if not rows:
+            return None
+        with self.lock:
+            verdicts = self.store.verdicts(site_id)
+            session = self.store.latest_session()
+            curve = self.store.site_attendance(site_id, session) if session else []
+            meta_expected = self.store.expected_of().get(site_id, ("", None))[1]
+        expected = next((r.expected for r in reversed(curve) if r.expected), meta_expected)
+        return views.detail(
+            rows[0],
+            time.time(),
+            self.settings.silent_after,
+            verdicts=verdicts,
+            curve=[(r.ts, r.count) for r in curve],
+            expected=expected,
+            session_id=session,
+            metrics=metrics,
+            replies=replies,
+        )
+
+
+class MetricsTap:
+    """The latest metrics of each site's components, from the `checks` reports (memory only:
+    after a restart they come back with each site's next check)."""
+
+    def __init__(self, settings: CentreSettings) -> None:
+        self.settings = settings
+        self.latest: dict[str, dict[str, dict[str, Any]]] = {}
+        self._listener: Any = None
+
+    def start(self) -> MetricsTap:
+        from agent.centre.ingest import parse  # noqa: PLC0415 - paho only where it is needed
+        from agent.transport.listener import Listener, Received  # noqa: PLC0415
+        from agent.transport.mqtt import endpoint  # noqa: PLC0415
+        from agent.transport.payloads import ChecksPayload  # noqa: PLC0415
+
+        prefix = self.settings.broker.prefix
+
+        def take(message: Received) -> None:
+            try:
+                payload = parse(prefix, message)
+            except ValueError:
+                return  # pydantic's ValidationError is a ValueError
+            if isinstance(payload, ChecksPayload):
+                self.latest[payload.site_id] = {
+                    r.component: dict(r.metrics) for r in payload.results
+                }
+
+        class _Tap(Listener):
+            def _receive(self, message: Received) -> None:
+                take(message)
+
+        base = self.settings.broker.client_id or "edge-agent-centre"
+        # A throwaway session: nothing should queue for a dashboard that is not running.
+        where = dataclasses.replace(
+            endpoint(self.settings.broker, f"{base}-web-metrics-{os.getpid()}"),
+            session_expiry_s=0,
+            clean_start=True,
+        )
+        self._listener = _Tap(where, [f"{prefix}/+/checks"])
+        self._listener.start(timeout=self.settings.broker.connect_timeout_s)
+        return self
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+
+    def of(self, site_id: str) -> dict[str, dict[str, Any]]:
+        return self.latest.get(site_id, {})

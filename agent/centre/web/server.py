@@ -1,0 +1,110 @@
+"""Run the dashboard next to the ingest, in the same process: uvicorn on its own thread
+(with its own event loop), the command connection and the metrics tap on theirs."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import uvicorn
+
+from agent.centre.settings import CentreSettings
+from agent.centre.web import live
+from agent.centre.web.accounts import Accounts
+from agent.centre.web.app import Services, create_app
+from agent.centre.web.commands import Commander
+from agent.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (or `[v6]:PORT`); port 0 picks a free one."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"--http {text!r}: expected HOST:PORT", "e.g. --http 127.0.0.1:8080")
+    return host, int(port)
+
+
+class Dashboard:
+    def __init__(
+        self,
+        settings: CentreSettings,
+        listen: str,
+        *,
+        with_broker: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.host, port = parse_listen(listen)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((self.host, port))
+        except OSError as exc:
+            self.sock.close()
+            raise ConfigError(
+                f"--http {listen}: cannot listen: {exc.strerror}",
+                "choose another port, or stop what uses it",
+            ) from None
+        self.port = int(self.sock.getsockname()[1])
+        hub = live.Hub()
+        self.services = Services(
+            settings=settings,
+            accounts=Accounts(settings.db_path),
+            hub=hub,
+            watch=live.FleetWatch(settings, hub),
+            commander=Commander(settings, hub.publish_threadsafe) if with_broker else None,
+            metrics=live.MetricsTap(settings) if with_broker else None,
+        )
+        config = uvicorn.Config(
+            create_app(self.services),
+            log_level="warning",
+            access_log=False,  # the session cookie must never reach a log
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, name="dashboard-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def _serve(self) -> None:
+        self.server.run(sockets=[self.sock])
+
+    def start(self, timeout_s: float = 10.0) -> Dashboard:
+        svc = self.services
+        if svc.commander is not None:
+            svc.commander.start()
+            if svc.commander.unavailable:
+                log.warning("dashboard: %s; the page sends no commands", svc.commander.unavailable)
+        if svc.metrics is not None:
+            svc.metrics.start()
+        self._thread.start()
+        end = time.monotonic() + timeout_s
+        while not self.server.started and time.monotonic() < end:
+            if not self._thread.is_alive():
+                raise ConfigError("the dashboard's web server did not start", "see the log above")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        loop = self.services.hub.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.services.hub.close_all)
+        self.server.should_exit = True
+        self._thread.join(10)
+        svc = self.services
+        if svc.commander is not None:
+            svc.commander.stop()
+        if svc.metrics is not None:
+            svc.metrics.stop()
+        svc.watch.close()
+        svc.accounts.close()
+        self.sock.close()

@@ -1,0 +1,534 @@
+// The centre's dashboard: plain JS, no build step. One element per site tile, updated in
+// place from batched server-sent events; the text catalogue is /static/i18n.json.
+"use strict";
+
+const CONDS = ["ready", "degraded", "fault", "offline", "silent", "unknown"];
+const TIER_ORDER = { province: 0, district: 1, commune: 2 };
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  me: null,
+  lang: (navigator.language || "en").startsWith("vi") ? "vi" : "en",
+  catalog: { en: {}, vi: {} },
+  tiles: new Map(), // id -> tile json
+  els: new Map(), // id -> element
+  groups: new Map(), // group key -> {section, box}
+  counters: null,
+  selected: new Set(),
+  detailId: null,
+  source: null,
+};
+if (localStorage.getItem("lang")) state.lang = localStorage.getItem("lang");
+
+// Hooks for the end-to-end tests and the benchmark (times in ms since navigation start).
+window.__dash = { firstRender: null, tiles: 0, updates: [], trace: false };
+
+// ---- text ---------------------------------------------------------------------------------
+
+function t(key, vars) {
+  const text = state.catalog[state.lang][key] ?? state.catalog.en[key] ?? key;
+  return vars ? text.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? vars[k] : `{${k}}`)) : text;
+}
+
+function locale() {
+  return state.lang === "vi" ? "vi-VN" : "en-GB";
+}
+
+function num(n) {
+  return Number(n).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-US");
+}
+
+function when(epoch) {
+  if (!epoch) return t("d.never");
+  return new Date(epoch * 1000).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB");
+}
+
+function applyLanguage() {
+  document.documentElement.lang = state.lang;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-ph]")) el.placeholder = t(el.dataset.i18nPh);
+  for (const el of document.querySelectorAll(".lang")) el.classList.toggle("on", el.dataset.lang === state.lang);
+  for (const [key, g] of state.groups) g.title.textContent = groupTitle(key);
+  for (const tile of state.tiles.values()) paintTitle(tile);
+  if (state.me) showMe();
+  renderCounters();
+  updateShown();
+  updateSelected();
+  if (state.detailId) openDetail(state.detailId);
+}
+
+// ---- HTTP ---------------------------------------------------------------------------------
+
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (state.me && method !== "GET") headers["X-CSRF-Token"] = state.me.csrf;
+  const resp = await fetch(path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await resp.json().catch(() => ({}));
+  if (resp.status === 401 && path !== "/api/login") {
+    showLogin();
+  }
+  return { status: resp.status, data };
+}
+
+// ---- login --------------------------------------------------------------------------------
+
+function showLogin(message) {
+  state.me = null;
+  if (state.source) { state.source.close(); state.source = null; }
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+  $("login-name").focus();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  const { status, data } = await api("POST", "/api/login", {
+    name: $("login-name").value, password: $("login-password").value,
+  });
+  $("login-password").value = "";
+  if (status !== 200) {
+    $("login-error").textContent = t("login.failed", { error: data.error || status });
+    return;
+  }
+  start(data);
+}
+
+function showMe() {
+  const me = state.me;
+  $("who-name").textContent = `${me.name} (${t("role." + me.role)})`;
+  $("actions").hidden = !me.can_command;
+  const off = $("commands-off");
+  off.hidden = me.can_command || me.role !== "operator";
+  off.textContent = me.commands_off ? t("commands.off", { why: me.commands_off }) : "";
+  document.body.classList.toggle("can-command", me.can_command);
+}
+
+function start(me) {
+  state.me = me;
+  $("login").hidden = true;
+  $("app").hidden = false;
+  showMe();
+  connect();
+}
+
+// ---- tiles --------------------------------------------------------------------------------
+
+function groupKey(tile) {
+  return `${tile.tier}\u0000${tile.parent || ""}`;
+}
+
+function groupTitle(key) {
+  const [tier, parent] = key.split("\u0000");
+  return parent ? `${t("tier." + tier)} · ${t("under")} ${parent}` : t("tier." + tier);
+}
+
+function groupOrder(key) {
+  const [tier, parent] = key.split("\u0000");
+  return [TIER_ORDER[tier] ?? 9, parent];
+}
+
+function groupFor(key) {
+  let g = state.groups.get(key);
+  if (g) return g;
+  const section = document.createElement("section");
+  section.className = "group";
+  section.dataset.key = key;
+  const title = document.createElement("h2");
+  title.textContent = groupTitle(key);
+  const box = document.createElement("div");
+  box.className = "tiles";
+  section.append(title, box);
+  g = { section, box, title };
+  state.groups.set(key, g);
+  // keep the groups in tier, then parent order
+  const [rank, parent] = groupOrder(key);
+  let before = null;
+  for (const other of $("groups").children) {
+    const [r2, p2] = groupOrder(other.dataset.key);
+    if (r2 > rank || (r2 === rank && p2 > parent)) { before = other; break; }
+  }
+  $("groups").insertBefore(section, before);
+  return g;
+}
+
+function paintTitle(tile) {
+  const el = state.els.get(tile.id);
+  if (!el) return;
+  el.title = `${tile.id} ${tile.name ? "— " + tile.name : ""}\n${t("c." + tile.c)}${tile.why ? ": " + tile.why : ""}`;
+}
+
+function makeTile(tile) {
+  const el = document.createElement("div");
+  el.className = `tile c-${tile.c}`;
+  el.dataset.id = tile.id;
+  el.dataset.c = tile.c;
+  el.textContent = tile.name && tile.name !== `Site ${tile.id}` ? tile.name : tile.id;
+  el.tabIndex = 0;
+  state.els.set(tile.id, el);
+  return el;
+}
+
+function putTile(tile) {
+  const old = state.tiles.get(tile.id);
+  state.tiles.set(tile.id, tile);
+  let el = state.els.get(tile.id);
+  if (!el) {
+    el = makeTile(tile);
+    groupFor(groupKey(tile)).box.append(el);
+  } else {
+    if (old.c !== tile.c) {
+      el.className = `tile c-${tile.c}` + (state.selected.has(tile.id) ? " sel" : "");
+      el.dataset.c = tile.c;
+    }
+    if (groupKey(old) !== groupKey(tile)) groupFor(groupKey(tile)).box.append(el);
+  }
+  paintTitle(tile);
+  filterOne(tile, el);
+}
+
+function renderAll(snapshot) {
+  const box = $("groups");
+  box.textContent = "";
+  state.groups.clear();
+  state.els.clear();
+  state.tiles.clear();
+  const tiles = snapshot.tiles.slice().sort((a, b) => {
+    const [ra, pa] = groupOrder(groupKey(a));
+    const [rb, pb] = groupOrder(groupKey(b));
+    return ra - rb || (pa < pb ? -1 : pa > pb ? 1 : 0) || (a.id < b.id ? -1 : 1);
+  });
+  // Built off-document, attached once: one layout for the whole fleet.
+  const frag = document.createDocumentFragment();
+  for (const tile of tiles) {
+    const key = groupKey(tile);
+    let g = state.groups.get(key);
+    if (!g) {
+      const section = document.createElement("section");
+      section.className = "group";
+      section.dataset.key = key;
+      const title = document.createElement("h2");
+      title.textContent = groupTitle(key);
+      const inner = document.createElement("div");
+      inner.className = "tiles";
+      section.append(title, inner);
+      g = { section, box: inner, title };
+      state.groups.set(key, g);
+      frag.append(section);
+    }
+    state.tiles.set(tile.id, tile);
+    g.box.append(makeTile(tile));
+    paintTitle(tile);
+    if (state.selected.has(tile.id)) state.els.get(tile.id).classList.add("sel");
+  }
+  box.append(frag);
+  state.counters = snapshot.counters;
+  renderCounters();
+  applyFilters();
+  window.__dash.tiles = state.tiles.size;
+  if (window.__dash.firstRender === null) {
+    requestAnimationFrame(() => { window.__dash.firstRender = performance.now(); });
+  }
+}
+
+function applyUpdate(batch) {
+  const now = Date.now();
+  for (const tile of batch.tiles) {
+    putTile(tile);
+    if (window.__dash.trace) window.__dash.updates.push([tile.id, tile.c, now]);
+  }
+  state.counters = batch.counters;
+  renderCounters();
+  updateShown();
+  if (state.detailId && batch.tiles.some((x) => x.id === state.detailId)) scheduleDetail();
+}
+
+function renderCounters() {
+  const c = state.counters;
+  if (!c) return;
+  for (const cond of CONDS) $("n-" + cond).textContent = num(c.counts[cond] || 0);
+  const a = c.attendance;
+  $("attendance").textContent = a.session && a.expected
+    ? t("attendance", {
+      counted: num(a.counted), expected: num(a.expected),
+      rate: (a.rate * 100).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-US",
+        { minimumFractionDigits: 1, maximumFractionDigits: 1 }),
+    }) + ` (${a.session})`
+    : t("attendance.none");
+}
+
+// ---- filters ------------------------------------------------------------------------------
+
+function filters() {
+  return {
+    notReady: $("f-notready").checked,
+    tier: $("f-tier").value,
+    text: $("f-text").value.trim().toLowerCase(),
+  };
+}
+
+function visible(tile, f) {
+  if (f.notReady && tile.c === "ready") return false;
+  if (f.tier && tile.tier !== f.tier) return false;
+  if (f.text) {
+    const hay = `${tile.id} ${tile.name} ${tile.parent || ""}`.toLowerCase();
+    if (!hay.includes(f.text)) return false;
+  }
+  return true;
+}
+
+function filterOne(tile, el, f) {
+  const show = visible(tile, f || filters());
+  if (el.hidden === show) el.hidden = !show;
+}
+
+function applyFilters() {
+  const f = filters();
+  for (const [id, el] of state.els) filterOne(state.tiles.get(id), el, f);
+  updateShown();
+}
+
+function updateShown() {
+  let shown = 0;
+  const perGroup = new Map();
+  const f = filters();
+  for (const tile of state.tiles.values()) {
+    const v = visible(tile, f);
+    shown += v;
+    const key = groupKey(tile);
+    perGroup.set(key, (perGroup.get(key) || 0) + v);
+  }
+  for (const [key, g] of state.groups) g.section.hidden = !perGroup.get(key);
+  $("shown").textContent = t("shown", { shown: num(shown), total: num(state.tiles.size) });
+}
+
+let filterTimer = null;
+function onFilter() {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(applyFilters, 120);
+}
+
+// ---- selection and commands -----------------------------------------------------------------
+
+function toggleSelect(id) {
+  const el = state.els.get(id);
+  if (state.selected.has(id)) state.selected.delete(id); else state.selected.add(id);
+  if (el) el.classList.toggle("sel", state.selected.has(id));
+  updateSelected();
+}
+
+function updateSelected() {
+  $("selected").textContent = t("selected", { n: state.selected.size });
+  for (const b of document.querySelectorAll("#actions .act")) b.disabled = !state.selected.size;
+}
+
+async function send(action, sites) {
+  if (!sites.length) return;
+  if (sites.length > 1 && !confirm(t("confirm", { action: t("a." + action), n: sites.length }))) return;
+  const { status, data } = await api("POST", "/api/command", { action, sites });
+  toast(status === 202
+    ? t("sent", { action: t("a." + action), n: data.sites })
+    : t("send.failed", { error: data.error || status }));
+}
+
+let toastTimer = null;
+function toast(text) {
+  const el = $("toast");
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
+}
+
+function addReply(r) {
+  const li = document.createElement("li");
+  li.className = `reply r-${r.status}`;
+  li.dataset.site = r.site_id;
+  li.dataset.status = r.status;
+  const time = new Date(r.at * 1000).toLocaleTimeString(state.lang === "vi" ? "vi-VN" : "en-GB");
+  li.textContent = `${time}  ${r.site_id}  ${t("a." + r.action)}  ${t("r." + r.status)}` +
+    (r.reason ? ` — ${r.reason}` : "") + (r.summary ? ` (${r.summary})` : "") + `  [${r.operator}]`;
+  const log = $("reply-log");
+  log.prepend(li);
+  while (log.children.length > 200) log.lastChild.remove();
+  if (r.site_id === state.detailId) scheduleDetail();
+}
+
+// ---- detail -------------------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else if (k.startsWith("data-")) e.setAttribute(k, v); else e[k] = v;
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+function chart(att) {
+  const NS = "http://www.w3.org/2000/svg";
+  const pts = att.points.filter((p) => p.count !== null);
+  if (!pts.length) return el("p", { class: "muted" }, t("d.noattendance"));
+  const W = 320, H = 110, P = 22;
+  const t0 = pts[0].ts, t1 = Math.max(pts[pts.length - 1].ts, t0 + 1);
+  const ymax = Math.max(att.expected || 0, ...pts.map((p) => p.count), 1);
+  const x = (ts) => P + ((ts - t0) / (t1 - t0)) * (W - 2 * P);
+  const y = (v) => H - P + 4 - (v / ymax) * (H - 2 * P);
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("class", "chart");
+  const add = (tag, attrs, text) => {
+    const n = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text !== undefined) n.textContent = text;
+    svg.append(n);
+  };
+  add("line", { x1: P, y1: y(0), x2: W - P, y2: y(0), class: "axis" });
+  if (att.expected) {
+    add("line", { x1: P, y1: y(att.expected), x2: W - P, y2: y(att.expected), class: "expected" });
+    add("text", { x: W - P, y: y(att.expected) - 3, "text-anchor": "end" }, t("d.expected", { n: att.expected }));
+  }
+  add("polyline", { points: pts.map((p) => `${x(p.ts).toFixed(1)},${y(p.count).toFixed(1)}`).join(" "), class: "curve" });
+  const last = pts[pts.length - 1];
+  add("circle", { cx: x(last.ts), cy: y(last.count), r: 3, class: "dot" });
+  add("text", { x: x(last.ts) - 4, y: y(last.count) - 6, "text-anchor": "end" }, String(last.count));
+  add("text", { x: P, y: H - 4 }, new Date(t0 * 1000).toLocaleTimeString(locale()));
+  add("text", { x: W - P, y: H - 4, "text-anchor": "end" }, new Date(t1 * 1000).toLocaleTimeString(locale()));
+  return svg;
+}
+
+function metricsText(m) {
+  return Object.entries(m || {}).map(([k, v]) => `${k}=${typeof v === "number" ? +v.toFixed(3) : v}`).join(" ");
+}
+
+function renderDetail(d) {
+  const body = $("detail-body");
+  body.textContent = "";
+  body.append(
+    el("h2", {}, `${d.id}${d.name ? " — " + d.name : ""}`),
+    el("p", {}, el("span", { class: `badge c-${d.c}`, "data-c": d.c }, t("c." + d.c)), " ",
+      `${t("tier." + d.tier)}${d.parent ? " · " + t("under") + " " + d.parent : ""} · `,
+      t("d.lastseen", { when: when(d.last_seen) })),
+  );
+  if (state.me && state.me.can_command) {
+    const bar = el("p", { class: "detail-actions" });
+    for (const action of state.me.actions) {
+      bar.append(el("button", { type: "button", class: "act", "data-action": action,
+        onclick: () => send(action, [d.id]) }, t("a." + action)));
+    }
+    body.append(bar);
+  }
+  if (d.problems.length) {
+    body.append(el("h3", {}, t("d.problems")), el("ul", { class: "problems" }, ...d.problems.map((p) => el("li", {}, p))));
+  }
+  const table = el("table", { class: "components" },
+    el("tr", {}, ...["d.component", "d.status", "d.reason", "d.hint", "d.metrics"].map((k) => el("th", {}, t(k)))));
+  for (const c of d.components) {
+    table.append(el("tr", { class: `s-${c.status}` }, el("td", {}, c.name),
+      el("td", {}, el("span", { class: `status s-${c.status}` }, t("s." + c.status))),
+      el("td", {}, c.reason), el("td", {}, c.hint), el("td", { class: "metrics" }, metricsText(c.metrics))));
+  }
+  body.append(el("h3", {}, t("d.components")), table);
+  const hist = el("div", { class: "history" });
+  for (const v of d.verdicts) {
+    const cond = v.verdict || "unknown";
+    hist.append(el("span", { class: `cell c-${cond}`, title: `${when(v.ts)} ${t("c." + cond)}` }));
+  }
+  body.append(el("h3", {}, t("d.history")), hist);
+  body.append(el("h3", {}, t("d.attendance") + (d.attendance.session ? ` (${d.attendance.session})` : "")), chart(d.attendance));
+  const replies = el("ol", { class: "detail-replies" });
+  for (const r of d.replies) {
+    replies.append(el("li", { class: `reply r-${r.status}`, "data-status": r.status },
+      `${when(r.at)}  ${t("a." + r.action)}  ${t("r." + r.status)}${r.reason ? " — " + r.reason : ""}  [${r.operator}]`));
+  }
+  body.append(el("h3", {}, t("d.replies")), d.replies.length ? replies : el("p", { class: "muted" }, t("d.noreplies")));
+}
+
+async function openDetail(id) {
+  state.detailId = id;
+  // Below the header: the counters, language and logout stay in reach.
+  $("detail").style.top = `${document.querySelector("header").offsetHeight}px`;
+  $("detail").hidden = false;
+  const { status, data } = await api("GET", `/api/site/${encodeURIComponent(id)}`);
+  if (status === 200 && state.detailId === id) renderDetail(data);
+}
+
+let detailTimer = null;
+function scheduleDetail() {
+  clearTimeout(detailTimer);
+  detailTimer = setTimeout(() => { if (state.detailId) openDetail(state.detailId); }, 300);
+}
+
+// ---- live ---------------------------------------------------------------------------------
+
+function setLive(on) {
+  const live = $("live");
+  live.classList.toggle("off", !on);
+  live.dataset.i18n = on ? "live.on" : "live.off";
+  live.textContent = t(live.dataset.i18n);
+}
+
+function connect() {
+  if (state.source) state.source.close();
+  const source = new EventSource("/api/events");
+  state.source = source;
+  source.addEventListener("hello", async () => {
+    // (Re)connected: the whole picture, then the changes as they come.
+    setLive(true);
+    const { status, data } = await api("GET", "/api/fleet");
+    if (status === 200) renderAll(data);
+  });
+  source.addEventListener("tiles", (ev) => applyUpdate(JSON.parse(ev.data)));
+  source.addEventListener("reply", (ev) => addReply(JSON.parse(ev.data)));
+  source.onerror = async () => {
+    setLive(false);
+    if (source.readyState === EventSource.CLOSED) {
+      const { status } = await api("GET", "/api/me");
+      if (status === 200) setTimeout(connect, 2000);
+    }
+  };
+}
+
+// ---- wiring -------------------------------------------------------------------------------
+
+async function boot() {
+  try {
+    state.catalog = await (await fetch("/static/i18n.json")).json();
+  } catch (e) { /* English keys as text */ }
+  for (const b of document.querySelectorAll(".lang")) {
+    b.addEventListener("click", () => { state.lang = b.dataset.lang; localStorage.setItem("lang", state.lang); applyLanguage(); });
+  }
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", async () => { await api("POST", "/api/logout", {}); showLogin(); });
+  $("f-notready").addEventListener("change", applyFilters);
+  $("f-tier").addEventListener("change", applyFilters);
+  $("f-text").addEventListener("input", onFilter);
+  $("clear-selection").addEventListener("click", () => {
+    for (const id of state.selected) state.els.get(id)?.classList.remove("sel");
+    state.selected.clear();
+    updateSelected();
+  });
+  for (const b of document.querySelectorAll("#actions .act")) {
+    b.addEventListener("click", () => send(b.dataset.action, [...state.selected]));
+  }
+  $("groups").addEventListener("click", (ev) => {
+    const tile = ev.target.closest(".tile");
+    if (!tile) return;
+    if ($("select-mode").checked || ev.ctrlKey || ev.metaKey || ev.shiftKey) toggleSelect(tile.dataset.id);
+    else openDetail(tile.dataset.id);
+  });
+  $("groups").addEventListener("keydown", (ev) => {
+    const tile = ev.target.closest(".tile");
+    if (tile && ev.key === "Enter") openDetail(tile.dataset.id);
+  });
+  $("detail-close").addEventListener("click", () => { state.detailId = null; $("detail").hidden = true; });
+  applyLanguage();
+  const { status, data } = await api("GET", "/api/me");
+  if (status === 200) start(data); else showLogin();
+}
+
+document.addEventListener("DOMContentLoaded", boot);

@@ -1,0 +1,156 @@
+"""What the page shows, as plain JSON-ready values; pure (no I/O, the clock is an argument).
+
+A tile's colour is `fleet.condition()`, the same function `centre status` uses, so the page
+and the terminal never disagree about a site.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.centre import fleet
+from agent.centre.report import SessionReport
+from agent.centre.store import AttendanceRow
+
+Tile = dict[str, Any]
+
+
+def tile(site: fleet.SiteRow, now: float, silent_after: float) -> Tile:
+    cond = fleet.condition(site, now, silent_after)
+    problems = fleet.problems(site, cond, now, silent_after)
+    return {
+        "id": site.site_id,
+        "name": site.name,
+        "tier": site.tier,
+        "parent": site.parent,
+        "c": cond.value,
+        "why": problems[0] if problems else "",
+    }
+
+
+def tiles(sites: list[fleet.SiteRow], now: float, silent_after: float) -> dict[str, Tile]:
+    return {s.site_id: tile(s, now, silent_after) for s in sites}
+
+
+def changed(old: dict[str, Tile], new: dict[str, Tile]) -> list[Tile]:
+    """Tiles that are new or differ; a site never disappears from the store."""
+    return [t for sid, t in new.items() if old.get(sid) != t]
+
+
+@dataclass(frozen=True)
+class Attendance:
+    session_id: str | None
+    counted: int
+    expected: int
+    sites: int
+
+    @property
+    def rate(self) -> float | None:
+        return round(self.counted / self.expected, 4) if self.expected else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session": self.session_id,
+            "counted": self.counted,
+            "expected": self.expected,
+            "sites": self.sites,
+            "rate": self.rate,
+        }
+
+
+NO_SESSION = Attendance(None, 0, 0, 0)
+
+
+@dataclass
+class Running:
+    """A session's samples folded into one row per site as they arrive: the highest count
+    and peak, the newest expected. `report.session_report` gives the same totals over these
+    as over every sample, without reading the whole session again each time."""
+
+    session_id: str
+    rowid: int = 0
+    rows: dict[str, AttendanceRow] = field(default_factory=dict)
+    expected_ts: dict[str, float] = field(default_factory=dict)
+
+    def add(self, rowid: int, row: AttendanceRow) -> None:
+        self.rowid = max(self.rowid, rowid)
+        old = self.rows.get(row.site_id)
+        if old is None:
+            self.rows[row.site_id] = row
+            if row.expected is not None:
+                self.expected_ts[row.site_id] = row.ts
+            return
+        expected = old.expected
+        if row.expected is not None and row.ts >= self.expected_ts.get(row.site_id, -1.0):
+            expected = row.expected
+            self.expected_ts[row.site_id] = row.ts
+        self.rows[row.site_id] = AttendanceRow(
+            row.site_id,
+            row.session_id,
+            max(old.ts, row.ts),
+            _max(old.count, row.count),
+            expected,
+            _max(old.peak, row.peak),
+            None,
+        )
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def attendance(result: SessionReport | None) -> Attendance:
+    """The province line of the session report: the same sums as `centre report`."""
+    if result is None:
+        return NO_SESSION
+    p = result.province
+    return Attendance(result.session_id, p.counted, p.expected, p.sites)
+
+
+def counters(all_tiles: dict[str, Tile], att: Attendance) -> dict[str, Any]:
+    counts = Counter(t["c"] for t in all_tiles.values())
+    return {
+        "total": len(all_tiles),
+        "counts": {c: counts.get(c, 0) for c in fleet.CONDITION_ORDER},
+        "attendance": att.to_json(),
+    }
+
+
+def detail(
+    site: fleet.SiteRow,
+    now: float,
+    silent_after: float,
+    *,
+    verdicts: list[tuple[float, str | None]],
+    curve: list[tuple[float, int | None]],
+    expected: int | None,
+    session_id: str | None,
+    metrics: dict[str, dict[str, Any]],
+    replies: list[dict[str, Any]],
+) -> dict[str, Any]:
+    cond = fleet.condition(site, now, silent_after)
+    return {
+        **tile(site, now, silent_after),
+        "problems": fleet.problems(site, cond, now, silent_after),
+        "availability": site.availability,
+        "last_seen": site.last_seen,
+        "components": [
+            {
+                "name": name,
+                "status": comp.status,
+                "reason": comp.reason,
+                "hint": comp.hint,
+                "metrics": metrics.get(name, {}),
+            }
+            for name, comp in sorted(site.components.items())
+        ],
+        "verdicts": [{"ts": ts, "verdict": v} for ts, v in verdicts],
+        "attendance": {
+            "session": session_id,
+            "expected": expected,
+            "points": [{"ts": ts, "count": c} for ts, c in curve],
+        },
+        "replies": replies,
+    }
