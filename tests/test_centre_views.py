@@ -182,3 +182,45 @@ def test_centre_config_path_precedence_and_missing_file(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as err:
         load_centre_settings(None)
     assert "centre.example.toml" in str(err.value) and "env.toml" in str(err.value)
+
+
+def test_store_keeps_each_components_newest_metrics_across_a_reopen(tmp_path):
+    from datetime import timedelta  # noqa: PLC0415
+
+    from agent.centre.store import Incoming, Store  # noqa: PLC0415
+    from agent.checks.model import CheckResult, Status, Verdict  # noqa: PLC0415
+    from agent.transport.payloads import ChecksPayload  # noqa: PLC0415
+
+    t0 = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+
+    def checks(seq: int, at: datetime, rtt: float, *, historical: bool = False) -> Incoming:
+        result = CheckResult(
+            component="network",
+            status=Status.OK,
+            reason="ok",
+            metrics={"rtt_ms": rtt},
+            started_at=at,
+            duration_s=0.1,
+        )
+        payload = ChecksPayload(
+            site_id="s1",
+            seq=seq,
+            ts=at,
+            historical=historical,
+            trigger="interval",
+            verdict=Verdict.READY,
+            started_at=at,
+            duration_s=0.1,
+            results=[result],
+        )
+        return Incoming(payload, retained=False, received_at=at.timestamp())
+
+    store = Store(tmp_path / "centre.sqlite")
+    store.apply_batch([checks(1, t0, 2.0)])
+    store.apply_batch([checks(3, t0 + timedelta(minutes=2), 3.5)])
+    # seq 2, measured between them, drained late after an outage: it must not win
+    store.apply_batch([checks(2, t0 + timedelta(minutes=1), 99.0, historical=True)])
+    assert store.metrics("s1") == {"network": {"rtt_ms": 3.5}}
+    store.close()
+    assert Store(tmp_path / "centre.sqlite").metrics("s1") == {"network": {"rtt_ms": 3.5}}
+    assert Store(tmp_path / "centre.sqlite").metrics("other") == {}

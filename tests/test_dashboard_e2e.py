@@ -183,8 +183,11 @@ def test_a_site_going_offline_turns_red_within_the_keepalive_bound(browser, env)
     page = open_page(browser, env, "view")
     wait_tile(page, "c-doomed", "ready", 20)  # its first check and state
     wait_tile(page, "c-cut", "ready", 20)
-    wait_tile(page, "c-kimlien", "fault", 5)
-    bound = 1.5 * KEEPALIVE_S + 2  # the broker's keepalive timeout, plus the page's poll
+    wait_tile(page, "c-kimlien", "fault", 20)
+    # The keepalive bound as docs/mqtt.md states it: MQTT says 1.5 x keepalive, mosquitto
+    # 2.0.11 checks on its own timer and was measured at 10.9 s for 5 s; plus the
+    # page's 0.5 s poll and slack for a loaded 2-core CI machine.
+    bound = 2 * KEEPALIVE_S + 3
     # a killed agent: the kernel closes the socket, the broker sends the will at once
     t0 = time.monotonic()
     env.doomed.kill()

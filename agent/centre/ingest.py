@@ -70,7 +70,24 @@ def parse(prefix: str, message: Received) -> Envelope:
     payload = PAYLOADS[kind].model_validate_json(message.payload)
     if payload.site_id != site_id:
         raise ValueError(f"payload site_id {payload.site_id!r} on another site's topic")
+    _check_int64(payload.model_dump(), kind)
     return payload
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _check_int64(value: object, where: str) -> None:
+    """SQLite stores integers in 64 bits; a bigger one raises OverflowError in the store,
+    which would stop the writer thread. Refuse it here, as a bad report."""
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        raise ValueError(f"{where}: number out of range (64-bit integers only)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_int64(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_int64(item, f"{where}[{i}]")
 
 
 class _Forwarder(Listener):

@@ -9,6 +9,7 @@ the key and changes nothing.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from agent.centre import fleet, seqs
 from agent.transport.payloads import (
     AttendancePayload,
     AvailabilityPayload,
+    ChecksPayload,
     Envelope,
     MetaPayload,
     StatePayload,
@@ -37,6 +39,10 @@ CREATE TABLE IF NOT EXISTS sites (
 CREATE TABLE IF NOT EXISTS components (
     site_id TEXT NOT NULL, component TEXT NOT NULL, status TEXT NOT NULL,
     reason TEXT NOT NULL, hint TEXT NOT NULL, PRIMARY KEY (site_id, component)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    site_id TEXT NOT NULL, component TEXT NOT NULL, ts REAL NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (site_id, component)
 );
 CREATE TABLE IF NOT EXISTS reports (
     site_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, ts REAL NOT NULL,
@@ -167,6 +173,15 @@ class Store:
             return
         if isinstance(p, StatePayload):
             self._state(site, p, ts, item.retained)
+        elif isinstance(p, ChecksPayload):
+            # Only the newest measurement per component: a historical report drained late
+            # must not overwrite what the site measured since.
+            self.db.executemany(
+                "INSERT INTO metrics VALUES (?,?,?,?) ON CONFLICT (site_id, component) "
+                "DO UPDATE SET ts = excluded.ts, data = excluded.data "
+                "WHERE excluded.ts >= metrics.ts",
+                [(p.site_id, r.component, ts, json.dumps(dict(r.metrics))) for r in p.results],
+            )
         elif isinstance(p, AttendancePayload):
             self.db.execute(
                 "INSERT OR IGNORE INTO attendance VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -436,6 +451,13 @@ class Store:
             (session_id, site_id),
         ).fetchall()
         return [AttendanceRow(*r) for r in rows]
+
+    def metrics(self, site_id: str) -> dict[str, dict[str, Any]]:
+        """The latest measured metrics of each of a site's components (from `checks`)."""
+        rows = self.db.execute(
+            "SELECT component, data FROM metrics WHERE site_id = ?", (site_id,)
+        ).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
 
     def prune(self, before: float) -> int:
         """Forget report history and attendance older than `before` (epoch seconds)."""

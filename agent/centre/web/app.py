@@ -51,7 +51,6 @@ class Services:
     hub: live.Hub
     watch: live.FleetWatch
     commander: Commander | None = None
-    metrics: live.MetricsTap | None = None
     limiter: LoginLimiter | None = None
 
 
@@ -159,9 +158,8 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
 
     async def site_json(request: Request, _session: Session) -> Response:
         site_id = request.path_params["site_id"]
-        metrics = svc.metrics.of(site_id) if svc.metrics else {}
         replies = svc.commander.log.recent(site_id) if svc.commander else []
-        detail = await asyncio.to_thread(svc.watch.detail, site_id, metrics, replies)
+        detail = await asyncio.to_thread(svc.watch.detail, site_id, replies)
         if detail is None:
             return _error(404, f"site {site_id}: unknown")
         return _json(detail)

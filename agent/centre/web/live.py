@@ -1,6 +1,5 @@
 """Live updates for the page: the fleet watch (a poll of the store, diffed into batches of
-changed tiles), the fan-out of server-sent events to every open page, and the latest check
-metrics per site (a tap on the `checks` topic: the store keeps results, not metrics).
+changed tiles) and the fan-out of server-sent events to every open page.
 
 The watch reads the store through its own SQLite connection (WAL lets it read while the
 ingest writes). It recomputes every site's condition each tick with the current time, so a
@@ -11,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -197,13 +194,13 @@ class FleetWatch:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
 
-    def detail(self, site_id: str, metrics: dict[str, dict[str, Any]],
-               replies: list[dict[str, Any]]) -> dict[str, Any] | None:  # fmt: skip
+    def detail(self, site_id: str, replies: list[dict[str, Any]]) -> dict[str, Any] | None:
         rows = self.sites({site_id})
         if not rows:
             return None
         with self.lock:
             verdicts = self.store.verdicts(site_id)
+            metrics = self.store.metrics(site_id)
             session = self.store.latest_session()
             curve = self.store.site_attendance(site_id, session) if session else []
             meta_expected = self.store.expected_of().get(site_id, ("", None))[1]
@@ -219,53 +216,3 @@ class FleetWatch:
             metrics=metrics,
             replies=replies,
         )
-
-
-class MetricsTap:
-    """The latest metrics of each site's components, from the `checks` reports (memory only:
-    after a restart they come back with each site's next check)."""
-
-    def __init__(self, settings: CentreSettings) -> None:
-        self.settings = settings
-        self.latest: dict[str, dict[str, dict[str, Any]]] = {}
-        self._listener: Any = None
-
-    def start(self) -> MetricsTap:
-        from agent.centre.ingest import parse  # noqa: PLC0415 - paho only where it is needed
-        from agent.transport.listener import Listener, Received  # noqa: PLC0415
-        from agent.transport.mqtt import endpoint  # noqa: PLC0415
-        from agent.transport.payloads import ChecksPayload  # noqa: PLC0415
-
-        prefix = self.settings.broker.prefix
-
-        def take(message: Received) -> None:
-            try:
-                payload = parse(prefix, message)
-            except ValueError:
-                return  # pydantic's ValidationError is a ValueError
-            if isinstance(payload, ChecksPayload):
-                self.latest[payload.site_id] = {
-                    r.component: dict(r.metrics) for r in payload.results
-                }
-
-        class _Tap(Listener):
-            def _receive(self, message: Received) -> None:
-                take(message)
-
-        base = self.settings.broker.client_id or "edge-agent-centre"
-        # A throwaway session: nothing should queue for a dashboard that is not running.
-        where = dataclasses.replace(
-            endpoint(self.settings.broker, f"{base}-web-metrics-{os.getpid()}"),
-            session_expiry_s=0,
-            clean_start=True,
-        )
-        self._listener = _Tap(where, [f"{prefix}/+/checks"])
-        self._listener.start(timeout=self.settings.broker.connect_timeout_s)
-        return self
-
-    def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.stop()
-
-    def of(self, site_id: str) -> dict[str, dict[str, Any]]:
-        return self.latest.get(site_id, {})

@@ -1,5 +1,5 @@
 """Run the dashboard next to the ingest, in the same process: uvicorn on its own thread
-(with its own event loop), the command connection and the metrics tap on theirs."""
+(with its own event loop), the command connection on its own."""
 
 from __future__ import annotations
 
@@ -58,7 +58,6 @@ class Dashboard:
             hub=hub,
             watch=live.FleetWatch(settings, hub),
             commander=Commander(settings, hub.publish_threadsafe) if with_broker else None,
-            metrics=live.MetricsTap(settings) if with_broker else None,
         )
         config = uvicorn.Config(
             create_app(self.services),
@@ -84,8 +83,6 @@ class Dashboard:
             svc.commander.start()
             if svc.commander.unavailable:
                 log.warning("dashboard: %s; the page sends no commands", svc.commander.unavailable)
-        if svc.metrics is not None:
-            svc.metrics.start()
         self._thread.start()
         end = time.monotonic() + timeout_s
         while not self.server.started and time.monotonic() < end:
@@ -103,8 +100,6 @@ class Dashboard:
         svc = self.services
         if svc.commander is not None:
             svc.commander.stop()
-        if svc.metrics is not None:
-            svc.metrics.stop()
         svc.watch.close()
         svc.accounts.close()
         self.sock.close()
