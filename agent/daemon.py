@@ -25,9 +25,10 @@ from agent.attendance.session_counter import SessionCounter
 from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach, command_topics, inbound_handler, only_components
 from agent.commands.service import CommandService
-from agent.config import Settings
+from agent.config import COMPONENTS, Settings
 from agent.control import ControlServer, socket_path
 from agent.daemon_control import control_handlers
+from agent.errors import TransportError
 from agent.led_driver import Writer, write_attribute
 from agent.presession import PreSession, Scope
 from agent.schedule import SchedulePayload, Session, Tick
@@ -42,6 +43,7 @@ from agent.transport.outbox import Outbox, OutboxStats
 from agent.transport.payloads import (
     AttendancePayload,
     ChecksPayload,
+    Envelope,
     MetaPayload,
     OutboxHealth,
     StatePayload,
@@ -52,12 +54,17 @@ from agent.transport.topics import topic_for
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=Envelope)
 
 SelfTestFn = Callable[[Settings], SelfTest]
 StateCause = Literal["check", "birth", "heartbeat", "rebirth"]
 Trigger = Literal["startup", "interval", "command", "pre-session"]
 _LAST_CHECK_KEY = "last_check"
 _SCHEDULE_TOPICS = ("schedule", "fleet_schedule")
+# A self-test or attendance worker kills its child at its own deadline (component timeouts
+# plus start-up allowance, all well under this margin). Waiting on one longer than that means
+# the wait itself is stuck: the watchdog pings stop, so systemd restarts the agent.
+_WORKER_GRACE_S = 60.0
 
 
 class Agent:
@@ -104,6 +111,10 @@ class Agent:
         self._last_state_at = 0.0
         self._notifier = Notifier()
         self._last_ping = 0.0
+        self._loop_thread: int | None = None
+        self.worker_limit_s = _worker_limit_s(settings)
+        self._store_lock = threading.Lock()
+        self._unstored = 0  # reports the outbox could not store since the last success
 
     def _restore(self) -> LastCheck | None:
         data = self.outbox.get_kv(_LAST_CHECK_KEY)
@@ -184,6 +195,7 @@ class Agent:
             socket_path(self.settings.paths.state_dir), control_handlers(self)
         ).start()
         self._notifier.ready()
+        self._loop_thread = threading.get_ident()
         try:
             self._loop(stop)
         finally:
@@ -258,29 +270,70 @@ class Agent:
         self, session: Session, stop: threading.Event | None = None
     ) -> AttendancePayload | None:
         """One burst (in a child process), reported on `attendance`. None if stopped."""
-        with self._check_lock:  # the camera is one device: never during a self-test
+        if not self._lock_checks(stop):  # the camera is one device: never during a self-test
+            return None
+        try:
             counted = self._in_worker(
                 "attendance", lambda: self.attendance.count(session, self._codec_count()), stop
             )
+        finally:
+            self._check_lock.release()
         if counted is None:
             return None
-        payload = self.outbox.put(counted)
+        payload = self._queue(counted) or counted
         log.info("attendance %s: %s", session.session_id, payload.count)
         return payload
+
+    def _lock_checks(self, stop: threading.Event | None) -> bool:
+        """Take the check lock, pinging the watchdog (from the loop) while another thread's
+        bounded check holds it; False if `stop` was set first."""
+        limit = time.monotonic() + self.worker_limit_s
+        while not self._check_lock.acquire(timeout=0.05):
+            if stop is not None and stop.is_set():
+                return False
+            if time.monotonic() < limit:
+                self._alive()
+        return True
+
+    def _queue(self, payload: _E) -> _E | None:
+        """Queue a report; None when the outbox cannot store it (state_dir full, I/O error).
+        The agent goes on without it rather than dying: a crash would not free the disk, and
+        systemd would only restart it into the same failure."""
+        try:
+            stamped = self.outbox.put(payload)
+        except TransportError as exc:
+            with self._store_lock:
+                self._unstored += 1
+                first = self._unstored == 1
+            if first:
+                log.error("cannot store reports, they are not sent: %s (%s)", exc, exc.hint)
+            return None
+        with self._store_lock:
+            unstored, self._unstored = self._unstored, 0
+        if unstored:
+            log.warning("reports are stored again; %d could not be stored before", unstored)
+        return stamped
 
     def _in_worker(
         self, name: str, job: Callable[[], _T], stop: threading.Event | None
     ) -> _T | None:
-        """Run `job` in a thread while this loop keeps pinging the watchdog; None if it
-        crashed (logged) or `stop` was set first."""
+        """Run `job` in a thread while this loop keeps pinging the watchdog (for at most
+        `worker_limit_s`); None if it crashed (logged) or `stop` was set first."""
         box: list[_T] = []
         worker = threading.Thread(target=lambda: box.append(job()), name=name, daemon=True)
         worker.start()
+        limit = time.monotonic() + self.worker_limit_s
         while worker.is_alive():
             if stop is not None and stop.wait(0.05):
                 return None
             worker.join(0.05)
-            self._alive()
+            if time.monotonic() < limit:
+                self._alive()
+            elif limit > 0:
+                log.error(
+                    "%s still running after %.0f s: watchdog pings stop", name, self.worker_limit_s
+                )
+                limit = 0.0
         if not box:
             log.error("%s crashed; see the log above", name)
             return None
@@ -300,8 +353,11 @@ class Agent:
         )
 
     def _alive(self) -> None:
-        """Ping systemd's watchdog, at most once a second. Only this loop (and its wait for
-        a self-test) pings, so a hung loop stops pinging and systemd restarts the agent."""
+        """Ping systemd's watchdog, at most once a second. Only the loop's own thread pings
+        (also while it waits, boundedly, for a worker): a command running a check on another
+        thread must not keep a hung loop looking alive."""
+        if threading.get_ident() != self._loop_thread:
+            return
         now = time.monotonic()
         if now - self._last_ping >= 1.0:
             self._last_ping = now
@@ -314,7 +370,9 @@ class Agent:
         `state`. None if stopped."""
         # One self-test at a time: a command's, the technician's and the schedule's would
         # otherwise fight over the camera and the serial ports.
-        with self._check_lock:
+        if not self._lock_checks(stop):
+            return None
+        try:
             self._checking = True
             self._show_led()
             try:
@@ -322,6 +380,8 @@ class Agent:
             finally:
                 self._checking = False
                 self._show_led()
+        finally:
+            self._check_lock.release()
 
     def _check(
         self, trigger: Trigger, stop: threading.Event | None, only: Sequence[str]
@@ -340,11 +400,14 @@ class Agent:
                 merged = judge(self.settings, [*test.results, *kept])
                 last = LastCheck(merged.verdict, merged.results, started)
             self._last = last
-        self.outbox.put_kv(_LAST_CHECK_KEY, last.to_bytes())
+        try:
+            self.outbox.put_kv(_LAST_CHECK_KEY, last.to_bytes())
+        except TransportError as exc:
+            log.debug("last check not saved: %s", exc)
         # The state's outbox figures are taken before this check's own report is queued, so
         # a healthy link shows 0 pending rather than always 1.
         stats = self.outbox.stats()
-        self.outbox.put(
+        self._queue(
             ChecksPayload(
                 site_id=self.settings.site.site_id,
                 ts=utc_now(),
@@ -367,7 +430,8 @@ class Agent:
         self._stop.set()
 
     def publish_state(self, cause: StateCause, stats: OutboxStats | None = None) -> StatePayload:
-        """Queue the current state (retained); returns it stamped with its seq."""
+        """Queue the current state (retained); returns it stamped with its seq (unstamped
+        when the outbox could not store it)."""
         with self._lock:
             last = self._last
         stats = stats or self.outbox.stats()
@@ -394,9 +458,17 @@ class Agent:
             ),
         )
         self._last_state_at = time.monotonic()
-        return self.outbox.put(payload)
+        return self._queue(payload) or payload
 
     def _birth(self, cause: str, protocol: Protocol) -> MetaPayload:
         """Called by the link on every connect (and rebirth): meta back, a fresh state queued."""
         self.publish_state("rebirth" if cause == "rebirth" else "birth")
         return meta_payload(self.settings, protocol, self.started_at)
+
+
+def _worker_limit_s(settings: Settings) -> float:
+    """Longest a worker may legitimately run: its child's own deadline is within this."""
+    att = settings.attendance
+    burst = att.burst_frames * att.burst_spacing_s + settings.camera.open_timeout_s
+    timeouts = [settings.component(name).timeout_s for name in COMPONENTS]
+    return max([*timeouts, burst]) + _WORKER_GRACE_S

@@ -85,10 +85,15 @@ class PreSession:
                 return
         with self._lock:
             self._payloads[scope] = payload
-            if payload is not None:
-                cache_payload(self._state_dir / _CACHE[scope], payload)
-            else:
-                Path(self._state_dir / _CACHE[scope]).unlink(missing_ok=True)
+            try:
+                if payload is not None:
+                    cache_payload(self._state_dir / _CACHE[scope], payload)
+                else:
+                    Path(self._state_dir / _CACHE[scope]).unlink(missing_ok=True)
+            except OSError as exc:
+                # Not cached (state_dir full?): it still applies now, only a restart without
+                # the link would not know it.
+                log.error("schedule (%s) not cached: %s", scope, exc)
             self._apply()
         log.info("schedule (%s) now has %d session(s)", scope, len(self.scheduler.sessions))
 
@@ -97,7 +102,12 @@ class PreSession:
         with self._lock:
             tick = self.scheduler.tick(now)
             if tick.changed:
-                save_record(self._record_path, self.scheduler.record())
+                try:
+                    save_record(self._record_path, self.scheduler.record())
+                except OSError as exc:
+                    # Run anyway (the record in memory still holds the claim): at worst a
+                    # restart before the disk has room runs one check again.
+                    log.error("schedule run record not saved: %s", exc)
         for run in tick.missed:
             log.warning(
                 "pre-session check %d min before %s missed (clock jump or agent down)",

@@ -1,9 +1,10 @@
 """The commands' memory on disk: ids and nonces seen (replay), and the audit log.
 
-`commands.sqlite` (state dir) remembers every accepted command's id and nonce until its
-validity window (plus the clock skew) has passed: a replay inside the window is refused, one
-after it is refused as expired. The id is committed (`synchronous=FULL`) BEFORE the action
-runs, so a command delivered twice, or again after a crash or restart, runs at most once.
+`commands.sqlite` (state dir) remembers every accepted command's id and nonce until a week
+after its validity window (plus the clock skew) has passed: a replay inside the window is
+refused, one after it is refused as expired (the week covers wall-clock jumps). The id is
+committed (`synchronous=FULL`) BEFORE the action runs, so a command delivered twice, or again
+after a crash or restart, runs at most once.
 
 `commands-audit.jsonl`: one JSON line per command received and per outcome, refused ones
 included. Rotated to `.1` at 10 MB so a flood of garbage cannot fill the disk.
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 DB_NAME = "commands.sqlite"
 AUDIT_NAME = "commands-audit.jsonl"
 AUDIT_MAX_BYTES = 10_000_000
+# Ids are forgotten this long after their window closed, not at once: a wall clock that
+# jumps forward (hours, a dead RTC) and is then corrected would otherwise have purged the
+# ids of commands that are inside their window again, and a replay would run them twice.
+FORGET_AFTER_S = 7 * 86400.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (
@@ -72,7 +77,7 @@ class SeenStore:
         """Record a command as seen (durably) and return None; or, when its id or nonce was
         seen before, record nothing and return the earlier command's status."""
         with self._lock:
-            self._db.execute("DELETE FROM seen WHERE keep_until < ?", (now,))
+            self._db.execute("DELETE FROM seen WHERE keep_until < ?", (now - FORGET_AFTER_S,))
             row = self._db.execute(
                 "SELECT status FROM seen WHERE id = ? OR nonce = ? LIMIT 1", (command_id, nonce)
             ).fetchone()

@@ -166,10 +166,24 @@ class Outbox:
         return int(row[0])
 
     def next_boot(self) -> int:
-        """A new connection counter, on disk before the CONNECT that carries it goes out."""
+        """A new connection counter, on disk before the CONNECT that carries it goes out.
+
+        When it cannot be written (state_dir full) the link still connects, with the wall
+        clock in milliseconds as the counter: above every boot handed out before, saved or not
+        (an earlier process may have used unsaved ones too), since the centre ignores an
+        `online` whose boot is below the last it saw. The disk catches up at the next write."""
         with self._lock:
-            with self._transaction("FULL"):
-                boot = self._bump("boot")
+            try:
+                with self._transaction("FULL"):
+                    row = self._db.execute(
+                        "UPDATE counters SET value = MAX(value + 1, ?) WHERE name = 'boot' "
+                        "RETURNING value",
+                        (self._boot + 1,),
+                    ).fetchone()
+                boot = int(row[0])
+            except TransportError as exc:
+                boot = max(self._boot + 1, int(time.time() * 1000))
+                log.warning("connection counter not saved (using %d): %s", boot, exc)
             self._boot = boot
             return boot
 
@@ -202,27 +216,33 @@ class Outbox:
         full_topic = topic or topic_for(self.prefix, self.site_id, name)
         if not spec.queued:
             raise ValueError(f"{payload.kind} is not a queued topic")
-        with self._lock, self._transaction("FULL"):
-            seq = self._bump("seq")
-            stamped = payload.model_copy(update={"seq": seq, "boot": self._boot})
-            data = stamped.to_bytes()
-            admitted = self._make_room(len(data), payload.kind)
-            if admitted:
-                self._db.execute(
-                    "INSERT INTO outbox (seq, name, topic, qos, retain, payload, live_boot, "
-                    "created, correlation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        seq,
-                        payload.kind,
-                        full_topic,
-                        spec.qos,
-                        int(spec.retained),
-                        data,
-                        self._live_boot,
-                        time.time(),
-                        correlation,
-                    ),
-                )
+        with self._lock:
+            try:
+                with self._transaction("FULL"):
+                    seq = self._bump("seq")
+                    stamped = payload.model_copy(update={"seq": seq, "boot": self._boot})
+                    data = stamped.to_bytes()
+                    admitted = self._make_room(len(data), payload.kind)
+                    if admitted:
+                        self._db.execute(
+                            "INSERT INTO outbox (seq, name, topic, qos, retain, payload, "
+                            "live_boot, created, correlation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                seq,
+                                payload.kind,
+                                full_topic,
+                                spec.qos,
+                                int(spec.retained),
+                                data,
+                                self._live_boot,
+                                time.time(),
+                                correlation,
+                            ),
+                        )
+            except TransportError:
+                # _make_room counted evictions that the rollback has undone.
+                self._recount()
+                raise
         # Counters change only once the commit has succeeded.
         self._seq = seq
         if admitted:
@@ -231,6 +251,12 @@ class Outbox:
         for callback in self._listeners:
             callback()
         return stamped
+
+    def _recount(self) -> None:
+        count, size = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM outbox"
+        ).fetchone()
+        self._count, self._bytes = int(count), int(size)
 
     def _make_room(self, size: int, kind: str) -> bool:
         """Evict the oldest droppable reports until `size` more bytes fit; False: drop it."""
@@ -292,16 +318,22 @@ class Outbox:
         if not batch:
             return
         with self._lock:
-            with self._transaction("NORMAL"):
-                freed = 0
-                gone = 0
-                for seq in batch:
-                    row = self._db.execute(
-                        "DELETE FROM outbox WHERE seq = ? RETURNING length(payload)", (seq,)
-                    ).fetchone()
-                    if row is not None:
-                        freed += int(row[0])
-                        gone += 1
+            freed = 0
+            gone = 0
+            try:
+                with self._transaction("NORMAL"):
+                    for seq in batch:
+                        row = self._db.execute(
+                            "DELETE FROM outbox WHERE seq = ? RETURNING length(payload)", (seq,)
+                        ).fetchone()
+                        if row is not None:
+                            freed += int(row[0])
+                            gone += 1
+            except TransportError as exc:
+                # Even a delete needs room in the WAL. Kept rows are sent again on the next
+                # connection: a duplicate, which the centre drops by seq; never a loss.
+                log.warning("acknowledged reports not deleted (sent again later): %s", exc)
+                freed = gone = 0
             self._inflight.difference_update(batch)
             self._count -= gone
             self._bytes -= freed
@@ -309,9 +341,12 @@ class Outbox:
     def refuse(self, seq: int, reason: str) -> None:
         """The broker refused it (e.g. ACL): keep it, but stop sending it on this connection."""
         with self._lock:
-            with self._transaction("NORMAL"):
-                self._db.execute("UPDATE outbox SET refused = ? WHERE seq = ?", (reason, seq))
-                self._bump("refused_total")
+            try:
+                with self._transaction("NORMAL"):
+                    self._db.execute("UPDATE outbox SET refused = ? WHERE seq = ?", (reason, seq))
+                    self._bump("refused_total")
+            except TransportError as exc:
+                log.warning("refused report %d not marked (sent again later): %s", seq, exc)
             self._inflight.discard(seq)
 
     def release(self) -> None:
@@ -321,8 +356,15 @@ class Outbox:
 
     def retry_refused(self) -> int:
         """On a new connection, give refused reports another chance (the ACL may be fixed)."""
-        with self._lock, self._transaction("NORMAL"):
-            cur = self._db.execute("UPDATE outbox SET refused = NULL WHERE refused IS NOT NULL")
+        with self._lock:
+            try:
+                with self._transaction("NORMAL"):
+                    cur = self._db.execute(
+                        "UPDATE outbox SET refused = NULL WHERE refused IS NOT NULL"
+                    )
+            except TransportError as exc:
+                log.warning("refused reports not retried this time: %s", exc)
+                return 0
             return cur.rowcount
 
     # ---- inspection -----------------------------------------------------------------
@@ -388,8 +430,22 @@ class _Transaction:
                 self._db.execute("COMMIT")
                 return
             except sqlite3.Error as err:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise TransportError(
                     f"outbox: commit failed: {err}", "check the disk under paths.state_dir"
                 ) from err
-        self._db.execute("ROLLBACK")
+        self._rollback()
+        if isinstance(exc, sqlite3.Error):
+            # A full disk fails the statements too (SQLITE_FULL), not only the commit.
+            raise TransportError(
+                f"outbox: write failed: {exc}", "check the disk under paths.state_dir"
+            ) from exc
+
+    def _rollback(self) -> None:
+        # SQLite has already rolled back after some errors (SQLITE_FULL at COMMIT): a second
+        # ROLLBACK would raise "no transaction is active" and hide the real error.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as err:
+                log.warning("outbox: rollback failed: %s", err)
