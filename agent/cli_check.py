@@ -47,6 +47,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
+    from agent.schedule import site_zone  # noqa: PLC0415
+    from agent.schedule_store import read_local_schedule  # noqa: PLC0415
+
     settings = load_settings(args.config)
     path = config_path(args.config)
     sys.stdout.write(
@@ -54,6 +57,13 @@ def _config_check(args: argparse.Namespace) -> int:
         f"broker {settings.broker.host}:{settings.broker.port}, "
         f"components: {', '.join(settings.enabled_components()) or 'none'}\n"
     )
+    # The daemon only logs a bad local schedule and runs without it; say so here, before.
+    local = settings.schedule.local_file
+    schedule = read_local_schedule(local, site_zone(settings.site.timezone))
+    if schedule is None:
+        sys.stdout.write(f"{local}: none (the centre's schedule only)\n")
+    else:
+        sys.stdout.write(f"{local}: OK - {len(schedule.entries)} session(s)\n")
     return int(ExitCode.OK)
 
 

@@ -327,17 +327,36 @@ def _read_toml(path: Path, example: str = "agent.example.toml") -> dict[str, Any
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path}: not found",
-            f"copy {example} there and edit it, or pass --config FILE "
-            f"(or set {ENV_CONFIG})",
+            f"copy {example} there and edit it, or pass --config FILE (or set {ENV_CONFIG})",
         ) from None
     except PermissionError:
         raise ConfigError(
             f"config file {path}: permission denied",
             "make it readable by the edge-agent user (chgrp edge-agent; chmod 640)",
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"config file {path}: is a directory, not a file",
+            f"remove the directory and put the settings file there (see {example})",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"config file {path}: cannot read: {exc.strerror or exc}",
+            "check the disk and the file's permissions",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"config file {path}: not valid TOML: {exc}", "fix the syntax at that line"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path}: not valid TOML: not UTF-8 text (byte {exc.start})",
+            "is this the right file? save it as UTF-8 text",
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"config file {path}: not valid TOML: arrays or tables nested too deeply",
+            "fix the brackets; settings never nest more than a few levels",
         ) from None
 
 

@@ -208,6 +208,12 @@ def parse_payload(raw: bytes | str, source: str = "schedule message") -> Schedul
             f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})",
             "the centre sent a broken schedule; the previous one stays in force",
         ) from None
+    except RecursionError:
+        # json.loads recurses per nesting level; a hostile message must not get a traceback
+        raise ScheduleError(
+            f"{source}: nested too deeply to be a schedule",
+            "the centre sent a broken schedule; the previous one stays in force",
+        ) from None
     try:
         return SchedulePayload.model_validate(data)
     except ValidationError as exc:
@@ -224,6 +230,10 @@ def parse_schedule_file(text: str, zone: tzinfo, source: str = "schedule file") 
     except tomllib.TOMLDecodeError as exc:
         raise ScheduleError(
             f"{source}: not valid TOML: {exc}", "fix the syntax at that line"
+        ) from None
+    except RecursionError:
+        raise ScheduleError(
+            f"{source}: nested too deeply to be a schedule", "fix the file: no nested arrays"
         ) from None
     try:
         return SchedulePayload.model_validate(data, context={"naive_tz": zone})

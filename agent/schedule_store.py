@@ -28,6 +28,11 @@ def read_local_schedule(path: Path, zone: tzinfo) -> SchedulePayload | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as exc:
+        raise ScheduleError(
+            f"schedule file {path}: not UTF-8 text (byte {exc.start})",
+            "save it as UTF-8 text; see schedule.example.toml",
+        ) from None
     except OSError as exc:
         raise ScheduleError(
             f"schedule file {path}: cannot read: {exc.strerror or exc}",

@@ -398,3 +398,14 @@ def test_fuzz_ten_thousand_payloads_are_all_rejected_with_no_action(tmp_path_fac
         Reason.INVALID_BODY,
         Reason.INVALID_ARGUMENTS,
     } <= reasons
+
+
+def test_audit_lines_survive_line_separators_inside_their_text(tmp_path):
+    from agent.commands.store import AuditLog  # noqa: PLC0415
+
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    audit.append("rejected", reason="unknown_key: 'a\u2028b\x1cc\x85d'")
+    audit.append("accepted", command_id="c-1")
+    records = audit.read()
+    assert [r["event"] for r in records] == ["rejected", "accepted"]
+    assert records[0]["reason"] == "unknown_key: 'a\u2028b\x1cc\x85d'"

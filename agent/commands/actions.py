@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -213,6 +214,11 @@ def _count_now(ctx: ActionContext, _args: BaseModel) -> JsonValue:
     return ctx.counter()
 
 
+# Commands run on a pool: two set-schedule commands at once would share cache_payload's
+# temporary file, and the second rename fails (FileNotFoundError). One at a time.
+_schedule_lock = threading.Lock()
+
+
 def _set_schedule(ctx: ActionContext, args: BaseModel) -> JsonValue:
     from agent.schedule import parse_payload  # noqa: PLC0415
     from agent.schedule_store import cache_payload  # noqa: PLC0415
@@ -220,10 +226,11 @@ def _set_schedule(ctx: ActionContext, args: BaseModel) -> JsonValue:
     assert isinstance(args, SetScheduleArgs)
     payload = parse_payload(json.dumps(args.schedule), "set-schedule")
     path = ctx.settings.paths.state_dir / SCHEDULE_CACHE
-    cache_payload(path, payload)
-    out: dict[str, JsonValue] = {"sessions": len(payload.entries), "saved": str(path)}
-    if ctx.set_schedule is not None:
-        out["applied"] = ctx.set_schedule(payload)
+    with _schedule_lock:
+        cache_payload(path, payload)
+        out: dict[str, JsonValue] = {"sessions": len(payload.entries), "saved": str(path)}
+        if ctx.set_schedule is not None:
+            out["applied"] = ctx.set_schedule(payload)
     return out
 
 

@@ -92,6 +92,15 @@ class TierTarget(_Strict):
 class AllTarget(_Strict):
     all: Literal[True]
 
+    @field_validator("all", mode="before")
+    @classmethod
+    def _true_only(cls, value: object) -> object:
+        # Literal[True] also matches 1 and 1.0 (they equal True): only JSON `true` may
+        # address every site.
+        if value is not True:
+            raise ValueError("`all` must be true")
+        return value
+
 
 Target = SiteTarget | TierTarget | AllTarget
 

@@ -123,4 +123,6 @@ class AuditLog:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        # "\n" only: splitlines() also splits on U+2028, \x1c... that a refused command's
+        # echoed text may carry inside a JSON string.
+        return [json.loads(line) for line in text.split("\n") if line.strip()]

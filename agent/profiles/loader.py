@@ -50,6 +50,12 @@ def parse_profile(path: Path) -> Profile:
         raise ProfileError(f"{path}: cannot read: {exc.strerror}", "check the file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}", "fix the syntax there") from None
+    except RecursionError:
+        # tomllib recurses per nesting level: a few thousand brackets exhaust the stack.
+        raise ProfileError(
+            f"{path}: not valid TOML: arrays or tables nested too deeply",
+            "a profile never nests more than a few levels; fix the brackets",
+        ) from None
     return validate_profile(data, path)
 
 

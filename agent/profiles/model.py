@@ -29,6 +29,9 @@ def _compile(pattern: str) -> str:
         re.compile(pattern)
     except re.error as exc:
         raise ValueError(f"not a valid regex: {exc}") from None
+    except (OverflowError, RecursionError) as exc:
+        # Not re.error: `a{99999999999}` overflows, thousands of nested groups recurse.
+        raise ValueError(f"not a usable regex: {exc or 'nested too deeply'}") from None
     return pattern
 
 
