@@ -13,7 +13,8 @@ from agent.errors import AgentError
 from agent.i18n import select_language
 from agent.logs import setup_logging
 from agent.probes import build_probes
-from agent.selftest import SelfTest, run_selftest
+from agent.selftest import SelfTest
+from agent.selftest_worker import run_selftest_isolated
 
 
 def _ask_daemon(settings: Settings, components: list[str]) -> SelfTest | None:
@@ -37,7 +38,9 @@ def _check(args: argparse.Namespace) -> int:
     build_probes(settings, args.components)  # names an unknown component before asking
     test = None if args.local else _ask_daemon(settings, args.components)
     if test is None:
-        test = run_selftest(settings, args.components)
+        # In a child, as the daemon does: a driver stuck in the kernel (or PortAudio flooding
+        # stderr when its server dies) is killed at the deadline instead of hanging the CLI.
+        test = run_selftest_isolated(settings, args.components)
     if args.json:
         text = render_json(test.results, test.verdict)
     else:

@@ -8,6 +8,7 @@ secrets never appear on a command line); results come back as JSON on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,6 +34,28 @@ _running_lock = threading.Lock()
 
 # Interpreter start-up and imports of the probes' libraries, on top of the probes' own timeouts.
 _STARTUP_ALLOWANCE_S = 15.0
+# PortAudio, when its server dies mid-recording, can write error lines to stderr in a tight
+# loop until the process ends (63 GB in one test run). The child's stderr is forwarded up to
+# this much per run; the rest is counted and dropped.
+STDERR_LIMIT_BYTES = 64 * 1024
+
+
+def _forward_stderr(fd: int, limit: int) -> None:
+    """Copy the child's stderr to ours up to `limit` bytes, then drain and count the rest."""
+    passed = dropped = 0
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(65536):
+            room = max(0, limit - passed)
+            if room:
+                # Whatever stderr is now (a closed or replaced stream at shutdown, a test's
+                # capture): a lost log line must not kill the drain, or the child blocks.
+                with contextlib.suppress(Exception):
+                    sys.stderr.write(chunk[:room].decode("utf-8", "replace"))
+                    sys.stderr.flush()
+                passed += min(room, len(chunk))
+            dropped += max(0, len(chunk) - room)
+    if dropped:
+        log.warning("self-test worker wrote %d more bytes to stderr; dropped", dropped)
 
 
 def plain_settings(value: Any) -> Any:
@@ -72,16 +95,26 @@ def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> SelfT
     request = json.dumps(
         {"settings": plain_settings(settings.model_dump(mode="python")), "only": list(only)}
     )
+    # The child's log lines reach our journal through a bounded forwarder (an os.pipe of our
+    # own: communicate() would read a PIPE stderr into memory without limit).
+    err_read, err_write = os.pipe()
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "agent.selftest_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=None,  # the child's log lines go straight to our journal
+            stderr=err_write,
             env=os.environ,
         )
     except OSError as exc:
+        os.close(err_read)
         return _all_failed(settings, only, f"self-test worker could not start: {exc}")
+    finally:
+        os.close(err_write)
+    forwarder = threading.Thread(
+        target=_forward_stderr, args=(err_read, STDERR_LIMIT_BYTES), daemon=True
+    )
+    forwarder.start()
     with _running_lock:
         _running.add(proc)
     try:
@@ -94,6 +127,8 @@ def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> SelfT
     finally:
         with _running_lock:
             _running.discard(proc)
+        # A grandchild holding the pipe open must not hold us: the thread is a daemon.
+        forwarder.join(1.0)
     if proc.returncode != 0:
         return _all_failed(
             settings, only, f"self-test worker crashed (exit code {proc.returncode})"

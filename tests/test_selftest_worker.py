@@ -68,3 +68,22 @@ def test_child_crash_becomes_error(listener, monkeypatch):
     test = run_selftest_isolated(settings(listener))
     assert test.results[0].status is Status.ERROR
     assert "crashed (exit code 1)" in test.results[0].reason
+
+
+def test_a_child_flooding_stderr_is_cut_at_the_limit_and_still_answers(
+    listener, monkeypatch, tmp_path, capfd, caplog
+):
+    # As PortAudio does when its server dies mid-recording: error lines in a tight loop.
+    spew = tmp_path / "spew"
+    spew.mkdir()
+    (spew / "sitecustomize.py").write_text(
+        "import sys\nfor _ in range(2000):\n    sys.stderr.write('PaError ' * 128 + '\\n')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(spew))
+    test = run_selftest_isolated(settings(listener))
+    assert test.results[0].status is Status.OK
+    err = capfd.readouterr().err
+    written = 2000 * (len("PaError ") * 128 + 1)
+    assert err.count("PaError") > 0
+    assert len(err.encode()) <= 64 * 1024 + 4096  # the limit, plus our own log line
+    assert f"wrote {written - 64 * 1024} more bytes to stderr; dropped" in caplog.text
