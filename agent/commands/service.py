@@ -37,7 +37,7 @@ from agent.commands.envelope import (
 )
 from agent.commands.store import AUDIT_NAME, DB_NAME, AuditLog, SeenStore
 from agent.config import Settings
-from agent.errors import ConfigError
+from agent.errors import ConfigError, TransportError
 from agent.transport.outbox import Outbox
 from agent.transport.pacing import TokenBucket
 from agent.transport.payloads import CommandReplyPayload, ReplyStatus, utc_now
@@ -259,4 +259,10 @@ class CommandService:
             reason=reason,
             output=output,
         )
-        self.outbox.put(payload, topic=route.response_topic, correlation=route.correlation)
+        try:
+            self.outbox.put(payload, topic=route.response_topic, correlation=route.correlation)
+        except TransportError as exc:
+            # The state dir is full or failing. The command still runs (it is remembered as
+            # seen, so raising here would leave it neither run nor answered); the centre sees
+            # no reply and can ask again once the site reports again.
+            log.error("command %s: %s reply not stored: %s", command_id or "?", status, exc)

@@ -262,3 +262,43 @@ def _checks() -> ChecksPayload:
         site_id="s1", ts=now, trigger="interval", verdict=Verdict.READY, started_at=now,
         duration_s=0.1, results=[],
     )  # fmt: skip
+
+
+def test_a_command_accepted_while_replies_cannot_be_stored_still_runs_once(tmp_path):
+    """The outbox on a full tmpfs, the command memory on the normal disk: the `accepted`
+    reply cannot be stored. The command must still run (it is already remembered as seen,
+    so failing here would leave it neither run nor answered) and a replay must not."""
+    from agent.commands.service import CommandService, Route  # noqa: PLC0415
+    from tests.commands_kit import signed  # noqa: PLC0415
+    from tests.test_commands_envelope import KEY, NOW, Hooks, make_settings  # noqa: PLC0415
+
+    name = "disk-full-command"
+    where = tmp_path / "small"
+    why_not = _mount_tmpfs(where)
+    if why_not is not None:
+        pytest.skip(why_not)
+    hooks = Hooks()
+    settings = make_settings(tmp_path / "state", allow_reboot_host=False)
+    try:
+        outbox = Outbox(
+            where / "outbox.sqlite", prefix="vc", site_id="s1", max_messages=100,
+            max_bytes=1_000_000,
+        )  # fmt: skip
+        service = CommandService(settings, outbox, hooks.context(settings), clock=lambda: NOW)
+        _fill(where)
+        raw = signed(KEY, action="rebirth", issued=NOW)
+        first = service.on_message(raw, Route("vc/s1/cmd/reply", None))
+        again = service.on_message(raw, Route("vc/s1/cmd/reply", None))
+        service.close(wait=True)
+        outbox.close()
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+    figures = (
+        "injected: a signed rebirth while the outbox's 2 MB tmpfs is full, then its replay",
+        f"observed: first {type(first).__name__}, replay {type(again).__name__} "
+        f"({getattr(again, 'reason', '')}); actions run {hooks.calls}",
+    )
+    say(name, *figures)
+    assert hooks.calls == ["rebirth"], figures
+    assert type(first).__name__ == "Command", figures
+    assert type(again).__name__ == "Rejection", figures
