@@ -409,3 +409,43 @@ def test_audit_lines_survive_line_separators_inside_their_text(tmp_path):
     records = audit.read()
     assert [r["event"] for r in records] == ["rejected", "accepted"]
     assert records[0]["reason"] == "unknown_key: 'a\u2028b\x1cc\x85d'"
+
+
+def test_a_command_cut_off_by_a_crash_is_answered_failed_at_the_next_start(tmp_path):
+    state = tmp_path / "state"
+    hooks = Hooks()
+    first = make_service(state, hooks)
+    raw = signed(KEY, action="rebirth", issued=NOW, command_id="cmd-crash-001")
+    # Accepted and remembered, then the process dies before the action finishes: what the
+    # store holds after a kill -9 mid-action.
+    first.store.remember("cmd-crash-001", "ab" * 16, "rebirth", NOW.timestamp() + 600, 0)
+    first.close(wait=True)
+    first.outbox.close()
+
+    second = make_service(state, hooks)
+    try:
+        replies = [
+            CommandReplyPayload.model_validate_json(r.payload)
+            for r in second.outbox.pending(0, 10)
+        ]
+        assert [(r.command_id, r.status) for r in replies] == [("cmd-crash-001", "failed")]
+        assert "restarted while running it; send it again" in replies[0].reason
+        assert second.store.status("cmd-crash-001") == "failed"
+        # the id is spent: the same command again is a replay and runs nothing
+        verdict = second.on_message(raw, Route("vc/s1/cmd/reply", None))
+        assert isinstance(verdict, Rejection)
+        assert verdict.reason is Reason.REPLAY
+        assert not hooks.touched
+    finally:
+        second.close(wait=True)
+        second.outbox.close()
+    third = make_service(state, hooks)  # answered once, not again at every start
+    try:
+        statuses = [
+            CommandReplyPayload.model_validate_json(r.payload).status
+            for r in third.outbox.pending(0, 10)
+        ]
+        assert statuses == ["failed", "rejected"]  # the answer and the replay's refusal only
+    finally:
+        third.close(wait=True)
+        third.outbox.close()

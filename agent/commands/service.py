@@ -116,6 +116,18 @@ class CommandService:
         # centre never waits on an `accepted` that will not be followed.
         self._queued: dict[Future[None], tuple[Command, Route]] = {}
         self._queued_lock = threading.RLock()  # add_done_callback may call back at once
+        self._answer_interrupted()
+
+    def _answer_interrupted(self) -> None:
+        """Answer `failed` for what the previous run accepted and never finished: the centre
+        must not wait on an `accepted` that will never be followed, and the id is spent (a
+        resend with it is a replay), so the reason says to send it again."""
+        reason = "the agent restarted while running it; send it again"
+        for command_id, action in self.store.interrupted():
+            self.store.set_status(command_id, "failed")
+            self.audit.append("failed", command_id=command_id, action=action, reason=reason)
+            log.warning("command %s (%s): %s", command_id, action, reason)
+            self._reply(command_id, "failed", reason, None, Route())
 
     def register_counter(self, counter: Callable[[], JsonValue]) -> None:
         """`count-now` answers with what `counter()` returns (the attendance issue's hook)."""

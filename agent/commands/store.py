@@ -89,6 +89,15 @@ class SeenStore:
             )
             return None
 
+    def interrupted(self) -> list[tuple[str, str]]:
+        """(id, action) of commands accepted but never finished: at start-up, those the
+        previous run was running when it died (kill -9, power cut, watchdog)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, action FROM seen WHERE status = 'accepted' ORDER BY received"
+            ).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
     def set_status(self, command_id: str, status: str) -> None:
         with self._lock:
             self._db.execute("UPDATE seen SET status = ? WHERE id = ?", (status, command_id))
