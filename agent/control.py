@@ -45,15 +45,17 @@ class ControlServer:
         os.chmod(self.path, 0o660)
         sock.listen(8)
         self._sock = sock
-        self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, args=(sock,), name="control", daemon=True
+        )
         self._thread.start()
         return self
 
-    def _serve(self) -> None:
-        assert self._sock is not None
+    def _serve(self, sock: socket.socket) -> None:
+        # Its own reference: stop() may clear self._sock before this thread first runs.
         while True:
             try:
-                conn, _ = self._sock.accept()
+                conn, _ = sock.accept()
             except OSError:
                 return  # closed by stop()
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
