@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -69,24 +67,15 @@ class FakeTimeAgent(AgentProcess):
         (self.site_dir / "sitecustomize.py").write_text(_SLEEP_FIX)
         self.offset_file = offset_file
 
-    def start(self) -> FakeTimeAgent:
-        env = {
-            **os.environ,
+    def env(self) -> dict[str, str]:
+        return {
+            **super().env(),
             "PYTHONPATH": f"{self.site_dir}:{ROOT}",
             "LD_PRELOAD": str(LIBFAKETIME),
             "FAKETIME_TIMESTAMP_FILE": str(self.offset_file),
             "FAKETIME_NO_CACHE": "1",
             "FAKETIME_DONT_FAKE_MONOTONIC": "1",
         }
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent", "--config", str(self.config_path), "run"],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                env=env,
-                cwd=ROOT,
-            )
-        return self
 
 
 T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)

@@ -132,9 +132,7 @@ function groupOrder(key) {
   return [TIER_ORDER[tier] ?? 9, parent];
 }
 
-function groupFor(key) {
-  let g = state.groups.get(key);
-  if (g) return g;
+function newGroup(key) {
   const section = document.createElement("section");
   section.className = "group";
   section.dataset.key = key;
@@ -143,8 +141,15 @@ function groupFor(key) {
   const box = document.createElement("div");
   box.className = "tiles";
   section.append(title, box);
-  g = { section, box, title };
+  const g = { section, box, title };
   state.groups.set(key, g);
+  return g;
+}
+
+function groupFor(key) {
+  let g = state.groups.get(key);
+  if (g) return g;
+  g = newGroup(key);
   // keep the groups in tier, then parent order
   const [rank, parent] = groupOrder(key);
   let before = null;
@@ -208,17 +213,8 @@ function renderAll(snapshot) {
     const key = groupKey(tile);
     let g = state.groups.get(key);
     if (!g) {
-      const section = document.createElement("section");
-      section.className = "group";
-      section.dataset.key = key;
-      const title = document.createElement("h2");
-      title.textContent = groupTitle(key);
-      const inner = document.createElement("div");
-      inner.className = "tiles";
-      section.append(title, inner);
-      g = { section, box: inner, title };
-      state.groups.set(key, g);
-      frag.append(section);
+      g = newGroup(key);
+      frag.append(g.section);
     }
     state.tiles.set(tile.id, tile);
     g.box.append(makeTile(tile));
