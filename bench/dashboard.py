@@ -76,9 +76,7 @@ class Fleet:
         async def one(c: SiteClient) -> None:
             async with gate:
                 await c.connect(self.port)
-                c.publish(c.site.availability(), queued=False)
-                c.publish(c.site.meta(), queued=False)
-                c.publish(c.site.state("birth"))
+                c.announce()
                 c.publish(c.site.attendance("bench-session", random.randint(15, 25)))
 
         await asyncio.gather(*(one(c) for c in self.clients))

@@ -120,6 +120,12 @@ class SiteClient:
         except (asyncio.IncompleteReadError, ConnectionError):
             return
 
+    def announce(self) -> None:
+        """What an agent publishes on connect: availability, meta, a birth state."""
+        self.publish(self.site.availability(), queued=False)
+        self.publish(self.site.meta(), queued=False)
+        self.publish(self.site.state("birth"))
+
     def publish(self, message: Message, queued: bool = True) -> None:
         assert self.writer is not None
         self.mid = self.mid % 65535 + 1
@@ -264,9 +270,7 @@ async def run(n_sites: int, seconds: float, periods: dict[str, float], n_centres
         async def connect(c: SiteClient) -> None:
             async with gate:
                 await c.connect(broker.port)
-                c.publish(c.site.availability(), queued=False)
-                c.publish(c.site.meta(), queued=False)
-                c.publish(c.site.state("birth"))
+                c.announce()
 
         await asyncio.gather(*(connect(c) for c in clients))
         connect_s = time.monotonic() - t0
