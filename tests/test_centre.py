@@ -147,19 +147,22 @@ def test_status_shows_every_transition_and_a_seq_gap(
     # not ready, sorted by tier: district before commune
     assert [n["tier"] for n in data["not_ready"]] == ["district", "commune", "commune"]
 
-    # each transition is recorded, in order (the periodic sweep records silence within 1 s)
+    # each transition is recorded, in order (the periodic sweep records silence within 1 s).
+    # All of them: the real agent checking every 0.5 s can flip often enough on a loaded CI
+    # machine to push c2's early `ready` out of a short window of recent events.
     def changes() -> dict[str, list[str]]:
         capsys.readouterr()
         main(["centre", "status", "--config", str(tmp_path / "centre.toml"), "--json",
-              "--events", "100"])  # fmt: skip
+              "--events", "1000000"])  # fmt: skip
         out: dict[str, list[str]] = {}
         for e in json.loads(capsys.readouterr().out)["events"]:
             out.setdefault(e["site_id"], []).append(e["new"])
         return out
 
     assert wait_until(lambda: changes()["d1"][-2:] == ["ready", "silent"], 3), changes()
-    assert changes()["c2"][-2:] == ["ready", "fault"]
-    assert changes()["c-real"][-2:] == ["ready", "offline"]
+    seen = changes()
+    assert seen["c2"][-2:] == ["ready", "fault"], seen
+    assert seen["c-real"][-2:] == ["ready", "offline"], seen
     # the text view names the same
     capsys.readouterr()
     code = main(["centre", "status", "--config", str(tmp_path / "centre.toml")])
