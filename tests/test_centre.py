@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,9 +81,18 @@ def status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]
 
 
 def cond(tmp_path: Path, capsys: pytest.CaptureFixture[str], site: str) -> str:
-    """A site's condition from `centre status --json` (absent from not_ready: ready)."""
+    """A site's condition from `centre status --json`: absent from not_ready is ready, but
+    only once the centre has recorded the site at all ("absent" before: a site not yet
+    ingested is not ready, and a test settling on it must not go on too early)."""
     entry = status(tmp_path, capsys)["by_site"].get(site)
-    return "ready" if entry is None else str(entry["condition"])
+    if entry is not None:
+        return str(entry["condition"])
+    db = sqlite3.connect(tmp_path / "centre.sqlite")
+    try:
+        row = db.execute("SELECT condition FROM sites WHERE site_id = ?", (site,)).fetchone()
+    finally:
+        db.close()
+    return "ready" if row is not None and row[0] == "ready" else "absent"
 
 
 def eventually(tmp_path: Path, capsys: pytest.CaptureFixture[str], site: str, want: str,
