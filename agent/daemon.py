@@ -22,6 +22,7 @@ from pydantic import JsonValue
 
 from agent import __version__
 from agent.attendance.session_counter import SessionCounter
+from agent.attendance.worker import deadline_s as attendance_deadline_s
 from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach, command_topics, inbound_handler, only_components
 from agent.commands.service import CommandService
@@ -34,6 +35,7 @@ from agent.presession import PreSession, Scope
 from agent.schedule import SchedulePayload, Session, Tick
 from agent.sdnotify import Notifier
 from agent.selftest import SelfTest, judge
+from agent.selftest_worker import deadline_s as selftest_deadline_s
 from agent.selftest_worker import run_selftest_isolated, terminate_workers
 from agent.site_reports import LastCheck, meta_payload, session_ref
 from agent.status_led import StatusLed
@@ -61,10 +63,11 @@ StateCause = Literal["check", "birth", "heartbeat", "rebirth"]
 Trigger = Literal["startup", "interval", "command", "pre-session"]
 _LAST_CHECK_KEY = "last_check"
 _SCHEDULE_TOPICS = ("schedule", "fleet_schedule")
-# A self-test or attendance worker kills its child at its own deadline (component timeouts
-# plus start-up allowance, all well under this margin). Waiting on one longer than that means
-# the wait itself is stuck: the watchdog pings stop, so systemd restarts the agent.
-_WORKER_GRACE_S = 60.0
+# A self-test or attendance worker kills its child at its own deadline. Waiting on one this
+# much longer than that means the wait itself is stuck: the watchdog pings stop, so systemd
+# restarts the agent. (With the default settings the limit is 70 s: the counting child's
+# 37 s deadline plus this.)
+_WORKER_GRACE_S = 33.0
 
 
 class Agent:
@@ -467,8 +470,7 @@ class Agent:
 
 
 def _worker_limit_s(settings: Settings) -> float:
-    """Longest a worker may legitimately run: its child's own deadline is within this."""
-    att = settings.attendance
-    burst = att.burst_frames * att.burst_spacing_s + settings.camera.open_timeout_s
-    timeouts = [settings.component(name).timeout_s for name in COMPONENTS]
-    return max([*timeouts, burst]) + _WORKER_GRACE_S
+    """Longest a worker may legitimately run: the later of its children's own deadlines (a
+    check may ask for any component, enabled or not), plus the grace."""
+    children = max(selftest_deadline_s(settings, COMPONENTS), attendance_deadline_s(settings))
+    return children + _WORKER_GRACE_S

@@ -88,10 +88,15 @@ def _all_failed(settings: Settings, only: Sequence[str], reason: str) -> SelfTes
     return judge(settings, results, only)
 
 
+def deadline_s(settings: Settings, components: Sequence[str]) -> float:
+    """How long a child checking `components` may run before it is killed."""
+    timeouts = [settings.component(c).timeout_s for c in components]
+    return max(timeouts, default=0.0) + _STARTUP_ALLOWANCE_S
+
+
 def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> SelfTest:
     """run_selftest in a child process; a hung or crashed child becomes `error` results."""
-    timeouts = [settings.component(c).timeout_s for c in _components(settings, only)]
-    deadline = max(timeouts, default=0.0) + _STARTUP_ALLOWANCE_S
+    deadline = deadline_s(settings, _components(settings, only))
     request = json.dumps(
         {"settings": plain_settings(settings.model_dump(mode="python")), "only": list(only)}
     )

@@ -35,11 +35,16 @@ def _blind(reason: str, settings: Settings) -> Burst:
     return Burst(stats, settings.attendance.detector, False)
 
 
+def deadline_s(settings: Settings) -> float:
+    """How long a counting child may run before it is killed."""
+    cfg = settings.attendance
+    burst = cfg.burst_frames * cfg.burst_spacing_s + settings.camera.open_timeout_s
+    return burst + _ALLOWANCE_S
+
+
 def count_burst_isolated(settings: Settings) -> Burst:
     """A burst counted by a child process; any failure is an unknown count with its reason."""
-    cfg = settings.attendance
-    deadline = cfg.burst_frames * cfg.burst_spacing_s + settings.camera.open_timeout_s
-    deadline += _ALLOWANCE_S
+    deadline = deadline_s(settings)
     request = json.dumps({"settings": plain_settings(settings.model_dump(mode="python"))})
     try:
         proc = subprocess.run(
