@@ -398,11 +398,12 @@ class Store:
         rows = self.db.execute("SELECT site_id, tier, expected FROM sites").fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
-    def attendance(self, session_id: str) -> list[AttendanceRow]:
+    def attendance(self, session_id: str, site_id: str | None = None) -> list[AttendanceRow]:
+        """A session's samples, by site then time; only `site_id`'s when given."""
         rows = self.db.execute(
             "SELECT site_id, session_id, ts, count, expected, peak, median FROM attendance "
-            "WHERE session_id = ? ORDER BY site_id, ts",
-            (session_id,),
+            "WHERE session_id = ? AND (? IS NULL OR site_id = ?) ORDER BY site_id, ts",
+            (session_id, site_id, site_id),
         ).fetchall()
         return [AttendanceRow(*r) for r in rows]
 
@@ -443,14 +444,6 @@ class Store:
             (after_rowid, session_id),
         ).fetchall()
         return [(r[0], AttendanceRow(*r[1:])) for r in rows]
-
-    def site_attendance(self, site_id: str, session_id: str) -> list[AttendanceRow]:
-        rows = self.db.execute(
-            "SELECT site_id, session_id, ts, count, expected, peak, median FROM attendance "
-            "WHERE session_id = ? AND site_id = ? ORDER BY ts",
-            (session_id, site_id),
-        ).fetchall()
-        return [AttendanceRow(*r) for r in rows]
 
     def metrics(self, site_id: str) -> dict[str, dict[str, Any]]:
         """The latest measured metrics of each of a site's components (from `checks`)."""

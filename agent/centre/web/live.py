@@ -202,7 +202,7 @@ class FleetWatch:
             verdicts = self.store.verdicts(site_id)
             metrics = self.store.metrics(site_id)
             session = self.store.latest_session()
-            curve = self.store.site_attendance(site_id, session) if session else []
+            curve = self.store.attendance(session, site_id) if session else []
             meta_expected = self.store.expected_of().get(site_id, ("", None))[1]
         expected = next((r.expected for r in reversed(curve) if r.expected), meta_expected)
         return views.detail(
