@@ -15,7 +15,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -23,6 +31,7 @@ from agent.attendance.settings import AttendanceSettings
 from agent.errors import ConfigError
 from agent.led import LedSettings
 from agent.schedule import ScheduleSettings
+from agent.transport.topics import publish_topic_problem
 
 DEFAULT_CONFIG = Path("/etc/edge-agent/agent.toml")
 ENV_PREFIX = "EDGE_AGENT_"
@@ -240,6 +249,19 @@ class CommandSettings(_Section):
     )
     allow_reboot_host: bool = Field(False, description="Accept `reboot-host` at all.")
     fleet: bool = Field(True, description="Also listen on <prefix>/cmd (tier/all broadcasts).")
+    reply_topics: list[str] = Field(
+        default_factory=list,
+        description="More topics (each with the topics below it) a command's MQTT 5 response "
+        "topic may name, besides <prefix>/<site_id>/cmd/reply.",
+    )
+
+    @field_validator("reply_topics")
+    @classmethod
+    def _publishable(cls, topics: list[str]) -> list[str]:
+        for topic in topics:
+            if (problem := publish_topic_problem(topic)) is not None:
+                raise ValueError(f"reply topic {topic!r} {problem}")
+        return topics
 
 
 _config_file: ContextVar[dict[str, Any] | None] = ContextVar("_config_file", default=None)

@@ -114,6 +114,7 @@ class Agent:
         self._last_state_at = 0.0
         self._notifier = Notifier()
         self._last_ping = 0.0
+        self._link_dead_logged = False
         self._loop_thread: int | None = None
         self.worker_limit_s = _worker_limit_s(settings)
         self._store_lock = threading.Lock()
@@ -360,6 +361,13 @@ class Agent:
         (also while it waits, boundedly, for a worker): a command running a check on another
         thread must not keep a hung loop looking alive."""
         if threading.get_ident() != self._loop_thread:
+            return
+        if not self.link.alive():
+            # Not merely a broker out of reach: the thread that would reconnect is gone, so
+            # the agent is deaf and mute for good. Starve the watchdog; systemd restarts us.
+            if not self._link_dead_logged:
+                log.critical("the broker link thread has died: watchdog pings stop")
+                self._link_dead_logged = True
             return
         now = time.monotonic()
         if now - self._last_ping >= 1.0:

@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 from pydantic import JsonValue
 
 from agent.commands.actions import ActionContext, Runner, run_command
-from agent.commands.service import CommandService, Route
+from agent.commands.service import CommandService, reply_route
 from agent.config import COMPONENTS, Settings
 from agent.schedule import SchedulePayload
 from agent.selftest import SelfTest
@@ -114,7 +114,7 @@ def inbound_handler(
         if service is None or message.topic not in topics:
             log.debug("ignoring a message on %s", message.topic)
             return
-        route = Route(message.response_topic, message.correlation)
+        route = reply_route(settings, message.response_topic, message.correlation)
         service.on_message(message.payload, route, fleet=message.topic == fleet_topic)
 
     assert all(name_of(prefix, site_id, t) for t in topics)

@@ -41,6 +41,7 @@ from agent.errors import ConfigError, TransportError
 from agent.transport.outbox import Outbox
 from agent.transport.pacing import TokenBucket
 from agent.transport.payloads import CommandReplyPayload, ReplyStatus, utc_now
+from agent.transport.topics import is_within, publish_topic_problem, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,44 @@ _REJECT_BURST = 30  # ...after a burst of this many
 
 @dataclass(frozen=True)
 class Route:
-    """Where a command's replies go: its response topic and correlation data (MQTT 5)."""
+    """Where a command's replies go: its response topic and correlation data (MQTT 5).
+
+    `note` says why a response topic the message asked for is not used; every reply of the
+    command carries it, so the sender learns why its replies came elsewhere."""
 
     response_topic: str | None = None
     correlation: bytes | None = None
+    note: str = ""
+
+
+# MQTT 5 binary data carries a two-byte length, as strings do.
+_MAX_CORRELATION_BYTES = 65_535
+
+
+def reply_route(settings: Settings, response_topic: object, correlation: object) -> Route:
+    """The route for replies to a received message, from its untrusted MQTT 5 properties.
+
+    Nothing in the properties is covered by the command's signature, so anyone who may publish
+    on the command topic chooses them. A response topic is used only when it can be published
+    to and lies in the reply space (`<prefix>/<site_id>/cmd/reply` and below, plus
+    `commands.reply_topics`): otherwise an unsigned message could make the agent publish where
+    it must not (another site's topics, its own retained ones) or hand paho a topic it refuses.
+    Pure."""
+    data = correlation if isinstance(correlation, bytes) else None
+    if data is not None and len(data) > _MAX_CORRELATION_BYTES:
+        data = None
+    if response_topic is None:
+        return Route(None, data)
+    own = topic_for(settings.broker.prefix, settings.site.site_id, "cmd_reply")
+    problem = publish_topic_problem(response_topic)
+    if problem is None:
+        assert isinstance(response_topic, str)
+        allowed = (own, *settings.commands.reply_topics)
+        if any(is_within(response_topic, base) for base in allowed):
+            return Route(response_topic, data)
+        problem = "is outside this site's reply topics"
+    shown = ascii(response_topic)[:80] if isinstance(response_topic, str) else "?"
+    return Route(None, data, f"response topic {shown} {problem}: replied on {own}")
 
 
 def load_keys(settings: Settings) -> dict[str, Ed25519PublicKey]:
@@ -263,6 +298,8 @@ class CommandService:
         output: JsonValue,
         route: Route,
     ) -> None:
+        if route.note:
+            reason = f"{reason}; {route.note}" if reason else route.note
         payload = CommandReplyPayload(
             site_id=self.me.site_id,
             ts=utc_now(),

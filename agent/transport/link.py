@@ -36,6 +36,7 @@ from agent.transport.mqtt import (
     Inbound,
     Protocol,
     PubAck,
+    UnsendableError,
     Will,
     endpoint,
 )
@@ -149,25 +150,24 @@ class Link:
 
     # ---- the link thread ---------------------------------------------------------------
 
+    def alive(self) -> bool:
+        """The link thread is running (or not started yet). False only when it has died: then
+        nothing will ever reconnect, and the daemon stops feeding systemd's watchdog."""
+        return self._thread is None or self._thread.is_alive() or self._stop.is_set()
+
     def _run(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            boot = self.outbox.next_boot()
-            conn = Connection(
-                self._endpoint,
-                self._protocol,
-                self._availability_will(boot),
-                max_inflight=self.settings.report.max_inflight,
-            )
-            ack = self._connect(conn)
-            if ack is not None and ack.ok:
-                began = time.monotonic()
-                self._serve(conn, boot, ack)
-                if time.monotonic() - began >= _STABLE_S:
-                    attempt = 0
-                continue_quickly = False
-            else:
-                continue_quickly = self._maybe_fall_back(conn, ack)
+            try:
+                continue_quickly, stable = self._attempt()
+            except Exception as exc:
+                # A bug must not silently end the link (the will fires and nothing ever
+                # reconnects): log it, drop this connection and start a new one.
+                log.exception("broker link failed; starting a new connection")
+                self._set_status(connected=False, last_error=f"link error: {exc!r}"[:200])
+                continue_quickly, stable = False, False
+            if stable:
+                attempt = 0
             if self._stop.is_set():
                 break
             if continue_quickly:
@@ -178,6 +178,26 @@ class Link:
             attempt += 1
             log.info("reconnecting to the broker in %.1f s", delay)
             self._stop.wait(delay)
+
+    def _attempt(self) -> tuple[bool, bool]:
+        """One connection, from CONNECT to its end: (retry at once, it lasted long enough to
+        reset the backoff)."""
+        boot = self.outbox.next_boot()
+        conn = Connection(
+            self._endpoint,
+            self._protocol,
+            self._availability_will(boot),
+            max_inflight=self.settings.report.max_inflight,
+        )
+        try:
+            ack = self._connect(conn)
+            if ack is not None and ack.ok:
+                began = time.monotonic()
+                self._serve(conn, boot, ack)
+                return False, time.monotonic() - began >= _STABLE_S
+            return self._maybe_fall_back(conn, ack), False
+        finally:
+            conn.abort()  # a no-op after a clean close; else the socket must not leak
 
     def _connect(self, conn: Connection) -> ConnAck | None:
         where = f"{self._endpoint.host}:{self._endpoint.port}"
@@ -304,8 +324,10 @@ class Link:
             self._record_refusal(f"{oldest.topic} seq {oldest.seq}", reason)
             self._suspect = (0, 0)
 
-    def _record_refusal(self, what: str, reason: str) -> None:
-        log.error("broker refused %s: %s (check the broker ACL for this site)", what, reason)
+    def _record_refusal(
+        self, what: str, reason: str, hint: str = "check the broker ACL for this site"
+    ) -> None:
+        log.error("%s refused: %s (%s)", what, reason, hint)
         status = self.status()
         self._set_status(refused=status.refused + 1, last_refusal=f"{what}: {reason}")
 
@@ -364,11 +386,19 @@ class _Session:
         if len(rows) < n:
             self.more = False
         for row in rows:
+            self.cursor = row.seq
             live = row.live_boot == self.boot
             payload = row.payload if live else as_historical(row.payload)
-            mid = self.conn.publish(row.topic, payload, row.qos, row.retain, row.correlation)
+            try:
+                mid = self.conn.publish(row.topic, payload, row.qos, row.retain, row.correlation)
+            except UnsendableError as exc:
+                # Sending it again can never work: keep it on disk, counted, and move on.
+                self.link.outbox.set_aside(row.seq, exc.message)
+                self.link._record_refusal(
+                    f"report seq {row.seq}", exc.message, "it can never be sent: set aside"
+                )
+                continue
             self.inflight[mid] = row
-            self.cursor = row.seq
         self.bucket.take(now, len(rows))
 
     def timeout(self) -> float:

@@ -18,23 +18,53 @@ import logging
 import select
 import socket
 import ssl
+import struct
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt import properties as paho_properties
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import BrokerSettings
 from agent.errors import TransportError
+from agent.transport.topics import publish_topic_problem
 
 log = logging.getLogger(__name__)
 
 _UNSUPPORTED_PROTOCOL = 0x84  # MQTT 5 CONNACK reason; paho maps 3.1.1's code 1 to it too
+_MAX_BINARY = 65_535  # MQTT 5 binary data and strings carry a two-byte length
+
+
+def _read_utf_tolerant(buffer: bytes, maxlen: int) -> tuple[str, int]:
+    """paho's reader of MQTT 5 string properties, minus its character checks.
+
+    paho treats U+FEFF (which MQTT 5, 1.5.4, says a receiver must keep), U+0000 and bad UTF-8
+    in any property of a received PUBLISH as a malformed packet and drops the connection. The
+    broker then redelivers the same QoS 1 message to our persistent session at every
+    reconnect, so one message with such a response topic or user property (mosquitto forwards
+    U+FEFF) would keep a site off the air for good. Properties are untrusted anyway: they are
+    decoded as they are (bad bytes as surrogate escapes) and judged by whoever uses them
+    (`publish_topic_problem` refuses what cannot be published)."""
+    if maxlen < 2:
+        raise MalformedPacket("Not enough data to read string length")
+    length = int.from_bytes(buffer[:2], "big")
+    if length > maxlen - 2:
+        raise MalformedPacket("Length delimited string too long")
+    return bytes(buffer[2 : 2 + length]).decode("utf-8", "surrogateescape"), length + 2
+
+
+paho_properties.readUTF = _read_utf_tolerant
+
+
+class UnsendableError(TransportError):
+    """paho (or MQTT itself) cannot carry this message at all: sending it again cannot help."""
 
 
 class Protocol(StrEnum):
@@ -355,7 +385,19 @@ class Connection:
         response_topic: str | None = None,
     ) -> int:
         """Send (or queue in the socket buffer); the PUBACK comes back through pump().
-        `correlation` and `response_topic` are MQTT 5 properties (dropped under 3.1.1)."""
+        `correlation` and `response_topic` are MQTT 5 properties (dropped under 3.1.1).
+
+        Raises UnsendableError for a message no broker could take (a wildcard topic, a
+        property too long): paho raises ValueError for some of them, or fails while packing
+        after it has queued the message, so they are refused here, before paho sees them."""
+        problem = publish_topic_problem(topic)
+        if problem is None and response_topic is not None:
+            problem = publish_topic_problem(response_topic)
+            problem = problem and f"response topic {problem}"
+        if problem is None and correlation is not None and len(correlation) > _MAX_BINARY:
+            problem = f"correlation data is longer than {_MAX_BINARY} bytes"
+        if problem is not None:
+            raise UnsendableError(f"topic {ascii(topic)[:80]}: {problem}", "")
         properties = None
         if self.protocol is Protocol.V5:
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
@@ -365,7 +407,10 @@ class Connection:
                 properties.CorrelationData = correlation
             if response_topic is not None:
                 properties.ResponseTopic = response_topic
-        info = self._client.publish(topic, payload, qos, retain, properties)
+        try:
+            info = self._client.publish(topic, payload, qos, retain, properties)
+        except (ValueError, TypeError, struct.error) as exc:
+            raise UnsendableError(f"topic {ascii(topic)[:80]}: {exc}", "") from None
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
             self._mark_closed(_reason_text(info.rc))
         return int(info.mid)

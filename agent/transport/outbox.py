@@ -136,6 +136,8 @@ class Outbox:
             columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
             if "correlation" not in columns:  # an outbox made before command replies
                 db.execute("ALTER TABLE outbox ADD COLUMN correlation BLOB")
+            if "aside" not in columns:  # an outbox made before unsendable rows were set aside
+                db.execute("ALTER TABLE outbox ADD COLUMN aside INTEGER NOT NULL DEFAULT 0")
         except PermissionError:
             raise TransportError(
                 f"outbox {path}: permission denied",
@@ -349,6 +351,20 @@ class Outbox:
                 log.warning("refused report %d not marked (sent again later): %s", seq, exc)
             self._inflight.discard(seq)
 
+    def set_aside(self, seq: int, reason: str) -> None:
+        """It can never be sent (paho refuses it): keep it on disk, counted as refused, and never
+        offer it again, so one such row cannot stop the queue behind it."""
+        with self._lock:
+            try:
+                with self._transaction("NORMAL"):
+                    self._db.execute(
+                        "UPDATE outbox SET refused = ?, aside = 1 WHERE seq = ?", (reason, seq)
+                    )
+                    self._bump("refused_total")
+            except TransportError as exc:
+                log.warning("unsendable report %d not set aside (offered again): %s", seq, exc)
+            self._inflight.discard(seq)
+
     def release(self) -> None:
         """The connection is gone: nothing is in flight any more."""
         with self._lock:
@@ -360,7 +376,7 @@ class Outbox:
             try:
                 with self._transaction("NORMAL"):
                     cur = self._db.execute(
-                        "UPDATE outbox SET refused = NULL WHERE refused IS NOT NULL"
+                        "UPDATE outbox SET refused = NULL WHERE refused IS NOT NULL AND aside = 0"
                     )
             except TransportError as exc:
                 log.warning("refused reports not retried this time: %s", exc)

@@ -174,3 +174,35 @@ def name_of(prefix: str, site_id: str, topic: str) -> str | None:
         if topic_for(prefix, site_id, name) == topic:
             return name
     return None
+
+
+# MQTT strings carry a two-byte length (MQTT 5, 1.5.4).
+MAX_TOPIC_BYTES = 65_535
+
+
+def publish_topic_problem(topic: object) -> str | None:
+    """Why `topic` cannot be published to, or None when it can.
+
+    A topic that arrives from outside (a command's MQTT 5 response topic) is checked with this
+    before it is stored: paho refuses wildcards by raising in the publishing thread, and a
+    `$` topic is the broker's own (MQTT 5, 4.7.2)."""
+    if not isinstance(topic, str) or not topic:
+        return "empty"
+    if "+" in topic or "#" in topic:
+        return "contains a wildcard (+ or #)"
+    if "\0" in topic:
+        return "contains a NUL character"
+    if topic.startswith("$"):
+        return "starts with $ (reserved for the broker)"
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if size > MAX_TOPIC_BYTES:
+        return f"is longer than {MAX_TOPIC_BYTES} bytes"
+    return None
+
+
+def is_within(topic: str, base: str) -> bool:
+    """`topic` is `base` itself or a topic below it (`base/...`)."""
+    return topic == base or topic.startswith(base + "/")
