@@ -30,7 +30,10 @@ def _status(args: argparse.Namespace) -> int:
     if not reply.get("ok"):
         raise AgentError(f"the agent could not answer: {reply.get('error')}")
     snapshot = StatusSnapshot.model_validate(reply["result"])
-    text = snapshot.model_dump_json(indent=2) if args.json else render_status(snapshot, lang)
+    if args.json:
+        text = snapshot.localised().model_dump_json(indent=2)
+    else:
+        text = render_status(snapshot, lang)
     sys.stdout.write(text + "\n")
     return int(exit_code(snapshot))
 
@@ -49,7 +52,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     status = sub.add_parser(
         "status",
         help="the running agent's view: verdict, components, broker link, outbox, next session",
-        description="Exit 0 ready, 1 degraded, 2 fault, 3 not checked or agent not running.",
+        description="Exit 0 ready, 1 degraded or ready but not connected to the broker (the "
+        "centre cannot see the site), 2 fault, 3 not checked or agent not running.",
     )
     status.add_argument("--json", action="store_true")
     status.add_argument("--lang", choices=("en", "vi"), help="default: from LANG")
