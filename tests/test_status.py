@@ -2,6 +2,7 @@
 control socket it travels over."""
 
 import json
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -253,3 +254,21 @@ def test_daemon_cut_off_from_the_broker_during_a_session(broker, tmp_path, capsy
     finally:
         stop.set()
         thread.join(15)
+
+
+def test_logs_without_journalctl_says_where_the_logs_are(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no journalctl on it
+    assert main(["logs"]) == 3
+    err = capsys.readouterr().err
+    assert "no systemd journal" in err and "stderr" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs here")
+def test_logs_where_systemd_does_not_run_says_where_the_logs_are(monkeypatch, capsys):
+    # journalctl is installed here but PID 1 is not systemd: there is no journal to read.
+    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
+    assert main(["logs"]) == 3
+    captured = capsys.readouterr()
+    assert "stderr" in captured.err and "journal" in captured.err
+    assert captured.out == ""
