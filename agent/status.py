@@ -191,6 +191,6 @@ def render_status(snap: StatusSnapshot, lang: Lang) -> str:
     lines += [
         f"{t(_NEXT)}: {session}",
         f"{t(_LED)}: {snap.led or '-'}",
-        f"{t(_ZONE)}: {snap.timezone}",
+        f"{t(_ZONE)}: {zone}",  # the zone the times above are in
     ]
     return "\n".join(lines)

@@ -272,3 +272,11 @@ def test_logs_where_systemd_does_not_run_says_where_the_logs_are(monkeypatch, ca
     captured = capsys.readouterr()
     assert "stderr" in captured.err and "journal" in captured.err
     assert captured.out == ""
+
+
+def test_a_zone_this_machine_does_not_know_shows_utc_and_says_so():
+    snap = snapshot().model_copy(update={"timezone": "Mars/Olympus_Mons"})
+    text = render_status(snap, "en")
+    assert "(last check 2026-11-24 07:00 UTC)" in text
+    assert "time zone: UTC" in text
+    assert snap.localised().checked_at.utcoffset() == timedelta(0)
