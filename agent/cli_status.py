@@ -6,14 +6,25 @@ import argparse
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from agent.config import load_settings
 from agent.control import ask, socket_path
 from agent.errors import AgentError
-from agent.i18n import select_language
+from agent.i18n import N_, select_language, translate
 from agent.status import StatusSnapshot, exit_code, render_status
 
 UNIT = "edge-agent.service"
+# Exists only while systemd is PID 1 (sd_booted(3)); without it there is no journal to read.
+SYSTEMD_RUNNING = Path("/run/systemd/system")
+
+_NO_JOURNALCTL = N_("no systemd journal here: journalctl is not installed")
+_NO_SYSTEMD = N_("no systemd journal here: systemd is not running (PID 1 is %(init)s)")
+_WHERE_LOGS = N_(
+    "the agent writes its log to stderr: under systemd that goes to the journal; started "
+    "another way, its log is wherever that stderr was redirected (e.g. `edge-agent run "
+    "2>>/var/log/edge-agent.log`)"
+)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -30,15 +41,31 @@ def _status(args: argparse.Namespace) -> int:
     if not reply.get("ok"):
         raise AgentError(f"the agent could not answer: {reply.get('error')}")
     snapshot = StatusSnapshot.model_validate(reply["result"])
-    text = snapshot.model_dump_json(indent=2) if args.json else render_status(snapshot, lang)
+    if args.json:
+        text = snapshot.localised().model_dump_json(indent=2)
+    else:
+        text = render_status(snapshot, lang)
     sys.stdout.write(text + "\n")
     return int(exit_code(snapshot))
 
 
+def _init_name() -> str:
+    try:
+        return Path("/proc/1/comm").read_text(encoding="utf-8").strip() or "?"
+    except OSError:
+        return "?"
+
+
 def _logs(args: argparse.Namespace) -> int:
+    lang = select_language(args.lang)
     journalctl = shutil.which("journalctl")
     if journalctl is None:
-        raise AgentError("journalctl not found", "this machine has no systemd journal")
+        raise AgentError(translate(_NO_JOURNALCTL, lang), translate(_WHERE_LOGS, lang))
+    if not SYSTEMD_RUNNING.is_dir():
+        # journalctl would print "No journal files were found" and exit 0: say it plainly.
+        raise AgentError(
+            translate(_NO_SYSTEMD, lang) % {"init": _init_name()}, translate(_WHERE_LOGS, lang)
+        )
     cmd = [journalctl, "--unit", UNIT, "--no-pager", "--lines", str(args.lines)]
     if args.follow:
         cmd.append("--follow")
@@ -49,7 +76,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     status = sub.add_parser(
         "status",
         help="the running agent's view: verdict, components, broker link, outbox, next session",
-        description="Exit 0 ready, 1 degraded, 2 fault, 3 not checked or agent not running.",
+        description="Exit 0 ready, 1 degraded or ready but not connected to the broker (the "
+        "centre cannot see the site), 2 fault, 3 not checked or agent not running.",
     )
     status.add_argument("--json", action="store_true")
     status.add_argument("--lang", choices=("en", "vi"), help="default: from LANG")
@@ -58,4 +86,5 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     logs = sub.add_parser("logs", help="recent log lines of the agent's systemd unit")
     logs.add_argument("-n", "--lines", type=int, default=100)
     logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--lang", choices=("en", "vi"), help="default: from LANG")
     logs.set_defaults(func=_logs)

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.control import Handler
-from agent.status import LinkView, OutboxView, StatusSnapshot
+from agent.schedule import Session
+from agent.status import LinkView, OutboxView, SessionView, StatusSnapshot
+from agent.transport.payloads import utc_now
 
 if TYPE_CHECKING:
     from agent.daemon import Agent
+
+
+def _moment(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch else None
+
+
+def _session(session: Session | None) -> SessionView | None:
+    if session is None:
+        return None
+    return SessionView.model_validate(
+        session.model_dump(include={"session_id", "title", "start", "end"})
+    )
 
 
 def status_snapshot(agent: Agent) -> StatusSnapshot:
@@ -17,6 +32,8 @@ def status_snapshot(agent: Agent) -> StatusSnapshot:
     link = agent.link.status()
     stats = agent.outbox.stats()
     last = agent.last_check
+    now = utc_now()
+    running = agent.presession.current_sessions(now)
     return StatusSnapshot(
         site_id=settings.site.site_id,
         site_name=settings.site.name,
@@ -29,11 +46,19 @@ def status_snapshot(agent: Agent) -> StatusSnapshot:
             connected=link.connected,
             protocol=link.protocol,
             last_error=link.last_error,
+            connected_since=_moment(link.connected_since),
+            down_since=_moment(link.down_since),
         ),
         outbox=OutboxView(
-            pending=stats.pending, dropped_checks=stats.dropped_checks, refused=stats.refused
+            pending=stats.pending,
+            dropped_checks=stats.dropped_checks,
+            refused=stats.refused,
+            oldest_pending=_moment(stats.oldest_created),
         ),
+        current_session=_session(running[0] if running else None),
+        next_session=_session(agent.presession.next_session(now)),
         led=agent.led_pattern,
+        timezone=settings.site.timezone,
     )
 
 

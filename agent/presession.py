@@ -116,6 +116,10 @@ class PreSession:
             )
         return tick
 
+    def current_sessions(self, now: datetime) -> list[Session]:
+        """The sessions running at `now` (start to end, as Tick.current counts them)."""
+        return [s for s in self.scheduler.sessions if s.start <= now < s.end]
+
     def next_session(self, now: datetime) -> Session | None:
         upcoming = [s for s in self.scheduler.sessions if s.start >= now]
         return min(upcoming, key=lambda s: s.start) if upcoming else None

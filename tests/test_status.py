@@ -1,16 +1,25 @@
 """`edge-agent status`: the snapshot's rendering in both languages, exit codes, and the
 control socket it travels over."""
 
-from datetime import UTC, datetime
+import json
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from agent.checks.model import CheckResult, ExitCode, Status, Verdict
 from agent.cli import main
+from agent.config import Settings
 from agent.control import ControlServer, ask, socket_path
+from agent.daemon import Agent
+from agent.sim.toml_writer import dump_toml
 from agent.status import LinkView, OutboxView, SessionView, StatusSnapshot, exit_code, render_status
+from tests.fixtures.broker import agent_config, wait_until
 
 T0 = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def snapshot(verdict=Verdict.DEGRADED, connected=True):
@@ -62,7 +71,8 @@ def test_render_vietnamese():
     assert "Điểm cầu: UBND xã Phúc Thọ" in text
     assert "Đánh giá: SUY GIẢM" in text
     assert "Cảnh báo" in text
-    assert "chưa kết nối (connection refused)" in text
+    assert "Máy chủ trung tâm: 10.0.0.1:1883 - chưa kết nối" in text
+    assert "không kết nối được máy chủ trung tâm (connection refused)" in text
     assert "Phiên họp tiếp theo" in text
 
 
@@ -130,3 +140,143 @@ def test_status_cli_through_the_socket(tmp_path, capsys):
         assert '"site_id": "hn-01"' in capsys.readouterr().out
     finally:
         server.stop()
+
+
+def test_times_are_the_sites_and_the_running_session_is_shown():
+    snap = snapshot().model_copy(
+        update={
+            "timezone": "Asia/Ho_Chi_Minh",
+            "current_session": SessionView(
+                session_id="s-41", title="Giao ban", start=T0, end=T0 + timedelta(hours=2)
+            ),
+            "next_session": SessionView(session_id="s-42", start=T0 + timedelta(days=1)),
+        }
+    )
+    text = render_status(snap, "en")
+    assert "verdict: DEGRADED (last check 2026-11-24 14:00 +07)" in text
+    assert "current session: Giao ban, running since 2026-11-24 14:00 +07, ends 16:00" in text
+    assert "next session: s-42 2026-11-25 14:00 +07" in text
+    assert "time zone: Asia/Ho_Chi_Minh" in text
+    assert "UTC" not in text
+    vi = render_status(snap, "vi")
+    assert "Phiên họp hiện tại: Giao ban, đang diễn ra từ 2026-11-24 14:00 +07" in vi
+
+
+@pytest.mark.parametrize(
+    ("verdict", "code"),
+    [
+        (Verdict.READY, ExitCode.WARNING),  # ready here is not ready for the centre
+        (Verdict.DEGRADED, ExitCode.WARNING),
+        (Verdict.FAULT, ExitCode.CRITICAL),
+        (None, ExitCode.UNKNOWN),
+    ],
+)
+def test_link_down_exit_codes(verdict, code):
+    assert exit_code(snapshot(verdict, connected=False)) is code
+
+
+def test_link_down_verdict_says_the_centre_cannot_see_the_site():
+    snap = snapshot(Verdict.READY, connected=False)
+    snap.link.down_since = T0 - timedelta(minutes=5)
+    snap.timezone = "Asia/Ho_Chi_Minh"
+    text = render_status(snap, "en")
+    assert (
+        "verdict: READY here, but the centre cannot see this site: broker unreachable since "
+        "2026-11-24 13:55 +07 (connection refused)"
+    ) in text
+    assert "last check: 2026-11-24 14:00 +07" in text
+    vi = render_status(snap, "vi")
+    assert "SẴN SÀNG tại chỗ, nhưng trung tâm không thấy điểm cầu này" in vi
+
+
+@pytest.mark.broker
+def test_daemon_cut_off_from_the_broker_during_a_session(broker, tmp_path, capsys):
+    """A real daemon with a session running now and one tomorrow (local schedule): checked
+    ready with the broker up, then the broker stops."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    running = (now - timedelta(minutes=30), now + timedelta(minutes=90))
+    later = (now + timedelta(days=1), now + timedelta(days=1, hours=2))
+    (tmp_path / "schedule.toml").write_text(
+        f'[[entries]]\nsession_id = "now"\ntitle = "Giao ban"\n'
+        f'start = "{running[0].isoformat()}"\nend = "{running[1].isoformat()}"\n'
+        f'[[entries]]\nsession_id = "later"\n'
+        f'start = "{later[0].isoformat()}"\nend = "{later[1].isoformat()}"\n'
+    )
+    config = agent_config(broker, tmp_path / "state", "hn-01", check_interval_s=3600)
+    config["site"]["timezone"] = "Asia/Ho_Chi_Minh"
+    config["schedule"] = {"local_file": str(tmp_path / "schedule.toml")}
+    path = tmp_path / "agent.toml"
+    path.write_text(dump_toml(config))
+    agent = Agent(Settings(**config))
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: agent.link.status().connected and agent.last_check, 30)
+        assert main(["--config", str(path), "status", "--json"]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["link"]["connected_since"].endswith("+07:00")
+        assert status["current_session"]["session_id"] == "now"
+
+        cut_at = datetime.now(UTC)
+        broker.stop()
+        # The drop first, then the reconnect attempts that find nobody.
+        assert wait_until(lambda: "refused" in agent.link.status().last_error, 15)
+        assert main(["--config", str(path), "status"]) == 1
+        text = capsys.readouterr().out
+        assert (
+            "verdict: READY here, but the centre cannot see this site: broker unreachable" in text
+        )
+        assert "Connection refused" in text
+        start, end = (t.astimezone(HCM) for t in running)
+        ends = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M} +07"
+        assert (
+            f"current session: Giao ban, running since {start:%Y-%m-%d %H:%M} +07, ends {ends}"
+            in text
+        )
+        assert f"next session: later {later[0].astimezone(HCM):%Y-%m-%d %H:%M} +07" in text
+
+        assert main(["--config", str(path), "status", "--lang", "vi"]) == 1
+        assert "trung tâm không thấy điểm cầu này" in capsys.readouterr().out
+
+        assert main(["--config", str(path), "status", "--json"]) == 1
+        status = json.loads(capsys.readouterr().out)
+        assert status["timezone"] == "Asia/Ho_Chi_Minh"
+        assert status["verdict"] == "ready" and status["link"]["connected"] is False
+        assert status["current_session"]["session_id"] == "now"
+        assert status["next_session"]["session_id"] == "later"
+        for when in (status["checked_at"], status["next_session"]["start"]):
+            assert when.endswith("+07:00")
+        down_since = datetime.fromisoformat(status["link"]["down_since"])
+        assert down_since.utcoffset() == timedelta(hours=7)
+        assert down_since >= cut_at
+        assert datetime.fromisoformat(status["current_session"]["start"]) == running[0]
+    finally:
+        stop.set()
+        thread.join(15)
+
+
+def test_logs_without_journalctl_says_where_the_logs_are(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no journalctl on it
+    assert main(["logs"]) == 3
+    err = capsys.readouterr().err
+    assert "no systemd journal" in err and "stderr" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs here")
+def test_logs_where_systemd_does_not_run_says_where_the_logs_are(monkeypatch, capsys):
+    # journalctl is installed here but PID 1 is not systemd: there is no journal to read.
+    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
+    assert main(["logs"]) == 3
+    captured = capsys.readouterr()
+    assert "stderr" in captured.err and "journal" in captured.err
+    assert captured.out == ""
+
+
+def test_a_zone_this_machine_does_not_know_shows_utc_and_says_so():
+    snap = snapshot().model_copy(update={"timezone": "Mars/Olympus_Mons"})
+    text = render_status(snap, "en")
+    assert "(last check 2026-11-24 07:00 UTC)" in text
+    assert "time zone: UTC" in text
+    assert snap.localised().checked_at.utcoffset() == timedelta(0)

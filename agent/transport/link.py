@@ -70,6 +70,7 @@ class LinkStatus:
     protocol: str | None = None
     boot: int = 0
     connected_since: float | None = None
+    down_since: float | None = None  # not connected since (epoch s); None while connected
     connects: int = 0
     last_error: str = ""
     refused: int = 0
@@ -108,7 +109,7 @@ class Link:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._status = LinkStatus()
+        self._status = LinkStatus(down_since=time.time())
         self._status_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._retry_refused_at = 0.0
@@ -146,7 +147,12 @@ class Link:
 
     def _set_status(self, **changes: object) -> None:
         with self._status_lock:
-            self._status = replace(self._status, **changes)  # type: ignore[arg-type]
+            status = replace(self._status, **changes)  # type: ignore[arg-type]
+            if status.connected:
+                status = replace(status, down_since=None)
+            elif status.down_since is None:
+                status = replace(status, down_since=time.time())
+            self._status = status
 
     # ---- the link thread ---------------------------------------------------------------
 
