@@ -11,11 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.centre.store import Incoming, Store
 from agent.cli import main
 from agent.commands.sender import Outcome, Sender
 from agent.commands.store import AUDIT_NAME, AuditLog
 from agent.sim.broker import _CENTRE_PASSWORD, V311OnlyProxy
+from agent.sim.fleet_site import SimSite
 from agent.transport.mqtt import Protocol
+from agent.transport.payloads import PAYLOADS
 from tests.commands_kit import KEY_ID, CommandAgent, commands_config, signed
 from tests.fixtures.broker import wait_until
 
@@ -236,6 +239,9 @@ def test_centre_cli_keygen_and_send_prints_replies_and_summary(
     agent = agents(config)
     _online(agent)
     monkeypatch.setenv("EDGE_AGENT_CENTRE_KEY", str(stem.with_suffix(".key")))
+    centre = tmp_path / "centre.toml"  # a centre whose fleet database does not exist yet
+    centre.write_text(f'db_path = "{tmp_path / "none.sqlite"}"\n')
+    monkeypatch.setenv("EDGE_AGENT_CENTRE_CONFIG", str(centre))
     argv = ["centre", "send", "identify", "--all", "--arg", "seconds=1", "--timeout", "5"]
     argv += ["--port", str(broker.port)]
     assert main(argv) == 1  # no LED on this box: identify fails, and says why
@@ -247,9 +253,42 @@ def test_centre_cli_keygen_and_send_prints_replies_and_summary(
     argv = ["centre", "send", "rebirth", "--site", "s1", "--port", str(broker.port)]
     assert main([*argv, "--timeout", "5"]) == 0
     assert "summary: answered 1/1, succeeded 1" in capsys.readouterr().out
+    # No fleet database: s1 was known from its retained meta; "nowhere" is not known.
     argv = ["centre", "send", "rebirth", "--site", "nowhere", "--port", str(broker.port)]
-    assert main([*argv, "--timeout", "0.5"]) == 1
+    assert main([*argv, "--timeout", "0.5"]) == 3
+    out, err = capsys.readouterr()
+    assert "sent" not in out
+    assert "site nowhere: the centre has never heard of it" in err and "--force" in err
+    assert main([*argv, "--timeout", "0.5", "--force"]) == 1
     assert "silent 1 (nowhere)" in capsys.readouterr().out
+
+
+def test_centre_send_knows_the_sites_in_the_fleet_database(broker, tmp_path, capsys, monkeypatch):
+    db = tmp_path / "centre.sqlite"
+    store = Store(db)
+    raw = [(m[1], json.loads(m[1])["schema"].split("/")[1]) for m in SimSite("c9").birth()]
+    store.apply_batch(
+        Incoming(PAYLOADS[kind].model_validate_json(r), False, time.time()) for r, kind in raw
+    )
+    store.close()
+    config = tmp_path / "centre.toml"
+    config.write_text(f'db_path = "{db}"\n')
+    stem = tmp_path / "centre-test"
+    assert main(["centre", "keygen", "--out", str(stem)]) == 0
+    monkeypatch.setenv("EDGE_AGENT_CENTRE_KEY", str(stem.with_suffix(".key")))
+    monkeypatch.setenv("EDGE_AGENT_CENTRE_CONFIG", str(config))
+    capsys.readouterr()
+    argv = ["centre", "send", "rebirth", "--port", str(broker.port), "--timeout", "0.3"]
+    # c9 is stored (never online now): sent, and silent
+    assert main([*argv, "--site", "c9"]) == 1
+    assert "silent 1 (c9)" in capsys.readouterr().out
+    assert main([*argv, "--site", "c99"]) == 3
+    err = capsys.readouterr().err
+    assert "site c99: the centre has never heard of it" in err and str(db) in err
+    # a missing centre.toml that was asked for is an error, not an empty fleet
+    monkeypatch.setenv("EDGE_AGENT_CENTRE_CONFIG", str(tmp_path / "missing.toml"))
+    assert main([*argv, "--site", "c9"]) == 3
+    assert "missing.toml" in capsys.readouterr().err
 
 
 def test_centre_send_reads_the_broker_password_from_a_file_never_argv(
@@ -258,7 +297,7 @@ def test_centre_send_reads_the_broker_password_from_a_file_never_argv(
     stem = tmp_path / "centre-test"
     assert main(["centre", "keygen", "--out", str(stem)]) == 0
     monkeypatch.setenv("EDGE_AGENT_CENTRE_KEY", str(stem.with_suffix(".key")))
-    argv = ["centre", "send", "rebirth", "--site", "nowhere", "--timeout", "0.5"]
+    argv = ["centre", "send", "rebirth", "--site", "nowhere", "--timeout", "0.5", "--force"]
     argv += ["--port", str(broker_password.port), "--username", "centre"]
     right = tmp_path / "pw"
     right.write_text(_CENTRE_PASSWORD + "\n")

@@ -165,14 +165,22 @@ def test_sessions_expire(tmp_path):
     assert accounts.session("") is None and accounts.session("forged") is None
 
 
-def test_login_limiter_blocks_after_repeated_failures_then_forgets():
-    limiter = LoginLimiter(attempts=3, window_s=10)
+def test_login_limiter_blocks_a_name_from_an_address_then_the_address_then_forgets():
+    limiter = LoginLimiter(per_account=3, per_address=5, window_s=10)
     for i in range(3):
-        assert not limiter.blocked("user:a", now=i)
-        limiter.failed("user:a", "addr:x", now=i)
-    assert limiter.blocked("user:a", now=3) and limiter.blocked("addr:x", "user:b", now=3)
-    assert not limiter.blocked("user:b", now=3)
-    assert not limiter.blocked("user:a", now=13)  # the window has passed
+        assert limiter.blocked("a", "x", now=i) is None
+        limiter.failed("a", "x", now=i)
+    block = limiter.blocked("a", "x", now=3)
+    assert block is not None and block.scope == "account" and block.retry_after_s == 7
+    assert limiter.blocked("b", "x", now=3) is None  # another name from the same address
+    assert limiter.blocked("a", "y", now=3) is None  # the same name from another address
+    limiter.failed("b", "x", now=4)
+    limiter.failed("c", "x", now=5)
+    block = limiter.blocked("d", "x", now=5)
+    assert block is not None and block.scope == "address"
+    limiter.succeeded("a", "x")  # a success forgets that name's failures, not the address's
+    assert limiter.blocked("a", "x", now=5) is not None
+    assert limiter.blocked("a", "x", now=16) is None  # the window has passed
 
 
 # ---- pure views ----------------------------------------------------------------------------
@@ -314,8 +322,59 @@ def test_posts_need_json_and_the_csrf_token_and_viewers_cannot_command(web):
 def test_repeated_failed_logins_are_refused_for_a_while(web):
     c = Client(web.url)
     for _ in range(5):
-        assert c.login("op", "wrong password")[0] == 401
-    assert c.login("op")[0] == 429  # even the right password, for now
+        assert c.login("op", "wrong password") == (401, {"error": "wrong name or password",
+                                                         "code": "login.wrong"})  # fmt: skip
+    status, data, headers = c.call("POST", "/api/login", {"name": "op", "password": PASSWORD})
+    assert status == 429 and data["code"] == "login.throttled"  # even the right password
+    assert 290 <= int(headers["Retry-After"]) <= 300
+    # one person's typos do not lock out the others behind the same address
+    assert c.login("view")[0] == 200
+
+
+def _dashboard(settings: CentreSettings) -> Dashboard:
+    return Dashboard(settings, "127.0.0.1:0", with_broker=False).start()
+
+
+def test_many_failures_from_one_address_hit_the_higher_address_cap(filled, tmp_path):
+    settings = settings_for(tmp_path, web_login_failures_per_address=4)
+    dash = _dashboard(settings)
+    try:
+        c = Client(dash.url)
+        for name in ("a", "b", "c", "d"):
+            assert c.login(name, "wrong password")[0] == 401
+        status, data = c.login("op")
+        assert status == 429 and data["code"] == "login.throttled_address"
+    finally:
+        dash.stop()
+
+
+@pytest.mark.parametrize(("proxies", "forged_counts"), [([], False), (["127.0.0.1"], True)])
+def test_x_forwarded_for_is_believed_only_from_trusted_proxies(
+    filled, tmp_path, proxies, forged_counts
+):
+    settings = settings_for(tmp_path, web_login_failures_per_address=2,
+                            web_trusted_proxies=proxies)  # fmt: skip
+    dash = _dashboard(settings)
+    try:
+        c = Client(dash.url)
+        for n in (1, 2):  # two failures, each claiming another client address
+            forged = {"X-Forwarded-For": f"198.51.100.{n}"}
+            status, _, _ = c.call("POST", "/api/login", {"name": f"u{n}", "password": "x"}, forged)
+            assert status == 401
+        forged = {"X-Forwarded-For": "198.51.100.3"}
+        status, data, _ = c.call("POST", "/api/login", {"name": "op", "password": PASSWORD}, forged)
+        # untrusted: both failures count against 127.0.0.1, the address really seen
+        assert status == (200 if forged_counts else 429), data
+    finally:
+        dash.stop()
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(tmp_path):
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    assert settings_for(tmp_path, web_trusted_proxies=["10.0.0.0/8", "::1"]).web_trusted_proxies
+    with pytest.raises(ValidationError, match=r"proxy\.example"):
+        settings_for(tmp_path, web_trusted_proxies=["proxy.example"])
 
 
 def _sse_events(url: str, cookie_jar: http.cookiejar.CookieJar, out: list[tuple[str, Any]],
@@ -421,6 +480,8 @@ def test_a_command_from_the_api_reaches_the_site_and_its_replies_stream_back(
                          daemon=True).start()  # fmt: skip
         assert wait_until(lambda: any(e == "hello" for e, _ in got), 5)
         assert wait_until(lambda: agent.agent.link.status().connected, 10)
+        # The page sends only to sites the centre has heard of: wait for the ingest to store it.
+        assert wait_until(lambda: c.call("GET", "/api/site/s1")[0] == 200, 10)
         time.sleep(0.2)
         status, data, _ = c.call("POST", "/api/command", {"action": "run-checks",
                                                            "sites": ["s1"]})  # fmt: skip
@@ -481,3 +542,25 @@ def test_without_a_key_the_page_says_commands_are_off(filled, tmp_path):
     with pytest.raises(CommandRefused, match="commands are off"):
         commander.submit("op", "identify", ["c1"])
     commander.stop()
+
+
+def test_the_page_refuses_commands_to_site_ids_the_centre_never_heard_of(filled, tmp_path):
+    from agent.centre.web.commands import Commander  # noqa: PLC0415
+
+    write_key(tmp_path / "centre.key")
+    settings = settings_for(tmp_path, command_key=str(tmp_path / "centre.key"))
+    dash = _dashboard(settings)
+    # Not started: requests are queued, never sent (no broker needed to see the refusal).
+    dash.services.commander = Commander(settings, lambda *_: None)
+    try:
+        c = Client(dash.url)
+        c.login("op")
+        body = {"action": "identify", "sites": ["c1", "nowhere", "c1x"]}
+        status, data, _ = c.call("POST", "/api/command", body)
+        assert status == 400 and data["code"] == "send.unknown"
+        assert data["ids"] == ["nowhere", "c1x"] and "nowhere, c1x" in data["error"]
+        assert dash.services.commander._requests.empty()  # nothing queued
+        status, data, _ = c.call("POST", "/api/command", {"action": "identify", "sites": ["c1"]})
+        assert status == 202, data
+    finally:
+        dash.stop()

@@ -302,3 +302,16 @@ def test_an_expired_session_goes_back_to_the_login(browser, env):
     page.wait_for_selector("#login:not([hidden])")
     assert wait_until(lambda: page.locator("#app").is_hidden(), 2)
     page.close()
+
+
+def test_a_failed_login_is_explained_in_the_pages_language(browser, env):
+    page = browser.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(env.dash.url)
+    page.click('#login .lang[data-lang="vi"]')
+    page.fill("#login-name", "nobody")  # not op or view: the other tests log in as them
+    page.fill("#login-password", "wrong password")
+    page.click("#login-submit")
+    page.wait_for_selector("#login-error:has-text('sai tên tài khoản hoặc mật khẩu')")
+    assert page.locator("#login-error").inner_text().startswith("Đăng nhập không thành công")
+    page.close()

@@ -3,11 +3,12 @@ environment overrides, loaded with the same machinery as the agent's settings.""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from agent.config import BrokerSettings, FileSettings, load_file_settings
@@ -70,6 +71,40 @@ class CentreSettings(FileSettings):
     web_session_hours: float = Field(
         12.0, gt=0, le=24 * 30, description="A dashboard login lasts this long."
     )
+    web_login_failures: int = Field(
+        5,
+        ge=1,
+        description="Failed dashboard logins for one name from one address within "
+        "web_login_window_s; then that name is refused from that address for a while.",
+    )
+    web_login_failures_per_address: int = Field(
+        50,
+        ge=1,
+        description="Failed dashboard logins from one address (any names) within "
+        "web_login_window_s; then that address is refused for a while.",
+    )
+    web_login_window_s: float = Field(
+        300.0, gt=0, description="The window the dashboard's failed logins are counted in."
+    )
+    web_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or networks) whose X-Forwarded-For and "
+        "X-Forwarded-Proto the dashboard believes; empty: nobody's.",
+    )
+
+    @field_validator("web_trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                # uvicorn would silently take it as a literal host name that never matches.
+                raise ValueError(
+                    f"web_trusted_proxies: {entry!r} is not an address or network "
+                    "(e.g. 127.0.0.1, 10.0.0.0/8, ::1)"
+                ) from None
+        return value
 
 
 def centre_config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:

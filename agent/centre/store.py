@@ -393,6 +393,11 @@ class Store:
             )
         return out
 
+    def known(self, site_ids: set[str]) -> set[str]:
+        """Those of `site_ids` the centre has heard of."""
+        where, args = _only(site_ids)
+        return {r[0] for r in self.db.execute("SELECT site_id FROM sites" + where, args)}  # noqa: S608
+
     def expected_of(self) -> dict[str, tuple[str, int | None]]:
         """site_id -> (tier, expected attendance from meta)."""
         rows = self.db.execute("SELECT site_id, tier, expected FROM sites").fetchall()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,52 @@ def _password(path_text: str | None) -> str | None:
     return text.splitlines()[0] if text.strip() else None
 
 
+def _stored_sites(args: argparse.Namespace, site_id: str) -> tuple[set[str], Path | None]:
+    """Whether the fleet database of centre.toml knows `site_id`: ({site_id} or {}, its path).
+    No database when there is no centre here (no centre.toml asked for, none at the default
+    place) or it has not stored anything yet."""
+    from agent.centre.settings import (  # noqa: PLC0415
+        ENV_CENTRE_CONFIG,
+        centre_config_path,
+        load_centre_settings,
+    )
+    from agent.centre.store import Store  # noqa: PLC0415
+
+    asked = getattr(args, "config", None) or os.environ.get(ENV_CENTRE_CONFIG)
+    where = centre_config_path(getattr(args, "config", None))
+    if not asked and not where.exists():
+        return set(), None
+    db_path = load_centre_settings(where).db_path
+    if not db_path.exists():
+        return set(), None
+    try:
+        store = Store(db_path)
+        try:
+            return store.known({site_id}), db_path
+        finally:
+            store.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(
+            f"fleet database {db_path}: {exc}",
+            "run as the centre's user (it must read the database), or add --force",
+        ) from None
+
+
+def _refuse_unknown(site_id: str, stored: set[str], db_path: Path | None,
+                    announced: dict[str, str]) -> None:  # fmt: skip
+    """A site id neither in the fleet database nor announced on the broker (retained meta) is
+    most likely a typo: a command to it would go nowhere, or to whoever takes the id later."""
+    if site_id in stored or site_id in announced:
+        return
+    database = f"not in the fleet database {db_path}" if db_path else "no fleet database here"
+    raise ConfigError(
+        f"site {site_id}: the centre has never heard of it ({database}, no retained meta "
+        "on the broker)",
+        "check the id (`edge-agent centre status` lists the fleet), or add --force to send "
+        "it anyway",
+    )
+
+
 def _send(args: argparse.Namespace) -> int:
     from agent.commands.actions import ACTIONS  # noqa: PLC0415
     from agent.commands.sender import Reply, Sender  # noqa: PLC0415
@@ -126,8 +173,12 @@ def _send(args: argparse.Namespace) -> int:
     key_id = args.key_id or os.environ.get(ENV_KEY_ID) or Path(args.key or os.environ[ENV_KEY]).stem
     cmd_args = dict(parse_arg(a) for a in args.arg)
     target: dict[str, Any]
+    stored: set[str] = set()
+    db_path: Path | None = None
     if args.site:
         target = {"site": args.site}
+        if not args.force:
+            stored, db_path = _stored_sites(args, args.site)
     elif args.tier:
         target = {"tier": args.tier}
     else:
@@ -158,6 +209,8 @@ def _send(args: argparse.Namespace) -> int:
             _out(json.dumps(reply.output, indent=1, ensure_ascii=False))
 
     with Sender(where, args.prefix, protocol) as sender:
+        if args.site and not args.force:
+            _refuse_unknown(args.site, stored, db_path, sender.sites)
         expected = sender.expected_sites(target)
         command_id, _ = sender.send(
             private, key_id, args.action, cmd_args, target, validity_s=args.validity
@@ -195,6 +248,12 @@ def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     where.add_argument("--site", help="one site_id")
     where.add_argument("--tier", choices=["province", "district", "commune"])
     where.add_argument("--all", action="store_true", help="every site")
+    send.add_argument(
+        "--force",
+        action="store_true",
+        help="send to a --site the centre has never heard of (not in its fleet database, "
+        "no retained meta on the broker)",
+    )
     send.add_argument("--arg", action="append", default=[], metavar="K=V", help="an argument")
     send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for replies")
     send.add_argument("--validity", type=float, default=300.0, help="seconds the command lives")

@@ -4,8 +4,8 @@ Passwords are hashed with argon2id (argon2-cffi). A session is a random token he
 browser in an HttpOnly, SameSite=Strict cookie; the database keeps only its SHA-256, so a
 copy of the database does not let anyone in. Each session has its own CSRF token, required
 in the X-CSRF-Token header of every POST. A failed login costs the same whether the name
-exists or not (a dummy hash is verified), and repeated failures for a name or an address are
-refused for a while (`LoginLimiter`).
+exists or not (a dummy hash is verified), and repeated failures for a name from an address, or
+many from one address, are refused for a while (`LoginLimiter`).
 """
 
 from __future__ import annotations
@@ -182,35 +182,69 @@ def csrf_ok(session: Session, header: str | None) -> bool:
     return header is not None and hmac.compare_digest(session.csrf.encode(), header.encode())
 
 
-class LoginLimiter:
-    """At most `attempts` failures per key (a user name, an address) in `window_s`."""
+@dataclass(frozen=True)
+class Block:
+    """Why a login is refused for now: "account" (this name from this address) or "address"
+    (any name from this address), and when to try again."""
 
-    def __init__(self, attempts: int = 5, window_s: float = 300.0) -> None:
-        self.attempts = attempts
+    scope: str
+    retry_after_s: float
+
+
+class LoginLimiter:
+    """Failed logins counted per (name, address) and, with a higher cap, per address, so one
+    person's typos do not lock out every operator behind the same address (one NAT, one
+    proxy), while guessing many names from one address still stops."""
+
+    _MAX_KEYS = 10_000  # bound the memory a name-spraying client costs
+
+    def __init__(
+        self, per_account: int = 5, per_address: int = 50, window_s: float = 300.0
+    ) -> None:
+        self.per_account = per_account
+        self.per_address = per_address
         self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
+        # Key ("account", name, address) or ("address", address): failure times.
+        self._failures: dict[tuple[str, ...], deque[float]] = {}
         self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> deque[float]:
+    @staticmethod
+    def _keys(name: str, address: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        # Names are at most 64 characters; a longer one cannot log in, and must not cost more.
+        return ("account", name[:65], address), ("address", address)
+
+    def _recent(self, key: tuple[str, ...], now: float) -> deque[float]:
         seen = self._failures.setdefault(key, deque())
-        while seen and seen[0] < now - self.window_s:
+        while seen and seen[0] <= now - self.window_s:
             seen.popleft()
         return seen
 
-    def blocked(self, *keys: str, now: float | None = None) -> bool:
+    def blocked(self, name: str, address: str, now: float | None = None) -> Block | None:
+        at = time.monotonic() if now is None else now
+        account, addr = self._keys(name, address)
+        with self._lock:
+            for key, cap in ((account, self.per_account), (addr, self.per_address)):
+                seen = self._recent(key, at)
+                if len(seen) >= cap:
+                    # Free again when the oldest failure that keeps it at the cap expires.
+                    oldest = seen[len(seen) - cap]
+                    return Block(key[0], max(0.0, oldest + self.window_s - at))
+                if not seen:
+                    del self._failures[key]
+        return None
+
+    def failed(self, name: str, address: str, now: float | None = None) -> None:
         at = time.monotonic() if now is None else now
         with self._lock:
-            return any(len(self._recent(k, at)) >= self.attempts for k in keys)
+            for key in self._keys(name, address):
+                self._recent(key, at).append(at)
+            if len(self._failures) > self._MAX_KEYS:
+                for key in list(self._failures):
+                    if not self._recent(key, at):
+                        del self._failures[key]
 
-    def failed(self, *keys: str, now: float | None = None) -> None:
-        at = time.monotonic() if now is None else now
+    def succeeded(self, name: str, address: str) -> None:
+        # Only this name's count: a success must not reset the address's cap, or one valid
+        # account would let its holder guess the others' passwords without limit.
         with self._lock:
-            for k in keys:
-                self._recent(k, at).append(at)
-            if len(self._failures) > 10_000:  # bound the memory a name-spraying client costs
-                self._failures = {k: v for k, v in self._failures.items() if v}
-
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for k in keys:
-                self._failures.pop(k, None)
+            self._failures.pop(self._keys(name, address)[0], None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+_BLOCKED = {"account": "for this name from this address", "address": "from this address"}
 
 
 @dataclass
@@ -58,15 +60,23 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status, headers={"Cache-Control": "no-store"})
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return _json({"error": message}, status)
+def _error(status: int, message: str, code: str = "", **extra: Any) -> JSONResponse:
+    """`error` in English (logs, scripts); `code` names the page's translated text
+    (static/i18n.json), filled in from the other fields."""
+    body: dict[str, Any] = {"error": message}
+    if code:
+        body |= {"code": code, **extra}
+    return _json(body, status)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over svc
-    limiter = svc.limiter or LoginLimiter()
+    s = svc.settings
+    limiter = svc.limiter or LoginLimiter(
+        s.web_login_failures, s.web_login_failures_per_address, s.web_login_window_s
+    )
 
     def session_of(request: Request) -> Session | None:
         return svc.accounts.session(request.cookies.get(COOKIE))
@@ -115,16 +125,25 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         if data is None:
             return _error(415, "send JSON")
         name, password = str(data.get("name", "")), str(data.get("password", ""))
+        # The connection's peer, or what a trusted proxy says it is (web_trusted_proxies).
         addr = request.client.host if request.client else "?"
-        keys = (f"user:{name}", f"addr:{addr}")
-        if limiter.blocked(*keys):
-            return _error(429, "too many failed logins; wait a few minutes")
+        block = limiter.blocked(name, addr)
+        if block is not None:
+            minutes = max(1, math.ceil(block.retry_after_s / 60))
+            response = _error(
+                429,
+                f"too many failed logins {_BLOCKED[block.scope]}; try again in {minutes} minute(s)",
+                f"login.throttled{'' if block.scope == 'account' else '_address'}",
+                minutes=minutes,
+            )
+            response.headers["Retry-After"] = str(math.ceil(block.retry_after_s))
+            return response
         role = await asyncio.to_thread(svc.accounts.verify, name, password)
         if role is None:
-            limiter.failed(*keys)
+            limiter.failed(name, addr)
             log.warning("dashboard: failed login for %r from %s", name[:64], addr)
-            return _error(401, "wrong name or password")
-        limiter.succeeded(*keys)
+            return _error(401, "wrong name or password", "login.wrong")
+        limiter.succeeded(name, addr)
         lifetime = svc.settings.web_session_hours * 3600
         token, session = await asyncio.to_thread(svc.accounts.open_session, name, lifetime)
         log.info("dashboard: %s (%s) logged in from %s", name, role.value, addr)
@@ -190,10 +209,13 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         sites = data.get("sites")
         if not isinstance(sites, list):
             return _error(400, "sites: a list of site ids")
+        action = str(data.get("action", ""))
         try:
-            command_id = svc.commander.submit(session.name, str(data.get("action", "")), sites)
+            command_id = await asyncio.to_thread(
+                svc.commander.submit, session.name, action, sites, svc.watch.known
+            )
         except CommandRefused as exc:
-            return _error(400, str(exc))
+            return _error(400, str(exc), exc.code, **exc.extra)
         return _json({"command_id": command_id, "sites": len(set(sites))}, 202)
 
     @contextlib.asynccontextmanager

@@ -32,6 +32,7 @@ OFFERED = ("run-checks", "identify", "restart-codec")
 MAX_SITES = 500  # one click must not become a fleet-wide broadcast by accident
 VALIDITY_S = 300.0
 _OUTPUT_LIMIT = 4000
+_NAMED = 20  # unknown ids named in a refusal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_commands (
@@ -44,7 +45,13 @@ CREATE INDEX IF NOT EXISTS web_commands_by_site ON web_commands (site_id, id);
 
 
 class CommandRefused(ValueError):
-    """A request the page may not make; the message is shown to the operator."""
+    """A request the page may not make; the message is shown to the operator (or, when
+    `code` is set, the page's own text for it, filled in from `extra`)."""
+
+    def __init__(self, message: str, code: str = "", **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.extra = extra
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,15 @@ class Commander:
             self._thread.join(5)
         self.log.close()
 
-    def submit(self, operator: str, action: str, sites: list[str]) -> str:
+    def submit(
+        self,
+        operator: str,
+        action: str,
+        sites: list[str],
+        known: Callable[[set[str]], set[str]] | None = None,
+    ) -> str:
+        """Queue a command; `known` gives those of the ids the centre has heard of (a typo
+        or a stale link must not become a command to a site id nobody owns)."""
         if self.unavailable:
             raise CommandRefused(f"commands are off: {self.unavailable}")
         if action not in OFFERED:
@@ -158,6 +173,18 @@ class Commander:
             raise CommandRefused("no site chosen")
         if len(chosen) > MAX_SITES:
             raise CommandRefused(f"{len(chosen)} sites: at most {MAX_SITES} at once")
+        if known is not None:
+            heard = known(set(chosen))
+            unknown = [s for s in chosen if s not in heard]
+            if unknown:
+                named = unknown[:_NAMED]
+                if len(unknown) > _NAMED:
+                    named.append(f"… (+{len(unknown) - _NAMED})")
+                raise CommandRefused(
+                    f"the centre has never heard of {', '.join(named)}; check the site id",
+                    "send.unknown",
+                    ids=named,
+                )
         request = Request(new_command_id(), operator, action, chosen)
         self._requests.put(request)
         log.info("dashboard: %s sends %s %s to %d site(s)", operator, action,

@@ -125,6 +125,10 @@ class FleetWatch:
         with self.lock:
             return self.store.sites(time.time(), s.report_interval_s, s.gap_grace_s, site_ids)
 
+    def known(self, site_ids: set[str]) -> set[str]:
+        with self.lock:
+            return self.store.known(site_ids)
+
     def refresh(self) -> tuple[list[views.Tile], bool]:
         """Re-read the store: (changed tiles, whether attendance changed). Worker thread.
 

@@ -65,6 +65,10 @@ class Dashboard:
             access_log=False,  # the session cookie must never reach a log
             lifespan="on",
             timeout_graceful_shutdown=1,
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise, which
+            # would let any local process pick the address the login limiter counts.
+            proxy_headers=bool(settings.web_trusted_proxies),
+            forwarded_allow_ips=list(settings.web_trusted_proxies),
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="dashboard-http", daemon=True)

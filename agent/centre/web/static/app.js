@@ -74,6 +74,16 @@ async function api(method, path, body) {
   return { status: resp.status, data };
 }
 
+// The server's English `error`, or its `code` in the page's language when the catalogue has it.
+function serverError(data, status) {
+  if (data.code && data.code in state.catalog.en) {
+    const vars = { ...data };
+    if (Array.isArray(vars.ids)) vars.ids = vars.ids.join(", ");
+    return t(data.code, vars);
+  }
+  return data.error || status;
+}
+
 // ---- login --------------------------------------------------------------------------------
 
 function showLogin(message) {
@@ -92,7 +102,7 @@ async function login(ev) {
   });
   $("login-password").value = "";
   if (status !== 200) {
-    $("login-error").textContent = t("login.failed", { error: data.error || status });
+    $("login-error").textContent = t("login.failed", { error: serverError(data, status) });
     return;
   }
   start(data);
@@ -328,7 +338,7 @@ async function send(action, sites) {
   const { status, data } = await api("POST", "/api/command", { action, sites });
   toast(status === 202
     ? t("sent", { action: t("a." + action), n: data.sites })
-    : t("send.failed", { error: data.error || status }));
+    : t("send.failed", { error: serverError(data, status) }));
 }
 
 let toastTimer = null;
