@@ -12,6 +12,7 @@ from agent.config import load_settings
 from agent.i18n import N_
 from agent.lockfile import hold
 from agent.logs import setup_logging
+from agent.workers import kill_leftovers
 
 LOCK_NAME = "agent.lock"
 
@@ -21,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging("debug" if args.verbose else settings.log_level)
     state_dir = settings.paths.state_dir
     # Before anything that a running daemon owns (the broker session, the control socket,
-    # the outbox) is touched: a second daemon would knock the first off.
+    # the outbox, its workers) is touched: a second daemon would knock the first off.
     hold(
         state_dir / LOCK_NAME,
         N_("edge-agent is already running with this state directory (pid %(pid)s, %(path)s)"),
@@ -30,6 +31,7 @@ def _run(args: argparse.Namespace) -> int:
             "this one another paths.state_dir"
         ),
     )
+    kill_leftovers(state_dir)
     # Imported here so `edge-agent check` never loads the transport.
     from agent.daemon import Agent  # noqa: PLC0415
 
