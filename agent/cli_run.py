@@ -9,12 +9,29 @@ from types import FrameType
 
 from agent.checks.model import ExitCode
 from agent.config import load_settings
+from agent.i18n import N_
+from agent.lockfile import hold
 from agent.logs import setup_logging
+from agent.workers import kill_leftovers
+
+LOCK_NAME = "agent.lock"
 
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     setup_logging("debug" if args.verbose else settings.log_level)
+    state_dir = settings.paths.state_dir
+    # Before anything that a running daemon owns (the broker session, the control socket,
+    # the outbox, its workers) is touched: a second daemon would knock the first off.
+    hold(
+        state_dir / LOCK_NAME,
+        N_("edge-agent is already running with this state directory (pid %(pid)s, %(path)s)"),
+        N_(
+            "`edge-agent status` asks it; stop it first (systemctl stop edge-agent), or give "
+            "this one another paths.state_dir"
+        ),
+    )
+    kill_leftovers(state_dir)
     # Imported here so `edge-agent check` never loads the transport.
     from agent.daemon import Agent  # noqa: PLC0415
 

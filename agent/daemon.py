@@ -36,7 +36,7 @@ from agent.schedule import SchedulePayload, Session, Tick
 from agent.sdnotify import Notifier
 from agent.selftest import SelfTest, judge
 from agent.selftest_worker import deadline_s as selftest_deadline_s
-from agent.selftest_worker import run_selftest_isolated, terminate_workers
+from agent.selftest_worker import run_selftest_isolated
 from agent.site_reports import LastCheck, meta_payload, session_ref
 from agent.status_led import StatusLed
 from agent.transport.link import Link
@@ -53,6 +53,7 @@ from agent.transport.payloads import (
     utc_now,
 )
 from agent.transport.topics import topic_for
+from agent.workers import terminate_workers
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

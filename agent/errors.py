@@ -45,3 +45,7 @@ class TransportError(AgentError):
 
 class CommandRejected(AgentError):
     """A remote command was refused; the reason is sent back to the centre."""
+
+
+class AlreadyRunning(AgentError):
+    """Another process already holds the lock of this state directory or database."""

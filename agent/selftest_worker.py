@@ -26,11 +26,9 @@ from agent.checks.model import CheckResult, Outcome, Status
 from agent.checks.runner import ProbeSpec, run_probes
 from agent.config import Settings
 from agent.selftest import SelfTest, judge, run_selftest
+from agent.workers import die_with_parent, run_worker
 
 log = logging.getLogger(__name__)
-
-_running: set[subprocess.Popen[bytes]] = set()
-_running_lock = threading.Lock()
 
 # Interpreter start-up and imports of the probes' libraries, on top of the probes' own timeouts.
 _STARTUP_ALLOWANCE_S = 15.0
@@ -103,41 +101,29 @@ def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> SelfT
     # The child's log lines reach our journal through a bounded forwarder (an os.pipe of our
     # own: communicate() would read a PIPE stderr into memory without limit).
     err_read, err_write = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.selftest_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=err_write,
-            env=os.environ,
-        )
-    except OSError as exc:
-        os.close(err_read)
-        return _all_failed(settings, only, f"self-test worker could not start: {exc}")
-    finally:
-        os.close(err_write)
     forwarder = threading.Thread(
         target=_forward_stderr, args=(err_read, STDERR_LIMIT_BYTES), daemon=True
     )
     forwarder.start()
-    with _running_lock:
-        _running.add(proc)
     try:
-        stdout, _ = proc.communicate(request.encode(), timeout=deadline)
+        returncode, stdout = run_worker(
+            "agent.selftest_worker",
+            request.encode(),
+            deadline,
+            settings.paths.state_dir,
+            stderr=err_write,
+        )
+    except OSError as exc:
+        return _all_failed(settings, only, f"self-test worker could not start: {exc}")
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
         log.error("self-test worker hung for %.0f s; killed", deadline)
         return _all_failed(settings, only, f"self-test worker hung for {deadline:.0f} s")
     finally:
-        with _running_lock:
-            _running.discard(proc)
+        os.close(err_write)  # the forwarder then ends at EOF
         # A grandchild holding the pipe open must not hold us: the thread is a daemon.
         forwarder.join(1.0)
-    if proc.returncode != 0:
-        return _all_failed(
-            settings, only, f"self-test worker crashed (exit code {proc.returncode})"
-        )
+    if returncode != 0:
+        return _all_failed(settings, only, f"self-test worker crashed (exit code {returncode})")
     try:
         results = [CheckResult.model_validate(r) for r in json.loads(stdout)]
     except ValueError as exc:
@@ -145,14 +131,8 @@ def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> SelfT
     return judge(settings, results, only)
 
 
-def terminate_workers() -> None:
-    """Stop every self-test child still running (the daemon is shutting down)."""
-    with _running_lock:
-        for proc in _running:
-            proc.terminate()
-
-
 def main() -> int:
+    die_with_parent()
     request = json.load(sys.stdin)
     # model_validate takes the values as given: no file, no environment is read again.
     settings = Settings.model_validate(request["settings"])

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from agent.attendance.burst import BurstStats
 from agent.config import Settings
 from agent.selftest_worker import plain_settings
+from agent.workers import die_with_parent, run_worker
 
 _ALLOWANCE_S = 30.0  # interpreter, OpenCV and model loading on top of the burst itself
 
@@ -47,21 +48,17 @@ def count_burst_isolated(settings: Settings) -> Burst:
     deadline = deadline_s(settings)
     request = json.dumps({"settings": plain_settings(settings.model_dump(mode="python"))})
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "agent.attendance.worker"],
-            input=request.encode(),
-            stdout=subprocess.PIPE,
-            timeout=deadline,
-            check=False,
+        returncode, stdout = run_worker(
+            "agent.attendance.worker", request.encode(), deadline, settings.paths.state_dir
         )
     except subprocess.TimeoutExpired:
         return _blind(f"counting hung for {deadline:.0f} s", settings)
     except OSError as exc:
         return _blind(f"counting could not start: {exc}", settings)
-    if proc.returncode != 0:
-        return _blind(f"counting failed (exit code {proc.returncode}); see the log", settings)
+    if returncode != 0:
+        return _blind(f"counting failed (exit code {returncode}); see the log", settings)
     try:
-        raw = json.loads(proc.stdout)
+        raw = json.loads(stdout)
         stats = BurstStats(**{**raw["stats"], "counts": tuple(raw["stats"]["counts"])})
         return Burst(stats, str(raw["detector"]), bool(raw["tiled"]))
     except (ValueError, KeyError, TypeError) as exc:
@@ -69,6 +66,7 @@ def count_burst_isolated(settings: Settings) -> Burst:
 
 
 def main() -> int:
+    die_with_parent()  # before OpenCV's import, which alone can take seconds
     from agent.attendance.counter import Counter  # noqa: PLC0415 - OpenCV: only in the child
     from agent.logs import setup_logging  # noqa: PLC0415
 

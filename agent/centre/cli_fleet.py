@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import threading
@@ -19,6 +20,8 @@ from agent.centre import fleet, report, schedule_pub
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.checks.model import ExitCode
 from agent.errors import ConfigError
+from agent.i18n import N_
+from agent.lockfile import hold
 from agent.schedule import Session
 
 
@@ -47,12 +50,33 @@ def _json(data: Any) -> None:
 # ---- serve -------------------------------------------------------------------------------
 
 
+def _instance(value: str) -> str:
+    # It names a lock file and suffixes the MQTT client id.
+    if not re.fullmatch(r"[A-Za-z0-9_-]{0,64}", value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: letters, digits, '-' and '_' only (at most 64)"
+        )
+    return value
+
+
+def serve_lock_path(db_path: Path, instance: str) -> Path:
+    """One `serve` per (database, instance); other instances share the database by design."""
+    return db_path.with_name(f"{db_path.name}.serve{'-' + instance if instance else ''}.lock")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from agent.centre.ingest import Ingest  # noqa: PLC0415 - paho only where it is needed
     from agent.logs import setup_logging  # noqa: PLC0415
 
     settings = _settings(args)
     setup_logging(args.log_level)
+    # Two processes with one client id would take the broker session from each other.
+    hold(
+        serve_lock_path(settings.db_path, args.instance),
+        N_("centre serve --instance '%(instance)s' is already running (pid %(pid)s, %(path)s)"),
+        N_("stop it first, or start this one with another --instance to share the load"),
+        instance=args.instance,
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -312,6 +336,7 @@ def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument(
         "--instance",
         default="",
+        type=_instance,
         help="suffix of the MQTT client id, one per process when several share the load",
     )
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (0: never)")
