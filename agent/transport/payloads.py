@@ -107,6 +107,7 @@ class ComponentInfo(_Model):
 
 class MetaPayload(Envelope):
     kind: ClassVar[str] = "meta"
+    added_fields: ClassVar[tuple[str, ...]] = ("heartbeat_s",)
     schema_: Literal["edge-agent/meta/1"] = _schema_field("meta")
     agent_version: str
     site: SiteInfo
@@ -117,6 +118,14 @@ class MetaPayload(Envelope):
     check_interval_s: float
     hostname: str
     started_at: AwareDatetime
+    heartbeat_s: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="The agent publishes `state` at least this often while connected, in "
+        "a session too (self-tests are skipped then, heartbeats are not); the centre judges "
+        "silence from it. Absent (older agents): judged by check_interval_s.",
+    )
 
 
 class ComponentState(_Model):
