@@ -196,8 +196,14 @@ def _validation_message(exc: ValidationError, limit: int = 5) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
-def parse_payload(raw: bytes | str, source: str = "schedule message") -> SchedulePayload:
-    """A retained schedule message. Empty (a cleared retained topic) means no sessions."""
+def parse_payload(
+    raw: bytes | str, source: str = "schedule message", *, strict: bool = False
+) -> SchedulePayload:
+    """A retained schedule message. Empty (a cleared retained topic) means no sessions.
+
+    Fields this agent does not know (a newer centre's) are ignored, so a schedule field added
+    within the schema version does not cost deployed agents their schedule; `strict` refuses
+    them instead (a schedule inside a signed command, whose body stays strict)."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     if not text.strip():
         return SchedulePayload()
@@ -215,7 +221,7 @@ def parse_payload(raw: bytes | str, source: str = "schedule message") -> Schedul
             "the centre sent a broken schedule; the previous one stays in force",
         ) from None
     try:
-        return SchedulePayload.model_validate(data)
+        return SchedulePayload.model_validate(data, extra="forbid" if strict else "ignore")
     except ValidationError as exc:
         raise ScheduleError(
             f"{source}: {_validation_message(exc)}",

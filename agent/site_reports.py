@@ -95,6 +95,7 @@ def meta_payload(settings: Settings, protocol: Protocol, started_at: datetime) -
         capabilities=[*CAPABILITIES, *(["commands"] if settings.commands.enabled else [])],
         protocol=protocol.value,
         check_interval_s=settings.report.check_interval_s,
+        heartbeat_s=settings.report.state_heartbeat_s,
         hostname=socket.gethostname(),
         started_at=started_at,
     )

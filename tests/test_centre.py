@@ -181,6 +181,39 @@ def test_status_shows_every_transition_and_a_seq_gap(
     assert "c-real" in text and "OFFLINE" in text and "reports lost" in text
 
 
+def events_of(tmp_path: Path, capsys: pytest.CaptureFixture[str], site: str) -> list[str]:
+    """Every condition the centre recorded for `site`, oldest first."""
+    capsys.readouterr()
+    main(["centre", "status", "--config", str(tmp_path / "centre.toml"), "--json",
+          "--events", "1000000"])  # fmt: skip
+    events = json.loads(capsys.readouterr().out)["events"]
+    return [e["new"] for e in events if e["site_id"] == site]
+
+
+def test_a_site_in_session_that_only_heartbeats_stays_ready(
+    tmp_path, capsys, start_centre, publisher
+):
+    # meta: checks every 0.1 s, a state at least every 1 s. In a session the agent skips its
+    # checks and only heartbeats: judged by the check interval (window 3 x 0.1 s) the site
+    # turned silent between two heartbeats; judged by its heartbeat (3 x 1 s) it stays ready.
+    start_centre()
+    site = SimSite("c1", check_interval_s=0.1, heartbeat_s=1.0)
+    publisher(*site.birth())
+    assert eventually(tmp_path, capsys, "c1", "ready", 5)
+    for _ in range(4):
+        publisher(site.state())
+        time.sleep(0.8)
+        assert cond(tmp_path, capsys, "c1") == "ready"
+    # then it stops: silent once the heartbeat bound has passed, not before
+    time.sleep(1.2)
+    assert cond(tmp_path, capsys, "c1") == "ready"
+    assert eventually(tmp_path, capsys, "c1", "silent", 10)
+    assert "heartbeat every 1 s" in status(tmp_path, capsys)["by_site"]["c1"]["problems"][0]
+    assert wait_until(lambda: events_of(tmp_path, capsys, "c1")[-1:] == ["silent"], 3)
+    events = events_of(tmp_path, capsys, "c1")  # (`unknown` first if the birth was split)
+    assert events[events.index("ready") :] == ["ready", "silent"], events
+
+
 def test_restart_keeps_state_and_reports_made_while_down(
     broker, tmp_path, capsys, start_centre, publisher
 ):
@@ -353,3 +386,34 @@ def test_stale_retained_state_and_garbage_on_the_wire(
     publisher(site.state())
     assert eventually(tmp_path, capsys, "c1", "ready", 5)
     assert status(tmp_path, capsys)["total"] == 1
+
+
+def test_a_database_made_before_heartbeat_s_gets_the_column_and_keeps_its_sites(tmp_path):
+    from agent.centre.store import Incoming, Store  # noqa: PLC0415
+    from agent.transport.payloads import MetaPayload  # noqa: PLC0415
+
+    path = tmp_path / "centre.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(  # the sites table as the release before heartbeat_s made it
+        "CREATE TABLE sites (site_id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', "
+        "tier TEXT NOT NULL DEFAULT 'commune', parent TEXT, expected INTEGER, "
+        "agent_version TEXT, check_interval_s REAL, availability TEXT, avail_boot INTEGER, "
+        "avail_ts REAL, avail_reason TEXT NOT NULL DEFAULT '', last_seen REAL, verdict TEXT, "
+        "state_seq INTEGER, state_ts REAL, state_cause TEXT, "
+        "state_retained INTEGER NOT NULL DEFAULT 0, pending INTEGER, next_seq INTEGER, "
+        "dropped_base INTEGER, dropped_last INTEGER, condition TEXT)"
+    )
+    db.execute("INSERT INTO sites (site_id, check_interval_s) VALUES ('c1', 30)")
+    db.commit()
+    db.close()
+    store = Store(path)
+    try:
+        (row,) = store.sites(time.time(), 60.0, 0.0)
+        assert (row.site_id, row.interval_s, row.heartbeat_s) == ("c1", 30.0, None)
+        meta = MetaPayload.model_validate_json(SimSite("c1", heartbeat_s=45.0).meta()[1])
+        store.apply_batch([Incoming(meta, True, time.time())])
+        (row,) = store.sites(time.time(), 60.0, 0.0)
+        assert row.heartbeat_s == 45.0
+    finally:
+        store.close()
+    Store(path).close()  # opening it again adds nothing twice

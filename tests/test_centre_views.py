@@ -44,6 +44,28 @@ def test_condition_order_offline_then_silent_then_verdict():
     assert fleet.condition(site("a", verdict="degraded"), NOW, 3) is Condition.DEGRADED
 
 
+def test_silence_is_judged_by_the_heartbeat_the_site_promises():
+    # checks every 30 s, a state at least every 60 s; in a session only the heartbeats come
+    start = NOW - 180
+    beats = [start + 60 * i for i in range(4)]  # 3 minutes of heartbeats, no check
+    for t in range(int(start), int(NOW) + 1):
+        last = max(b for b in beats if b <= t)
+        row = site("a", interval_s=30.0, heartbeat_s=60.0, last_seen=last)
+        assert fleet.condition(row, t, 3) is Condition.READY, t - last
+    quiet = site("a", interval_s=30.0, heartbeat_s=60.0, last_seen=NOW - 181)
+    assert fleet.condition(quiet, NOW, 3) is Condition.SILENT
+    assert fleet.condition(site("a", interval_s=30.0, heartbeat_s=60.0, last_seen=NOW - 179),
+                           NOW, 3) is Condition.READY  # fmt: skip
+    (line,) = fleet.problems(quiet, Condition.SILENT, NOW, 3)
+    assert "silent for more than 180 s (heartbeat every 60 s" in line
+    # an agent whose meta does not say (older): judged by its report interval, as before
+    old = site("a", interval_s=30.0, last_seen=NOW - 91)
+    assert fleet.condition(old, NOW, 3) is Condition.SILENT
+    assert fleet.condition(site("a", interval_s=30.0, last_seen=NOW - 89), NOW, 3) is (
+        Condition.READY
+    )
+
+
 def test_stale_retained_state_is_silent_and_named():
     old = site("a", state_retained=True, state_ts=NOW - 3600, last_seen=NOW - 1)
     assert fleet.is_stale(old, NOW, 3)

@@ -162,6 +162,22 @@ REFUSALS: list[tuple[str, bytes, Reason]] = [
         Reason.INVALID_ARGUMENTS,
     ),
     (
+        "schedule with a field the agent does not know",
+        signed(
+            KEY,
+            issued=NOW,
+            action="set-schedule",
+            args={"schedule": SCHEDULE | {"colour": "red"}},
+        ),
+        Reason.INVALID_ARGUMENTS,
+    ),
+    (
+        "body with a field the agent does not know",
+        _resign_body(_body(VALID) | {"priority": "high"}),
+        Reason.INVALID_BODY,
+    ),
+    ("wire with a field the agent does not know", _with(VALID, priority="high"), Reason.MALFORMED),
+    (
         "body missing nonce",
         _resign_body({k: v for k, v in _body(VALID).items() if k != "nonce"}),
         Reason.INVALID_BODY,

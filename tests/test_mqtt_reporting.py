@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -69,6 +70,30 @@ def test_new_subscriber_sees_retained_availability_meta_and_latest_state(
     assert state["components"]["network"]["status"] == "ok"
     # checks are events, not retained
     assert "vc/s1/checks" not in retained
+
+
+def test_in_a_session_the_agent_skips_checks_but_keeps_its_heartbeat(
+    broker, centre, run_agent, tmp_path
+):
+    now = datetime.now(UTC)
+    schedule = tmp_path / "schedule.toml"
+    schedule.write_text(
+        f'[[entries]]\nsession_id = "now"\nstart = {(now - timedelta(minutes=5)).isoformat()}\n'
+        f"end = {(now + timedelta(hours=1)).isoformat()}\n"
+    )
+    config = agent_config(broker, tmp_path / "state", check_interval_s=0.2, state_heartbeat_s=0.5)
+    config["schedule"] = {"local_file": str(schedule)}
+    live = centre(broker)
+    run_agent(config)
+    assert live.wait_for(_has("state", cause="heartbeat"), 5)  # past the start-up check
+    assert _json(live, "meta")[-1]["heartbeat_s"] == 0.5  # the promise the centre judges by
+    seen = len(live.messages())
+    time.sleep(2.0)  # ten check intervals, four heartbeats
+    later = [m.json() for m in live.messages()[seen:]]
+    assert not [m for m in later if m["schema"] != "edge-agent/state/1"], "a check ran"
+    assert {m["cause"] for m in later} == {"heartbeat"}
+    assert 3 <= len(later) <= 5, [m["ts"] for m in later]
+    assert all(m["current_session"]["session_id"] == "now" for m in later)
 
 
 def test_payloads_validate_against_the_published_schemas(broker, centre, run_agent, tmp_path):

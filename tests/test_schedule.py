@@ -430,13 +430,28 @@ def test_empty_retained_message_means_no_sessions() -> None:
             "longer than 24 hours",
         ),
         ({"entries": [PAYLOAD["entries"][1], PAYLOAD["entries"][1]]}, "appears twice"),
-        ({"colour": "red"}, "colour"),
     ],
 )
 def test_bad_payloads_are_refused_with_the_reason(change: dict, message: str) -> None:
     with pytest.raises(ScheduleError, match=message) as info:
         parse_payload(json.dumps({**PAYLOAD, **change}))
     assert "previous one stays" in info.value.hint
+
+
+def test_a_newer_centres_fields_are_ignored_not_refused() -> None:
+    # within schema version 1 a centre may add fields; a deployed agent keeps its schedule
+    newer = {**PAYLOAD, "colour": "red",
+             "entries": [{**e, "room": {"floor": 2}} for e in PAYLOAD["entries"]]}  # fmt: skip
+    assert parse_payload(json.dumps(newer)) == parse_payload(json.dumps(PAYLOAD))
+    # ... but not in a signed command, nor in the technician's own file (a typo shows)
+    with pytest.raises(ScheduleError, match="colour"):
+        parse_payload(json.dumps(newer), "set-schedule", strict=True)
+    with pytest.raises(ScheduleError, match="room"):
+        parse_schedule_file(
+            '[[entries]]\nsession_id = "x"\nstart = 2025-03-10T08:00:00\n'
+            'end = 2025-03-10T09:00:00\nroom = "A"\n',
+            HCM,
+        )
 
 
 @pytest.mark.parametrize("raw", [b"{", b"\xff\xfe garbage", b"[1, 2]", b"null", b"42"])

@@ -4,18 +4,29 @@ the docs, and the pure pacing rules (backoff, rate limit, historical flag)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from agent.centre.ingest import parse
+from agent.commands.sender import parse_reply
 from agent.config import BrokerSettings
 from agent.errors import TransportError
+from agent.sim.fleet_site import SimSite
 from agent.transport.link import as_historical
-from agent.transport.mqtt import endpoint, tls_context
+from agent.transport.listener import Received
+from agent.transport.mqtt import Inbound, endpoint, tls_context
 from agent.transport.pacing import TokenBucket, backoff_delay
-from agent.transport.payloads import PAYLOADS, AvailabilityPayload, Envelope
+from agent.transport.payloads import (
+    PAYLOADS,
+    AvailabilityPayload,
+    CommandReplyPayload,
+    Envelope,
+    StatePayload,
+    parse_report,
+)
 from agent.transport.schemas import SCHEMA_DIR, expected_files, stale_files
 from agent.transport.topics import TOPICS, Direction, name_of, topic_for
 
@@ -134,3 +145,84 @@ def test_tls_settings_errors_name_the_field_and_file(tmp_path):
     with pytest.raises(TransportError, match=r"broker\.username"):
         endpoint(BrokerSettings(password="x"), "c")
     assert tls_context(BrokerSettings()) is None
+
+
+# ---- evolving the contract: writers strict, readers lenient ------------------------------
+
+_FUTURE = {"added_later": {"any": ["shape", 1]}}
+
+
+def _reports() -> dict[str, tuple[bytes, list[tuple[str | int, ...]]]]:
+    """One valid report of each kind, with the paths of the nested objects in it."""
+    site = SimSite("s1")
+    reply = CommandReplyPayload(
+        site_id="s1", seq=9, ts=datetime.now(UTC), command_id="c-1", status="succeeded",
+        output={"sessions": 1},
+    )  # fmt: skip
+    return {
+        "availability": (site.availability()[1], []),
+        "meta": (site.meta()[1], [("site",), ("components", 0)]),
+        "state": (site.state()[1], [("outbox",), ("components", "camera")]),
+        "checks": (site.checks()[1], [("results", 0)]),
+        "attendance": (site.attendance("sess-1", 12)[1], []),
+        "command_reply": (reply.to_bytes(), []),
+    }
+
+
+def _with_future_fields(raw: bytes, paths: list[tuple[str | int, ...]]) -> bytes:
+    data = json.loads(raw)
+    data.update(_FUTURE)
+    for path in paths:
+        node = data
+        for step in path:
+            node = node[step]
+        node.update(_FUTURE)
+    return json.dumps(data).encode()
+
+
+def test_every_report_kind_is_covered_here():
+    assert set(_reports()) == set(PAYLOADS)
+
+
+@pytest.mark.parametrize("kind", sorted(PAYLOADS))
+def test_readers_ignore_fields_they_do_not_know_at_every_level(kind):
+    raw, paths = _reports()[kind]
+    newer = _with_future_fields(raw, paths)
+    model = PAYLOADS[kind]
+    with pytest.raises(ValidationError, match="added_later"):  # the writer's model: strict
+        model.model_validate_json(newer)
+    read = parse_report(model, newer)
+    assert read == model.model_validate_json(raw)
+    assert "added_later" not in read.to_bytes().decode()
+
+
+@pytest.mark.parametrize("kind", ["availability", "meta", "state", "checks", "attendance"])
+def test_the_centre_stores_a_report_with_a_field_it_does_not_know(kind):
+    raw, paths = _reports()[kind]
+    message = Received(f"vc/s1/{TOPICS[kind].suffix}", _with_future_fields(raw, paths), False)
+    assert parse("vc", message) == PAYLOADS[kind].model_validate_json(raw)
+
+
+def test_the_command_sender_reads_a_reply_with_a_field_it_does_not_know():
+    raw, _ = _reports()["command_reply"]
+    message = Inbound("vc/s1/cmd/reply", _with_future_fields(raw, []), False, 1)
+    reply = parse_reply(message, "c-1", 0.5)
+    assert reply is not None and (reply.status, reply.output) == ("succeeded", {"sessions": 1})
+
+
+def test_readers_still_refuse_what_is_wrong_and_another_schema_version():
+    raw, _ = _reports()["state"]
+    data = json.loads(raw)
+    with pytest.raises(ValidationError):
+        parse_report(StatePayload, json.dumps({**data, "seq": -1, **_FUTURE}))
+    with pytest.raises(ValidationError):
+        parse_report(StatePayload, json.dumps({**data, "schema": "edge-agent/state/2"}))
+    with pytest.raises(ValidationError):
+        parse_report(StatePayload, json.dumps({k: v for k, v in data.items() if k != "outbox"}))
+
+
+def test_published_schemas_let_readers_take_unknown_properties():
+    for kind in PAYLOADS:
+        text = (SCHEMA_DIR / f"{kind}.json").read_text()
+        assert '"additionalProperties": false' not in text, kind
+        assert '"additionalProperties": true' in text, kind

@@ -5,6 +5,10 @@ Condition, in order: `offline` (availability not online: the will, a clean shutd
 heard), `silent` (online but unheard for `silent_after` x its report interval: a half-open
 link, a hung agent, or a retained state left from an earlier life), then the verdict of the
 latest live state: `ready`, `degraded`, `fault`, or `unknown` before the first check.
+
+A site's report interval is the heartbeat its meta promises (a `state` at least that often,
+in a session too, when routine checks are skipped); an agent whose meta does not say is
+judged by its check interval, capped by the centre's report_interval_s.
 """
 
 from __future__ import annotations
@@ -51,14 +55,15 @@ class SiteRow:
     verdict: str | None = None
     state_ts: float | None = None
     state_retained: bool = False
-    interval_s: float = 60.0
+    interval_s: float = 60.0  # the check interval, capped: used when heartbeat_s is unknown
+    heartbeat_s: float | None = None  # from meta: the agent's promise
     components: dict[str, ComponentRow] = field(default_factory=dict)
     lost: int = 0
     dropped: int = 0
 
 
 def silent_window(site: SiteRow, silent_after: float) -> float:
-    return silent_after * site.interval_s
+    return silent_after * (site.heartbeat_s or site.interval_s)
 
 
 def is_stale(site: SiteRow, now: float, silent_after: float) -> bool:
@@ -98,8 +103,10 @@ def problems(site: SiteRow, cond: Condition, now: float, silent_after: float) ->
         window = silent_window(site, silent_after)
         if is_stale(site, now, silent_after):
             out.append(f"stale retained state from {_when(site.state_ts)}")
+        promise = f"heartbeat every {site.heartbeat_s:g} s, " if site.heartbeat_s else ""
         out.append(
-            f"online but silent for more than {window:.0f} s (last heard {_when(site.last_seen)})"
+            f"online but silent for more than {window:.0f} s "
+            f"({promise}last heard {_when(site.last_seen)})"
         )
     elif cond is Condition.UNKNOWN:
         out.append("no check result yet")

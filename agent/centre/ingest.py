@@ -30,7 +30,7 @@ from agent.centre.settings import CentreSettings
 from agent.centre.store import Event, Incoming, Store
 from agent.transport.listener import Listener, Received
 from agent.transport.mqtt import Endpoint, endpoint
-from agent.transport.payloads import PAYLOADS, Envelope
+from agent.transport.payloads import PAYLOADS, Envelope, parse_report
 from agent.transport.topics import TOPICS, Direction, Scope
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ _BY_SUFFIX = {
 
 
 def parse(prefix: str, message: Received) -> Envelope:
-    """The payload model of a message on `<prefix>/<site_id>/<suffix>`; ValueError if not."""
+    """The payload model of a message on `<prefix>/<site_id>/<suffix>`; ValueError if not.
+    Fields this centre does not know (a newer agent's) are ignored, not refused."""
     head = prefix + "/"
     if not message.topic.startswith(head):
         raise ValueError("outside the prefix")
@@ -67,7 +68,7 @@ def parse(prefix: str, message: Received) -> Envelope:
     kind = _BY_SUFFIX.get(suffix)
     if kind is None:
         raise ValueError(f"not a topic the centre reads: {suffix!r}")
-    payload = PAYLOADS[kind].model_validate_json(message.payload)
+    payload = parse_report(PAYLOADS[kind], message.payload)
     if payload.site_id != site_id:
         raise ValueError(f"payload site_id {payload.site_id!r} on another site's topic")
     _check_int64(payload.model_dump(), kind)

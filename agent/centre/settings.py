@@ -39,8 +39,9 @@ class CentreSettings(FileSettings):
     report_interval_s: float = Field(
         60.0,
         gt=0,
-        description="How often a site is expected to report at least (the agents' "
-        "report.state_heartbeat_s); a site's shorter check_interval_s (from meta) wins.",
+        description="For a site whose meta gives no heartbeat_s (older agents): how often it "
+        "is expected to report at least (the agents' report.state_heartbeat_s); its shorter "
+        "check_interval_s (from meta) wins.",
     )
     silent_after: float = Field(
         3.0, ge=1.0, description="A site online but unheard for this many intervals is silent."

@@ -30,7 +30,7 @@ from agent.transport.payloads import (
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
     site_id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', tier TEXT NOT NULL DEFAULT 'commune',
-    parent TEXT, expected INTEGER, agent_version TEXT, check_interval_s REAL,
+    parent TEXT, expected INTEGER, agent_version TEXT, check_interval_s REAL, heartbeat_s REAL,
     availability TEXT, avail_boot INTEGER, avail_ts REAL, avail_reason TEXT NOT NULL DEFAULT '',
     last_seen REAL, verdict TEXT, state_seq INTEGER, state_ts REAL, state_cause TEXT,
     state_retained INTEGER NOT NULL DEFAULT 0, pending INTEGER,
@@ -65,6 +65,16 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL DEFAULT ''
 );
 """
+# Columns added since a release: a database made before gets them at open.
+_ADDED_COLUMNS = {"sites": {"heartbeat_s": "REAL"}}
+# The interval a site is judged by (fleet.silent_window, in SQL for the periodic scan):
+# the heartbeat its meta promises, else its check interval capped by the centre's default.
+_INTERVAL_SQL = "coalesce(heartbeat_s, min(:d, coalesce(check_interval_s, :d)))"
+_MAYBE_SILENT = (  # built from constants only
+    "SELECT site_id FROM sites WHERE coalesce(condition, '') NOT IN ('silent', 'offline')"  # noqa: S608
+    f" AND (coalesce(last_seen, 0) < :now - :k * {_INTERVAL_SQL}"
+    f"  OR (state_retained AND state_ts < :now - :k * {_INTERVAL_SQL}))"
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,14 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.db.close()
@@ -167,6 +185,7 @@ class Store:
                 expected=p.site.expected_attendance,
                 agent_version=p.agent_version,
                 check_interval_s=p.check_interval_s,
+                heartbeat_s=p.heartbeat_s,
             )
             return
         if not self._new_report(site, p, ts, item.received_at):
@@ -313,11 +332,7 @@ class Store:
         retained state older) for longer than the window, not yet recorded silent or offline.
         A scan in SQL, so the periodic sweep costs little at ten thousand sites."""
         rows = self.db.execute(
-            "SELECT site_id FROM sites WHERE coalesce(condition, '') NOT IN ('silent', 'offline')"
-            " AND (coalesce(last_seen, 0) < :now - :k * min(:d, coalesce(check_interval_s, :d))"
-            "  OR (state_retained AND state_ts < :now - :k * min(:d, coalesce(check_interval_s,"
-            " :d))))",
-            {"now": now, "k": silent_after, "d": default_interval},
+            _MAYBE_SILENT, {"now": now, "k": silent_after, "d": default_interval}
         ).fetchall()
         return {r[0] for r in rows}
 
@@ -386,6 +401,7 @@ class Store:
                     state_ts=r["state_ts"],
                     state_retained=bool(r["state_retained"]),
                     interval_s=interval,
+                    heartbeat_s=r["heartbeat_s"],
                     components=comps.get(r["site_id"], {}),
                     lost=loss.lost,
                     dropped=loss.explained,

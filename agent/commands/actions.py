@@ -82,7 +82,7 @@ class SetScheduleArgs(_Args):
         from agent.schedule import ScheduleError, parse_payload  # noqa: PLC0415
 
         try:
-            parse_payload(json.dumps(value), "set-schedule")
+            parse_payload(json.dumps(value), "set-schedule", strict=True)
         except ScheduleError as exc:
             raise ValueError(exc.message) from None
         except (TypeError, ValueError) as exc:
@@ -224,7 +224,7 @@ def _set_schedule(ctx: ActionContext, args: BaseModel) -> JsonValue:
     from agent.schedule_store import cache_payload  # noqa: PLC0415
 
     assert isinstance(args, SetScheduleArgs)
-    payload = parse_payload(json.dumps(args.schedule), "set-schedule")
+    payload = parse_payload(json.dumps(args.schedule), "set-schedule", strict=True)
     path = ctx.settings.paths.state_dir / SCHEDULE_CACHE
     with _schedule_lock:
         cache_payload(path, payload)

@@ -38,6 +38,7 @@ class SimSite:
     prefix: str = "vc"
     expected: int = 25
     check_interval_s: float = 60.0
+    heartbeat_s: float | None = None  # None: like an agent from before meta carried it
     seq: int = 0
     boot: int = 1
     dropped_checks: int = 0
@@ -82,6 +83,7 @@ class SimSite:
             MetaPayload(
                 site_id=self.site_id, seq=self.seq, boot=self.boot, ts=now,
                 agent_version="sim", protocol="5", check_interval_s=self.check_interval_s,
+                heartbeat_s=self.heartbeat_s,
                 site=SiteInfo(name=f"Site {self.site_id}", tier=self.tier, parent=self.parent,
                               timezone="Asia/Ho_Chi_Minh", expected_attendance=self.expected),
                 components=[ComponentInfo(component=c, enabled=True, required=True)

@@ -2,14 +2,19 @@
 
 Each carries the envelope fields (`schema`, `site_id`, `seq`, `boot`, `ts`, `historical`);
 docs/mqtt.md explains them. The JSON Schema of each model is checked in under `schemas/`
-(`python -m agent.transport.schemas` writes them). Changing a payload in a way an old centre
-cannot read means a new schema version string. Pure: no I/O.
+(`python -m agent.transport.schemas` writes them). Pure: no I/O.
+
+Writers strict, readers lenient (docs/mqtt.md, "Evolving the contract"): the models refuse
+unknown fields, so the agent cannot send a misspelt one; whoever reads a report goes through
+`parse_report`, which ignores fields it does not know, so a newer agent's added field does
+not cost an older centre the report. A change an old reader cannot take (a field removed,
+renamed or retyped) means a new schema version string.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
@@ -36,6 +41,9 @@ class Envelope(_Model):
     """Fields every payload carries, so the centre can order, de-duplicate and spot gaps."""
 
     kind: ClassVar[str] = ""
+    # Fields added within schema version 1: an older writer leaves them out, so the published
+    # schema does not require them (each has a default meaning "not said").
+    added_fields: ClassVar[tuple[str, ...]] = ()
 
     schema_: str = Field(
         alias="schema", description="Payload type and version, e.g. edge-agent/state/1."
@@ -99,6 +107,7 @@ class ComponentInfo(_Model):
 
 class MetaPayload(Envelope):
     kind: ClassVar[str] = "meta"
+    added_fields: ClassVar[tuple[str, ...]] = ("heartbeat_s",)
     schema_: Literal["edge-agent/meta/1"] = _schema_field("meta")
     agent_version: str
     site: SiteInfo
@@ -109,6 +118,14 @@ class MetaPayload(Envelope):
     check_interval_s: float
     hostname: str
     started_at: AwareDatetime
+    heartbeat_s: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="The agent publishes `state` at least this often while connected, in "
+        "a session too (self-tests are skipped then, heartbeats are not); the centre judges "
+        "silence from it. Absent (older agents): judged by check_interval_s.",
+    )
 
 
 class ComponentState(_Model):
@@ -209,6 +226,15 @@ PAYLOADS: dict[str, type[Envelope]] = {
         CommandReplyPayload,
     )
 }
+
+
+_E = TypeVar("_E", bound=Envelope)
+
+
+def parse_report(model: type[_E], data: bytes | str) -> _E:
+    """A report as a reader takes it: JSON, validated, with fields this version does not know
+    ignored (at every level) instead of refusing the report. ValidationError if not valid."""
+    return model.model_validate_json(data, extra="ignore")
 
 
 def state_components(results: list[CheckResult]) -> dict[str, ComponentState]:

@@ -2,6 +2,10 @@
 
 `python -m agent.transport.schemas` rewrites `schemas/*.json`; `--check` exits 1 when the
 checked-in files differ from the models (the test suite does the same).
+
+The files are for readers: unknown properties are allowed (`additionalProperties: true`,
+where the models, used by the writer, refuse them) and fields added within the version are
+not required (docs/mqtt.md, "Evolving the contract").
 """
 
 from __future__ import annotations
@@ -18,9 +22,23 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent.parent / "schemas"
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
+def _open(node: Any) -> None:
+    """Every closed object (`additionalProperties: false`) opened, in place."""
+    if isinstance(node, dict):
+        if node.get("additionalProperties") is False:
+            node["additionalProperties"] = True
+        for value in node.values():
+            _open(value)
+    elif isinstance(node, list):
+        for value in node:
+            _open(value)
+
+
 def schema_of(kind: str) -> dict[str, Any]:
     model = PAYLOADS[kind]
     body = model.model_json_schema(by_alias=True, mode="serialization")
+    _open(body)
+    body["required"] = [n for n in body["required"] if n not in model.added_fields]
     return {"$schema": _DIALECT, "$id": f"{SCHEMA_PREFIX}/{kind}/1", **body}
 
 
