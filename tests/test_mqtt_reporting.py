@@ -169,6 +169,29 @@ def test_acl_refusal_comes_back_as_a_puback_reason(broker_password):
     conn.abort()
 
 
+def test_a_connection_on_a_descriptor_above_1023_still_works(broker):
+    """One process holding many connections (the 100-site benchmark) passes descriptor 1023,
+    the most select() takes; the broker's CONNACK must still be read there."""
+    import os  # noqa: PLC0415
+    import resource  # noqa: PLC0415
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1200), hard))
+    spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
+    try:
+        conn = Connection(broker.endpoint(), Protocol.V5)
+        conn.open(2)
+        assert conn._client.socket().fileno() > 1023
+        events: list = []
+        assert wait_until(lambda: events.extend(conn.pump(0.05)) or events, 5)
+        assert [type(e) for e in events] == [ConnAck] and events[0].ok, events
+        conn.abort()
+    finally:
+        for fd in spare:
+            os.close(fd)
+
+
 def _pubacks(conn: Connection) -> dict:
     acks: dict = {}
     end = time.monotonic() + 2
