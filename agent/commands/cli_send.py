@@ -9,11 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.centre.settings import ENV_KEY, ENV_KEY_ID, ENV_PASSWORD
 from agent.errors import ConfigError
-
-ENV_KEY = "EDGE_AGENT_CENTRE_KEY"
-ENV_KEY_ID = "EDGE_AGENT_CENTRE_KEY_ID"
-ENV_PASSWORD = "EDGE_AGENT_CENTRE_PASSWORD"  # noqa: S105 (a variable name)
 
 
 def _out(text: str) -> None:
