@@ -225,6 +225,32 @@ def test_falls_back_to_mqtt_311_when_the_broker_refuses_v5(broker, centre, run_a
         proxy.stop()
 
 
+def test_the_next_start_uses_the_protocol_that_worked(broker, centre, tmp_path):
+    """No refused MQTT 5 CONNECT (and no boot number spent on it) at every start."""
+    proxy = V311OnlyProxy(broker.port).start()
+    try:
+        config = agent_config(broker, tmp_path / "state")
+        config["broker"]["port"] = proxy.port
+        live = centre(broker, ("vc/s1/availability",))
+        boots = []
+        for _ in range(2):
+            live.clear()
+            agent = InProcessAgent(Settings.model_validate(config)).start()
+            try:
+                assert live.wait_for(_has("availability", status="online"), 10)
+                assert agent.agent.link.status().protocol == "3.1.1"
+                boots.append(_json(live, "availability")[-1]["boot"])
+            finally:
+                agent.stop()
+            if not boots[1:]:
+                refused_by_first_run = proxy.refused_v5
+        assert refused_by_first_run >= 1
+        assert proxy.refused_v5 == refused_by_first_run
+        assert boots[1] == boots[0] + 1
+    finally:
+        proxy.stop()
+
+
 def test_missing_tls_file_is_a_clear_start_up_error(broker, tmp_path, capsys):
     config = agent_config(broker, tmp_path / "state")
     config["broker"]["tls_ca"] = str(tmp_path / "nope-ca.pem")
