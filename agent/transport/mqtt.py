@@ -21,7 +21,7 @@ import ssl
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -30,7 +30,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import BrokerSettings
-from agent.errors import TransportError
+from agent.errors import ProtocolRefused, TransportError
+from agent.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,22 @@ _UNSUPPORTED_PROTOCOL = 0x84  # MQTT 5 CONNACK reason; paho maps 3.1.1's code 1 
 class Protocol(StrEnum):
     V5 = "5"
     V311 = "3.1.1"
+
+
+ProtocolSetting = Protocol | Literal["auto", "5", "3.1.1"]  # broker.protocol, or a version
+
+
+def protocols(setting: str) -> tuple[Protocol, ...]:
+    """The versions to try, in order, for a `broker.protocol` value ("auto": 5, then 3.1.1)."""
+    return (Protocol.V5, Protocol.V311) if setting == "auto" else (Protocol(setting),)
+
+
+def protocol_refused(where: Endpoint, protocol: Protocol, reason: str) -> ProtocolRefused:
+    return ProtocolRefused(
+        _("broker %(where)s does not speak MQTT %(version)s (%(reason)s)")
+        % {"where": f"{where.host}:{where.port}", "version": protocol, "reason": reason},
+        _('set broker.protocol to the version the broker speaks ("auto" tries 5, then 3.1.1)'),
+    )
 
 
 @dataclass(frozen=True)
