@@ -32,7 +32,9 @@ def _out(text: str) -> None:
 # ---- keygen ---------------------------------------------------------------------------------
 
 
-def _keygen(args: argparse.Namespace) -> int:
+def write_key_pair(stem: Path) -> str:
+    """STEM.key (PEM, mode 600) and STEM.pub (base64, as [[commands.keys]] wants it); returns
+    the public key."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
         Ed25519PrivateKey,
     )
@@ -44,19 +46,24 @@ def _keygen(args: argparse.Namespace) -> int:
 
     from agent.commands.envelope import public_key_b64  # noqa: PLC0415
 
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(stem.with_suffix(".key"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    public = public_key_b64(key.public_key())
+    stem.with_suffix(".pub").write_text(public + "\n")
+    return public
+
+
+def _keygen(args: argparse.Namespace) -> int:
     stem = Path(args.out)
     private_path, public_path = stem.with_suffix(".key"), stem.with_suffix(".pub")
     for path in (private_path, public_path):
         if path.exists() and not args.force:
             raise ConfigError(f"{path} exists", "choose another --out, or --force to replace it")
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    public = public_key_b64(key.public_key())
-    public_path.write_text(public + "\n")
+    public = write_key_pair(stem)
     key_id = args.key_id or stem.name
     _out(f"private key: {private_path} (keep it at the centre only; mode 600)")
     _out(f"public key:  {public_path}")
