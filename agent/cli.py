@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from agent import __version__
 from agent.checks.model import ExitCode
 from agent.errors import AgentError
+from agent.i18n import select_language, set_language
 
 # Each module adds its own sub-commands: add_parsers(subparsers) sets `func` on each parser;
 # func(args) returns the exit code.
@@ -24,6 +27,19 @@ _COMMAND_MODULES = (
     "agent.cli_status",
     "agent.cli_attendance",
 )
+_CONFIG_HELP = "settings file (default: $EDGE_AGENT_CONFIG or /etc/edge-agent/agent.toml)"
+# What a shell reports for a process killed by SIGPIPE (128 + 13): `cmd | head` stopped it.
+_EXIT_BROKEN_PIPE = 141
+
+
+def _leaves(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """The parsers that run a command (no sub-commands of their own)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+            yield from _leaves(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,18 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edge-agent", description="Keeps a video-conference site ready."
     )
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="settings file (default: $EDGE_AGENT_CONFIG or /etc/edge-agent/agent.toml)",
-    )
+    parser.add_argument("--config", metavar="FILE", help=_CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMAND_MODULES:
         importlib.import_module(name).add_parsers(sub)
+    # `--config` after the command too (`config check --config F`): people type it there.
+    # SUPPRESS keeps the global value when it is not given after the command.
+    for leaf in _leaves(parser):
+        if "--config" not in leaf._option_string_actions:
+            leaf.add_argument(
+                "--config", metavar="FILE", default=argparse.SUPPRESS, help=_CONFIG_HELP
+            )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _run(argv: Sequence[str] | None) -> int:
+    set_language(select_language(None))
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
@@ -53,3 +73,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.UNKNOWN)
     except KeyboardInterrupt:
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # here, so a closed pipe is seen now and not at interpreter exit
+    except BrokenPipeError:
+        # The reader left (`edge-agent centre status | head`): stop quietly, as a Unix filter
+        # does. stdout goes to /dev/null so the interpreter's last flush cannot fail again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return _EXIT_BROKEN_PIPE
+    return code

@@ -28,7 +28,12 @@ def _up(args: argparse.Namespace) -> int:
         out.write(f"simulated site {site.site_id} is up. In another shell:\n\n")
         for key, value in site.env.items():
             out.write(f"  export {key}={value}\n")
-        out.write(f"  edge-agent --config {site.config_path} check\n\n")
+        out.write(f"  edge-agent --config {site.config_path} check\n")
+        port = f" --port {site.broker_port}" if site.broker_port else ""
+        out.write(
+            f"  edge-agent centre send identify --site {site.site_id} --key {site.command_key}"
+            f"{port}\n\n"
+        )
         out.write("Ctrl-C stops it.\n")
         out.flush()
         try:

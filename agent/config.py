@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from agent.attendance.settings import AttendanceSettings
 from agent.errors import ConfigError
+from agent.i18n import _
 from agent.led import LedSettings
 from agent.schedule import ScheduleSettings
 from agent.transport.topics import publish_topic_problem
@@ -287,6 +288,16 @@ class FileSettings(BaseSettings):
         validate_default=True,
     )
     example_file: ClassVar[str] = "agent.example.toml"
+    # Variables under the prefix that are not settings (read by name elsewhere); a name
+    # ending in "_" stands for every variable it begins. Any other one is a typo.
+    env_not_settings: ClassVar[tuple[str, ...]] = (
+        ENV_CONFIG,
+        "EDGE_AGENT_CENTRE_",  # the centre's own prefix: CentreSettings checks those
+        "EDGE_AGENT_PROFILE_PASSWORD",  # edge-agent profiles test
+        "EDGE_AGENT_SKIP_PACKAGES",  # install.sh
+        "EDGE_AGENT_PYTHON",  # install.sh
+        "EDGE_AGENT_FAULT_",  # the fault tests' replay knobs (tests/faults)
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -396,6 +407,39 @@ def _describe(error: dict[str, Any], path: Path, env_prefix: str = ENV_PREFIX) -
     return f"{origin}: field '{loc}': {error['msg']}{got_text}"
 
 
+def _unknown_variables(model: type[FileSettings], prefix: str) -> list[str]:
+    """pydantic-settings skips a variable naming no field (EDGE_AGENT_LOGLEVEL, or
+    EDGE_AGENT_BROKR__HOST): the setting would silently keep its default. Name each one."""
+    fields = model.model_fields
+    sections = [
+        name
+        for name, field in fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    ]
+    plain = [name for name in fields if name not in sections]
+    skip = model.env_not_settings
+    unknown = []
+    for variable in sorted(os.environ):
+        upper = variable.upper()  # pydantic-settings reads them case-insensitively
+        if not upper.startswith(prefix) or any(
+            upper == name or (name.endswith("_") and upper.startswith(name)) for name in skip
+        ):
+            continue
+        if upper[len(prefix) :].split("__")[0].lower() not in fields:
+            unknown.append(
+                _(
+                    "environment %(variable)s: no such setting "
+                    "(sections: %(sections)s; fields: %(fields)s)"
+                )
+                % {
+                    "variable": variable,
+                    "sections": ", ".join(sections) or "-",
+                    "fields": ", ".join(plain) or "-",
+                }
+            )
+    return unknown
+
+
 def _read_credentials(settings: Settings) -> Settings:
     """Secrets from systemd's $CREDENTIALS_DIRECTORY, when the file did not give them."""
     cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
@@ -415,12 +459,22 @@ def _read_credentials(settings: Settings) -> Settings:
 def load_file_settings(model: type[_S], path: Path) -> _S:
     """Validate `path` (and EDGE_AGENT_* variables) as `model`; raise ConfigError naming
     the file (or variable) and the field. Shared by the agent's and the centre's settings."""
+    prefix = str(model.model_config.get("env_prefix", ENV_PREFIX))
+    unknown = _unknown_variables(model, prefix)
+    if unknown:
+        raise ConfigError(
+            "\n".join(unknown),
+            _(
+                "correct or unset the variable(s); the names are %(prefix)s<FIELD> or "
+                "%(prefix)s<SECTION>__<FIELD>, see %(example)s"
+            )
+            % {"prefix": prefix, "example": model.example_file},
+        )
     data = _read_toml(path, model.example_file)
     token = _config_file.set(data)
     try:
         return model()
     except ValidationError as exc:
-        prefix = str(model.model_config.get("env_prefix", ENV_PREFIX))
         lines = [_describe(dict(e), path, prefix) for e in exc.errors()]
         raise ConfigError(
             "\n".join(lines), f"fix the field(s) named above; see {model.example_file}"

@@ -43,6 +43,10 @@ class TransportError(AgentError):
     """The broker connection or outbox failed."""
 
 
+class ProtocolRefused(TransportError):
+    """The broker does not speak the MQTT version asked for (CONNACK: unsupported version)."""
+
+
 class CommandRejected(AgentError):
     """A remote command was refused; the reason is sent back to the centre."""
 

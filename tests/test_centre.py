@@ -417,3 +417,41 @@ def test_a_database_made_before_heartbeat_s_gets_the_column_and_keeps_its_sites(
     finally:
         store.close()
     Store(path).close()  # opening it again adds nothing twice
+
+
+def test_serve_honours_broker_protocol_and_says_what_needs_mqtt5(broker, tmp_path, publisher):
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from agent.sim.broker import V311OnlyProxy  # noqa: PLC0415
+    from tests.fixtures.broker import ROOT  # noqa: PLC0415
+
+    publisher(*SimSite("c1").birth())
+    proxy = V311OnlyProxy(broker.port).start()
+    config = tmp_path / "centre.toml"
+
+    def serve(**extra: Any) -> subprocess.CompletedProcess[str]:
+        cfg = centre_config(broker, tmp_path, **extra)
+        cfg["broker"]["port"] = proxy.port
+        config.write_text(dump_toml(cfg))
+        return subprocess.run(
+            [sys.executable, "-m", "agent", "centre", "serve", "--config", str(config),
+             "--seconds", "2"],
+            cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+
+    try:
+        shared = serve()  # share_group "centre", protocol auto: the broker speaks only 3.1.1
+        alone = serve(share_group="")
+    finally:
+        proxy.stop()
+    assert shared.returncode == 3, shared.stderr
+    assert "share_group 'centre': shared subscriptions need MQTT 5" in shared.stderr
+    assert 'set share_group = ""' in shared.stderr and "Traceback" not in shared.stderr
+    assert alone.returncode == 0, alone.stderr
+    assert "report(s) stored" in alone.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "agent", "centre", "status", "--config", str(config), "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert json.loads(out.stdout)["total"] == 1

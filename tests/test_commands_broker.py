@@ -5,11 +5,15 @@ and on cmd/reply (MQTT 3.1.1), fleet broadcasts, and the `centre` CLI."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from agent.centre.store import Incoming, Store
 from agent.cli import main
@@ -20,7 +24,7 @@ from agent.sim.fleet_site import SimSite
 from agent.transport.mqtt import Protocol
 from agent.transport.payloads import PAYLOADS
 from tests.commands_kit import KEY_ID, CommandAgent, commands_config, signed
-from tests.fixtures.broker import wait_until
+from tests.fixtures.broker import ROOT, dump_toml, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -311,3 +315,69 @@ def test_centre_send_reads_the_broker_password_from_a_file_never_argv(
     assert "silent" not in capsys.readouterr().out  # refused at CONNECT, never sent
     assert main([*argv, "--password-file", str(tmp_path / "missing")]) == 3
     assert "broker password file" in capsys.readouterr().err
+
+
+def _edge_agent(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("EDGE_AGENT_")},
+    )
+
+
+def test_centre_send_takes_broker_and_key_from_the_centre_settings(
+    broker_password, agents, tmp_path
+):
+    """As `centre serve` does: [broker] (port, user, password), command_key and key_id."""
+    stem = tmp_path / "centre-command"
+    assert main(["centre", "keygen", "--out", str(stem)]) == 0
+    config = commands_config(broker_password, tmp_path / "state", Ed25519PrivateKey.generate())
+    config["commands"]["keys"] = [{"key_id": "desk-1", "path": str(stem.with_suffix(".pub"))}]
+    _online(agents(config))
+    centre_toml = tmp_path / "centre.toml"
+    centre_toml.write_text(
+        dump_toml(
+            {
+                "broker": broker_password.broker_settings("centre"),
+                "db_path": str(tmp_path / "centre.sqlite"),
+                "command_key": str(stem.with_suffix(".key")),
+                "key_id": "desk-1",
+            }
+        )
+    )
+    sent = _edge_agent("centre", "send", "rebirth", "--site", "s1", "--config", str(centre_toml))
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "summary: answered 1/1, succeeded 1" in sent.stdout
+    # An option given on the line still wins over the file.
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-it\n")
+    refused = _edge_agent(
+        "centre", "send", "rebirth", "--site", "s1", "--config", str(centre_toml),
+        "--password-file", str(wrong),
+    )  # fmt: skip
+    assert refused.returncode == 3 and "refused" in refused.stderr, refused.stderr
+
+
+def test_centre_send_speaks_what_the_broker_speaks(broker, key, agents, tmp_path):
+    proxy = V311OnlyProxy(broker.port).start()
+    try:
+        config = commands_config(broker, tmp_path / "state", key)
+        config["broker"]["port"] = proxy.port
+        _online(agents(config))
+        key_file = tmp_path / "centre.key"
+        key_file.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+        argv = ["centre", "send", "rebirth", "--site", "s1", "--key", str(key_file)]
+        argv += ["--key-id", KEY_ID, "--port", str(proxy.port), "--timeout", "10"]
+        auto = _edge_agent(*argv)  # auto is the default, as broker.protocol's
+        assert auto.returncode == 0, auto.stdout + auto.stderr
+        assert "summary: answered 1/1, succeeded 1" in auto.stdout
+        five = _edge_agent(*argv, "--protocol", "5")
+    finally:
+        proxy.stop()
+    assert five.returncode == 3
+    assert f"broker 127.0.0.1:{proxy.port} does not speak MQTT 5" in five.stderr
+    assert "broker.protocol" in five.stderr and "Traceback" not in five.stderr

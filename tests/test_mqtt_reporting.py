@@ -194,6 +194,29 @@ def test_acl_refusal_comes_back_as_a_puback_reason(broker_password):
     conn.abort()
 
 
+def test_a_connection_on_a_descriptor_above_1023_still_works(broker):
+    """One process holding many connections (the 100-site benchmark) passes descriptor 1023,
+    the most select() takes; the broker's CONNACK must still be read there."""
+    import os  # noqa: PLC0415
+    import resource  # noqa: PLC0415
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1200), hard))
+    spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
+    try:
+        conn = Connection(broker.endpoint(), Protocol.V5)
+        conn.open(2)
+        assert conn._client.socket().fileno() > 1023
+        events: list = []
+        assert wait_until(lambda: events.extend(conn.pump(0.05)) or events, 5)
+        assert [type(e) for e in events] == [ConnAck] and events[0].ok, events
+        conn.abort()
+    finally:
+        for fd in spare:
+            os.close(fd)
+
+
 def _pubacks(conn: Connection) -> dict:
     acks: dict = {}
     end = time.monotonic() + 2
@@ -223,6 +246,32 @@ def test_falls_back_to_mqtt_311_when_the_broker_refuses_v5(broker, centre, run_a
         assert live.wait_for(_has("meta", protocol="3.1.1"), 5)
         assert live.wait_for(_has("state", cause="check"), 5)
         assert proxy.refused_v5 >= 1
+    finally:
+        proxy.stop()
+
+
+def test_the_next_start_uses_the_protocol_that_worked(broker, centre, tmp_path):
+    """No refused MQTT 5 CONNECT (and no boot number spent on it) at every start."""
+    proxy = V311OnlyProxy(broker.port).start()
+    try:
+        config = agent_config(broker, tmp_path / "state")
+        config["broker"]["port"] = proxy.port
+        live = centre(broker, ("vc/s1/availability",))
+        boots = []
+        for _ in range(2):
+            live.clear()
+            agent = InProcessAgent(Settings.model_validate(config)).start()
+            try:
+                assert live.wait_for(_has("availability", status="online"), 10)
+                assert agent.agent.link.status().protocol == "3.1.1"
+                boots.append(_json(live, "availability")[-1]["boot"])
+            finally:
+                agent.stop()
+            if not boots[1:]:
+                refused_by_first_run = proxy.refused_v5
+        assert refused_by_first_run >= 1
+        assert proxy.refused_v5 == refused_by_first_run
+        assert boots[1] == boots[0] + 1
     finally:
         proxy.stop()
 

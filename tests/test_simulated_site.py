@@ -104,3 +104,16 @@ def test_table_in_vietnamese(site, capsys):
     assert out.startswith("Thiết bị")
     assert "ptz" in out and "Đạt" in out
     assert "Đánh giá điểm cầu: SẴN SÀNG" in out
+
+
+def test_the_site_trusts_the_centre_key_pair_written_beside_it(site):
+    """`sim up` then `centre send --key <dir>/sim-centre.key`: the site accepts the command."""
+    from agent.commands.cli_send import load_private_key  # noqa: PLC0415
+    from agent.commands.envelope import public_key_b64  # noqa: PLC0415
+
+    [key] = load_settings(site.config_path).commands.keys
+    assert key.key_id == site.command_key.stem  # `centre send`'s default --key-id
+    private = load_private_key(str(site.command_key))
+    assert key.path is not None
+    assert key.path.read_text().strip() == public_key_b64(private.public_key())
+    assert site.command_key.stat().st_mode & 0o777 == 0o600

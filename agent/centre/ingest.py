@@ -28,8 +28,10 @@ from pydantic import ValidationError
 
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Event, Incoming, Store
+from agent.errors import ConfigError
+from agent.i18n import _
 from agent.transport.listener import Listener, Received
-from agent.transport.mqtt import Endpoint, endpoint
+from agent.transport.mqtt import Endpoint, Protocol, endpoint
 from agent.transport.payloads import PAYLOADS, Envelope, parse_report
 from agent.transport.topics import TOPICS, Direction, Scope
 
@@ -129,9 +131,27 @@ class Ingest:
         self._live = _Forwarder(
             self._endpoint(self.client_id),
             live_filters(self.prefix, self.settings.share_group),
+            protocol=self.settings.broker.protocol,
             on_message=self._queue.put,
         )
         self._live.start(timeout=self.settings.broker.connect_timeout_s)
+        if self._live.protocol is Protocol.V311 and self.settings.share_group:
+            self._live.stop()
+            raise ConfigError(
+                _(
+                    "share_group %(group)r: shared subscriptions need MQTT 5, and the centre "
+                    "speaks MQTT 3.1.1 to %(where)s (broker.protocol = %(setting)r)"
+                )
+                % {
+                    "group": self.settings.share_group,
+                    "where": f"{self.settings.broker.host}:{self.settings.broker.port}",
+                    "setting": self.settings.broker.protocol,
+                },
+                _(
+                    'set share_group = "" in the centre settings (one centre process then '
+                    "takes every report), or use a broker that speaks MQTT 5"
+                ),
+            )
         if self.settings.retained_wait_s > 0:
             self._retained_pass()
         return self
@@ -145,8 +165,12 @@ class Ingest:
             if message.retain:
                 self._queue.put(message)
 
+        assert self._live is not None
         snap = _Forwarder(
-            self._endpoint(client_id, 0), retained_filters(self.prefix), on_message=take
+            self._endpoint(client_id, 0),
+            retained_filters(self.prefix),
+            protocol=self._live.protocol,
+            on_message=take,
         )
         snap.start(timeout=self.settings.broker.connect_timeout_s)
         try:

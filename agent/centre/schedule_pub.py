@@ -42,7 +42,9 @@ def schedule_topic(prefix: str, site_id: str | None) -> str:
 def _listener(settings: CentreSettings, topic: str) -> Listener:
     where = endpoint(settings.broker, f"edge-agent-centre-schedule-{os.getpid()}")
     where = dataclasses.replace(where, session_expiry_s=0, clean_start=True)
-    return Listener(where, [topic]).start(timeout=settings.broker.connect_timeout_s)
+    return Listener(where, [topic], protocol=settings.broker.protocol).start(
+        timeout=settings.broker.connect_timeout_s
+    )
 
 
 def fetch(settings: CentreSettings, site_id: str | None, wait_s: float = 1.0) -> SchedulePayload:

@@ -16,6 +16,10 @@ from agent.errors import ConfigError
 
 DEFAULT_CENTRE_CONFIG = Path("/etc/edge-agent/centre.toml")
 ENV_CENTRE_CONFIG = "EDGE_AGENT_CENTRE_CONFIG"
+# `centre send` and `centre keygen` read these by name (they are not settings fields).
+ENV_KEY = "EDGE_AGENT_CENTRE_KEY"
+ENV_KEY_ID = "EDGE_AGENT_CENTRE_KEY_ID"
+ENV_PASSWORD = "EDGE_AGENT_CENTRE_PASSWORD"  # noqa: S105 (a variable name)
 
 
 class CentreSettings(FileSettings):
@@ -30,6 +34,12 @@ class CentreSettings(FileSettings):
         validate_default=True,
     )
     example_file: ClassVar[str] = "centre.example.toml"
+    env_not_settings: ClassVar[tuple[str, ...]] = (
+        ENV_CENTRE_CONFIG,
+        ENV_KEY,
+        ENV_KEY_ID,
+        ENV_PASSWORD,
+    )
 
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     db_path: Path = Field(

@@ -10,11 +10,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError
+from pydantic import ValidationError
 
-ENV_KEY = "EDGE_AGENT_CENTRE_KEY"
-ENV_KEY_ID = "EDGE_AGENT_CENTRE_KEY_ID"
-ENV_PASSWORD = "EDGE_AGENT_CENTRE_PASSWORD"  # noqa: S105 (a variable name)
+from agent.centre.settings import (
+    ENV_CENTRE_CONFIG,
+    ENV_KEY,
+    ENV_KEY_ID,
+    ENV_PASSWORD,
+    CentreSettings,
+    centre_config_path,
+    load_centre_settings,
+)
+from agent.config import BrokerSettings
+from agent.errors import ConfigError
 
 
 def _out(text: str) -> None:
@@ -25,7 +33,9 @@ def _out(text: str) -> None:
 # ---- keygen ---------------------------------------------------------------------------------
 
 
-def _keygen(args: argparse.Namespace) -> int:
+def write_key_pair(stem: Path) -> str:
+    """STEM.key (PEM, mode 600) and STEM.pub (base64, as [[commands.keys]] wants it); returns
+    the public key."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
         Ed25519PrivateKey,
     )
@@ -37,19 +47,24 @@ def _keygen(args: argparse.Namespace) -> int:
 
     from agent.commands.envelope import public_key_b64  # noqa: PLC0415
 
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(stem.with_suffix(".key"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    public = public_key_b64(key.public_key())
+    stem.with_suffix(".pub").write_text(public + "\n")
+    return public
+
+
+def _keygen(args: argparse.Namespace) -> int:
     stem = Path(args.out)
     private_path, public_path = stem.with_suffix(".key"), stem.with_suffix(".pub")
     for path in (private_path, public_path):
         if path.exists() and not args.force:
             raise ConfigError(f"{path} exists", "choose another --out, or --force to replace it")
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    public = public_key_b64(key.public_key())
-    public_path.write_text(public + "\n")
+    public = write_key_pair(stem)
     key_id = args.key_id or stem.name
     _out(f"private key: {private_path} (keep it at the centre only; mode 600)")
     _out(f"public key:  {public_path}")
@@ -88,7 +103,10 @@ def load_private_key(path_text: str | None) -> Any:
 
     path_text = path_text or os.environ.get(ENV_KEY)
     if not path_text:
-        raise ConfigError("no private key", f"pass --key FILE or set {ENV_KEY}")
+        raise ConfigError(
+            "no private key",
+            f"pass --key FILE, set {ENV_KEY}, or set command_key in the centre settings",
+        )
     path = Path(path_text)
     try:
         key = load_pem_private_key(path.read_bytes(), password=None)
@@ -114,24 +132,14 @@ def _password(path_text: str | None) -> str | None:
     return text.splitlines()[0] if text.strip() else None
 
 
-def _stored_sites(args: argparse.Namespace, site_id: str) -> tuple[set[str], Path | None]:
-    """Whether the fleet database of centre.toml knows `site_id`: ({site_id} or {}, its path).
-    No database when there is no centre here (no centre.toml asked for, none at the default
-    place) or it has not stored anything yet."""
-    from agent.centre.settings import (  # noqa: PLC0415
-        ENV_CENTRE_CONFIG,
-        centre_config_path,
-        load_centre_settings,
-    )
+def _stored_sites(settings: CentreSettings | None, site_id: str) -> tuple[set[str], Path | None]:
+    """Whether the centre's fleet database knows `site_id`: ({site_id} or {}, its path).
+    No database when there is no centre here (no centre settings) or it has stored nothing."""
     from agent.centre.store import Store  # noqa: PLC0415
 
-    asked = getattr(args, "config", None) or os.environ.get(ENV_CENTRE_CONFIG)
-    where = centre_config_path(getattr(args, "config", None))
-    if not asked and not where.exists():
+    if settings is None or not settings.db_path.exists():
         return set(), None
-    db_path = load_centre_settings(where).db_path
-    if not db_path.exists():
-        return set(), None
+    db_path = settings.db_path
     try:
         store = Store(db_path)
         try:
@@ -163,14 +171,21 @@ def _refuse_unknown(site_id: str, stored: set[str], db_path: Path | None,
 def _send(args: argparse.Namespace) -> int:
     from agent.commands.actions import ACTIONS  # noqa: PLC0415
     from agent.commands.sender import Reply, Sender  # noqa: PLC0415
-    from agent.config import BrokerSettings  # noqa: PLC0415
-    from agent.transport.mqtt import Protocol, endpoint  # noqa: PLC0415
+    from agent.transport.mqtt import endpoint  # noqa: PLC0415
 
     if args.action not in ACTIONS:
         # The agents would refuse it too; saying so here saves a round trip.
         _out(f"warning: {args.action!r} is not an action this version knows")
-    private = load_private_key(args.key)
-    key_id = args.key_id or os.environ.get(ENV_KEY_ID) or Path(args.key or os.environ[ENV_KEY]).stem
+    settings = _centre_settings(args)
+    file_key = str(settings.command_key) if settings and settings.command_key else None
+    key_path = args.key or os.environ.get(ENV_KEY) or file_key
+    private = load_private_key(key_path)
+    key_id = (
+        args.key_id
+        or os.environ.get(ENV_KEY_ID)
+        or (settings.key_id if settings else "")
+        or Path(str(key_path)).stem
+    )
     cmd_args = dict(parse_arg(a) for a in args.arg)
     target: dict[str, Any]
     stored: set[str] = set()
@@ -178,22 +193,12 @@ def _send(args: argparse.Namespace) -> int:
     if args.site:
         target = {"site": args.site}
         if not args.force:
-            stored, db_path = _stored_sites(args, args.site)
+            stored, db_path = _stored_sites(settings, args.site)
     elif args.tier:
         target = {"tier": args.tier}
     else:
         target = {"all": True}
-    broker = BrokerSettings(
-        host=args.host,
-        port=args.port,
-        prefix=args.prefix,
-        username=args.username,
-        password=_password(args.password_file),
-        tls_ca=args.tls_ca,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-    )
-    protocol = Protocol.V311 if args.protocol == "3.1.1" else Protocol.V5
+    broker = _broker(args, settings)
     where = endpoint(broker, f"edge-agent-centre-send-{os.getpid()}")
 
     def show(reply: Reply) -> None:
@@ -208,7 +213,7 @@ def _send(args: argparse.Namespace) -> int:
         if args.verbose and reply.output is not None:
             _out(json.dumps(reply.output, indent=1, ensure_ascii=False))
 
-    with Sender(where, args.prefix, protocol) as sender:
+    with Sender(where, broker.prefix, broker.protocol) as sender:
         if args.site and not args.force:
             _refuse_unknown(args.site, stored, db_path, sender.sites)
         expected = sender.expected_sites(target)
@@ -225,6 +230,38 @@ def _send(args: argparse.Namespace) -> int:
     )
     everyone_ok = s["expected"] > 0 and s["succeeded"] == s["expected"]
     return 0 if everyone_ok else 1
+
+
+def _centre_settings(args: argparse.Namespace) -> CentreSettings | None:
+    """The centre's settings file, as `centre serve` reads it: given (--config or
+    $EDGE_AGENT_CENTRE_CONFIG) it must load; the default one only if it exists, so that
+    options alone still work on a machine without it."""
+    given = getattr(args, "config", None) or os.environ.get(ENV_CENTRE_CONFIG)
+    path = centre_config_path(getattr(args, "config", None))
+    return load_centre_settings(path) if given or path.exists() else None
+
+
+def _broker(args: argparse.Namespace, settings: CentreSettings | None) -> BrokerSettings:
+    """The file's [broker] (or the defaults), with each option given on the line on top."""
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "prefix": args.prefix,
+        "protocol": args.protocol,
+        "username": args.username,
+        "password": _password(args.password_file),
+        "tls_ca": args.tls_ca,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+    }
+    base = settings.broker if settings is not None else BrokerSettings()
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        return BrokerSettings.model_validate({**base.model_dump(), **given})
+    except ValidationError as exc:
+        raise ConfigError(
+            "; ".join(e["msg"] for e in exc.errors()), "see `edge-agent centre send --help`"
+        ) from None
 
 
 def _describe(target: dict[str, Any]) -> str:
@@ -257,12 +294,24 @@ def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     send.add_argument("--arg", action="append", default=[], metavar="K=V", help="an argument")
     send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for replies")
     send.add_argument("--validity", type=float, default=300.0, help="seconds the command lives")
-    send.add_argument("--key", help=f"centre private key (PEM); or ${ENV_KEY}")
-    send.add_argument("--key-id", help=f"key id the sites know; or ${ENV_KEY_ID}")
-    send.add_argument("--host", default="127.0.0.1")
-    send.add_argument("--port", type=int, default=1883)
-    send.add_argument("--prefix", default="vc")
-    send.add_argument("--protocol", choices=["5", "3.1.1"], default="5")
+    send.add_argument(
+        "--key", help=f"centre private key (PEM); or ${ENV_KEY}, or command_key in --config"
+    )
+    send.add_argument(
+        "--key-id", help=f"key id the sites know; or ${ENV_KEY_ID}, or key_id in --config"
+    )
+    # Unset: the centre settings' [broker] (centre.example.toml), else 127.0.0.1:1883, vc, auto.
+    send.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="centre settings: [broker], command_key, key_id (default: "
+        "$EDGE_AGENT_CENTRE_CONFIG or /etc/edge-agent/centre.toml if it exists)",
+    )
+    send.add_argument("--host")
+    send.add_argument("--port", type=int)
+    send.add_argument("--prefix")
+    send.add_argument("--protocol", choices=["auto", "5", "3.1.1"])
     send.add_argument("--username")
     # No --password: a command line is readable by every user of the machine (ps, /proc).
     send.add_argument(

@@ -18,8 +18,18 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.commands.envelope import sign
-from agent.errors import TransportError
-from agent.transport.mqtt import ConnAck, Connection, Endpoint, Inbound, Protocol, SubAck
+from agent.errors import ProtocolRefused, TransportError
+from agent.transport.mqtt import (
+    ConnAck,
+    Connection,
+    Endpoint,
+    Inbound,
+    Protocol,
+    ProtocolSetting,
+    SubAck,
+    protocol_refused,
+    protocols,
+)
 from agent.transport.topics import topic_for
 
 FINAL = ("succeeded", "failed", "rejected")
@@ -69,10 +79,13 @@ def new_command_id() -> str:
 
 
 class Sender:
-    def __init__(self, where: Endpoint, prefix: str, protocol: Protocol = Protocol.V5) -> None:
+    def __init__(
+        self, where: Endpoint, prefix: str, protocol: ProtocolSetting = Protocol.V5
+    ) -> None:
         self.where = where
         self.prefix = prefix
-        self.protocol = protocol
+        self._order = protocols(protocol)
+        self.protocol = self._order[0]  # after open(): the one the broker took
         self.conn: Connection | None = None
         self.sites: dict[str, str] = {}  # site_id -> tier, from retained meta
         self.sent_at = 0.0
@@ -86,9 +99,17 @@ class Sender:
         self.close()
 
     def open(self, timeout_s: float = 5.0) -> None:
-        conn = Connection(self.where, self.protocol)
-        conn.open(timeout_s)
-        self._wait(conn, ConnAck, timeout_s, "CONNACK")
+        for protocol in self._order:
+            self.protocol = protocol
+            conn = Connection(self.where, protocol)
+            conn.open(timeout_s)
+            try:
+                self._wait(conn, ConnAck, timeout_s, "CONNACK")
+                break
+            except ProtocolRefused:
+                conn.abort()
+                if protocol is self._order[-1]:
+                    raise
         filters = [(f"{self.prefix}/+/cmd/reply/#", 1), (f"{self.prefix}/+/meta", 1)]
         conn.subscribe(filters)
         self._wait(conn, SubAck, timeout_s, "SUBACK")
@@ -101,6 +122,8 @@ class Sender:
         end = time.monotonic() + timeout_s
         while time.monotonic() < end and not conn.closed:
             for event in conn.pump(0.05):
+                if isinstance(event, ConnAck) and event.protocol_refused:
+                    raise protocol_refused(self.where, conn.protocol, event.reason)
                 if isinstance(event, ConnAck) and not event.ok:
                     raise TransportError(f"broker refused the centre: {event.reason}", "")
                 if isinstance(event, kind):

@@ -51,6 +51,9 @@ class _CentreStandIn:
         self._sock.close()
 
 
+SIM_KEY_ID = "sim-centre"
+
+
 class SimulatedSite:
     """Start with start() (or as a context manager); `config_path` is a settings file for
     the agent and `env` what an agent process needs in its environment (the audio server)."""
@@ -76,6 +79,9 @@ class SimulatedSite:
         self.sysfs_root = workdir / "sys"
         self.state_dir = workdir / "state"
         self.config_path = workdir / "agent.toml"
+        # The centre's command key pair: the site trusts the .pub, `centre send --key` signs
+        # with the .key, so the simulated site accepts commands out of the box.
+        self.command_key = workdir / f"{SIM_KEY_ID}.key"
         self.camera: MjpegServer | None = None
         self.pulse: PulseServer | None = None
         self.tone: TonePlayer | None = None
@@ -96,6 +102,10 @@ class SimulatedSite:
         except BaseException:
             self.stop()
             raise
+        if not self.command_key.with_suffix(".pub").exists():
+            from agent.commands.cli_send import write_key_pair  # noqa: PLC0415
+
+            write_key_pair(self.command_key.with_suffix(""))
         self.config_path.write_text(dump_toml(self.settings_document()))
         log.info("simulated site %s up; settings in %s", self.site_id, self.config_path)
         return self
@@ -164,6 +174,9 @@ class SimulatedSite:
                 "samples": 5,
                 "interval_s": 0.02,
                 "targets": [{"name": "centre", "host": "127.0.0.1", "port": centre_port}],
+            },
+            "commands": {
+                "keys": [{"key_id": SIM_KEY_ID, "path": str(self.command_key.with_suffix(".pub"))}]
             },
         }
 

@@ -54,6 +54,7 @@ MessageHandler = Callable[[Inbound], None]
 _IDLE_S = 1.0  # select timeout when idle: keepalive needs a tick, nothing else does
 # A connection that lasted less than this does not reset the backoff: a broker that accepts
 # and then drops us (it does so after an ACL refusal) must not be hammered every second.
+_PROTOCOL_KEY = "mqtt_protocol"  # outbox kv: the protocol of the last CONNACK
 _STABLE_S = 30.0
 # Refused reports are retried on the first connection of a process, then at most this often
 # (each retry costs a dropped connection while the ACL still refuses).
@@ -101,8 +102,7 @@ class Link:
         client_id = settings.broker.client_id or f"edge-agent-{settings.site.site_id}"
         # Bad broker settings (TLS files, password without user) fail here, at start-up.
         self._endpoint: Endpoint = endpoint(settings.broker, client_id)
-        mode = settings.broker.protocol
-        self._protocol = Protocol.V311 if mode == "3.1.1" else Protocol.V5
+        self._protocol = self._first_protocol()
         self._stop = threading.Event()
         self._rebirth = threading.Event()
         self._new_work = threading.Event()
@@ -198,6 +198,7 @@ class Link:
         try:
             ack = self._connect(conn)
             if ack is not None and ack.ok:
+                self._remember_protocol()
                 began = time.monotonic()
                 self._serve(conn, boot, ack)
                 return False, time.monotonic() - began >= _STABLE_S
@@ -229,6 +230,24 @@ class Link:
         self._fail(f"broker {where}: no CONNACK within {self.settings.broker.connect_timeout_s} s")
         conn.abort()
         return None
+
+    def _first_protocol(self) -> Protocol:
+        """`auto` starts with the protocol that last got a CONNACK: a 3.1.1-only broker
+        would otherwise cost a refused MQTT 5 CONNECT (which some brokers log, password
+        included) and a boot number at every start."""
+        mode = self.settings.broker.protocol
+        if mode != "auto":
+            return Protocol(mode)
+        remembered = self.outbox.get_kv(_PROTOCOL_KEY)
+        known = {str(p).encode(): p for p in Protocol}
+        return known.get(remembered or b"", Protocol.V5)
+
+    def _remember_protocol(self) -> None:
+        if self.settings.broker.protocol != "auto":
+            return
+        value = str(self._protocol).encode()
+        if self.outbox.get_kv(_PROTOCOL_KEY) != value:
+            self.outbox.put_kv(_PROTOCOL_KEY, value)
 
     def _maybe_fall_back(self, conn: Connection, ack: ConnAck | None) -> bool:
         """In `auto` mode, try MQTT 3.1.1 when the broker refuses (or drops) an MQTT 5 CONNECT.

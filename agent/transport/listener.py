@@ -13,8 +13,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.errors import TransportError
-from agent.transport.mqtt import Closed, ConnAck, Connection, Endpoint, Inbound, Protocol, SubAck
+from agent.errors import ProtocolRefused, TransportError
+from agent.transport.mqtt import (
+    Closed,
+    ConnAck,
+    Connection,
+    Endpoint,
+    Inbound,
+    Protocol,
+    ProtocolSetting,
+    SubAck,
+    protocol_refused,
+    protocols,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +50,15 @@ class Listener:
         where: Endpoint,
         filters: Sequence[str],
         *,
-        protocol: Protocol = Protocol.V5,
+        protocol: ProtocolSetting = Protocol.V5,
         qos: int = 1,
         on_message: Callable[[Received], None] | None = None,
     ) -> None:
         self.where = where
         self.filters = list(filters)
-        self.protocol = protocol
+        self._order = protocols(protocol)
+        self.protocol = self._order[0]  # after start(): the one the broker took
+        self._refused: ProtocolRefused | None = None
         self.qos = qos
         self._on_message = on_message
         self._messages: list[Received] = []
@@ -60,7 +73,14 @@ class Listener:
         """Start and wait until the subscriptions are granted."""
         self._thread = threading.Thread(target=self._run, name="listener", daemon=True)
         self._thread.start()
-        if not self._subscribed.wait(timeout):
+        end = time.monotonic() + timeout
+        while not self._subscribed.wait(0.02) and self._refused is None:
+            if time.monotonic() >= end:
+                break
+        if self._refused is not None:
+            self.stop()
+            raise self._refused
+        if not self._subscribed.is_set():
             self.stop()
             raise TransportError(
                 f"listener: no SUBACK from {self.where.host}:{self.where.port} in {timeout} s",
@@ -115,6 +135,9 @@ class Listener:
                 conn.publish(topic, payload, qos, retain)
             for event in conn.pump(0.05):
                 if isinstance(event, ConnAck):
+                    if event.protocol_refused:
+                        self._next_protocol(event)
+                        return
                     if not event.ok:
                         log.warning("listener: connection refused: %s", event.reason)
                         return
@@ -131,6 +154,17 @@ class Listener:
             end = time.monotonic() + 1.0
             while not conn.closed and time.monotonic() < end:
                 conn.pump(0.05)
+
+    def _next_protocol(self, ack: ConnAck) -> None:
+        """The broker does not speak this version: the next one in `auto`, else give up
+        (start() says so) rather than ask again every 0.2 s."""
+        later = self._order[self._order.index(self.protocol) + 1 :]
+        if later:
+            log.info("listener: broker refused MQTT %s; trying %s", self.protocol, later[0])
+            self.protocol = later[0]
+        else:
+            self._refused = protocol_refused(self.where, self.protocol, ack.reason)
+            self._stop.set()
 
     def _receive(self, message: Received) -> None:
         with self._cond:

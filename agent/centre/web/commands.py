@@ -23,7 +23,7 @@ from typing import Any
 
 from agent.centre.settings import CentreSettings
 from agent.commands.sender import Reply, Sender, new_command_id, parse_reply
-from agent.transport.mqtt import Endpoint, Inbound, endpoint
+from agent.transport.mqtt import Endpoint, Inbound, ProtocolSetting, endpoint
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,8 @@ class Commander:
             clean_start=True,
         )
         while not self._stop.is_set():
-            sender = _LiveSender(where, self.settings.broker.prefix, self._reply)
+            broker = self.settings.broker
+            sender = _LiveSender(where, broker.prefix, self._reply, broker.protocol)
             try:
                 sender.open(self.settings.broker.connect_timeout_s)
             except Exception as exc:  # any failure: say so, and retry
@@ -289,9 +290,13 @@ class _LiveSender(Sender):
     one command's replies at a time: the page has many commands in flight."""
 
     def __init__(
-        self, where: Endpoint, prefix: str, on_reply: Callable[[dict[str, Any], Reply], None]
+        self,
+        where: Endpoint,
+        prefix: str,
+        on_reply: Callable[[dict[str, Any], Reply], None],
+        protocol: ProtocolSetting,
     ) -> None:
-        super().__init__(where, prefix)
+        super().__init__(where, prefix, protocol)
         self.on_reply = on_reply
 
     def _note(self, message: Inbound) -> None:
