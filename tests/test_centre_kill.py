@@ -18,9 +18,13 @@ from types import ModuleType
 
 import pytest
 
+from agent.centre import ingest as ingest_module
+from agent.centre.ingest import Ingest
+from agent.centre.settings import CentreSettings
 from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import SimSite
-from tests.fixtures.broker import ROOT, dump_toml
+from agent.transport.listener import Listener
+from tests.fixtures.broker import ROOT, dump_toml, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -137,3 +141,47 @@ def test_centre_killed_under_load_loses_no_acknowledged_report(broker: Mosquitto
     finally:
         centre.terminate()
         centre.wait(15)
+
+
+def test_held_up_writer_leaves_the_backlog_at_the_broker_and_bad_reports_are_acked(
+    broker: Mosquitto, tmp_path, monkeypatch
+):
+    """The live subscription's Receive Maximum bounds what the centre holds unacknowledged:
+    with its writer held up, the broker keeps the rest, and delivers it once the writer goes
+    on. A refused report is acknowledged once logged: the next centre does not get it again."""
+    monkeypatch.setattr(ingest_module, "IN_FLIGHT", 50)
+    settings = CentreSettings.model_validate(
+        {
+            "broker": broker.broker_settings("centre"),
+            "db_path": str(tmp_path / "centre.sqlite"),
+            "retained_wait_s": 0.0,
+        }
+    )
+    site = SimSite("b1")
+    reports = [site.checks() for _ in range(300)]  # not retained: nothing comes back on subscribe
+    first = Ingest(settings).start()
+    holder: sqlite3.Connection | None = None
+    with Listener(broker.endpoint(), ["vc/nothing"]) as publisher:
+        try:
+            publisher.publish("vc/b1/state", b"not json", 1, False)
+            assert wait_until(lambda: first.rejected == 1, 5)
+            holder = hold_write_lock(settings.db_path)
+            for topic, payload, retain in reports:
+                publisher.publish(topic, payload, 1, retain)
+            # the writer is stuck with one batch; the queue fills up to the window, no further
+            assert wait_until(lambda: first._queue.qsize() >= 40, 5)
+            time.sleep(0.5)
+            assert first._queue.qsize() <= 50
+            holder.close()
+            holder = None
+            assert wait_until(lambda: len(stored(settings.db_path).get("b1", ())) == 300, 10)
+        finally:
+            if holder is not None:
+                holder.close()
+            first.stop()
+    second = Ingest(settings).start()
+    try:
+        time.sleep(0.5)  # what the broker still held for the session would arrive now
+        assert (second.rejected, second.stored) == (0, 0)
+    finally:
+        second.stop()

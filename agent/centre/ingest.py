@@ -174,11 +174,13 @@ class Ingest:
             snap.stop()
 
     def stop(self) -> None:
+        # The writer first, while the live connection can still send its acknowledgements:
+        # what arrives meanwhile stays unacknowledged, and the broker keeps it for next time.
         self._stop.set()
-        if self._live is not None:
-            self._live.stop()
         self._queue.put(None)
         self._writer.join(10)
+        if self._live is not None:
+            self._live.stop()
         self.store.close()
 
     def wait(self, stop: threading.Event) -> None:

@@ -151,12 +151,9 @@ class Listener:
         while not conn.closed and not self._stop.is_set():
             with self._cond:
                 outgoing, self._outgoing = self._outgoing, []
-                acks, self._acks = self._acks, []
             for topic, payload, qos, retain in outgoing:
                 conn.publish(topic, payload, qos, retain)
-            for receipt in acks:
-                if receipt.connection == number:
-                    conn.ack(receipt.mid, receipt.qos)
+            self._send_acks(conn, number)
             for event in conn.pump(0.05, self._wake[0] if self._wake else None):
                 if isinstance(event, ConnAck):
                     if not event.ok:
@@ -179,10 +176,18 @@ class Listener:
                 elif isinstance(event, Closed):
                     log.debug("listener: closed: %s", event.reason)
         if self._stop.is_set() and not conn.closed:
+            self._send_acks(conn, number)  # before DISCONNECT: else sent again next time
             conn.disconnect()
             end = time.monotonic() + 1.0
             while not conn.closed and time.monotonic() < end:
                 conn.pump(0.05)
+
+    def _send_acks(self, conn: Connection, number: int) -> None:
+        with self._cond:
+            acks, self._acks = self._acks, []
+        for receipt in acks:
+            if receipt.connection == number:
+                conn.ack(receipt.mid, receipt.qos)
 
     def _receive(self, message: Received) -> None:
         with self._cond:
