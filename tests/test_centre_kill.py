@@ -1,13 +1,15 @@
-"""The centre (`edge-agent centre serve`, a real subprocess) killed with -9 again and again
-while 40 sites publish ~1,600 reports/s through a real mosquitto: at the end every report the
-broker acknowledged to a site (the agent then deletes it from its outbox) is in the centre's
-database, even when another process's lock held the centre's writer up as it died. The centre
-acknowledges a message only once it is committed, and its persistent session makes the broker
-keep and redeliver whatever was not acknowledged yet."""
+"""A report the broker acknowledged to a site (the agent then deletes it from its outbox) is
+the centre's to keep. The centre (`edge-agent centre serve`, a real subprocess) is killed with
+-9 again and again while 40 sites publish ~1,600 reports/s through a real mosquitto, each time
+while another process's lock holds its writer up: at the end every acknowledged report is in
+its database. Also: a held-up writer leaves the backlog at the broker (Receive Maximum), a
+refused report is acknowledged once logged, and a full disk keeps reports unacknowledged until
+they can be stored."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import sqlite3
 import subprocess
@@ -24,6 +26,7 @@ from agent.centre.settings import CentreSettings
 from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import SimSite
 from agent.transport.listener import Listener
+from tests.faults.test_disk_full_faults import _mount_tmpfs as mount_tmpfs
 from tests.fixtures.broker import ROOT, dump_toml, wait_until
 
 pytestmark = pytest.mark.broker
@@ -185,3 +188,40 @@ def test_held_up_writer_leaves_the_backlog_at_the_broker_and_bad_reports_are_ack
         assert (second.rejected, second.stored) == (0, 0)
     finally:
         second.stop()
+
+
+def test_full_disk_keeps_reports_unacknowledged_until_they_can_be_stored(
+    broker: Mosquitto, tmp_path, caplog
+):
+    """The database's disk fills up (a real 2 MB tmpfs): the centre logs it, keeps the batch
+    and does not acknowledge it; once space returns every report is stored, none refused."""
+    where = tmp_path / "db"
+    why_not = mount_tmpfs(where)
+    if why_not is not None:
+        pytest.skip(why_not)
+    settings = CentreSettings.model_validate(
+        {
+            "broker": broker.broker_settings("centre"),
+            "db_path": str(where / "centre.sqlite"),
+            "retained_wait_s": 0.0,
+        }
+    )
+    site = SimSite("f1")
+    centre = Ingest(settings).start()
+    filler = where / "filler"
+    try:
+        with Listener(broker.endpoint(), ["vc/nothing"]) as publisher:
+            publisher.publish(*site.checks()[:2], 1, False)
+            assert wait_until(lambda: centre.stored == 1, 5)
+            with filler.open("wb") as out, contextlib.suppress(OSError):
+                while out.write(b"\0" * 65536):
+                    out.flush()
+            for _ in range(100):
+                publisher.publish(*site.checks()[:2], 1, False)
+            assert wait_until(lambda: "cannot store" in caplog.text, 10), caplog.text
+            filler.unlink()
+            assert wait_until(lambda: len(stored(settings.db_path).get("f1", ())) == 101, 10)
+        assert (centre.rejected, centre.stored) == (0, 101)
+    finally:
+        centre.stop()
+        subprocess.run(["umount", "-l", str(where)], check=False)
