@@ -87,6 +87,8 @@ class SiteClient:
         self.unacked: set[int] = set()
         self.sent: list[int] = []  # seqs of queued reports (state, checks, attendance)
         self.acked = 0
+        self.seq_in_flight: dict[int, int] = {}  # mid -> seq of a queued report
+        self.acked_seqs: list[int] = []  # what an agent would delete from its outbox
         self.writer: asyncio.StreamWriter | None = None
         self.reader_task: asyncio.Task[None] | None = None
 
@@ -117,6 +119,10 @@ class SiteClient:
                     if mid in self.unacked:
                         self.unacked.discard(mid)
                         self.acked += 1
+                        seq = self.seq_in_flight.pop(mid, None)
+                        refused = len(body) > 2 and body[2] >= 0x80
+                        if seq is not None and not refused:
+                            self.acked_seqs.append(seq)
         except (asyncio.IncompleteReadError, ConnectionError):
             return
 
@@ -132,6 +138,7 @@ class SiteClient:
         self.unacked.add(self.mid)
         if queued:
             self.sent.append(self.site.seq)
+            self.seq_in_flight[self.mid] = self.site.seq
         self.writer.write(publish_packet(self.mid, message))
 
     def ping(self) -> None:
@@ -236,7 +243,8 @@ def stored_count(db: Path) -> int:
 def latencies_and_loss(
     db: Path, clients: list[SiteClient], wall0: float, wall1: float
 ) -> tuple[list[float], int]:
-    """Publish -> stored latencies (ms) of reports made in the window; seqs never stored."""
+    """Publish -> stored latencies (ms) of reports made in the window; seqs the broker
+    acknowledged (an agent deletes them from its outbox) and the centre never stored."""
     with sqlite3.connect(db, timeout=30) as con:
         lat = [
             (stored - ts) * 1000
@@ -247,7 +255,7 @@ def latencies_and_loss(
         have: dict[str, set[int]] = {}
         for sid, seq in con.execute("SELECT site_id, seq FROM reports"):
             have.setdefault(sid, set()).add(seq)
-    lost = sum(len(set(c.sent) - have.get(c.site.site_id, set())) for c in clients)
+    lost = sum(len(set(c.acked_seqs) - have.get(c.site.site_id, set())) for c in clients)
     return lat, lost
 
 

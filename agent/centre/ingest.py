@@ -11,6 +11,14 @@ agent/transport/mqtt.py):
 
 Messages go through a queue to one writer thread that stores them in batches (one
 transaction each), then records condition changes (offline, silent, verdicts) as events.
+
+A live message is acknowledged to the broker only after its batch is committed (or after it
+was refused and logged as a bad report): the broker keeps everything else in the centre's
+session and sends it again after a restart, so a centre killed with reports in memory loses
+none (the store's (site_id, seq) key drops the copies it had already committed). The
+subscription's Receive Maximum bounds the unacknowledged messages, and so the queue: a writer
+held up (another process's lock, a slow disk) makes the broker hold the backlog instead of the
+centre's memory growing.
 """
 
 from __future__ import annotations
@@ -40,6 +48,10 @@ log = logging.getLogger(__name__)
 INGESTED = ("availability", "meta", "state", "checks", "attendance")
 RETAINED = tuple(n for n in INGESTED if TOPICS[n].retained)
 _BATCH = 2000
+# Receive Maximum of the live subscription: reports received and not yet committed. A few
+# batches' worth, so that acknowledging after the commit never starves the writer.
+IN_FLIGHT = 4000
+_RETRY_S = 1.0
 _SWEEP_S = 1.0
 _PRUNE_S = 3600.0
 
@@ -111,6 +123,10 @@ class Ingest:
         base = settings.broker.client_id or f"edge-agent-centre-{socket.gethostname()}"
         self.client_id = base + (f"-{instance}" if instance else "")
         self.store = Store(settings.db_path)
+        # Bounded by the live subscription's Receive Maximum (IN_FLIGHT), not here: blocking
+        # the listener's thread on a full queue would also stop its keepalives and the
+        # acknowledgements that free the queue. The one-off retained pass adds one message per
+        # retained topic and site at start.
         self._queue: queue.SimpleQueue[Received | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write, name="centre-writer", daemon=True)
@@ -129,10 +145,11 @@ class Ingest:
         self._writer.start()
         # Live first, so nothing published during the retained pass is missed.
         self._live = _Forwarder(
-            self._endpoint(self.client_id),
+            dataclasses.replace(self._endpoint(self.client_id), receive_maximum=IN_FLIGHT),
             live_filters(self.prefix, self.settings.share_group),
             protocol=self.settings.broker.protocol,
             on_message=self._queue.put,
+            manual_ack=True,
         )
         self._live.start(timeout=self.settings.broker.connect_timeout_s)
         if self._live.protocol is Protocol.V311 and self.settings.share_group:
@@ -182,10 +199,13 @@ class Ingest:
             snap.stop()
 
     def stop(self) -> None:
-        if self._live is not None:
-            self._live.stop()
+        # The writer first, while the live connection can still send its acknowledgements:
+        # what arrives meanwhile stays unacknowledged, and the broker keeps it for next time.
+        self._stop.set()
         self._queue.put(None)
         self._writer.join(10)
+        if self._live is not None:
+            self._live.stop()
         self.store.close()
 
     def wait(self, stop: threading.Event) -> None:
@@ -238,27 +258,57 @@ class Ingest:
                 log.warning("centre: %s: rejected: %s", message.topic, str(exc).splitlines()[0])
                 continue
             items.append(Incoming(payload, message.retain, now))
-        touched: set[str] = set()
-        try:
-            touched = self.store.apply_batch(items)
-            self.stored += len(items)
-        except (sqlite3.Error, ValueError, TypeError):
-            # One bad report must not cost the batch, nor stop the centre: store one by one.
-            log.exception("centre: storing a batch of %d failed; storing one by one", len(items))
-            for item in items:
-                try:
-                    touched |= self.store.apply_batch([item])
-                    self.stored += 1
-                except (sqlite3.Error, ValueError, TypeError) as exc:
-                    self.rejected += 1
-                    log.error(
-                        "centre: %s seq %d: not stored: %s",
-                        item.payload.site_id,
-                        item.payload.seq,
-                        exc,
-                    )
+        touched = self._commit(items)
+        if touched is None:
+            return  # stopping with the database unwritable: the broker keeps them
+        # Committed, or refused and logged: only now may the broker forget them.
+        if self._live is not None:
+            self._live.ack(m.receipt for m in batch if m.receipt is not None)
         # Right after the batch, so a change that lasts less than a sweep is still recorded.
         self._sweep(touched)
+
+    def _commit(self, items: list[Incoming]) -> set[str] | None:
+        """Store the items; the site ids touched, or None if the database refused them until
+        the centre stopped."""
+        while True:
+            try:
+                touched = self.store.apply_batch(items)
+                self.stored += len(items)
+                return touched
+            except sqlite3.OperationalError as exc:
+                # The database's trouble (locked past the timeout, disk full, I/O error), not
+                # the reports': keep them unacknowledged and try again.
+                log.error(
+                    "centre: cannot store %d report(s): %s; retrying in %g s (%s)",
+                    len(items),
+                    exc,
+                    _RETRY_S,
+                    "check the disk and who else holds the database",
+                )
+                if self._stop.wait(_RETRY_S):
+                    return None
+            except (sqlite3.Error, ValueError, TypeError):
+                # One bad report must not cost the batch, nor stop the centre.
+                log.exception(
+                    "centre: storing a batch of %d failed; storing one by one", len(items)
+                )
+                return self._one_by_one(items)
+
+    def _one_by_one(self, items: list[Incoming]) -> set[str]:
+        touched: set[str] = set()
+        for item in items:
+            try:
+                touched |= self.store.apply_batch([item])
+                self.stored += 1
+            except (sqlite3.Error, ValueError, TypeError) as exc:
+                self.rejected += 1
+                log.error(
+                    "centre: %s seq %d: not stored: %s",
+                    item.payload.site_id,
+                    item.payload.seq,
+                    exc,
+                )
+        return touched
 
     def _sweep(self, site_ids: set[str] | None = None) -> None:
         if site_ids is not None and not site_ids:

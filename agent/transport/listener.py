@@ -1,15 +1,23 @@
 """A subscriber on the centre's side: what the demo prints, what tests assert on, and the
 seed of the centre (fleet issue). Runs its own thread around one `Connection` at a time and
 reconnects with a persistent session, so a broker restart loses nothing addressed to it.
+
+With `manual_ack`, a QoS 1 message is acknowledged only when its consumer says so (`ack()`,
+from any thread, e.g. after a database commit): until then the broker keeps it in the session
+and sends it again after a reconnect, so a consumer killed with a message in memory loses
+nothing. The acknowledgement itself is sent by the listener's thread (paho is not
+thread-safe), woken through a socket pair.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +39,21 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """What `Listener.ack` needs: the message's mid on the connection that brought it."""
+
+    connection: int
+    mid: int
+    qos: int
+
+
+@dataclass(frozen=True)
 class Received:
     topic: str
     payload: bytes
     retain: bool
     at: float = field(default_factory=time.monotonic)
+    receipt: Receipt | None = field(default=None, compare=False)  # with manual_ack only
 
     def json(self) -> dict[str, Any]:
         data = json.loads(self.payload)
@@ -53,6 +71,7 @@ class Listener:
         protocol: ProtocolSetting = Protocol.V5,
         qos: int = 1,
         on_message: Callable[[Received], None] | None = None,
+        manual_ack: bool = False,
     ) -> None:
         self.where = where
         self.filters = list(filters)
@@ -68,6 +87,13 @@ class Listener:
         self._outgoing: list[tuple[str, bytes, int, bool]] = []
         self._thread: threading.Thread | None = None
         self.connects = 0
+        self.manual_ack = manual_ack
+        self._acks: list[Receipt] = []
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        if manual_ack:
+            self._wake = socket.socketpair()
+            for end in self._wake:
+                end.setblocking(False)
 
     def start(self, timeout: float = 5.0) -> Listener:
         """Start and wait until the subscriptions are granted."""
@@ -92,6 +118,9 @@ class Listener:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        if self._wake is not None and (self._thread is None or not self._thread.is_alive()):
+            for end in self._wake:
+                end.close()
 
     def __enter__(self) -> Listener:
         return self.start()
@@ -102,6 +131,15 @@ class Listener:
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         with self._cond:
             self._outgoing.append((topic, payload, qos, retain))
+
+    def ack(self, receipts: Iterable[Receipt]) -> None:
+        """Acknowledge these messages (thread-safe). Those of an earlier connection are
+        skipped: the broker sends them again on the new one, to be acknowledged there."""
+        with self._cond:
+            self._acks.extend(receipts)
+        if self._wake is not None:
+            with contextlib.suppress(OSError):  # full: a wake is pending anyway; closed: stopped
+                self._wake[1].send(b"\0")
 
     def messages(self, topic: str | None = None) -> list[Received]:
         with self._cond:
@@ -117,23 +155,26 @@ class Listener:
             return self._cond.wait_for(lambda: predicate(self._messages), timeout)
 
     def _run(self) -> None:
+        number = 0
         while not self._stop.is_set():
-            conn = Connection(self.where, self.protocol)
+            number += 1
+            conn = Connection(self.where, self.protocol, manual_ack=self.manual_ack)
             try:
                 conn.open(5.0)
-                self._serve(conn)
+                self._serve(conn, number)
             except TransportError as exc:
                 log.debug("listener: %s", exc)
             if not self._stop.is_set():
                 self._stop.wait(0.2)
 
-    def _serve(self, conn: Connection) -> None:
+    def _serve(self, conn: Connection, number: int) -> None:
         while not conn.closed and not self._stop.is_set():
             with self._cond:
                 outgoing, self._outgoing = self._outgoing, []
             for topic, payload, qos, retain in outgoing:
                 conn.publish(topic, payload, qos, retain)
-            for event in conn.pump(0.05):
+            self._send_acks(conn, number)
+            for event in conn.pump(0.05, self._wake[0] if self._wake else None):
                 if isinstance(event, ConnAck):
                     if event.protocol_refused:
                         self._next_protocol(event)
@@ -146,10 +187,19 @@ class Listener:
                 elif isinstance(event, SubAck):
                     self._subscribed.set()
                 elif isinstance(event, Inbound):
-                    self._receive(Received(event.topic, event.payload, event.retain))
+                    receipt = Receipt(number, event.mid, event.qos)
+                    self._receive(
+                        Received(
+                            event.topic,
+                            event.payload,
+                            event.retain,
+                            receipt=receipt if self.manual_ack else None,
+                        )
+                    )
                 elif isinstance(event, Closed):
                     log.debug("listener: closed: %s", event.reason)
         if self._stop.is_set() and not conn.closed:
+            self._send_acks(conn, number)  # before DISCONNECT: else sent again next time
             conn.disconnect()
             end = time.monotonic() + 1.0
             while not conn.closed and time.monotonic() < end:
@@ -165,6 +215,13 @@ class Listener:
         else:
             self._refused = protocol_refused(self.where, self.protocol, ack.reason)
             self._stop.set()
+
+    def _send_acks(self, conn: Connection, number: int) -> None:
+        with self._cond:
+            acks, self._acks = self._acks, []
+        for receipt in acks:
+            if receipt.connection == number:
+                conn.ack(receipt.mid, receipt.qos)
 
     def _receive(self, message: Received) -> None:
         with self._cond:

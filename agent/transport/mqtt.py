@@ -111,6 +111,9 @@ class Endpoint:
     tls: ssl.SSLContext | None = None
     session_expiry_s: int = 0
     clean_start: bool = False
+    # MQTT 5 Receive Maximum: at most this many QoS 1 messages unacknowledged towards us; the
+    # broker holds the rest. None: not sent (the broker's 65,535).
+    receive_maximum: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ class Inbound:
     qos: int
     response_topic: str | None = None
     correlation: bytes | None = None
+    mid: int = 0  # for `Connection.ack` when the connection acknowledges manually
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,8 @@ class Connection:
         protocol: Protocol,
         will: Will | None = None,
         max_inflight: int = 20,
+        *,
+        manual_ack: bool = False,
     ) -> None:
         self.where = where
         self.protocol = protocol
@@ -256,6 +262,7 @@ class Connection:
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
             clean_session=None if v5 else where.clean_start,
             reconnect_on_failure=False,
+            manual_ack=manual_ack,
         )
         client.max_inflight_messages_set(max_inflight)
         client.max_queued_messages_set(0)
@@ -309,6 +316,7 @@ class Connection:
                 qos=msg.qos,
                 response_topic=getattr(props, "ResponseTopic", None),
                 correlation=getattr(props, "CorrelationData", None),
+                mid=msg.mid,
             )
         )
 
@@ -330,6 +338,8 @@ class Connection:
         if self.protocol is Protocol.V5:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = self.where.session_expiry_s
+            if self.where.receive_maximum is not None:
+                properties.ReceiveMaximum = self.where.receive_maximum
             # 3.1.1 takes clean_session in the constructor instead, and refuses these.
             v5 = {"clean_start": self.where.clean_start, "properties": properties}
         self._client.connect_timeout = timeout_s
@@ -450,6 +460,14 @@ class Connection:
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._mark_closed(_reason_text(rc))
         return int(mid) if mid is not None else None
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge an `Inbound` (a connection made with `manual_ack`): the broker forgets
+        it. Only for this connection's own mids: after a reconnect they mean other messages."""
+        if qos > 0 and not self._closed:
+            rc = self._client.ack(mid, qos)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._mark_closed(_reason_text(rc))
 
     def disconnect(self) -> None:
         """Clean DISCONNECT (the broker discards the will); `pump()` until `closed`."""
