@@ -165,7 +165,6 @@ console.log(JSON.stringify(out));
 """
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed (evaluates the rule)")
 def test_polkit_rule_lets_only_the_agent_start_only_the_reboot_unit(tmp_path: Path) -> None:
     manage = "org.freedesktop.systemd1.manage-units"
     cases = [
