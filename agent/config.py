@@ -28,11 +28,11 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.attendance.settings import AttendanceSettings
+from agent.contract.topics import publish_topic_problem
 from agent.errors import ConfigError
 from agent.i18n import _
-from agent.led import LedSettings
-from agent.schedule import ScheduleSettings
-from agent.transport.topics import publish_topic_problem
+from agent.led.patterns import LedSettings
+from agent.schedule.model import ScheduleSettings
 
 DEFAULT_CONFIG = Path("/etc/edge-agent/agent.toml")
 ENV_PREFIX = "EDGE_AGENT_"

@@ -30,11 +30,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.commands.envelope import public_key_b64
 from agent.commands.sender import Outcome, Sender
 from agent.config import Settings
-from agent.daemon import Agent
-from agent.selftest import run_selftest
+from agent.contract.envelope import public_key_b64
+from agent.runtime.daemon import Agent
+from agent.selftest.suite import run_selftest
 from agent.sim.broker import Mosquitto, network_only_settings
 
 KEY_ID = "bench"

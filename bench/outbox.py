@@ -21,12 +21,12 @@ from pathlib import Path
 
 from agent.checks.model import CheckResult, Status, Verdict
 from agent.config import ReportSettings, Settings
+from agent.contract.payloads import ChecksPayload, MetaPayload, utc_now
 from agent.sim.broker import Mosquitto
 from agent.transport.link import Link
 from agent.transport.listener import Listener
 from agent.transport.mqtt import Protocol
 from agent.transport.outbox import Outbox
-from agent.transport.payloads import ChecksPayload, MetaPayload, utc_now
 
 
 def sample_report() -> ChecksPayload:
@@ -69,7 +69,7 @@ def settings_for(broker: Mosquitto, state_dir: Path, rate: float) -> Settings:
 
 
 def birth(_cause: str, protocol: Protocol) -> MetaPayload:
-    from agent.site_reports import meta_payload  # noqa: PLC0415
+    from agent.runtime.reports import meta_payload  # noqa: PLC0415
 
     return meta_payload(BENCH_SETTINGS[0], protocol, utc_now())
 

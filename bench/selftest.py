@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from agent.config import load_settings
-from agent.selftest import run_selftest
+from agent.selftest.suite import run_selftest
 from agent.sim.site import SimulatedSite
 
 

@@ -53,8 +53,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.commands.envelope import public_key_b64
 from agent.commands.sender import Sender
+from agent.contract.envelope import public_key_b64
 from agent.errors import TransportError
 from agent.sim.broker import Mosquitto
 from agent.sim.hotplug import RestartableAudio, SwitchableSerial

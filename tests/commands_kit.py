@@ -11,9 +11,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.commands.envelope import public_key_b64, sign
 from agent.config import Settings
-from agent.daemon import Agent
+from agent.contract.envelope import public_key_b64, sign
+from agent.runtime.daemon import Agent
 from agent.sim.broker import Mosquitto
 from tests.fixtures.broker import agent_config
 

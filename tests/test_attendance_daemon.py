@@ -11,7 +11,7 @@ import pytest
 
 from agent.commands.actions import ActionFailed
 from agent.config import Settings
-from agent.daemon import Agent
+from agent.runtime.daemon import Agent
 from agent.sim.crowd import Room, RoomSpec, make_room_clip
 from agent.sim.video import MjpegServer
 from agent.transport.listener import Listener

@@ -18,7 +18,7 @@ from agent.centre.ingest import Ingest
 from agent.centre.settings import CentreSettings
 from agent.checks.model import Status
 from agent.cli import main
-from agent.schedule import parse_payload
+from agent.schedule.model import parse_payload
 from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import Message, SimSite
 from agent.transport.listener import Listener
@@ -363,7 +363,7 @@ def test_stale_retained_state_and_garbage_on_the_wire(
 ):
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
 
-    from agent.transport.payloads import StatePayload  # noqa: PLC0415
+    from agent.contract.payloads import StatePayload  # noqa: PLC0415
 
     site = SimSite("c1")
     topic, body, _ = site.state("birth")
@@ -390,7 +390,7 @@ def test_stale_retained_state_and_garbage_on_the_wire(
 
 def test_a_database_made_before_heartbeat_s_gets_the_column_and_keeps_its_sites(tmp_path):
     from agent.centre.store import Incoming, Store  # noqa: PLC0415
-    from agent.transport.payloads import MetaPayload  # noqa: PLC0415
+    from agent.contract.payloads import MetaPayload  # noqa: PLC0415
 
     path = tmp_path / "centre.sqlite"
     db = sqlite3.connect(path)

@@ -13,7 +13,7 @@ from agent.centre.schedule_pub import schedule_topic, with_session, without_sess
 from agent.centre.settings import CentreSettings
 from agent.centre.store import AttendanceRow
 from agent.config import load_file_settings
-from agent.schedule import SchedulePayload, Session
+from agent.schedule.model import SchedulePayload, Session
 
 NOW = 1_800_000_000.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,7 +211,7 @@ def test_store_keeps_each_components_newest_metrics_across_a_reopen(tmp_path):
 
     from agent.centre.store import Incoming, Store  # noqa: PLC0415
     from agent.checks.model import CheckResult, Status, Verdict  # noqa: PLC0415
-    from agent.transport.payloads import ChecksPayload  # noqa: PLC0415
+    from agent.contract.payloads import ChecksPayload  # noqa: PLC0415
 
     t0 = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 

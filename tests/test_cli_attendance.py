@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from agent import cli_attendance
+from agent.cli import attendance as cli_attendance
 from agent.errors import AgentError
 from agent.sim.crowd import Room, RoomSpec, make_room_clip, no_face_image
 from agent.sim.video import make_clip

@@ -11,13 +11,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.commands.actions import SCHEDULE_CACHE, ActionContext, identify_with_led
-from agent.commands.envelope import Command, public_key_b64
 from agent.commands.service import CommandService
 from agent.config import Settings
-from agent.schedule import parse_payload
+from agent.contract.envelope import Command, public_key_b64
+from agent.contract.payloads import CommandReplyPayload
+from agent.schedule.model import parse_payload
 from agent.sim.sysfs import LedView, led_view, led_write
 from agent.transport.outbox import Outbox
-from agent.transport.payloads import CommandReplyPayload
 from tests.commands_kit import KEY_ID, signed
 
 KEY = Ed25519PrivateKey.generate()

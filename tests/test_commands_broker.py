@@ -19,10 +19,10 @@ from agent.centre.store import Incoming, Store
 from agent.cli import main
 from agent.commands.sender import Outcome, Sender
 from agent.commands.store import AUDIT_NAME, AuditLog
+from agent.contract.payloads import PAYLOADS
 from agent.sim.broker import _CENTRE_PASSWORD, V311OnlyProxy
 from agent.sim.fleet_site import SimSite
 from agent.transport.mqtt import Protocol
-from agent.transport.payloads import PAYLOADS
 from tests.commands_kit import KEY_ID, CommandAgent, commands_config, signed
 from tests.fixtures.broker import ROOT, dump_toml, wait_until
 

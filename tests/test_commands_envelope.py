@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.commands.actions import ActionContext
-from agent.commands.envelope import Command, Reason, Rejection, public_key_b64
 from agent.commands.service import CommandService, Route
 from agent.commands.store import DB_NAME
 from agent.config import Settings
+from agent.contract.envelope import Command, Reason, Rejection, public_key_b64
+from agent.contract.payloads import CommandReplyPayload
 from agent.transport.outbox import Outbox
-from agent.transport.payloads import CommandReplyPayload
 from tests.commands_kit import KEY_ID, RecordingRunner, signed
 
 KEY = Ed25519PrivateKey.generate()

@@ -9,7 +9,7 @@ import pytest
 
 from agent.cli import main
 from agent.config import Settings
-from agent.daemon import Agent
+from agent.runtime.daemon import Agent
 from agent.sim.sysfs import led_view, led_write
 from agent.transport.listener import Listener
 from tests.fixtures.broker import agent_config, dump_toml, wait_until

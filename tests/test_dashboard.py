@@ -33,9 +33,9 @@ from agent.centre.web.accounts import Accounts, LoginLimiter, Role
 from agent.centre.web.server import Dashboard, parse_listen
 from agent.checks.model import Status
 from agent.cli import main
+from agent.contract.payloads import PAYLOADS, Envelope
 from agent.errors import ConfigError
 from agent.sim.fleet_site import SimSite
-from agent.transport.payloads import PAYLOADS, Envelope
 from tests.commands_kit import KEY_ID, CommandAgent, commands_config
 from tests.fixtures.broker import wait_until
 

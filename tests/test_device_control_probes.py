@@ -9,7 +9,7 @@ from agent.probes.codec import check_codec
 from agent.probes.display import check_display
 from agent.probes.display_power import query_display_power
 from agent.probes.ptz import check_ptz
-from agent.selftest import run_selftest
+from agent.selftest.suite import run_selftest
 
 SITE = {"site_id": "t", "name": "t", "tier": "commune"}
 

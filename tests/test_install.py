@@ -76,8 +76,8 @@ def dest(tmp_path: Path, install: Install) -> Path:
 def test_install_puts_everything_in_place(dest: Path, repo: Path) -> None:
     src = dest / "opt/edge-agent/src"
     for rel in (
-        "agent/cli.py",
-        "agent/led.py",
+        "agent/cli/__init__.py",
+        "agent/led/patterns.py",
         "agent/locale/vi/LC_MESSAGES/edge-agent.po",
         "firmware_profiles/cisco-roomos.toml",
         "pyproject.toml",
@@ -132,13 +132,14 @@ def test_install_repairs_damage_and_drops_files_no_longer_shipped(
     dest: Path, install: Install, repo: Path
 ) -> None:
     src = dest / "opt/edge-agent/src"
-    (src / "agent/led.py").write_text("broken\n")
+    (src / "agent/led/patterns.py").write_text("broken\n")
     (src / "agent/old_module.py").write_text("gone in this release\n")
     (src / "systemd/edge-agent.service").chmod(0o600)
     (src / "agent/__pycache__").mkdir()
     (src / "agent/__pycache__/cli.cpython-311.pyc").write_bytes(b"\0")
     done = install(dest, "--no-venv")
-    assert (src / "agent/led.py").read_bytes() == (repo / "agent/led.py").read_bytes()
+    led = "agent/led/patterns.py"
+    assert (src / led).read_bytes() == (repo / led).read_bytes()
     assert not (src / "agent/old_module.py").exists()
     assert (src / "systemd/edge-agent.service").stat().st_mode & 0o777 == 0o644
     assert (src / "agent/__pycache__/cli.cpython-311.pyc").exists()  # build output stays

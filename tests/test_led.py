@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent import cli_led
 from agent.checks.model import Verdict
+from agent.cli import led as cli_led
 from agent.errors import DeviceNotFound, ProbeError
 from agent.i18n import missing
-from agent.led import (
+from agent.led.driver import LedDriver, prepare_leds, write_attribute
+from agent.led.patterns import (
     PATTERNS,
     Colour,
     IdentifyTimer,
@@ -25,7 +26,6 @@ from agent.led import (
     legend,
     legend_msgids,
 )
-from agent.led_driver import LedDriver, prepare_leds, write_attribute
 from agent.sim.sysfs import LedView, add_led, led_view, led_write
 
 COLOURS = LedSettings(enabled=True)

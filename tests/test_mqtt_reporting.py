@@ -12,13 +12,13 @@ import pytest
 
 from agent.cli import main
 from agent.config import Settings
-from agent.daemon import Agent
+from agent.contract.payloads import PAYLOADS
+from agent.contract.schemas import SCHEMA_DIR, stale_files
 from agent.errors import TransportError
+from agent.runtime.daemon import Agent
 from agent.sim.broker import V311OnlyProxy
 from agent.transport.listener import Listener, Received
 from agent.transport.mqtt import ConnAck, Connection, Protocol, PubAck
-from agent.transport.payloads import PAYLOADS
-from agent.transport.schemas import SCHEMA_DIR, stale_files
 from tests.fixtures.broker import (
     AgentProcess,
     InProcessAgent,
@@ -97,7 +97,7 @@ def test_in_a_session_the_agent_skips_checks_but_keeps_its_heartbeat(
 
 
 def test_payloads_validate_against_the_published_schemas(broker, centre, run_agent, tmp_path):
-    assert stale_files() == [], "run: python -m agent.transport.schemas"
+    assert stale_files() == [], "run: python -m agent.contract.schemas"
     live = centre(broker)
     agent = run_agent(agent_config(broker, tmp_path / "state"))
     assert live.wait_for(_has("checks"), 5)

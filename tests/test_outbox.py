@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 
 from agent.checks.model import Verdict
-from agent.errors import TransportError
-from agent.transport.outbox import FILENAME, Outbox
-from agent.transport.payloads import (
+from agent.contract.payloads import (
     AttendancePayload,
     ChecksPayload,
     OutboxHealth,
     StatePayload,
     utc_now,
 )
+from agent.errors import TransportError
+from agent.transport.outbox import FILENAME, Outbox
 
 ROOT = Path(__file__).resolve().parent.parent
 

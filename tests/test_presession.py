@@ -5,7 +5,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from agent.config import Settings
-from agent.presession import PreSession
+from agent.schedule.presession import PreSession
 
 START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)  # 08:00 in Hanoi
 

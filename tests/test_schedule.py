@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from agent.errors import ConfigError
-from agent.schedule import (
+from agent.schedule.model import (
     RunRecord,
     ScheduleError,
     SchedulePayload,
@@ -26,7 +26,7 @@ from agent.schedule import (
     parse_schedule_file,
     site_zone,
 )
-from agent.schedule_store import cache_payload, load_record, read_local_schedule, save_record
+from agent.schedule.store import cache_payload, load_record, read_local_schedule, save_record
 
 HCM = site_zone("Asia/Ho_Chi_Minh")
 REPO = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ import pytest
 
 from agent.checks.model import Status, Verdict
 from agent.config import Settings
-from agent.selftest_worker import run_selftest_isolated
+from agent.selftest.worker import run_selftest_isolated
 
 
 def settings(port, timeout_s=10.0, **extra):
@@ -55,7 +55,7 @@ def test_child_that_hangs_is_killed(listener, monkeypatch, tmp_path):
     hang = tmp_path / "hang"
     hang.write_text("#!/bin/sh\nexec sleep 30\n")
     hang.chmod(0o755)
-    monkeypatch.setattr("agent.selftest_worker._STARTUP_ALLOWANCE_S", 0.5)
+    monkeypatch.setattr("agent.selftest.worker._STARTUP_ALLOWANCE_S", 0.5)
     monkeypatch.setattr("sys.executable", str(hang))
     test = run_selftest_isolated(settings(listener, timeout_s=0.5))
     assert test.results[0].status is Status.ERROR

@@ -12,10 +12,17 @@ import pytest
 from agent.checks.model import CheckResult, ExitCode, Status, Verdict
 from agent.cli import main
 from agent.config import Settings
-from agent.control import ControlServer, ask, socket_path
-from agent.daemon import Agent
+from agent.runtime.control import ControlServer, ask, socket_path
+from agent.runtime.daemon import Agent
+from agent.runtime.status import (
+    LinkView,
+    OutboxView,
+    SessionView,
+    StatusSnapshot,
+    exit_code,
+    render_status,
+)
 from agent.sim.toml_writer import dump_toml
-from agent.status import LinkView, OutboxView, SessionView, StatusSnapshot, exit_code, render_status
 from tests.fixtures.broker import agent_config, wait_until
 
 T0 = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)

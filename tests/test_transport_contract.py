@@ -13,13 +13,7 @@ from pydantic import ValidationError
 from agent.centre.ingest import parse
 from agent.commands.sender import parse_reply
 from agent.config import BrokerSettings
-from agent.errors import TransportError
-from agent.sim.fleet_site import SimSite
-from agent.transport.link import as_historical
-from agent.transport.listener import Received
-from agent.transport.mqtt import Inbound, endpoint, tls_context
-from agent.transport.pacing import TokenBucket, backoff_delay
-from agent.transport.payloads import (
+from agent.contract.payloads import (
     PAYLOADS,
     AvailabilityPayload,
     CommandReplyPayload,
@@ -27,8 +21,14 @@ from agent.transport.payloads import (
     StatePayload,
     parse_report,
 )
-from agent.transport.schemas import SCHEMA_DIR, expected_files, stale_files
-from agent.transport.topics import TOPICS, Direction, name_of, topic_for
+from agent.contract.schemas import SCHEMA_DIR, expected_files, stale_files
+from agent.contract.topics import TOPICS, Direction, name_of, topic_for
+from agent.errors import TransportError
+from agent.sim.fleet_site import SimSite
+from agent.transport.link import as_historical
+from agent.transport.listener import Received
+from agent.transport.mqtt import Inbound, endpoint, tls_context
+from agent.transport.pacing import TokenBucket, backoff_delay
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "mqtt.md"
 
@@ -55,7 +55,7 @@ def test_every_outgoing_topic_has_a_payload_model_and_a_schema_file():
 
 
 def test_checked_in_schemas_match_the_models():
-    assert stale_files() == [], "run: python -m agent.transport.schemas"
+    assert stale_files() == [], "run: python -m agent.contract.schemas"
 
 
 def test_schema_check_notices_a_changed_file(tmp_path):

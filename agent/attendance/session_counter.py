@@ -10,8 +10,8 @@ from collections.abc import Callable
 from agent.attendance.report import AttendanceSession, hysteresis_config
 from agent.attendance.worker import Burst, count_burst_isolated
 from agent.config import Settings
-from agent.schedule import Session, expected_attendance
-from agent.transport.payloads import AttendancePayload, utc_now
+from agent.contract.payloads import AttendancePayload, utc_now
+from agent.schedule.model import Session, expected_attendance
 
 CountFn = Callable[[Settings], Burst]
 

@@ -36,12 +36,12 @@ from pydantic import ValidationError
 
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Event, Incoming, Store
+from agent.contract.payloads import PAYLOADS, Envelope, parse_report
+from agent.contract.topics import TOPICS, Direction, Scope
 from agent.errors import ConfigError
 from agent.i18n import _
 from agent.transport.listener import Listener, Received
 from agent.transport.mqtt import Endpoint, Protocol, endpoint
-from agent.transport.payloads import PAYLOADS, Envelope, parse_report
-from agent.transport.topics import TOPICS, Direction, Scope
 
 log = logging.getLogger(__name__)
 

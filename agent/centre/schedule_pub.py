@@ -1,5 +1,5 @@
 """`centre schedule add|list|remove`: read, change and republish the retained schedule
-(agent/schedule.py's SchedulePayload) on `<prefix>/schedule` (every site) or
+(agent/schedule/model.py's SchedulePayload) on `<prefix>/schedule` (every site) or
 `<prefix>/<site_id>/schedule` (one site). Pure edits apart from the broker round trip."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import time
 from datetime import UTC, datetime
 
 from agent.centre.settings import CentreSettings
+from agent.contract.topics import topic_for
 from agent.errors import TransportError
-from agent.schedule import SchedulePayload, Session, parse_payload
+from agent.schedule.model import SchedulePayload, Session, parse_payload
 from agent.transport.listener import Listener
 from agent.transport.mqtt import endpoint
-from agent.transport.topics import topic_for
 
 
 def with_session(payload: SchedulePayload, session: Session, now: datetime) -> SchedulePayload:

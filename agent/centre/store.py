@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.centre import fleet, seqs
-from agent.transport.payloads import (
+from agent.contract.payloads import (
     AttendancePayload,
     AvailabilityPayload,
     ChecksPayload,

@@ -79,7 +79,7 @@ class SetScheduleArgs(_Args):
     @field_validator("schedule")
     @classmethod
     def _valid_schedule(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from agent.schedule import ScheduleError, parse_payload  # noqa: PLC0415
+        from agent.schedule.model import ScheduleError, parse_payload  # noqa: PLC0415
 
         try:
             parse_payload(json.dumps(value), "set-schedule", strict=True)
@@ -185,8 +185,8 @@ def identify_with_led(
 ) -> JsonValue:
     """Blink the identify pattern for `seconds`, then switch the LED(s) off (the LED loop,
     where one runs, puts the site's pattern back at its next tick)."""
-    from agent.led import Pattern  # noqa: PLC0415
-    from agent.led_driver import LedDriver  # noqa: PLC0415
+    from agent.led.driver import LedDriver  # noqa: PLC0415
+    from agent.led.patterns import Pattern  # noqa: PLC0415
 
     if not settings.led.enabled:
         raise ActionFailed(
@@ -220,8 +220,8 @@ _schedule_lock = threading.Lock()
 
 
 def _set_schedule(ctx: ActionContext, args: BaseModel) -> JsonValue:
-    from agent.schedule import parse_payload  # noqa: PLC0415
-    from agent.schedule_store import cache_payload  # noqa: PLC0415
+    from agent.schedule.model import parse_payload  # noqa: PLC0415
+    from agent.schedule.store import cache_payload  # noqa: PLC0415
 
     assert isinstance(args, SetScheduleArgs)
     payload = parse_payload(json.dumps(args.schedule), "set-schedule", strict=True)

@@ -1,5 +1,5 @@
 """What the daemon plugs into the command service: its hooks, topics and stop, in one place,
-so agent/daemon.py only calls `attach()` and passes `on_inbound` to its link."""
+so agent/runtime/daemon.py only calls `attach()` and passes `on_inbound` to its link."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pydantic import JsonValue
 from agent.commands.actions import ActionContext, Runner, run_command
 from agent.commands.service import CommandService, reply_route
 from agent.config import COMPONENTS, Settings
-from agent.schedule import SchedulePayload
-from agent.selftest import SelfTest
+from agent.contract.topics import name_of, topic_for
+from agent.schedule.model import SchedulePayload
+from agent.selftest.suite import SelfTest
 from agent.transport.mqtt import Inbound
 from agent.transport.outbox import Outbox
-from agent.transport.topics import name_of, topic_for
 
 log = logging.getLogger(__name__)
 

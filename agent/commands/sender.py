@@ -17,7 +17,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.commands.envelope import sign
+from agent.contract.envelope import sign
+from agent.contract.topics import topic_for
 from agent.errors import ProtocolRefused, TransportError
 from agent.transport.mqtt import (
     ConnAck,
@@ -30,7 +31,6 @@ from agent.transport.mqtt import (
     protocol_refused,
     protocols,
 )
-from agent.transport.topics import topic_for
 
 FINAL = ("succeeded", "failed", "rejected")
 _META_WAIT_S = 0.5  # retained meta records arrive right after the SUBACK

@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import JsonValue
 
 from agent.commands.actions import ACTIONS, ActionContext, ActionFailed, disabled_actions
-from agent.commands.envelope import (
+from agent.commands.store import AUDIT_NAME, DB_NAME, AuditLog, SeenStore
+from agent.config import Settings
+from agent.contract.envelope import (
     Command,
     Identity,
     Policy,
@@ -35,13 +37,11 @@ from agent.commands.envelope import (
     public_key_from_b64,
     validate,
 )
-from agent.commands.store import AUDIT_NAME, DB_NAME, AuditLog, SeenStore
-from agent.config import Settings
+from agent.contract.payloads import CommandReplyPayload, ReplyStatus, utc_now
+from agent.contract.topics import is_within, publish_topic_problem, topic_for
 from agent.errors import ConfigError, TransportError
 from agent.transport.outbox import Outbox
 from agent.transport.pacing import TokenBucket
-from agent.transport.payloads import CommandReplyPayload, ReplyStatus, utc_now
-from agent.transport.topics import is_within, publish_topic_problem, topic_for
 
 log = logging.getLogger(__name__)
 

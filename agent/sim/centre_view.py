@@ -62,7 +62,7 @@ def report_to_local_broker(
     broker: Mosquitto | None = None,
 ) -> list[Received]:
     """Run the agent for `seconds` against a local mosquitto; print what the centre sees."""
-    from agent.daemon import Agent  # noqa: PLC0415 - keep `sim` imports light
+    from agent.runtime.daemon import Agent  # noqa: PLC0415 - keep `sim` imports light
 
     own = broker is None
     if broker is None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from agent.checks.model import CheckResult, Status, Verdict
-from agent.transport.payloads import (
+from agent.contract.payloads import (
     AttendancePayload,
     AvailabilityPayload,
     ChecksPayload,
@@ -22,7 +22,7 @@ from agent.transport.payloads import (
     SiteInfo,
     StatePayload,
 )
-from agent.transport.topics import TOPICS, topic_for
+from agent.contract.topics import TOPICS, topic_for
 
 Message = tuple[str, bytes, bool]  # topic, payload, retain
 

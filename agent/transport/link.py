@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from agent.config import Settings
+from agent.contract.payloads import AvailabilityPayload, MetaPayload, utc_now
+from agent.contract.topics import TOPICS, topic_for
 from agent.errors import TransportError
 from agent.transport.mqtt import (
     Closed,
@@ -42,8 +44,6 @@ from agent.transport.mqtt import (
 )
 from agent.transport.outbox import Outbox, Row
 from agent.transport.pacing import TokenBucket, backoff_delay
-from agent.transport.payloads import AvailabilityPayload, MetaPayload, utc_now
-from agent.transport.topics import TOPICS, topic_for
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import BrokerSettings
+from agent.contract.topics import publish_topic_problem
 from agent.errors import ProtocolRefused, TransportError
 from agent.i18n import _
-from agent.transport.topics import publish_topic_problem
 
 log = logging.getLogger(__name__)
 

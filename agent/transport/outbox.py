@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from agent.config import Settings
+from agent.contract.payloads import Envelope
+from agent.contract.topics import OUT_BY_PAYLOAD, TOPICS, topic_for
 from agent.errors import TransportError
-from agent.transport.payloads import Envelope
-from agent.transport.topics import OUT_BY_PAYLOAD, TOPICS, topic_for
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.commands.envelope import public_key_b64
 from agent.commands.store import DB_NAME
+from agent.contract.envelope import public_key_b64
 from agent.sim.broker import Mosquitto
 from agent.transport.listener import Received
 from agent.transport.outbox import FILENAME as OUTBOX_NAME

@@ -3,7 +3,7 @@ error naming the file and the field (asserted on the text), and the CLI exits 3.
 
 Files: agent.toml (`edge-agent config check`), centre.toml (`edge-agent centre status`, the
 first thing it does is load them), firmware profiles (`edge-agent profiles show`) and the
-local schedule file (agent.schedule_store.read_local_schedule, and `edge-agent config
+local schedule file (agent.schedule.store.read_local_schedule, and `edge-agent config
 check`, which reads it too). Tests run as root, so chmod 000 does not make a file unreadable:
 a directory in its place does.
 """
@@ -19,7 +19,7 @@ import pytest
 
 from agent.cli import main
 from agent.errors import AgentError
-from agent.schedule_store import read_local_schedule
+from agent.schedule.store import read_local_schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 GARBAGE = b"\x00\xff\xfe\x80\x13\x37 not toml \xc3\x28"

@@ -22,11 +22,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.commands.actions import ActionContext
-from agent.commands.envelope import Command, Rejection, public_key_b64
 from agent.commands.service import CommandService
 from agent.config import Settings
-from agent.presession import PreSession
-from agent.schedule import PlannedRun
+from agent.contract.envelope import Command, Rejection, public_key_b64
+from agent.schedule.model import PlannedRun
+from agent.schedule.presession import PreSession
 from agent.transport.listener import Received
 from agent.transport.outbox import Outbox
 from tests.commands_kit import signed

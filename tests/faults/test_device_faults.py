@@ -29,8 +29,8 @@ import pytest
 
 from agent.checks.model import CheckResult, Status
 from agent.config import Settings
-from agent.selftest import run_selftest
-from agent.selftest_worker import run_selftest_isolated
+from agent.selftest.suite import run_selftest
+from agent.selftest.worker import run_selftest_isolated
 from agent.sim.audio import MIC_DEVICE, PulseServer, TonePlayer
 from agent.sim.serial_device import PtyDevice, load_recording
 from agent.sim.video import MjpegServer

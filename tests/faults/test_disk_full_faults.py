@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 
 from agent.checks.model import Verdict
+from agent.contract.payloads import ChecksPayload
 from agent.errors import TransportError
 from agent.transport.listener import Received
 from agent.transport.outbox import Outbox
-from agent.transport.payloads import ChecksPayload
 from tests.faults.faultkit import integrity, integrity_all, lost, outbox_view, queued_seqs, say
 from tests.fixtures.broker import AgentProcess, agent_config, wait_until
 

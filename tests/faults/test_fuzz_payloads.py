@@ -26,10 +26,7 @@ from hypothesis import strategies as st
 from agent.centre.ingest import INGESTED, parse
 from agent.centre.store import Incoming, Store
 from agent.checks.model import CheckResult, Status, Verdict
-from agent.errors import AgentError
-from agent.schedule import ScheduleError, parse_payload
-from agent.transport.listener import Received
-from agent.transport.payloads import (
+from agent.contract.payloads import (
     AttendancePayload,
     AvailabilityPayload,
     ChecksPayload,
@@ -41,6 +38,9 @@ from agent.transport.payloads import (
     SiteInfo,
     StatePayload,
 )
+from agent.errors import AgentError
+from agent.schedule.model import ScheduleError, parse_payload
+from agent.transport.listener import Received
 from tests.faults.fuzzkit import (
     CASES,
     DEEP_JSON,

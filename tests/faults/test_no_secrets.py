@@ -22,8 +22,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.cli import main
-from agent.commands.envelope import public_key_b64
 from agent.commands.sender import Sender
+from agent.contract.envelope import public_key_b64
 from agent.sim.broker import Mosquitto
 from agent.sim.serial_device import PtyDevice, load_recording
 from agent.transport.listener import Listener
@@ -50,7 +50,7 @@ class CapturedAgent(AgentProcess):
 
 
 class WorkerWatch:
-    """Reads /proc/<pid>/cmdline (and environ) of every selftest_worker child while it runs."""
+    """Reads /proc/<pid>/cmdline (and environ) of every self-test worker child while it runs."""
 
     def __init__(self, parent: int) -> None:
         self.parent = parent
@@ -77,7 +77,7 @@ class WorkerWatch:
                     if ppid != self.parent:
                         continue
                     cmdline = (entry / "cmdline").read_bytes()
-                    if b"selftest_worker" in cmdline:
+                    if b"agent.selftest.worker" in cmdline:
                         self.seen[int(entry.name)] = (cmdline, (entry / "environ").read_bytes())
                 except (OSError, ValueError, IndexError):
                     continue

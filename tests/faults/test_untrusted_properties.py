@@ -29,12 +29,12 @@ from paho.mqtt.properties import Properties
 from agent.commands.service import reply_route
 from agent.commands.store import AUDIT_NAME, AuditLog
 from agent.config import Settings, load_settings
+from agent.contract.payloads import CommandReplyPayload, utc_now
+from agent.contract.topics import MAX_TOPIC_BYTES, publish_topic_problem
 from agent.errors import ConfigError
 from agent.sim.broker import Mosquitto
 from agent.transport.link import Link
 from agent.transport.outbox import FILENAME, Outbox
-from agent.transport.payloads import CommandReplyPayload, utc_now
-from agent.transport.topics import MAX_TOPIC_BYTES, publish_topic_problem
 from tests.commands_kit import CommandAgent, commands_config, signed
 from tests.faults.faultkit import say
 from tests.faults.fuzzkit import CASES, run_fuzz
@@ -361,8 +361,8 @@ def test_a_dead_link_thread_starves_the_watchdog(broker, tmp_path, monkeypatch, 
 
     monkeypatch.setattr(Link, "_attempt", attempt)
     monkeypatch.setattr(threading, "excepthook", lambda args: None)
-    caplog.set_level(logging.CRITICAL, logger="agent.daemon")
-    from agent.daemon import Agent  # noqa: PLC0415
+    caplog.set_level(logging.CRITICAL, logger="agent.runtime.daemon")
+    from agent.runtime.daemon import Agent  # noqa: PLC0415
 
     agent = Agent(settings)
     stop = threading.Event()

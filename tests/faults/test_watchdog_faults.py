@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import Settings
-from agent.daemon import Agent
-from agent.selftest import SelfTest, run_selftest
+from agent.runtime.daemon import Agent
+from agent.selftest.suite import SelfTest, run_selftest
 from tests.faults.faultkit import say
 from tests.fixtures.broker import agent_config, wait_until
 

@@ -111,7 +111,7 @@ class Log:
 
 def load_key(settings: CentreSettings) -> tuple[Any, str] | str:
     """(private key, key id), or why the page cannot send commands."""
-    from agent.commands.cli_send import load_private_key  # noqa: PLC0415
+    from agent.cli.send import load_private_key  # noqa: PLC0415
     from agent.errors import ConfigError  # noqa: PLC0415
 
     path = settings.command_key

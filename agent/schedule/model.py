@@ -1,7 +1,7 @@
 """Pre-session schedule: which checks are due, which session runs, when to look again.
 
 Pure: no clock reads and no files. The caller passes `now` (an aware datetime) and persists
-`Scheduler.record()` (see agent/schedule_store.py for the file side).
+`Scheduler.record()` (see agent/schedule/store.py for the file side).
 
 Sources. The centre publishes retained JSON on `<prefix>/schedule` (every site) and
 `<prefix>/<site_id>/schedule` (one site), shaped like `SchedulePayload`; times must carry a

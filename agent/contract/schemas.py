@@ -1,6 +1,6 @@
 """JSON Schema of every payload, from the pydantic models.
 
-`python -m agent.transport.schemas` rewrites `schemas/*.json`; `--check` exits 1 when the
+`python -m agent.contract.schemas` rewrites `schemas/*.json`; `--check` exits 1 when the
 checked-in files differ from the models (the test suite does the same).
 
 The files are for readers: unknown properties are allowed (`additionalProperties: true`,
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.transport.payloads import PAYLOADS, SCHEMA_PREFIX
+from agent.contract.payloads import PAYLOADS, SCHEMA_PREFIX
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent.parent / "schemas"
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -73,7 +73,7 @@ def write_all(directory: Path = SCHEMA_DIR) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent.transport.schemas")
+    parser = argparse.ArgumentParser(prog="python -m agent.contract.schemas")
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
     parser.add_argument("--out", type=Path, default=SCHEMA_DIR)
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Status LED: the pattern table, the choice of pattern, the legend. Pure.
 
-The sysfs side (writing the patterns to /sys/class/leds) is agent/led_driver.py.
+The sysfs side (writing the patterns to /sys/class/leds) is agent/led/driver.py.
 """
 
 from __future__ import annotations

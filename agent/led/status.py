@@ -10,8 +10,8 @@ import time
 from agent.checks.model import Verdict
 from agent.config import Settings
 from agent.errors import AgentError
-from agent.led import IdentifyTimer, Pattern, choose_pattern
-from agent.led_driver import LedDriver, Writer, write_attribute
+from agent.led.driver import LedDriver, Writer, write_attribute
+from agent.led.patterns import IdentifyTimer, Pattern, choose_pattern
 
 log = logging.getLogger(__name__)
 

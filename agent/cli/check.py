@@ -8,13 +8,13 @@ import sys
 from agent.checks.model import CheckResult, ExitCode, Verdict, exit_code
 from agent.checks.report import render_json, render_table
 from agent.config import COMPONENTS, Settings, config_path, load_settings
-from agent.control import ask, socket_path
 from agent.errors import AgentError
 from agent.i18n import select_language
-from agent.logs import setup_logging
 from agent.probes import build_probes
-from agent.selftest import SelfTest
-from agent.selftest_worker import run_selftest_isolated
+from agent.runtime.control import ask, socket_path
+from agent.runtime.logs import setup_logging
+from agent.selftest.suite import SelfTest
+from agent.selftest.worker import run_selftest_isolated
 
 
 def _ask_daemon(settings: Settings, components: list[str]) -> SelfTest | None:
@@ -50,8 +50,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from agent.schedule import site_zone  # noqa: PLC0415
-    from agent.schedule_store import read_local_schedule  # noqa: PLC0415
+    from agent.schedule.model import site_zone  # noqa: PLC0415
+    from agent.schedule.store import read_local_schedule  # noqa: PLC0415
 
     settings = load_settings(args.config)
     path = config_path(args.config)

@@ -1,6 +1,6 @@
 """The file side of the schedule: the local fallback file and the run record.
 
-agent/schedule.py stays pure; this module reads and writes. The run record is written
+agent/schedule/model.py stays pure; this module reads and writes. The run record is written
 atomically (temporary file, fsync, rename), so a power cut leaves the old or the new record,
 never half of one: a lost record could run a pre-session check twice.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from agent.schedule import RunRecord, ScheduleError, SchedulePayload, parse_schedule_file
+from agent.schedule.model import RunRecord, ScheduleError, SchedulePayload, parse_schedule_file
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from agent.checks.model import ExitCode
 from agent.checks.report import render_table
 from agent.config import load_settings
-from agent.logs import setup_logging
+from agent.runtime.logs import setup_logging
 
 
 def _workdir(args: argparse.Namespace) -> Path:
@@ -44,7 +44,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from agent.selftest import run_selftest  # noqa: PLC0415
+    from agent.selftest.suite import run_selftest  # noqa: PLC0415
     from agent.sim.broker import Mosquitto  # noqa: PLC0415
     from agent.sim.centre_view import report_to_local_broker  # noqa: PLC0415
     from agent.sim.site import SimulatedSite  # noqa: PLC0415

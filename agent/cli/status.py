@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from agent.config import load_settings
-from agent.control import ask, socket_path
 from agent.errors import AgentError
 from agent.i18n import N_, select_language, translate
-from agent.status import StatusSnapshot, exit_code, render_status
+from agent.runtime.control import ask, socket_path
+from agent.runtime.status import StatusSnapshot, exit_code, render_status
 
 UNIT = "edge-agent.service"
 # Exists only while systemd is PID 1 (sd_booted(3)); without it there is no journal to read.

@@ -11,9 +11,9 @@ from datetime import datetime
 from agent import __version__
 from agent.checks.model import CheckResult, Verdict
 from agent.config import COMPONENTS, Settings
-from agent.schedule import Session
+from agent.contract.payloads import ComponentInfo, MetaPayload, SessionRef, SiteInfo, utc_now
+from agent.schedule.model import Session
 from agent.transport.mqtt import Protocol
-from agent.transport.payloads import ComponentInfo, MetaPayload, SessionRef, SiteInfo, utc_now
 
 CAPABILITIES = ("checks", "state", "store-and-forward", "rebirth")
 

@@ -1,4 +1,4 @@
-"""Pre-session checks in the daemon: the pure Scheduler (agent/schedule.py) fed with the
+"""Pre-session checks in the daemon: the pure Scheduler (agent/schedule/model.py) fed with the
 centre's retained schedules (and the local fallback file), its run record kept on disk.
 
 The daemon calls `tick(now)` from its loop; due runs become full self-tests with trigger
@@ -16,7 +16,7 @@ from typing import Literal
 
 from agent.config import Settings
 from agent.errors import AgentError
-from agent.schedule import (
+from agent.schedule.model import (
     SchedulePayload,
     Scheduler,
     Session,
@@ -25,7 +25,7 @@ from agent.schedule import (
     parse_payload,
     site_zone,
 )
-from agent.schedule_store import (
+from agent.schedule.store import (
     RECORD_NAME,
     cache_payload,
     load_record,

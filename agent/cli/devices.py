@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from agent.config import PathSettings, load_settings
-from agent.devices import inventory, render_inventory
 from agent.errors import ConfigError
+from agent.probes.inventory import inventory, render_inventory
 
 
 def _devices(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ class Topic:
     retained: bool
     direction: Direction
     scope: Scope
-    payload: str  # name of the payload model in agent.transport.payloads (schema file stem)
+    payload: str  # name of the payload model in agent.contract.payloads (schema file stem)
     queued: bool  # goes through the outbox (seq, store-and-forward) or straight to the link
     doc: str
 

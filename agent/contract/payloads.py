@@ -2,7 +2,7 @@
 
 Each carries the envelope fields (`schema`, `site_id`, `seq`, `boot`, `ts`, `historical`);
 docs/mqtt.md explains them. The JSON Schema of each model is checked in under `schemas/`
-(`python -m agent.transport.schemas` writes them). Pure: no I/O.
+(`python -m agent.contract.schemas` writes them). Pure: no I/O.
 
 Writers strict, readers lenient (docs/mqtt.md, "Evolving the contract"): the models refuse
 unknown fields, so the agent cannot send a misspelt one; whoever reads a report goes through

@@ -24,5 +24,5 @@ def judge(settings: Settings, results: list[CheckResult], only: Sequence[str] = 
 
 
 def run_selftest(settings: Settings, only: Sequence[str] = ()) -> SelfTest:
-    """Run the probes in this process (the CLI); the daemon uses selftest_worker."""
+    """Run the probes in this process (the CLI); the daemon uses agent.selftest.worker."""
     return judge(settings, run_probes(build_probes(settings, only)), only)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from agent.errors import DeviceNotFound, ProbeError
-from agent.led import PATTERNS, Colour, LedSettings, Light, Pattern, kernel_delays
+from agent.led.patterns import PATTERNS, Colour, LedSettings, Light, Pattern, kernel_delays
 
 Writer = Callable[[Path, str], None]
 

@@ -2,7 +2,7 @@
 
 Threads: the caller's (the reporting loop below), `mqtt-link` (agent.transport.link), and a
 short-lived worker per self-test, which waits for a child process that runs the probes
-(agent.selftest_worker). Reports go to
+(agent.selftest.worker). Reports go to
 the outbox, never straight to the network, so nothing made while the broker is away is lost.
 
 Nothing heavy is imported on this path: OpenCV, numpy and PortAudio are loaded only by the
@@ -27,22 +27,7 @@ from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach, command_topics, inbound_handler, only_components
 from agent.commands.service import CommandService
 from agent.config import COMPONENTS, Settings
-from agent.control import ControlServer, socket_path
-from agent.daemon_control import control_handlers
-from agent.errors import TransportError
-from agent.led_driver import Writer, write_attribute
-from agent.presession import PreSession, Scope
-from agent.schedule import SchedulePayload, Session, Tick
-from agent.sdnotify import Notifier
-from agent.selftest import SelfTest, judge
-from agent.selftest_worker import deadline_s as selftest_deadline_s
-from agent.selftest_worker import run_selftest_isolated
-from agent.site_reports import LastCheck, meta_payload, session_ref
-from agent.status_led import StatusLed
-from agent.transport.link import Link
-from agent.transport.mqtt import Inbound, Protocol
-from agent.transport.outbox import Outbox, OutboxStats
-from agent.transport.payloads import (
+from agent.contract.payloads import (
     AttendancePayload,
     ChecksPayload,
     Envelope,
@@ -52,8 +37,23 @@ from agent.transport.payloads import (
     state_components,
     utc_now,
 )
-from agent.transport.topics import topic_for
-from agent.workers import terminate_workers
+from agent.contract.topics import topic_for
+from agent.errors import TransportError
+from agent.led.driver import Writer, write_attribute
+from agent.led.status import StatusLed
+from agent.runtime.control import ControlServer, socket_path
+from agent.runtime.control_handlers import control_handlers
+from agent.runtime.reports import LastCheck, meta_payload, session_ref
+from agent.runtime.sdnotify import Notifier
+from agent.runtime.workers import terminate_workers
+from agent.schedule.model import SchedulePayload, Session, Tick
+from agent.schedule.presession import PreSession, Scope
+from agent.selftest.suite import SelfTest, judge
+from agent.selftest.worker import deadline_s as selftest_deadline_s
+from agent.selftest.worker import run_selftest_isolated
+from agent.transport.link import Link
+from agent.transport.mqtt import Inbound, Protocol
+from agent.transport.outbox import Outbox, OutboxStats
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -10,9 +10,9 @@ from types import FrameType
 from agent.checks.model import ExitCode
 from agent.config import load_settings
 from agent.i18n import N_
-from agent.lockfile import hold
-from agent.logs import setup_logging
-from agent.workers import kill_leftovers
+from agent.runtime.lockfile import hold
+from agent.runtime.logs import setup_logging
+from agent.runtime.workers import kill_leftovers
 
 LOCK_NAME = "agent.lock"
 
@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     kill_leftovers(state_dir)
     # Imported here so `edge-agent check` never loads the transport.
-    from agent.daemon import Agent  # noqa: PLC0415
+    from agent.runtime.daemon import Agent  # noqa: PLC0415
 
     agent = Agent(settings)
     stop = threading.Event()

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
-from agent.control import Handler
-from agent.schedule import Session
-from agent.status import LinkView, OutboxView, SessionView, StatusSnapshot
-from agent.transport.payloads import utc_now
+from agent.contract.payloads import utc_now
+from agent.runtime.control import Handler
+from agent.runtime.status import LinkView, OutboxView, SessionView, StatusSnapshot
+from agent.schedule.model import Session
 
 if TYPE_CHECKING:
-    from agent.daemon import Agent
+    from agent.runtime.daemon import Agent
 
 
 def _moment(epoch: float | None) -> datetime | None:

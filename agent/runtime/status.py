@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agent.checks.model import CheckResult, ExitCode, Verdict
 from agent.i18n import N_, Lang, translate
-from agent.schedule import local_time
+from agent.schedule.model import local_time
 
 
 class LinkView(BaseModel):

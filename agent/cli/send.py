@@ -45,7 +45,7 @@ def write_key_pair(stem: Path) -> str:
         PrivateFormat,
     )
 
-    from agent.commands.envelope import public_key_b64  # noqa: PLC0415
+    from agent.contract.envelope import public_key_b64  # noqa: PLC0415
 
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())

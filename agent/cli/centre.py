@@ -7,8 +7,8 @@ import importlib
 
 # Each module adds its actions under `centre`: add_centre_parsers(centre_subparsers).
 _CENTRE_MODULES = (
-    "agent.centre.cli_fleet",
-    "agent.commands.cli_send",
+    "agent.cli.fleet",
+    "agent.cli.send",
 )
 
 

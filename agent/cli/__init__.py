@@ -17,15 +17,15 @@ from agent.i18n import select_language, set_language
 # Each module adds its own sub-commands: add_parsers(subparsers) sets `func` on each parser;
 # func(args) returns the exit code.
 _COMMAND_MODULES = (
-    "agent.cli_check",
-    "agent.cli_devices",
-    "agent.cli_profiles",
-    "agent.cli_sim",
-    "agent.cli_run",
-    "agent.cli_led",
-    "agent.cli_centre",
-    "agent.cli_status",
-    "agent.cli_attendance",
+    "agent.cli.check",
+    "agent.cli.devices",
+    "agent.cli.profiles",
+    "agent.cli.sim",
+    "agent.cli.run",
+    "agent.cli.led",
+    "agent.cli.centre",
+    "agent.cli.status",
+    "agent.cli.attendance",
 )
 _CONFIG_HELP = "settings file (default: $EDGE_AGENT_CONFIG or /etc/edge-agent/agent.toml)"
 # What a shell reports for a process killed by SIGPIPE (128 + 13): `cmd | head` stopped it.

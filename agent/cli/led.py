@@ -12,8 +12,8 @@ from pathlib import Path
 from agent.config import PathSettings, load_settings
 from agent.errors import ConfigError
 from agent.i18n import LANGUAGES, _, select_language, set_language
-from agent.led import LedSettings, LegendRow, legend
-from agent.led_driver import prepare_leds
+from agent.led.driver import prepare_leds
+from agent.led.patterns import LedSettings, LegendRow, legend
 
 AGENT_GROUP = "edge-agent"
 
