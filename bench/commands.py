@@ -30,7 +30,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.commands.sender import Outcome, Sender
+from agent.centre.sender import Outcome, Sender
 from agent.config import Settings
 from agent.contract.envelope import public_key_b64
 from agent.runtime.daemon import Agent

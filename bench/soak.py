@@ -53,7 +53,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.commands.sender import Sender
+from agent.centre.sender import Sender
 from agent.contract.envelope import public_key_b64
 from agent.errors import TransportError
 from agent.sim.broker import Mosquitto

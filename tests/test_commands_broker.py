@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from agent.centre.sender import Outcome, Sender
 from agent.centre.store import Incoming, Store
 from agent.cli import main
-from agent.commands.sender import Outcome, Sender
 from agent.commands.store import AUDIT_NAME, AuditLog
 from agent.contract.payloads import PAYLOADS
 from agent.sim.broker import _CENTRE_PASSWORD, V311OnlyProxy

@@ -108,7 +108,7 @@ def test_table_in_vietnamese(site, capsys):
 
 def test_the_site_trusts_the_centre_key_pair_written_beside_it(site):
     """`sim up` then `centre send --key <dir>/sim-centre.key`: the site accepts the command."""
-    from agent.cli.send import load_private_key  # noqa: PLC0415
+    from agent.centre.keys import load_private_key  # noqa: PLC0415
     from agent.contract.envelope import public_key_b64  # noqa: PLC0415
 
     [key] = load_settings(site.config_path).commands.keys

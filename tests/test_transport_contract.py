@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from agent.centre.ingest import parse
-from agent.commands.sender import parse_reply
+from agent.centre.sender import parse_reply
 from agent.config import BrokerSettings
 from agent.contract.payloads import (
     PAYLOADS,

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.centre.keys import load_private_key, write_key_pair
 from agent.centre.settings import (
     ENV_CENTRE_CONFIG,
     ENV_KEY,
@@ -31,31 +32,6 @@ def _out(text: str) -> None:
 
 
 # ---- keygen ---------------------------------------------------------------------------------
-
-
-def write_key_pair(stem: Path) -> str:
-    """STEM.key (PEM, mode 600) and STEM.pub (base64, as [[commands.keys]] wants it); returns
-    the public key."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
-        Ed25519PrivateKey,
-    )
-    from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
-        Encoding,
-        NoEncryption,
-        PrivateFormat,
-    )
-
-    from agent.contract.envelope import public_key_b64  # noqa: PLC0415
-
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(stem.with_suffix(".key"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    public = public_key_b64(key.public_key())
-    stem.with_suffix(".pub").write_text(public + "\n")
-    return public
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -91,32 +67,6 @@ def parse_arg(text: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except ValueError:
         return key, value
-
-
-def load_private_key(path_text: str | None) -> Any:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
-        Ed25519PrivateKey,
-    )
-    from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
-        load_pem_private_key,
-    )
-
-    path_text = path_text or os.environ.get(ENV_KEY)
-    if not path_text:
-        raise ConfigError(
-            "no private key",
-            f"pass --key FILE, set {ENV_KEY}, or set command_key in the centre settings",
-        )
-    path = Path(path_text)
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"private key {path}: {exc}", "use the .key file from `centre keygen`"
-        ) from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"private key {path}: not Ed25519", "make one with `centre keygen`")
-    return key
 
 
 def _password(path_text: str | None) -> str | None:
@@ -169,8 +119,8 @@ def _refuse_unknown(site_id: str, stored: set[str], db_path: Path | None,
 
 
 def _send(args: argparse.Namespace) -> int:
+    from agent.centre.sender import Reply, Sender  # noqa: PLC0415
     from agent.commands.actions import ACTIONS  # noqa: PLC0415
-    from agent.commands.sender import Reply, Sender  # noqa: PLC0415
     from agent.transport.mqtt import endpoint  # noqa: PLC0415
 
     if args.action not in ACTIONS:

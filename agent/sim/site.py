@@ -103,7 +103,7 @@ class SimulatedSite:
             self.stop()
             raise
         if not self.command_key.with_suffix(".pub").exists():
-            from agent.cli.send import write_key_pair  # noqa: PLC0415
+            from agent.centre.keys import write_key_pair  # noqa: PLC0415
 
             write_key_pair(self.command_key.with_suffix(""))
         self.config_path.write_text(dump_toml(self.settings_document()))

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.centre.sender import Sender
 from agent.cli import main
-from agent.commands.sender import Sender
 from agent.contract.envelope import public_key_b64
 from agent.sim.broker import Mosquitto
 from agent.sim.serial_device import PtyDevice, load_recording

@@ -1,5 +1,5 @@
 """Operator commands from the page: signed with the centre's key through
-agent/commands/sender.py (the one signer), published per site, and the replies pushed to the
+agent/centre/sender.py (the one signer), published per site, and the replies pushed to the
 page as they come, and kept (with who sent what) in the centre's database.
 
 One thread owns the MQTT connection (the transport is driven by its caller's thread); the
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.centre.sender import Reply, Sender, new_command_id, parse_reply
 from agent.centre.settings import CentreSettings
-from agent.commands.sender import Reply, Sender, new_command_id, parse_reply
 from agent.transport.mqtt import Endpoint, Inbound, ProtocolSetting, endpoint
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Log:
 
 def load_key(settings: CentreSettings) -> tuple[Any, str] | str:
     """(private key, key id), or why the page cannot send commands."""
-    from agent.cli.send import load_private_key  # noqa: PLC0415
+    from agent.centre.keys import load_private_key  # noqa: PLC0415
     from agent.errors import ConfigError  # noqa: PLC0415
 
     path = settings.command_key
