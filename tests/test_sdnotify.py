@@ -2,7 +2,7 @@
 
 import socket
 
-from agent.runtime.sdnotify import Notifier
+from agent.system.sdnotify import Notifier
 
 
 def test_notifies_a_path_socket(tmp_path):

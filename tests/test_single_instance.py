@@ -19,8 +19,8 @@ import pytest
 
 from agent.errors import AlreadyRunning
 from agent.runtime.control import ask, socket_path
-from agent.runtime.lockfile import hold
-from agent.runtime.workers import WORKER_OF_ENV
+from agent.system.lockfile import hold
+from agent.system.workers import WORKER_OF_ENV
 from tests.fixtures.broker import ROOT, AgentProcess, agent_config, dump_toml, wait_until
 from tests.test_centre import centre_config
 
@@ -75,7 +75,7 @@ def test_lock_names_the_holder_in_the_users_language_and_dies_with_it(tmp_path, 
     path = tmp_path / "state" / "agent.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import pathlib, sys, time; from agent.runtime.lockfile import hold; "
+         "import pathlib, sys, time; from agent.system.lockfile import hold; "
          "hold(pathlib.Path(sys.argv[1]), '', ''); print('held', flush=True); time.sleep(60)",
          str(path)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -218,7 +218,7 @@ def test_kill_9_of_the_parent_ends_its_attendance_child_stuck_opening_the_camera
 
 HUNG_WORKER = """
 import signal, subprocess, time
-from agent.runtime.workers import die_with_parent
+from agent.system.workers import die_with_parent
 die_with_parent()
 if sys.argv[-1] == "ignore-sigio":  # as a library with its own SIGIO use might
     signal.signal(signal.SIGIO, signal.SIG_IGN)
@@ -232,7 +232,7 @@ def test_a_worker_and_its_children_end_with_the_parent_even_ignoring_sigio(tmp_p
     (tmp_path / "hung_worker.py").write_text(HUNG_WORKER.replace("sys.argv[-1]", repr(sigio)))
     parent = subprocess.Popen(
         [sys.executable, "-c",
-         "import pathlib, sys; from agent.runtime.workers import run_worker; "
+         "import pathlib, sys; from agent.system.workers import run_worker; "
          "print(run_worker('hung_worker', b'', 60, pathlib.Path(sys.argv[1]))[1].decode(), "
          "flush=True)", str(tmp_path)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,

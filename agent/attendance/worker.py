@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 
 from agent.attendance.burst import BurstStats
 from agent.config import Settings
-from agent.runtime.workers import die_with_parent, run_worker
 from agent.selftest.worker import plain_settings
+from agent.system.workers import die_with_parent, run_worker
 
 _ALLOWANCE_S = 30.0  # interpreter, OpenCV and model loading on top of the burst itself
 
@@ -68,7 +68,7 @@ def count_burst_isolated(settings: Settings) -> Burst:
 def main() -> int:
     die_with_parent()  # before OpenCV's import, which alone can take seconds
     from agent.attendance.counter import Counter  # noqa: PLC0415 - OpenCV: only in the child
-    from agent.runtime.logs import setup_logging  # noqa: PLC0415
+    from agent.system.logs import setup_logging  # noqa: PLC0415
 
     settings = Settings.model_validate(json.load(sys.stdin)["settings"])
     setup_logging("warning")

@@ -16,7 +16,7 @@ from agent.attendance.settings import AttendanceSettings
 from agent.checks.model import ExitCode
 from agent.config import Settings, load_settings
 from agent.errors import AgentError
-from agent.runtime.logs import setup_logging
+from agent.system.logs import setup_logging
 
 if TYPE_CHECKING:
     from agent.attendance.counter import BurstResult, Counter

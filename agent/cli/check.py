@@ -12,9 +12,9 @@ from agent.errors import AgentError
 from agent.i18n import select_language
 from agent.probes import build_probes
 from agent.runtime.control import ask, socket_path
-from agent.runtime.logs import setup_logging
 from agent.selftest.suite import SelfTest
 from agent.selftest.worker import run_selftest_isolated
+from agent.system.logs import setup_logging
 
 
 def _ask_daemon(settings: Settings, components: list[str]) -> SelfTest | None:

@@ -21,8 +21,8 @@ from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.checks.model import ExitCode
 from agent.errors import ConfigError
 from agent.i18n import N_
-from agent.runtime.lockfile import hold
 from agent.schedule.model import Session
+from agent.system.lockfile import hold
 
 
 def _settings(args: argparse.Namespace) -> CentreSettings:
@@ -66,7 +66,7 @@ def serve_lock_path(db_path: Path, instance: str) -> Path:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from agent.centre.ingest import Ingest  # noqa: PLC0415 - paho only where it is needed
-    from agent.runtime.logs import setup_logging  # noqa: PLC0415
+    from agent.system.logs import setup_logging  # noqa: PLC0415
 
     settings = _settings(args)
     setup_logging(args.log_level)

@@ -10,9 +10,9 @@ from types import FrameType
 from agent.checks.model import ExitCode
 from agent.config import load_settings
 from agent.i18n import N_
-from agent.runtime.lockfile import hold
-from agent.runtime.logs import setup_logging
-from agent.runtime.workers import kill_leftovers
+from agent.system.lockfile import hold
+from agent.system.logs import setup_logging
+from agent.system.workers import kill_leftovers
 
 LOCK_NAME = "agent.lock"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from agent.checks.model import ExitCode
 from agent.checks.report import render_table
 from agent.config import load_settings
-from agent.runtime.logs import setup_logging
+from agent.system.logs import setup_logging
 
 
 def _workdir(args: argparse.Namespace) -> Path:

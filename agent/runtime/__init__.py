@@ -4,7 +4,4 @@
 - `reports`: the report payloads it builds (meta, state, the saved last check).
 - `control` and `control_handlers`: the local control socket and what it answers.
 - `status`: the snapshot that crosses that socket and its rendering for the technician.
-- `workers`: child processes (bounded stderr, reaped, dying with their parent).
-- `sdnotify`, `lockfile`, `logs`: systemd notify/watchdog, one daemon per state directory,
-  journald-friendly logging.
 """

@@ -44,13 +44,13 @@ from agent.led.status import StatusLed
 from agent.runtime.control import ControlServer, socket_path
 from agent.runtime.control_handlers import control_handlers
 from agent.runtime.reports import LastCheck, meta_payload, session_ref
-from agent.runtime.sdnotify import Notifier
-from agent.runtime.workers import terminate_workers
 from agent.schedule.model import SchedulePayload, Session, Tick
 from agent.schedule.presession import PreSession, Scope
 from agent.selftest.suite import SelfTest, judge
 from agent.selftest.worker import deadline_s as selftest_deadline_s
 from agent.selftest.worker import run_selftest_isolated
+from agent.system.sdnotify import Notifier
+from agent.system.workers import terminate_workers
 from agent.transport.link import Link
 from agent.transport.mqtt import Inbound, Protocol
 from agent.transport.outbox import Outbox, OutboxStats

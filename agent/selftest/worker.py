@@ -25,8 +25,8 @@ from pydantic import SecretStr
 from agent.checks.model import CheckResult, Outcome, Status
 from agent.checks.runner import ProbeSpec, run_probes
 from agent.config import Settings
-from agent.runtime.workers import die_with_parent, run_worker
 from agent.selftest.suite import SelfTest, judge, run_selftest
+from agent.system.workers import die_with_parent, run_worker
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def main() -> int:
     request = json.load(sys.stdin)
     # model_validate takes the values as given: no file, no environment is read again.
     settings = Settings.model_validate(request["settings"])
-    from agent.runtime.logs import setup_logging  # noqa: PLC0415
+    from agent.system.logs import setup_logging  # noqa: PLC0415
 
     setup_logging("warning" if settings.log_level in ("debug", "info") else settings.log_level)
     test = run_selftest(settings, request["only"])
