@@ -39,11 +39,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
+
+from agent.sim.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def _wait_stream(
     raise AudioSimError(f"the {client} stream did not start within {wait_s} s")
 
 
-class PulseServer:
+class PulseServer(Service):
     """A PulseAudio daemon in a private runtime directory, with one null sink.
 
     Use as a context manager, or start()/stop(). `env` holds what a client needs:
@@ -305,16 +306,6 @@ class PulseServer:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             self.runtime_dir = None
 
-    def __enter__(self) -> PulseServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def make_signal(
@@ -348,7 +339,7 @@ def make_signal(
     return x.astype(np.float32)
 
 
-class TonePlayer:
+class TonePlayer(Service):
     """Plays a signal into the server's sink, looping, until stopped.
 
     `pacat --playback` reads raw float32 from a pipe; a feeder thread keeps the pipe full,
@@ -437,13 +428,3 @@ class TonePlayer:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
 
-    def __enter__(self) -> TonePlayer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
