@@ -10,9 +10,9 @@ import importlib
 from collections.abc import Sequence
 
 from agent.checks.model import Outcome
-from agent.checks.runner import ProbeSpec
 from agent.config import COMPONENTS, Settings
 from agent.errors import ConfigError
+from agent.selftest.runner import ProbeSpec
 
 # component -> (module, function); every function takes the whole Settings.
 _PROBES: dict[str, tuple[str, str]] = {
