@@ -7,7 +7,8 @@ import sys
 
 from agent.checks.model import CheckResult, ExitCode, Verdict, exit_code
 from agent.checks.report import render_json, render_table
-from agent.config import COMPONENTS, Settings, config_path, load_settings
+from agent.components import COMPONENTS
+from agent.config import Settings, config_path, load_settings
 from agent.errors import AgentError
 from agent.i18n import select_language
 from agent.probes import build_probes

@@ -10,27 +10,17 @@ import importlib
 from collections.abc import Sequence
 
 from agent.checks.model import Outcome
-from agent.config import COMPONENTS, Settings
+from agent.components import COMPONENTS, TABLE
+from agent.config import Settings
 from agent.errors import ConfigError
 from agent.selftest.runner import ProbeSpec
 
-# component -> (module, function); every function takes the whole Settings.
-_PROBES: dict[str, tuple[str, str]] = {
-    "camera": ("agent.probes.camera", "check_camera"),
-    "microphone": ("agent.probes.microphone", "check_microphone"),
-    "display": ("agent.probes.display", "check_display"),
-    "codec": ("agent.probes.codec", "check_codec"),
-    "ptz": ("agent.probes.ptz", "check_ptz"),
-    "network": ("agent.probes.network", "check_network"),
-}
-assert set(_PROBES) == set(COMPONENTS)
-
 
 def _bind(settings: Settings, component: str) -> ProbeSpec:
-    module_name, func_name = _PROBES[component]
+    spec = TABLE[component]
 
     def run() -> Outcome:
-        func = getattr(importlib.import_module(module_name), func_name)
+        func = getattr(importlib.import_module(spec.probe_module), spec.probe_function)
         outcome: Outcome = func(settings)
         return outcome
 
@@ -39,7 +29,7 @@ def _bind(settings: Settings, component: str) -> ProbeSpec:
 
 def build_probes(settings: Settings, only: Sequence[str] = ()) -> list[ProbeSpec]:
     """The probes to run: the enabled components, or those named (enabled or not)."""
-    unknown = [c for c in only if c not in _PROBES]
+    unknown = [c for c in only if c not in TABLE]
     if unknown:
         raise ConfigError(
             f"unknown component(s): {', '.join(unknown)}",
