@@ -1,7 +1,8 @@
 """Probes: the I/O edge. Each talks to one kind of device and returns an `Outcome`.
 
-Probe modules are imported only when their component is checked, so the idle daemon never
-loads OpenCV, numpy or PortAudio.
+Probe modules (named per component in agent.components) are imported only when their
+component is checked, so the idle daemon never loads OpenCV, numpy or PortAudio. `frames`
+is the one camera frame grabber, for the camera check and attendance counting.
 """
 
 from __future__ import annotations
