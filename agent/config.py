@@ -28,6 +28,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.attendance.settings import AttendanceSettings
+from agent.components import COMPONENTS
 from agent.contract.topics import publish_topic_problem
 from agent.errors import ConfigError
 from agent.i18n import _
@@ -38,7 +39,6 @@ DEFAULT_CONFIG = Path("/etc/edge-agent/agent.toml")
 ENV_PREFIX = "EDGE_AGENT_"
 ENV_CONFIG = "EDGE_AGENT_CONFIG"
 _SOURCE_TREE_PROFILES = Path(__file__).resolve().parent.parent / "firmware_profiles"
-COMPONENTS = ("camera", "microphone", "display", "codec", "ptz", "network")
 
 
 class _Section(BaseModel):

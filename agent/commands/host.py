@@ -13,7 +13,8 @@ from pydantic import JsonValue
 
 from agent.commands.actions import ActionContext, Runner, run_command
 from agent.commands.service import CommandService, reply_route
-from agent.config import COMPONENTS, Settings
+from agent.components import COMPONENTS
+from agent.config import Settings
 from agent.contract.topics import name_of, topic_for
 from agent.schedule.model import SchedulePayload
 from agent.selftest.suite import SelfTest

@@ -26,7 +26,8 @@ from agent.attendance.worker import deadline_s as attendance_deadline_s
 from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach, command_topics, inbound_handler, only_components
 from agent.commands.service import CommandService
-from agent.config import COMPONENTS, Settings
+from agent.components import COMPONENTS
+from agent.config import Settings
 from agent.contract.payloads import (
     AttendancePayload,
     ChecksPayload,

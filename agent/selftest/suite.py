@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.checks.model import CheckResult, Verdict, site_verdict
-from agent.checks.runner import run_probes
 from agent.config import Settings
-from agent.probes import build_probes
+from agent.selftest.runner import build_probes, run_probes
 
 
 @dataclass(frozen=True)
