@@ -13,7 +13,7 @@ from pydantic import JsonValue
 
 from agent.commands.actions import ActionContext, Runner, run_command
 from agent.commands.service import CommandService, reply_route
-from agent.config import COMPONENTS, Settings
+from agent.config import Settings
 from agent.contract.topics import name_of, topic_for
 from agent.schedule.model import SchedulePayload
 from agent.selftest.suite import SelfTest
@@ -50,18 +50,6 @@ def command_topics(settings: Settings) -> list[str]:
     if not settings.commands.enabled:
         return []
     return ["cmd", "fleet_cmd"] if settings.commands.fleet else ["cmd"]
-
-
-def only_components(settings: Settings, only: Sequence[str]) -> Settings:
-    """Settings with every component not in `only` switched off (a partial self-test)."""
-    if not only:
-        return settings
-    update = {
-        name: settings.component(name).model_copy(update={"enabled": False})
-        for name in COMPONENTS
-        if name not in only
-    }
-    return settings.model_copy(update=update)
 
 
 def attach(host: Host, runner: Runner = run_command) -> CommandService | None:

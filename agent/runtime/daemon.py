@@ -24,7 +24,7 @@ from agent import __version__
 from agent.attendance.session_counter import SessionCounter
 from agent.attendance.worker import deadline_s as attendance_deadline_s
 from agent.commands.actions import ActionFailed, Runner, run_command
-from agent.commands.host import attach, command_topics, inbound_handler, only_components
+from agent.commands.host import attach, command_topics, inbound_handler
 from agent.commands.service import CommandService
 from agent.config import COMPONENTS, Settings
 from agent.contract.payloads import (
@@ -48,7 +48,7 @@ from agent.runtime.sdnotify import Notifier
 from agent.runtime.workers import terminate_workers
 from agent.schedule.model import SchedulePayload, Session, Tick
 from agent.schedule.presession import PreSession, Scope
-from agent.selftest.suite import SelfTest, judge
+from agent.selftest.suite import SelfTest, judge, only_components
 from agent.selftest.worker import deadline_s as selftest_deadline_s
 from agent.selftest.worker import run_selftest_isolated
 from agent.transport.link import Link
