@@ -24,7 +24,7 @@ from agent import __version__
 from agent.attendance.session_counter import SessionCounter
 from agent.attendance.worker import deadline_s as attendance_deadline_s
 from agent.commands.actions import ActionFailed, Runner, run_command
-from agent.commands.host import attach, command_topics, inbound_handler
+from agent.commands.host import attach
 from agent.commands.service import CommandService
 from agent.config import COMPONENTS, Settings
 from agent.contract.payloads import (
@@ -37,12 +37,12 @@ from agent.contract.payloads import (
     state_components,
     utc_now,
 )
-from agent.contract.topics import topic_for
 from agent.errors import TransportError
 from agent.led.driver import Writer, write_attribute
 from agent.led.status import StatusLed
 from agent.runtime.control import ControlServer, socket_path
 from agent.runtime.control_handlers import control_handlers
+from agent.runtime.inbound import Router
 from agent.runtime.reports import LastCheck, meta_payload, session_ref
 from agent.runtime.sdnotify import Notifier
 from agent.runtime.workers import terminate_workers
@@ -52,7 +52,7 @@ from agent.selftest.suite import SelfTest, judge, only_components
 from agent.selftest.worker import deadline_s as selftest_deadline_s
 from agent.selftest.worker import run_selftest_isolated
 from agent.transport.link import Link
-from agent.transport.mqtt import Inbound, Protocol
+from agent.transport.mqtt import Protocol
 from agent.transport.outbox import Outbox, OutboxStats
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,6 @@ SelfTestFn = Callable[[Settings], SelfTest]
 StateCause = Literal["check", "birth", "heartbeat", "rebirth"]
 Trigger = Literal["startup", "interval", "command", "pre-session"]
 _LAST_CHECK_KEY = "last_check"
-_SCHEDULE_TOPICS = ("schedule", "fleet_schedule")
 # A self-test or attendance worker kills its child at its own deadline. Waiting on one this
 # much longer than that means the wait itself is stuck: the watchdog pings stop, so systemd
 # restarts the agent. (With the default settings the limit is 70 s: the counting child's
@@ -96,12 +95,13 @@ class Agent:
         try:
             # Bad broker settings (or command keys) raise here, before anything runs.
             self.commands = attach(self, command_runner)
+            inbound = Router(settings, self.commands, self._on_schedule)
             self.link = Link(
                 settings,
                 self.outbox,
                 self._birth,
-                on_message=self._route(inbound_handler(settings, self.commands)),
-                subscriptions=[*command_topics(settings), *_SCHEDULE_TOPICS],
+                on_message=inbound,
+                subscriptions=inbound.subscriptions,
             )
         except Exception:
             if self.commands is not None:
@@ -131,23 +131,9 @@ class Agent:
             log.warning("ignoring an unreadable saved check result")
             return None
 
-    def _route(self, commands: Callable[[Inbound], None]) -> Callable[[Inbound], None]:
-        """Schedules to the pre-session planner, everything else to the command service."""
-        prefix, site_id = self.settings.broker.prefix, self.settings.site.site_id
-        schedules: dict[str, Scope] = {
-            topic_for(prefix, site_id, "schedule"): "site",
-            topic_for(prefix, site_id, "fleet_schedule"): "all",
-        }
-
-        def route(message: Inbound) -> None:
-            scope = schedules.get(message.topic)
-            if scope is None:
-                commands(message)
-            else:
-                self.presession.on_schedule(scope, message.payload)
-                self._wake.set()
-
-        return route
+    def _on_schedule(self, scope: Scope, raw: bytes) -> None:
+        self.presession.on_schedule(scope, raw)
+        self._wake.set()
 
     @property
     def last_check(self) -> LastCheck | None:
@@ -172,8 +158,7 @@ class Agent:
         return {"seconds": seconds, "pattern": self.led_pattern}
 
     def set_schedule(self, payload: SchedulePayload) -> JsonValue:
-        self.presession.on_schedule("site", payload.model_dump_json().encode())
-        self._wake.set()
+        self._on_schedule("site", payload.model_dump_json().encode())
         return len(self.presession.scheduler.sessions)
 
     # ---- the reporting loop ------------------------------------------------------------
