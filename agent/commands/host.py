@@ -80,4 +80,3 @@ def attach(host: Host, runner: Runner = run_command) -> CommandService | None:
         set_schedule=host.set_schedule,
     )
     return CommandService(settings, host.outbox, context)
-

@@ -43,6 +43,15 @@ from agent.led.status import StatusLed
 from agent.runtime.control import ControlServer, socket_path
 from agent.runtime.control_handlers import control_handlers
 from agent.runtime.inbound import Router
+from agent.runtime.jobs import (
+    AttendanceBursts,
+    Jobs,
+    LedRefresh,
+    Now,
+    PreSessionCheck,
+    RoutineCheck,
+    StateHeartbeat,
+)
 from agent.runtime.reports import LastCheck, meta_payload, session_ref
 from agent.runtime.sdnotify import Notifier
 from agent.runtime.workers import terminate_workers
@@ -199,43 +208,33 @@ class Agent:
             log.info("stopped")
 
     def _loop(self, stop: threading.Event) -> None:
-        report = self.settings.report
-        trigger: Trigger = "startup"
-        next_check = time.monotonic()
+        jobs = self._jobs()
         while not stop.is_set():
             tick = self._tick = self.presession.tick(utc_now())
-            now = time.monotonic()
-            if tick.due:
-                # One full check however many leads fell due together (a clock jump).
-                self.check_now("pre-session", stop)
-                next_check = time.monotonic() + report.check_interval_s
-            elif now >= next_check:
-                next_check = now + report.check_interval_s
-                # While a session runs the room is in use: no routine heavy checks.
-                if not tick.quiet or trigger == "startup":
-                    self.check_now(trigger, stop)
-                trigger = "interval"
-            elif self.settings.attendance.enabled and tick.current and self.attendance.due(now):
-                self.count_attendance(tick.current[0], stop)
-            elif (
-                self.link.status().connected
-                and now - self._last_state_at >= report.state_heartbeat_s
-            ):
-                self.publish_state("heartbeat")
-            self._show_led()
-            heartbeat_due = self._last_state_at + report.state_heartbeat_s
-            wait = max(0.0, min(next_check, heartbeat_due) - time.monotonic())
-            wait = min(wait, max(0.0, (tick.wake_at - utc_now()).total_seconds()))
-            if self.settings.attendance.enabled and tick.current:
-                wait = min(wait, self.attendance.next_in(time.monotonic()))
-            led_change = self.led.next_change_in()
-            if led_change is not None:
-                wait = min(wait, led_change)
+            jobs.run(Now(time.monotonic(), tick), stop)
+            wait = jobs.wait_s(Now(time.monotonic(), tick))
             self._alive()
             if self._notifier.watchdog_interval_s is not None:
                 wait = min(wait, self._notifier.watchdog_interval_s)
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _jobs(self) -> Jobs:
+        report = self.settings.report
+        routine = RoutineCheck(self.check_now, report.check_interval_s)
+        heartbeat = StateHeartbeat(
+            report.state_heartbeat_s,
+            lambda: self.link.status().connected,
+            lambda: self._last_state_at,
+            lambda: self.publish_state("heartbeat"),
+        )
+        attendance = AttendanceBursts(
+            self.settings.attendance.enabled, self.attendance, self.count_attendance
+        )
+        return Jobs(
+            [PreSessionCheck(self.check_now, routine), routine, attendance, heartbeat],
+            every_pass=[LedRefresh(self.led, self._show_led)],
+        )
 
     def count_now(self) -> JsonValue:
         """The centre's `count-now`: one burst now, in the running session if there is one."""
