@@ -96,7 +96,7 @@ class Agent:
         self._checking = False
         self._tick: Tick | None = None
         self.attendance = SessionCounter(settings)
-        self._wake = threading.Event()  # set by stop, a new schedule, identify
+        self._wake = threading.Event()  # set by stop, a new schedule, identify, a connect
         try:
             # Bad broker settings (or command keys) raise here, before anything runs.
             self.commands = attach(self, command_runner)
@@ -389,4 +389,6 @@ class Agent:
     def _birth(self, cause: str, protocol: Protocol) -> MetaPayload:
         """Called by the link on every connect (and rebirth): meta back, a fresh state queued."""
         self.publish_state("rebirth" if cause == "rebirth" else "birth")
+        # Disconnected, the loop waited for no heartbeat: the next one counts from this state.
+        self._wake.set()
         return meta_payload(self.settings, protocol, self.started_at)

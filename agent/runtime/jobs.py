@@ -158,7 +158,9 @@ class StateHeartbeat:
     def run(self, now: Now, stop: threading.Event) -> None:
         self._publish()
 
-    def next_in(self, now: Now) -> float:
+    def next_in(self, now: Now) -> float | None:
+        if not self._connected():
+            return None  # the reconnect wakes the loop (its birth sends the state)
         return self._last_state_at() + self.interval_s - now.mono
 
 
