@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.checks.model import CheckResult, Verdict, site_verdict
+from agent.components import COMPONENTS
 from agent.config import Settings
 from agent.selftest.runner import build_probes, run_probes
 
@@ -25,3 +26,15 @@ def judge(settings: Settings, results: list[CheckResult], only: Sequence[str] = 
 def run_selftest(settings: Settings, only: Sequence[str] = ()) -> SelfTest:
     """Run the probes in this process (the CLI); the daemon uses agent.selftest.worker."""
     return judge(settings, run_probes(build_probes(settings, only)), only)
+
+
+def only_components(settings: Settings, only: Sequence[str]) -> Settings:
+    """Settings with every component not in `only` switched off (a partial self-test)."""
+    if not only:
+        return settings
+    update = {
+        name: settings.component(name).model_copy(update={"enabled": False})
+        for name in COMPONENTS
+        if name not in only
+    }
+    return settings.model_copy(update=update)
