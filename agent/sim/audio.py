@@ -21,6 +21,10 @@ that joins then is heard only once that block has passed, so a recording started
 after a new tone waits up to 2 s for its first sample (PortAudio spins a core meanwhile)
 and may still hear the old signal. The server therefore keeps a silent 20 ms-latency
 stream playing for its whole life, which holds the sink's render-ahead at 20 ms.
+
+Why one file past 400 lines: the PulseAudio server, the tone player and the signals they
+play are one simulated device; the traps above bind them (one stream held open for the
+server's whole life).
 """
 
 from __future__ import annotations
