@@ -1,22 +1,28 @@
 """Dependencies follow the products: the centre never loads the site's device stack (OpenCV,
-numpy, PortAudio, pyserial), so a centre machine can do without it; the site daemon never
-loads the centre's web stack. Read from the real processes with `python -X importtime`, which
-names every module a process imports on its stderr."""
+numpy, PortAudio, pyserial), so a centre machine can do without it (centre-requirements.txt);
+the site daemon never loads the centre's web stack. Read from the real processes with
+`python -X importtime`, which names every module a process imports on its stderr."""
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import signal
 import subprocess
 import sys
+import tomllib
 import urllib.request
 
 import pytest
+import setuptools
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.fixtures.broker import ROOT, agent_config, dump_toml, wait_until
 
 SITE_ONLY = {"cv2", "numpy", "sounddevice", "serial"}
 WEB_ONLY = {"starlette", "uvicorn", "argon2"}
+SITE_ONLY_DISTRIBUTIONS = {"pyserial", "sounddevice", "opencv-python-headless", "numpy"}
 
 
 def imported(importtime_output: str) -> set[str]:
@@ -32,6 +38,56 @@ def imported(importtime_output: str) -> set[str]:
 
 def packages(modules: set[str]) -> set[str]:
     return {m.split(".")[0] for m in modules}
+
+
+def distributions(modules: set[str]) -> set[str]:
+    """The installed distributions those modules come from (the standard library has none)."""
+    owners = md.packages_distributions()
+    return {canonicalize_name(d) for p in packages(modules) for d in owners.get(p, ())}
+
+
+def centre_requirements() -> list[Requirement]:
+    lines = (ROOT / "centre-requirements.txt").read_text().splitlines()
+    return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def with_dependencies(names: set[str]) -> set[str]:
+    """The distributions a plain `pip install NAMES` brings, as installed here."""
+    found: set[str] = set()
+    todo = [canonicalize_name(n) for n in names]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        for spec in md.requires(name) or []:
+            req = Requirement(spec)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(canonicalize_name(req.name))
+    return found
+
+
+def test_centre_requirements_are_the_site_packages_minus_devices_plus_the_web_stack():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [
+        Requirement(spec)
+        for spec in project["dependencies"] + project["optional-dependencies"]["centre"]
+    ]
+    names = {canonicalize_name(r.name) for r in wanted}
+    assert names >= SITE_ONLY_DISTRIBUTIONS  # the site keeps them
+    expected = sorted(str(r) for r in wanted if r.name not in SITE_ONLY_DISTRIBUTIONS)
+    assert sorted(str(r) for r in centre_requirements()) == expected
+
+
+def test_the_wheel_leaves_the_simulator_out():
+    # As setuptools reads [tool.setuptools.packages.find] (namespaces on by default).
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    find = find["packages"]["find"]
+    found = setuptools.find_namespace_packages(
+        str(ROOT), include=find["include"], exclude=find.get("exclude", ())
+    )
+    assert {"agent.runtime", "agent.centre.web", "agent.centre.web.static"} <= set(found)
+    assert [p for p in found if p == "agent.sim" or p.startswith("agent.sim.")] == []
 
 
 def python(*args: str) -> list[str]:
@@ -97,6 +153,11 @@ def test_the_centre_loads_no_device_stack_and_the_site_no_web_stack(broker, tmp_
     status = imported(status_runs[-1].stderr)
     assert "agent.centre.store" in status
     assert packages(status) & SITE_ONLY == set()
+    # A centre installed with --no-deps plus centre-requirements.txt has all it imported.
+    # (setuptools: its _distutils_hack is loaded by a .pth file in every virtualenv.)
+    installable = with_dependencies({r.name for r in centre_requirements()})
+    installable |= {"edge-agent", "setuptools"}
+    assert distributions(centre | status) - installable == set()
 
     site_modules = imported(site_err.read_text())
     assert "agent.runtime.daemon" in site_modules
