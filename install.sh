@@ -36,8 +36,9 @@ REQUIRED_PACKAGES=(python3 python3-venv libportaudio2 polkitd)
 OPTIONAL_PACKAGES=(cec-utils)
 UNITS=(edge-agent.service edge-agent-reboot.service)
 POLKIT_RULE=50-edge-agent-reboot.rules
-# What of the checkout runs on a site (tests and benchmarks stay behind).
+# What of the checkout runs on a site (tests, benchmarks and the simulator stay behind).
 SOURCE_DIRS=(agent firmware_profiles systemd)
+SOURCE_SKIP=agent/sim # the simulated site: for the demo and the tests, from a checkout
 SOURCE_FILES=(pyproject.toml README.md agent.example.toml schedule.example.toml centre.example.toml install.sh)
 
 MODE=install
@@ -133,8 +134,8 @@ remove_path() { # PATH
 source_files() { # relative paths of what a site runs, one per line
     local dir file
     for dir in "${SOURCE_DIRS[@]}"; do
-        (cd "$HERE" && find "$dir" -type d \( -name __pycache__ -o -name '*.egg-info' \) -prune \
-            -o -type f ! -name '*.pyc' -print)
+        (cd "$HERE" && find "$dir" -type d \( -name __pycache__ -o -name '*.egg-info' \
+            -o -path "$SOURCE_SKIP" \) -prune -o -type f ! -name '*.pyc' -print)
     done
     for file in "${SOURCE_FILES[@]}"; do
         if [[ -f $HERE/$file ]]; then echo "$file"; fi

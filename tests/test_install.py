@@ -12,6 +12,8 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,6 +101,23 @@ def test_install_puts_everything_in_place(dest: Path, repo: Path) -> None:
     assert (dest / "etc/edge-agent").stat().st_mode & 0o777 == 0o750
     assert (dest / "var/lib/edge-agent").is_dir()
     assert not (dest / "opt/edge-agent/venv").exists()
+
+
+def test_the_simulator_stays_in_the_checkout(dest: Path) -> None:
+    src = dest / "opt/edge-agent/src"
+    assert (SOURCE / "agent/sim/site.py").is_file()
+    assert (src / "agent/cli/sim.py").is_file() and not (src / "agent/sim").exists()
+    # As the site's virtualenv runs it: `agent` from the copy, the dependencies installed.
+    # -S keeps this checkout's own editable install out (it would find agent/sim here).
+    env = {k: v for k, v in os.environ.items() if k not in ("LC_ALL", "LC_MESSAGES", "LANG")}
+    env["PYTHONPATH"] = sysconfig.get_paths()["purelib"]
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "agent", "sim", "demo"],
+        cwd=src, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("edge-agent: the simulator is not installed here")
+    assert "./run demo" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_install_says_what_it_did_not_do(tmp_path: Path, install: Install) -> None:

@@ -12,15 +12,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.checks.model import ExitCode, Status
 from agent.config import PathSettings, load_settings
 from agent.errors import ConfigError, ProbeError, ProfileError
 from agent.profiles.loader import list_profiles, load_profile, profile_path
 from agent.profiles.model import Profile
-from agent.profiles.session import Target, describe_target, run_queries
-from agent.profiles.verdict import Judgement, judge
+
+if TYPE_CHECKING:
+    from agent.profiles.verdict import Judgement
 
 _EXIT = {
     Status.OK: ExitCode.OK,
@@ -127,6 +128,11 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    # Here, not at the top: every command builds this parser, and the session loads pyserial,
+    # which neither the centre nor the idle daemon needs.
+    from agent.profiles.session import Target, describe_target, run_queries  # noqa: PLC0415
+    from agent.profiles.verdict import judge  # noqa: PLC0415
+
     directory = _profiles_dir(args)
     p = load_profile(directory, args.name)
     names = args.query or p.health_queries()

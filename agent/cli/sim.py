@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from agent.checks.model import ExitCode
 from agent.checks.report import render_table
 from agent.config import load_settings
+from agent.errors import ConfigError
+from agent.i18n import _
 from agent.system.logs import setup_logging
+
+
+@contextlib.contextmanager
+def _from_checkout() -> Iterator[None]:
+    """The simulator comes with a checkout only: neither the wheel nor a site's install.sh
+    copy carries agent/sim/, so there the command says where to run it instead."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if exc.name != "agent.sim" and not (exc.name or "").startswith("agent.sim."):
+            raise
+        raise ConfigError(
+            _("the simulator is not installed here: it comes with a checkout of edge-agent"),
+            _("run it from a checkout (git clone, then ./run demo)"),
+        ) from None
 
 
 def _workdir(args: argparse.Namespace) -> Path:
@@ -20,7 +39,8 @@ def _workdir(args: argparse.Namespace) -> Path:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from agent.sim.site import SimulatedSite  # noqa: PLC0415 - loads OpenCV and numpy
+    with _from_checkout():
+        from agent.sim.site import SimulatedSite  # noqa: PLC0415 - loads OpenCV and numpy
 
     setup_logging("info")
     with SimulatedSite(_workdir(args), broker_port=args.broker_port) as site:
@@ -45,9 +65,11 @@ def _up(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from agent.selftest.suite import run_selftest  # noqa: PLC0415
-    from agent.sim.broker import Mosquitto  # noqa: PLC0415
-    from agent.sim.centre_view import report_to_local_broker  # noqa: PLC0415
-    from agent.sim.site import SimulatedSite  # noqa: PLC0415
+
+    with _from_checkout():
+        from agent.sim.broker import Mosquitto  # noqa: PLC0415
+        from agent.sim.centre_view import report_to_local_broker  # noqa: PLC0415
+        from agent.sim.site import SimulatedSite  # noqa: PLC0415
 
     setup_logging("warning")
     out = sys.stdout
