@@ -1,1 +1,2 @@
-"""Pure check logic: the result model, verdict rules and the concurrent runner."""
+"""Pure check logic: the result and check-run models (`model`: `CheckResult`, `CheckRun`,
+`Trigger`), verdict rules and the concurrent runner."""

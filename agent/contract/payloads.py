@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from agent.checks.model import CheckResult, Status, Verdict
+from agent.checks.model import CheckResult, CheckRun, Status, Trigger, Verdict
 
 SCHEMA_PREFIX = "edge-agent"
 
@@ -168,14 +168,15 @@ class StatePayload(Envelope):
     outbox: OutboxHealth
 
 
-class ChecksPayload(Envelope):
+# CheckRun first among the bases, so the envelope's fields come first in the JSON and the
+# schema (pydantic orders fields from the last base to the first).
+class ChecksPayload(CheckRun, Envelope):
     kind: ClassVar[str] = "checks"
     schema_: Literal["edge-agent/checks/1"] = _schema_field("checks")
-    trigger: Literal["startup", "interval", "command", "pre-session"]
-    verdict: Verdict
+    # A published run always says why it ran, when and how long (these keep their place).
+    trigger: Trigger
     started_at: AwareDatetime
     duration_s: float = Field(ge=0)
-    results: list[CheckResult]
 
 
 class AttendancePayload(Envelope):

@@ -15,38 +15,37 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Literal, TypeVar
+from datetime import timedelta
+from typing import TypeVar
 
 from pydantic import JsonValue
 
 from agent import __version__
 from agent.attendance.session_counter import SessionCounter
 from agent.attendance.worker import deadline_s as attendance_deadline_s
+from agent.checks.model import CheckRun, Trigger
 from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach, command_topics, inbound_handler, only_components
 from agent.commands.service import CommandService
 from agent.config import COMPONENTS, Settings
-from agent.contract.payloads import (
-    AttendancePayload,
-    ChecksPayload,
-    Envelope,
-    MetaPayload,
-    OutboxHealth,
-    StatePayload,
-    state_components,
-    utc_now,
-)
+from agent.contract.payloads import AttendancePayload, Envelope, MetaPayload, StatePayload, utc_now
 from agent.contract.topics import topic_for
 from agent.errors import TransportError
 from agent.led.driver import Writer, write_attribute
 from agent.led.status import StatusLed
 from agent.runtime.control import ControlServer, socket_path
 from agent.runtime.control_handlers import control_handlers
-from agent.runtime.reports import LastCheck, meta_payload, session_ref
+from agent.runtime.reports import (
+    StateCause,
+    checks_payload,
+    last_check_bytes,
+    last_check_from_bytes,
+    meta_payload,
+    state_payload,
+)
 from agent.schedule.model import SchedulePayload, Session, Tick
 from agent.schedule.presession import PreSession, Scope
-from agent.selftest.suite import SelfTest, judge
+from agent.selftest.suite import judge
 from agent.selftest.worker import deadline_s as selftest_deadline_s
 from agent.selftest.worker import run_selftest_isolated
 from agent.system.sdnotify import Notifier
@@ -59,9 +58,7 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=Envelope)
 
-SelfTestFn = Callable[[Settings], SelfTest]
-StateCause = Literal["check", "birth", "heartbeat", "rebirth"]
-Trigger = Literal["startup", "interval", "command", "pre-session"]
+SelfTestFn = Callable[[Settings], CheckRun]
 _LAST_CHECK_KEY = "last_check"
 _SCHEDULE_TOPICS = ("schedule", "fleet_schedule")
 # A self-test or attendance worker kills its child at its own deadline. Waiting on one this
@@ -111,7 +108,7 @@ class Agent:
         if self.commands is not None:
             self.commands.register_counter(self.count_now)
         self._lock = threading.Lock()
-        self._last: LastCheck | None = self._restore()
+        self._last: CheckRun | None = self._restore()
         self._last_state_at = 0.0
         self._notifier = Notifier()
         self._last_ping = 0.0
@@ -121,12 +118,12 @@ class Agent:
         self._store_lock = threading.Lock()
         self._unstored = 0  # reports the outbox could not store since the last success
 
-    def _restore(self) -> LastCheck | None:
+    def _restore(self) -> CheckRun | None:
         data = self.outbox.get_kv(_LAST_CHECK_KEY)
         if data is None:
             return None
         try:
-            return LastCheck.from_bytes(data)
+            return last_check_from_bytes(data)
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring an unreadable saved check result")
             return None
@@ -150,7 +147,7 @@ class Agent:
         return route
 
     @property
-    def last_check(self) -> LastCheck | None:
+    def last_check(self) -> CheckRun | None:
         with self._lock:
             return self._last
 
@@ -377,7 +374,7 @@ class Agent:
 
     def check_now(
         self, trigger: Trigger, stop: threading.Event | None = None, only: Sequence[str] = ()
-    ) -> SelfTest | None:
+    ) -> CheckRun | None:
         """Run the self-test (of `only` those components) in a worker; report `checks` and
         `state`. None if stopped."""
         # One self-test at a time: a command's, the technician's and the schedule's would
@@ -397,42 +394,40 @@ class Agent:
 
     def _check(
         self, trigger: Trigger, stop: threading.Event | None, only: Sequence[str]
-    ) -> SelfTest | None:
+    ) -> CheckRun | None:
         started = utc_now()
         t0 = time.monotonic()
         settings = only_components(self.settings, only)
-        test = self._in_worker("selftest", lambda: self._selftest(settings), stop)
-        if test is None:
+        judged = self._in_worker("selftest", lambda: self._selftest(settings), stop)
+        if judged is None:
             return None
-        last = LastCheck(test.verdict, test.results, started)
+        # The child's start-up is part of the check's time, as the centre sees it.
+        run = judged.model_copy(
+            update={
+                "trigger": trigger,
+                "started_at": started,
+                "duration_s": round(time.monotonic() - t0, 3),
+            }
+        )
+        last = run
         with self._lock:
             if only and self._last is not None:
                 # A partial check (a command's) replaces only its components in the state.
                 kept = [r for r in self._last.results if r.component not in only]
-                merged = judge(self.settings, [*test.results, *kept])
-                last = LastCheck(merged.verdict, merged.results, started)
+                merged = judge(self.settings, [*run.results, *kept])
+                last = run.model_copy(update={"verdict": merged.verdict, "results": merged.results})
             self._last = last
         try:
-            self.outbox.put_kv(_LAST_CHECK_KEY, last.to_bytes())
+            self.outbox.put_kv(_LAST_CHECK_KEY, last_check_bytes(last))
         except TransportError as exc:
             log.debug("last check not saved: %s", exc)
         # The state's outbox figures are taken before this check's own report is queued, so
         # a healthy link shows 0 pending rather than always 1.
         stats = self.outbox.stats()
-        self._queue(
-            ChecksPayload(
-                site_id=self.settings.site.site_id,
-                ts=utc_now(),
-                trigger=trigger,
-                verdict=test.verdict,
-                started_at=started,
-                duration_s=round(time.monotonic() - t0, 3),
-                results=test.results,
-            )
-        )
+        self._queue(checks_payload(self.settings, run))
         self.publish_state("check", stats)
-        log.info("self-test: %s", test.verdict.value)
-        return test
+        log.info("self-test: %s", run.verdict.value)
+        return run
 
     def request_rebirth(self) -> None:
         self.link.request_rebirth()
@@ -447,27 +442,18 @@ class Agent:
         with self._lock:
             last = self._last
         stats = stats or self.outbox.stats()
-        oldest = stats.oldest_created
         now = utc_now()
         running = self._tick.current if self._tick else ()
-        current = session_ref(running[0]) if running else None
+        current = running[0] if running else None
         upcoming = self.presession.next_session(now)
-        payload = StatePayload(
-            site_id=self.settings.site.site_id,
-            ts=now,
-            cause=cause,
-            current_session=current,
-            next_session=session_ref(upcoming),
-            verdict=last.verdict if last else None,
-            components=state_components(last.results) if last else {},
-            last_check=last.at if last else None,
-            outbox=OutboxHealth(
-                pending=stats.pending,
-                pending_bytes=stats.pending_bytes,
-                dropped_checks=stats.dropped_checks,
-                refused=stats.refused,
-                oldest_pending=datetime.fromtimestamp(oldest, UTC) if oldest else None,
-            ),
+        payload = state_payload(
+            self.settings,
+            cause,
+            now=now,
+            last=last,
+            stats=stats,
+            current=current,
+            upcoming=upcoming,
         )
         self._last_state_at = time.monotonic()
         return self._queue(payload) or payload

@@ -1,0 +1,73 @@
+"""The site's reports built from what the agent knows (agent.runtime.reports): the saved last
+check keeps the bytes earlier versions wrote."""
+
+from pathlib import Path
+
+import pytest
+
+from agent.checks.model import CheckResult, CheckRun, Status, Verdict
+from agent.config import Settings
+from agent.runtime.reports import (
+    checks_payload,
+    last_check_bytes,
+    last_check_from_bytes,
+)
+from tests.test_check_model import T0, camera_ok, sample_run
+
+# The last-check file exactly as the previous version (LastCheck.to_bytes) wrote it: an agent
+# upgraded in place reads it, and writes the same bytes for the same check.
+_SAVED = (
+    b'{"verdict": "degraded", "results": [{"component": "camera", "status": "ok", '
+    b'"reason": "1080p at 30 fps", "hint": "", "metrics": {"fps": 30.0, "width": 1920}, '
+    b'"started_at": "2026-11-24T07:00:00Z", "duration_s": 1.25}, {"component": "codec", '
+    b'"status": "warn", "reason": "SIP not registered", "hint": "check the SIP account", '
+    b'"metrics": {}, "started_at": "2026-11-24T07:00:00Z", "duration_s": 0.5}], '
+    b'"at": "2026-11-24T07:00:00+00:00"}'
+)
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.model_validate(
+        {
+            "site": {"site_id": "s1", "name": "Site 1", "tier": "commune"},
+            "paths": {"state_dir": str(tmp_path)},
+        }
+    )
+
+
+def _results() -> list[CheckResult]:
+    return [
+        camera_ok(),
+        CheckResult(
+            component="codec",
+            status=Status.WARN,
+            reason="SIP not registered",
+            hint="check the SIP account",
+            started_at=T0,
+            duration_s=0.5,
+        ),
+    ]
+
+
+def test_the_saved_last_check_keeps_its_bytes():
+    run = sample_run(_results(), Verdict.DEGRADED, "interval", 3.2)
+    assert last_check_bytes(run) == _SAVED
+    restored = last_check_from_bytes(_SAVED)
+    # When it ran is kept; why and how long are not (the file never held them).
+    assert restored == run.model_copy(update={"trigger": None, "duration_s": None})
+    assert last_check_bytes(restored) == _SAVED
+
+
+@pytest.mark.parametrize(
+    "data", [b"{}", b'{"verdict": "fine", "results": [], "at": "2026-11-24T07:00:00Z"}', b"[1]"]
+)
+def test_a_bad_saved_check_is_a_clear_error(data):
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        last_check_from_bytes(data)
+
+
+def test_checks_payload_carries_the_run(settings):
+    run = sample_run(_results(), Verdict.DEGRADED, "pre-session", 3.2)
+    payload = checks_payload(settings, run)
+    assert payload.site_id == "s1"
+    assert CheckRun.model_validate(payload.model_dump(include=set(CheckRun.model_fields))) == run
