@@ -1,13 +1,16 @@
 """The site's reports built from what the agent knows (agent.runtime.reports): the saved last
-check keeps the bytes earlier versions wrote."""
+check and the attendance payload keep the bytes earlier versions wrote."""
 
 from pathlib import Path
 
 import pytest
 
+from agent.attendance.burst import summarise_burst
+from agent.attendance.report import AttendanceSession
 from agent.checks.model import CheckResult, CheckRun, Status, Verdict
 from agent.config import Settings
 from agent.runtime.reports import (
+    attendance_payload,
     checks_payload,
     last_check_bytes,
     last_check_from_bytes,
@@ -24,6 +27,16 @@ _SAVED = (
     b'"metrics": {}, "started_at": "2026-11-24T07:00:00Z", "duration_s": 0.5}], '
     b'"at": "2026-11-24T07:00:00+00:00"}'
 )
+
+# The attendance payload as the previous version built it, field by field from the report.
+_ATTENDANCE = (
+    b'{"schema":"edge-agent/attendance/1","site_id":"s1","seq":0,"boot":0,'
+    b'"ts":"2026-11-24T07:00:00Z","historical":false,"session_id":"s-1","count":20,'
+    b'"spread":0.5,"detector":"centerface","expected":40,"rate":0.5,"peak":20,"median":20.0,'
+    b'"codec_count":19,"tiled":true,"burst_count":20,"frames":3,"frames_used":3,'
+    b'"unknown_reason":null}'
+)
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
@@ -71,3 +84,11 @@ def test_checks_payload_carries_the_run(settings):
     payload = checks_payload(settings, run)
     assert payload.site_id == "s1"
     assert CheckRun.model_validate(payload.model_dump(include=set(CheckRun.model_fields))) == run
+
+
+def test_attendance_payload_is_built_from_the_report(settings):
+    session = AttendanceSession("s-1", "centerface", expected=40)
+    burst = summarise_burst([20, 21, 20], (), expected_frames=3)
+    report = session.add(burst, tiled=True, people_count_codec=19, at=T0)
+    payload = attendance_payload(settings, report)
+    assert payload.model_copy(update={"ts": T0}).to_bytes() == _ATTENDANCE

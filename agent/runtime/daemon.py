@@ -37,6 +37,7 @@ from agent.runtime.control import ControlServer, socket_path
 from agent.runtime.control_handlers import control_handlers
 from agent.runtime.reports import (
     StateCause,
+    attendance_payload,
     checks_payload,
     last_check_bytes,
     last_check_from_bytes,
@@ -282,7 +283,8 @@ class Agent:
             self._check_lock.release()
         if counted is None:
             return None
-        payload = self._queue(counted) or counted
+        built = attendance_payload(self.settings, counted)
+        payload = self._queue(built) or built
         log.info("attendance %s: %s", session.session_id, payload.count)
         return payload
 

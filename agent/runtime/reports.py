@@ -1,5 +1,5 @@
 """Every report the site publishes, built from settings and what the agent knows: the birth
-record (`meta`), `state`, `checks`; and the last check as saved on disk. The
+record (`meta`), `state`, `checks`, `attendance`; and the last check as saved on disk. The
 daemon decides when; this module decides what goes in. Pure but for the host name and the
 clock (`ts`)."""
 
@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from agent import __version__
+from agent.attendance.report import AttendanceReport
 from agent.checks.model import CheckResult, CheckRun, Verdict
 from agent.config import COMPONENTS, Settings
 from agent.contract.payloads import (
+    AttendancePayload,
     ChecksPayload,
     ComponentInfo,
     MetaPayload,
@@ -84,6 +86,19 @@ def state_payload(
             refused=stats.refused,
             oldest_pending=datetime.fromtimestamp(oldest, UTC) if oldest else None,
         ),
+    )
+
+
+def attendance_payload(settings: Settings, report: AttendanceReport) -> AttendancePayload:
+    """One burst's report as the `attendance` payload: the same fields, but for when it was
+    measured (the envelope's `ts` says when it was made) and the codec's count, which the
+    contract calls `codec_count`."""
+    fields = report.model_dump(exclude={"measured_at", "people_count_codec"})
+    return AttendancePayload(
+        site_id=settings.site.site_id,
+        ts=utc_now(),
+        codec_count=report.people_count_codec,
+        **fields,
     )
 
 
