@@ -9,12 +9,15 @@ from agent.attendance.burst import summarise_burst
 from agent.attendance.report import AttendanceSession
 from agent.checks.model import CheckResult, CheckRun, Status, Verdict
 from agent.config import Settings
+from agent.runtime.control_handlers import status_snapshot
+from agent.runtime.daemon import Agent
 from agent.runtime.reports import (
     attendance_payload,
     checks_payload,
     last_check_bytes,
     last_check_from_bytes,
 )
+from agent.transport.outbox import Outbox
 from tests.test_check_model import T0, camera_ok, sample_run
 
 # The last-check file exactly as the previous version (LastCheck.to_bytes) wrote it: an agent
@@ -92,3 +95,19 @@ def test_attendance_payload_is_built_from_the_report(settings):
     report = session.add(burst, tiled=True, people_count_codec=19, at=T0)
     payload = attendance_payload(settings, report)
     assert payload.model_copy(update={"ts": T0}).to_bytes() == _ATTENDANCE
+
+
+def test_an_agent_upgraded_in_place_shows_the_check_its_predecessor_saved(settings):
+    box = Outbox.from_settings(settings)
+    box.put_kv("last_check", _SAVED)
+    box.close()
+    agent = Agent(settings)
+    try:
+        snapshot = status_snapshot(agent)
+        state = agent.publish_state("birth")
+    finally:
+        agent.outbox.close()
+    assert (snapshot.verdict, snapshot.checked_at) == (Verdict.DEGRADED, T0)
+    assert snapshot.results == _results()
+    assert (state.verdict, state.last_check) == (Verdict.DEGRADED, T0)
+    assert state.components["codec"].hint == "check the SIP account"
