@@ -153,10 +153,13 @@ class OutboxHealth(_Model):
     oldest_pending: AwareDatetime | None = None
 
 
+StateCause = Literal["check", "birth", "heartbeat", "rebirth"]
+
+
 class StatePayload(Envelope):
     kind: ClassVar[str] = "state"
     schema_: Literal["edge-agent/state/1"] = _schema_field("state")
-    cause: Literal["check", "birth", "heartbeat", "rebirth"] = Field(
+    cause: StateCause = Field(
         description="check: a self-test just ran; birth: on connect; heartbeat: unchanged, "
         "proves liveness; rebirth: asked by the centre."
     )

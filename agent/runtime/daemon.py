@@ -28,7 +28,14 @@ from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach, command_topics, inbound_handler, only_components
 from agent.commands.service import CommandService
 from agent.config import COMPONENTS, Settings
-from agent.contract.payloads import AttendancePayload, Envelope, MetaPayload, StatePayload, utc_now
+from agent.contract.payloads import (
+    AttendancePayload,
+    Envelope,
+    MetaPayload,
+    StateCause,
+    StatePayload,
+    utc_now,
+)
 from agent.contract.topics import topic_for
 from agent.errors import TransportError
 from agent.led.driver import Writer, write_attribute
@@ -36,7 +43,6 @@ from agent.led.status import StatusLed
 from agent.runtime.control import ControlServer, socket_path
 from agent.runtime.control_handlers import control_handlers
 from agent.runtime.reports import (
-    StateCause,
     attendance_payload,
     checks_payload,
     last_check_bytes,

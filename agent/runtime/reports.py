@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 from datetime import UTC, datetime
-from typing import Literal
 
 from agent import __version__
 from agent.attendance.report import AttendanceReport
@@ -22,6 +21,7 @@ from agent.contract.payloads import (
     OutboxHealth,
     SessionRef,
     SiteInfo,
+    StateCause,
     StatePayload,
     state_components,
     utc_now,
@@ -31,7 +31,6 @@ from agent.transport.mqtt import Protocol
 from agent.transport.outbox import OutboxStats
 
 CAPABILITIES = ("checks", "state", "store-and-forward", "rebirth")
-StateCause = Literal["check", "birth", "heartbeat", "rebirth"]
 
 
 def last_check_bytes(run: CheckRun) -> bytes:
