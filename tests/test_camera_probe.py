@@ -9,10 +9,10 @@ import time
 import pytest
 
 from agent.checks.model import Status
-from agent.checks.runner import run_probes
 from agent.errors import BadReply, ConfigError, DeviceNotFound, DeviceTimeout, ProbeError
-from agent.probes import build_probes
-from agent.probes.camera import check_camera, read_timeout_s, redact_url, resolve_source
+from agent.probes.camera import check_camera
+from agent.probes.frames import read_timeout_s, redact_url, resolve_source
+from agent.selftest.runner import build_probes, run_probes
 from tests.fixtures.video import camera_settings
 
 # --- source resolution -------------------------------------------------------------------

@@ -4,11 +4,11 @@ import os
 
 import pytest
 
+from agent.checks.edid import decode_edid
 from agent.checks.model import Status
 from agent.config import Settings
 from agent.errors import BadReply, DeviceNotFound
 from agent.probes.display import check_display
-from agent.probes.edid import decode_edid
 from agent.sim.sysfs import Connector, add_connector, build_edid, set_connector
 
 

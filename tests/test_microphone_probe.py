@@ -7,11 +7,10 @@ import sys
 import pytest
 
 from agent.checks.model import Status
-from agent.checks.runner import run_probes
 from agent.config import Settings
 from agent.errors import ProbeError
-from agent.probes import build_probes
 from agent.probes.microphone import check_microphone, import_sounddevice
+from agent.selftest.runner import build_probes, run_probes
 
 pytestmark = pytest.mark.audio
 

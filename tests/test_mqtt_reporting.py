@@ -96,6 +96,39 @@ def test_in_a_session_the_agent_skips_checks_but_keeps_its_heartbeat(
     assert all(m["current_session"]["session_id"] == "now" for m in later)
 
 
+def test_while_the_broker_is_away_the_loop_sleeps_and_the_heartbeat_resumes_on_return(
+    broker, centre, tmp_path
+):
+    # No heartbeat goes out while disconnected, so none may be "due" either: the loop used
+    # to spin (a whole core) from one heartbeat interval after the broker went away.
+    config = agent_config(broker, tmp_path / "state", check_interval_s=3600, state_heartbeat_s=0.3)
+    broker.stop()
+    site = InProcessAgent(Settings.model_validate(config))
+    passes: list[float] = []
+    tick = site.agent.presession.tick
+
+    def counted(now: datetime):  # the real tick, one per pass of the loop
+        passes.append(time.monotonic())
+        return tick(now)
+
+    site.agent.presession.tick = counted  # type: ignore[method-assign]
+    site.start()
+    try:
+        assert wait_until(lambda: site.agent.last_check, 10)
+        time.sleep(0.6)  # two heartbeat intervals past the startup check's state
+        start = time.monotonic()
+        time.sleep(1.0)
+        idle = [t for t in passes if t >= start]
+        assert len(idle) <= 3, f"{len(idle)} passes of the loop in 1 s with nothing to do"
+
+        broker.start()
+        live = centre(broker)
+        assert wait_until(lambda: site.agent.link.status().connected, 10)
+        assert live.wait_for(_has("state", cause="heartbeat"), 3), "no heartbeat after return"
+    finally:
+        site.stop()
+
+
 def test_payloads_validate_against_the_published_schemas(broker, centre, run_agent, tmp_path):
     assert stale_files() == [], "run: python -m agent.contract.schemas"
     live = centre(broker)

@@ -4,8 +4,8 @@ import threading
 import time
 
 from agent.checks.model import Outcome, Status
-from agent.checks.runner import ProbeSpec, run_probes
 from agent.errors import DeviceNotFound
+from agent.selftest.runner import ProbeSpec, run_probes
 
 
 def test_probes_run_concurrently_and_keep_order():

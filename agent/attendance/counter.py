@@ -4,23 +4,17 @@ reduce the burst to one count (agent.attendance.burst).
 The camera is opened for each burst and closed after it: between bursts it stays free for
 the self-test (a V4L2 camera has one reader at a time), and no stale frames pile up in an
 IP camera's stream. Frames live in memory only for the burst; nothing is written to disk.
-Grabbing runs in its own thread with a deadline, as in the camera probe: a driver can block
-where Python cannot interrupt it.
+Frames come through agent.probes.frames, as for the camera check: in their own thread, with
+deadlines, since a driver can block where Python cannot interrupt it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
-import os
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-
-# Must precede the first capture in the process (see agent.probes.camera).
-os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", "2")
 
 import cv2
 import numpy as np
@@ -31,13 +25,10 @@ from agent.attendance.detector import Backend, FaceFinder, FrameFaces, load_back
 from agent.attendance.settings import AttendanceSettings
 from agent.config import CameraSettings
 from agent.errors import AgentError, ProbeError
-from agent.probes.camera import Source, open_capture, read_timeout_s, resolve_source
-
-log = logging.getLogger(__name__)
+from agent.probes.frames import grab_frames, resolve_source
 
 Frame = npt.NDArray[np.uint8]
 _THUMB_WIDTH = 160  # a thumbnail is enough for brightness and contrast
-DEVICE_WARMUP_FRAMES = 5  # a UVC camera's first frames come before auto-exposure settles
 
 
 def look(frame: npt.NDArray[np.generic]) -> FrameLook:
@@ -97,94 +88,43 @@ def shrink(frame: Frame, max_width: int | None) -> Frame:
     return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
-class _BurstGrab:
-    """Reads `count` frames `spacing_s` apart (a file: that far apart in its own time),
-    each shrunk on arrival to the widest scale the detector will look at."""
-
-    def __init__(
-        self,
-        source: Source,
-        cfg: CameraSettings,
-        count: int,
-        spacing_s: float,
-        max_width: int | None = None,
-    ):
-        self.source, self.cfg, self.count, self.spacing_s = source, cfg, count, spacing_s
-        self.max_width = max_width
-        self.frames: list[Frame] = []
-        self.lock = threading.Lock()
-        self.done = threading.Event()
-        self.cancel = threading.Event()
-        self.error: AgentError | None = None
-        self.stopped = ""
-
-    def run(self) -> None:
-        cap: Any = None
-        try:
-            cap = open_capture(self.source, self.cfg)
-            if not cap.isOpened():
-                self.error = ProbeError(
-                    f"camera {self.source.label}: cannot be opened",
-                    "run `edge-agent check camera` for the cause",
-                )
-                return
-            self._read(cap)
-        except AgentError as exc:
-            self.error = exc
-        except (cv2.error, OSError, ValueError) as exc:
-            self.error = ProbeError(
-                f"camera {self.source.label}: {exc}", "run `edge-agent check camera`"
-            )
-        finally:
-            if cap is not None:
-                cap.release()
-            self.done.set()
-
-    def _read(self, cap: Any) -> None:
-        is_file = self.source.kind == "file"
-        skip = DEVICE_WARMUP_FRAMES if self.source.kind == "device" else 0
-        last: float | None = None
-        while not self.cancel.is_set() and len(self.frames) < self.count:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                self.stopped = "file ended" if is_file else "camera stopped sending"
-                return
-            if skip:
-                skip -= 1
-                continue
-            now = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 if is_file else time.monotonic()
-            if last is not None and now - last < self.spacing_s:
-                continue
-            last = now
-            with self.lock:
-                self.frames.append(shrink(as_bgr(frame), self.max_width))
-
-
 def grab_burst(
     cfg: CameraSettings, count: int, spacing_s: float, max_width: int | None = None
 ) -> Grabbed:
-    """Up to `count` frames from the configured camera, at most max_width wide; never
-    raises for camera trouble (that is in Grabbed.error), never blocks past its deadline."""
+    """Up to `count` frames from the configured camera, `spacing_s` apart (a file: that far
+    apart in its own time), each shrunk on arrival to at most max_width wide; never raises
+    for camera trouble (that is in Grabbed.error), never blocks past its deadline."""
     started = time.monotonic()
     try:
         source = resolve_source(cfg.source)
     except AgentError as exc:
         return Grabbed(label=cfg.source, error=exc)
-    grab = _BurstGrab(source, cfg, count, spacing_s, max_width)
-    thread = threading.Thread(target=grab.run, name="attendance-grab", daemon=True)
-    thread.start()
-    warmup = DEVICE_WARMUP_FRAMES / cfg.fps if source.kind == "device" else 0.0
-    deadline = cfg.open_timeout_s + warmup + count * spacing_s + read_timeout_s(cfg) + 1.0
+    frames: list[Frame] = []
+    last: float | None = None
+
+    def take(frame: Any, stamp: float) -> bool:
+        nonlocal last
+        if last is not None and stamp - last < spacing_s:
+            return False
+        last = stamp
+        frames.append(shrink(as_bgr(frame), max_width))
+        return len(frames) >= count
+
+    got = grab_frames(source, cfg, take, count * spacing_s, "attendance-grab")
+    error: AgentError | None = None
+    if isinstance(got.error, AgentError):
+        error = got.error
+    elif isinstance(got.error, Exception):
+        error = ProbeError(f"camera {source.label}: {got.error}", "run `edge-agent check camera`")
+    elif got.error is not None:
+        raise got.error
     stopped = ""
-    if not grab.done.wait(deadline):
-        grab.cancel.set()
-        stopped = f"no frame for {read_timeout_s(cfg):g} s (camera stalled)"
-        log.warning("camera %s: burst grab blocked past %.1f s", source.label, deadline)
-    with grab.lock:
-        frames = list(grab.frames)
     if len(frames) < count:
-        stopped = stopped or grab.stopped
-    return Grabbed(frames, source.label, grab.error, stopped, time.monotonic() - started)
+        if got.stopped or got.ended:
+            stopped = got.stopped or "file ended"
+        elif got.late:
+            stopped = f"only {len(frames)} of {count} frames before the deadline"
+    return Grabbed(frames, source.label, error, stopped, time.monotonic() - started)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ import sys
 
 from agent.checks.model import CheckRun, ExitCode, exit_code
 from agent.checks.report import render_json, render_table
-from agent.config import COMPONENTS, Settings, config_path, load_settings
+from agent.components import COMPONENTS
+from agent.config import Settings, config_path, load_settings
 from agent.errors import AgentError
 from agent.i18n import select_language
-from agent.probes import build_probes
 from agent.runtime.control import ask, socket_path
+from agent.selftest.runner import build_probes
 from agent.selftest.worker import run_selftest_isolated
 from agent.system.logs import setup_logging
 

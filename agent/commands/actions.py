@@ -11,14 +11,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from agent.config import COMPONENTS, Settings
+from agent.components import COMPONENTS, ComponentName
+from agent.config import Settings
 from agent.errors import AgentError
 
-Component = Literal["camera", "microphone", "display", "codec", "ptz", "network"]
 Runner = Callable[[Sequence[str], float], tuple[int, str]]  # argv, timeout -> rc, output
 REBOOT_UNIT = "edge-agent-reboot.service"
 SCHEDULE_CACHE = "schedule-centre.json"
@@ -57,7 +57,7 @@ class NoArgs(_Args):
 
 
 class RunChecksArgs(_Args):
-    components: list[Component] = Field(
+    components: list[ComponentName] = Field(
         default_factory=list, max_length=len(COMPONENTS), description="none: every component"
     )
 

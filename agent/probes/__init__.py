@@ -1,49 +1,7 @@
 """Probes: the I/O edge. Each talks to one kind of device and returns an `Outcome`.
 
-Probe modules are imported only when their component is checked, so the idle daemon never
-loads OpenCV, numpy or PortAudio.
+Probe modules (named per component in agent.components) are imported only when their
+component is checked (agent.selftest.runner.build_probes), so the idle daemon never loads
+OpenCV, numpy or PortAudio. `frames` is the one camera frame grabber, for the camera check and
+attendance counting.
 """
-
-from __future__ import annotations
-
-import importlib
-from collections.abc import Sequence
-
-from agent.checks.model import Outcome
-from agent.checks.runner import ProbeSpec
-from agent.config import COMPONENTS, Settings
-from agent.errors import ConfigError
-
-# component -> (module, function); every function takes the whole Settings.
-_PROBES: dict[str, tuple[str, str]] = {
-    "camera": ("agent.probes.camera", "check_camera"),
-    "microphone": ("agent.probes.microphone", "check_microphone"),
-    "display": ("agent.probes.display", "check_display"),
-    "codec": ("agent.probes.codec", "check_codec"),
-    "ptz": ("agent.probes.ptz", "check_ptz"),
-    "network": ("agent.probes.network", "check_network"),
-}
-assert set(_PROBES) == set(COMPONENTS)
-
-
-def _bind(settings: Settings, component: str) -> ProbeSpec:
-    module_name, func_name = _PROBES[component]
-
-    def run() -> Outcome:
-        func = getattr(importlib.import_module(module_name), func_name)
-        outcome: Outcome = func(settings)
-        return outcome
-
-    return ProbeSpec(component, run, settings.component(component).timeout_s)
-
-
-def build_probes(settings: Settings, only: Sequence[str] = ()) -> list[ProbeSpec]:
-    """The probes to run: the enabled components, or those named (enabled or not)."""
-    unknown = [c for c in only if c not in _PROBES]
-    if unknown:
-        raise ConfigError(
-            f"unknown component(s): {', '.join(unknown)}",
-            f"choose from: {', '.join(COMPONENTS)}",
-        )
-    components = list(only) if only else settings.enabled_components()
-    return [_bind(settings, c) for c in components]

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from agent.checks.edid import decode_edid
 from agent.errors import BadReply
 from agent.probes.display import read_connectors
-from agent.probes.edid import decode_edid
 
 
 def video_devices() -> list[dict[str, Any]]:

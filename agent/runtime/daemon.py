@@ -2,8 +2,10 @@
 
 Threads: the caller's (the reporting loop below), `mqtt-link` (agent.transport.link), and a
 short-lived worker per self-test, which waits for a child process that runs the probes
-(agent.selftest.worker). Reports go to
-the outbox, never straight to the network, so nothing made while the broker is away is lost.
+(agent.selftest.worker). The loop runs the jobs of agent.runtime.jobs and alone feeds
+systemd's watchdog (agent.runtime.watchdog); what the centre sends is routed by
+agent.runtime.inbound. Reports go to the outbox (agent.runtime.spool), never straight to the
+network, so nothing made while the broker is away is lost.
 
 Nothing heavy is imported on this path: OpenCV, numpy and PortAudio are loaded only by the
 self-test child, so the idle daemon stays small.
@@ -22,12 +24,11 @@ from pydantic import JsonValue
 
 from agent import __version__
 from agent.attendance.session_counter import SessionCounter
-from agent.attendance.worker import deadline_s as attendance_deadline_s
 from agent.checks.model import CheckRun, Trigger
 from agent.commands.actions import ActionFailed, Runner, run_command
-from agent.commands.host import attach, command_topics, inbound_handler, only_components
+from agent.commands.host import attach
 from agent.commands.service import CommandService
-from agent.config import COMPONENTS, Settings
+from agent.config import Settings
 from agent.contract.payloads import (
     AttendancePayload,
     Envelope,
@@ -36,12 +37,21 @@ from agent.contract.payloads import (
     StatePayload,
     utc_now,
 )
-from agent.contract.topics import topic_for
 from agent.errors import TransportError
 from agent.led.driver import Writer, write_attribute
 from agent.led.status import StatusLed
 from agent.runtime.control import ControlServer, socket_path
 from agent.runtime.control_handlers import control_handlers
+from agent.runtime.inbound import Router
+from agent.runtime.jobs import (
+    AttendanceBursts,
+    Jobs,
+    LedRefresh,
+    Now,
+    PreSessionCheck,
+    RoutineCheck,
+    StateHeartbeat,
+)
 from agent.runtime.reports import (
     attendance_payload,
     checks_payload,
@@ -50,29 +60,23 @@ from agent.runtime.reports import (
     meta_payload,
     state_payload,
 )
+from agent.runtime.spool import Spool
+from agent.runtime.watchdog import LoopWatchdog, worker_limit_s
 from agent.schedule.model import SchedulePayload, Session, Tick
 from agent.schedule.presession import PreSession, Scope
-from agent.selftest.suite import judge
-from agent.selftest.worker import deadline_s as selftest_deadline_s
+from agent.selftest.suite import judge, only_components
 from agent.selftest.worker import run_selftest_isolated
 from agent.system.sdnotify import Notifier
 from agent.system.workers import terminate_workers
 from agent.transport.link import Link
-from agent.transport.mqtt import Inbound, Protocol
+from agent.transport.mqtt import Protocol
 from agent.transport.outbox import Outbox, OutboxStats
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 _E = TypeVar("_E", bound=Envelope)
 
 SelfTestFn = Callable[[Settings], CheckRun]
 _LAST_CHECK_KEY = "last_check"
-_SCHEDULE_TOPICS = ("schedule", "fleet_schedule")
-# A self-test or attendance worker kills its child at its own deadline. Waiting on one this
-# much longer than that means the wait itself is stuck: the watchdog pings stop, so systemd
-# restarts the agent. (With the default settings the limit is 70 s: the counting child's
-# 37 s deadline plus this.)
-_WORKER_GRACE_S = 33.0
 
 
 class Agent:
@@ -96,16 +100,17 @@ class Agent:
         self._checking = False
         self._tick: Tick | None = None
         self.attendance = SessionCounter(settings)
-        self._wake = threading.Event()  # set by stop, a new schedule, identify
+        self._wake = threading.Event()  # set by stop, a new schedule, identify, a connect
         try:
             # Bad broker settings (or command keys) raise here, before anything runs.
             self.commands = attach(self, command_runner)
+            inbound = Router(settings, self.commands, self._on_schedule)
             self.link = Link(
                 settings,
                 self.outbox,
                 self._birth,
-                on_message=self._route(inbound_handler(settings, self.commands)),
-                subscriptions=[*command_topics(settings), *_SCHEDULE_TOPICS],
+                on_message=inbound,
+                subscriptions=inbound.subscriptions,
             )
         except Exception:
             if self.commands is not None:
@@ -117,13 +122,8 @@ class Agent:
         self._lock = threading.Lock()
         self._last: CheckRun | None = self._restore()
         self._last_state_at = 0.0
-        self._notifier = Notifier()
-        self._last_ping = 0.0
-        self._link_dead_logged = False
-        self._loop_thread: int | None = None
-        self.worker_limit_s = _worker_limit_s(settings)
-        self._store_lock = threading.Lock()
-        self._unstored = 0  # reports the outbox could not store since the last success
+        self.watchdog = LoopWatchdog(Notifier(), self.link.alive, worker_limit_s(settings))
+        self._spool = Spool(self.outbox)
 
     def _restore(self) -> CheckRun | None:
         data = self.outbox.get_kv(_LAST_CHECK_KEY)
@@ -135,28 +135,22 @@ class Agent:
             log.warning("ignoring an unreadable saved check result")
             return None
 
-    def _route(self, commands: Callable[[Inbound], None]) -> Callable[[Inbound], None]:
-        """Schedules to the pre-session planner, everything else to the command service."""
-        prefix, site_id = self.settings.broker.prefix, self.settings.site.site_id
-        schedules: dict[str, Scope] = {
-            topic_for(prefix, site_id, "schedule"): "site",
-            topic_for(prefix, site_id, "fleet_schedule"): "all",
-        }
-
-        def route(message: Inbound) -> None:
-            scope = schedules.get(message.topic)
-            if scope is None:
-                commands(message)
-            else:
-                self.presession.on_schedule(scope, message.payload)
-                self._wake.set()
-
-        return route
+    def _on_schedule(self, scope: Scope, raw: bytes) -> None:
+        self.presession.on_schedule(scope, raw)
+        self._wake.set()
 
     @property
     def last_check(self) -> CheckRun | None:
         with self._lock:
             return self._last
+
+    @property
+    def worker_limit_s(self) -> float:
+        return self.watchdog.worker_limit_s
+
+    @worker_limit_s.setter
+    def worker_limit_s(self, seconds: float) -> None:
+        self.watchdog.worker_limit_s = seconds
 
     @property
     def led_pattern(self) -> str | None:
@@ -176,8 +170,7 @@ class Agent:
         return {"seconds": seconds, "pattern": self.led_pattern}
 
     def set_schedule(self, payload: SchedulePayload) -> JsonValue:
-        self.presession.on_schedule("site", payload.model_dump_json().encode())
-        self._wake.set()
+        self._on_schedule("site", payload.model_dump_json().encode())
         return len(self.presession.scheduler.sessions)
 
     # ---- the reporting loop ------------------------------------------------------------
@@ -203,12 +196,12 @@ class Agent:
         control = ControlServer(
             socket_path(self.settings.paths.state_dir), control_handlers(self)
         ).start()
-        self._notifier.ready()
-        self._loop_thread = threading.get_ident()
+        self.watchdog.notifier.ready()
+        self.watchdog.bind()
         try:
             self._loop(stop)
         finally:
-            self._notifier.stopping()
+            self.watchdog.notifier.stopping()
             control.stop()
             terminate_workers()
             if self.commands is not None:
@@ -218,43 +211,33 @@ class Agent:
             log.info("stopped")
 
     def _loop(self, stop: threading.Event) -> None:
-        report = self.settings.report
-        trigger: Trigger = "startup"
-        next_check = time.monotonic()
+        jobs = self._jobs()
         while not stop.is_set():
             tick = self._tick = self.presession.tick(utc_now())
-            now = time.monotonic()
-            if tick.due:
-                # One full check however many leads fell due together (a clock jump).
-                self.check_now("pre-session", stop)
-                next_check = time.monotonic() + report.check_interval_s
-            elif now >= next_check:
-                next_check = now + report.check_interval_s
-                # While a session runs the room is in use: no routine heavy checks.
-                if not tick.quiet or trigger == "startup":
-                    self.check_now(trigger, stop)
-                trigger = "interval"
-            elif self.settings.attendance.enabled and tick.current and self.attendance.due(now):
-                self.count_attendance(tick.current[0], stop)
-            elif (
-                self.link.status().connected
-                and now - self._last_state_at >= report.state_heartbeat_s
-            ):
-                self.publish_state("heartbeat")
-            self._show_led()
-            heartbeat_due = self._last_state_at + report.state_heartbeat_s
-            wait = max(0.0, min(next_check, heartbeat_due) - time.monotonic())
-            wait = min(wait, max(0.0, (tick.wake_at - utc_now()).total_seconds()))
-            if self.settings.attendance.enabled and tick.current:
-                wait = min(wait, self.attendance.next_in(time.monotonic()))
-            led_change = self.led.next_change_in()
-            if led_change is not None:
-                wait = min(wait, led_change)
-            self._alive()
-            if self._notifier.watchdog_interval_s is not None:
-                wait = min(wait, self._notifier.watchdog_interval_s)
+            jobs.run(Now(time.monotonic(), tick), stop)
+            wait = jobs.wait_s(Now(time.monotonic(), tick))
+            self.watchdog.alive()
+            if self.watchdog.notifier.watchdog_interval_s is not None:
+                wait = min(wait, self.watchdog.notifier.watchdog_interval_s)
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _jobs(self) -> Jobs:
+        report = self.settings.report
+        routine = RoutineCheck(self.check_now, report.check_interval_s)
+        heartbeat = StateHeartbeat(
+            report.state_heartbeat_s,
+            lambda: self.link.status().connected,
+            lambda: self._last_state_at,
+            lambda: self.publish_state("heartbeat"),
+        )
+        attendance = AttendanceBursts(
+            self.settings.attendance.enabled, self.attendance, self.count_attendance
+        )
+        return Jobs(
+            [PreSessionCheck(self.check_now, routine), routine, attendance, heartbeat],
+            every_pass=[LedRefresh(self.led, self._show_led)],
+        )
 
     def count_now(self) -> JsonValue:
         """The centre's `count-now`: one burst now, in the running session if there is one."""
@@ -279,10 +262,11 @@ class Agent:
         self, session: Session, stop: threading.Event | None = None
     ) -> AttendancePayload | None:
         """One burst (in a child process), reported on `attendance`. None if stopped."""
-        if not self._lock_checks(stop):  # the camera is one device: never during a self-test
+        # The camera is one device: never during a self-test.
+        if not self.watchdog.acquire(self._check_lock, stop):
             return None
         try:
-            counted = self._in_worker(
+            counted = self.watchdog.in_worker(
                 "attendance", lambda: self.attendance.count(session, self._codec_count()), stop
             )
         finally:
@@ -294,60 +278,8 @@ class Agent:
         log.info("attendance %s: %s", session.session_id, payload.count)
         return payload
 
-    def _lock_checks(self, stop: threading.Event | None) -> bool:
-        """Take the check lock, pinging the watchdog (from the loop) while another thread's
-        bounded check holds it; False if `stop` was set first."""
-        limit = time.monotonic() + self.worker_limit_s
-        while not self._check_lock.acquire(timeout=0.05):
-            if stop is not None and stop.is_set():
-                return False
-            if time.monotonic() < limit:
-                self._alive()
-        return True
-
     def _queue(self, payload: _E) -> _E | None:
-        """Queue a report; None when the outbox cannot store it (state_dir full, I/O error).
-        The agent goes on without it rather than dying: a crash would not free the disk, and
-        systemd would only restart it into the same failure."""
-        try:
-            stamped = self.outbox.put(payload)
-        except TransportError as exc:
-            with self._store_lock:
-                self._unstored += 1
-                first = self._unstored == 1
-            if first:
-                log.error("cannot store reports, they are not sent: %s (%s)", exc, exc.hint)
-            return None
-        with self._store_lock:
-            unstored, self._unstored = self._unstored, 0
-        if unstored:
-            log.warning("reports are stored again; %d could not be stored before", unstored)
-        return stamped
-
-    def _in_worker(
-        self, name: str, job: Callable[[], _T], stop: threading.Event | None
-    ) -> _T | None:
-        """Run `job` in a thread while this loop keeps pinging the watchdog (for at most
-        `worker_limit_s`); None if it crashed (logged) or `stop` was set first."""
-        box: list[_T] = []
-        worker = threading.Thread(target=lambda: box.append(job()), name=name, daemon=True)
-        worker.start()
-        limit = time.monotonic() + self.worker_limit_s
-        while worker.is_alive():
-            if stop is not None and stop.wait(0.05):
-                return None
-            worker.join(0.05)
-            if time.monotonic() < limit:
-                self._alive()
-            elif limit > 0:
-                log.error(
-                    "%s still running after %.0f s: watchdog pings stop", name, self.worker_limit_s
-                )
-                limit = 0.0
-        if not box:
-            log.error("%s crashed; see the log above", name)
-            return None
-        return box[0]
+        return self._spool.put(payload)
 
     def _codec_count(self) -> int | None:
         """The codec's own people count from the last check (Cisco RoomAnalytics)."""
@@ -362,24 +294,6 @@ class Agent:
             last.verdict if last else None, self.link.status().connected, self._checking
         )
 
-    def _alive(self) -> None:
-        """Ping systemd's watchdog, at most once a second. Only the loop's own thread pings
-        (also while it waits, boundedly, for a worker): a command running a check on another
-        thread must not keep a hung loop looking alive."""
-        if threading.get_ident() != self._loop_thread:
-            return
-        if not self.link.alive():
-            # Not merely a broker out of reach: the thread that would reconnect is gone, so
-            # the agent is deaf and mute for good. Starve the watchdog; systemd restarts us.
-            if not self._link_dead_logged:
-                log.critical("the broker link thread has died: watchdog pings stop")
-                self._link_dead_logged = True
-            return
-        now = time.monotonic()
-        if now - self._last_ping >= 1.0:
-            self._last_ping = now
-            self._notifier.watchdog()
-
     def check_now(
         self, trigger: Trigger, stop: threading.Event | None = None, only: Sequence[str] = ()
     ) -> CheckRun | None:
@@ -387,7 +301,7 @@ class Agent:
         `state`. None if stopped."""
         # One self-test at a time: a command's, the technician's and the schedule's would
         # otherwise fight over the camera and the serial ports.
-        if not self._lock_checks(stop):
+        if not self.watchdog.acquire(self._check_lock, stop):
             return None
         try:
             self._checking = True
@@ -406,7 +320,7 @@ class Agent:
         started = utc_now()
         t0 = time.monotonic()
         settings = only_components(self.settings, only)
-        judged = self._in_worker("selftest", lambda: self._selftest(settings), stop)
+        judged = self.watchdog.in_worker("selftest", lambda: self._selftest(settings), stop)
         if judged is None:
             return None
         # The child's start-up is part of the check's time, as the centre sees it.
@@ -469,11 +383,6 @@ class Agent:
     def _birth(self, cause: str, protocol: Protocol) -> MetaPayload:
         """Called by the link on every connect (and rebirth): meta back, a fresh state queued."""
         self.publish_state("rebirth" if cause == "rebirth" else "birth")
+        # Disconnected, the loop waited for no heartbeat: the next one counts from this state.
+        self._wake.set()
         return meta_payload(self.settings, protocol, self.started_at)
-
-
-def _worker_limit_s(settings: Settings) -> float:
-    """Longest a worker may legitimately run: the later of its children's own deadlines (a
-    check may ask for any component, enabled or not), plus the grace."""
-    children = max(selftest_deadline_s(settings, COMPONENTS), attendance_deadline_s(settings))
-    return children + _WORKER_GRACE_S

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from agent import __version__
 from agent.attendance.report import AttendanceReport
 from agent.checks.model import CheckResult, CheckRun, Verdict
-from agent.config import COMPONENTS, Settings
+from agent.components import COMPONENTS, TABLE
+from agent.config import Settings
 from agent.contract.payloads import (
     AttendancePayload,
     ChecksPayload,
@@ -101,30 +102,11 @@ def attendance_payload(settings: Settings, report: AttendanceReport) -> Attendan
     )
 
 
-def _device_of(settings: Settings, component: str) -> tuple[str | None, str | None]:
-    """(device, profile) a component uses, for the meta record."""
-    s = settings
-    match component:
-        case "camera":
-            return s.camera.source, None
-        case "microphone":
-            return str(s.microphone.device), None
-        case "display":
-            return s.display.port or s.display.connector, s.display.profile
-        case "codec":
-            return s.codec.port, s.codec.profile
-        case "ptz":
-            return s.ptz.port, s.ptz.profile
-        case "network":
-            return ",".join(f"{t.host}:{t.port}" for t in s.network.targets) or None, None
-    return None, None
-
-
 def meta_payload(settings: Settings, protocol: Protocol, started_at: datetime) -> MetaPayload:
     components = []
     for name in COMPONENTS:
         section = settings.component(name)
-        device, profile = _device_of(settings, name)
+        device, profile = TABLE[name].device(settings)
         components.append(
             ComponentInfo(
                 component=name,

@@ -31,6 +31,9 @@ the check, so a check that crashes the agent is not retried in a loop by the wat
 Quiet: while any session runs (start to end + overrun_minutes) the agent plays no loop tone
 and runs no heavy checks. A pre-session check that falls due while another session runs
 still runs, but in quiet mode (Tick.quiet tells the caller).
+
+Why one file past 400 lines: the payload models and the maths over them (windows, lead times,
+quiet periods) are one pure unit, tested directly together; neither half has another user.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agent.checks.model import CheckResult, CheckRun, site_verdict
-from agent.checks.runner import run_probes
+from agent.components import COMPONENTS
 from agent.config import Settings
-from agent.probes import build_probes
+from agent.selftest.runner import build_probes, run_probes
 
 
 def judge(settings: Settings, results: list[CheckResult], only: Sequence[str] = ()) -> CheckRun:
@@ -21,3 +21,15 @@ def judge(settings: Settings, results: list[CheckResult], only: Sequence[str] = 
 def run_selftest(settings: Settings, only: Sequence[str] = ()) -> CheckRun:
     """Run the probes in this process (the CLI); the daemon uses agent.selftest.worker."""
     return judge(settings, run_probes(build_probes(settings, only)), only)
+
+
+def only_components(settings: Settings, only: Sequence[str]) -> Settings:
+    """Settings with every component not in `only` switched off (a partial self-test)."""
+    if not only:
+        return settings
+    update = {
+        name: settings.component(name).model_copy(update={"enabled": False})
+        for name in COMPONENTS
+        if name not in only
+    }
+    return settings.model_copy(update=update)

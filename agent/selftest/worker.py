@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from agent.checks.model import CheckResult, CheckRun, Outcome, Status
-from agent.checks.runner import ProbeSpec, run_probes
 from agent.config import Settings
+from agent.selftest.runner import ProbeSpec, run_probes
 from agent.selftest.suite import judge, run_selftest
 from agent.system.workers import die_with_parent, run_worker
 

@@ -21,6 +21,10 @@ that joins then is heard only once that block has passed, so a recording started
 after a new tone waits up to 2 s for its first sample (PortAudio spins a core meanwhile)
 and may still hear the old signal. The server therefore keeps a silent 20 ms-latency
 stream playing for its whole life, which holds the sink's render-ahead at 20 ms.
+
+Why one file past 400 lines: the PulseAudio server, the tone player and the signals they
+play are one simulated device; the traps above bind them (one stream held open for the
+server's whole life).
 """
 
 from __future__ import annotations
@@ -39,11 +43,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
+
+from agent.sim.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +126,7 @@ def _wait_stream(
     raise AudioSimError(f"the {client} stream did not start within {wait_s} s")
 
 
-class PulseServer:
+class PulseServer(Service):
     """A PulseAudio daemon in a private runtime directory, with one null sink.
 
     Use as a context manager, or start()/stop(). `env` holds what a client needs:
@@ -305,16 +310,6 @@ class PulseServer:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             self.runtime_dir = None
 
-    def __enter__(self) -> PulseServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def make_signal(
@@ -348,7 +343,7 @@ def make_signal(
     return x.astype(np.float32)
 
 
-class TonePlayer:
+class TonePlayer(Service):
     """Plays a signal into the server's sink, looping, until stopped.
 
     `pacat --playback` reads raw float32 from a pipe; a feeder thread keeps the pipe full,
@@ -437,13 +432,3 @@ class TonePlayer:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
 
-    def __enter__(self) -> TonePlayer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent.errors import TransportError
+from agent.sim.service import Service
 from agent.transport.mqtt import ConnAck, Connection, Endpoint, Protocol
 
 Auth = Literal["anonymous", "password", "tls"]
@@ -52,7 +53,7 @@ def _run(*args: str | Path, cwd: Path) -> None:
         raise TransportError(f"{args[0]} failed: {proc.stderr.strip()}", "")
 
 
-class Mosquitto:
+class Mosquitto(Service):
     def __init__(
         self,
         workdir: Path,
@@ -281,11 +282,6 @@ class Mosquitto:
             return self.log_path.read_text(errors="replace")
         return ""
 
-    def __enter__(self) -> Mosquitto:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
 
 class V311OnlyProxy:

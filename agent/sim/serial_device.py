@@ -22,7 +22,6 @@ import socket
 import threading
 import tty
 from collections.abc import Callable
-from types import TracebackType
 from typing import Self
 
 from agent.sim.recording import (
@@ -33,6 +32,7 @@ from agent.sim.recording import (
     list_recordings,
     load_recording,
 )
+from agent.sim.service import Service
 
 __all__ = ["Fault", "PtyDevice", "Recording", "TcpDevice", "list_recordings", "load_recording"]
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 _TICK_S = 0.05
 
 
-class _Device:
+class _Device(Service):
     def __init__(self, recording: Recording, fault: Fault | str | None, slow_s: float) -> None:
         self.recording = recording
         self.fault = Fault(fault) if fault else None
@@ -75,16 +75,6 @@ class _Device:
             self._thread.join(timeout=2.0)
             self._thread = None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class PtyDevice(_Device):

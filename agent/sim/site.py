@@ -19,6 +19,7 @@ from typing import Any
 from agent.sim.audio import PulseServer, TonePlayer
 from agent.sim.recording import load_recording
 from agent.sim.serial_device import PtyDevice
+from agent.sim.service import Service
 from agent.sim.sysfs import Connector, add_connector, add_led
 from agent.sim.toml_writer import dump_toml
 from agent.sim.video import MjpegServer
@@ -54,7 +55,7 @@ class _CentreStandIn:
 SIM_KEY_ID = "sim-centre"
 
 
-class SimulatedSite:
+class SimulatedSite(Service):
     """Start with start() (or as a context manager); `config_path` is a settings file for
     the agent and `env` what an agent process needs in its environment (the audio server)."""
 
@@ -197,8 +198,3 @@ class SimulatedSite:
         if self._centre is not None:
             self._centre.stop()
 
-    def __enter__(self) -> SimulatedSite:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -19,12 +19,13 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from agent.sim.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def _peer_closed(conn: socket.socket) -> bool:
         return True
 
 
-class MjpegServer:
+class MjpegServer(Service):
     """A live test camera: `http://127.0.0.1:PORT/video.mjpg`, paced at `fps`.
 
     `set_mode()` switches every viewer at once: a picture kind, "frozen" (repeats the
@@ -303,16 +304,6 @@ class MjpegServer:
         while self.clients and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    def __enter__(self) -> MjpegServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def set_mode(self, mode: Mode) -> None:
         if mode not in MODES:

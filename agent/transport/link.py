@@ -11,6 +11,10 @@ counted in the link status and in `state.outbox.refused`.
 `historical`: a report is sent live only when it was queued while the very connection that
 sends it was up; anything queued while down, in an earlier connection, or by an earlier
 process goes out with `historical: true`.
+
+Why one file past 400 lines: the link and one connection's session (`_Session`) are one state
+machine: connect, announce, drain with a window and a rate, PUBACKs, refusals, shutdown. Split,
+the session would reach into the link's private state at every step.
 """
 
 from __future__ import annotations

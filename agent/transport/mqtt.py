@@ -9,6 +9,10 @@ logic runs inside paho callbacks.
 
 paho's numeric codes, ssl errors and OSErrors are turned into `TransportError` or event
 values here, at the boundary.
+
+Why one file past 400 lines: it is the only importer of paho by design (docs/architecture.md),
+so everything paho-specific (callbacks, properties, reason codes, TLS, protocol fallback)
+stays behind this one boundary instead of leaking into a second module.
 """
 
 from __future__ import annotations

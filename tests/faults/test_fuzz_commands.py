@@ -26,11 +26,11 @@ from pydantic import BaseModel, JsonValue
 
 from agent.commands import actions
 from agent.commands.actions import ACTIONS, ActionContext, ActionSpec
-from agent.commands.host import inbound_handler
 from agent.commands.service import CommandService, Route
 from agent.commands.store import AUDIT_NAME
 from agent.config import Settings
 from agent.contract.envelope import SCHEMA, SIGNING_TAG, Command, Rejection, public_key_b64
+from agent.runtime.inbound import Router
 from agent.transport.mqtt import Inbound
 from agent.transport.outbox import Outbox
 from tests.faults.fuzzkit import (
@@ -318,7 +318,7 @@ def test_command_path_refuses_everything_but_signed_valid_commands(
         return verdict
 
     service.on_message = spy  # type: ignore[method-assign]
-    handle = inbound_handler(settings, service)
+    handle = Router(settings, service)
     tally = Tally()
     accepted: list[Command] = []
 

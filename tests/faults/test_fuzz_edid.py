@@ -12,8 +12,8 @@ from dataclasses import asdict
 
 from hypothesis import strategies as st
 
+from agent.checks.edid import BLOCK, HEADER, Edid, decode_edid
 from agent.errors import BadReply
-from agent.probes.edid import BLOCK, HEADER, Edid, decode_edid
 from agent.sim.sysfs import build_edid
 from tests.faults.fuzzkit import CASES, Tally, mutated, run_fuzz
 

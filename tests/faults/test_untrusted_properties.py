@@ -361,7 +361,7 @@ def test_a_dead_link_thread_starves_the_watchdog(broker, tmp_path, monkeypatch, 
 
     monkeypatch.setattr(Link, "_attempt", attempt)
     monkeypatch.setattr(threading, "excepthook", lambda args: None)
-    caplog.set_level(logging.CRITICAL, logger="agent.runtime.daemon")
+    caplog.set_level(logging.CRITICAL, logger="agent.runtime.watchdog")
     from agent.runtime.daemon import Agent  # noqa: PLC0415
 
     agent = Agent(settings)

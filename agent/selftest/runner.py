@@ -8,6 +8,7 @@ to die with its I/O and never holds up the others or the process exit.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from agent.checks.model import CheckResult, Outcome, Status
-from agent.errors import AgentError
+from agent.components import COMPONENTS, TABLE
+from agent.config import Settings
+from agent.errors import AgentError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +88,26 @@ def run_probes(specs: Sequence[ProbeSpec]) -> list[CheckResult]:
             log.warning("probe %s timed out after %.1f s", spec.component, spec.timeout_s)
         results.append(CheckResult.from_outcome(spec.component, outcome, started_wall, duration))
     return results
+
+
+def _bind(settings: Settings, component: str) -> ProbeSpec:
+    spec = TABLE[component]
+
+    def run() -> Outcome:
+        func = getattr(importlib.import_module(spec.probe_module), spec.probe_function)
+        outcome: Outcome = func(settings)
+        return outcome
+
+    return ProbeSpec(component, run, settings.component(component).timeout_s)
+
+
+def build_probes(settings: Settings, only: Sequence[str] = ()) -> list[ProbeSpec]:
+    """The probes to run: the enabled components, or those named (enabled or not)."""
+    unknown = [c for c in only if c not in TABLE]
+    if unknown:
+        raise ConfigError(
+            f"unknown component(s): {', '.join(unknown)}",
+            f"choose from: {', '.join(COMPONENTS)}",
+        )
+    components = list(only) if only else settings.enabled_components()
+    return [_bind(settings, c) for c in components]
