@@ -6,7 +6,8 @@
     detector.py    CenterFace on cv2.dnn, whole-frame and tiled passes, region filter
     burst.py       a burst of per-frame counts to one count, or unknown (pure, stdlib)
     smoothing.py   hysteresis across bursts, session peak and median (pure, stdlib)
-    report.py      AttendanceReport (the payload) and AttendanceSession (pure)
+    report.py      AttendanceReport (one burst, made a payload by runtime/reports.py)
+                   and AttendanceSession (pure)
     counter.py     Counter: grab a burst from the camera, count it
     draw.py        debug snapshots for technicians (the only picture ever written)
 

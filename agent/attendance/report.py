@@ -1,8 +1,9 @@
 """The attendance report of one burst, and the session that accumulates them. Pure.
 
-`AttendanceReport` is what goes to the centre on `<prefix>/<site_id>/attendance` (the
-transport adds its envelope: schema, site_id, seq, ts). It carries numbers only: no
-image, crop, box or embedding ever leaves the device.
+`AttendanceReport` is what goes to the centre on `<prefix>/<site_id>/attendance`:
+agent.runtime.reports makes the payload of it (the envelope added, `people_count_codec`
+sent as `codec_count`, `measured_at` left to the envelope's `ts`). It carries numbers only:
+no image, crop, box or embedding ever leaves the device.
 """
 
 from __future__ import annotations

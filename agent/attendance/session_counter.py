@@ -1,16 +1,15 @@
 """Counting during a session, as the daemon does it: a burst every `interval_s`, smoothed
-per session, turned into the `attendance` payload. The burst itself runs in a child process
-(agent.attendance.worker); this module is light to import."""
+per session, one report per burst (the daemon publishes it). The burst itself runs in a
+child process (agent.attendance.worker); this module is light to import."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-from agent.attendance.report import AttendanceSession, hysteresis_config
+from agent.attendance.report import AttendanceReport, AttendanceSession, hysteresis_config
 from agent.attendance.worker import Burst, count_burst_isolated
 from agent.config import Settings
-from agent.contract.payloads import AttendancePayload, utc_now
 from agent.schedule.model import Session, expected_attendance
 
 CountFn = Callable[[Settings], Burst]
@@ -30,7 +29,7 @@ class SessionCounter:
     def next_in(self, now: float) -> float:
         return max(0.0, self._next_at - now)
 
-    def count(self, session: Session, codec_count: int | None = None) -> AttendancePayload:
+    def count(self, session: Session, codec_count: int | None = None) -> AttendanceReport:
         cfg = self.settings.attendance
         self._next_at = time.monotonic() + cfg.interval_s
         burst = self._count(self.settings)
@@ -44,22 +43,4 @@ class SessionCounter:
                 expected_attendance(session, self.settings.site.expected_attendance),
                 hysteresis_config(cfg),
             )
-        report = counting.add(burst.stats, tiled=burst.tiled, people_count_codec=codec_count)
-        return AttendancePayload(
-            site_id=self.settings.site.site_id,
-            ts=utc_now(),
-            session_id=report.session_id,
-            count=report.count,
-            spread=report.spread,
-            detector=report.detector,
-            expected=report.expected,
-            rate=report.rate,
-            peak=report.peak,
-            median=report.median,
-            codec_count=report.people_count_codec,
-            tiled=report.tiled,
-            burst_count=report.burst_count,
-            frames=report.frames,
-            frames_used=report.frames_used,
-            unknown_reason=report.unknown_reason,
-        )
+        return counting.add(burst.stats, tiled=burst.tiled, people_count_codec=codec_count)

@@ -1,6 +1,7 @@
 """Pure check logic: no device, file, socket or thread is touched here.
 
-- `model`: Status, Outcome, CheckResult and the site verdict.
+- `model`: Status, Outcome, CheckResult, the check run (`CheckRun`, `Trigger`) and the
+  site verdict.
 - `camera_metrics`, `audio_metrics`, `network_metrics`: measurements in, verdict out.
 - `display_connector`: a DRM connector's state in, the display verdict out.
 - `edid`: the EDID decoder (bytes in, fields out).

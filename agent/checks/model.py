@@ -9,10 +9,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 MetricValue = float | int | str | bool | None
+# Why a self-test ran: the daemon's start, its interval, a command (the centre's, the
+# technician's `edge-agent check`) or a session about to begin.
+Trigger = Literal["startup", "interval", "command", "pre-session"]
 
 
 class Status(StrEnum):
@@ -78,6 +82,31 @@ class CheckResult(BaseModel):
             started_at=started_at,
             duration_s=round(duration_s, 4),
         )
+
+
+class CheckRun(BaseModel):
+    """One self-test of the site: why and when it ran, how long it took, each component's
+    result and the site's verdict.
+
+    The one shape of a check run: the `checks` payload is this with the envelope, the daemon
+    keeps its latest (and saves it), the status snapshot shows it, and the control socket,
+    the `run-checks` command and `edge-agent check --json` answer its `summary()`. A field
+    is None where it is not known: the probes' side knows the results and the verdict (the
+    daemon adds why, when and how long), the saved last check keeps when but not why nor how
+    long, and a summary read back carries the verdict and the results only.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trigger: Trigger | None = None
+    verdict: Verdict
+    started_at: AwareDatetime | None = None
+    duration_s: float | None = Field(None, ge=0)
+    results: list[CheckResult]
+
+    def summary(self) -> dict[str, Any]:
+        """The verdict and the results as JSON values, in that order."""
+        return self.model_dump(mode="json", include={"verdict", "results"})
 
 
 _BAD = {Status.FAIL, Status.ERROR}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from agent.checks.model import CheckResult, Verdict
+from agent.checks.model import CheckResult, CheckRun, Verdict
 from agent.i18n import N_, Lang, translate
 
 _MARK = {"ok": "OK", "warn": "WARN", "fail": "FAIL", "skipped": "SKIP", "error": "ERROR"}
@@ -36,12 +36,5 @@ def render_table(results: Sequence[CheckResult], verdict: Verdict, lang: Lang = 
     return "\n".join(lines)
 
 
-def render_json(results: Sequence[CheckResult], verdict: Verdict) -> str:
-    return json.dumps(
-        {
-            "verdict": verdict.value,
-            "results": [r.model_dump(mode="json") for r in results],
-        },
-        indent=2,
-        ensure_ascii=False,
-    )
+def render_json(run: CheckRun) -> str:
+    return json.dumps(run.summary(), indent=2, ensure_ascii=False)

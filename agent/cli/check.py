@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent.checks.model import CheckResult, ExitCode, Verdict, exit_code
+from agent.checks.model import CheckRun, ExitCode, exit_code
 from agent.checks.report import render_json, render_table
 from agent.components import COMPONENTS
 from agent.config import Settings, config_path, load_settings
@@ -13,12 +13,11 @@ from agent.errors import AgentError
 from agent.i18n import select_language
 from agent.runtime.control import ask, socket_path
 from agent.selftest.runner import build_probes
-from agent.selftest.suite import SelfTest
 from agent.selftest.worker import run_selftest_isolated
 from agent.system.logs import setup_logging
 
 
-def _ask_daemon(settings: Settings, components: list[str]) -> SelfTest | None:
+def _ask_daemon(settings: Settings, components: list[str]) -> CheckRun | None:
     """The running daemon runs the check (it holds the devices); None when it does not run."""
     timeout = 30.0 + max((settings.component(c).timeout_s for c in COMPONENTS), default=0)
     request = {"op": "check", "components": components}
@@ -27,10 +26,7 @@ def _ask_daemon(settings: Settings, components: list[str]) -> SelfTest | None:
         return None
     if not reply.get("ok"):
         raise AgentError(f"the running agent could not check: {reply.get('error')}")
-    result = reply["result"]
-    return SelfTest(
-        [CheckResult.model_validate(r) for r in result["results"]], Verdict(result["verdict"])
-    )
+    return CheckRun.model_validate(reply["result"])
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -43,7 +39,7 @@ def _check(args: argparse.Namespace) -> int:
         # stderr when its server dies) is killed at the deadline instead of hanging the CLI.
         test = run_selftest_isolated(settings, args.components)
     if args.json:
-        text = render_json(test.results, test.verdict)
+        text = render_json(test)
     else:
         text = render_table(test.results, test.verdict, select_language(args.lang))
     sys.stdout.write(text + "\n")

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import JsonValue
 
@@ -15,12 +15,18 @@ from agent.commands.actions import ActionContext, Runner, run_command
 from agent.commands.service import CommandService
 from agent.config import Settings
 from agent.schedule.model import SchedulePayload
-from agent.selftest.suite import SelfTest
 from agent.transport.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
 _EXIT_DRAIN_S = 5.0  # restart-agent: wait this long for the replies to leave before exiting
+
+
+class CheckRunLike(Protocol):
+    """What a command needs of a check run (agent.checks.model.CheckRun, which this layer
+    does not import)."""
+
+    def summary(self) -> dict[str, Any]: ...
 
 
 class Host(Protocol):
@@ -32,7 +38,7 @@ class Host(Protocol):
         trigger: Literal["command"],
         stop: threading.Event | None = None,
         only: Sequence[str] = (),
-    ) -> SelfTest | None: ...
+    ) -> CheckRunLike | None: ...
 
     def request_rebirth(self) -> None: ...
 
@@ -51,13 +57,10 @@ def attach(host: Host, runner: Runner = run_command) -> CommandService | None:
     def run_checks(only: Sequence[str]) -> JsonValue:
         from agent.commands.actions import ActionFailed  # noqa: PLC0415
 
-        test = host.check_now("command", None, only)
-        if test is None:
+        run = host.check_now("command", None, only)
+        if run is None:
             raise ActionFailed("the self-test crashed or was stopped", "see the agent's log")
-        return {
-            "verdict": test.verdict.value,
-            "results": [r.model_dump(mode="json") for r in test.results],
-        }
+        return run.summary()
 
     def exit_soon() -> None:
         def wait_then_stop() -> None:

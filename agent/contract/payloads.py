@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from agent.checks.model import CheckResult, Status, Verdict
+from agent.checks.model import CheckResult, CheckRun, Status, Trigger, Verdict
 
 SCHEMA_PREFIX = "edge-agent"
 
@@ -153,10 +153,13 @@ class OutboxHealth(_Model):
     oldest_pending: AwareDatetime | None = None
 
 
+StateCause = Literal["check", "birth", "heartbeat", "rebirth"]
+
+
 class StatePayload(Envelope):
     kind: ClassVar[str] = "state"
     schema_: Literal["edge-agent/state/1"] = _schema_field("state")
-    cause: Literal["check", "birth", "heartbeat", "rebirth"] = Field(
+    cause: StateCause = Field(
         description="check: a self-test just ran; birth: on connect; heartbeat: unchanged, "
         "proves liveness; rebirth: asked by the centre."
     )
@@ -168,14 +171,15 @@ class StatePayload(Envelope):
     outbox: OutboxHealth
 
 
-class ChecksPayload(Envelope):
+# CheckRun first among the bases, so the envelope's fields come first in the JSON and the
+# schema (pydantic orders fields from the last base to the first).
+class ChecksPayload(CheckRun, Envelope):
     kind: ClassVar[str] = "checks"
     schema_: Literal["edge-agent/checks/1"] = _schema_field("checks")
-    trigger: Literal["startup", "interval", "command", "pre-session"]
-    verdict: Verdict
+    # A published run always says why it ran, when and how long (these keep their place).
+    trigger: Trigger
     started_at: AwareDatetime
     duration_s: float = Field(ge=0)
-    results: list[CheckResult]
 
 
 class AttendancePayload(Envelope):

@@ -39,7 +39,7 @@ def status_snapshot(agent: Agent) -> StatusSnapshot:
         site_name=settings.site.name,
         version=__version__,
         verdict=last.verdict if last else None,
-        checked_at=last.at if last else None,
+        checked_at=last.started_at if last else None,
         results=last.results if last else [],
         link=LinkView(
             broker=f"{settings.broker.host}:{settings.broker.port}",
@@ -70,12 +70,9 @@ def control_handlers(agent: Agent) -> dict[str, Handler]:
         components = request.get("components") or []
         if not isinstance(components, list) or not all(isinstance(c, str) for c in components):
             raise ValueError("components must be a list of names")
-        test = agent.check_now("command", only=components)
-        if test is None:
+        run = agent.check_now("command", only=components)
+        if run is None:
             raise RuntimeError("the agent is stopping")
-        return {
-            "verdict": test.verdict.value,
-            "results": [r.model_dump(mode="json") for r in test.results],
-        }
+        return run.summary()
 
     return {"status": status, "check": check}

@@ -17,25 +17,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Literal, TypeVar
+from datetime import timedelta
+from typing import TypeVar
 
 from pydantic import JsonValue
 
 from agent import __version__
 from agent.attendance.session_counter import SessionCounter
+from agent.checks.model import CheckRun, Trigger
 from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach
 from agent.commands.service import CommandService
 from agent.config import Settings
 from agent.contract.payloads import (
     AttendancePayload,
-    ChecksPayload,
     Envelope,
     MetaPayload,
-    OutboxHealth,
+    StateCause,
     StatePayload,
-    state_components,
     utc_now,
 )
 from agent.errors import TransportError
@@ -53,12 +52,19 @@ from agent.runtime.jobs import (
     RoutineCheck,
     StateHeartbeat,
 )
-from agent.runtime.reports import LastCheck, meta_payload, session_ref
+from agent.runtime.reports import (
+    attendance_payload,
+    checks_payload,
+    last_check_bytes,
+    last_check_from_bytes,
+    meta_payload,
+    state_payload,
+)
 from agent.runtime.spool import Spool
 from agent.runtime.watchdog import LoopWatchdog, worker_limit_s
 from agent.schedule.model import SchedulePayload, Session, Tick
 from agent.schedule.presession import PreSession, Scope
-from agent.selftest.suite import SelfTest, judge, only_components
+from agent.selftest.suite import judge, only_components
 from agent.selftest.worker import run_selftest_isolated
 from agent.system.sdnotify import Notifier
 from agent.system.workers import terminate_workers
@@ -69,9 +75,7 @@ from agent.transport.outbox import Outbox, OutboxStats
 log = logging.getLogger(__name__)
 _E = TypeVar("_E", bound=Envelope)
 
-SelfTestFn = Callable[[Settings], SelfTest]
-StateCause = Literal["check", "birth", "heartbeat", "rebirth"]
-Trigger = Literal["startup", "interval", "command", "pre-session"]
+SelfTestFn = Callable[[Settings], CheckRun]
 _LAST_CHECK_KEY = "last_check"
 
 
@@ -116,17 +120,17 @@ class Agent:
         if self.commands is not None:
             self.commands.register_counter(self.count_now)
         self._lock = threading.Lock()
-        self._last: LastCheck | None = self._restore()
+        self._last: CheckRun | None = self._restore()
         self._last_state_at = 0.0
         self.watchdog = LoopWatchdog(Notifier(), self.link.alive, worker_limit_s(settings))
         self._spool = Spool(self.outbox)
 
-    def _restore(self) -> LastCheck | None:
+    def _restore(self) -> CheckRun | None:
         data = self.outbox.get_kv(_LAST_CHECK_KEY)
         if data is None:
             return None
         try:
-            return LastCheck.from_bytes(data)
+            return last_check_from_bytes(data)
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring an unreadable saved check result")
             return None
@@ -136,7 +140,7 @@ class Agent:
         self._wake.set()
 
     @property
-    def last_check(self) -> LastCheck | None:
+    def last_check(self) -> CheckRun | None:
         with self._lock:
             return self._last
 
@@ -269,7 +273,8 @@ class Agent:
             self._check_lock.release()
         if counted is None:
             return None
-        payload = self._queue(counted) or counted
+        built = attendance_payload(self.settings, counted)
+        payload = self._queue(built) or built
         log.info("attendance %s: %s", session.session_id, payload.count)
         return payload
 
@@ -291,7 +296,7 @@ class Agent:
 
     def check_now(
         self, trigger: Trigger, stop: threading.Event | None = None, only: Sequence[str] = ()
-    ) -> SelfTest | None:
+    ) -> CheckRun | None:
         """Run the self-test (of `only` those components) in a worker; report `checks` and
         `state`. None if stopped."""
         # One self-test at a time: a command's, the technician's and the schedule's would
@@ -311,42 +316,40 @@ class Agent:
 
     def _check(
         self, trigger: Trigger, stop: threading.Event | None, only: Sequence[str]
-    ) -> SelfTest | None:
+    ) -> CheckRun | None:
         started = utc_now()
         t0 = time.monotonic()
         settings = only_components(self.settings, only)
-        test = self.watchdog.in_worker("selftest", lambda: self._selftest(settings), stop)
-        if test is None:
+        judged = self.watchdog.in_worker("selftest", lambda: self._selftest(settings), stop)
+        if judged is None:
             return None
-        last = LastCheck(test.verdict, test.results, started)
+        # The child's start-up is part of the check's time, as the centre sees it.
+        run = judged.model_copy(
+            update={
+                "trigger": trigger,
+                "started_at": started,
+                "duration_s": round(time.monotonic() - t0, 3),
+            }
+        )
+        last = run
         with self._lock:
             if only and self._last is not None:
                 # A partial check (a command's) replaces only its components in the state.
                 kept = [r for r in self._last.results if r.component not in only]
-                merged = judge(self.settings, [*test.results, *kept])
-                last = LastCheck(merged.verdict, merged.results, started)
+                merged = judge(self.settings, [*run.results, *kept])
+                last = run.model_copy(update={"verdict": merged.verdict, "results": merged.results})
             self._last = last
         try:
-            self.outbox.put_kv(_LAST_CHECK_KEY, last.to_bytes())
+            self.outbox.put_kv(_LAST_CHECK_KEY, last_check_bytes(last))
         except TransportError as exc:
             log.debug("last check not saved: %s", exc)
         # The state's outbox figures are taken before this check's own report is queued, so
         # a healthy link shows 0 pending rather than always 1.
         stats = self.outbox.stats()
-        self._queue(
-            ChecksPayload(
-                site_id=self.settings.site.site_id,
-                ts=utc_now(),
-                trigger=trigger,
-                verdict=test.verdict,
-                started_at=started,
-                duration_s=round(time.monotonic() - t0, 3),
-                results=test.results,
-            )
-        )
+        self._queue(checks_payload(self.settings, run))
         self.publish_state("check", stats)
-        log.info("self-test: %s", test.verdict.value)
-        return test
+        log.info("self-test: %s", run.verdict.value)
+        return run
 
     def request_rebirth(self) -> None:
         self.link.request_rebirth()
@@ -361,27 +364,18 @@ class Agent:
         with self._lock:
             last = self._last
         stats = stats or self.outbox.stats()
-        oldest = stats.oldest_created
         now = utc_now()
         running = self._tick.current if self._tick else ()
-        current = session_ref(running[0]) if running else None
+        current = running[0] if running else None
         upcoming = self.presession.next_session(now)
-        payload = StatePayload(
-            site_id=self.settings.site.site_id,
-            ts=now,
-            cause=cause,
-            current_session=current,
-            next_session=session_ref(upcoming),
-            verdict=last.verdict if last else None,
-            components=state_components(last.results) if last else {},
-            last_check=last.at if last else None,
-            outbox=OutboxHealth(
-                pending=stats.pending,
-                pending_bytes=stats.pending_bytes,
-                dropped_checks=stats.dropped_checks,
-                refused=stats.refused,
-                oldest_pending=datetime.fromtimestamp(oldest, UTC) if oldest else None,
-            ),
+        payload = state_payload(
+            self.settings,
+            cause,
+            now=now,
+            last=last,
+            stats=stats,
+            current=current,
+            upcoming=upcoming,
         )
         self._last_state_at = time.monotonic()
         return self._queue(payload) or payload

@@ -12,17 +12,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from agent.attendance.session_counter import SessionCounter
+from agent.checks.model import Trigger
 from agent.contract.payloads import utc_now
 from agent.led.status import StatusLed
 from agent.schedule.model import Session, Tick
 
-if TYPE_CHECKING:
-    from agent.runtime.daemon import Trigger
-
-CheckFn = Callable[["Trigger", threading.Event], object]
+CheckFn = Callable[[Trigger, threading.Event], object]
 
 
 @dataclass(frozen=True)

@@ -1,49 +1,105 @@
-"""The site's report payloads built from settings and results: the birth record (`meta`),
-the saved last check, session references. Pure but for the host name."""
+"""Every report the site publishes, built from settings and what the agent knows: the birth
+record (`meta`), `state`, `checks`, `attendance`; and the last check as saved on disk. The
+daemon decides when; this module decides what goes in. Pure but for the host name and the
+clock (`ts`)."""
 
 from __future__ import annotations
 
 import json
 import socket
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from agent import __version__
-from agent.checks.model import CheckResult, Verdict
+from agent.attendance.report import AttendanceReport
+from agent.checks.model import CheckResult, CheckRun, Verdict
 from agent.components import COMPONENTS, TABLE
 from agent.config import Settings
-from agent.contract.payloads import ComponentInfo, MetaPayload, SessionRef, SiteInfo, utc_now
+from agent.contract.payloads import (
+    AttendancePayload,
+    ChecksPayload,
+    ComponentInfo,
+    MetaPayload,
+    OutboxHealth,
+    SessionRef,
+    SiteInfo,
+    StateCause,
+    StatePayload,
+    state_components,
+    utc_now,
+)
 from agent.schedule.model import Session
 from agent.transport.mqtt import Protocol
+from agent.transport.outbox import OutboxStats
 
 CAPABILITIES = ("checks", "state", "store-and-forward", "rebirth")
 
 
-@dataclass(frozen=True)
-class LastCheck:
-    """The latest self-test, kept on disk so a restarted agent does not forget the site."""
+def last_check_bytes(run: CheckRun) -> bytes:
+    """The latest check as saved on disk, so a restarted agent does not forget the site. The
+    file keeps the form earlier versions wrote and read: verdict, results and `at` (when the
+    run started); why it ran and how long it took are not kept."""
+    if run.started_at is None:
+        raise ValueError("a check is saved with its start time")
+    return json.dumps({**run.summary(), "at": run.started_at.isoformat()}).encode()
 
-    verdict: Verdict
-    results: list[CheckResult]
-    at: datetime
 
-    def to_bytes(self) -> bytes:
-        return json.dumps(
-            {
-                "verdict": self.verdict.value,
-                "results": [r.model_dump(mode="json") for r in self.results],
-                "at": self.at.isoformat(),
-            }
-        ).encode()
+def last_check_from_bytes(data: bytes) -> CheckRun:
+    """ValueError, KeyError or TypeError when the saved file is not one."""
+    raw = json.loads(data)
+    return CheckRun(
+        verdict=Verdict(raw["verdict"]),
+        results=[CheckResult.model_validate(r) for r in raw["results"]],
+        started_at=datetime.fromisoformat(raw["at"]),
+    )
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> LastCheck:
-        raw = json.loads(data)
-        return cls(
-            Verdict(raw["verdict"]),
-            [CheckResult.model_validate(r) for r in raw["results"]],
-            datetime.fromisoformat(raw["at"]),
-        )
+
+def checks_payload(settings: Settings, run: CheckRun) -> ChecksPayload:
+    """`run` (its trigger, start and duration known) as the `checks` report."""
+    return ChecksPayload(site_id=settings.site.site_id, ts=utc_now(), **dict(run))
+
+
+def state_payload(
+    settings: Settings,
+    cause: StateCause,
+    *,
+    now: datetime,
+    last: CheckRun | None,
+    stats: OutboxStats,
+    current: Session | None,
+    upcoming: Session | None,
+) -> StatePayload:
+    """The site's state: the last check's picture, the sessions, the outbox's health."""
+    oldest = stats.oldest_created
+    return StatePayload(
+        site_id=settings.site.site_id,
+        ts=now,
+        cause=cause,
+        current_session=session_ref(current),
+        next_session=session_ref(upcoming),
+        verdict=last.verdict if last else None,
+        components=state_components(last.results) if last else {},
+        last_check=last.started_at if last else None,
+        outbox=OutboxHealth(
+            pending=stats.pending,
+            pending_bytes=stats.pending_bytes,
+            dropped_checks=stats.dropped_checks,
+            refused=stats.refused,
+            oldest_pending=datetime.fromtimestamp(oldest, UTC) if oldest else None,
+        ),
+    )
+
+
+def attendance_payload(settings: Settings, report: AttendanceReport) -> AttendancePayload:
+    """One burst's report as the `attendance` payload: the same fields, but for when it was
+    measured (the envelope's `ts` says when it was made) and the codec's count, which the
+    contract calls `codec_count`."""
+    fields = report.model_dump(exclude={"measured_at", "people_count_codec"})
+    return AttendancePayload(
+        site_id=settings.site.site_id,
+        ts=utc_now(),
+        codec_count=report.people_count_codec,
+        **fields,
+    )
 
 
 def meta_payload(settings: Settings, protocol: Protocol, started_at: datetime) -> MetaPayload:

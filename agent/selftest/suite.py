@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from agent.checks.model import CheckResult, Verdict, site_verdict
+from agent.checks.model import CheckResult, CheckRun, site_verdict
 from agent.components import COMPONENTS
 from agent.config import Settings
 from agent.selftest.runner import build_probes, run_probes
 
 
-@dataclass(frozen=True)
-class SelfTest:
-    results: list[CheckResult]
-    verdict: Verdict
-
-
-def judge(settings: Settings, results: list[CheckResult], only: Sequence[str] = ()) -> SelfTest:
+def judge(settings: Settings, results: list[CheckResult], only: Sequence[str] = ()) -> CheckRun:
+    """The run's verdict and results; its trigger, start and duration are for the caller, who
+    knows them, to add (the daemon does)."""
     # A partial check judges only what it looked at: the rest is not "never checked".
     required = [c for c in settings.required_components() if not only or c in only]
-    return SelfTest(results, site_verdict(results, required))
+    return CheckRun(verdict=site_verdict(results, required), results=results)
 
 
-def run_selftest(settings: Settings, only: Sequence[str] = ()) -> SelfTest:
+def run_selftest(settings: Settings, only: Sequence[str] = ()) -> CheckRun:
     """Run the probes in this process (the CLI); the daemon uses agent.selftest.worker."""
     return judge(settings, run_probes(build_probes(settings, only)), only)
 

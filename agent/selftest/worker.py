@@ -22,10 +22,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from agent.checks.model import CheckResult, Outcome, Status
+from agent.checks.model import CheckResult, CheckRun, Outcome, Status
 from agent.config import Settings
 from agent.selftest.runner import ProbeSpec, run_probes
-from agent.selftest.suite import SelfTest, judge, run_selftest
+from agent.selftest.suite import judge, run_selftest
 from agent.system.workers import die_with_parent, run_worker
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _components(settings: Settings, only: Sequence[str]) -> list[str]:
     return list(only) if only else settings.enabled_components()
 
 
-def _all_failed(settings: Settings, only: Sequence[str], reason: str) -> SelfTest:
+def _all_failed(settings: Settings, only: Sequence[str], reason: str) -> CheckRun:
     def failed() -> Outcome:
         return Outcome(
             Status.ERROR, reason, "restart the agent; if it persists send `edge-agent logs`"
@@ -92,7 +92,7 @@ def deadline_s(settings: Settings, components: Sequence[str]) -> float:
     return max(timeouts, default=0.0) + _STARTUP_ALLOWANCE_S
 
 
-def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> SelfTest:
+def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> CheckRun:
     """run_selftest in a child process; a hung or crashed child becomes `error` results."""
     deadline = deadline_s(settings, _components(settings, only))
     request = json.dumps(

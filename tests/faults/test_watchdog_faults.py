@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.checks.model import CheckRun
 from agent.config import Settings
 from agent.runtime.daemon import Agent
-from agent.selftest.suite import SelfTest, run_selftest
+from agent.selftest.suite import run_selftest
 from tests.faults.faultkit import say
 from tests.fixtures.broker import agent_config, wait_until
 
@@ -76,7 +77,7 @@ class Hung:
         self.entered: float | None = None
         self.pause_s = pause_s
 
-    def __call__(self, settings: Settings) -> SelfTest:
+    def __call__(self, settings: Settings) -> CheckRun:
         if self.hang.is_set():
             self.entered = time.monotonic()
             self.release.wait()
