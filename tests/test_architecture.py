@@ -32,7 +32,15 @@ ALLOWED: dict[str, set[str]] = {
     "probes": {"checks", "profiles"},
     "selftest": {"checks", "probes", "system"},
     "attendance": {"contract", "checks", "probes", "schedule", "selftest", "system"},
-    "commands": {"contract", "led", "profiles", "schedule", "selftest", "transport"},
+    "commands": {
+        "checks.model",
+        "contract",
+        "led",
+        "profiles",
+        "schedule",
+        "selftest",
+        "transport",
+    },
     "runtime": {
         "attendance",
         "checks",

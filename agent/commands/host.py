@@ -7,10 +7,11 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import JsonValue
 
+from agent.checks.model import CheckRun
 from agent.commands.actions import ActionContext, Runner, run_command
 from agent.commands.service import CommandService
 from agent.config import Settings
@@ -22,13 +23,6 @@ log = logging.getLogger(__name__)
 _EXIT_DRAIN_S = 5.0  # restart-agent: wait this long for the replies to leave before exiting
 
 
-class CheckRunLike(Protocol):
-    """What a command needs of a check run (agent.checks.model.CheckRun, which this layer
-    does not import)."""
-
-    def summary(self) -> dict[str, Any]: ...
-
-
 class Host(Protocol):
     settings: Settings
     outbox: Outbox
@@ -38,7 +32,7 @@ class Host(Protocol):
         trigger: Literal["command"],
         stop: threading.Event | None = None,
         only: Sequence[str] = (),
-    ) -> CheckRunLike | None: ...
+    ) -> CheckRun | None: ...
 
     def request_rebirth(self) -> None: ...
 
