@@ -43,6 +43,7 @@ _NOT_WORDS = re.compile(
     r"`[^`]*`"  # a command to type
     r"|'[^']*'"  # the user's own input, as repr() quotes it
     r"|\S*/\S*"  # a path, a host:port, a URL
+    r"|[\w-]+(?:\.[\w-]+)+"  # a file or setting name: agent.example.toml, broker.host
     r"|(?<!\w)--?[A-Za-z][\w-]*"  # an option
     r"|edge-agent"
     r"|\w*[\d_]\w*"  # ids and numbers: hn-01, by_id, 1883

@@ -30,8 +30,13 @@ class Term:
     avoid: tuple[str, ...]
 
 
+_PLACEHOLDER = re.compile(r"^[^\W\d_a-z]+(?:-[^\W\d_a-z]+)+$")
+
+
 def norm(text: str) -> str:
-    return unicodedata.normalize("NFC", _CODE.sub(" ", text)).casefold()
+    # A command-line placeholder joins its words with hyphens (THIẾT-BỊ): they are words.
+    text = _PLACEHOLDER.sub(lambda m: m.group(0).replace("-", " "), _CODE.sub(" ", text))
+    return unicodedata.normalize("NFC", text).casefold()
 
 
 def bare(text: str) -> str:
