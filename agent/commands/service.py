@@ -147,6 +147,7 @@ class CommandService:
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="command")
         self._budget = TokenBucket(_REJECT_RATE, _REJECT_BURST, time.monotonic())
         self._budget_lock = threading.Lock()
+        self._unanswered = 0  # refusals neither answered nor logged since the last one that was
         # Accepted commands not yet started: answered `failed` if shutdown drops them, so the
         # centre never waits on an `accepted` that will not be followed.
         self._queued: dict[Future[None], tuple[Command, Route]] = {}
@@ -225,11 +226,23 @@ class CommandService:
             if verdict.quiet:
                 log.debug("command not for this site: %s", verdict.text())
                 return verdict
-            log.warning("command %s refused: %s", verdict.command_id or "?", verdict.text())
+            # Answered and logged within one budget: a flood of garbage (anyone may publish
+            # on the command topic) must fill neither the outbox nor the journal. The audit
+            # above still records every refusal.
             if self._may_answer_rejection():
+                if self._unanswered:
+                    log.warning(
+                        "%d more refused command(s) were not answered or logged (too many); "
+                        "the audit log has each",
+                        self._unanswered,
+                    )
+                    self._unanswered = 0
+                log.warning("command %s refused: %s", verdict.command_id or "?", verdict.text())
                 self._reply(verdict.command_id, "rejected", verdict.text(), None, route)
             else:
-                log.warning("too many refused commands: not answering this one")
+                self._unanswered += 1
+                log.debug("command %s refused, not answered: %s", verdict.command_id or "?",
+                          verdict.text())  # fmt: skip
             return verdict
         self.audit.append(
             "accepted",

@@ -457,3 +457,43 @@ def _audit(path: Any) -> list[dict[str, Any]]:
 
 def _rejected(path: Any) -> int:
     return sum(1 for a in _audit(path) if a["event"] == "rejected")
+
+
+def test_a_flood_of_refusals_fills_neither_the_outbox_nor_the_journal(tmp_path, caplog) -> None:
+    """Anyone may publish on the command topic: 2,000 garbage messages in a burst are each
+    audited, but answered and logged only within the refusal budget (30, then 1 a second)."""
+    from agent.commands.host import attach  # noqa: PLC0415
+
+    settings = _settings(tmp_path, enabled=True)
+
+    class Host:
+        def __init__(self) -> None:
+            self.settings = settings
+            self.outbox = Outbox.from_settings(settings)
+
+        def __getattr__(self, name: str) -> Any:
+            def never(*_: Any) -> Any:
+                raise AssertionError(f"a refused command must not reach the host ({name})")
+
+            return never
+
+    host = Host()
+    service = attach(host)  # type: ignore[arg-type]
+    assert service is not None
+    caplog.set_level(logging.DEBUG, logger="agent.commands.service")
+    try:
+        for i in range(2000):
+            service.on_message(b"garbage %d" % i)
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        logged = [r for r in warnings if r.msg == "command %s refused: %s"]
+        audited = _rejected(settings.paths.state_dir / AUDIT_NAME)
+        replies = host.outbox.stats().pending
+    finally:
+        service.close()
+        host.outbox.close()
+    say("refusal-flood", f"2000 refused: {audited} audited, {replies} answered, "
+        f"{len(warnings)} warnings logged in all")  # fmt: skip
+    assert audited == 2000
+    assert 30 <= replies <= 32  # the burst, and what the rate refilled meanwhile
+    assert len(logged) == replies  # one line per answered refusal
+    assert len(warnings) <= replies + 2  # + the missing-key notice, + at most one summary
