@@ -356,3 +356,20 @@ def test_a_frozen_agent_or_cut_line_goes_offline_within_keepalive_then_recovers(
     finally:
         agent.proc.send_signal(signal.SIGCONT)
         assert agent.terminate() == 0
+
+
+def test_the_led_shows_a_lost_broker_at_once(broker, tmp_path):
+    # The loop sleeps up to a heartbeat interval (here 30 s) between passes; the link wakes it
+    # when the connection ends, so the technician's LED never says "ready" while the centre
+    # cannot see the site.
+    config = agent_config(broker, tmp_path / "state", check_interval_s=3600)
+    site = InProcessAgent(Settings.model_validate(config)).start()
+    try:
+        assert wait_until(lambda: site.agent.led_pattern == "ready", 10)
+        broker.stop()
+        lost = time.monotonic()
+        assert wait_until(lambda: site.agent.led_pattern == "no_broker", 5)
+        took = time.monotonic() - lost
+    finally:
+        site.stop()
+    assert took < 2.0, f"the LED showed the lost broker after {took:.1f} s"

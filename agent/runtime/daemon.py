@@ -110,6 +110,7 @@ class Agent:
                 self.outbox,
                 self._birth,
                 on_message=inbound,
+                on_down=self._wake.set,
                 subscriptions=inbound.subscriptions,
             )
         except Exception:

@@ -96,12 +96,16 @@ class Link:
         birth: BirthHook,
         *,
         on_message: MessageHandler | None = None,
+        on_down: Callable[[], None] | None = None,
         subscriptions: Sequence[str] = (),
     ) -> None:
         self.settings = settings
         self.outbox = outbox
         self._birth = birth
         self._on_message = on_message
+        # Told when a live connection ends, so the site's LED shows it at once, not at the
+        # loop's next wake (up to a heartbeat interval later).
+        self._on_down = on_down
         self._subscriptions = [n for n in subscriptions if n in TOPICS]
         client_id = settings.broker.client_id or f"edge-agent-{settings.site.site_id}"
         # Bad broker settings (TLS files, password without user) fail here, at start-up.
@@ -337,6 +341,8 @@ class Link:
             self.outbox.set_live_boot(None)
             self.outbox.release()
             self._set_status(connected=False, connected_since=None)
+            if self._on_down is not None:
+                self._on_down()
 
     def _note_drop(self, session: _Session, lasted_s: float) -> None:
         rows = [r for r in session.inflight.values() if isinstance(r, Row)]
