@@ -564,3 +564,19 @@ def test_the_page_refuses_commands_to_site_ids_the_centre_never_heard_of(filled,
         assert status == 202, data
     finally:
         dash.stop()
+
+
+def test_concurrent_wrong_logins_cannot_outrun_the_limit(web):
+    """The password hash takes tens of ms on a thread: 20 wrong passwords sent at once for
+    one name must still meet the cap of 5, not all be checked before any has failed."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    def attempt(_: int) -> int:
+        return Client(web.url).login("op", "wrong password")[0]
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = sorted(pool.map(attempt, range(20)))
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == 15, statuses
+    # The right password from another name still works: only "op" from here is locked.
+    assert Client(web.url).login("view")[0] == 200

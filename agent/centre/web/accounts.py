@@ -219,32 +219,56 @@ class LoginLimiter:
             seen.popleft()
         return seen
 
-    def blocked(self, name: str, address: str, now: float | None = None) -> Block | None:
+    def blocked(
+        self, name: str, address: str, now: float | None = None, *, locked: bool = False
+    ) -> Block | None:
         at = time.monotonic() if now is None else now
+        if not locked:
+            with self._lock:
+                return self.blocked(name, address, at, locked=True)
         account, addr = self._keys(name, address)
-        with self._lock:
-            for key, cap in ((account, self.per_account), (addr, self.per_address)):
-                seen = self._recent(key, at)
-                if len(seen) >= cap:
-                    # Free again when the oldest failure that keeps it at the cap expires.
-                    oldest = seen[len(seen) - cap]
-                    return Block(key[0], max(0.0, oldest + self.window_s - at))
-                if not seen:
-                    del self._failures[key]
+        for key, cap in ((account, self.per_account), (addr, self.per_address)):
+            seen = self._recent(key, at)
+            if len(seen) >= cap:
+                # Free again when the oldest failure that keeps it at the cap expires.
+                oldest = seen[len(seen) - cap]
+                return Block(key[0], max(0.0, oldest + self.window_s - at))
+            if not seen:
+                del self._failures[key]
         return None
+
+    def begin(self, name: str, address: str, now: float | None = None) -> Block | float:
+        """A login attempt starts: its Block, or the time it was counted at. The attempt
+        counts as failed from now until `succeeded(..., began)`: checked only after the
+        password hash (tens of ms, on a thread), concurrent attempts would all pass a check
+        that none of them had yet failed."""
+        at = time.monotonic() if now is None else now
+        with self._lock:
+            block = self.blocked(name, address, at, locked=True)
+            if block is None:
+                self._count(name, address, at)
+        return at if block is None else block
 
     def failed(self, name: str, address: str, now: float | None = None) -> None:
         at = time.monotonic() if now is None else now
         with self._lock:
-            for key in self._keys(name, address):
-                self._recent(key, at).append(at)
-            if len(self._failures) > self._MAX_KEYS:
-                for key in list(self._failures):
-                    if not self._recent(key, at):
-                        del self._failures[key]
+            self._count(name, address, at)
 
-    def succeeded(self, name: str, address: str) -> None:
+    def _count(self, name: str, address: str, at: float) -> None:
+        for key in self._keys(name, address):
+            self._recent(key, at).append(at)
+        if len(self._failures) > self._MAX_KEYS:
+            for key in list(self._failures):
+                if not self._recent(key, at):
+                    del self._failures[key]
+
+    def succeeded(self, name: str, address: str, began: float | None = None) -> None:
         # Only this name's count: a success must not reset the address's cap, or one valid
-        # account would let its holder guess the others' passwords without limit.
+        # account would let its holder guess the others' passwords without limit. The
+        # attempt itself (counted at `began`) was no failure after all.
+        account, addr = self._keys(name, address)
         with self._lock:
-            self._failures.pop(self._keys(name, address)[0], None)
+            self._failures.pop(account, None)
+            seen = self._failures.get(addr)
+            if began is not None and seen is not None and began in seen:
+                seen.remove(began)

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.centre.settings import CentreSettings
 from agent.centre.web import live
-from agent.centre.web.accounts import Accounts, LoginLimiter, Session, csrf_ok
+from agent.centre.web.accounts import Accounts, Block, LoginLimiter, Session, csrf_ok
 from agent.centre.web.commands import OFFERED, Commander, CommandRefused
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,8 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         name, password = str(data.get("name", "")), str(data.get("password", ""))
         # The connection's peer, or what a trusted proxy says it is (web_trusted_proxies).
         addr = request.client.host if request.client else "?"
-        block = limiter.blocked(name, addr)
-        if block is not None:
+        block = limiter.begin(name, addr)  # counted as failed until the password is right
+        if isinstance(block, Block):
             minutes = max(1, math.ceil(block.retry_after_s / 60))
             response = _error(
                 429,
@@ -140,10 +140,9 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
             return response
         role = await asyncio.to_thread(svc.accounts.verify, name, password)
         if role is None:
-            limiter.failed(name, addr)
             log.warning("dashboard: failed login for %r from %s", name[:64], addr)
             return _error(401, "wrong name or password", "login.wrong")
-        limiter.succeeded(name, addr)
+        limiter.succeeded(name, addr, block)
         lifetime = svc.settings.web_session_hours * 3600
         token, session = await asyncio.to_thread(svc.accounts.open_session, name, lifetime)
         log.info("dashboard: %s (%s) logged in from %s", name, role.value, addr)
