@@ -191,7 +191,8 @@ class Commander:
         if not chosen:
             raise CommandRefused("no site chosen")
         if len(chosen) > MAX_SITES:
-            raise CommandRefused(f"{len(chosen)} sites: at most {MAX_SITES} at once")
+            raise CommandRefused(f"{len(chosen)} sites: at most {MAX_SITES} at once",
+                                 "send.toomany", n=len(chosen), max=MAX_SITES)  # fmt: skip
         if known is not None:
             heard = known(set(chosen))
             unknown = [s for s in chosen if s not in heard]
