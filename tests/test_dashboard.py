@@ -251,6 +251,9 @@ def test_api_needs_login_and_sets_a_strict_httponly_cookie(web):
     assert "httponly" in cookie and "samesite=strict" in cookie
     status, page, headers = c.call("GET", "/api/me")
     assert status == 200 and page["role"] == "operator"
+    # no broker here: why commands are off, in the page's language too
+    assert page["commands_off"] == "no command connection"
+    assert page["commands_off_code"] == page_says({"code": page["commands_off_code"]})
     # the page itself and its static files are public (no data in them)
     with urllib.request.urlopen(web.url, timeout=5) as resp:
         assert b"app.js" in resp.read()

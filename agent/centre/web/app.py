@@ -116,6 +116,8 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
             "csrf": session.csrf,
             "can_command": session.can_command and not off,
             "commands_off": off,
+            # the page's own text for it; a key problem stays as said (names a path)
+            "commands_off_code": "err.noconnection" if commander is None else "",
             "actions": list(OFFERED),
             "expires": session.expires,
         }

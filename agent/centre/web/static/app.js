@@ -115,7 +115,8 @@ function showMe() {
   $("actions").hidden = !me.can_command;
   const off = $("commands-off");
   off.hidden = me.can_command || me.role !== "operator";
-  off.textContent = me.commands_off ? t("commands.off", { why: me.commands_off }) : "";
+  off.textContent = me.commands_off_code ? t(me.commands_off_code)
+    : me.commands_off ? t("commands.off", { why: me.commands_off }) : "";
   document.body.classList.toggle("can-command", me.can_command);
 }
 
