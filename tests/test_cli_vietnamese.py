@@ -28,7 +28,7 @@ from tests.faults.test_bad_files import AGENT_CASES, AGENT_OK
 from tests.fixtures.broker import Mosquitto, agent_config
 
 ROOT = Path(__file__).resolve().parents[1]
-_COMMON = """
+COMMON_ENGLISH = """
 a an and are as at be but by can cannot could did does for from has have here in is it its
 no none not of on or that the there this to was were will with without you your found
 error usage required invalid choice arguments argument options show help message exit
@@ -51,7 +51,7 @@ _NOT_WORDS = re.compile(
 _WORD = re.compile(r"[^\W\d_]+")
 
 
-def _ascii_words(texts: list[str]) -> set[str]:
+def ascii_words(texts: list[str]) -> set[str]:
     words: set[str] = set()
     for text in texts:
         words.update(w.lower() for w in _WORD.findall(_NOT_WORDS.sub(" ", text)) if w.isascii())
@@ -66,8 +66,8 @@ def _argparse_msgids() -> list[str]:
 def _vocabularies() -> tuple[set[str], set[str]]:
     catalogue = parse_po(po_path("vi").read_text(encoding="utf-8"))
     msgids = [k.split("\x04")[-1] for k in catalogue if k]
-    english = _ascii_words([*msgids, *_argparse_msgids(), _COMMON])
-    vietnamese = _ascii_words([v for k, v in catalogue.items() if k])
+    english = ascii_words([*msgids, *_argparse_msgids(), COMMON_ENGLISH])
+    vietnamese = ascii_words([v for k, v in catalogue.items() if k])
     return english - vietnamese - _PROPER, vietnamese
 
 
@@ -76,10 +76,15 @@ ENGLISH, VIETNAMESE = _vocabularies()
 
 def english_words(text: str, names: tuple[str, ...] = ()) -> list[str]:
     """The English words in `text`, once each; `names` are proper names and ids it shows."""
+    return words_in(text, ENGLISH, names)
+
+
+def words_in(text: str, vocabulary: set[str], names: tuple[str, ...] = ()) -> list[str]:
+    """The words of `vocabulary` in `text`, once each, after names and non-words go."""
     for name in names:
         text = text.replace(name, " ")
     words = _WORD.findall(_NOT_WORDS.sub(" ", text))
-    return list(dict.fromkeys(w for w in words if w.isascii() and w.lower() in ENGLISH))
+    return list(dict.fromkeys(w for w in words if w.isascii() and w.lower() in vocabulary))
 
 
 def test_the_detector_finds_english_and_passes_vietnamese() -> None:

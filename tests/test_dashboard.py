@@ -39,6 +39,8 @@ from agent.sim.fleet_site import SimSite
 from tests.commands_kit import KEY_ID, CommandAgent, commands_config
 from tests.fixtures.broker import wait_until
 
+STATIC = Path(__file__).resolve().parents[1] / "agent/centre/web/static"
+
 PASSWORD = "correct horse battery"  # a throwaway test account
 
 
@@ -249,6 +251,9 @@ def test_api_needs_login_and_sets_a_strict_httponly_cookie(web):
     assert "httponly" in cookie and "samesite=strict" in cookie
     status, page, headers = c.call("GET", "/api/me")
     assert status == 200 and page["role"] == "operator"
+    # no broker here: why commands are off, in the page's language too
+    assert page["commands_off"] == "no command connection"
+    assert page["commands_off_code"] == page_says({"code": page["commands_off_code"]})
     # the page itself and its static files are public (no data in them)
     with urllib.request.urlopen(web.url, timeout=5) as resp:
         assert b"app.js" in resp.read()
@@ -293,6 +298,14 @@ def test_site_detail_has_components_history_attendance(web):
     assert c.call("GET", "/api/site/nowhere")[0] == 404
 
 
+def page_says(error: dict[str, Any]) -> str:
+    """The error's code, which the page's catalogue has in both languages."""
+    catalogue = json.loads((STATIC / "i18n.json").read_text(encoding="utf-8"))
+    code = str(error.get("code"))
+    assert code in catalogue["en"] and code in catalogue["vi"], error
+    return code
+
+
 def test_posts_need_json_and_the_csrf_token_and_viewers_cannot_command(web):
     c = Client(web.url)
     c.login("view")
@@ -300,10 +313,11 @@ def test_posts_need_json_and_the_csrf_token_and_viewers_cannot_command(web):
     c.csrf = ""
     assert c.call("POST", "/api/command", {"action": "identify", "sites": ["c1"]})[0] == 403
     c.csrf = "not-the-token"
-    assert c.call("POST", "/api/command", {"action": "identify", "sites": ["c1"]})[0] == 403
+    status, data, _ = c.call("POST", "/api/command", {"action": "identify", "sites": ["c1"]})
+    assert status == 403 and page_says(data) == "err.csrf"
     c.csrf = token
     status, data, _ = c.call("POST", "/api/command", {"action": "identify", "sites": ["c1"]})
-    assert status == 403 and "viewer" in data["error"]
+    assert status == 403 and "viewer" in data["error"] and page_says(data) == "err.viewer"
     status, me, _ = c.call("GET", "/api/me")
     assert me["can_command"] is False
     # a form post (what a cross-site page could send) is refused before any password check

@@ -151,6 +151,6 @@ def test_the_page_catalogue_follows_the_glossary() -> None:
 def test_the_two_catalogues_say_the_same_thing_the_same_way() -> None:
     cli = {bare(en): bare(vi) for en, vi in po_pairs()}
     page = {bare(en): bare(vi) for en, vi in page_pairs()}
-    shared = sorted(cli.keys() & page.keys())
+    shared = sorted(k for k in cli.keys() & page.keys() if k)  # "" was placeholders only
     assert len(shared) >= 10  # status words, table headings, verdicts
     assert {en: (cli[en], page[en]) for en in shared if cli[en] != page[en]} == {}

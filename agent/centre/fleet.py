@@ -93,30 +93,65 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def problems(site: SiteRow, cond: Condition, now: float, silent_after: float) -> list[str]:
-    """One line per reason the site is not ready, most telling first."""
-    out: list[str] = []
+# The availability reasons our agents send, by the code the page translates them with.
+AVAIL_REASONS = {"clean shutdown": "why.shutdown", "connection lost (will)": "why.will"}
+Problem = dict[str, Any]  # {"code": ..., parameters}: the page renders it in its language
+# The English of each problem code (CLI, logs, `problems` in the JSON for older pages).
+_ENGLISH = {
+    "p.offline": "offline: {why}; last heard {last_seen}",
+    "p.offline.nowhy": "offline; last heard {last_seen}",
+    "p.stale": "stale retained state from {state_ts}",
+    "p.silent": "online but silent for more than {window} s (last heard {last_seen})",
+    "p.silent.hb": "online but silent for more than {window} s "
+    "(heartbeat every {heartbeat} s, last heard {last_seen})",
+    "p.nocheck": "no check result yet",
+    "p.component": "{name} {status}: {reason}",
+    "p.component.hint": "{name} {status}: {reason} ({hint})",
+    "p.lost": "{n} report(s) lost (seq gaps)",
+}
+
+
+def problem_msgs(site: SiteRow, cond: Condition, now: float, silent_after: float) -> list[Problem]:
+    """One code and its parameters per reason the site is not ready, most telling first;
+    times are epoch seconds (None: never)."""
+    out: list[Problem] = []
     if cond is Condition.OFFLINE:
         why = site.avail_reason or ("never connected" if site.availability is None else "")
-        out.append(f"offline: {why}".rstrip(": ") + f"; last heard {_when(site.last_seen)}")
+        code = "why.never" if not site.avail_reason and why else AVAIL_REASONS.get(why, "")
+        out.append({"code": "p.offline" if why else "p.offline.nowhy", "why": why,
+                    "why_code": code, "last_seen": site.last_seen})  # fmt: skip
     elif cond is Condition.SILENT:
         window = silent_window(site, silent_after)
         if is_stale(site, now, silent_after):
-            out.append(f"stale retained state from {_when(site.state_ts)}")
-        promise = f"heartbeat every {site.heartbeat_s:g} s, " if site.heartbeat_s else ""
-        out.append(
-            f"online but silent for more than {window:.0f} s "
-            f"({promise}last heard {_when(site.last_seen)})"
-        )
+            out.append({"code": "p.stale", "state_ts": site.state_ts})
+        out.append({"code": "p.silent.hb" if site.heartbeat_s else "p.silent",
+                    "window": round(window), "heartbeat": site.heartbeat_s,
+                    "last_seen": site.last_seen})  # fmt: skip
     elif cond is Condition.UNKNOWN:
-        out.append("no check result yet")
+        out.append({"code": "p.nocheck"})
     for name, comp in sorted(site.components.items()):
         if comp.status in _BAD:
-            line = f"{name} {comp.status}: {comp.reason}"
-            out.append(line + (f" ({comp.hint})" if comp.hint else ""))
+            code = "p.component.hint" if comp.hint else "p.component"
+            out.append({"code": code, "name": name, "status": comp.status,
+                        "reason": comp.reason, "hint": comp.hint})  # fmt: skip
     if site.lost:
-        out.append(f"{site.lost} report(s) lost (seq gaps)")
+        out.append({"code": "p.lost", "n": site.lost})
     return out
+
+
+def english(problem: Problem) -> str:
+    values = dict(problem)
+    for key in ("last_seen", "state_ts"):
+        if key in values:
+            values[key] = _when(values[key])
+    if values.get("heartbeat") is not None:
+        values["heartbeat"] = f"{values['heartbeat']:g}"
+    return _ENGLISH[problem["code"]].format(**values)
+
+
+def problems(site: SiteRow, cond: Condition, now: float, silent_after: float) -> list[str]:
+    """One line per reason the site is not ready, most telling first."""
+    return [english(p) for p in problem_msgs(site, cond, now, silent_after)]
 
 
 @dataclass(frozen=True)

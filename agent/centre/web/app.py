@@ -97,7 +97,7 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
             if session is None:
                 return _error(401, "login required")
             if post and not csrf_ok(session, request.headers.get("x-csrf-token")):
-                return _error(403, "missing or wrong CSRF token; reload the page")
+                return _error(403, "missing or wrong CSRF token; reload the page", "err.csrf")
             return await handler(request, session)
 
         return wrapped
@@ -116,6 +116,8 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
             "csrf": session.csrf,
             "can_command": session.can_command and not off,
             "commands_off": off,
+            # the page's own text for it; a key problem stays as said (names a path)
+            "commands_off_code": "err.noconnection" if commander is None else "",
             "actions": list(OFFERED),
             "expires": session.expires,
         }
@@ -199,9 +201,11 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
 
     async def command(request: Request, session: Session) -> Response:
         if not session.can_command:
-            return _error(403, f"{session.name} is a viewer: viewers cannot send commands")
+            return _error(
+                403, f"{session.name} is a viewer: viewers cannot send commands", "err.viewer"
+            )
         if svc.commander is None:
-            return _error(503, "commands are off: no command connection")
+            return _error(503, "commands are off: no command connection", "err.noconnection")
         data = await read_json(request)
         if data is None:
             return _error(415, "send JSON")

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -72,6 +73,23 @@ def _summary(output: Any) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
+# The reasons our agents put in command replies, by the code the page translates them with.
+_REASONS = [
+    (re.compile(r"running checks: (?P<components>.+)"), "rr.checks"),
+    (re.compile(r"the agent restarted while running it; send it again"), "rr.restarted"),
+    (re.compile(r"the agent stopped before running it; send it again"), "rr.stopped"),
+]
+
+
+def reason_msg(reason: str) -> dict[str, str] | None:
+    """A reply's reason as a code and parameters; None for a text this centre does not know
+    (shown as the site sent it)."""
+    for pattern, code in _REASONS:
+        if m := pattern.fullmatch(reason):
+            return {"code": code, **m.groupdict()}
+    return None
+
+
 class Log:
     """The commands sent from the page and their replies (own SQLite connection)."""
 
@@ -103,7 +121,8 @@ class Log:
                 (site_id, limit),
             ).fetchall()
         keys = ("at", "command_id", "operator", "action", "site_id", "status", "reason")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        return [row | {"reason_msg": reason_msg(row["reason"])} for row in out]
 
     def close(self) -> None:
         self.db.close()
@@ -172,7 +191,8 @@ class Commander:
         if not chosen:
             raise CommandRefused("no site chosen")
         if len(chosen) > MAX_SITES:
-            raise CommandRefused(f"{len(chosen)} sites: at most {MAX_SITES} at once")
+            raise CommandRefused(f"{len(chosen)} sites: at most {MAX_SITES} at once",
+                                 "send.toomany", n=len(chosen), max=MAX_SITES)  # fmt: skip
         if known is not None:
             heard = known(set(chosen))
             unknown = [s for s in chosen if s not in heard]
@@ -280,7 +300,10 @@ class Commander:
             self.log.add(row)
         except sqlite3.Error:
             log.exception("dashboard: could not log a command reply")
-        event = {**row, "after_s": round(after, 3), "summary": _summary(output)}
+        event = {**row, "after_s": round(after, 3), "summary": _summary(output),
+                 "reason_msg": reason_msg(reason)}  # fmt: skip
+        if isinstance(output, dict) and isinstance(output.get("verdict"), str):
+            event["verdict"] = output["verdict"]  # the page says it in its language
         event.pop("output")
         self.on_event("reply", event)
 

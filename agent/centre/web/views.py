@@ -19,14 +19,15 @@ Tile = dict[str, Any]
 
 def tile(site: fleet.SiteRow, now: float, silent_after: float) -> Tile:
     cond = fleet.condition(site, now, silent_after)
-    problems = fleet.problems(site, cond, now, silent_after)
+    problems = fleet.problem_msgs(site, cond, now, silent_after)
     return {
         "id": site.site_id,
         "name": site.name,
         "tier": site.tier,
         "parent": site.parent,
         "c": cond.value,
-        "why": problems[0] if problems else "",
+        "why": fleet.english(problems[0]) if problems else "",
+        "why_msg": problems[0] if problems else None,  # the page renders it in its language
     }
 
 
@@ -131,9 +132,11 @@ def detail(
     replies: list[dict[str, Any]],
 ) -> dict[str, Any]:
     cond = fleet.condition(site, now, silent_after)
+    problems = fleet.problem_msgs(site, cond, now, silent_after)
     return {
         **tile(site, now, silent_after),
-        "problems": fleet.problems(site, cond, now, silent_after),
+        "problems": [fleet.english(p) for p in problems],
+        "problem_msgs": problems,
         "availability": site.availability,
         "last_seen": site.last_seen,
         "components": [

@@ -27,7 +27,7 @@ window.__dash = { firstRender: null, tiles: 0, updates: [], trace: false };
 
 function t(key, vars) {
   const text = state.catalog[state.lang][key] ?? state.catalog.en[key] ?? key;
-  return vars ? text.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? vars[k] : `{${k}}`)) : text;
+  return vars ? fill(text, vars) : text;
 }
 
 function locale() {
@@ -115,7 +115,8 @@ function showMe() {
   $("actions").hidden = !me.can_command;
   const off = $("commands-off");
   off.hidden = me.can_command || me.role !== "operator";
-  off.textContent = me.commands_off ? t("commands.off", { why: me.commands_off }) : "";
+  off.textContent = me.commands_off_code ? t(me.commands_off_code)
+    : me.commands_off ? t("commands.off", { why: me.commands_off }) : "";
   document.body.classList.toggle("can-command", me.can_command);
 }
 
@@ -172,10 +173,48 @@ function groupFor(key) {
   return g;
 }
 
+// A problem the centre sends as a code and parameters, in the page's language; the English
+// line (`why`, `problems`) when the centre is older than this page.
+function problemVars(p) {
+  const vars = { ...p };
+  for (const k of ["last_seen", "state_ts"]) if (k in vars) vars[k] = when(vars[k]);
+  for (const k of ["window", "heartbeat", "n"]) if (typeof vars[k] === "number") vars[k] = num(vars[k]);
+  if (vars.status) vars.status = t("s." + vars.status);
+  if (vars.why_code && vars.why_code in state.catalog.en) vars.why = t(vars.why_code);
+  return vars;
+}
+
+function problemText(p, english) {
+  return p && p.code in state.catalog.en ? t(p.code, problemVars(p)) : english;
+}
+
+// The same as a list item; a component's reason and hint are the site's own text, marked.
+function problemItem(p, english) {
+  if (!p || !(p.code in state.catalog.en) || !p.code.startsWith("p.component")) {
+    return el("li", {}, problemText(p, english));
+  }
+  const li = el("li");
+  const vars = problemVars(p);
+  for (const part of t(p.code).split(/(\{reason\}|\{hint\})/)) {
+    const key = part.slice(1, -1);
+    if (part === "{reason}" || part === "{hint}") li.append(el("span", { "data-from-site": key }, p[key]));
+    else if (part) li.append(fill(part, vars));
+  }
+  return li;
+}
+
+function fill(text, vars) {
+  return text.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? vars[k] : `{${k}}`));
+}
+
 function paintTitle(tile) {
   const el = state.els.get(tile.id);
   if (!el) return;
-  el.title = `${tile.id} ${tile.name ? "— " + tile.name : ""}\n${t("c." + tile.c)}${tile.why ? ": " + tile.why : ""}`;
+  const why = problemText(tile.why_msg, tile.why);
+  el.title = `${tile.id} ${tile.name ? "— " + tile.name : ""}\n${t("c." + tile.c)}${why ? ": " + why : ""}`;
+  // the site's own words in the tooltip (a component's reason and hint)
+  const m = tile.why_msg;
+  el.dataset.siteText = JSON.stringify(m && m.code && m.code.startsWith("p.component") ? [m.reason, m.hint] : []);
 }
 
 function makeTile(tile) {
@@ -351,6 +390,11 @@ function toast(text) {
   toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
 }
 
+function replyReason(r) {
+  const m = r.reason_msg;
+  return m && m.code in state.catalog.en ? t(m.code, m) : r.reason;
+}
+
 function addReply(r) {
   const li = document.createElement("li");
   li.className = `reply r-${r.status}`;
@@ -358,7 +402,7 @@ function addReply(r) {
   li.dataset.status = r.status;
   const time = new Date(r.at * 1000).toLocaleTimeString(state.lang === "vi" ? "vi-VN" : "en-GB");
   li.textContent = `${time}  ${r.site_id}  ${t("a." + r.action)}  ${t("r." + r.status)}` +
-    (r.reason ? ` — ${r.reason}` : "") + (r.summary ? ` (${r.summary})` : "") + `  [${r.operator}]`;
+    (r.reason ? ` — ${replyReason(r)}` : "") + (r.verdict ? ` (${t("r.verdict", { c: t("c." + r.verdict) })})` : r.summary ? ` (${r.summary})` : "") + `  [${r.operator}]`;
   const log = $("reply-log");
   log.prepend(li);
   while (log.children.length > 200) log.lastChild.remove();
@@ -430,14 +474,16 @@ function renderDetail(d) {
     body.append(bar);
   }
   if (d.problems.length) {
-    body.append(el("h3", {}, t("d.problems")), el("ul", { class: "problems" }, ...d.problems.map((p) => el("li", {}, p))));
+    const msgs = d.problem_msgs || [];
+    body.append(el("h3", {}, t("d.problems")),
+      el("ul", { class: "problems" }, ...d.problems.map((p, i) => problemItem(msgs[i], p))));
   }
   const table = el("table", { class: "components" },
     el("tr", {}, ...["d.component", "d.status", "d.reason", "d.hint", "d.metrics"].map((k) => el("th", {}, t(k)))));
   for (const c of d.components) {
     table.append(el("tr", { class: `s-${c.status}` }, el("td", {}, c.name),
       el("td", {}, el("span", { class: `status s-${c.status}` }, t("s." + c.status))),
-      el("td", {}, c.reason), el("td", {}, c.hint), el("td", { class: "metrics" }, metricsText(c.metrics))));
+      el("td", { "data-from-site": "reason" }, c.reason), el("td", { "data-from-site": "hint" }, c.hint), el("td", { class: "metrics" }, metricsText(c.metrics))));
   }
   body.append(el("h3", {}, t("d.components")), table);
   const hist = el("div", { class: "history" });
@@ -450,7 +496,7 @@ function renderDetail(d) {
   const replies = el("ol", { class: "detail-replies" });
   for (const r of d.replies) {
     replies.append(el("li", { class: `reply r-${r.status}`, "data-status": r.status },
-      `${when(r.at)}  ${t("a." + r.action)}  ${t("r." + r.status)}${r.reason ? " — " + r.reason : ""}  [${r.operator}]`));
+      `${when(r.at)}  ${t("a." + r.action)}  ${t("r." + r.status)}${r.reason ? " — " + replyReason(r) : ""}  [${r.operator}]`));
   }
   body.append(el("h3", {}, t("d.replies")), d.replies.length ? replies : el("p", { class: "muted" }, t("d.noreplies")));
 }
