@@ -114,3 +114,20 @@ def render(msg: Message, lang: str) -> str:
 def render_or(msg: Message | None, text: str, lang: str) -> str:
     """The message in `lang` when there is one, else `text` (an older writer's English)."""
     return text if msg is None else render(msg, lang)
+
+
+def dump_message(msg: Message | None) -> str | None:
+    """A message as JSON for storage; None stays None."""
+    return None if msg is None else msg.model_dump_json()
+
+
+def load_message(text: str | None) -> Message | None:
+    """A stored message back; None when there is none or it cannot be read (the reader then
+    shows the English text stored beside it)."""
+    if not text:
+        return None
+    try:
+        return Message.model_validate_json(text)
+    except ValueError:
+        log.warning("unreadable stored message ignored: %.80s", text)
+        return None

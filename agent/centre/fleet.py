@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from agent.messages import Message, render_or
+
 
 class Condition(StrEnum):
     READY = "ready"
@@ -39,6 +41,14 @@ class ComponentRow:
     status: str
     reason: str
     hint: str = ""
+    reason_msg: Message | None = None  # from a site that said it as a message
+    hint_msg: Message | None = None
+
+    def reason_in(self, lang: str) -> str:
+        return render_or(self.reason_msg, self.reason, lang)
+
+    def hint_in(self, lang: str) -> str:
+        return render_or(self.hint_msg, self.hint, lang) if self.hint else ""
 
 
 @dataclass(frozen=True)
@@ -93,8 +103,11 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def problems(site: SiteRow, cond: Condition, now: float, silent_after: float) -> list[str]:
-    """One line per reason the site is not ready, most telling first."""
+def problems(
+    site: SiteRow, cond: Condition, now: float, silent_after: float, lang: str = "en"
+) -> list[str]:
+    """One line per reason the site is not ready, most telling first; the components'
+    reasons and hints in `lang` where the site sent them as messages."""
     out: list[str] = []
     if cond is Condition.OFFLINE:
         why = site.avail_reason or ("never connected" if site.availability is None else "")
@@ -112,8 +125,9 @@ def problems(site: SiteRow, cond: Condition, now: float, silent_after: float) ->
         out.append("no check result yet")
     for name, comp in sorted(site.components.items()):
         if comp.status in _BAD:
-            line = f"{name} {comp.status}: {comp.reason}"
-            out.append(line + (f" ({comp.hint})" if comp.hint else ""))
+            line = f"{name} {comp.status}: {comp.reason_in(lang)}"
+            hint = comp.hint_in(lang)
+            out.append(line + (f" ({hint})" if hint else ""))
     if site.lost:
         out.append(f"{site.lost} report(s) lost (seq gaps)")
     return out
@@ -152,7 +166,9 @@ def _tier_key(tier: str) -> tuple[int, str]:
     return TIER_ORDER.get(tier, len(TIER_ORDER)), tier
 
 
-def fleet_view(sites: list[SiteRow], now: float, silent_after: float) -> FleetView:
+def fleet_view(
+    sites: list[SiteRow], now: float, silent_after: float, lang: str = "en"
+) -> FleetView:
     conds = {s.site_id: condition(s, now, silent_after) for s in sites}
     tiers: dict[str, list[Condition]] = {}
     parents: dict[str, list[Condition]] = {}
@@ -166,7 +182,7 @@ def fleet_view(sites: list[SiteRow], now: float, silent_after: float) -> FleetVi
             s.tier,
             s.parent,
             conds[s.site_id].value,
-            problems(s, conds[s.site_id], now, silent_after),
+            problems(s, conds[s.site_id], now, silent_after, lang),
         )
         for s in sites
         if conds[s.site_id] is not Condition.READY

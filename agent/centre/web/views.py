@@ -13,6 +13,7 @@ from typing import Any
 from agent.centre import fleet
 from agent.centre.report import SessionReport
 from agent.centre.store import AttendanceRow
+from agent.i18n import LANGUAGES
 
 Tile = dict[str, Any]
 
@@ -131,9 +132,15 @@ def detail(
     replies: list[dict[str, Any]],
 ) -> dict[str, Any]:
     cond = fleet.condition(site, now, silent_after)
+    # The page chooses its language in the browser, so each text a site sent as a message
+    # comes rendered in every language the centre has, and the page picks; the English
+    # fields stay for older pages and scripts.
     return {
         **tile(site, now, silent_after),
         "problems": fleet.problems(site, cond, now, silent_after),
+        "problems_by_lang": {
+            lang: fleet.problems(site, cond, now, silent_after, lang) for lang in LANGUAGES
+        },
         "availability": site.availability,
         "last_seen": site.last_seen,
         "components": [
@@ -142,6 +149,8 @@ def detail(
                 "status": comp.status,
                 "reason": comp.reason,
                 "hint": comp.hint,
+                "reason_by_lang": {lang: comp.reason_in(lang) for lang in LANGUAGES},
+                "hint_by_lang": {lang: comp.hint_in(lang) for lang in LANGUAGES},
                 "metrics": metrics.get(name, {}),
             }
             for name, comp in sorted(site.components.items())

@@ -428,15 +428,19 @@ function renderDetail(d) {
     }
     body.append(bar);
   }
-  if (d.problems.length) {
-    body.append(el("h3", {}, t("d.problems")), el("ul", { class: "problems" }, ...d.problems.map((p) => el("li", {}, p))));
+  // Reasons a site sent as message ids come rendered in each language; an older centre's
+  // answer has only the English.
+  const problems = d.problems_by_lang?.[state.lang] ?? d.problems;
+  if (problems.length) {
+    body.append(el("h3", {}, t("d.problems")), el("ul", { class: "problems" }, ...problems.map((p) => el("li", {}, p))));
   }
   const table = el("table", { class: "components" },
     el("tr", {}, ...["d.component", "d.status", "d.reason", "d.hint", "d.metrics"].map((k) => el("th", {}, t(k)))));
   for (const c of d.components) {
     table.append(el("tr", { class: `s-${c.status}` }, el("td", {}, c.name),
       el("td", {}, el("span", { class: `status s-${c.status}` }, t("s." + c.status))),
-      el("td", {}, c.reason), el("td", {}, c.hint), el("td", { class: "metrics" }, metricsText(c.metrics))));
+      el("td", {}, c.reason_by_lang?.[state.lang] ?? c.reason), el("td", {}, c.hint_by_lang?.[state.lang] ?? c.hint),
+      el("td", { class: "metrics" }, metricsText(c.metrics))));
   }
   body.append(el("h3", {}, t("d.components")), table);
   const hist = el("div", { class: "history" });
