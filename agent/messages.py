@@ -40,7 +40,11 @@ class Message(BaseModel):
     params: dict[str, bool | int | float | str | Message | list[Message]] = Field(
         default_factory=dict, description="Values for the id's format fields."
     )
-    text: str = Field(description="The English text, rendered when the message was made.")
+    text: str = Field(
+        "",
+        description="The English text, rendered when the message was made; empty in a "
+        "message that is another's parameter (the outer text says it all).",
+    )
 
 
 Param = bool | int | float | str | Message | list[Message]
@@ -70,44 +74,54 @@ def fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-def _format(entry: Mapping[str, str], lang: str, params: Mapping[str, Param]) -> str:
+# What a message from elsewhere (another release, a damaged payload) can fail with.
+_RENDER_ERRORS = (KeyError, ValueError, IndexError, TypeError, AttributeError)
+
+
+def _strict(msg: Message, lang: str) -> str:
+    """`msg` in `lang` from the catalogue, nested messages too; raises when it cannot."""
+    entry = catalogue()[msg.id]
     sep = entry.get("sep", DEFAULT_SEP)
 
     def value(v: Param) -> Any:
         if isinstance(v, Message):
-            return render(v, lang)
+            return _strict(v, lang)
         if isinstance(v, list):
-            return sep.join(render(m, lang) for m in v)
+            return sep.join(_strict(m, lang) for m in v)
         return v
 
-    return entry[lang].format(**{k: value(v) for k, v in params.items()})
+    return entry[lang].format(**{k: value(v) for k, v in msg.params.items()})
+
+
+def _inner(value: Param) -> Param:
+    """A parameter without the English texts of its messages (the outer one has them)."""
+    if isinstance(value, Message):
+        return value.model_copy(update={"text": ""})
+    if isinstance(value, list):
+        return [m.model_copy(update={"text": ""}) for m in value]
+    return value
 
 
 def message(msg_id: str, **params: Param) -> Message:
     """A message with its English text rendered now. An id missing from the catalogue (a
     bug the catalogue test catches) still gives a message: its text names the id."""
-    entry = catalogue().get(msg_id)
+    msg = Message(id=msg_id, params={k: _inner(v) for k, v in params.items()})
     try:
-        if entry is None:
-            raise KeyError(msg_id)
-        text = _format(entry, "en", params)
-    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        text = _strict(msg, "en")
+    except _RENDER_ERRORS as exc:
         log.error("message %s cannot be rendered in English: %r", msg_id, exc)
         text = f"{msg_id} {params}" if params else msg_id
-    return Message(id=msg_id, params=params, text=text)
+    return msg.model_copy(update={"text": text})
 
 
 def render(msg: Message, lang: str) -> str:
-    """`msg` in `lang`; its English text when the id, the language or a parameter is
-    missing (a newer site's id, a damaged payload): never an exception."""
-    if lang == "en":
-        return msg.text
-    entry = catalogue().get(msg.id)
-    if entry is None or lang not in entry:
+    """`msg` in `lang`; its English text when the id (or a nested one), the language or a
+    parameter is missing (a newer site's id, a damaged payload): never an exception."""
+    if lang == "en" and msg.text:
         return msg.text
     try:
-        return _format(entry, lang, msg.params)
-    except (KeyError, ValueError, IndexError, TypeError, AttributeError):
+        return _strict(msg, lang)
+    except _RENDER_ERRORS:
         return msg.text
 
 

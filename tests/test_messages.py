@@ -117,3 +117,22 @@ def test_render_or_takes_the_plain_text_of_an_older_writer() -> None:
     assert render_or(None, "camera: old text", "vi") == "camera: old text"
     msg = message("network.no_targets")
     assert render_or(msg, msg.text, "vi") == "chưa cấu hình đích kiểm tra mạng nào"
+
+
+def test_a_nested_id_the_reader_does_not_know_falls_back_to_the_whole_english() -> None:
+    newer = Message(id="camera.from_the_future", params={})
+    msg = Message(
+        id="camera.faults",
+        params={"camera": message("camera.name_unknown"), "findings": [newer], "size": "1x1"},
+        text="camera: something new; 1x1",
+    )
+    assert render(msg, "vi") == "camera: something new; 1x1"
+
+
+def test_nested_messages_travel_without_their_own_english() -> None:
+    """The outer text says it all: a payload carries the English once per reason."""
+    msg = message("network.paths", paths=[message("network.unreachable", path="mcu_tcp")])
+    inner = msg.params["paths"]
+    assert isinstance(inner, list) and inner[0].text == ""
+    assert msg.text == "mcu_tcp unreachable"
+    assert render(msg, "vi") == "mcu_tcp: không kết nối được"
