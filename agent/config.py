@@ -14,6 +14,7 @@ gathered here.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from contextvars import ContextVar
 from enum import StrEnum
@@ -36,7 +37,7 @@ from agent.attendance.settings import AttendanceSettings
 from agent.components import COMPONENTS
 from agent.contract.topics import publish_topic_problem
 from agent.errors import ConfigError
-from agent.i18n import _
+from agent.i18n import N_, _
 from agent.led.patterns import LedSettings
 from agent.schedule.model import ScheduleSettings
 
@@ -358,58 +359,161 @@ def config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
     return Path(env) if env else DEFAULT_CONFIG
 
 
+# tomllib's own messages that carry no value of the file (the rest stay as tomllib says).
+_TOML_MESSAGES = frozenset(
+    (
+        N_("Cannot overwrite a value"),
+        N_("Escaped character is not a Unicode scalar value"),
+        N_("Expected '=' after a key in a key/value pair"),
+        N_("Expected ']' at the end of a table declaration"),
+        N_("Expected ']]' at the end of an array declaration"),
+        N_("Expected newline or end of document after a statement"),
+        N_("Invalid date or datetime"),
+        N_("Invalid hex value"),
+        N_("Invalid initial character for a key part"),
+        N_("Invalid statement"),
+        N_("Invalid value"),
+        N_("Unclosed array"),
+        N_("Unclosed inline table"),
+        N_("Unterminated string"),
+    )
+)
+_TOML_WHERE = re.compile(
+    r"^(?P<what>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$"
+)
+
+# pydantic's message per error type, with the type's context as placeholders; a type not
+# here keeps pydantic's English text.
+_PYDANTIC_MESSAGES = {
+    "int_parsing": N_("Input should be a valid integer, unable to parse string as an integer"),
+    "int_type": N_("Input should be a valid integer"),
+    "int_from_float": N_("Input should be a valid integer, got a number with a fractional part"),
+    "float_parsing": N_("Input should be a valid number, unable to parse string as a number"),
+    "float_type": N_("Input should be a valid number"),
+    "bool_parsing": N_("Input should be a valid boolean, unable to interpret input"),
+    "bool_type": N_("Input should be a valid boolean"),
+    "string_type": N_("Input should be a valid string"),
+    "string_too_short": N_("String should have at least %(min_length)s characters"),
+    "string_too_long": N_("String should have at most %(max_length)s characters"),
+    "greater_than": N_("Input should be greater than %(gt)s"),
+    "greater_than_equal": N_("Input should be greater than or equal to %(ge)s"),
+    "less_than": N_("Input should be less than %(lt)s"),
+    "less_than_equal": N_("Input should be less than or equal to %(le)s"),
+    "enum": N_("Input should be %(expected)s"),
+    "literal_error": N_("Input should be %(expected)s"),
+    "dict_type": N_("Input should be a valid dictionary or instance of %(class_name)s"),
+    "model_type": N_("Input should be a valid dictionary or instance of %(class_name)s"),
+    "list_type": N_("Input should be a valid list"),
+}
+
+
+def _toml_detail(exc: tomllib.TOMLDecodeError) -> str:
+    match = _TOML_WHERE.match(str(exc))
+    if match is None:
+        return str(exc)
+    what = match["what"]
+    what = _(what) if what in _TOML_MESSAGES else what
+    if match["line"] is None:
+        return _("%(problem)s (at the end of the file)") % {"problem": what}
+    return _("%(problem)s (at line %(line)s, column %(column)s)") % {
+        "problem": what,
+        "line": match["line"],
+        "column": match["col"],
+    }
+
+
+def _pydantic_detail(error: dict[str, Any]) -> str:
+    template = _PYDANTIC_MESSAGES.get(error["type"])
+    context = dict(error.get("ctx") or {})
+    if isinstance(context.get("expected"), str):  # "'a', 'b' or 'c'": pydantic's own "or"
+        head, sep, last = context["expected"].rpartition(" or ")
+        if sep:
+            context["expected"] = f"{head} {_('or')} {last}"
+    try:
+        return _(template) % context if template else str(error["msg"])
+    except (KeyError, TypeError, ValueError):  # a context this pydantic names otherwise
+        return str(error["msg"])
+
+
 def _read_toml(path: Path, example: str = "agent.example.toml") -> dict[str, Any]:
+    where = {"path": path, "example": example, "variable": ENV_CONFIG}
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(
-            f"config file {path}: not found",
-            f"copy {example} there and edit it, or pass --config FILE (or set {ENV_CONFIG})",
+            _("config file %(path)s: not found") % where,
+            _("copy %(example)s there and edit it, or pass --config FILE (or set %(variable)s)")
+            % where,
         ) from None
     except PermissionError:
         raise ConfigError(
-            f"config file {path}: permission denied",
-            "make it readable by the edge-agent user (chgrp edge-agent; chmod 640)",
+            _("config file %(path)s: permission denied") % where,
+            _("make it readable by the edge-agent user (chgrp edge-agent; chmod 640)"),
         ) from None
     except IsADirectoryError:
         raise ConfigError(
-            f"config file {path}: is a directory, not a file",
-            f"remove the directory and put the settings file there (see {example})",
+            _("config file %(path)s: is a directory, not a file") % where,
+            _("remove the directory and put the settings file there (see %(example)s)") % where,
         ) from None
     except OSError as exc:
         raise ConfigError(
-            f"config file {path}: cannot read: {exc.strerror or exc}",
-            "check the disk and the file's permissions",
+            _("config file %(path)s: cannot read: %(error)s")
+            % (where | {"error": exc.strerror or exc}),
+            _("check the disk and the file's permissions"),
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
-            f"config file {path}: not valid TOML: {exc}", "fix the syntax at that line"
+            _("config file %(path)s: not valid TOML: %(error)s")
+            % (where | {"error": _toml_detail(exc)}),
+            _("fix the syntax at that line"),
         ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"config file {path}: not valid TOML: not UTF-8 text (byte {exc.start})",
-            "is this the right file? save it as UTF-8 text",
+            _("config file %(path)s: not valid TOML: not UTF-8 text (byte %(byte)s)")
+            % (where | {"byte": exc.start}),
+            _("is this the right file? save it as UTF-8 text"),
         ) from None
     except RecursionError:
         raise ConfigError(
-            f"config file {path}: not valid TOML: arrays or tables nested too deeply",
-            "fix the brackets; settings never nest more than a few levels",
+            _("config file %(path)s: not valid TOML: arrays or tables nested too deeply") % where,
+            _("fix the brackets; settings never nest more than a few levels"),
         ) from None
 
 
 def _describe(error: dict[str, Any], path: Path, env_prefix: str = ENV_PREFIX) -> str:
     loc = ".".join(str(p) for p in error["loc"])
     env_name = env_prefix + "__".join(str(p) for p in error["loc"]).upper()
-    origin = f"environment {env_name}" if env_name in os.environ else f"config file {path}"
+    if env_name in os.environ:
+        origin = _("environment %(variable)s") % {"variable": env_name}
+    else:
+        origin = _("config file %(path)s") % {"path": path}
     kind = error["type"]
     if kind == "missing":
-        return f"{origin}: field '{loc}' is required but missing"
+        return _("%(origin)s: field '%(field)s' is required but missing") % {
+            "origin": origin,
+            "field": loc,
+        }
     if kind == "extra_forbidden":
-        return f"{origin}: unknown field '{loc}' (a typo?)"
+        return _("%(origin)s: unknown field '%(field)s' (a typo?)") % {
+            "origin": origin,
+            "field": loc,
+        }
     got = error.get("input")
-    got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-    return f"{origin}: field '{loc}': {error['msg']}{got_text}"
+    got_text = (
+        " " + _("(got %(value)s)") % {"value": repr(got)}
+        if not isinstance(got, dict | list)
+        else ""
+    )
+    return (
+        f"{origin}: "
+        + _("field '%(field)s': %(problem)s")
+        % {
+            "field": loc,
+            "problem": _pydantic_detail(error),
+        }
+        + got_text
+    )
 
 
 def _unknown_variables(model: type[FileSettings], prefix: str) -> list[str]:
@@ -482,7 +586,8 @@ def load_file_settings(model: type[_S], path: Path) -> _S:
     except ValidationError as exc:
         lines = [_describe(dict(e), path, prefix) for e in exc.errors()]
         raise ConfigError(
-            "\n".join(lines), f"fix the field(s) named above; see {model.example_file}"
+            "\n".join(lines),
+            _("fix the field(s) named above; see %(example)s") % {"example": model.example_file},
         ) from None
     finally:
         _config_file.reset(token)

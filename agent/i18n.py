@@ -191,10 +191,17 @@ _current_lang: Lang = "en"
 
 
 def set_language(lang: Lang) -> None:
-    """Choose the language of every later _() (one per process: the CLI sets it once)."""
+    """Choose the language of every later _() (one per process: the CLI sets it once).
+
+    argparse's own texts (usage, "unrecognized arguments", ...) follow it too: argparse
+    looks its messages up through the module-level names it imported from gettext, and our
+    catalogue holds translations of those msgids; pointing them at ours is how its usage and
+    argument errors reach the technician in the same language as the rest."""
     global _current, _current_lang  # noqa: PLW0603 - gettext's model: one language per process
     _current = translations(lang)
     _current_lang = lang
+    argparse._ = _  # type: ignore[attr-defined]
+    argparse.ngettext = ngettext  # type: ignore[attr-defined]
 
 
 def current_language() -> Lang:

@@ -274,7 +274,8 @@ def test_filters_language_detail_and_a_screenshot(browser, env):
     assert page.locator("#detail svg.chart polyline").count() == 1
     page.click('#who .lang[data-lang="vi"]')
     assert page.locator("header h1").inner_text() == "Các điểm cầu truyền hình"
-    assert "người dự" in page.locator("#attendance").inner_text()
+    assert "người tham dự" in page.locator("#attendance").inner_text()
+    assert page.title() == "Trung tâm giám sát điểm cầu"
     page.wait_for_selector("#detail th:has-text('thiết bị')")
     # a real agent's detail: metrics from its checks report, and the replies kept in the db
     tile(page, "c-cmd").click()

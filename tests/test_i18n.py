@@ -59,7 +59,7 @@ def test_unknown_language_is_refused() -> None:
 
 def test_translations_follow_the_chosen_language() -> None:
     set_language("vi")
-    assert (_("ready"), _("degraded"), _("fault")) == ("Sẵn sàng", "Suy giảm", "Lỗi")
+    assert (_("ready"), _("degraded"), _("fault")) == ("Sẵn sàng", "Suy giảm", "Sự cố")
     assert _("Next session") == "Phiên họp tiếp theo"
     assert _("no such message, left in English") == "no such message, left in English"
     assert ngettext("%(count)d person", "%(count)d people", 3) % {"count": 3} == "3 người"

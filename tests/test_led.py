@@ -267,7 +267,7 @@ def test_legend_in_both_languages() -> None:
     assert en[0].name == "ready" and en[0].look == "green, steady"
     assert vi[0].name == "Sẵn sàng" and vi[0].look == "xanh lá, sáng liên tục"
     assert {r.pattern: r.name for r in vi}[Pattern.DEGRADED] == "Suy giảm"
-    assert {r.pattern: r.name for r in vi}[Pattern.FAULT] == "Lỗi"
+    assert {r.pattern: r.name for r in vi}[Pattern.FAULT] == "Sự cố"
     assert missing(legend_msgids(), "vi") == []
     for a, b in zip(en, vi, strict=True):
         assert a.meaning != b.meaning

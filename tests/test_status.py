@@ -78,8 +78,8 @@ def test_render_vietnamese():
     assert "Điểm cầu: UBND xã Phúc Thọ" in text
     assert "Đánh giá: SUY GIẢM" in text
     assert "Cảnh báo" in text
-    assert "Máy chủ trung tâm: 10.0.0.1:1883 - chưa kết nối" in text
-    assert "không kết nối được máy chủ trung tâm (connection refused)" in text
+    assert "Máy chủ MQTT: 10.0.0.1:1883 - chưa kết nối" in text
+    assert "không kết nối được máy chủ MQTT (connection refused)" in text
     assert "Phiên họp tiếp theo" in text
 
 

@@ -5,6 +5,11 @@ Everything the centre knows lives here, committed per batch, so a restart (or a 
 centre process on the same host, sharing the load) loses nothing. Each report is keyed by
 (site_id, seq): a duplicate (at-least-once delivery, a retained state seen again) is caught by
 the key and changes nothing.
+
+Why one file past 400 lines: the schema, its forward migrations and every query that reads
+or writes it sit together, so a column is changed in one place; the accounts' tables are
+apart (centre/web/accounts.py). The PostgreSQL store of the scale-out issue is the moment to
+split schema and queries per backend.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from agent import __version__
 from agent.checks.model import ExitCode
 from agent.errors import AgentError
-from agent.i18n import select_language, set_language
+from agent.i18n import LANGUAGES, N_, _, select_language, set_language
 
 # Each module adds its own sub-commands: add_parsers(subparsers) sets `func` on each parser;
 # func(args) returns the exit code.
@@ -28,6 +28,9 @@ _COMMAND_MODULES = (
     "agent.cli.attendance",
 )
 _CONFIG_HELP = "settings file (default: $EDGE_AGENT_CONFIG or /etc/edge-agent/agent.toml)"
+# Placeholders in the usage line, which argument errors print: in the reader's language.
+_FILE = N_("FILE")
+_COMMAND = N_("COMMAND")
 # What a shell reports for a process killed by SIGPIPE (128 + 13): `cmd | head` stopped it.
 _EXIT_BROKEN_PIPE = 141
 
@@ -47,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edge-agent", description="Keeps a video-conference site ready."
     )
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
-    parser.add_argument("--config", metavar="FILE", help=_CONFIG_HELP)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--config", metavar=_(_FILE), help=_CONFIG_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, metavar=_(_COMMAND))
     for name in _COMMAND_MODULES:
         importlib.import_module(name).add_parsers(sub)
     # `--config` after the command too (`config check --config F`): people type it there.
@@ -56,13 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     for leaf in _leaves(parser):
         if "--config" not in leaf._option_string_actions:
             leaf.add_argument(
-                "--config", metavar="FILE", default=argparse.SUPPRESS, help=_CONFIG_HELP
+                "--config", metavar=_(_FILE), default=argparse.SUPPRESS, help=_CONFIG_HELP
             )
     return parser
 
 
+def _lang_in(argv: Sequence[str]) -> str | None:
+    """`--lang vi` before argparse has read it: its own errors are then in that language."""
+    for i, arg in enumerate(argv):
+        value = arg.partition("=")[2] if arg.startswith("--lang=") else None
+        if arg == "--lang" and i + 1 < len(argv):
+            value = argv[i + 1]
+        if value in LANGUAGES:
+            return value
+    return None
+
+
 def _run(argv: Sequence[str] | None) -> int:
-    set_language(select_language(None))
+    set_language(select_language(_lang_in(sys.argv[1:] if argv is None else argv)))
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func

@@ -10,7 +10,7 @@ from agent.checks.report import render_json, render_table
 from agent.components import COMPONENTS
 from agent.config import Settings, config_path, load_settings
 from agent.errors import AgentError
-from agent.i18n import select_language
+from agent.i18n import _, ngettext, select_language
 from agent.runtime.control import ask, socket_path
 from agent.selftest.runner import build_probes
 from agent.selftest.worker import run_selftest_isolated
@@ -52,18 +52,29 @@ def _config_check(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     path = config_path(args.config)
-    sys.stdout.write(
-        f"{path}: OK - site {settings.site.site_id} ({settings.site.tier.value}), "
-        f"broker {settings.broker.host}:{settings.broker.port}, "
-        f"components: {', '.join(settings.enabled_components()) or 'none'}\n"
-    )
+    summary = _(
+        "%(path)s: OK - site %(site)s (%(tier)s), broker %(host)s:%(port)s, components: "
+        "%(components)s"
+    ) % {
+        "path": path,
+        "site": settings.site.site_id,
+        "tier": _(settings.site.tier.value),
+        "host": settings.broker.host,
+        "port": settings.broker.port,
+        "components": ", ".join(settings.enabled_components()) or _("none"),
+    }
+    sys.stdout.write(summary + "\n")
     # The daemon only logs a bad local schedule and runs without it; say so here, before.
     local = settings.schedule.local_file
     schedule = read_local_schedule(local, site_zone(settings.site.timezone))
     if schedule is None:
-        sys.stdout.write(f"{local}: none (the centre's schedule only)\n")
+        sys.stdout.write(_("%(path)s: none (the centre's schedule only)") % {"path": local} + "\n")
     else:
-        sys.stdout.write(f"{local}: OK - {len(schedule.entries)} session(s)\n")
+        count = len(schedule.entries)
+        line = ngettext(
+            "%(path)s: OK - %(count)d session", "%(path)s: OK - %(count)d sessions", count
+        )
+        sys.stdout.write(line % {"path": local, "count": count} + "\n")
     return int(ExitCode.OK)
 
 
@@ -74,7 +85,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         description="Run the self-tests. Exit 0 all ok, 1 warning, 2 failure, 3 could not run.",
     )
     check.add_argument(
-        "components", nargs="*", metavar="COMPONENT", help=f"any of: {', '.join(COMPONENTS)}"
+        "components", nargs="*", metavar=_("COMPONENT"), help=f"any of: {', '.join(COMPONENTS)}"
     )
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.add_argument("--lang", choices=("en", "vi"), help="default: from LANG")
@@ -87,6 +98,6 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     check.set_defaults(func=_check)
 
     config = sub.add_parser("config", help="settings file tools")
-    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar=_("ACTION"))
     validate = config_sub.add_parser("check", help="validate the settings without running")
     validate.set_defaults(func=_config_check)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from agent.config import PathSettings, load_settings
 from agent.errors import ConfigError
+from agent.i18n import LANGUAGES, select_language
 from agent.probes.inventory import inventory, render_inventory
 
 
@@ -21,12 +22,18 @@ def _devices(args: argparse.Namespace) -> int:
     if args.sysfs_root:
         sysfs_root = Path(args.sysfs_root)
     inv = inventory(sysfs_root)
-    sys.stdout.write((json.dumps(inv, indent=2) if args.json else render_inventory(inv)) + "\n")
+    text = (
+        json.dumps(inv, indent=2)
+        if args.json
+        else render_inventory(inv, select_language(args.lang))
+    )
+    sys.stdout.write(text + "\n")
     return 0
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     devices = sub.add_parser("devices", help="list the devices this machine has")
     devices.add_argument("--json", action="store_true")
+    devices.add_argument("--lang", choices=LANGUAGES, help="default: from LANG")
     devices.add_argument("--sysfs-root", help=argparse.SUPPRESS)
     devices.set_defaults(func=_devices)

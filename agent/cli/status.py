@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent.config import load_settings
 from agent.errors import AgentError
-from agent.i18n import N_, select_language, translate
+from agent.i18n import N_, _, select_language, translate
 from agent.runtime.control import ask, socket_path
 from agent.runtime.status import StatusSnapshot, exit_code, render_status
 
@@ -27,19 +27,22 @@ _WHERE_LOGS = N_(
 )
 
 
+_NOT_RUNNING = N_("edge-agent is not running (nobody answers on %(path)s)")
+_START_IT = N_(
+    "start it with `systemctl start edge-agent`; `edge-agent check` tests the devices without it"
+)
+_NO_ANSWER = N_("the agent could not answer: %(error)s")
+
+
 def _status(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     lang = select_language(args.lang)
     path = socket_path(settings.paths.state_dir)
     reply = ask(path, {"op": "status"})
     if reply is None:
-        raise AgentError(
-            f"edge-agent is not running (nobody answers on {path})",
-            "start it with `systemctl start edge-agent`; `edge-agent check` tests the devices "
-            "without it",
-        )
+        raise AgentError(translate(_NOT_RUNNING, lang) % {"path": path}, translate(_START_IT, lang))
     if not reply.get("ok"):
-        raise AgentError(f"the agent could not answer: {reply.get('error')}")
+        raise AgentError(translate(_NO_ANSWER, lang) % {"error": reply.get("error")})
     snapshot = StatusSnapshot.model_validate(reply["result"])
     if args.json:
         text = snapshot.localised().model_dump_json(indent=2)
@@ -84,7 +87,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     status.set_defaults(func=_status)
 
     logs = sub.add_parser("logs", help="recent log lines of the agent's systemd unit")
-    logs.add_argument("-n", "--lines", type=int, default=100)
+    logs.add_argument("-n", "--lines", type=int, default=100, metavar=_("LINES"))
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("--lang", choices=("en", "vi"), help="default: from LANG")
     logs.set_defaults(func=_logs)

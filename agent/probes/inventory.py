@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.checks.edid import decode_edid
 from agent.errors import BadReply
+from agent.i18n import N_, Lang, translate
 from agent.probes.display import read_connectors
 
 
@@ -84,12 +85,51 @@ def inventory(sysfs_root: Path) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def render_inventory(inv: dict[str, list[dict[str, Any]]]) -> str:
+# The sections' and fields' labels (the keys stay English in --json: scripts read them).
+_LABELS = {
+    "video": N_("video"),
+    "audio": N_("audio"),
+    "serial": N_("serial"),
+    "display": N_("display"),
+    "leds": N_("leds"),
+    "path": N_("path"),
+    "name": N_("name"),
+    "by_id": N_("by_id"),
+    "index": N_("index"),
+    "inputs": N_("inputs"),
+    "outputs": N_("outputs"),
+    "rate": N_("rate"),
+    "description": N_("description"),
+    "connector": N_("connector"),
+    "status": N_("status"),
+    "monitor": N_("monitor"),
+    "manufacturer": N_("manufacturer"),
+    "edid_error": N_("edid_error"),
+    "modes": N_("modes"),
+    "error": N_("error"),
+}
+_NONE_FOUND = N_("(none found)")
+# A connector's state as sysfs writes it.
+_STATES = {"connected": N_("connected"), "disconnected": N_("disconnected")}
+
+
+def render_inventory(inv: dict[str, list[dict[str, Any]]], lang: Lang = "en") -> str:
+    def label(key: str) -> str:
+        return translate(_LABELS[key], lang) if key in _LABELS else key
+
+    def shown(key: str, value: Any) -> Any:
+        if key == "status" and value in _STATES:
+            return translate(_STATES[value], lang)
+        return value
+
     lines = []
     for section, items in inv.items():
-        lines.append(f"{section}:")
+        lines.append(f"{label(section)}:")
         if not items:
-            lines.append("  (none found)")
+            lines.append("  " + translate(_NONE_FOUND, lang))
         for item in items:
-            lines.append("  " + "  ".join(f"{k}={v}" for k, v in item.items() if v is not None))
+            lines.append(
+                "  "
+                + "  ".join(f"{label(k)}={shown(k, v)}" for k, v in item.items() if v is not None)
+            )
     return "\n".join(lines)

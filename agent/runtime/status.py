@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agent.checks.model import CheckResult, ExitCode, Verdict
 from agent.i18n import N_, Lang, translate
+from agent.led.patterns import PATTERN_NAMES, Pattern
 from agent.messages import render_or
 from agent.schedule.model import local_time
 
@@ -132,6 +133,16 @@ def _session_line(session: SessionView, zone: tzinfo, lang: Lang) -> str:
     return text
 
 
+def _led_name(value: str | None, lang: Lang) -> str:
+    """The pattern's name as the legend shows it, not its code (`no_broker`)."""
+    if not value:
+        return "-"
+    try:
+        return translate(PATTERN_NAMES[Pattern(value)], lang)
+    except (ValueError, KeyError):  # a newer daemon's pattern: its code beats nothing
+        return value
+
+
 def render_status(snap: StatusSnapshot, lang: Lang) -> str:
     def t(message: str) -> str:
         return translate(message, lang)
@@ -192,7 +203,7 @@ def render_status(snap: StatusSnapshot, lang: Lang) -> str:
     )
     lines += [
         f"{t(_NEXT)}: {session}",
-        f"{t(_LED)}: {snap.led or '-'}",
+        f"{t(_LED)}: {_led_name(snap.led, lang)}",
         f"{t(_ZONE)}: {zone}",  # the zone the times above are in
     ]
     return "\n".join(lines)

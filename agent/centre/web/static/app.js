@@ -45,6 +45,7 @@ function when(epoch) {
 
 function applyLanguage() {
   document.documentElement.lang = state.lang;
+  document.title = t("tab");
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of document.querySelectorAll("[data-i18n-ph]")) el.placeholder = t(el.dataset.i18nPh);
   for (const el of document.querySelectorAll(".lang")) el.classList.toggle("on", el.dataset.lang === state.lang);
