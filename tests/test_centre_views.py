@@ -273,3 +273,19 @@ def test_site_detail_carries_message_reasons_in_every_language():
         "vi": "camera: simulated fail",
     }
     assert d["problems_by_lang"]["vi"] == ["camera fail: camera: simulated fail (check it)"]
+
+
+def test_a_tiles_tooltip_reason_comes_in_every_language():
+    from agent.centre.web import views  # noqa: PLC0415
+    from agent.messages import message  # noqa: PLC0415
+
+    told = ComponentRow(
+        "fail", "mcu_tcp unreachable", "", message("network.unreachable", path="mcu_tcp")
+    )
+    t = views.tile(site("c1", verdict="fault", components={"network": told}), NOW, 3.0)
+    assert t["why"] == "network fail: mcu_tcp unreachable"
+    assert t["why_by_lang"] == {
+        "en": "network fail: mcu_tcp unreachable",
+        "vi": "network fail: mcu_tcp: không kết nối được",
+    }
+    assert views.tile(site("c2"), NOW, 3.0)["why_by_lang"] == {"en": "", "vi": ""}

@@ -20,14 +20,15 @@ Tile = dict[str, Any]
 
 def tile(site: fleet.SiteRow, now: float, silent_after: float) -> Tile:
     cond = fleet.condition(site, now, silent_after)
-    problems = fleet.problems(site, cond, now, silent_after)
+    why = {lang: fleet.problems(site, cond, now, silent_after, lang)[:1] for lang in LANGUAGES}
     return {
         "id": site.site_id,
         "name": site.name,
         "tier": site.tier,
         "parent": site.parent,
         "c": cond.value,
-        "why": problems[0] if problems else "",
+        "why": "".join(why["en"]),
+        "why_by_lang": {lang: "".join(first) for lang, first in why.items()},
     }
 
 

@@ -175,7 +175,8 @@ function groupFor(key) {
 function paintTitle(tile) {
   const el = state.els.get(tile.id);
   if (!el) return;
-  el.title = `${tile.id} ${tile.name ? "— " + tile.name : ""}\n${t("c." + tile.c)}${tile.why ? ": " + tile.why : ""}`;
+  const why = tile.why_by_lang?.[state.lang] ?? tile.why;
+  el.title = `${tile.id} ${tile.name ? "— " + tile.name : ""}\n${t("c." + tile.c)}${why ? ": " + why : ""}`;
 }
 
 function makeTile(tile) {
