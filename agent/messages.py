@@ -75,7 +75,7 @@ def fields(template: str) -> set[str]:
 
 
 # What a message from elsewhere (another release, a damaged payload) can fail with.
-_RENDER_ERRORS = (KeyError, ValueError, IndexError, TypeError, AttributeError)
+_RENDER_ERRORS = (KeyError, ValueError, IndexError, TypeError, AttributeError, RecursionError)
 
 
 def _strict(msg: Message, lang: str) -> str:
