@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from agent.messages import Message
+
 
 class AgentError(Exception):
-    """Base of every error the agent raises on purpose."""
+    """Base of every error the agent raises on purpose.
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    The message and the hint are English text, or `Message`s (agent/messages.py) that a
+    reader renders in its own language; `message` and `hint` are the English either way.
+    """
+
+    def __init__(self, message: str | Message, hint: str | Message = "") -> None:
+        self.msg = message if isinstance(message, Message) else None
+        self.hint_msg = hint if isinstance(hint, Message) else None
+        self.message = message.text if isinstance(message, Message) else message
+        self.hint = hint.text if isinstance(hint, Message) else hint
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         return f"{self.message}; {self.hint}" if self.hint else self.message

@@ -9,6 +9,14 @@ tools that want them; the tests compare our compiler with GNU msgfmt.
 
 Language: `--lang vi|en` wins; otherwise the first set of LC_ALL, LC_MESSAGES, LANG (POSIX
 precedence) starting with "vi" means Vietnamese; anything else means English.
+
+The direction for the whole catalogue is symbolic ids: agent/locale/messages.toml holds one
+entry per stable id (`[camera.no_stream]` with `en` and `vi` format strings whose fields are
+the parameters), and agent/messages.py makes and renders `Message`s (id, parameters, the
+English text). Probes' reasons and hints travel as such messages, so the site and the centre
+each render them in their own reader's language. This .po file and the page's
+agent/centre/web/static/i18n.json are to be generated from that one source later; until
+then, text that is not a probe's reason or hint is added here and there as before.
 """
 
 from __future__ import annotations

@@ -12,13 +12,14 @@ import pytest
 AGENT = Path(__file__).resolve().parent.parent / "agent"
 
 # Every module may use these: the settings, the component list, the typed errors, the
-# message catalogue.
-BASE = {"config", "components", "errors", "i18n"}
+# message catalogues.
+BASE = {"config", "components", "errors", "i18n", "messages"}
 
 # What each part of agent/ may import besides BASE (a package, or one module of it).
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "i18n": set(),
+    "messages": set(),
     "components": set(),
     # config gathers each package's own settings section
     "config": {"contract.topics", "attendance.settings", "led.patterns", "schedule.model"},

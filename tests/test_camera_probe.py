@@ -215,3 +215,29 @@ def test_checks_leave_no_connection_behind(mjpeg_server):
         time.sleep(0.02)
     assert mjpeg_server.clients == 0
     assert mjpeg_server.connections == 2
+
+
+def test_check_in_vietnamese_renders_the_camera_reason_and_hint(mjpeg_server, tmp_path, capsys):
+    """`edge-agent check --lang vi` on a black live picture: the probe (in its child process)
+    sends message ids, the table renders them in Vietnamese."""
+    from agent.cli import main  # noqa: PLC0415
+
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        '[site]\nsite_id = "hn-01"\nname = "x"\ntier = "commune"\n'
+        f'[paths]\nstate_dir = "{tmp_path}"\n'
+        f'[camera]\nsource = "{mjpeg_server.url}"\nwidth = 640\nheight = 480\nfps = 30.0\n'
+        "sample_s = 0.5\n"
+    )
+    mjpeg_server.set_mode("black")
+    code = main(["--config", str(config), "check", "--local", "--lang", "vi", "camera"])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "hình ảnh bị đen (độ sáng trung bình" in out
+    assert "-> tháo nắp ống kính hoặc vật che camera; bật đèn phòng họp" in out
+    assert "picture is black" not in out and "lens cap" not in out
+    # English stays the English it always was.
+    assert main(["--config", str(config), "check", "--local", "--lang", "en", "camera"]) == 2
+    out = capsys.readouterr().out
+    assert "picture is black (mean luma" in out
+    assert "-> remove the lens cap or whatever covers the camera" in out

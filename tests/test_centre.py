@@ -9,6 +9,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -455,3 +456,89 @@ def test_serve_honours_broker_protocol_and_says_what_needs_mqtt5(broker, tmp_pat
         cwd=ROOT, capture_output=True, text=True, timeout=20, check=False,
     )  # fmt: skip
     assert json.loads(out.stdout)["total"] == 1
+
+
+def _old_state(site: SimSite) -> Message:
+    """A `state` as an agent from before message ids wrote it: no reason_msg / hint_msg."""
+    topic, body, retain = site.state()
+    data = json.loads(body)
+    for comp in data["components"].values():
+        comp.pop("reason_msg"), comp.pop("hint_msg")
+    return topic, json.dumps(data).encode(), retain
+
+
+def test_reasons_sent_as_messages_show_in_the_operators_language(
+    broker, tmp_path, capsys, monkeypatch, start_centre, publisher
+):
+    """A site running in English sends its network fault as message ids; `centre status`
+    with a Vietnamese locale shows it in Vietnamese. An older site's plain English reason is
+    stored and shown as it came."""
+    from agent.checks.model import CheckResult  # noqa: PLC0415
+    from agent.checks.network_metrics import PathStats, judge_network  # noqa: PLC0415
+    from agent.config import NetworkSettings  # noqa: PLC0415
+    from agent.contract.payloads import StatePayload, parse_report, state_components  # noqa: PLC0415
+
+    start_centre()
+    new, old = SimSite("c-new"), SimSite("c-old")
+    publisher(*new.birth(), *old.birth())
+    # Ready at birth: the fault below can only come from the states this test sends.
+    new.statuses["network"] = old.statuses["camera"] = Status.FAIL
+    outcome = judge_network(
+        [PathStats("broker_tcp", 3, (), "Connection refused")], NetworkSettings()
+    )
+    assert outcome.reason == "broker_tcp unreachable: Connection refused"  # the site's English
+    result = CheckResult.from_outcome("network", outcome, datetime.now(UTC), 0.1)
+    topic, body, retain = new.state()
+    state = parse_report(StatePayload, body)
+    told = state.model_copy(
+        update={"components": {**state.components, **state_components([result])}}
+    )
+    publisher((topic, told.to_bytes(), retain), _old_state(old))
+    assert eventually(tmp_path, capsys, "c-new", "fault")
+    assert eventually(tmp_path, capsys, "c-old", "fault")
+
+    def text(lang: str) -> str:
+        monkeypatch.setenv("LANG", lang)
+        capsys.readouterr()
+        main(["centre", "status", "--config", str(tmp_path / "centre.toml")])
+        return capsys.readouterr().out
+
+    # The change log after the list keeps the English it was recorded in.
+    vi = text("vi_VN.UTF-8").split("change(s):")[0]
+    assert (
+        "network fail: broker_tcp: không kết nối được: Connection refused (kiểm tra dây mạng" in vi
+    )
+    assert "broker_tcp unreachable" not in vi
+    assert "camera fail: camera: simulated fail (check it)" in vi  # the old site, as it came
+    en = text("en_US.UTF-8")
+    assert "network fail: broker_tcp unreachable: Connection refused (check the network cable" in en
+    # The JSON for scripts stays English whatever the locale.
+    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
+    by_site = status(tmp_path, capsys)["by_site"]
+    assert any("broker_tcp unreachable" in p for p in by_site["c-new"]["problems"])
+
+
+def test_a_database_made_before_message_ids_keeps_its_components(tmp_path):
+    from agent.centre.store import Store  # noqa: PLC0415
+
+    path = tmp_path / "centre.sqlite"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE components")
+    db.execute(  # the components table as the release before message ids made it
+        "CREATE TABLE components (site_id TEXT NOT NULL, component TEXT NOT NULL, "
+        "status TEXT NOT NULL, reason TEXT NOT NULL, hint TEXT NOT NULL, "
+        "PRIMARY KEY (site_id, component))"
+    )
+    db.execute("INSERT INTO sites (site_id) VALUES ('c1')")
+    db.execute("INSERT INTO components VALUES ('c1', 'camera', 'fail', 'camera: dark', 'light')")
+    db.commit()
+    db.close()
+    store = Store(path)
+    try:
+        (row,) = store.sites(time.time(), 60.0, 0.0)
+        camera = row.components["camera"]
+        assert (camera.reason_in("vi"), camera.hint_in("vi")) == ("camera: dark", "light")
+        assert camera.reason_msg is None
+    finally:
+        store.close()

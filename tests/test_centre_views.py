@@ -246,3 +246,53 @@ def test_store_keeps_each_components_newest_metrics_across_a_reopen(tmp_path):
     store.close()
     assert Store(tmp_path / "centre.sqlite").metrics("s1") == {"network": {"rtt_ms": 3.5}}
     assert Store(tmp_path / "centre.sqlite").metrics("other") == {}
+
+
+def test_site_detail_carries_message_reasons_in_every_language():
+    from agent.centre.web import views  # noqa: PLC0415
+    from agent.messages import message  # noqa: PLC0415
+
+    told = ComponentRow(
+        "skipped",
+        "no network targets configured",
+        "add [[network.targets]] for the centre's broker and the MCU",
+        message("network.no_targets"),
+        message("network.hint.add_targets"),
+    )
+    old = ComponentRow("fail", "camera: simulated fail", "check it")
+    s = site("c1", verdict="fault", components={"network": told, "camera": old})
+    d = views.detail(
+        s, NOW, 3.0, verdicts=[], curve=[], expected=None, session_id=None, metrics={}, replies=[]
+    )
+    by_name = {c["name"]: c for c in d["components"]}
+    assert by_name["network"]["reason"] == "no network targets configured"
+    assert by_name["network"]["reason_by_lang"]["vi"] == "chưa cấu hình đích kiểm tra mạng nào"
+    assert by_name["network"]["hint_by_lang"]["vi"].startswith("thêm [[network.targets]]")
+    assert by_name["camera"]["reason_by_lang"] == {
+        "en": "camera: simulated fail",
+        "vi": "camera: simulated fail",
+    }
+    (problem,) = d["problem_msgs"]  # the skipped network is no problem
+    assert problem["code"] == "p.component.hint" and problem["name"] == "camera"
+    assert problem["reason_by_lang"] == {
+        "en": "camera: simulated fail",
+        "vi": "camera: simulated fail",
+    }
+    assert d["problems"] == ["camera fail: camera: simulated fail (check it)"]
+
+
+def test_a_tiles_tooltip_reason_comes_in_every_language():
+    from agent.centre.web import views  # noqa: PLC0415
+    from agent.messages import message  # noqa: PLC0415
+
+    told = ComponentRow(
+        "fail", "mcu_tcp unreachable", "", message("network.unreachable", path="mcu_tcp")
+    )
+    t = views.tile(site("c1", verdict="fault", components={"network": told}), NOW, 3.0)
+    assert t["why"] == "network fail: mcu_tcp unreachable"
+    assert t["why_msg"]["code"] == "p.component"
+    assert t["why_msg"]["reason_by_lang"] == {
+        "en": "mcu_tcp unreachable",
+        "vi": "mcu_tcp: không kết nối được",
+    }
+    assert views.tile(site("c2"), NOW, 3.0)["why_msg"] is None

@@ -78,7 +78,7 @@ _CHECKS_BYTES = (
     b'"ts":"2026-11-24T07:00:00Z","historical":false,"trigger":"command","verdict":"ready",'
     b'"started_at":"2026-11-24T07:00:00Z","duration_s":2.5,"results":[{"component":"camera",'
     b'"status":"ok","reason":"1080p at 30 fps","hint":"","metrics":{"fps":30.0,"width":1920},'
-    b'"started_at":"2026-11-24T07:00:00Z","duration_s":1.25}]}'
+    b'"started_at":"2026-11-24T07:00:00Z","duration_s":1.25,"reason_msg":null,"hint_msg":null}]}'
 )
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import agent.checks
 
 CHECKS = Path(agent.checks.__file__).parent
-# What pure logic may lean on: values, maths, models, typed errors and the message catalogue.
+# What pure logic may lean on: values, maths, models, typed errors and the message
+# catalogues.
 ALLOWED = {
     "__future__",
     "collections",
@@ -24,6 +25,7 @@ ALLOWED = {
     "agent.config",
     "agent.errors",
     "agent.i18n",
+    "agent.messages",
 }
 
 

@@ -290,6 +290,9 @@ def test_filters_language_detail_and_a_screenshot(browser, env):
     page.wait_for_selector("#detail .detail-replies li")
     network = page.locator("#detail table.components tr", has_text="network")
     assert "=" in network.locator("td.metrics").inner_text()
+    # The agent runs in English and sends its reason as a message id: shown in Vietnamese.
+    assert "thời gian phản hồi" in network.inner_text()
+    assert " rtt " not in network.inner_text()
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     if os.environ.get("DASHBOARD_SCREENSHOT"):

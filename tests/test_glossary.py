@@ -154,3 +154,11 @@ def test_the_two_catalogues_say_the_same_thing_the_same_way() -> None:
     shared = sorted(k for k in cli.keys() & page.keys() if k)  # "" was placeholders only
     assert len(shared) >= 10  # status words, table headings, verdicts
     assert {en: (cli[en], page[en]) for en in shared if cli[en] != page[en]} == {}
+
+
+def test_the_message_id_catalogue_follows_the_glossary() -> None:
+    from agent.messages import catalogue  # noqa: PLC0415
+
+    terms = read_glossary()
+    pairs = [(entry["en"], entry["vi"]) for entry in catalogue().values()]
+    assert [c for en, vi in pairs for c in complaints(en, vi, terms)] == []

@@ -111,3 +111,17 @@ def test_an_agent_upgraded_in_place_shows_the_check_its_predecessor_saved(settin
     assert snapshot.results == _results()
     assert (state.verdict, state.last_check) == (Verdict.DEGRADED, T0)
     assert state.components["codec"].hint == "check the SIP account"
+
+
+def test_the_saved_last_check_keeps_the_form_older_versions_read():
+    """Reasons given as messages are saved as their English only."""
+    from agent.checks.network_metrics import judge_network  # noqa: PLC0415
+    from agent.config import NetworkSettings  # noqa: PLC0415
+
+    told = CheckResult.from_outcome("network", judge_network([], NetworkSettings()), T0, 0.1)
+    assert told.reason_msg is not None
+    run = sample_run([*_results(), told], Verdict.DEGRADED, "interval", 3.2)
+    saved = last_check_bytes(run)
+    assert b"_msg" not in saved
+    (restored,) = last_check_from_bytes(saved).results[2:]
+    assert (restored.reason, restored.reason_msg) == ("no network targets configured", None)

@@ -287,3 +287,24 @@ def test_a_zone_this_machine_does_not_know_shows_utc_and_says_so():
     assert "(last check 2026-11-24 07:00 UTC)" in text
     assert "time zone: UTC" in text
     assert snap.localised().checked_at.utcoffset() == timedelta(0)
+
+
+def test_status_renders_a_probes_message_in_the_chosen_language():
+    """A result told as messages, through the control socket's JSON, shows in Vietnamese;
+    one without (an older daemon's) keeps its English."""
+    from agent.checks.network_metrics import judge_network  # noqa: PLC0415
+
+    outcome = judge_network(
+        [], Settings(site={"site_id": "t", "name": "t", "tier": "commune"}).network
+    )
+    told = CheckResult.from_outcome("network", outcome, T0, 0.1)
+    base = snapshot()
+    snap = StatusSnapshot.model_validate(
+        base.model_copy(update={"results": [*base.results, told]}).model_dump(mode="json")
+    )
+    text = render_status(snap, "vi")
+    assert "chưa cấu hình đích kiểm tra mạng nào" in text
+    assert "-> thêm [[network.targets]] cho máy chủ MQTT của trung tâm và cho MCU" in text
+    assert "no network targets configured" not in text
+    assert "quiet" in text and "move the mic closer" in text  # no message: as given
+    assert "no network targets configured" in render_status(snap, "en")

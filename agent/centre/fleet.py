@@ -19,6 +19,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from agent.i18n import LANGUAGES
+from agent.messages import Message, render_or
+
 
 class Condition(StrEnum):
     READY = "ready"
@@ -39,6 +42,14 @@ class ComponentRow:
     status: str
     reason: str
     hint: str = ""
+    reason_msg: Message | None = None  # from a site that said it as a message
+    hint_msg: Message | None = None
+
+    def reason_in(self, lang: str) -> str:
+        return render_or(self.reason_msg, self.reason, lang)
+
+    def hint_in(self, lang: str) -> str:
+        return render_or(self.hint_msg, self.hint, lang) if self.hint else ""
 
 
 @dataclass(frozen=True)
@@ -132,15 +143,31 @@ def problem_msgs(site: SiteRow, cond: Condition, now: float, silent_after: float
     for name, comp in sorted(site.components.items()):
         if comp.status in _BAD:
             code = "p.component.hint" if comp.hint else "p.component"
-            out.append({"code": code, "name": name, "status": comp.status,
-                        "reason": comp.reason, "hint": comp.hint})  # fmt: skip
+            # What the site said comes rendered in each language the centre has (it may
+            # have sent it as a message id); the page picks its own, the CLI the locale's.
+            out.append(
+                {
+                    "code": code,
+                    "name": name,
+                    "status": comp.status,
+                    "reason": comp.reason,
+                    "hint": comp.hint,
+                    "reason_by_lang": {lang: comp.reason_in(lang) for lang in LANGUAGES},
+                    "hint_by_lang": {lang: comp.hint_in(lang) for lang in LANGUAGES},
+                }
+            )
     if site.lost:
         out.append({"code": "p.lost", "n": site.lost})
     return out
 
 
-def english(problem: Problem) -> str:
+def english(problem: Problem, lang: str = "en") -> str:
+    """The problem's English line (CLI, logs, older pages), with what the site said in
+    `lang` where it sent it as a message."""
     values = dict(problem)
+    for key in ("reason", "hint"):
+        if f"{key}_by_lang" in values:
+            values[key] = values[f"{key}_by_lang"].get(lang, values[key])
     for key in ("last_seen", "state_ts"):
         if key in values:
             values[key] = _when(values[key])
@@ -149,9 +176,12 @@ def english(problem: Problem) -> str:
     return _ENGLISH[problem["code"]].format(**values)
 
 
-def problems(site: SiteRow, cond: Condition, now: float, silent_after: float) -> list[str]:
-    """One line per reason the site is not ready, most telling first."""
-    return [english(p) for p in problem_msgs(site, cond, now, silent_after)]
+def problems(
+    site: SiteRow, cond: Condition, now: float, silent_after: float, lang: str = "en"
+) -> list[str]:
+    """One line per reason the site is not ready, most telling first; the components'
+    reasons and hints in `lang` where the site sent them as messages."""
+    return [english(p, lang) for p in problem_msgs(site, cond, now, silent_after)]
 
 
 @dataclass(frozen=True)
@@ -187,7 +217,9 @@ def _tier_key(tier: str) -> tuple[int, str]:
     return TIER_ORDER.get(tier, len(TIER_ORDER)), tier
 
 
-def fleet_view(sites: list[SiteRow], now: float, silent_after: float) -> FleetView:
+def fleet_view(
+    sites: list[SiteRow], now: float, silent_after: float, lang: str = "en"
+) -> FleetView:
     conds = {s.site_id: condition(s, now, silent_after) for s in sites}
     tiers: dict[str, list[Condition]] = {}
     parents: dict[str, list[Condition]] = {}
@@ -201,7 +233,7 @@ def fleet_view(sites: list[SiteRow], now: float, silent_after: float) -> FleetVi
             s.tier,
             s.parent,
             conds[s.site_id].value,
-            problems(s, conds[s.site_id], now, silent_after),
+            problems(s, conds[s.site_id], now, silent_after, lang),
         )
         for s in sites
         if conds[s.site_id] is not Condition.READY

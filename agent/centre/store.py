@@ -31,6 +31,7 @@ from agent.contract.payloads import (
     MetaPayload,
     StatePayload,
 )
+from agent.messages import dump_message, load_message
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
@@ -43,7 +44,8 @@ CREATE TABLE IF NOT EXISTS sites (
 );
 CREATE TABLE IF NOT EXISTS components (
     site_id TEXT NOT NULL, component TEXT NOT NULL, status TEXT NOT NULL,
-    reason TEXT NOT NULL, hint TEXT NOT NULL, PRIMARY KEY (site_id, component)
+    reason TEXT NOT NULL, hint TEXT NOT NULL, reason_msg TEXT, hint_msg TEXT,
+    PRIMARY KEY (site_id, component)
 );
 CREATE TABLE IF NOT EXISTS metrics (
     site_id TEXT NOT NULL, component TEXT NOT NULL, ts REAL NOT NULL, data TEXT NOT NULL,
@@ -71,7 +73,11 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 # Columns added since a release: a database made before gets them at open.
-_ADDED_COLUMNS = {"sites": {"heartbeat_s": "REAL"}}
+_ADDED_COLUMNS = {
+    "sites": {"heartbeat_s": "REAL"},
+    # The reason and hint as messages (JSON), when the site sent them.
+    "components": {"reason_msg": "TEXT", "hint_msg": "TEXT"},
+}
 # The interval a site is judged by (fleet.silent_window, in SQL for the periodic scan):
 # the heartbeat its meta promises, else its check interval capped by the centre's default.
 _INTERVAL_SQL = "coalesce(heartbeat_s, min(:d, coalesce(check_interval_s, :d)))"
@@ -300,8 +306,20 @@ class Store:
         )
         self.db.execute("DELETE FROM components WHERE site_id = ?", (p.site_id,))
         self.db.executemany(
-            "INSERT INTO components VALUES (?,?,?,?,?)",
-            [(p.site_id, n, c.status.value, c.reason, c.hint) for n, c in p.components.items()],
+            "INSERT INTO components (site_id, component, status, reason, hint, reason_msg,"
+            " hint_msg) VALUES (?,?,?,?,?,?,?)",
+            [
+                (
+                    p.site_id,
+                    n,
+                    c.status.value,
+                    c.reason,
+                    c.hint,
+                    dump_message(c.reason_msg),
+                    dump_message(c.hint_msg),
+                )
+                for n, c in p.components.items()
+            ],
         )
 
     # ---- conditions and events ----------------------------------------------------------
@@ -378,11 +396,14 @@ class Store:
         # Only the sites asked for (after each batch: a few), or all of them.
         where, args = _only(site_ids)
         comps: dict[str, dict[str, fleet.ComponentRow]] = {}
-        for sid, name, status, reason, hint in self.db.execute(
-            "SELECT * FROM components" + where,  # noqa: S608 - `where` holds only ? marks
+        columns = "site_id, component, status, reason, hint, reason_msg, hint_msg"
+        for sid, name, status, reason, hint, reason_msg, hint_msg in self.db.execute(
+            f"SELECT {columns} FROM components" + where,  # noqa: S608 - constants and ? marks
             args,
         ):
-            comps.setdefault(sid, {})[name] = fleet.ComponentRow(status, reason, hint)
+            comps.setdefault(sid, {})[name] = fleet.ComponentRow(
+                status, reason, hint, load_message(reason_msg), load_message(hint_msg)
+            )
         gaps: dict[str, list[seqs.Gap]] = {}
         for sid, *gap in self.db.execute(
             "SELECT site_id, first, last, detected_at, filled FROM gaps" + where,  # noqa: S608

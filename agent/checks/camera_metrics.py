@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from agent.checks.model import MetricValue, Outcome, Status, worst_status
+from agent.checks.model import MetricValue, Outcome, Status, said, worst_status
 from agent.config import CameraSettings
+from agent.messages import Message, Param, message
 
 Image = npt.NDArray[np.generic]
 _Luma = npt.NDArray[np.float32]
@@ -50,6 +51,7 @@ class CameraMetrics:
     max_frame_diff: float | None
     sample_s: float = 0.0  # how long frames were awaited (for the reason line)
     stopped: str = ""  # why delivery ended early on a live source ("" if it did not)
+    stopped_msg: Message | None = None  # the same as a message, when the grabber gave one
 
     @property
     def frozen_known(self) -> bool:
@@ -177,10 +179,12 @@ class FrameAccumulator:
         self._stats.append(stats)
         self._stamps.append(timestamp)
 
-    def result(self, sample_s: float = 0.0, stopped: str = "") -> CameraMetrics:
+    def result(
+        self, sample_s: float = 0.0, stopped: str = "", stopped_msg: Message | None = None
+    ) -> CameraMetrics:
         if not self._stats:
             return CameraMetrics(
-                0, None, None, None, None, None, None, None, None, sample_s, stopped
+                0, None, None, None, None, None, None, None, None, sample_s, stopped, stopped_msg
             )
         last = self._stats[-1]
         return CameraMetrics(
@@ -195,6 +199,7 @@ class FrameAccumulator:
             max_frame_diff=max(self._diffs) if self._diffs else None,
             sample_s=sample_s,
             stopped=stopped,
+            stopped_msg=stopped_msg,
         )
 
 
@@ -231,89 +236,75 @@ def analyse_frames(
     return acc.result(sample_s)
 
 
-_HINTS = {
-    "none": "check the camera's cable and power; unplug and replug it; "
-    "`edge-agent devices` lists cameras",
-    "dark": "remove the lens cap or whatever covers the camera; switch on the room lights",
-    "frozen": "the camera sends the same picture over and over: unplug and replug it "
-    "(or power-cycle the IP camera)",
-    "stopped": "the camera stopped sending: check its cable (or network) and power",
-    "bright": "close curtains behind the participants or turn the camera away from windows "
-    "and lamps",
-    "blur": "clean the lens and set the focus (or enable autofocus); a camera facing a "
-    "blank wall also reads as blurred",
-    "resolution": "set the camera (or its USB cable: use a USB 3 port) to the configured "
-    "resolution, or correct camera.width/height",
-    "fps": "the camera delivers fewer frames than expected: use a direct USB port, less "
-    "light-hungry settings, or a better network link to the IP camera",
-}
-
-
 def judge_camera(metrics: CameraMetrics, cfg: CameraSettings, label: str = "") -> Outcome:
     """fail: no frames, covered lens, frozen picture, feed that stopped.
     warn: overexposed, out of focus, resolution or frame rate below what was configured.
     `label` names the source in the reason (e.g. /dev/video0)."""
-    name = f"camera {label}" if label else "camera"
+    name = message("camera.name", source=label) if label else message("camera.name_unknown")
     data = metrics.as_metrics()
+    # Why the feed stopped, in the reader's language when the grabber said it as a message.
+    why: Param = metrics.stopped_msg or metrics.stopped
     if metrics.frames == 0 or metrics.mean_luma is None:
-        why = f" ({metrics.stopped})" if metrics.stopped else ""
-        return Outcome(
-            Status.FAIL, f"{name}: opened but delivered no frame{why}", _HINTS["none"], data
+        reason = (
+            message("camera.no_frame_why", camera=name, why=why)
+            if metrics.stopped
+            else message("camera.no_frame", camera=name)
         )
+        return said(Status.FAIL, reason, message("camera.hint.none"), data)
 
-    findings: list[tuple[Status, str, str]] = []
+    findings: list[tuple[Status, Message, Message]] = []
     luma = metrics.mean_luma
     if luma < cfg.dark_luma:
-        findings.append((Status.FAIL, f"picture is black (mean luma {luma:.0f})", "dark"))
+        findings.append(
+            (Status.FAIL, message("camera.black", luma=luma), message("camera.hint.dark"))
+        )
     elif metrics.frozen_known and (metrics.frame_diff or 0.0) < cfg.frozen_diff:
-        findings.append(
-            (
-                Status.FAIL,
-                f"picture is frozen ({metrics.frames} frames without change, "
-                f"difference {metrics.frame_diff:.2f})",
-                "frozen",
-            )
+        frozen = message(
+            "camera.frozen", frames=metrics.frames, difference=metrics.frame_diff or 0.0
         )
+        findings.append((Status.FAIL, frozen, message("camera.hint.frozen")))
     if metrics.stopped:
-        findings.append(
-            (
-                Status.FAIL,
-                f"feed stopped after {metrics.frames} frames: {metrics.stopped}",
-                "stopped",
-            )
-        )
+        stopped = message("camera.feed_stopped", frames=metrics.frames, why=why)
+        findings.append((Status.FAIL, stopped, message("camera.hint.stopped")))
     if luma > cfg.bright_luma:
-        findings.append((Status.WARN, f"picture is overexposed (mean luma {luma:.0f})", "bright"))
+        findings.append(
+            (Status.WARN, message("camera.overexposed", luma=luma), message("camera.hint.bright"))
+        )
     # A black picture has no detail either; saying "out of focus" too would mislead.
     if luma >= cfg.dark_luma and (metrics.sharpness or 0.0) < cfg.min_sharpness:
-        findings.append(
-            (Status.WARN, f"picture is out of focus (sharpness {metrics.sharpness:.1f})", "blur")
-        )
+        blurred = message("camera.blurred", sharpness=metrics.sharpness or 0.0)
+        findings.append((Status.WARN, blurred, message("camera.hint.blur")))
     if (
         metrics.width is not None
         and metrics.height is not None
         and (metrics.width < cfg.width or metrics.height < cfg.height)
     ):
-        findings.append(
-            (
-                Status.WARN,
-                f"resolution {metrics.width}x{metrics.height} below the expected "
-                f"{cfg.width}x{cfg.height}",
-                "resolution",
-            )
+        low = message(
+            "camera.low_resolution",
+            width=metrics.width,
+            height=metrics.height,
+            want_width=cfg.width,
+            want_height=cfg.height,
         )
+        findings.append((Status.WARN, low, message("camera.hint.resolution")))
     if metrics.fps is not None and metrics.fps < cfg.min_fps_ratio * cfg.fps:
-        findings.append((Status.WARN, f"{metrics.fps:.1f} fps, expected {cfg.fps:g}", "fps"))
+        slow = message("camera.low_fps", fps=metrics.fps, want_fps=cfg.fps)
+        findings.append((Status.WARN, slow, message("camera.hint.fps")))
 
-    size = f"{metrics.width}x{metrics.height}" + (
-        f" at {metrics.fps:.1f} fps" if metrics.fps is not None else ""
+    # Set whenever a frame came (frames > 0 above).
+    width, height = metrics.width or 0, metrics.height or 0
+    size = (
+        message("camera.size_fps", width=width, height=height, fps=metrics.fps)
+        if metrics.fps is not None
+        else message("camera.size", width=width, height=height)
     )
     if not findings:
-        detail = f"luma {luma:.0f}, sharpness {metrics.sharpness or 0.0:.0f}"
-        return Outcome(Status.OK, f"{name}: ok, {size}, {detail}", "", data)
+        sharp = metrics.sharpness or 0.0
+        reason = message("camera.ok", camera=name, size=size, luma=luma, sharpness=sharp)
+        return said(Status.OK, reason, None, data)
     status = worst_status(f[0] for f in findings)
     # Worst problems first, so a one-line display shows what matters most.
     findings.sort(key=lambda f: f[0] != Status.FAIL)
-    reason = "; ".join(f[1] for f in findings)
-    hint = " / ".join(dict.fromkeys(_HINTS[f[2]] for f in findings))
-    return Outcome(status, f"{name}: {reason}; {size}", hint, data)
+    reason = message("camera.faults", camera=name, findings=[f[1] for f in findings], size=size)
+    hints = list({f[2].id: f[2] for f in findings}.values())
+    return said(status, reason, message("camera.hints", hints=hints), data)

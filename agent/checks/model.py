@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from agent.messages import Message
+
 MetricValue = float | int | str | bool | None
 # Why a self-test ran: the daemon's start, its interval, a command (the centre's, the
 # technician's `edge-agent check`) or a session about to begin.
@@ -44,16 +46,31 @@ class ExitCode(IntEnum):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a probe found. The runner stamps it with component, start time and duration."""
+    """What a probe found. The runner stamps it with component, start time and duration.
+
+    `reason` and `hint` are English; a converted probe also gives them as messages
+    (`reason_msg`, `hint_msg`) for readers to render in their own language."""
 
     status: Status
     reason: str
     hint: str = ""
     metrics: Mapping[str, MetricValue] = field(default_factory=dict)
+    reason_msg: Message | None = None
+    hint_msg: Message | None = None
 
 
 def ok(reason: str, **metrics: MetricValue) -> Outcome:
     return Outcome(Status.OK, reason, "", metrics)
+
+
+def said(
+    status: Status,
+    reason: Message,
+    hint: Message | None = None,
+    metrics: Mapping[str, MetricValue] | None = None,
+) -> Outcome:
+    """An outcome told as messages, with their English texts as `reason` and `hint`."""
+    return Outcome(status, reason.text, hint.text if hint else "", metrics or {}, reason, hint)
 
 
 class CheckResult(BaseModel):
@@ -68,6 +85,13 @@ class CheckResult(BaseModel):
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     started_at: datetime
     duration_s: float = Field(ge=0)
+    # Added within schema version 1: absent from older sites and from probes not converted.
+    reason_msg: Message | None = Field(
+        None, description="The reason as a message id with parameters (English: `reason`)."
+    )
+    hint_msg: Message | None = Field(
+        None, description="The hint as a message id with parameters (English: `hint`)."
+    )
 
     @classmethod
     def from_outcome(
@@ -81,6 +105,8 @@ class CheckResult(BaseModel):
             metrics=dict(outcome.metrics),
             started_at=started_at,
             duration_s=round(duration_s, 4),
+            reason_msg=outcome.reason_msg,
+            hint_msg=outcome.hint_msg,
         )
 
 

@@ -6,8 +6,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agent.checks.model import MetricValue, Outcome, Status, worst_status
+from agent.checks.model import MetricValue, Outcome, Status, said, worst_status
 from agent.config import NetworkSettings
+from agent.messages import Message, message
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,15 @@ class PathStats:
         return statistics.fmean(abs(b - a) for a, b in pairs)
 
 
-def _judge_path(stats: PathStats, cfg: NetworkSettings) -> tuple[Status, str]:
+def _judge_path(stats: PathStats, cfg: NetworkSettings) -> tuple[Status, Message]:
     rtt, jitter, loss = stats.rtt_ms, stats.jitter_ms, stats.loss_pct
     if rtt is None:
-        detail = f": {stats.error}" if stats.error else ""
-        return Status.FAIL, f"{stats.name} unreachable{detail}"
-    summary = f"{stats.name} rtt {rtt:.1f} ms, jitter {jitter or 0:.1f} ms, loss {loss:.0f}%"
+        if stats.error:
+            return Status.FAIL, message(
+                "network.unreachable_error", path=stats.name, error=stats.error
+            )
+        return Status.FAIL, message("network.unreachable", path=stats.name)
+    summary = message("network.path", path=stats.name, rtt=rtt, jitter=jitter or 0, loss=loss)
     if loss >= cfg.fail_loss_pct or rtt >= cfg.fail_rtt_ms:
         return Status.FAIL, summary
     if loss >= cfg.warn_loss_pct or rtt >= cfg.warn_rtt_ms or (jitter or 0) >= cfg.warn_jitter_ms:
@@ -49,10 +53,8 @@ def _judge_path(stats: PathStats, cfg: NetworkSettings) -> tuple[Status, str]:
 
 def judge_network(paths: Sequence[PathStats], cfg: NetworkSettings) -> Outcome:
     if not paths:
-        return Outcome(
-            Status.SKIPPED,
-            "no network targets configured",
-            "add [[network.targets]] for the centre's broker and the MCU",
+        return said(
+            Status.SKIPPED, message("network.no_targets"), message("network.hint.add_targets")
         )
     verdicts = [_judge_path(p, cfg) for p in paths]
     metrics: dict[str, MetricValue] = {}
@@ -62,9 +64,8 @@ def judge_network(paths: Sequence[PathStats], cfg: NetworkSettings) -> Outcome:
         metrics[f"{p.name}_loss_pct"] = round(p.loss_pct, 1)
     status = worst_status(v[0] for v in verdicts)
     hint = {
-        Status.FAIL: "check the network cable and router; call the provincial centre "
-        "if the line is down",
-        Status.WARN: "the line is slow or lossy; stop large downloads on this network "
-        "and tell the centre",
-    }.get(status, "")
-    return Outcome(status, "; ".join(v[1] for v in verdicts), hint, metrics)
+        Status.FAIL: message("network.hint.down"),
+        Status.WARN: message("network.hint.slow"),
+    }.get(status)
+    reason = message("network.paths", paths=[v[1] for v in verdicts])
+    return said(status, reason, hint, metrics)

@@ -20,7 +20,7 @@ from agent.centre import fleet, report, schedule_pub
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.checks.model import ExitCode
 from agent.errors import ConfigError
-from agent.i18n import N_
+from agent.i18n import N_, current_language
 from agent.schedule.model import Session
 from agent.system.lockfile import hold
 
@@ -140,7 +140,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         now = time.time()
         sites = store.sites(now, settings.report_interval_s, settings.gap_grace_s)
-        view = fleet.fleet_view(sites, now, settings.silent_after)
+        # The components' reasons in the operator's language; JSON (for scripts) in English.
+        lang = "en" if args.json else current_language()
+        view = fleet.fleet_view(sites, now, settings.silent_after, lang)
         events = store.events(limit=args.events) if args.events else []
     finally:
         store.close()

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from agent.checks.model import CheckResult, CheckRun, Status, Trigger, Verdict
+from agent.messages import Message
 
 SCHEMA_PREFIX = "edge-agent"
 
@@ -35,15 +36,15 @@ class _Model(BaseModel):
         populate_by_name=True,
         json_schema_serialization_defaults_required=True,
     )
+    # Fields added within schema version 1: an older writer leaves them out, so the published
+    # schema does not require them (each has a default meaning "not said").
+    added_fields: ClassVar[tuple[str, ...]] = ()
 
 
 class Envelope(_Model):
     """Fields every payload carries, so the centre can order, de-duplicate and spot gaps."""
 
     kind: ClassVar[str] = ""
-    # Fields added within schema version 1: an older writer leaves them out, so the published
-    # schema does not require them (each has a default meaning "not said").
-    added_fields: ClassVar[tuple[str, ...]] = ()
 
     schema_: str = Field(
         alias="schema", description="Payload type and version, e.g. edge-agent/state/1."
@@ -129,9 +130,16 @@ class MetaPayload(Envelope):
 
 
 class ComponentState(_Model):
+    added_fields: ClassVar[tuple[str, ...]] = ("reason_msg", "hint_msg")
     status: Status
     reason: str
     hint: str = ""
+    reason_msg: Message | None = Field(
+        None, description="The reason as a message id with parameters (English: `reason`)."
+    )
+    hint_msg: Message | None = Field(
+        None, description="The hint as a message id with parameters (English: `hint`)."
+    )
 
 
 class SessionRef(_Model):
@@ -243,5 +251,12 @@ def parse_report(model: type[_E], data: bytes | str) -> _E:
 
 def state_components(results: list[CheckResult]) -> dict[str, ComponentState]:
     return {
-        r.component: ComponentState(status=r.status, reason=r.reason, hint=r.hint) for r in results
+        r.component: ComponentState(
+            status=r.status,
+            reason=r.reason,
+            hint=r.hint,
+            reason_msg=r.reason_msg,
+            hint_msg=r.hint_msg,
+        )
+        for r in results
     }

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.contract.payloads import PAYLOADS, SCHEMA_PREFIX
+from agent.contract.payloads import PAYLOADS, SCHEMA_PREFIX, _Model
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent.parent / "schemas"
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -34,11 +34,30 @@ def _open(node: Any) -> None:
             _open(value)
 
 
+def _added_fields() -> dict[str, tuple[str, ...]]:
+    """Each payload model's name -> its fields added within the version (nested ones too)."""
+    out: dict[str, tuple[str, ...]] = {}
+    todo: list[type[_Model]] = [_Model]
+    while todo:
+        cls = todo.pop()
+        out[cls.__name__] = cls.added_fields
+        todo += cls.__subclasses__()
+    return out
+
+
+def _not_required(node: dict[str, Any], added: tuple[str, ...]) -> None:
+    if "required" in node:
+        node["required"] = [n for n in node["required"] if n not in added]
+
+
 def schema_of(kind: str) -> dict[str, Any]:
     model = PAYLOADS[kind]
     body = model.model_json_schema(by_alias=True, mode="serialization")
     _open(body)
-    body["required"] = [n for n in body["required"] if n not in model.added_fields]
+    _not_required(body, model.added_fields)
+    added = _added_fields()
+    for name, sub in body.get("$defs", {}).items():
+        _not_required(sub, added.get(name, ()))
     return {"$schema": _DIALECT, "$id": f"{SCHEMA_PREFIX}/{kind}/1", **body}
 
 

@@ -7,12 +7,14 @@ This module is imported only when the camera is checked, so importing OpenCV is 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from agent.checks.camera_metrics import FrameAccumulator, judge_camera
 from agent.checks.model import MetricValue, Outcome
 from agent.config import Settings
 from agent.errors import BadReply
+from agent.messages import message
 from agent.probes.frames import grab_frames, resolve_source
 
 
@@ -28,8 +30,8 @@ def check_camera(settings: Settings) -> Outcome:
             acc.add(frame, stamp)
         except ValueError as exc:
             raise BadReply(
-                f"camera {source.label}: delivered a frame that is not an image ({exc})",
-                "set the camera to MJPG or YUYV output; unplug and replug it",
+                message("camera.not_an_image", source=source.label, error=str(exc)),
+                message("camera.hint.output_format"),
             ) from None
         first = stamp if first is None else first
         return stamp - first >= cfg.sample_s
@@ -38,11 +40,13 @@ def check_camera(settings: Settings) -> Outcome:
     grabbed = grab_frames(source, cfg, take, cfg.sample_s, "camera-grab")
     if grabbed.error is not None:
         raise grabbed.error
-    outcome = judge_camera(acc.result(cfg.sample_s, grabbed.stopped), cfg, source.label)
+    outcome = judge_camera(
+        acc.result(cfg.sample_s, grabbed.stopped, grabbed.stopped_msg), cfg, source.label
+    )
     extra: dict[str, MetricValue] = {
         "source": source.kind,
         "backend": grabbed.backend,
         "open_ms": round(grabbed.open_s * 1000, 1),
         "check_ms": round((time.monotonic() - started) * 1000, 1),
     }
-    return Outcome(outcome.status, outcome.reason, outcome.hint, {**outcome.metrics, **extra})
+    return replace(outcome, metrics={**outcome.metrics, **extra})

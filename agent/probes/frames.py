@@ -38,6 +38,7 @@ from agent.errors import (
     DeviceTimeout,
     ProbeError,
 )
+from agent.messages import Message, message
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ BY_ID_DIR = Path("/dev/v4l/by-id")
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 # A UVC camera's first frames come before its auto-exposure settles (often nearly black).
 DEVICE_WARMUP_FRAMES = 5
-_HINT_MISSING = "is it plugged in? `edge-agent devices` lists cameras"
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,10 @@ class Source:
     kind: Literal["device", "url", "file"]
     target: str  # what OpenCV opens
     label: str  # what the technician configured, safe to report (no URL password)
+
+
+def _hint_missing() -> Message:
+    return message("camera.hint.missing")
 
 
 def redact_url(url: str) -> str:
@@ -68,14 +72,14 @@ def resolve_source(source: str, by_id_dir: Path = BY_ID_DIR) -> Source:
     """Decide what the configured camera source is; raise if it plainly does not exist."""
     source = source.strip()
     if not source:
-        raise ConfigError("camera.source is empty", "set camera.source to /dev/video0 or a URL")
+        raise ConfigError(message("camera.source_empty"), message("camera.hint.set_source"))
     if "://" in source:
         scheme = source.split("://", 1)[0].lower()
         label = redact_url(source)
         if scheme not in URL_SCHEMES:
             raise ConfigError(
-                f"camera {label}: unsupported URL scheme '{scheme}'",
-                f"use one of {', '.join(s + '://' for s in URL_SCHEMES)} or a /dev/video path",
+                message("camera.bad_scheme", source=label, scheme=scheme),
+                message("camera.hint.schemes", schemes=", ".join(s + "://" for s in URL_SCHEMES)),
             )
         return Source("url", source, label)
     if source.isdigit():
@@ -83,7 +87,7 @@ def resolve_source(source: str, by_id_dir: Path = BY_ID_DIR) -> Source:
     if source.startswith("/dev/"):
         # A by-id link whose camera is unplugged dangles: exists() is False for it too.
         if not os.path.exists(source):
-            raise DeviceNotFound(f"camera {source}: not found", _HINT_MISSING)
+            raise DeviceNotFound(message("camera.not_found", source=source), _hint_missing())
         real = os.path.realpath(source)
         label = source if real == source else f"{source} ({real})"
         return Source("device", real, label)
@@ -91,15 +95,22 @@ def resolve_source(source: str, by_id_dir: Path = BY_ID_DIR) -> Source:
         link = by_id_dir / source
         if os.path.lexists(link):
             if not link.exists():
-                raise DeviceNotFound(f"camera {source}: unplugged ({link} dangles)", _HINT_MISSING)
+                raise DeviceNotFound(
+                    message("camera.unplugged", source=source, link=str(link)), _hint_missing()
+                )
             real = os.path.realpath(link)
             return Source("device", real, f"{source} ({real})")
     # Not only regular files: a named pipe fed by another program is a camera too.
     if os.path.exists(source) and not os.path.isdir(source):
         return Source("file", source, source)
     if "/" not in source:
-        raise DeviceNotFound(f"camera {source}: not found under {by_id_dir}", _HINT_MISSING)
-    raise DeviceNotFound(f"camera {source}: no such file", "check camera.source in the settings")
+        raise DeviceNotFound(
+            message("camera.not_found_by_id", source=source, folder=str(by_id_dir)),
+            _hint_missing(),
+        )
+    raise DeviceNotFound(
+        message("camera.no_such_file", source=source), message("camera.hint.check_source")
+    )
 
 
 def read_timeout_s(cfg: CameraSettings) -> float:
@@ -114,9 +125,8 @@ def open_capture(source: Source, cfg: CameraSettings) -> Any:
     if source.kind == "device":
         if not os.access(source.target, os.R_OK | os.W_OK):
             raise ProbeError(
-                f"camera {source.label}: permission denied",
-                "add the edge-agent user to the 'video' group (usermod -aG video edge-agent) "
-                "and restart the agent",
+                message("camera.permission", source=source.label),
+                message("camera.hint.video_group"),
             )
         cap = cv2.VideoCapture(source.target, cv2.CAP_V4L2)
         if cap.isOpened():
@@ -139,22 +149,17 @@ def _open_failed(source: Source, cfg: CameraSettings, elapsed: float) -> AgentEr
     if source.kind == "url":
         if elapsed >= cfg.open_timeout_s * 0.9:
             return DeviceTimeout(
-                f"camera {source.label}: no stream within {cfg.open_timeout_s:g} s",
-                "check the IP camera's power and network cable; open the URL in a browser",
+                message("camera.no_stream", source=source.label, seconds=cfg.open_timeout_s),
+                message("camera.hint.ip_power"),
             )
         return ProbeError(
-            f"camera {source.label}: stream refused or unreadable",
-            "check the camera's power, network and the URL (path, user, password)",
+            message("camera.stream_refused", source=source.label), message("camera.hint.url")
         )
     if source.kind == "file":
         return BadReply(
-            f"camera {source.label}: not a readable video",
-            "check camera.source: the file is damaged or in an unknown format",
+            message("camera.bad_file", source=source.label), message("camera.hint.bad_file")
         )
-    return ProbeError(
-        f"camera {source.label}: cannot be opened (busy, or not a camera)",
-        "close any other program using the camera, then unplug and replug it",
-    )
+    return ProbeError(message("camera.busy", source=source.label), message("camera.hint.busy"))
 
 
 # Called in the grab thread with each frame after the warm-up and its time in seconds (a
@@ -169,6 +174,7 @@ class GrabOutcome:
     source: Source
     error: BaseException | None = None  # could not open, or `take` raised
     stopped: str = ""  # why a live feed stopped early ("" if it did not)
+    stopped_msg: Message | None = None  # the same as a message, for the reader's language
     ended: bool = False  # a file came to its end first
     late: bool = False  # the read deadline passed first
     open_s: float = 0.0
@@ -222,7 +228,8 @@ class _Reader:
                 if is_file:  # a file simply ends; a live feed must not
                     self.got.ended = True
                 else:
-                    self.got.stopped = f"no frame for {read_timeout_s(self.cfg):g} s"
+                    why = message("camera.no_frame_for", seconds=read_timeout_s(self.cfg))
+                    self.got.stopped, self.got.stopped_msg = why.text, why
                 return
             if skip:
                 skip -= 1
@@ -250,8 +257,8 @@ def grab_frames(
         return replace(
             reader.got,
             error=DeviceTimeout(
-                f"camera {source.label}: did not open within {cfg.open_timeout_s:g} s",
-                "unplug and replug the camera; for an IP camera check its power and network",
+                message("camera.open_timeout", source=source.label, seconds=cfg.open_timeout_s),
+                message("camera.hint.replug_or_ip"),
             ),
         )
     warmup = DEVICE_WARMUP_FRAMES / cfg.fps if source.kind == "device" else 0.0
@@ -264,5 +271,7 @@ def grab_frames(
     silent_for = time.monotonic() - (reader.last_frame_at or started)
     if silent_for > read_timeout_s(cfg):
         log.warning("camera %s: capture blocked for %.1f s", source.label, silent_for)
-        late.stopped = late.stopped or f"stalled: no frame for {silent_for:.1f} s"
+        if not late.stopped:
+            why = message("camera.stalled", seconds=silent_for)
+            late.stopped, late.stopped_msg = why.text, why
     return late

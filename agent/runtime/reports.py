@@ -37,10 +37,17 @@ CAPABILITIES = ("checks", "state", "store-and-forward", "rebirth")
 def last_check_bytes(run: CheckRun) -> bytes:
     """The latest check as saved on disk, so a restarted agent does not forget the site. The
     file keeps the form earlier versions wrote and read: verdict, results and `at` (when the
-    run started); why it ran and how long it took are not kept."""
+    run started); why it ran and how long it took are not kept, nor the reasons and hints as
+    messages (an earlier version would refuse the file; the check at start-up brings them
+    back within a minute)."""
     if run.started_at is None:
         raise ValueError("a check is saved with its start time")
-    return json.dumps({**run.summary(), "at": run.started_at.isoformat()}).encode()
+    summary = run.model_dump(
+        mode="json",
+        include={"verdict", "results"},
+        exclude={"results": {"__all__": {"reason_msg", "hint_msg"}}},
+    )
+    return json.dumps({**summary, "at": run.started_at.isoformat()}).encode()
 
 
 def last_check_from_bytes(data: bytes) -> CheckRun:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from agent.checks.model import CheckResult, ExitCode, Verdict
 from agent.i18n import N_, Lang, translate
 from agent.led.patterns import PATTERN_NAMES, Pattern
+from agent.messages import render_or
 from agent.schedule.model import local_time
 
 
@@ -181,9 +182,10 @@ def render_status(snap: StatusSnapshot, lang: Lang) -> str:
     ]
     width = max([9, *(len(r.component) for r in snap.results)])
     for r in snap.results:
-        lines.append(f"  {r.component:<{width}}  {t(r.status.value):<10} {r.reason}")
+        reason = render_or(r.reason_msg, r.reason, lang)
+        lines.append(f"  {r.component:<{width}}  {t(r.status.value):<10} {reason}")
         if r.hint:
-            lines.append(f"  {'':<{width}}  {'':<10} -> {r.hint}")
+            lines.append(f"  {'':<{width}}  {'':<10} -> {render_or(r.hint_msg, r.hint, lang)}")
     if snap.results:
         lines.append("")
     outbox = f"{t(_OUTBOX)}: {snap.outbox.pending} {t(_WAITING)}"

@@ -46,7 +46,9 @@ def _guarded(spec: ProbeSpec, slot: _Slot) -> None:
     except AgentError as exc:
         # A device problem the probe recognised (missing, silent, garbage): the device
         # failed the check; the message and hint come from the probe.
-        slot.outcome = Outcome(Status.FAIL, exc.message, exc.hint)
+        slot.outcome = Outcome(
+            Status.FAIL, exc.message, exc.hint, {}, reason_msg=exc.msg, hint_msg=exc.hint_msg
+        )
     except Exception as exc:
         log.exception("probe %s raised", spec.component)
         slot.outcome = Outcome(

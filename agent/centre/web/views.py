@@ -13,6 +13,7 @@ from typing import Any
 from agent.centre import fleet
 from agent.centre.report import SessionReport
 from agent.centre.store import AttendanceRow
+from agent.i18n import LANGUAGES
 
 Tile = dict[str, Any]
 
@@ -145,6 +146,8 @@ def detail(
                 "status": comp.status,
                 "reason": comp.reason,
                 "hint": comp.hint,
+                "reason_by_lang": {lang: comp.reason_in(lang) for lang in LANGUAGES},
+                "hint_by_lang": {lang: comp.hint_in(lang) for lang in LANGUAGES},
                 "metrics": metrics.get(name, {}),
             }
             for name, comp in sorted(site.components.items())

@@ -181,6 +181,8 @@ function problemVars(p) {
   for (const k of ["window", "heartbeat", "n"]) if (typeof vars[k] === "number") vars[k] = num(vars[k]);
   if (vars.status) vars.status = t("s." + vars.status);
   if (vars.why_code && vars.why_code in state.catalog.en) vars.why = t(vars.why_code);
+  // What the site said: in this page's language where it came as a message, else as sent.
+  for (const k of ["reason", "hint"]) vars[k] = p[k + "_by_lang"]?.[state.lang] ?? p[k];
   return vars;
 }
 
@@ -197,7 +199,7 @@ function problemItem(p, english) {
   const vars = problemVars(p);
   for (const part of t(p.code).split(/(\{reason\}|\{hint\})/)) {
     const key = part.slice(1, -1);
-    if (part === "{reason}" || part === "{hint}") li.append(el("span", { "data-from-site": key }, p[key]));
+    if (part === "{reason}" || part === "{hint}") li.append(el("span", { "data-from-site": key }, vars[key]));
     else if (part) li.append(fill(part, vars));
   }
   return li;
@@ -214,7 +216,7 @@ function paintTitle(tile) {
   el.title = `${tile.id} ${tile.name ? "— " + tile.name : ""}\n${t("c." + tile.c)}${why ? ": " + why : ""}`;
   // the site's own words in the tooltip (a component's reason and hint)
   const m = tile.why_msg;
-  el.dataset.siteText = JSON.stringify(m && m.code && m.code.startsWith("p.component") ? [m.reason, m.hint] : []);
+  el.dataset.siteText = JSON.stringify(m && m.code && m.code.startsWith("p.component") ? [problemVars(m).reason, problemVars(m).hint] : []);
 }
 
 function makeTile(tile) {
@@ -483,7 +485,9 @@ function renderDetail(d) {
   for (const c of d.components) {
     table.append(el("tr", { class: `s-${c.status}` }, el("td", {}, c.name),
       el("td", {}, el("span", { class: `status s-${c.status}` }, t("s." + c.status))),
-      el("td", { "data-from-site": "reason" }, c.reason), el("td", { "data-from-site": "hint" }, c.hint), el("td", { class: "metrics" }, metricsText(c.metrics))));
+      el("td", { "data-from-site": "reason" }, c.reason_by_lang?.[state.lang] ?? c.reason),
+      el("td", { "data-from-site": "hint" }, c.hint_by_lang?.[state.lang] ?? c.hint),
+      el("td", { class: "metrics" }, metricsText(c.metrics))));
   }
   body.append(el("h3", {}, t("d.components")), table);
   const hist = el("div", { class: "history" });
