@@ -51,6 +51,18 @@ class ComponentRow:
     def hint_in(self, lang: str) -> str:
         return render_or(self.hint_msg, self.hint, lang) if self.hint else ""
 
+    def said(self) -> dict[str, Any]:
+        """What the site said of it, for the page: the English it sent, and its words in
+        each language the centre has (rendered here: the site may have sent a message id;
+        the page picks its own language, whatever the site's)."""
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "hint": self.hint,
+            "reason_by_lang": {lang: self.reason_in(lang) for lang in LANGUAGES},
+            "hint_by_lang": {lang: self.hint_in(lang) for lang in LANGUAGES},
+        }
+
 
 @dataclass(frozen=True)
 class SiteRow:
@@ -143,19 +155,7 @@ def problem_msgs(site: SiteRow, cond: Condition, now: float, silent_after: float
     for name, comp in sorted(site.components.items()):
         if comp.status in _BAD:
             code = "p.component.hint" if comp.hint else "p.component"
-            # What the site said comes rendered in each language the centre has (it may
-            # have sent it as a message id); the page picks its own, the CLI the locale's.
-            out.append(
-                {
-                    "code": code,
-                    "name": name,
-                    "status": comp.status,
-                    "reason": comp.reason,
-                    "hint": comp.hint,
-                    "reason_by_lang": {lang: comp.reason_in(lang) for lang in LANGUAGES},
-                    "hint_by_lang": {lang: comp.hint_in(lang) for lang in LANGUAGES},
-                }
-            )
+            out.append({"code": code, "name": name, **comp.said()})
     if site.lost:
         out.append({"code": "p.lost", "n": site.lost})
     return out

@@ -13,7 +13,6 @@ from typing import Any
 from agent.centre import fleet
 from agent.centre.report import SessionReport
 from agent.centre.store import AttendanceRow
-from agent.i18n import LANGUAGES
 
 Tile = dict[str, Any]
 
@@ -141,15 +140,7 @@ def detail(
         "availability": site.availability,
         "last_seen": site.last_seen,
         "components": [
-            {
-                "name": name,
-                "status": comp.status,
-                "reason": comp.reason,
-                "hint": comp.hint,
-                "reason_by_lang": {lang: comp.reason_in(lang) for lang in LANGUAGES},
-                "hint_by_lang": {lang: comp.hint_in(lang) for lang in LANGUAGES},
-                "metrics": metrics.get(name, {}),
-            }
+            {"name": name, **comp.said(), "metrics": metrics.get(name, {})}
             for name, comp in sorted(site.components.items())
         ],
         "verdicts": [{"ts": ts, "verdict": v} for ts, v in verdicts],
