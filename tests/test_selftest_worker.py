@@ -87,3 +87,20 @@ def test_a_child_flooding_stderr_is_cut_at_the_limit_and_still_answers(
     assert err.count("PaError") > 0
     assert len(err.encode()) <= 64 * 1024 + 4096  # the limit, plus our own log line
     assert f"wrote {written - 64 * 1024} more bytes to stderr; dropped" in caplog.text
+
+
+def test_the_attendance_worker_has_the_same_stderr_bound(monkeypatch, tmp_path, capfd, caplog):
+    # One worker mechanism (agent.system.workers) for both children: the bound is in it.
+    from agent.system.workers import run_worker  # noqa: PLC0415
+
+    spew = tmp_path / "spew"
+    spew.mkdir()
+    (spew / "sitecustomize.py").write_text(
+        "import sys\nfor _ in range(2000):\n    sys.stderr.write('PaError ' * 128 + '\\n')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(spew))
+    run_worker("agent.attendance.worker", b"{}", 60, tmp_path)
+    err = capfd.readouterr().err
+    assert err.count("PaError") > 0
+    assert len(err.encode()) <= 64 * 1024 + 4096
+    assert "agent.attendance.worker wrote" in caplog.text and "more bytes to stderr" in caplog.text

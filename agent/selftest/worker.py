@@ -8,13 +8,11 @@ secrets never appear on a command line); results come back as JSON on stdout.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -32,30 +30,6 @@ log = logging.getLogger(__name__)
 
 # Interpreter start-up and imports of the probes' libraries, on top of the probes' own timeouts.
 _STARTUP_ALLOWANCE_S = 15.0
-# PortAudio, when its server dies mid-recording, can write error lines to stderr in a tight
-# loop until the process ends (63 GB in one test run). The child's stderr is forwarded up to
-# this much per run; the rest is counted and dropped.
-STDERR_LIMIT_BYTES = 64 * 1024
-
-
-def _forward_stderr(fd: int, limit: int) -> None:
-    """Copy the child's stderr to ours up to `limit` bytes, then drain and count the rest."""
-    passed = dropped = 0
-    with os.fdopen(fd, "rb", buffering=0) as pipe:
-        while chunk := pipe.read(65536):
-            room = max(0, limit - passed)
-            if room:
-                # Whatever stderr is now (a closed or replaced stream at shutdown, a test's
-                # capture): a lost log line must not kill the drain, or the child blocks.
-                with contextlib.suppress(Exception):
-                    sys.stderr.write(chunk[:room].decode("utf-8", "replace"))
-                    sys.stderr.flush()
-                passed += min(room, len(chunk))
-            dropped += max(0, len(chunk) - room)
-    if dropped:
-        log.warning("self-test worker wrote %d more bytes to stderr; dropped", dropped)
-
-
 def plain_settings(value: Any) -> Any:
     """Settings as JSON-able values, secrets included (model_dump would mask them)."""
     if isinstance(value, SecretStr):
@@ -98,30 +72,15 @@ def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> Check
     request = json.dumps(
         {"settings": plain_settings(settings.model_dump(mode="python")), "only": list(only)}
     )
-    # The child's log lines reach our journal through a bounded forwarder (an os.pipe of our
-    # own: communicate() would read a PIPE stderr into memory without limit).
-    err_read, err_write = os.pipe()
-    forwarder = threading.Thread(
-        target=_forward_stderr, args=(err_read, STDERR_LIMIT_BYTES), daemon=True
-    )
-    forwarder.start()
     try:
         returncode, stdout = run_worker(
-            "agent.selftest.worker",
-            request.encode(),
-            deadline,
-            settings.paths.state_dir,
-            stderr=err_write,
+            "agent.selftest.worker", request.encode(), deadline, settings.paths.state_dir
         )
     except OSError as exc:
         return _all_failed(settings, only, f"self-test worker could not start: {exc}")
     except subprocess.TimeoutExpired:
         log.error("self-test worker hung for %.0f s; killed", deadline)
         return _all_failed(settings, only, f"self-test worker hung for {deadline:.0f} s")
-    finally:
-        os.close(err_write)  # the forwarder then ends at EOF
-        # A grandchild holding the pipe open must not hold us: the thread is a daemon.
-        forwarder.join(1.0)
     if returncode != 0:
         return _all_failed(settings, only, f"self-test worker crashed (exit code {returncode})")
     try:

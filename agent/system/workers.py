@@ -37,14 +37,56 @@ def _owner(state_dir: Path) -> str:
     return str(state_dir.resolve())
 
 
+# PortAudio, when its server dies mid-recording, can write error lines to stderr in a tight
+# loop until the process ends (63 GB in one test run). A worker's stderr is forwarded up to
+# this much per run; the rest is counted and dropped.
+STDERR_LIMIT_BYTES = 64 * 1024
+
+
+def _forward_stderr(fd: int, limit: int, module: str) -> None:
+    """Copy the child's stderr to ours up to `limit` bytes, then drain and count the rest."""
+    passed = dropped = 0
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(65536):
+            room = max(0, limit - passed)
+            if room:
+                # Whatever stderr is now (a closed or replaced stream at shutdown, a test's
+                # capture): a lost log line must not kill the drain, or the child blocks.
+                with contextlib.suppress(Exception):
+                    sys.stderr.write(chunk[:room].decode("utf-8", "replace"))
+                    sys.stderr.flush()
+                passed += min(room, len(chunk))
+            dropped += max(0, len(chunk) - room)
+    if dropped:
+        log.warning("%s wrote %d more bytes to stderr; dropped", module, dropped)
+
+
 def run_worker(
-    module: str, request: bytes, deadline_s: float, state_dir: Path, stderr: int | None = None
+    module: str, request: bytes, deadline_s: float, state_dir: Path
 ) -> tuple[int, bytes]:
-    """`python -m module` fed `request` on stdin: its exit code and stdout.
+    """`python -m module` fed `request` on stdin: its exit code and stdout; its stderr (its
+    log lines) forwarded to ours, bounded.
 
     Raises subprocess.TimeoutExpired after `deadline_s` (its whole process group killed), or
     OSError when it cannot start.
     """
+    # An os.pipe of our own for stderr: communicate() would read a PIPE into memory unbounded.
+    err_read, err_write = os.pipe()
+    forwarder = threading.Thread(
+        target=_forward_stderr, args=(err_read, STDERR_LIMIT_BYTES, module), daemon=True
+    )
+    forwarder.start()
+    try:
+        return _run(module, request, deadline_s, state_dir, err_write)
+    finally:
+        os.close(err_write)  # the forwarder then ends at EOF
+        # A grandchild holding the pipe open must not hold us: the thread is a daemon.
+        forwarder.join(1.0)
+
+
+def _run(
+    module: str, request: bytes, deadline_s: float, state_dir: Path, stderr: int
+) -> tuple[int, bytes]:
     watch_read, watch_write = os.pipe()  # both ends close-on-exec: no other child gets them
     env = {**os.environ, PARENT_FD_ENV: str(watch_read), WORKER_OF_ENV: _owner(state_dir)}
     try:
