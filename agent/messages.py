@@ -15,6 +15,7 @@ file is read once, no other I/O.
 from __future__ import annotations
 
 import logging
+import math
 import string
 import tomllib
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,16 @@ class Message(BaseModel):
         description="The English text, rendered when the message was made; empty in a "
         "message that is another's parameter (the outer text says it all).",
     )
+
+    @field_validator("params")
+    @classmethod
+    def _finite(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # JSON has no NaN or infinity: pydantic would write null, which a reader refuses,
+        # and the whole report carrying the message would be lost. Say them as text.
+        return {
+            k: repr(v) if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in params.items()
+        }
 
 
 Param = bool | int | float | str | Message | list[Message]

@@ -136,3 +136,12 @@ def test_nested_messages_travel_without_their_own_english() -> None:
     assert isinstance(inner, list) and inner[0].text == ""
     assert msg.text == "mcu_tcp unreachable"
     assert render(msg, "vi") == "mcu_tcp: không kết nối được"
+
+
+def test_a_non_finite_number_in_a_message_survives_json() -> None:
+    # JSON has no NaN: written as null, a reader would refuse the whole report carrying it.
+    from agent.messages import Message  # noqa: PLC0415
+
+    m = Message(id="camera.fps", params={"fps": float("nan"), "max": float("inf"), "n": 2.5})
+    back = Message.model_validate_json(m.model_dump_json())
+    assert back.params == {"fps": "nan", "max": "inf", "n": 2.5}

@@ -84,8 +84,15 @@ def reply_route(settings: Settings, response_topic: object, correlation: object)
     problem = publish_topic_problem(response_topic)
     if problem is None:
         assert isinstance(response_topic, str)
-        allowed = (own, *settings.commands.reply_topics)
-        if any(is_within(response_topic, base) for base in allowed):
+        # commands.reply_topics extends the reply space outside the fleet's own topics
+        # only: inside <prefix>/ nothing but this site's cmd/reply may be answered on (a
+        # setting of "vc" must not let an unsigned message aim replies at any site's state).
+        extra = (
+            ()
+            if is_within(response_topic, settings.broker.prefix)
+            else (settings.commands.reply_topics)
+        )
+        if any(is_within(response_topic, base) for base in (own, *extra)):
             return Route(response_topic, data)
         problem = "is outside this site's reply topics"
     shown = ascii(response_topic)[:80] if isinstance(response_topic, str) else "?"

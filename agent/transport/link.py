@@ -254,8 +254,12 @@ class Link:
         if self.settings.broker.protocol != "auto":
             return
         value = str(self._protocol).encode()
-        if self.outbox.get_kv(_PROTOCOL_KEY) != value:
-            self.outbox.put_kv(_PROTOCOL_KEY, value)
+        try:
+            if self.outbox.get_kv(_PROTOCOL_KEY) != value:
+                self.outbox.put_kv(_PROTOCOL_KEY, value)
+        except TransportError as exc:
+            # Only a saving at the next start: a full disk must not cost a good connection.
+            log.warning("MQTT version not remembered: %s", exc)
 
     def _maybe_fall_back(self, conn: Connection, ack: ConnAck | None) -> bool:
         """In `auto` mode, try MQTT 3.1.1 when the broker refuses (or drops) an MQTT 5 CONNECT.

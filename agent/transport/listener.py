@@ -164,6 +164,8 @@ class Listener:
                 self._serve(conn, number)
             except TransportError as exc:
                 log.debug("listener: %s", exc)
+            finally:
+                conn.abort()  # a no-op after a clean close; else the socket must not leak
             if not self._stop.is_set():
                 self._stop.wait(0.2)
 

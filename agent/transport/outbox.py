@@ -390,12 +390,16 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            refused, oldest = self._db.execute(
-                "SELECT COUNT(refused), MIN(created) FROM outbox"
+            # Rows set aside can never be sent: counted as refused, not as waiting (else the
+            # site would show a backlog, oldest months ago, that never drains).
+            refused, aside, aside_bytes, oldest = self._db.execute(
+                "SELECT COUNT(refused), COALESCE(SUM(aside), 0), "
+                "COALESCE(SUM(CASE WHEN aside THEN length(payload) END), 0), "
+                "MIN(CASE WHEN aside = 0 THEN created END) FROM outbox"
             ).fetchone()
             return OutboxStats(
-                pending=self._count,
-                pending_bytes=self._bytes,
+                pending=self._count - int(aside),
+                pending_bytes=self._bytes - int(aside_bytes),
                 dropped_checks=self._counter("dropped_checks"),
                 refused=int(refused),
                 oldest_created=oldest,

@@ -76,6 +76,14 @@ def _settings(tmp_path: Any, **commands: Any) -> Settings:
     return Settings.model_validate(config)
 
 
+def test_reply_topics_never_open_the_fleets_own_topics(tmp_path) -> None:
+    settings = _settings(tmp_path, reply_topics=["vc", "vc/s1", "ops"])
+    for topic in ("vc/s1/state", "vc/s2/cmd/reply", "vc/s1/meta", "vc/cmd"):
+        assert reply_route(settings, topic, None).response_topic is None, topic
+    assert reply_route(settings, "vc/s1/cmd/reply/x", None).response_topic == "vc/s1/cmd/reply/x"
+    assert reply_route(settings, "ops/desk", None).response_topic == "ops/desk"
+
+
 def test_reply_route_uses_only_the_reply_space(tmp_path) -> None:
     settings = _settings(tmp_path, reply_topics=["ops/replies"])
     used = {
@@ -279,6 +287,9 @@ def test_a_poisoned_outbox_row_is_set_aside_and_the_queue_moves_on(
             10,
         ), "the report queued behind the poisoned one was not delivered"
         assert wait_until(lambda: agent.agent.outbox.stats().refused == 1, 5)
+        # Set aside is not waiting: no backlog that never drains.
+        assert wait_until(lambda: agent.agent.outbox.stats().pending == 0, 5)
+        assert agent.agent.outbox.stats().oldest_created is None
         # The next state says so, and the link never dropped.
         agent.agent.publish_state("check")
         assert watcher.wait_for(
@@ -497,3 +508,25 @@ def test_a_flood_of_refusals_fills_neither_the_outbox_nor_the_journal(tmp_path, 
     assert 30 <= replies <= 32  # the burst, and what the rate refilled meanwhile
     assert len(logged) == replies  # one line per answered refusal
     assert len(warnings) <= replies + 2  # + the missing-key notice, + at most one summary
+
+
+def test_a_full_disk_does_not_cost_a_good_connection_its_protocol_memory(tmp_path, monkeypatch):
+    """Remembering the MQTT version is a saving for the next start, not a reason to drop the
+    connection that just got its CONNACK (the link used to raise and reconnect in a loop)."""
+    from agent.errors import TransportError  # noqa: PLC0415
+    from agent.transport.mqtt import Protocol  # noqa: PLC0415
+
+    settings = _settings(tmp_path)
+    assert settings.broker.protocol == "auto"  # the only mode that remembers
+    outbox = Outbox.from_settings(settings)
+    try:
+        link = Link(settings, outbox, lambda cause, protocol: None)  # type: ignore[arg-type,return-value]
+        link._protocol = Protocol.V311
+
+        def full(key: str, value: bytes) -> None:
+            raise TransportError("outbox: write failed: database or disk is full", "")
+
+        monkeypatch.setattr(outbox, "put_kv", full)
+        link._remember_protocol()  # logged, not raised
+    finally:
+        outbox.close()
