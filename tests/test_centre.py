@@ -542,3 +542,31 @@ def test_a_database_made_before_message_ids_keeps_its_components(tmp_path):
         assert camera.reason_msg is None
     finally:
         store.close()
+
+
+def test_processes_opening_an_older_database_at_once_all_open_it(tmp_path):
+    """ingest, `centre status`, the page and a second centre may open a database from before
+    a column was added at the same moment: each must open it, none fail on the column."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from tests.fixtures.broker import ROOT  # noqa: PLC0415
+
+    for trial in range(5):
+        path = tmp_path / f"old{trial}.sqlite"
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA journal_mode=WAL")  # as every store this centre ever made
+        db.execute("CREATE TABLE sites (site_id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '')")
+        db.commit()
+        db.close()
+        at = time.time() + 1.0  # all four open it at the same moment, after start-up
+        code = (
+            "import time; from pathlib import Path; from agent.centre.store import Store; "
+            f"time.sleep(max(0.0, {at} - time.time())); Store(Path({str(path)!r})).close()"
+        )
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE)
+            for _ in range(4)
+        ]
+        errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0, 0], errors

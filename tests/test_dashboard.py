@@ -594,3 +594,22 @@ def test_concurrent_wrong_logins_cannot_outrun_the_limit(web):
     assert statuses.count(429) == 15, statuses
     # The right password from another name still works: only "op" from here is locked.
     assert Client(web.url).login("view")[0] == 200
+
+
+def test_hostile_site_lists_are_refused_before_anything_is_queued(filled, tmp_path):
+    from agent.centre.web.commands import Commander  # noqa: PLC0415
+
+    write_key(tmp_path / "centre.key")
+    settings = settings_for(tmp_path, command_key=str(tmp_path / "centre.key"))
+    dash = _dashboard(settings)
+    dash.services.commander = Commander(settings, lambda *_: None)  # queued, never sent
+    try:
+        c = Client(dash.url)
+        c.login("op")
+        # A lone surrogate (valid JSON escape, not text SQLite can store), a non-string id.
+        for sites in (["\ud800"], ["c1", {}], ["c1", None], ["c\x00"]):
+            status, data, _ = c.call("POST", "/api/command", {"action": "identify", "sites": sites})
+            assert status == 400, (sites, status, data)
+            assert dash.services.commander._requests.empty(), sites  # nothing queued
+    finally:
+        dash.stop()

@@ -23,6 +23,7 @@ centre's memory growing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -31,6 +32,7 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 
 from pydantic import ValidationError
 
@@ -239,13 +241,26 @@ class Ingest:
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + _SWEEP_S
                 s = self.settings
-                self._sweep(
-                    self.store.maybe_silent(time.time(), s.silent_after, s.report_interval_s)
-                )
+                with self._housekeeping("the silence sweep"):
+                    self._sweep(
+                        self.store.maybe_silent(time.time(), s.silent_after, s.report_interval_s)
+                    )
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + _PRUNE_S
-                self.store.prune(time.time() - self.settings.history_days * 86400)
-        self._sweep()
+                with self._housekeeping("pruning old history"):
+                    self.store.prune(time.time() - self.settings.history_days * 86400)
+        with self._housekeeping("the last sweep"):
+            self._sweep()
+
+    @contextlib.contextmanager
+    def _housekeeping(self, what: str) -> Iterator[None]:
+        """Housekeeping the database refuses now (locked past its timeout, disk full) is done
+        at its next turn: it must not end the writer, and with it the centre's intake."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            self.store.rollback()
+            log.error("centre: %s failed: %s; trying again later", what, exc)
 
     def _store(self, batch: list[Received]) -> None:
         now = time.time()
@@ -278,6 +293,7 @@ class Ingest:
             except sqlite3.OperationalError as exc:
                 # The database's trouble (locked past the timeout, disk full, I/O error), not
                 # the reports': keep them unacknowledged and try again.
+                self.store.rollback()
                 log.error(
                     "centre: cannot store %d report(s): %s; retrying in %g s (%s)",
                     len(items),
@@ -292,15 +308,26 @@ class Ingest:
                 log.exception(
                     "centre: storing a batch of %d failed; storing one by one", len(items)
                 )
-                return self._one_by_one(items)
+                self.store.rollback()
+                try:
+                    return self._one_by_one(items)
+                except sqlite3.OperationalError:
+                    continue  # the database, not a report: the whole batch again, unacked
 
     def _one_by_one(self, items: list[Incoming]) -> set[str]:
+        """Store each alone; a report the database refuses as such is counted and logged (and
+        then acknowledged). OperationalError is the database's trouble, not the report's: it
+        goes up, so nothing is acknowledged that was not stored."""
         touched: set[str] = set()
         for item in items:
             try:
                 touched |= self.store.apply_batch([item])
                 self.stored += 1
+            except sqlite3.OperationalError:
+                self.store.rollback()
+                raise
             except (sqlite3.Error, ValueError, TypeError) as exc:
+                self.store.rollback()
                 self.rejected += 1
                 log.error(
                     "centre: %s seq %d: not stored: %s",

@@ -14,6 +14,7 @@ split schema and queries per backend.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -138,11 +139,14 @@ class Store:
         self._add_columns()
 
     def _add_columns(self) -> None:
-        for table, columns in _ADDED_COLUMNS.items():
-            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
-            for name, kind in columns.items():
-                if name not in have:
-                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        # In one write transaction: two processes opening an older database at once (ingest,
+        # `centre status`, a second centre) would otherwise both add the same column.
+        with self.transaction():
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns.items():
+                    if name not in have:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.db.close()
@@ -152,10 +156,17 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.rollback()
             raise
-        self.db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """End a transaction a failure left open (SQLite rolls some back by itself: a second
+        ROLLBACK would raise), so the next BEGIN does not fail for ever."""
+        if self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
 
     # ---- ingest -------------------------------------------------------------------------
 

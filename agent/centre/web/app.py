@@ -60,6 +60,14 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status, headers={"Cache-Control": "no-store"})
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _error(status: int, message: str, code: str = "", **extra: Any) -> JSONResponse:
     """`error` in English (logs, scripts); `code` names the page's translated text
     (static/i18n.json), filled in from the other fields."""
@@ -210,7 +218,11 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         if data is None:
             return _error(415, "send JSON")
         sites = data.get("sites")
-        if not isinstance(sites, list):
+        # Ids are text that SQLite can store: a lone surrogate ("\ud800" in the JSON) or a
+        # non-string would raise deep in the store, a 500 after the command was queued.
+        if not isinstance(sites, list) or not all(
+            isinstance(s, str) and s.isprintable() and _utf8(s) for s in sites
+        ):
             return _error(400, "sites: a list of site ids")
         action = str(data.get("action", ""))
         try:
@@ -219,7 +231,7 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
             )
         except CommandRefused as exc:
             return _error(400, str(exc), exc.code, **exc.extra)
-        return _json({"command_id": command_id, "sites": len(set(sites))}, 202)
+        return _json({"command_id": command_id, "sites": len(set(sites) - {""})}, 202)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
