@@ -16,7 +16,7 @@ def test_demo_shows_check_table_and_the_centres_view():
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "== edge-agent check" in out
-    assert "site verdict: READY" in out
+    assert "site verdict: READY" in out, out  # the whole table: which component, and why
     assert "vc/sim-commune-01/availability" in out
     assert "online" in out
     # the lens covered after 2 s reaches the centre as a FAULT at the 8 s check
