@@ -31,6 +31,9 @@ def site(broker, sysfs, tmp_path):
     thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
     thread.start()
     assert wait_until(lambda: agent.link.status().connected and agent.last_check, 15)
+    # The LED follows at the loop's next pass after the check is saved: wait for it too, or
+    # a test asking at once may see "checking" (seen in CI under load).
+    assert wait_until(lambda: agent.led_pattern == "ready", 5)
     yield agent, path, centre, sysfs
     stop.set()
     thread.join(15)
