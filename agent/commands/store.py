@@ -134,4 +134,7 @@ class AuditLog:
             return []
         # "\n" only: splitlines() also splits on U+2028, \x1c... that a refused command's
         # echoed text may carry inside a JSON string.
-        return [json.loads(line) for line in text.split("\n") if line.strip()]
+        lines = text.split("\n")
+        if not text.endswith("\n"):
+            lines = lines[:-1]  # being written right now: not a whole line yet
+        return [json.loads(line) for line in lines if line.strip()]
