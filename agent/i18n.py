@@ -1,22 +1,21 @@
-"""Messages in Vietnamese or English, through gettext.
+"""Messages in the reader's language, Vietnamese or English.
 
-English is the source language: msgids are the English texts, so English needs no catalogue.
-The Vietnamese catalogue's source is agent/locale/vi/LC_MESSAGES/edge-agent.po. It is
-compiled in memory the first time it is needed (a small catalogue compiles in about a
-millisecond), so no binary .mo is committed, an install from a checkout needs no msgfmt, and
-the catalogue can never be stale. `python -m agent.i18n compile DIR` writes .mo files for
-tools that want them; the tests compare our compiler with GNU msgfmt.
+The one catalogue is agent/locale/messages/*.toml: every sentence by stable symbolic id, with
+its English and Vietnamese (agent/messages.py reads it; the folder's README gives the rules).
+Our code says `t("status.not_running", path=...)` to print in the process language, or makes
+a `Message` (agent/messages.py) when the text crosses a boundary (a check result, an error, a
+command's outcome) and each reader renders it in its own language.
+
+gettext remains for text we do not write: the standard library's argparse asks gettext for
+its usage lines and argument errors by their English text. The gettext catalogue is built
+in memory from the TOML entries (English text -> Vietnamese), so there is no .po or .mo to
+keep in step; `python -m agent.i18n po vi` writes a .po for translators' tools and
+`python -m agent.i18n compile DIR` .mo files (the tests compare our compiler with GNU
+msgfmt). During the move to ids, entries still in agent/locale/vi/LC_MESSAGES/edge-agent.po
+are merged in.
 
 Language: `--lang vi|en` wins; otherwise the first set of LC_ALL, LC_MESSAGES, LANG (POSIX
 precedence) starting with "vi" means Vietnamese; anything else means English.
-
-The direction for the whole catalogue is symbolic ids: agent/locale/messages.toml holds one
-entry per stable id (`[camera.no_stream]` with `en` and `vi` format strings whose fields are
-the parameters), and agent/messages.py makes and renders `Message`s (id, parameters, the
-English text). Probes' reasons and hints travel as such messages, so the site and the centre
-each render them in their own reader's language. This .po file and the page's
-agent/centre/web/static/i18n.json are to be generated from that one source later; until
-then, text that is not a probe's reason or hint is added here and there as before.
 """
 
 from __future__ import annotations
@@ -32,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Literal
+
+from agent.messages import Param, catalogue, message, render
 
 DOMAIN = "edge-agent"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -176,14 +177,25 @@ def po_path(lang: str) -> Path:
     return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
+def gettext_messages(lang: Lang) -> dict[str, str]:
+    """English text -> `lang`, keyed as a .mo stores them (a plural's two English forms
+    joined by NUL), from the symbolic catalogue; with the header gettext wants."""
+    out = {"": "Content-Type: text/plain; charset=UTF-8\nPlural-Forms: nplurals=1; plural=0;\n"}
+    path = po_path(lang)
+    if path.is_file():  # the part not yet moved to ids
+        out |= parse_po(path.read_text(encoding="utf-8"), str(path))
+    for entry in catalogue().values():
+        key = entry["en"] + ("\0" + entry["en_plural"] if "en_plural" in entry else "")
+        out[key] = entry[lang]
+    return out
+
+
 @cache
 def translations(lang: Lang) -> gettext.NullTranslations:
-    """The catalogue for `lang`; English (the msgids) when there is none."""
-    path = po_path(lang)
-    if lang == "en" or not path.is_file():
+    """The gettext catalogue for `lang`; English (the msgids) for English."""
+    if lang == "en":
         return gettext.NullTranslations()
-    mo = compile_mo(parse_po(path.read_text(encoding="utf-8"), str(path)))
-    return gettext.GNUTranslations(io.BytesIO(mo))
+    return gettext.GNUTranslations(io.BytesIO(compile_mo(gettext_messages(lang))))
 
 
 _current: gettext.NullTranslations = gettext.NullTranslations()
@@ -206,6 +218,11 @@ def set_language(lang: Lang) -> None:
 
 def current_language() -> Lang:
     return _current_lang
+
+
+def t(msg_id: str, **params: Param) -> str:
+    """Catalogue entry `msg_id` in the process language, its fields filled from `params`."""
+    return render(message(msg_id, **params), _current_lang)
 
 
 def _(message: str) -> str:
@@ -232,18 +249,42 @@ def missing(messages: Sequence[str], lang: Lang) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agent.i18n")
     sub = parser.add_subparsers(dest="action", required=True)
-    comp = sub.add_parser("compile", help="write <DIR>/<lang>/LC_MESSAGES/edge-agent.mo")
+    comp = sub.add_parser("compile", help="write <DIR>/vi/LC_MESSAGES/edge-agent.mo")
     comp.add_argument("outdir", type=Path)
+    po = sub.add_parser("po", help="print the catalogue of LANG as a gettext .po file")
+    po.add_argument("lang", choices=[lang for lang in LANGUAGES if lang != "en"])
     args = parser.parse_args(argv)
-    for lang in LANGUAGES:
-        src = po_path(lang)
-        if not src.is_file():
-            continue
-        out = args.outdir / lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(compile_mo(parse_po(src.read_text(encoding="utf-8"), str(src))))
-        sys.stdout.write(f"{out}\n")
+    if args.action == "po":
+        sys.stdout.write(po_text(args.lang))
+        return 0
+    out = args.outdir / "vi" / "LC_MESSAGES" / f"{DOMAIN}.mo"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(compile_mo(gettext_messages("vi")))
+    sys.stdout.write(f"{out}\n")
     return 0
+
+
+def _po_string(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def po_text(lang: Lang) -> str:
+    """The symbolic catalogue as a .po file: the id as msgctxt, the English as msgid."""
+    lines = [
+        f"# edge-agent messages, {lang}. Made from agent/locale/messages/*.toml: edit those.",
+        'msgid ""',
+        'msgstr "Content-Type: text/plain; charset=UTF-8\\n"',
+        "",
+    ]
+    for msg_id, entry in sorted(catalogue().items()):
+        lines += [f"msgctxt {_po_string(msg_id)}", f"msgid {_po_string(entry['en'])}"]
+        if "en_plural" in entry:
+            lines += [f"msgid_plural {_po_string(entry['en_plural'])}"]
+            lines += [f"msgstr[0] {_po_string(entry[lang])}", ""]
+        else:
+            lines += [f"msgstr {_po_string(entry[lang])}", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """Messages as symbolic ids with parameters, rendered in the reader's language.
 
-A probe says what it found as a `Message`: a stable id from agent/locale/messages.toml, its
+A probe says what it found as a `Message`: a stable id from agent/locale/messages/, its
 parameters, and the English text rendered once when it was made. The English text is what
 logs and older readers get (it is also the result's `reason`/`hint` string); a reader that
 knows the id renders it in its own language with `render`, whatever language the writer ran
 in. A parameter may itself be a message, or a list of messages (joined by the entry's `sep`,
 "; " unless said), so a reason made of several findings is still translatable.
 
-The catalogue: one table per id, `en` and `vi` as Python format strings whose fields are the
-parameters' names (format specs allowed: "{seconds:g}"), and an optional `sep`. Pure: the
-file is read once, no other I/O.
+The catalogue: agent/locale/messages/<area>.toml (its README says the format), one table per
+id, `en` and `vi` as Python format strings whose fields are the parameters' names (format
+specs allowed: "{seconds:g}"), and an optional `sep`. Pure: the files are read once, no other
+I/O.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 log = logging.getLogger(__name__)
 
-CATALOGUE_PATH = Path(__file__).resolve().parent / "locale" / "messages.toml"
+CATALOGUE_DIR = Path(__file__).resolve().parent / "locale" / "messages"
 ID_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 DEFAULT_SEP = "; "
 
@@ -61,22 +62,36 @@ class Message(BaseModel):
 Param = bool | int | float | str | Message | list[Message]
 
 
+class CatalogueError(ValueError):
+    """A catalogue file that breaks the rules of agent/locale/messages/README.md."""
+
+
+def catalogue_files() -> list[Path]:
+    return sorted(CATALOGUE_DIR.glob("*.toml"))
+
+
 @cache
 def catalogue() -> dict[str, dict[str, str]]:
-    """id -> {"en": ..., "vi": ..., "sep"?: ...}, from the TOML tables (nested by the dots)."""
-    with CATALOGUE_PATH.open("rb") as f:
-        data = tomllib.load(f)
+    """id -> {"en": ..., "vi": ..., "sep"?: ...}, from every area's TOML tables (nested by
+    the dots). An id outside its file's area, or in two files, is refused: each id must have
+    one obvious home."""
     out: dict[str, dict[str, str]] = {}
 
-    def walk(prefix: str, table: Mapping[str, Any]) -> None:
+    def walk(path: Path, prefix: str, table: Mapping[str, Any]) -> None:
         texts = {k: v for k, v in table.items() if isinstance(v, str)}
         if texts:
+            if prefix.split(".", maxsplit=1)[0] != path.stem:
+                raise CatalogueError(f"{path.name}: id {prefix} belongs in another file")
+            if prefix in out:
+                raise CatalogueError(f"{path.name}: id {prefix} is defined twice")
             out[prefix] = texts
         for key, value in table.items():
             if isinstance(value, Mapping):
-                walk(f"{prefix}.{key}" if prefix else key, value)
+                walk(path, f"{prefix}.{key}" if prefix else key, value)
 
-    walk("", data)
+    for path in catalogue_files():
+        with path.open("rb") as f:
+            walk(path, "", tomllib.load(f))
     return out
 
 
@@ -101,7 +116,10 @@ def _strict(msg: Message, lang: str) -> str:
             return sep.join(_strict(m, lang) for m in v)
         return v
 
-    return entry[lang].format(**{k: value(v) for k, v in msg.params.items()})
+    # English says "1 session" but "2 sessions": an entry may give the singular as `en_one`.
+    one = f"{lang}_one"
+    template = entry[one] if one in entry and msg.params.get("count") == 1 else entry[lang]
+    return template.format(**{k: value(v) for k, v in msg.params.items()})
 
 
 def _inner(value: Param) -> Param:

@@ -441,8 +441,7 @@ def test_a_command_cut_off_by_a_crash_is_answered_failed_at_the_next_start(tmp_p
     second = make_service(state, hooks)
     try:
         replies = [
-            CommandReplyPayload.model_validate_json(r.payload)
-            for r in second.outbox.pending(0, 10)
+            CommandReplyPayload.model_validate_json(r.payload) for r in second.outbox.pending(0, 10)
         ]
         assert [(r.command_id, r.status) for r in replies] == [("cmd-crash-001", "failed")]
         assert "restarted while running it; send it again" in replies[0].reason

@@ -81,7 +81,7 @@ def test_install_puts_everything_in_place(dest: Path, repo: Path) -> None:
         "agent/cli/__init__.py",
         "agent/led/patterns.py",
         "agent/locale/vi/LC_MESSAGES/edge-agent.po",
-        "agent/locale/messages.toml",
+        "agent/locale/messages/camera.toml",
         "firmware_profiles/cisco-roomos.toml",
         "pyproject.toml",
         "agent.example.toml",

@@ -1,4 +1,4 @@
-"""The symbolic-id message catalogue (agent/locale/messages.toml) and its renderer."""
+"""The symbolic-id message catalogue (agent/locale/messages/) and its renderer."""
 
 from __future__ import annotations
 
@@ -8,9 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from agent.messages import ID_PATTERN, Message, catalogue, fields, message, render, render_or
+from agent import messages
+from agent.i18n import _, po_text, set_language, t
+from agent.messages import (
+    ID_PATTERN,
+    CatalogueError,
+    Message,
+    catalogue,
+    catalogue_files,
+    fields,
+    message,
+    render,
+    render_or,
+)
 
 AGENT = Path(__file__).resolve().parent.parent / "agent"
+
+
+KEYS = {"en", "vi", "sep", "en_one", "en_plural"}
 
 
 def test_every_id_has_english_and_vietnamese_with_the_same_parameters() -> None:
@@ -21,33 +36,75 @@ def test_every_id_has_english_and_vietnamese_with_the_same_parameters() -> None:
         problems = []
         if not re.match(ID_PATTERN, msg_id):
             problems.append("id is not dotted lower-case words")
-        if set(entry) - {"en", "vi", "sep"}:
-            problems.append(f"unknown keys {sorted(set(entry) - {'en', 'vi', 'sep'})}")
+        if set(entry) - KEYS:
+            problems.append(f"unknown keys {sorted(set(entry) - KEYS)}")
         if not entry.get("en", "").strip() or not entry.get("vi", "").strip():
             problems.append("en or vi missing or empty")
+        elif msg_id.startswith("argparse."):  # argparse's own %-style texts
+            if set(re.findall(r"%\(\w+\)", entry["en"])) != set(
+                re.findall(r"%\(\w+\)", entry["vi"])
+            ):
+                problems.append("%(name) fields differ between en and vi")
         elif fields(entry["en"]) != fields(entry["vi"]):
             problems.append(f"params differ: {fields(entry['en'])} vs {fields(entry['vi'])}")
+        elif "en_one" in entry and fields(entry["en_one"]) - fields(entry["en"]):
+            problems.append("en_one uses a parameter en does not have")
         if problems:
             bad[msg_id] = problems
     assert bad == {}
 
 
+def _imports_t(tree: ast.Module) -> bool:
+    return any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "agent.i18n"
+        and any(alias.name == "t" for alias in node.names)
+        for node in tree.body
+    )
+
+
 def _used_ids() -> dict[str, list[str]]:
-    """Each id given to message() in agent/, with where; a call whose id is not a literal is
-    reported as such, so this scan sees every id the code can make."""
+    """Each id given to message() or t() in agent/, with where. An id may be a literal or a
+    module-level constant; a call whose id is neither is reported as such (the renderers'
+    own definitions excepted), so this scan sees every id the code can make. Any string
+    constant shaped like an id of a catalogue area counts too (ids kept in tables)."""
+    areas = {path.stem for path in catalogue_files()}
     used: dict[str, list[str]] = {}
     for path in sorted(AGENT.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        constants = {
+            target.id: node.value.value
+            for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            for target in node.targets
+            if isinstance(target, ast.Name) and isinstance(node.value.value, str)
+        }
+        renderers = {"message"} | ({"t"} if _imports_t(tree) else set())
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(AGENT.parent)}:{getattr(node, 'lineno', 0)}"
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and re.match(ID_PATTERN, node.value)
+                and node.value.split(".", 1)[0] in areas
+            ):
+                used.setdefault(node.value, []).append(where)
             if not (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Name)
-                and node.func.id == "message"
+                and node.func.id in renderers
             ):
                 continue
             arg = node.args[0] if node.args else None
-            where = f"{path.relative_to(AGENT.parent)}:{node.lineno}"
-            key = arg.value if isinstance(arg, ast.Constant) else "<not a literal>"
-            used.setdefault(str(key), []).append(where)
+            if isinstance(arg, ast.Constant):
+                key = str(arg.value)
+            elif isinstance(arg, ast.Name) and arg.id in constants:
+                key = constants[arg.id]
+            elif isinstance(arg, ast.Name) and arg.id == "msg_id" and path.name == "i18n.py":
+                continue  # t() itself passes its caller's id on
+            else:
+                key = "<not a literal>"
+            used.setdefault(key, []).append(where)
     return used
 
 
@@ -56,6 +113,47 @@ def test_every_id_the_code_uses_is_in_the_catalogue() -> None:
     assert len(used) >= 40  # the scan finds the converted probes' messages
     missing = {i: where for i, where in used.items() if i not in catalogue()}
     assert missing == {}
+
+
+def test_the_catalogue_refuses_an_id_outside_its_area(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "camera.toml").write_text('[network.down]\nen = "down"\nvi = "mất"\n')
+    monkeypatch.setattr(messages, "CATALOGUE_DIR", tmp_path)
+    catalogue.cache_clear()
+    try:
+        with pytest.raises(CatalogueError, match=r"camera.toml: id network.down belongs"):
+            catalogue()
+    finally:
+        catalogue.cache_clear()
+
+
+def test_english_singular_and_gettext_view() -> None:
+    assert render(message("camera.name", source="x"), "vi") == "camera x"
+    # t() renders in the process language; gettext sees the same entries by English text.
+    set_language("vi")
+    try:
+        assert t("camera.source_empty") == "camera.source đang để trống"
+        assert _("camera.source is empty") == "camera.source đang để trống"
+    finally:
+        set_language("en")
+    assert t("camera.source_empty") == "camera.source is empty"
+    assert 'msgctxt "camera.source_empty"' in po_text("vi")
+
+
+def test_english_says_one_in_the_singular(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "attendance.toml").write_text(
+        '[attendance.people]\nen = "{count} people"\nen_one = "{count} person"\n'
+        'vi = "{count} người"\n'
+    )
+    monkeypatch.setattr(messages, "CATALOGUE_DIR", tmp_path)
+    catalogue.cache_clear()
+    try:
+        assert message("attendance.people", count=1).text == "1 person"
+        assert message("attendance.people", count=2).text == "2 people"
+        assert render(message("attendance.people", count=1), "vi") == "1 người"
+    finally:
+        catalogue.cache_clear()
 
 
 def test_a_message_carries_its_english_and_renders_in_vietnamese() -> None:

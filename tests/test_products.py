@@ -164,4 +164,3 @@ def test_the_centre_loads_no_device_stack_and_the_site_no_web_stack(broker, tmp_
     assert packages(site_modules) & WEB_ONLY == set()
     # The self-test ran in its worker process: the daemon itself keeps the device stack out too.
     assert packages(site_modules) & SITE_ONLY == set()
-

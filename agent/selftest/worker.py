@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # Interpreter start-up and imports of the probes' libraries, on top of the probes' own timeouts.
 _STARTUP_ALLOWANCE_S = 15.0
+
+
 def plain_settings(value: Any) -> Any:
     """Settings as JSON-able values, secrets included (model_dump would mask them)."""
     if isinstance(value, SecretStr):

@@ -311,7 +311,6 @@ class PulseServer(Service):
             self.runtime_dir = None
 
 
-
 def make_signal(
     kind: Kind | str, rate: int = RATE, level_dbfs: float | None = None, seed: int = 1
 ) -> npt.NDArray[np.float32]:
@@ -431,4 +430,3 @@ class TonePlayer(Service):
         if proc is not None and proc.stdin is not None:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
-

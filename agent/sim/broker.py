@@ -283,7 +283,6 @@ class Mosquitto(Service):
         return ""
 
 
-
 class V311OnlyProxy:
     """A TCP front for a mosquitto that behaves like an MQTT 3.1.1-only broker.
 

@@ -76,7 +76,6 @@ class _Device(Service):
             self._thread = None
 
 
-
 class PtyDevice(_Device):
     """A recorded device on a real pseudo-terminal.
 

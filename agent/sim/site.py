@@ -197,4 +197,3 @@ class SimulatedSite(Service):
             self.camera.stop()
         if self._centre is not None:
             self._centre.stop()
-

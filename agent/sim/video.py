@@ -304,7 +304,6 @@ class MjpegServer(Service):
         while self.clients and time.monotonic() < deadline:
             time.sleep(0.01)
 
-
     def set_mode(self, mode: Mode) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")

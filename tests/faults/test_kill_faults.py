@@ -126,9 +126,7 @@ def test_agent_killed_9_at_random_moments_50_times(broker, centre, tmp_path, mon
                 time.sleep(rng.uniform(0.0, 0.7))
             else:
                 if mode == "drain":
-                    assert wait_until(lambda: _pending(state) >= 6, 15), (
-                        agent.log()[-3000:]
-                    )
+                    assert wait_until(lambda: _pending(state) >= 6, 15), agent.log()[-3000:]
                     broker.start()
                 assert live.wait_for(lambda _ms, b=boot_online: online_after(b) is not None, 15), (
                     cycle,

@@ -236,9 +236,7 @@ def test_each_bad_response_topic_is_answered_on_cmd_reply_and_the_link_lives(
             lambda ms: len([m for m in ms if m.topic.startswith(OWN_REPLY)]) >= len(shapes) + 1,
             10,
         ), [m.topic for m in watcher.messages()]
-        replies = {
-            m.json()["command_id"]: m for m in watcher.messages() if "cmd/reply" in m.topic
-        }
+        replies = {m.json()["command_id"]: m for m in watcher.messages() if "cmd/reply" in m.topic}
         for command_id, (topic, problem) in shapes.items():
             reply = replies[command_id]
             assert reply.topic == OWN_REPLY, (command_id, reply.topic)
