@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     # Help texts and the usage line's placeholders (which argument errors print too) are in
     # the reader's language: the language is chosen before the parser is built.
     parser = argparse.ArgumentParser(prog="edge-agent", description=t("cli.description"))
-    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"edge-agent {__version__}",
+        help=t("cli.version_help"),  # argparse 3.11 does not ask gettext for this one
+    )
     parser.add_argument("--config", metavar=t("cli.metavar.file"), help=t("cli.config_help"))
     sub = parser.add_subparsers(dest="command", required=True, metavar=t("cli.metavar.command"))
     for name in _COMMAND_MODULES:
