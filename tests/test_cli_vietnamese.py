@@ -41,7 +41,8 @@ _PROPER = {
     "utf", "pid", "ok", "led", "edid",
 }  # fmt: skip
 _NOT_WORDS = re.compile(
-    r"`[^`]*`"  # a command to type
+    r"\{[^{}]*\}"  # a catalogue text's parameter: {command}
+    r"|`[^`]*`"  # a command to type
     r"|'[^']*'"  # the user's own input, as repr() quotes it
     r"|\S*/\S*"  # a path, a host:port, a URL
     r"|[\w-]+(?:\.[\w-]+)+"  # a file or setting name: agent.example.toml, broker.host
