@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from agent.i18n import LANGUAGES
-from agent.messages import Message, render_or
+from agent.i18n import LANGUAGES, current_language
+from agent.messages import Message, Param, catalogue, render_or
+from agent.messages import render as render_msg
 
 
 class Condition(StrEnum):
@@ -110,77 +111,94 @@ def condition(site: SiteRow, now: float, silent_after: float) -> Condition:
     return Condition.UNKNOWN
 
 
-def _when(epoch: float | None) -> str:
+def _when(epoch: float | None, lang: str = "en") -> str:
     if epoch is None:
-        return "never"
+        return say(_NEVER, lang)
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-# The availability reasons our agents send, by the code the page translates them with.
-AVAIL_REASONS = {"clean shutdown": "why.shutdown", "connection lost (will)": "why.will"}
-Problem = dict[str, Any]  # {"code": ..., parameters}: the page renders it in its language
-# The English of each problem code (CLI, logs, `problems` in the JSON for older pages).
-_ENGLISH = {
-    "p.offline": "offline: {why}; last heard {last_seen}",
-    "p.offline.nowhy": "offline; last heard {last_seen}",
-    "p.stale": "stale retained state from {state_ts}",
-    "p.silent": "online but silent for more than {window} s (last heard {last_seen})",
-    "p.silent.hb": "online but silent for more than {window} s "
-    "(heartbeat every {heartbeat} s, last heard {last_seen})",
-    "p.nocheck": "no check result yet",
-    "p.component": "{name} {status}: {reason}",
-    "p.component.hint": "{name} {status}: {reason} ({hint})",
-    "p.lost": "{n} report(s) lost (seq gaps)",
-}
+_NEVER = "fleet.never"
+# The availability reasons our agents send, by the id that says them in the reader's language.
+AVAIL_REASONS = {"clean shutdown": "fleet.why.shutdown", "connection lost (will)": "fleet.why.will"}
+_WHY_NEVER = "fleet.why.never"
+Problem = dict[str, Any]  # {"code": a fleet.problem.* id, its parameters}
+_OFFLINE = "fleet.problem.offline"
+_OFFLINE_NOWHY = "fleet.problem.offline_nowhy"
+_STALE = "fleet.problem.stale"
+_SILENT = "fleet.problem.silent"
+_SILENT_HB = "fleet.problem.silent_hb"
+_NOCHECK = "fleet.problem.nocheck"
+_LOST = "fleet.problem.lost"
+_COMPONENT = "fleet.problem.component"
+_COMPONENT_HINT = "fleet.problem.component_hint"
+_STATUS = "fleet.status."  # + a check status: ok, warn, fail, error, skipped
+CONDITION = "fleet.condition."  # + a Condition
+TIER = "fleet.tier."  # + a tier
 
 
 def problem_msgs(site: SiteRow, cond: Condition, now: float, silent_after: float) -> list[Problem]:
-    """One code and its parameters per reason the site is not ready, most telling first;
-    times are epoch seconds (None: never)."""
+    """One id and its parameters per reason the site is not ready, most telling first;
+    times are epoch seconds (None: never). The page renders them in its own language."""
     out: list[Problem] = []
     if cond is Condition.OFFLINE:
         why = site.avail_reason or ("never connected" if site.availability is None else "")
-        code = "why.never" if not site.avail_reason and why else AVAIL_REASONS.get(why, "")
-        out.append({"code": "p.offline" if why else "p.offline.nowhy", "why": why,
+        code = _WHY_NEVER if not site.avail_reason and why else AVAIL_REASONS.get(why, "")
+        out.append({"code": _OFFLINE if why else _OFFLINE_NOWHY, "why": why,
                     "why_code": code, "last_seen": site.last_seen})  # fmt: skip
     elif cond is Condition.SILENT:
         window = silent_window(site, silent_after)
         if is_stale(site, now, silent_after):
-            out.append({"code": "p.stale", "state_ts": site.state_ts})
-        out.append({"code": "p.silent.hb" if site.heartbeat_s else "p.silent",
+            out.append({"code": _STALE, "state_ts": site.state_ts})
+        out.append({"code": _SILENT_HB if site.heartbeat_s else _SILENT,
                     "window": round(window), "heartbeat": site.heartbeat_s,
                     "last_seen": site.last_seen})  # fmt: skip
     elif cond is Condition.UNKNOWN:
-        out.append({"code": "p.nocheck"})
+        out.append({"code": _NOCHECK})
     for name, comp in sorted(site.components.items()):
         if comp.status in _BAD:
-            code = "p.component.hint" if comp.hint else "p.component"
+            code = _COMPONENT_HINT if comp.hint else _COMPONENT
             out.append({"code": code, "name": name, **comp.said()})
     if site.lost:
-        out.append({"code": "p.lost", "n": site.lost})
+        out.append({"code": _LOST, "count": site.lost})
     return out
 
 
+def _word(prefix: str, code: str, lang: str) -> str:
+    """A status or condition in `lang`; a code this release does not know, as it came."""
+    return say(prefix + code, lang) if prefix + code in catalogue() else code
+
+
+def say(msg_id: str, lang: str, **params: Param) -> str:
+    """One of this module's ids in `lang`. The ids come as data (a problem's code, a status
+    word), so not through message(): tests/test_centre_views.py renders every one."""
+    return render_msg(Message(id=msg_id, params=params), lang) or msg_id
+
+
 def english(problem: Problem, lang: str = "en") -> str:
-    """The problem's English line (CLI, logs, older pages), with what the site said in
-    `lang` where it sent it as a message."""
-    values = dict(problem)
-    for key in ("reason", "hint"):
-        if f"{key}_by_lang" in values:
-            values[key] = values[f"{key}_by_lang"].get(lang, values[key])
-    for key in ("last_seen", "state_ts"):
-        if key in values:
-            values[key] = _when(values[key])
-    if values.get("heartbeat") is not None:
-        values["heartbeat"] = f"{values['heartbeat']:g}"
-    return _ENGLISH[problem["code"]].format(**values)
+    """The problem in `lang` (English for logs, scripts and older pages), with what the site
+    said in `lang` where it sent it as a message."""
+    values: dict[str, Param] = {}
+    for key, value in problem.items():
+        if key in ("last_seen", "state_ts"):
+            values[key] = _when(value, lang)
+        elif key == "heartbeat":
+            values[key] = "" if value is None else f"{value:g}"
+        elif key in ("reason", "hint"):
+            values[key] = problem.get(f"{key}_by_lang", {}).get(lang, value)
+        elif key == "status":
+            values[key] = _word(_STATUS, value, lang)
+        elif key == "why" and problem.get("why_code"):
+            values[key] = say(problem["why_code"], lang)
+        elif isinstance(value, str | int | float) and key != "code":
+            values[key] = value
+    return say(problem["code"], lang, **values)
 
 
 def problems(
     site: SiteRow, cond: Condition, now: float, silent_after: float, lang: str = "en"
 ) -> list[str]:
-    """One line per reason the site is not ready, most telling first; the components'
-    reasons and hints in `lang` where the site sent them as messages."""
+    """One line per reason the site is not ready, most telling first, in `lang` (the
+    components' reasons and hints too, where the site sent them as messages)."""
     return [english(p, lang) for p in problem_msgs(site, cond, now, silent_after)]
 
 
@@ -253,21 +271,34 @@ def fleet_view(
     )
 
 
-def _count_line(label: str, counts: dict[str, int]) -> str:
-    parts = " ".join(f"{k} {v:>3}" for k, v in counts.items() if v or k != "unknown")
+def _count_line(label: str, counts: dict[str, int], lang: str) -> str:
+    parts = " ".join(
+        f"{_word(CONDITION, k, lang)} {v:>3}" for k, v in counts.items() if v or k != "unknown"
+    )
     return f"  {label:<32} {parts}"
 
 
-def render(view: FleetView) -> str:
-    lines = [f"fleet at {_when(view.at)}: {view.total} site(s)", _count_line("all", view.counts)]
-    lines.append("by tier:")
-    lines += [_count_line(tier, counts) for tier, counts in view.by_tier.items()]
-    lines.append("by parent:")
-    lines += [_count_line(key, counts) for key, counts in view.by_parent.items()]
+def _parent_label(key: str, lang: str) -> str:
+    tier, _, parent = key.partition(" under ")
+    return say("fleet.cli.under", lang, tier=_word(TIER, tier, lang), parent=parent)
+
+
+def render(view: FleetView, lang: str | None = None) -> str:
+    """`centre status` as text, in `lang` (the process language unless said)."""
+    lang = lang or current_language()
+    lines = [
+        say("fleet.cli.header", lang, at=_when(view.at, lang), count=view.total),
+        _count_line(say("fleet.cli.all", lang), view.counts, lang),
+        say("fleet.cli.by_tier", lang),
+    ]
+    lines += [_count_line(_word(TIER, t, lang), c, lang) for t, c in view.by_tier.items()]
+    lines.append(say("fleet.cli.by_parent", lang))
+    lines += [_count_line(_parent_label(k, lang), c, lang) for k, c in view.by_parent.items()]
     if view.lost:
-        lines.append(f"reports lost (seq gaps not explained by counted drops): {view.lost}")
-    lines.append(f"not ready: {len(view.not_ready)}")
+        lines.append(say("fleet.cli.lost", lang, count=view.lost))
+    lines.append(say("fleet.cli.not_ready", lang, count=len(view.not_ready)))
     for n in view.not_ready:
-        lines.append(f"  [{n.tier}] {n.site_id} ({n.name or '?'}) {n.condition.upper()}")
+        tier, cond = _word(TIER, n.tier, lang), _word(CONDITION, n.condition, lang).upper()
+        lines.append(f"  [{tier}] {n.site_id} ({n.name or '?'}) {cond}")
         lines += [f"      - {p}" for p in n.problems]
     return "\n".join(lines) + "\n"
