@@ -1,7 +1,7 @@
 """The technician's CLI paths under LANG=vi_VN.UTF-8 print no English sentence.
 
 Each case runs the real command in a new interpreter and looks for English words in what
-it prints. What counts as English: every ASCII word of our catalogue's English msgids and
+it prints. What counts as English: every ASCII word of our catalogue's English texts and
 of argparse's, plus a list of common English words, less the ASCII words the Vietnamese
 texts use themselves ("do", "to", "tin"...). Proper names, ids, paths, `code`, '--options'
 and 'quoted input' are not words of a sentence and are taken out first.
@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from agent.i18n import parse_po, po_path
+from agent.messages import catalogue
 from agent.sim.toml_writer import dump_toml
 from tests.faults.test_bad_files import AGENT_CASES, AGENT_OK
 from tests.fixtures.broker import Mosquitto, agent_config
@@ -64,10 +65,17 @@ def _argparse_msgids() -> list[str]:
 
 
 def _vocabularies() -> tuple[set[str], set[str]]:
-    catalogue = parse_po(po_path("vi").read_text(encoding="utf-8"))
-    msgids = [k.split("\x04")[-1] for k in catalogue if k]
-    english = ascii_words([*msgids, *_argparse_msgids(), COMMON_ENGLISH])
-    vietnamese = ascii_words([v for k, v in catalogue.items() if k])
+    """Every entry of the symbolic catalogue, plus the .po while the move to ids lasts."""
+    entries = catalogue().values()
+    en = [e[k] for e in entries for k in ("en", "en_one", "en_plural") if k in e]
+    vi = [e["vi"] for e in entries]
+    po = po_path("vi")
+    if po.is_file():
+        old = parse_po(po.read_text(encoding="utf-8"))
+        en += [k.split("\x04")[-1] for k in old if k]
+        vi += [v for k, v in old.items() if k]
+    english = ascii_words([*en, *_argparse_msgids(), COMMON_ENGLISH])
+    vietnamese = ascii_words(vi)
     return english - vietnamese - _PROPER, vietnamese
 
 
