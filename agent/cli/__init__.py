@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from agent import __version__
 from agent.checks.model import ExitCode
 from agent.errors import AgentError
-from agent.i18n import LANGUAGES, N_, _, select_language, set_language
+from agent.i18n import LANGUAGES, N_, _, current_language, select_language, set_language
+from agent.messages import render_or
 
 # Each module adds its own sub-commands: add_parsers(subparsers) sets `func` on each parser;
 # func(args) returns the exit code.
@@ -83,7 +84,10 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         return func(args)
     except AgentError as exc:
-        print(f"edge-agent: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        # In the reader's language: an error made of messages renders here, not where raised.
+        text = render_or(exc.msg, exc.message, current_language())
+        hint = render_or(exc.hint_msg, exc.hint, current_language())
+        print(f"edge-agent: {text}; {hint}" if hint else f"edge-agent: {text}", file=sys.stderr)  # noqa: T201 - CLI output
         return int(ExitCode.UNKNOWN)
     except KeyboardInterrupt:
         return 130
