@@ -225,6 +225,11 @@ def t(msg_id: str, **params: Param) -> str:
     return render(message(msg_id, **params), _current_lang)
 
 
+def say(msg_id: str, lang: Lang, **params: Param) -> str:
+    """Catalogue entry `msg_id` in `lang`: t() for a renderer told its reader's language."""
+    return render(message(msg_id, **params), lang)
+
+
 def _(message: str) -> str:
     return _current.gettext(message)
 

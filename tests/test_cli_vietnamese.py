@@ -41,7 +41,8 @@ _PROPER = {
     "utf", "pid", "ok", "led", "edid",
 }  # fmt: skip
 _NOT_WORDS = re.compile(
-    r"`[^`]*`"  # a command to type
+    r"\{[^{}]*\}"  # a catalogue text's parameter: {command}
+    r"|`[^`]*`"  # a command to type
     r"|'[^']*'"  # the user's own input, as repr() quotes it
     r"|\S*/\S*"  # a path, a host:port, a URL
     r"|[\w-]+(?:\.[\w-]+)+"  # a file or setting name: agent.example.toml, broker.host
@@ -253,3 +254,40 @@ def test_status_of_a_running_agent(broker: Mosquitto, tmp_path: Path) -> None:
     finally:
         daemon.terminate()
         daemon.wait(15)
+
+
+# Commands whose help others convert (config, check, attendance, the centre's): their lines
+# in the top-level help are left out here, and their own -h is not run.
+_NOT_HERE = ("check", "config", "attendance", "centre")
+_SUB_COMMAND = re.compile(r"^    ([a-z]+)(?=\s{2,}|$)")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        (),
+        ("status",),
+        ("logs",),
+        ("led",),
+        ("devices",),
+        ("run",),
+        ("profiles",),
+        ("profiles", "list"),
+        ("profiles", "show"),
+        ("profiles", "test"),
+        ("sim",),
+        ("sim", "up"),
+        ("sim", "demo"),
+    ],
+)
+def test_help_of_each_site_command(command: tuple[str, ...]) -> None:
+    done = cli(*command, "-h")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    # Others' commands, in the list of commands.
+    lines = [
+        line for line in lines if not ((m := _SUB_COMMAND.match(line)) and m.group(1) in _NOT_HERE)
+    ]
+    # The sub-commands' names in that list are what one types, not words of a sentence.
+    text = "\n".join(_SUB_COMMAND.sub(" ", line) for line in lines)
+    assert_vietnamese(text, names=("edge-agent " + " ".join(command), "{en,vi}"))

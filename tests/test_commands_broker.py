@@ -252,7 +252,7 @@ def test_centre_cli_keygen_and_send_prints_replies_and_summary(
     out = capsys.readouterr().out
     assert "s1" in out and "accepted" in out
     assert "failed     no status LED on this site" in out
-    assert "summary: answered 1/1, succeeded 0, failed 1, rejected 0, silent 0" in out
+    assert "summary: answered 1/1, succeeded 0, failed 1, rejected 0, no answer 0" in out
 
     argv = ["centre", "send", "rebirth", "--site", "s1", "--port", str(broker.port)]
     assert main([*argv, "--timeout", "5"]) == 0
@@ -264,7 +264,7 @@ def test_centre_cli_keygen_and_send_prints_replies_and_summary(
     assert "sent" not in out
     assert "site nowhere: the centre has never heard of it" in err and "--force" in err
     assert main([*argv, "--timeout", "0.5", "--force"]) == 1
-    assert "silent 1 (nowhere)" in capsys.readouterr().out
+    assert "no answer 1 (nowhere)" in capsys.readouterr().out
 
 
 def test_centre_send_knows_the_sites_in_the_fleet_database(broker, tmp_path, capsys, monkeypatch):
@@ -285,7 +285,7 @@ def test_centre_send_knows_the_sites_in_the_fleet_database(broker, tmp_path, cap
     argv = ["centre", "send", "rebirth", "--port", str(broker.port), "--timeout", "0.3"]
     # c9 is stored (never online now): sent, and silent
     assert main([*argv, "--site", "c9"]) == 1
-    assert "silent 1 (c9)" in capsys.readouterr().out
+    assert "no answer 1 (c9)" in capsys.readouterr().out
     assert main([*argv, "--site", "c99"]) == 3
     err = capsys.readouterr().err
     assert "site c99: the centre has never heard of it" in err and str(db) in err
@@ -310,7 +310,7 @@ def test_centre_send_reads_the_broker_password_from_a_file_never_argv(
     capsys.readouterr()
 
     assert main([*argv, "--password-file", str(right)]) == 1  # connected; the site is silent
-    assert "silent 1 (nowhere)" in capsys.readouterr().out
+    assert "no answer 1 (nowhere)" in capsys.readouterr().out
     assert main([*argv, "--password-file", str(wrong)]) != 0
     assert "silent" not in capsys.readouterr().out  # refused at CONNECT, never sent
     assert main([*argv, "--password-file", str(tmp_path / "missing")]) == 3

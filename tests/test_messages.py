@@ -15,7 +15,6 @@ from agent.messages import (
     CatalogueError,
     Message,
     catalogue,
-    catalogue_files,
     fields,
     message,
     render,
@@ -66,9 +65,7 @@ def _imports_t(tree: ast.Module) -> bool:
 def _used_ids() -> dict[str, list[str]]:
     """Each id given to message() or t() in agent/, with where. An id may be a literal or a
     module-level constant; a call whose id is neither is reported as such (the renderers'
-    own definitions excepted), so this scan sees every id the code can make. Any string
-    constant shaped like an id of a catalogue area counts too (ids kept in tables)."""
-    areas = {path.stem for path in catalogue_files()}
+    own definitions excepted), so this scan sees every id the code can make."""
     used: dict[str, list[str]] = {}
     for path in sorted(AGENT.rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
@@ -82,13 +79,6 @@ def _used_ids() -> dict[str, list[str]]:
         renderers = {"message"} | ({"t"} if _imports_t(tree) else set())
         for node in ast.walk(tree):
             where = f"{path.relative_to(AGENT.parent)}:{getattr(node, 'lineno', 0)}"
-            if (
-                isinstance(node, ast.Constant)
-                and isinstance(node.value, str)
-                and re.match(ID_PATTERN, node.value)
-                and node.value.split(".", 1)[0] in areas
-            ):
-                used.setdefault(node.value, []).append(where)
             if not (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Name)

@@ -37,7 +37,7 @@ _ATTENDANCE = (
     b'"ts":"2026-11-24T07:00:00Z","historical":false,"session_id":"s-1","count":20,'
     b'"spread":0.5,"detector":"centerface","expected":40,"rate":0.5,"peak":20,"median":20.0,'
     b'"codec_count":19,"tiled":true,"burst_count":20,"frames":3,"frames_used":3,'
-    b'"unknown_reason":null}'
+    b'"unknown_reason":null,"unknown_reason_msg":null}'
 )
 
 

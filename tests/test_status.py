@@ -78,7 +78,7 @@ def test_render_vietnamese():
     assert "Điểm cầu: UBND xã Phúc Thọ" in text
     assert "Đánh giá: SUY GIẢM" in text
     assert "Cảnh báo" in text
-    assert "Máy chủ MQTT: 10.0.0.1:1883 - chưa kết nối" in text
+    assert "Máy chủ MQTT: 10.0.0.1:1883 - mất kết nối" in text
     assert "không kết nối được máy chủ MQTT (connection refused)" in text
     assert "Phiên họp tiếp theo" in text
 

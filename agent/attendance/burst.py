@@ -1,6 +1,6 @@
 """One burst of frames to one count: which frames can be trusted, their median, the spread.
 
-Pure and stdlib-only (the report model imports it): numbers in, numbers out. A count is
+Pure (the report model imports it): numbers in, numbers out, and a message for why not. A count is
 None ("unknown") when the camera could not see: too few usable frames (covered lens, dark
 room, no frames at all). Never 0 then: 0 means an empty room was seen.
 """
@@ -10,6 +10,9 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from agent import messages
+from agent.messages import Message, message
 
 
 @dataclass(frozen=True)
@@ -27,11 +30,12 @@ def frame_problem(seen: FrameLook, dark_luma: float, min_contrast: float) -> str
     return None
 
 
-# What a technician reads when a burst is unknown, by its most common cause.
+# What a technician reads when a burst is unknown, by its most common cause (the ids are
+# literals here, where the catalogue test reads them).
 UNKNOWN_REASONS = {
-    "dark": "camera sees only darkness (lens covered or lights off)",
-    "uniform": "camera sees a uniform picture (lens covered or facing a wall)",
-    "no_frames": "camera delivered no frames",
+    "dark": "attendance.unknown.dark",
+    "uniform": "attendance.unknown.uniform",
+    "no_frames": "attendance.unknown.no_frames",
 }
 
 
@@ -42,7 +46,13 @@ class BurstStats:
     counts: tuple[int, ...]  # per usable frame
     count: int | None  # median over usable frames; None: unknown
     spread: float | None  # interquartile range of the counts (0: all frames agree)
-    unknown_reason: str | None = None
+    unknown_reason: str | None = None  # the English of unknown_msg
+    unknown_msg: Message | None = None
+
+    @classmethod
+    def blind(cls, frames: int, usable: int, counts: tuple[int, ...], why: Message) -> BurstStats:
+        """An unknown count, and why."""
+        return cls(frames, usable, counts, None, None, why.text, why)
 
 
 def iqr(values: Sequence[int]) -> float:
@@ -72,11 +82,11 @@ def summarise_burst(
     if not usable or len(usable) < min_usable * wanted:
         reasons = [p for p in problems if p in UNKNOWN_REASONS]
         if reasons and frames >= min_usable * wanted:
-            why = UNKNOWN_REASONS[max(sorted(set(reasons)), key=reasons.count)]
+            why = messages.message(UNKNOWN_REASONS[max(sorted(set(reasons)), key=reasons.count)])
         elif frames == 0:
-            why = UNKNOWN_REASONS["no_frames"]
+            why = message("attendance.unknown.no_frames")
         else:
-            why = f"camera delivered {frames} of {wanted} frames"
-        return BurstStats(frames, len(usable), tuple(usable), None, None, why)
+            why = message("attendance.unknown.few_frames", frames=frames, wanted=wanted)
+        return BurstStats.blind(frames, len(usable), tuple(usable), why)
     median = statistics.median(usable)
     return BurstStats(frames, len(usable), tuple(usable), int(median + 0.5), iqr(usable))

@@ -25,6 +25,7 @@ from agent.attendance.detector import Backend, FaceFinder, FrameFaces, load_back
 from agent.attendance.settings import AttendanceSettings
 from agent.config import CameraSettings
 from agent.errors import AgentError, ProbeError
+from agent.messages import Message, message
 from agent.probes.frames import grab_frames, resolve_source
 
 Frame = npt.NDArray[np.uint8]
@@ -75,7 +76,7 @@ class Grabbed:
     frames: list[Frame] = field(default_factory=list)
     label: str = ""
     error: AgentError | None = None  # the camera could not be opened or read
-    stopped: str = ""  # why fewer frames than asked ("" if all came)
+    stopped: str | Message = ""  # why fewer frames than asked ("" if all came)
     seconds: float = 0.0
 
 
@@ -118,12 +119,14 @@ def grab_burst(
         error = ProbeError(f"camera {source.label}: {got.error}", "run `edge-agent check camera`")
     elif got.error is not None:
         raise got.error
-    stopped = ""
+    stopped: str | Message = ""
     if len(frames) < count:
-        if got.stopped or got.ended:
-            stopped = got.stopped or "file ended"
+        if got.stopped:
+            stopped = got.stopped
+        elif got.ended:
+            stopped = message("attendance.unknown.file_ended")
         elif got.late:
-            stopped = f"only {len(frames)} of {count} frames before the deadline"
+            stopped = message("attendance.unknown.late", frames=len(frames), wanted=count)
     return Grabbed(frames, source.label, error, stopped, time.monotonic() - started)
 
 
@@ -230,11 +233,16 @@ class Counter:
             # Bursts are a minute apart: hand the detector's memory back in between.
             self.backend.release()
             trim_heap()
-        error = grabbed.error.message if grabbed.error is not None else None
+        error = grabbed.error
         stats = result.stats
-        if stats.count is None and (error or grabbed.stopped):
-            why = error or f"camera {grabbed.label}: {grabbed.stopped}"
-            stats = BurstStats(stats.frames, stats.usable, stats.counts, None, None, why)
+        if stats.count is None and (error is not None or grabbed.stopped):
+            if error is not None:  # the camera's own words (a message where it has one)
+                stats = BurstStats(stats.frames, stats.usable, stats.counts, None, None,
+                                   error.message, error.msg)  # fmt: skip
+            else:
+                why = message("attendance.unknown.stopped", camera=grabbed.label,
+                              why=grabbed.stopped)  # fmt: skip
+                stats = BurstStats.blind(stats.frames, stats.usable, stats.counts, why)
         return BurstResult(
             stats=stats,
             detector=result.detector,

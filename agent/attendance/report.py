@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from agent.attendance.burst import BurstStats
 from agent.attendance.settings import AttendanceSettings
 from agent.attendance.smoothing import Hysteresis, HysteresisConfig, SessionTally
+from agent.messages import Message
 
 
 class AttendanceReport(BaseModel):
@@ -53,6 +54,9 @@ class AttendanceReport(BaseModel):
     frames_used: int = Field(ge=0, description="Frames that could be counted.")
     unknown_reason: str | None = Field(
         None, description="Why the burst could not count (covered lens, no frames...)."
+    )
+    unknown_reason_msg: Message | None = Field(
+        None, description="`unknown_reason` as a message, for a reader in another language."
     )
 
 
@@ -120,4 +124,5 @@ class AttendanceSession:
             frames=burst.frames,
             frames_used=burst.usable,
             unknown_reason=burst.unknown_reason,
+            unknown_reason_msg=burst.unknown_msg,
         )

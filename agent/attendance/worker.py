@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 from agent.attendance.burst import BurstStats
 from agent.config import Settings
+from agent.messages import Message, message
 from agent.selftest.worker import plain_settings
 from agent.system.workers import die_with_parent, run_worker
 
@@ -29,11 +30,8 @@ class Burst:
     tiled: bool
 
 
-def _blind(reason: str, settings: Settings) -> Burst:
-    stats = BurstStats(
-        frames=0, usable=0, counts=(), count=None, spread=None, unknown_reason=reason
-    )
-    return Burst(stats, settings.attendance.detector, False)
+def _blind(reason: Message, settings: Settings) -> Burst:
+    return Burst(BurstStats.blind(0, 0, (), reason), settings.attendance.detector, False)
 
 
 def deadline_s(settings: Settings) -> float:
@@ -52,17 +50,24 @@ def count_burst_isolated(settings: Settings) -> Burst:
             "agent.attendance.worker", request.encode(), deadline, settings.paths.state_dir
         )
     except subprocess.TimeoutExpired:
-        return _blind(f"counting hung for {deadline:.0f} s", settings)
+        return _blind(message("attendance.unknown.hung", seconds=deadline), settings)
     except OSError as exc:
-        return _blind(f"counting could not start: {exc}", settings)
+        return _blind(message("attendance.unknown.no_start", error=str(exc)), settings)
     if returncode != 0:
-        return _blind(f"counting failed (exit code {returncode}); see the log", settings)
+        return _blind(message("attendance.unknown.exit_code", code=returncode), settings)
     try:
         raw = json.loads(stdout)
-        stats = BurstStats(**{**raw["stats"], "counts": tuple(raw["stats"]["counts"])})
+        why = raw["stats"].get("unknown_msg")
+        stats = BurstStats(
+            **{
+                **raw["stats"],
+                "counts": tuple(raw["stats"]["counts"]),
+                "unknown_msg": None if why is None else Message.model_validate(why),
+            }
+        )
         return Burst(stats, str(raw["detector"]), bool(raw["tiled"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        return _blind(f"counting answered garbage: {exc}", settings)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return _blind(message("attendance.unknown.garbage", error=str(exc)), settings)
 
 
 def main() -> int:
@@ -73,7 +78,10 @@ def main() -> int:
     settings = Settings.model_validate(json.load(sys.stdin)["settings"])
     setup_logging("warning")
     result = Counter(settings.attendance, settings.camera).count_camera()
-    out = {"stats": asdict(result.stats), "detector": result.detector, "tiled": result.tiled}
+    stats = asdict(result.stats)
+    why = result.stats.unknown_msg
+    stats["unknown_msg"] = None if why is None else why.model_dump(mode="json")
+    out = {"stats": stats, "detector": result.detector, "tiled": result.tiled}
     try:
         sys.stdout.write(json.dumps(out))
         sys.stdout.flush()

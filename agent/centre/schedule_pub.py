@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from agent.centre.settings import CentreSettings
 from agent.contract.topics import topic_for
 from agent.errors import TransportError
+from agent.messages import message
 from agent.schedule.model import SchedulePayload, Session, parse_payload
 from agent.transport.listener import Listener
 from agent.transport.mqtt import endpoint
@@ -68,8 +69,8 @@ def publish(
         listener.publish(topic, body, qos=1, retain=True)
         if not listener.wait_for(lambda ms: any(m.payload == body for m in ms), timeout):
             raise TransportError(
-                f"schedule: the broker did not confirm {topic} in {timeout} s",
-                "is the centre allowed to write under the prefix (broker ACL)?",
+                message("broker.schedule_unconfirmed", topic=topic, seconds=timeout),
+                message("broker.hint.acl"),
             )
     return topic
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.contract.envelope import sign
 from agent.contract.topics import topic_for
 from agent.errors import ProtocolRefused, TransportError
+from agent.messages import Message, message
 from agent.transport.mqtt import (
     ConnAck,
     Connection,
@@ -45,6 +46,9 @@ class Reply:
     topic: str
     correlation: bytes | None
     after_s: float  # since the command was published
+    # `reason` as a message, for the operator's language (None from an older agent, or one
+    # this centre cannot read: `reason` is shown then).
+    reason_msg: Message | None = None
 
 
 @dataclass
@@ -125,14 +129,22 @@ class Sender:
                 if isinstance(event, ConnAck) and event.protocol_refused:
                     raise protocol_refused(self.where, conn.protocol, event.reason)
                 if isinstance(event, ConnAck) and not event.ok:
-                    raise TransportError(f"broker refused the centre: {event.reason}", "")
+                    raise TransportError(
+                        message("centre.broker_refused", reason=str(event.reason)),
+                        message("centre.broker_refused_hint"),
+                    )
                 if isinstance(event, kind):
                     return
                 if isinstance(event, Inbound):
                     self._note(event)
         raise TransportError(
-            f"no {what} from {self.where.host}:{self.where.port} in {timeout_s:g} s",
-            "is the broker running, and may this user publish and subscribe to the prefix?",
+            message(
+                "centre.no_answer",
+                what=what,
+                broker=f"{self.where.host}:{self.where.port}",
+                seconds=timeout_s,
+            ),
+            message("centre.no_answer_hint"),
         )
 
     def _pump(self, conn: Connection, timeout_s: float) -> None:
@@ -230,8 +242,8 @@ class Sender:
         while time.monotonic() < end and not self.conn.closed:
             self._pump(self.conn, 0.02)
             inbox, self._inbox = self._inbox, []
-            for message in inbox:
-                reply = parse_reply(message, command_id, time.monotonic() - start)
+            for inbound in inbox:
+                reply = parse_reply(inbound, command_id, time.monotonic() - start)
                 if reply is None:
                     continue
                 outcome.replies.append(reply)
@@ -255,6 +267,17 @@ def parse_reply(message: Inbound, command_id: str, after_s: float) -> Reply | No
             topic=message.topic,
             correlation=message.correlation,
             after_s=after_s,
+            reason_msg=_reason_msg(data.get("reason_msg")),
         )
     except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _reason_msg(data: object) -> Message | None:
+    """A reply's message, or None when it has none or it is damaged (the English stays)."""
+    if data is None:
+        return None
+    try:
+        return Message.model_validate(data)
+    except ValueError:
         return None

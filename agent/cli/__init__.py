@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from agent import __version__
 from agent.checks.model import ExitCode
 from agent.errors import AgentError
-from agent.i18n import LANGUAGES, N_, _, current_language, select_language, set_language
+from agent.i18n import LANGUAGES, current_language, select_language, set_language, t
 from agent.messages import render_or
 
 # Each module adds its own sub-commands: add_parsers(subparsers) sets `func` on each parser;
@@ -28,10 +28,6 @@ _COMMAND_MODULES = (
     "agent.cli.status",
     "agent.cli.attendance",
 )
-_CONFIG_HELP = "settings file (default: $EDGE_AGENT_CONFIG or /etc/edge-agent/agent.toml)"
-# Placeholders in the usage line, which argument errors print: in the reader's language.
-_FILE = N_("FILE")
-_COMMAND = N_("COMMAND")
 # What a shell reports for a process killed by SIGPIPE (128 + 13): `cmd | head` stopped it.
 _EXIT_BROKEN_PIPE = 141
 
@@ -47,12 +43,17 @@ def _leaves(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edge-agent", description="Keeps a video-conference site ready."
+    # Help texts and the usage line's placeholders (which argument errors print too) are in
+    # the reader's language: the language is chosen before the parser is built.
+    parser = argparse.ArgumentParser(prog="edge-agent", description=t("cli.description"))
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"edge-agent {__version__}",
+        help=t("cli.version_help"),  # argparse 3.11 does not ask gettext for this one
     )
-    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
-    parser.add_argument("--config", metavar=_(_FILE), help=_CONFIG_HELP)
-    sub = parser.add_subparsers(dest="command", required=True, metavar=_(_COMMAND))
+    parser.add_argument("--config", metavar=t("cli.metavar.file"), help=t("cli.config_help"))
+    sub = parser.add_subparsers(dest="command", required=True, metavar=t("cli.metavar.command"))
     for name in _COMMAND_MODULES:
         importlib.import_module(name).add_parsers(sub)
     # `--config` after the command too (`config check --config F`): people type it there.
@@ -60,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     for leaf in _leaves(parser):
         if "--config" not in leaf._option_string_actions:
             leaf.add_argument(
-                "--config", metavar=_(_FILE), default=argparse.SUPPRESS, help=_CONFIG_HELP
+                "--config",
+                metavar=t("cli.metavar.file"),
+                default=argparse.SUPPRESS,
+                help=t("cli.config_help"),
             )
     return parser
 
@@ -76,6 +80,14 @@ def _lang_in(argv: Sequence[str]) -> str | None:
     return None
 
 
+def error_text(exc: AgentError) -> str:
+    """The error and its fix in the reader's language (English for an untranslated one)."""
+    lang = current_language()
+    text = render_or(exc.msg, exc.message, lang)
+    hint = render_or(exc.hint_msg, exc.hint, lang)
+    return t("cli.error_hint", message=text, hint=hint) if hint else t("cli.error", message=text)
+
+
 def _run(argv: Sequence[str] | None) -> int:
     set_language(select_language(_lang_in(sys.argv[1:] if argv is None else argv)))
     parser = build_parser()
@@ -84,10 +96,7 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         return func(args)
     except AgentError as exc:
-        # In the reader's language: an error made of messages renders here, not where raised.
-        text = render_or(exc.msg, exc.message, current_language())
-        hint = render_or(exc.hint_msg, exc.hint, current_language())
-        print(f"edge-agent: {text}; {hint}" if hint else f"edge-agent: {text}", file=sys.stderr)  # noqa: T201 - CLI output
+        print(error_text(exc), file=sys.stderr)  # noqa: T201 - CLI output
         return int(ExitCode.UNKNOWN)
     except KeyboardInterrupt:
         return 130

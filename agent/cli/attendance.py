@@ -16,6 +16,8 @@ from agent.attendance.settings import AttendanceSettings
 from agent.checks.model import ExitCode
 from agent.config import Settings, load_settings
 from agent.errors import AgentError
+from agent.i18n import current_language, t
+from agent.messages import message, render_or
 from agent.system.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -78,28 +80,46 @@ def _summary(result: BurstResult, source: str) -> dict[str, Any]:
 def _count(args: argparse.Namespace) -> int:
     counter, _ = _counter(args)
     result = _burst(counter, args, keep_frame=True)
+    shown = str(args.image) if args.image is not None else t("attendance.count.camera",
+                                                              camera=result.camera)  # fmt: skip
     source = str(args.image) if args.image is not None else f"camera {result.camera}"
     summary = _summary(result, source)
+    stats = result.stats
     if args.json:
         sys.stdout.write(json.dumps(summary) + "\n")
     elif summary["count"] is None:
-        sys.stdout.write(f"{source}: count unknown: {summary['unknown_reason']}\n")
-        if result.camera_error:
+        reason = render_or(stats.unknown_msg, stats.unknown_reason or "", current_language())
+        sys.stdout.write(t("attendance.count.unknown", source=shown, reason=reason) + "\n")
+        if result.camera_error and stats.unknown_msg is None:  # an untranslated camera error
             sys.stdout.write(f"  {result.camera_error}\n")
     else:
-        spread = f", spread {summary['spread']:g}" if summary["frames_used"] > 1 else ""
+        spread = (
+            message("attendance.count.spread", spread=summary["spread"])
+            if summary["frames_used"] > 1
+            else ""
+        )
         frames = (
-            f"median of {summary['frames_used']} frames" if summary["frames"] > 1 else "1 frame"
+            message("attendance.count.median", frames=summary["frames_used"])
+            if summary["frames"] > 1
+            else message("attendance.count.one_frame")
         )
         excluded = (
-            f"; {summary['excluded']} more outside the region of interest"
+            message("attendance.count.excluded", excluded=summary["excluded"])
             if summary["excluded"]
             else ""
         )
-        sys.stdout.write(
-            f"{source}: {summary['count']} people ({frames}{spread}; {result.detector}"
-            f"{', tiled' if result.tiled else ''}; {result.seconds:.2f} s){excluded}\n"
+        line = t(
+            "attendance.count.result",
+            source=shown,
+            count=summary["count"],
+            frames=frames,
+            spread=spread,
+            detector=result.detector,
+            tiled=message("attendance.count.tiled") if result.tiled else "",
+            seconds=result.seconds,
+            excluded=excluded,
         )
+        sys.stdout.write(line + "\n")
     return int(ExitCode.OK if summary["count"] is not None else ExitCode.UNKNOWN)
 
 

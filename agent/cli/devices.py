@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent.config import PathSettings, load_settings
 from agent.errors import ConfigError
-from agent.i18n import LANGUAGES, select_language
+from agent.i18n import LANGUAGES, select_language, t
 from agent.probes.inventory import inventory, render_inventory
 
 
@@ -32,8 +32,8 @@ def _devices(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    devices = sub.add_parser("devices", help="list the devices this machine has")
-    devices.add_argument("--json", action="store_true")
-    devices.add_argument("--lang", choices=LANGUAGES, help="default: from LANG")
+    devices = sub.add_parser("devices", help=t("cli.devices.help"))
+    devices.add_argument("--json", action="store_true", help=t("cli.json_help"))
+    devices.add_argument("--lang", choices=LANGUAGES, help=t("cli.lang_help"))
     devices.add_argument("--sysfs-root", help=argparse.SUPPRESS)
     devices.set_defaults(func=_devices)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from agent.config import PathSettings, load_settings
 from agent.errors import ConfigError
-from agent.i18n import LANGUAGES, _, select_language, set_language
+from agent.i18n import LANGUAGES, select_language, set_language, t
 from agent.led.driver import prepare_leds
 from agent.led.patterns import LedSettings, LegendRow, legend
+from agent.messages import message
 
 AGENT_GROUP = "edge-agent"
 
@@ -21,9 +22,9 @@ AGENT_GROUP = "edge-agent"
 def render_legend(rows: list[LegendRow]) -> str:
     """One block per pattern: readable on an 80-column SSH terminal."""
     width = max(len(r.name) for r in rows)
-    lines = [_("Status LED patterns"), ""]
+    lines = [t("led.legend_title"), ""]
     for r in rows:
-        lines.append(f"  {r.name.ljust(width)}  {r.look}  ({_('Single LED')}: {r.single_look})")
+        lines.append(f"  {r.name.ljust(width)}  {r.look}  ({t('led.single', look=r.single_look)})")
         lines.append(f"  {' ' * width}  {r.meaning}")
     return "\n".join(lines)
 
@@ -48,18 +49,16 @@ def _led(args: argparse.Namespace) -> int:
         if args.sysfs_root:
             sysfs_root = Path(args.sysfs_root)
         if not settings.enabled:
-            sys.stdout.write("led: disabled in the settings (led.enabled = false); nothing to do\n")
+            sys.stdout.write(t("led.disabled") + "\n")
             return 0
         try:
             gid = grp.getgrnam(args.group).gr_gid
         except KeyError:
             raise ConfigError(
-                f"group {args.group!r}: does not exist", "run install.sh, or pass --group"
+                message("led.no_group", group=args.group), message("led.no_group_hint")
             ) from None
         changed = prepare_leds(sysfs_root, settings.names().values(), gid)
-        sys.stdout.write(
-            f"led: timer trigger selected; group {args.group} may write {len(changed)} files\n"
-        )
+        sys.stdout.write(t("led.prepared", group=args.group, count=len(changed)) + "\n")
         return 0
     rows = legend(lang)
     if args.json:
@@ -71,21 +70,12 @@ def _led(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    led = sub.add_parser(
-        "led",
-        help="what the status LED's patterns mean",
-        description="Print the LED legend (default), or prepare the LEDs as root.",
-    )
+    led = sub.add_parser("led", help=t("cli.led.help"), description=t("cli.led.description"))
     action = led.add_mutually_exclusive_group()
-    action.add_argument("--legend", action="store_true", help="print the legend (default)")
-    action.add_argument(
-        "--prepare",
-        action="store_true",
-        help="as root: select the timer trigger and let the agent's group write the LEDs "
-        "(the service runs this before it starts)",
-    )
-    led.add_argument("--lang", choices=LANGUAGES, help="vi or en (default: from the locale)")
-    led.add_argument("--json", action="store_true", help="machine-readable legend")
+    action.add_argument("--legend", action="store_true", help=t("cli.led.legend_help"))
+    action.add_argument("--prepare", action="store_true", help=t("cli.led.prepare_help"))
+    led.add_argument("--lang", choices=LANGUAGES, help=t("cli.lang_help"))
+    led.add_argument("--json", action="store_true", help=t("cli.json_help"))
     led.add_argument("--group", default=AGENT_GROUP, help=argparse.SUPPRESS)
     led.add_argument("--sysfs-root", help=argparse.SUPPRESS)
     led.set_defaults(func=_led)

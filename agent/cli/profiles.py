@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from agent.checks.model import ExitCode, Status
 from agent.config import PathSettings, load_settings
 from agent.errors import ConfigError, ProbeError, ProfileError
+from agent.i18n import current_language, t
+from agent.messages import message, render_or
 from agent.profiles.loader import list_profiles, load_profile, profile_path
 from agent.profiles.model import Profile
 
@@ -139,13 +141,13 @@ def _test(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in p.queries]
     if unknown:
         raise ProfileError(
-            f"profile {p.name} has no query {', '.join(unknown)}",
-            f"its queries: {', '.join(p.queries)}",
+            message("cli.profiles.no_query", profile=p.name, names=", ".join(unknown)),
+            message("cli.profiles.its_queries", names=", ".join(p.queries)),
         )
     if args.port is None and p.transport.kind != "process":
         raise ProfileError(
-            f"profile {p.name} talks over {p.transport.describe()}: give --port",
-            "a serial path (/dev/ttyUSB0), or socket://HOST:PORT",
+            message("cli.profiles.give_port", profile=p.name, transport=p.transport.describe()),
+            message("cli.profiles.port_examples"),
         )
     target = Target(
         port=args.port,
@@ -160,7 +162,10 @@ def _test(args: argparse.Namespace) -> int:
     except ProbeError as exc:
         return _report_failure(args, p, exc)
     except ValueError as exc:  # e.g. a VISCA address outside 1..7
-        raise ProfileError(f"cannot run {p.name}: {exc}", "check --id") from None
+        raise ProfileError(
+            message("cli.profiles.cannot_run", profile=p.name, error=str(exc)),
+            message("cli.profiles.check_id"),
+        ) from None
     _report(args, p, judgement, results_time={r.name: r.elapsed_s for r in results})
     return int(_EXIT[judgement.outcome.status])
 
@@ -238,45 +243,67 @@ def _report_failure(args: argparse.Namespace, p: Profile, exc: ProbeError) -> in
         )
     else:
         _write(_header(p, args))
-        _write(f"result: FAIL - {exc.message}")
+        lang = current_language()
+        _write(f"result: FAIL - {render_or(exc.msg, exc.message, lang)}")
         if exc.hint:
-            _write(f"hint: {exc.hint}")
+            _write(f"hint: {render_or(exc.hint_msg, exc.hint, lang)}")
     return int(ExitCode.CRITICAL)
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     profiles = sub.add_parser(
-        "profiles",
-        help="firmware profiles: list, show, test against a device",
-        description="Firmware profiles describe how to talk to a codec, camera or display.",
+        "profiles", help=t("cli.profiles.help"), description=t("cli.profiles.description")
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--profiles-dir", metavar="DIR", help="default: paths.profiles_dir from the settings"
+        "--profiles-dir", metavar=t("cli.metavar.dir"), help=t("cli.profiles.dir_help")
     )
-    psub = profiles.add_subparsers(dest="profiles_command", required=True, metavar="ACTION")
+    psub = profiles.add_subparsers(
+        dest="profiles_command", required=True, metavar=t("cli.metavar.action")
+    )
+    json_help = t("cli.json_help")
+    name, name_help = t("cli.metavar.name"), t("cli.profiles.name_help")
 
-    lst = psub.add_parser("list", help="the profiles and what they cover", parents=[common])
-    lst.add_argument("--json", action="store_true")
+    lst = psub.add_parser("list", help=t("cli.profiles.list_help"), parents=[common])
+    lst.add_argument("--json", action="store_true", help=json_help)
     lst.set_defaults(func=_list)
 
-    show = psub.add_parser("show", help="one profile: transport, login, queries", parents=[common])
-    show.add_argument("name")
-    show.add_argument("--json", action="store_true")
+    show = psub.add_parser("show", help=t("cli.profiles.show_help"), parents=[common])
+    show.add_argument("name", metavar=name, help=name_help)
+    show.add_argument("--json", action="store_true", help=json_help)
     show.set_defaults(func=_show)
 
     test = psub.add_parser(
         "test",
-        help="run a profile's queries against a live device",
-        description="Exit 0 ok, 1 warning, 2 failure, 3 could not run.",
+        help=t("cli.profiles.test_help"),
+        description=t("cli.profiles.test_description"),
         parents=[common],
     )
-    test.add_argument("name")
-    test.add_argument("--port", help="serial path, socket://HOST:PORT, or HOST[:PORT] for tcp")
-    test.add_argument("--id", type=int, default=1, help="device id / camera address (1)")
-    test.add_argument("--query", action="append", metavar="Q", help="only this query (repeatable)")
-    test.add_argument("--username")
-    test.add_argument("--password", help=f"or set ${PASSWORD_ENV}")
-    test.add_argument("--timeout", type=float, default=10.0, help="whole test, seconds (10)")
-    test.add_argument("--json", action="store_true")
+    test.add_argument("name", metavar=name, help=name_help)
+    test.add_argument("--port", metavar=t("cli.metavar.port"), help=t("cli.profiles.port_help"))
+    test.add_argument(
+        "--id", type=int, default=1, metavar=t("cli.metavar.number"), help=t("cli.profiles.id_help")
+    )
+    test.add_argument(
+        "--query",
+        action="append",
+        metavar=t("cli.metavar.query"),
+        help=t("cli.profiles.query_help"),
+    )
+    test.add_argument(
+        "--username", metavar=t("cli.metavar.user"), help=t("cli.profiles.username_help")
+    )
+    test.add_argument(
+        "--password",
+        metavar=t("cli.metavar.password"),
+        help=t("cli.profiles.password_help", variable=PASSWORD_ENV),
+    )
+    test.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar=t("cli.metavar.seconds"),
+        help=t("cli.profiles.timeout_help"),
+    )
+    test.add_argument("--json", action="store_true", help=json_help)
     test.set_defaults(func=_test)

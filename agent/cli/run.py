@@ -9,7 +9,7 @@ from types import FrameType
 
 from agent.checks.model import ExitCode
 from agent.config import load_settings
-from agent.i18n import N_
+from agent.i18n import t
 from agent.system.lockfile import hold
 from agent.system.logs import setup_logging
 from agent.system.workers import kill_leftovers
@@ -25,11 +25,8 @@ def _run(args: argparse.Namespace) -> int:
     # the outbox, its workers) is touched: a second daemon would knock the first off.
     hold(
         state_dir / LOCK_NAME,
-        N_("edge-agent is already running with this state directory (pid %(pid)s, %(path)s)"),
-        N_(
-            "`edge-agent status` asks it; stop it first (systemctl stop edge-agent), or give "
-            "this one another paths.state_dir"
-        ),
+        "run.already_running",
+        "run.already_running_hint",
     )
     kill_leftovers(state_dir)
     # Imported here so `edge-agent check` never loads the transport.
@@ -52,13 +49,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = sub.add_parser(
-        "run",
-        help="run the agent: self-test on an interval and report to the centre over MQTT",
-        description="The agent daemon. Stops cleanly (publishing `offline`) on SIGTERM/SIGINT.",
-    )
-    run.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    run = sub.add_parser("run", help=t("run.help"), description=t("run.description"))
+    run.add_argument("-v", "--verbose", action="store_true", help=t("run.verbose_help"))
     run.add_argument(
-        "--duration", type=float, metavar="S", help="stop after S seconds (demos, tests)"
+        "--duration", type=float, metavar=t("cli.metavar.seconds"), help=t("run.duration_help")
     )
     run.set_defaults(func=_run)

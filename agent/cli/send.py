@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent import messages
 from agent.centre.keys import load_private_key, write_key_pair
 from agent.centre.settings import (
     ENV_CENTRE_CONFIG,
@@ -24,6 +25,32 @@ from agent.centre.settings import (
 )
 from agent.config import BrokerSettings
 from agent.errors import ConfigError
+from agent.i18n import current_language, t
+from agent.messages import Message, message, render, render_or
+
+# Codes a reply or a target carries, in the reader's words; the ids are literals here, where
+# the catalogue test reads them.
+_TIERS = {
+    "province": "centre.tier.province",
+    "district": "centre.tier.district",
+    "commune": "centre.tier.commune",
+}
+_VERDICTS = {
+    "ready": "centre.send.verdict.ready",
+    "degraded": "centre.send.verdict.degraded",
+    "fault": "centre.send.verdict.fault",
+}
+
+
+def _word(table: dict[str, str], code: str) -> Message:
+    """`code` by its id; one this release does not know (a newer site's), as it is."""
+    if code in table:
+        return messages.message(table[code])
+    return message("centre.code", code=code)
+
+
+def verdict_msg(verdict: str) -> Message:
+    return message("centre.send.verdict", verdict=_word(_VERDICTS, verdict))
 
 
 def _out(text: str) -> None:
@@ -39,12 +66,15 @@ def _keygen(args: argparse.Namespace) -> int:
     private_path, public_path = stem.with_suffix(".key"), stem.with_suffix(".pub")
     for path in (private_path, public_path):
         if path.exists() and not args.force:
-            raise ConfigError(f"{path} exists", "choose another --out, or --force to replace it")
+            raise ConfigError(
+                message("centre.keygen.exists", path=str(path)),
+                message("centre.keygen.exists_hint"),
+            )
     public = write_key_pair(stem)
     key_id = args.key_id or stem.name
-    _out(f"private key: {private_path} (keep it at the centre only; mode 600)")
-    _out(f"public key:  {public_path}")
-    _out("\nadd to each site's agent.toml:\n")
+    _out(t("centre.keygen.private", path=str(private_path)))
+    _out(t("centre.keygen.public", path=str(public_path)))
+    _out("\n" + t("centre.keygen.add") + "\n")
     _out(f'[[commands.keys]]\nkey_id = "{key_id}"\npublic_key = "{public}"')
     return 0
 
@@ -57,12 +87,16 @@ def parse_arg(text: str) -> tuple[str, Any]:
     the plain string."""
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise ConfigError(f"--arg {text!r}: expected KEY=VALUE", "e.g. --arg seconds=30")
+        raise ConfigError(
+            message("centre.send.bad_arg", arg=repr(text)), message("centre.send.bad_arg_hint")
+        )
     if value.startswith("@"):
         try:
             return key, json.loads(Path(value[1:]).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"--arg {key}: cannot read {value[1:]}: {exc}", "") from None
+            raise ConfigError(
+                message("centre.send.arg_file", key=key, path=value[1:], error=str(exc))
+            ) from None
     try:
         return key, json.loads(value)
     except ValueError:
@@ -76,8 +110,8 @@ def _password(path_text: str | None) -> str | None:
         text = sys.stdin.read() if path_text == "-" else Path(path_text).read_text()
     except OSError as exc:
         raise ConfigError(
-            f"broker password file {path_text}: {exc.strerror or exc}",
-            "give a readable file with the password on its first line",
+            message("centre.send.password_file", path=path_text, error=str(exc.strerror or exc)),
+            message("centre.send.password_file_hint"),
         ) from exc
     return text.splitlines()[0] if text.strip() else None
 
@@ -98,8 +132,8 @@ def _stored_sites(settings: CentreSettings | None, site_id: str) -> tuple[set[st
             store.close()
     except sqlite3.Error as exc:
         raise ConfigError(
-            f"fleet database {db_path}: {exc}",
-            "run as the centre's user (it must read the database), or add --force",
+            message("centre.send.database", path=str(db_path), error=str(exc)),
+            message("centre.send.database_hint"),
         ) from None
 
 
@@ -109,23 +143,26 @@ def _refuse_unknown(site_id: str, stored: set[str], db_path: Path | None,
     most likely a typo: a command to it would go nowhere, or to whoever takes the id later."""
     if site_id in stored or site_id in announced:
         return
-    database = f"not in the fleet database {db_path}" if db_path else "no fleet database here"
+    database = (
+        message("centre.send.not_in_database", path=str(db_path))
+        if db_path
+        else message("centre.send.no_database")
+    )
     raise ConfigError(
-        f"site {site_id}: the centre has never heard of it ({database}, no retained meta "
-        "on the broker)",
-        "check the id (`edge-agent centre status` lists the fleet), or add --force to send "
-        "it anyway",
+        message("centre.send.unknown_site", site=site_id, database=database),
+        message("centre.send.unknown_site_hint"),
     )
 
 
 def _send(args: argparse.Namespace) -> int:
     from agent.centre.sender import Reply, Sender  # noqa: PLC0415
     from agent.commands.actions import ACTIONS  # noqa: PLC0415
+    from agent.commands.service import status_msg  # noqa: PLC0415
     from agent.transport.mqtt import endpoint  # noqa: PLC0415
 
     if args.action not in ACTIONS:
         # The agents would refuse it too; saying so here saves a round trip.
-        _out(f"warning: {args.action!r} is not an action this version knows")
+        _out(t("centre.send.unknown_action", action=repr(args.action)))
     settings = _centre_settings(args)
     file_key = str(settings.command_key) if settings and settings.command_key else None
     key_path = args.key or os.environ.get(ENV_KEY) or file_key
@@ -151,14 +188,17 @@ def _send(args: argparse.Namespace) -> int:
     broker = _broker(args, settings)
     where = endpoint(broker, f"edge-agent-centre-send-{os.getpid()}")
 
+    lang = current_language()
+
     def show(reply: Reply) -> None:
-        line = f"{reply.after_s:7.2f}s  {reply.site_id:<24} {reply.status:<10}"
+        status = render(status_msg(reply.status), lang)
+        line = f"{reply.after_s:7.2f}s  {reply.site_id:<24} {status:<10}"
         if reply.reason:
-            line += f" {reply.reason}"
+            line += f" {render_or(reply.reason_msg, reply.reason, lang)}"
         if reply.status == "succeeded" and isinstance(reply.output, dict):
             verdict = reply.output.get("verdict")
-            if verdict:
-                line += f" verdict={verdict}"
+            if isinstance(verdict, str) and verdict:
+                line += " " + render(verdict_msg(verdict), lang)
         _out(line)
         if args.verbose and reply.output is not None:
             _out(json.dumps(reply.output, indent=1, ensure_ascii=False))
@@ -170,12 +210,27 @@ def _send(args: argparse.Namespace) -> int:
         command_id, _ = sender.send(
             private, key_id, args.action, cmd_args, target, validity_s=args.validity
         )
-        _out(f"sent {args.action} {command_id} to {_describe(target)} ({len(expected)} site(s))")
+        _out(
+            t(
+                "centre.send.sent",
+                action=args.action,
+                command_id=command_id,
+                target=_describe(target),
+                count=len(expected),
+            )
+        )
         outcome = sender.collect(command_id, expected, args.timeout, show)
     s = outcome.summary()
     _out(
-        f"summary: answered {s['answered']}/{s['expected']}, succeeded {s['succeeded']}, "
-        f"failed {s['failed']}, rejected {s['rejected']}, silent {len(s['silent'])}"
+        t(
+            "centre.send.summary",
+            answered=s["answered"],
+            expected=s["expected"],
+            succeeded=s["succeeded"],
+            failed=s["failed"],
+            rejected=s["rejected"],
+            silent=len(s["silent"]),
+        )
         + (f" ({', '.join(s['silent'])})" if s["silent"] else "")
     )
     everyone_ok = s["expected"] > 0 and s["succeeded"] == s["expected"]
@@ -210,16 +265,17 @@ def _broker(args: argparse.Namespace, settings: CentreSettings | None) -> Broker
         return BrokerSettings.model_validate({**base.model_dump(), **given})
     except ValidationError as exc:
         raise ConfigError(
-            "; ".join(e["msg"] for e in exc.errors()), "see `edge-agent centre send --help`"
+            "; ".join(e["msg"] for e in exc.errors()), message("centre.send.see_help")
         ) from None
 
 
-def _describe(target: dict[str, Any]) -> str:
+def _describe(target: dict[str, Any]) -> Message:
     if "site" in target:
-        return f"site {target['site']}"
+        return message("centre.send.to_site", site=str(target["site"]))
     if "tier" in target:
-        return f"every {target['tier']} site"
-    return "every site"
+        tier = str(target["tier"])
+        return message("centre.send.to_tier", tier=_word(_TIERS, tier))
+    return message("centre.send.to_all")
 
 
 def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

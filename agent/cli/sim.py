@@ -15,7 +15,8 @@ from agent.checks.model import ExitCode
 from agent.checks.report import render_table
 from agent.config import load_settings
 from agent.errors import ConfigError
-from agent.i18n import _
+from agent.i18n import t
+from agent.messages import message
 from agent.system.logs import setup_logging
 
 
@@ -29,8 +30,7 @@ def _from_checkout() -> Iterator[None]:
         if exc.name != "agent.sim" and not (exc.name or "").startswith("agent.sim."):
             raise
         raise ConfigError(
-            _("the simulator is not installed here: it comes with a checkout of edge-agent"),
-            _("run it from a checkout (git clone, then ./run demo)"),
+            message("cli.sim.not_installed"), message("cli.sim.from_checkout")
         ) from None
 
 
@@ -103,28 +103,34 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sim = sub.add_parser("sim", help="a simulated site (demo, tests)")
-    sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="ACTION")
+    sim = sub.add_parser("sim", help=t("cli.sim.help"))
+    sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar=t("cli.metavar.action"))
+    folder, folder_help = t("cli.metavar.dir"), t("cli.sim.dir_help")
 
-    up = sim_sub.add_parser("up", help="run a simulated site until Ctrl-C")
-    up.add_argument("--dir", help="work folder (default: a new temporary one)")
-    up.add_argument("--broker-port", type=int, help="the local broker the site reports to")
+    up = sim_sub.add_parser("up", help=t("cli.sim.up_help"))
+    up.add_argument("--dir", metavar=folder, help=folder_help)
+    up.add_argument(
+        "--broker-port",
+        type=int,
+        metavar=t("cli.metavar.port"),
+        help=t("cli.sim.broker_port_help"),
+    )
     up.set_defaults(func=_up)
 
-    demo = sim_sub.add_parser(
-        "demo",
-        help="simulated site + local mosquitto: check, then report and show the centre's view",
-    )
-    demo.add_argument("--dir", help="work folder (default: a new temporary one)")
+    demo = sim_sub.add_parser("demo", help=t("cli.sim.demo_help"))
+    demo.add_argument("--dir", metavar=folder, help=folder_help)
     demo.add_argument(
-        "--seconds", type=float, default=25.0, help="how long the agent reports (default 25)"
+        "--seconds",
+        type=float,
+        default=25.0,
+        metavar=t("cli.metavar.seconds"),
+        help=t("cli.sim.seconds_help"),
     )
     demo.add_argument(
         "--fault-after",
         type=float,
         default=12.0,
-        metavar="S",
-        help="cover the camera lens after S seconds to show a fault reaching the centre "
-        "(default 12; a negative value disables it)",
+        metavar=t("cli.metavar.seconds"),
+        help=t("cli.sim.fault_after_help"),
     )
     demo.set_defaults(func=_demo)

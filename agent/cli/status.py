@@ -10,28 +10,14 @@ from pathlib import Path
 
 from agent.config import load_settings
 from agent.errors import AgentError
-from agent.i18n import N_, _, select_language, translate
+from agent.i18n import LANGUAGES, select_language, t
+from agent.messages import message
 from agent.runtime.control import ask, socket_path
 from agent.runtime.status import StatusSnapshot, exit_code, render_status
 
 UNIT = "edge-agent.service"
 # Exists only while systemd is PID 1 (sd_booted(3)); without it there is no journal to read.
 SYSTEMD_RUNNING = Path("/run/systemd/system")
-
-_NO_JOURNALCTL = N_("no systemd journal here: journalctl is not installed")
-_NO_SYSTEMD = N_("no systemd journal here: systemd is not running (PID 1 is %(init)s)")
-_WHERE_LOGS = N_(
-    "the agent writes its log to stderr: under systemd that goes to the journal; started "
-    "another way, its log is wherever that stderr was redirected (e.g. `edge-agent run "
-    "2>>/var/log/edge-agent.log`)"
-)
-
-
-_NOT_RUNNING = N_("edge-agent is not running (nobody answers on %(path)s)")
-_START_IT = N_(
-    "start it with `systemctl start edge-agent`; `edge-agent check` tests the devices without it"
-)
-_NO_ANSWER = N_("the agent could not answer: %(error)s")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -40,9 +26,9 @@ def _status(args: argparse.Namespace) -> int:
     path = socket_path(settings.paths.state_dir)
     reply = ask(path, {"op": "status"})
     if reply is None:
-        raise AgentError(translate(_NOT_RUNNING, lang) % {"path": path}, translate(_START_IT, lang))
+        raise AgentError(message("status.not_running", path=str(path)), message("status.start_it"))
     if not reply.get("ok"):
-        raise AgentError(translate(_NO_ANSWER, lang) % {"error": reply.get("error")})
+        raise AgentError(message("status.no_answer", error=str(reply.get("error"))))
     snapshot = StatusSnapshot.model_validate(reply["result"])
     if args.json:
         text = snapshot.localised().model_dump_json(indent=2)
@@ -60,14 +46,13 @@ def _init_name() -> str:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    lang = select_language(args.lang)
     journalctl = shutil.which("journalctl")
     if journalctl is None:
-        raise AgentError(translate(_NO_JOURNALCTL, lang), translate(_WHERE_LOGS, lang))
+        raise AgentError(message("cli.logs.no_journalctl"), message("cli.logs.where"))
     if not SYSTEMD_RUNNING.is_dir():
         # journalctl would print "No journal files were found" and exit 0: say it plainly.
         raise AgentError(
-            translate(_NO_SYSTEMD, lang) % {"init": _init_name()}, translate(_WHERE_LOGS, lang)
+            message("cli.logs.no_systemd", init=_init_name()), message("cli.logs.where")
         )
     cmd = [journalctl, "--unit", UNIT, "--no-pager", "--lines", str(args.lines)]
     if args.follow:
@@ -77,17 +62,21 @@ def _logs(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = sub.add_parser(
-        "status",
-        help="the running agent's view: verdict, components, broker link, outbox, next session",
-        description="Exit 0 ready, 1 degraded or ready but not connected to the broker (the "
-        "centre cannot see the site), 2 fault, 3 not checked or agent not running.",
+        "status", help=t("cli.status.help"), description=t("cli.status.description")
     )
-    status.add_argument("--json", action="store_true")
-    status.add_argument("--lang", choices=("en", "vi"), help="default: from LANG")
+    status.add_argument("--json", action="store_true", help=t("cli.json_help"))
+    status.add_argument("--lang", choices=LANGUAGES, help=t("cli.lang_help"))
     status.set_defaults(func=_status)
 
-    logs = sub.add_parser("logs", help="recent log lines of the agent's systemd unit")
-    logs.add_argument("-n", "--lines", type=int, default=100, metavar=_("LINES"))
-    logs.add_argument("-f", "--follow", action="store_true")
-    logs.add_argument("--lang", choices=("en", "vi"), help="default: from LANG")
+    logs = sub.add_parser("logs", help=t("cli.logs.help"))
+    logs.add_argument(
+        "-n",
+        "--lines",
+        type=int,
+        default=100,
+        metavar=t("cli.metavar.lines"),
+        help=t("cli.logs.lines_help"),
+    )
+    logs.add_argument("-f", "--follow", action="store_true", help=t("cli.logs.follow_help"))
+    logs.add_argument("--lang", choices=LANGUAGES, help=t("cli.lang_help"))
     logs.set_defaults(func=_logs)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from agent.components import COMPONENTS, ComponentName
 from agent.config import Settings
 from agent.errors import AgentError
+from agent.messages import Message, message
 
 Runner = Callable[[Sequence[str], float], tuple[int, str]]  # argv, timeout -> rc, output
 REBOOT_UNIT = "edge-agent-reboot.service"
@@ -27,9 +28,24 @@ SCHEDULE_CACHE = "schedule-centre.json"
 class ActionFailed(AgentError):
     """The action ran and did not do what was asked; `output` goes into the reply."""
 
-    def __init__(self, message: str, hint: str = "", output: JsonValue = None) -> None:
+    def __init__(
+        self, message: str | Message, hint: str | Message = "", output: JsonValue = None
+    ) -> None:
         super().__init__(message, hint)
         self.output = output
+
+    @classmethod
+    def of(cls, exc: AgentError) -> ActionFailed:
+        """Another error, as the action's failure (its messages kept for the reader)."""
+        return cls(exc.msg or exc.message, exc.hint_msg or exc.hint)
+
+    def reason_msg(self) -> Message | None:
+        """The failure for a reader in another language; None when it is only English."""
+        if self.msg is None:
+            return None
+        if not self.hint:
+            return self.msg
+        return message("command.with_hint", reason=self.msg, hint=self.hint_msg or self.hint)
 
 
 def run_command(argv: Sequence[str], timeout_s: float) -> tuple[int, str]:
@@ -105,7 +121,7 @@ class ActionContext:
     counter: Callable[[], JsonValue] | None = None
     set_schedule: Callable[[Any], JsonValue] | None = None
     identify: Callable[[float], JsonValue] | None = None
-    progress: Callable[[str], None] = field(default=lambda _text: None)
+    progress: Callable[[Message], None] = field(default=lambda _msg: None)
 
 
 def _run_checks(ctx: ActionContext, args: BaseModel) -> JsonValue:
@@ -114,10 +130,15 @@ def _run_checks(ctx: ActionContext, args: BaseModel) -> JsonValue:
     off = [c for c in args.components if c not in enabled]
     if off:
         raise ActionFailed(
-            f"component(s) not enabled on this site: {', '.join(off)}",
-            f"enabled here: {', '.join(enabled) or 'none'}",
+            message("command.failed.not_enabled", components=", ".join(off)),
+            message(
+                "command.failed.enabled_here",
+                components=", ".join(enabled) or message("command.failed.none"),
+            ),
         )
-    ctx.progress(f"running checks: {', '.join(args.components or enabled)}")
+    ctx.progress(
+        message("command.progress.checks", components=", ".join(args.components or enabled))
+    )
     return ctx.run_checks(list(args.components))
 
 
@@ -128,28 +149,30 @@ def _restart_codec(ctx: ActionContext, _args: BaseModel) -> JsonValue:
 
     cfg = ctx.settings.codec
     if not cfg.enabled:
-        raise ActionFailed("the codec is not enabled on this site", "set codec.enabled = true")
+        raise ActionFailed(
+            message("command.failed.codec_off"), message("command.failed.codec_off_hint")
+        )
     try:
         profile = load_profile(ctx.settings.paths.profiles_dir, cfg.profile)
     except ProfileError as exc:
-        raise ActionFailed(exc.message, exc.hint) from None
+        raise ActionFailed.of(exc) from None
     if "reboot" not in profile.queries:
         raise ActionFailed(
-            f"firmware profile {profile.name} has no `reboot` query",
-            "restart the codec by hand, or add a reboot query to its profile",
+            message("command.failed.no_reboot_query", profile=profile.name),
+            message("command.failed.no_reboot_query_hint"),
         )
     target = Target(
         port=cfg.port,
         username=cfg.username,
         password=cfg.password.get_secret_value() if cfg.password else None,
     )
-    ctx.progress(f"sending the reboot query to {profile.name} on {cfg.port}")
+    ctx.progress(message("command.progress.reboot_query", profile=profile.name, port=cfg.port))
     try:
         (result,) = run_queries(profile, target, ["reboot"], deadline_s=cfg.timeout_s)
     except ProbeError as exc:
-        raise ActionFailed(exc.message, exc.hint) from None
+        raise ActionFailed.of(exc) from None
     if result.error is not None:
-        raise ActionFailed(result.error.message, result.error.hint)
+        raise ActionFailed.of(result.error)
     reply: dict[str, JsonValue] = dict(result.fields)
     return {"profile": profile.name, "port": cfg.port, "reply": reply}
 
@@ -165,8 +188,8 @@ def _reboot_host(ctx: ActionContext, _args: BaseModel) -> JsonValue:
     rc, output = ctx.runner(argv, 30.0)
     if rc != 0:
         raise ActionFailed(
-            f"`{' '.join(argv)}` exited {rc}",
-            "is the unit installed and the polkit rule in place (install.sh)?",
+            message("command.failed.exit_code", command=" ".join(argv), rc=rc),
+            message("command.failed.reboot_hint"),
             output,
         )
     return {"unit": REBOOT_UNIT, "output": output}
@@ -189,10 +212,7 @@ def identify_with_led(
     from agent.led.patterns import Pattern  # noqa: PLC0415
 
     if not settings.led.enabled:
-        raise ActionFailed(
-            "no status LED on this site (led.enabled = false)",
-            "`edge-agent devices` lists the LEDs this computer has",
-        )
+        raise ActionFailed(message("command.failed.no_led"), message("command.failed.no_led_hint"))
     try:
         root = settings.paths.sysfs_root
         driver = (
@@ -202,14 +222,14 @@ def identify_with_led(
         time.sleep(seconds)
         driver.show(Pattern.OFF)
     except AgentError as exc:
-        raise ActionFailed(exc.message, exc.hint) from None
+        raise ActionFailed.of(exc) from None
     return {"seconds": seconds, "leds": [str(p.name) for p in driver.leds.values()]}
 
 
 def _count_now(ctx: ActionContext, _args: BaseModel) -> JsonValue:
     if ctx.counter is None:
         raise ActionFailed(
-            "attendance counting not installed", "this agent has no people counter yet"
+            message("command.failed.no_counter"), message("command.failed.no_counter_hint")
         )
     return ctx.counter()
 
@@ -262,8 +282,8 @@ ACTIONS: dict[str, ActionSpec] = {
 }
 
 
-def disabled_actions(settings: Settings) -> dict[str, str]:
-    off: dict[str, str] = {}
+def disabled_actions(settings: Settings) -> dict[str, Message]:
+    off: dict[str, Message] = {}
     if not settings.commands.allow_reboot_host:
-        off["reboot-host"] = "reboot-host is not allowed here (commands.allow_reboot_host)"
+        off["reboot-host"] = message("command.detail.reboot_not_allowed")
     return off

@@ -15,6 +15,7 @@ from agent.checks.model import CheckRun
 from agent.commands.actions import ActionContext, Runner, run_command
 from agent.commands.service import CommandService
 from agent.config import Settings
+from agent.messages import message
 from agent.schedule.model import SchedulePayload
 from agent.transport.outbox import Outbox
 
@@ -53,7 +54,9 @@ def attach(host: Host, runner: Runner = run_command) -> CommandService | None:
 
         run = host.check_now("command", None, only)
         if run is None:
-            raise ActionFailed("the self-test crashed or was stopped", "see the agent's log")
+            raise ActionFailed(
+                message("command.failed.selftest"), message("command.failed.see_log")
+            )
         return run.summary()
 
     def exit_soon() -> None:

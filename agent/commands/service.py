@@ -25,6 +25,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import JsonValue
 
+from agent import messages
 from agent.commands.actions import ACTIONS, ActionContext, ActionFailed, disabled_actions
 from agent.commands.store import AUDIT_NAME, DB_NAME, AuditLog, SeenStore
 from agent.config import Settings
@@ -35,11 +36,13 @@ from agent.contract.envelope import (
     Reason,
     Rejection,
     public_key_from_b64,
+    reject,
     validate,
 )
 from agent.contract.payloads import CommandReplyPayload, ReplyStatus, utc_now
 from agent.contract.topics import is_within, publish_topic_problem, topic_for
 from agent.errors import ConfigError, TransportError
+from agent.messages import Message, message
 from agent.transport.outbox import Outbox
 from agent.transport.pacing import TokenBucket
 
@@ -59,7 +62,7 @@ class Route:
 
     response_topic: str | None = None
     correlation: bytes | None = None
-    note: str = ""
+    note: Message | None = None
 
 
 # MQTT 5 binary data carries a two-byte length, as strings do.
@@ -96,7 +99,25 @@ def reply_route(settings: Settings, response_topic: object, correlation: object)
             return Route(response_topic, data)
         problem = "is outside this site's reply topics"
     shown = ascii(response_topic)[:80] if isinstance(response_topic, str) else "?"
-    return Route(None, data, f"response topic {shown} {problem}: replied on {own}")
+    note = message("command.route_note", topic=shown, problem=problem, own=own)
+    return Route(None, data, note)
+
+
+STATUS_IDS = {
+    "sent": "command.status.sent",
+    "accepted": "command.status.accepted",
+    "progress": "command.status.progress",
+    "succeeded": "command.status.succeeded",
+    "failed": "command.status.failed",
+    "rejected": "command.status.rejected",
+}
+
+
+def status_msg(status: str) -> Message:
+    """A command's status in the reader's words (one this release does not know, as it is)."""
+    if status in STATUS_IDS:
+        return messages.message(STATUS_IDS[status])
+    return message("command.status.unknown", status=status)
 
 
 def load_keys(settings: Settings) -> dict[str, Ed25519PublicKey]:
@@ -165,11 +186,11 @@ class CommandService:
         """Answer `failed` for what the previous run accepted and never finished: the centre
         must not wait on an `accepted` that will never be followed, and the id is spent (a
         resend with it is a replay), so the reason says to send it again."""
-        reason = "the agent restarted while running it; send it again"
+        reason = message("command.interrupted")
         for command_id, action in self.store.interrupted():
             self.store.set_status(command_id, "failed")
-            self.audit.append("failed", command_id=command_id, action=action, reason=reason)
-            log.warning("command %s (%s): %s", command_id, action, reason)
+            self.audit.append("failed", command_id=command_id, action=action, reason=reason.text)
+            log.warning("command %s (%s): %s", command_id, action, reason.text)
             self._reply(command_id, "failed", reason, None, Route())
 
     def register_counter(self, counter: Callable[[], JsonValue]) -> None:
@@ -185,10 +206,10 @@ class CommandService:
             dropped = [job for future, job in self._queued.items() if future.cancelled()]
             self._queued.clear()
         for command, route in dropped:
-            reason = "the agent stopped before running it; send it again"
+            reason = message("command.dropped")
             self.store.set_status(command.id, "failed")
             self.audit.append("failed", command_id=command.id, action=command.action,
-                              reason=reason, duration_s=0.0)  # fmt: skip
+                              reason=reason.text, duration_s=0.0)  # fmt: skip
             self._reply(command.id, "failed", reason, None, route)
         self.store.close()
 
@@ -207,10 +228,12 @@ class CommandService:
             body.id, body.nonce, body.action, keep.timestamp(), now.timestamp()
         )
         if earlier is not None:
-            return Rejection(
+            return reject(
                 Reason.REPLAY,
-                f"command {body.id} (or its nonce) was already received (status: {earlier})",
+                "command.detail.replay",
                 body.id,
+                command=body.id,
+                status=status_msg(earlier),
             )
         return verdict
 
@@ -245,7 +268,10 @@ class CommandService:
                     )
                     self._unanswered = 0
                 log.warning("command %s refused: %s", verdict.command_id or "?", verdict.text())
-                self._reply(verdict.command_id, "rejected", verdict.text(), None, route)
+                # The English stays `<reason code>: <detail>` (docs/mqtt.md): older centres
+                # and scripts match on the code.
+                self._reply(verdict.command_id, "rejected", verdict.message(), None, route,
+                            english=verdict.text())  # fmt: skip
             else:
                 self._unanswered += 1
                 log.debug("command %s refused, not answered: %s", verdict.command_id or "?",
@@ -262,7 +288,7 @@ class CommandService:
             expires_at=verdict.body.expires_at,
         )
         log.info("command %s accepted: %s", verdict.id, verdict.action)
-        self._reply(verdict.id, "accepted", "", None, route)
+        self._reply(verdict.id, "accepted", None, None, route)
         with self._queued_lock:
             future = self._pool.submit(self._execute, verdict, route)
             self._queued[future] = (verdict, route)
@@ -287,45 +313,60 @@ class CommandService:
     def _execute(self, command: Command, route: Route) -> None:
         spec = ACTIONS[command.action]
 
-        def progress(text: str) -> None:
-            self._reply(command.id, "progress", text, None, route)
+        def progress(msg: Message) -> None:
+            self._reply(command.id, "progress", msg, None, route)
 
         context = replace(self.context, progress=progress)
         status: ReplyStatus = "succeeded"
-        reason = ""
+        reason: str | Message | None = None
         output: JsonValue = None
         started = time.monotonic()
         try:
             output = spec.run(context, command.args)
         except ActionFailed as exc:
-            status, reason, output = "failed", str(exc), exc.output
+            status, output = "failed", exc.output
+            reason = exc.reason_msg() or str(exc)
         except Exception as exc:
             log.exception("command %s (%s) crashed", command.id, command.action)
-            status, reason = "failed", f"internal error: {type(exc).__name__}: {exc}"
+            status = "failed"
+            reason = message("command.internal_error", error=f"{type(exc).__name__}: {exc}")
         took = round(time.monotonic() - started, 3)
+        text = reason.text if isinstance(reason, Message) else reason or ""
         self.store.set_status(command.id, status)
         self.audit.append(
-            status, command_id=command.id, action=command.action, reason=reason, duration_s=took
+            status, command_id=command.id, action=command.action, reason=text, duration_s=took
         )
-        log.info("command %s (%s): %s %s", command.id, command.action, status, reason)
+        log.info("command %s (%s): %s %s", command.id, command.action, status, text)
         self._reply(command.id, status, reason, output, route)
 
     def _reply(
         self,
         command_id: str,
         status: ReplyStatus,
-        reason: str,
+        reason: str | Message | None,
         output: JsonValue,
         route: Route,
+        *,
+        english: str = "",
     ) -> None:
-        if route.note:
-            reason = f"{reason}; {route.note}" if reason else route.note
+        """`reason` a message where we have one: the centre shows it in its operator's
+        language; its English text (or `english`) goes beside it for older centres."""
+        msg = reason if isinstance(reason, Message) else None
+        if not english:
+            english = msg.text if msg is not None else reason if isinstance(reason, str) else ""
+        if route.note is not None:
+            english = f"{english}; {route.note.text}" if english else route.note.text
+            if msg is not None:
+                msg = message("command.with_note", reason=msg, note=route.note)
+            elif not reason:
+                msg = route.note
         payload = CommandReplyPayload(
             site_id=self.me.site_id,
             ts=utc_now(),
             command_id=command_id,
             status=status,
-            reason=reason,
+            reason=english,
+            reason_msg=msg,
             output=output,
         )
         try:

@@ -32,11 +32,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent import messages
+from agent.messages import Message, Param, message
+
 SCHEMA = "edge-agent/command/1"
 SIGNING_TAG = b"edge-agent/command/1\n"
 MAX_PAYLOAD = 64 * 1024
 _ID = r"^[A-Za-z0-9._:-]{8,64}$"
 _NONCE = r"^[0-9a-f]{16,64}$"
+_NO_SIGNATURE = "command.detail.no_signature"
 
 
 class Reason(StrEnum):
@@ -65,9 +69,45 @@ class Rejection:
     # Broadcasts for other tiers are not ours: audited, but not answered (every site in the
     # fleet would otherwise answer every tier's commands).
     quiet: bool = False
+    detail_msg: Message | None = None  # the detail for a reader in another language
 
     def text(self) -> str:
         return f"{self.reason.value}: {self.detail}"
+
+    def message(self) -> Message:
+        """The refusal as a message: the reason by its id, the detail as said."""
+        return message(
+            "command.rejected",
+            reason=messages.message(_REASON_IDS[self.reason]),
+            detail=self.detail_msg or self.detail,
+        )
+
+
+# The ids are literals here, where the catalogue test reads them.
+_REASON_IDS = {
+    Reason.MALFORMED: "command.reason.malformed",
+    Reason.UNSIGNED: "command.reason.unsigned",
+    Reason.UNKNOWN_KEY: "command.reason.unknown_key",
+    Reason.BAD_SIGNATURE: "command.reason.bad_signature",
+    Reason.INVALID_BODY: "command.reason.invalid_body",
+    Reason.EXPIRED: "command.reason.expired",
+    Reason.NOT_YET_VALID: "command.reason.not_yet_valid",
+    Reason.VALIDITY_TOO_LONG: "command.reason.validity_too_long",
+    Reason.OTHER_SITE: "command.reason.other_site",
+    Reason.REPLAY: "command.reason.replay",
+    Reason.UNKNOWN_ACTION: "command.reason.unknown_action",
+    Reason.INVALID_ARGUMENTS: "command.reason.invalid_arguments",
+    Reason.DISABLED: "command.reason.disabled",
+}
+
+
+def reject(
+    reason: Reason, detail_id: str, command_id: str = "", quiet: bool = False, **params: Param
+) -> Rejection:
+    """A refusal whose detail is catalogue entry `detail_id` (its English is `detail`); the
+    callers give the id as a literal, where the catalogue test reads it."""
+    msg = messages.message(detail_id, **params)
+    return Rejection(reason, msg.text, command_id, quiet, msg)
 
 
 class _Strict(BaseModel):
@@ -158,7 +198,7 @@ class Policy:
     max_skew_s: float
     max_validity_s: float
     actions: Mapping[str, type[BaseModel]]  # action -> its argument model
-    disabled: Mapping[str, str]  # action -> why it is refused on this site
+    disabled: Mapping[str, Message]  # action -> why it is refused on this site
 
 
 # ---- keys and signing (also used by the centre) ------------------------------------------
@@ -225,11 +265,13 @@ def _iso(moment: datetime) -> str:
 # ---- validation -------------------------------------------------------------------------
 
 
-def _first_error(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError) -> Message:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"]) or "body"
     more = len(exc.errors()) - 1
-    return f"{loc}: {err['msg']}" + (f" (and {more} more)" if more > 0 else "")
+    if more > 0:
+        return message("command.detail.bad_fields", field=loc, error=err["msg"], more=more)
+    return message("command.detail.bad_field", field=loc, error=err["msg"])
 
 
 def _peek_id(body: str) -> str:
@@ -249,34 +291,40 @@ def _target_matches(target: Target, me: Identity) -> bool:
 def validate(raw: bytes, policy: Policy, me: Identity, now: datetime) -> Command | Rejection:
     """Every check but replay; never raises on any input."""
     if len(raw) > MAX_PAYLOAD:
-        return Rejection(Reason.MALFORMED, f"payload of {len(raw)} bytes (limit {MAX_PAYLOAD})")
+        return reject(
+            Reason.MALFORMED, "command.detail.too_large", size=len(raw), limit=MAX_PAYLOAD
+        )
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return Rejection(Reason.MALFORMED, "not UTF-8 JSON")
+        return reject(Reason.MALFORMED, "command.detail.not_json")
     if not isinstance(data, dict):
-        return Rejection(Reason.MALFORMED, "not a JSON object")
+        return reject(Reason.MALFORMED, "command.detail.not_object")
     try:
         wire = Wire.model_validate(data)
     except ValidationError as exc:
         body = data.get("body")
         peek = _peek_id(body) if isinstance(body, str) else ""
         if "sig" not in data or data.get("sig") in ("", None):
-            return Rejection(Reason.UNSIGNED, "no signature (`sig`)", peek)
-        return Rejection(Reason.MALFORMED, _first_error(exc), peek)
+            return reject(Reason.UNSIGNED, _NO_SIGNATURE, peek)
+        first = _first_error(exc)
+        return Rejection(Reason.MALFORMED, first.text, peek, detail_msg=first)
     peek = _peek_id(wire.body)
     if not wire.sig:
-        return Rejection(Reason.UNSIGNED, "no signature (`sig`)", peek)
+        return reject(Reason.UNSIGNED, _NO_SIGNATURE, peek)
     key = policy.keys.get(wire.key_id)
     if key is None:
-        known = ", ".join(sorted(policy.keys)) or "none configured"
-        return Rejection(Reason.UNKNOWN_KEY, f"key_id {wire.key_id!r} (known: {known})", peek)
+        known: Param = ", ".join(sorted(policy.keys)) or message("command.detail.no_keys")
+        return reject(
+            Reason.UNKNOWN_KEY, "command.detail.unknown_key", peek, key_id=repr(wire.key_id),
+            known=known,
+        )  # fmt: skip
     try:
         sig = b64decode_strict(wire.sig)
         key.verify(sig, SIGNING_TAG + wire.body.encode("utf-8"))
     except (ValueError, binascii.Error, InvalidSignature, UnicodeEncodeError):
-        return Rejection(
-            Reason.BAD_SIGNATURE, f"signature does not verify with {wire.key_id}", peek
+        return reject(
+            Reason.BAD_SIGNATURE, "command.detail.bad_signature", peek, key_id=wire.key_id
         )
     return _check_body(wire, policy, me, now, peek)
 
@@ -287,43 +335,58 @@ def _check_body(
     try:
         body = Body.model_validate_json(wire.body)
     except (ValidationError, ValueError, RecursionError) as exc:
-        detail = _first_error(exc) if isinstance(exc, ValidationError) else "body is not JSON"
-        return Rejection(Reason.INVALID_BODY, detail, peek)
+        detail = (
+            _first_error(exc)
+            if isinstance(exc, ValidationError)
+            else message("command.detail.body_not_json")
+        )
+        return Rejection(Reason.INVALID_BODY, detail.text, peek, detail_msg=detail)
     skew = timedelta(seconds=policy.max_skew_s)
     if body.expires_at <= body.issued_at:
-        return Rejection(Reason.INVALID_BODY, "expires_at is not after issued_at", body.id)
+        return reject(Reason.INVALID_BODY, "command.detail.expires_first", body.id)
     if body.expires_at - body.issued_at > timedelta(seconds=policy.max_validity_s):
-        return Rejection(
+        return reject(
             Reason.VALIDITY_TOO_LONG,
-            f"valid {(body.expires_at - body.issued_at).total_seconds():.0f} s "
-            f"(this site accepts at most {policy.max_validity_s:.0f} s)",
+            "command.detail.too_long",
             body.id,
+            seconds=(body.expires_at - body.issued_at).total_seconds(),
+            limit=policy.max_validity_s,
         )
     if now > body.expires_at + skew:
-        return Rejection(Reason.EXPIRED, f"expired at {_iso(body.expires_at)}", body.id)
+        return reject(Reason.EXPIRED, "command.detail.expired", body.id, at=_iso(body.expires_at))
     if body.issued_at > now + skew:
-        return Rejection(
+        return reject(
             Reason.NOT_YET_VALID,
-            f"issued at {_iso(body.issued_at)}, in the future by more than "
-            f"{policy.max_skew_s:g} s (check both clocks)",
+            "command.detail.future",
             body.id,
+            at=_iso(body.issued_at),
+            skew=policy.max_skew_s,
         )
     if not _target_matches(body.target, me):
         quiet = not isinstance(body.target, SiteTarget)
-        what = body.target.model_dump()
-        return Rejection(Reason.OTHER_SITE, f"target {what} is not {me.site_id}", body.id, quiet)
+        what = str(body.target.model_dump())
+        return reject(
+            Reason.OTHER_SITE, "command.detail.other_site", body.id, quiet, target=what,
+            site=me.site_id,
+        )  # fmt: skip
     model = policy.actions.get(body.action)
     if model is None:
-        return Rejection(
+        return reject(
             Reason.UNKNOWN_ACTION,
-            f"{body.action!r} (known: {', '.join(sorted(policy.actions))})",
+            "command.detail.unknown_action",
             body.id,
+            action=repr(body.action),
+            known=", ".join(sorted(policy.actions)),
         )
     if body.action in policy.disabled:
-        return Rejection(Reason.DISABLED, policy.disabled[body.action], body.id)
+        why = policy.disabled[body.action]
+        return Rejection(Reason.DISABLED, why.text, body.id, detail_msg=why)
     try:
         args = model.model_validate(body.args)
     except (ValidationError, ValueError) as exc:
-        detail = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        return Rejection(Reason.INVALID_ARGUMENTS, f"{body.action}: {detail}", body.id)
+        error: Param = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        return reject(
+            Reason.INVALID_ARGUMENTS, "command.detail.arguments", body.id, action=body.action,
+            error=error,
+        )  # fmt: skip
     return Command(body, args, wire.key_id)

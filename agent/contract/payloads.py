@@ -209,7 +209,11 @@ class AttendancePayload(Envelope):
     burst_count: int | None = Field(None, description="this burst's median, before smoothing")
     frames: int = Field(0, ge=0, description="frames grabbed for this burst")
     frames_used: int = Field(0, ge=0, description="frames that could be counted")
+    added_fields: ClassVar[tuple[str, ...]] = ("unknown_reason_msg",)
     unknown_reason: str | None = Field(None, description="why the burst could not count")
+    unknown_reason_msg: Message | None = Field(
+        None, description="`unknown_reason` as a message id with parameters."
+    )
 
 
 ReplyStatus = Literal["accepted", "progress", "succeeded", "failed", "rejected"]
@@ -223,7 +227,13 @@ class CommandReplyPayload(Envelope):
     schema_: Literal["edge-agent/command_reply/1"] = _schema_field("command_reply")
     command_id: str = Field(description="The command's id; empty when it could not be read.")
     status: ReplyStatus
+    added_fields: ClassVar[tuple[str, ...]] = ("reason_msg",)
     reason: str = Field("", description="Why it failed or was rejected (`<reason>: <detail>`).")
+    reason_msg: Message | None = Field(
+        None,
+        description="`reason` as a message id with parameters, for a reader in another "
+        "language (the centre shows it in its operator's); absent: only the English.",
+    )
     output: JsonValue = Field(None, description="What the action returned (e.g. the report).")
 
 

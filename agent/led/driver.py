@@ -26,6 +26,7 @@ from pathlib import Path
 
 from agent.errors import DeviceNotFound, ProbeError
 from agent.led.patterns import PATTERNS, Colour, LedSettings, Light, Pattern, kernel_delays
+from agent.messages import message
 
 Writer = Callable[[Path, str], None]
 
@@ -66,12 +67,12 @@ def find_led(sysfs_root: Path, name: str) -> Path:
     where = leds_dir(sysfs_root)
     if not present:
         raise DeviceNotFound(
-            f"LED {name!r}: not found; this machine has no LEDs under {where}",
-            "set led.enabled = false in the settings, or fit a status LED",
+            message("led.none_here", name=name, folder=str(where)),
+            message("led.none_here_hint"),
         )
     raise DeviceNotFound(
-        f"LED {name!r}: not found under {where}; available: {', '.join(present)}",
-        "set led.red/led.green (or led.single) to one of the available names",
+        message("led.not_found", name=name, folder=str(where), present=", ".join(present)),
+        message("led.not_found_hint"),
     )
 
 
@@ -119,32 +120,32 @@ class LedDriver:
             self._write(path / attr, value)
         except FileNotFoundError:
             raise ProbeError(
-                f"LED {path.name}: no {attr} after selecting the timer trigger",
-                "the kernel lacks the LED timer trigger (CONFIG_LEDS_TRIGGER_TIMER); "
-                "use another LED or set led.enabled = false",
+                message("led.no_timer_attr", name=path.name, attr=attr),
+                message("led.no_timer_attr_hint"),
             ) from None
         except PermissionError:
             raise ProbeError(
-                f"LED {path.name}: {attr}: permission denied",
-                "run `edge-agent led --prepare` as root (the service does it when it "
-                "starts); it gives the agent's group write access",
+                message("led.denied", name=path.name, attr=attr), message("led.denied_hint")
             ) from None
         except OSError as exc:
             if exc.errno == errno.EROFS:
                 raise ProbeError(
-                    f"LED {path.name}: {attr}: read-only file system",
-                    "the service's sandbox keeps /sys read-only: its unit needs "
-                    "ReadWritePaths=/sys/devices (systemd/edge-agent.service has it)",
+                    message("led.read_only", name=path.name, attr=attr),
+                    message("led.read_only_hint"),
                 ) from None
             if exc.errno == errno.EINVAL and attr == "trigger":
                 raise ProbeError(
-                    f"LED {path.name}: the kernel refused the timer trigger",
-                    "load the LED timer trigger (modprobe ledtrig-timer) or use another LED",
+                    message("led.timer_refused", name=path.name), message("led.timer_hint")
                 ) from None
             raise ProbeError(
-                f"LED {path.name}: cannot write {attr}: {exc.strerror or exc}",
-                "check the LED with `edge-agent devices`",
+                message("led.cannot_write", name=path.name, attr=attr, error=_why(exc)),
+                message("led.check_hint"),
             ) from None
+
+
+def _why(exc: OSError) -> str:
+    """The system's own words for an OS error (they stay as the system says them)."""
+    return str(exc.strerror or exc)
 
 
 def _read(path: Path) -> str:
@@ -152,8 +153,8 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError as exc:
         raise ProbeError(
-            f"LED {path.parent.name}: cannot read {path.name}: {exc.strerror or exc}",
-            "check the LED with `edge-agent devices`",
+            message("led.cannot_read", name=path.parent.name, attr=path.name, error=_why(exc)),
+            message("led.check_hint"),
         ) from None
 
 
@@ -165,8 +166,8 @@ def _max_brightness(path: Path) -> int:
         level = 0
     if level <= 0:
         raise ProbeError(
-            f"LED {path.name}: max_brightness is {text!r}, not a positive number",
-            "this LED cannot be driven; choose another one",
+            message("led.bad_brightness", name=path.name, value=text),
+            message("led.bad_brightness_hint"),
         )
     return level
 
@@ -186,8 +187,7 @@ def prepare_leds(
                 write(path / "trigger", "timer")
             except OSError as exc:
                 raise ProbeError(
-                    f"LED {name}: cannot select the timer trigger: {exc.strerror or exc}",
-                    "load the LED timer trigger (modprobe ledtrig-timer) or use another LED",
+                    message("led.no_timer", name=name, error=_why(exc)), message("led.timer_hint")
                 ) from None
         for attr in ("trigger", "brightness", "delay_on", "delay_off"):
             target = path / attr

@@ -12,7 +12,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.checks.model import Verdict
-from agent.i18n import N_, Lang, translate
+from agent.i18n import Lang, say
 
 _NAME_PATTERN = r"^[^/\x00\s]{1,64}$"
 
@@ -111,7 +111,7 @@ def blink(on_ms: int, off_ms: int) -> Light:
 class PatternSpec:
     colours: Mapping[Colour, Light]  # colours not listed stay dark
     single: Light
-    look: str  # English msgids (translated when shown)
+    look: str  # message ids (rendered in the reader's language when shown)
     single_look: str
     meaning: str
 
@@ -127,62 +127,62 @@ PATTERNS: Mapping[Pattern, PatternSpec] = {
     Pattern.READY: PatternSpec(
         {Colour.GREEN: STEADY},
         STEADY,
-        N_("green, steady"),
-        N_("on, steady"),
-        N_("All checks passed: the site is ready for a session."),
+        "led.look.green_steady",
+        "led.look.steady",
+        "led.meaning.ready",
     ),
     Pattern.CHECKING: PatternSpec(
         {Colour.GREEN: blink(500, 500)},
         blink(500, 500),
-        N_("green, blinking"),
-        N_("blinking"),
-        N_("A self-test is running."),
+        "led.look.green_blinking",
+        "led.look.blinking",
+        "led.meaning.checking",
     ),
     Pattern.DEGRADED: PatternSpec(
         {Colour.RED: STEADY, Colour.GREEN: STEADY},
         blink(1800, 200),
-        N_("amber (red and green), steady"),
-        N_("on, with a short dark blink every 2 seconds"),
-        N_("Usable, but something needs attention (a warning, or an optional device failed)."),
+        "led.look.amber_steady",
+        "led.look.dark_blink",
+        "led.meaning.degraded",
     ),
     Pattern.FAULT: PatternSpec(
         {Colour.RED: blink(250, 250)},
         blink(250, 250),
-        N_("red, blinking fast"),
-        N_("blinking fast"),
-        N_("A required device failed: the site is not ready. Run `edge-agent status`."),
+        "led.look.red_fast",
+        "led.look.fast",
+        "led.meaning.fault",
     ),
     Pattern.NO_BROKER: PatternSpec(
         {Colour.RED: blink(1000, 1000)},
         blink(100, 1900),
-        N_("red, blinking slowly"),
-        N_("a short flash every 2 seconds"),
-        N_("No connection to the centre's server; the checks still run here."),
+        "led.look.red_slow",
+        "led.look.flash",
+        "led.meaning.no_broker",
     ),
     Pattern.IDENTIFY: PatternSpec(
         {Colour.RED: _ALL_FAST, Colour.GREEN: _ALL_FAST, Colour.BLUE: _ALL_FAST},
         _ALL_FAST,
-        N_("all colours (white), blinking very fast"),
-        N_("blinking very fast"),
-        N_("The centre asked this site to show itself; back to normal after a few seconds."),
+        "led.look.white_very_fast",
+        "led.look.very_fast",
+        "led.meaning.identify",
     ),
     Pattern.OFF: PatternSpec(
         {},
         DARK,
-        N_("dark"),
-        N_("dark"),
-        N_("The agent is not running, or has not checked anything yet."),
+        "led.look.dark",
+        "led.look.dark",
+        "led.meaning.off",
     ),
 }
 
 PATTERN_NAMES: Mapping[Pattern, str] = {
-    Pattern.READY: N_("ready"),
-    Pattern.CHECKING: N_("checking"),
-    Pattern.DEGRADED: N_("degraded"),
-    Pattern.FAULT: N_("fault"),
-    Pattern.NO_BROKER: N_("no broker"),
-    Pattern.IDENTIFY: N_("identify"),
-    Pattern.OFF: N_("off"),
+    Pattern.READY: "led.name.ready",
+    Pattern.CHECKING: "led.name.checking",
+    Pattern.DEGRADED: "led.name.degraded",
+    Pattern.FAULT: "led.name.fault",
+    Pattern.NO_BROKER: "led.name.no_broker",
+    Pattern.IDENTIFY: "led.name.identify",
+    Pattern.OFF: "led.name.off",
 }
 
 
@@ -221,17 +221,17 @@ def legend(lang: Lang = "en") -> list[LegendRow]:
     return [
         LegendRow(
             pattern,
-            translate(PATTERN_NAMES[pattern], lang),
-            translate(spec.look, lang),
-            translate(spec.single_look, lang),
-            translate(spec.meaning, lang),
+            say(PATTERN_NAMES[pattern], lang),
+            say(spec.look, lang),
+            say(spec.single_look, lang),
+            say(spec.meaning, lang),
         )
         for pattern, spec in PATTERNS.items()
     ]
 
 
-def legend_msgids() -> list[str]:
-    """Every text of the legend (so tests can check the catalogues cover them)."""
+def legend_ids() -> list[str]:
+    """Every message id of the legend (so tests can check the catalogue covers them)."""
     texts = list(PATTERN_NAMES.values())
     for spec in PATTERNS.values():
         texts += [spec.look, spec.single_look, spec.meaning]

@@ -9,7 +9,8 @@ from typing import Any
 
 from agent.checks.edid import decode_edid
 from agent.errors import BadReply
-from agent.i18n import N_, Lang, translate
+from agent.i18n import Lang, say
+from agent.messages import Message, message, render
 from agent.probes.display import read_connectors
 
 
@@ -27,7 +28,7 @@ def audio_devices() -> list[dict[str, Any]]:
     try:
         import sounddevice as sd  # noqa: PLC0415 - heavy; only when asked
     except OSError as exc:
-        return [{"error": f"{exc}; install libportaudio2"}]
+        return [{"error": message("devices.no_portaudio", error=str(exc)).model_dump()}]
     found = []
     for index, dev in enumerate(sd.query_devices()):
         found.append(
@@ -87,46 +88,47 @@ def inventory(sysfs_root: Path) -> dict[str, list[dict[str, Any]]]:
 
 # The sections' and fields' labels (the keys stay English in --json: scripts read them).
 _LABELS = {
-    "video": N_("video"),
-    "audio": N_("audio"),
-    "serial": N_("serial"),
-    "display": N_("display"),
-    "leds": N_("leds"),
-    "path": N_("path"),
-    "name": N_("name"),
-    "by_id": N_("by_id"),
-    "index": N_("index"),
-    "inputs": N_("inputs"),
-    "outputs": N_("outputs"),
-    "rate": N_("rate"),
-    "description": N_("description"),
-    "connector": N_("connector"),
-    "status": N_("status"),
-    "monitor": N_("monitor"),
-    "manufacturer": N_("manufacturer"),
-    "edid_error": N_("edid_error"),
-    "modes": N_("modes"),
-    "error": N_("error"),
+    "video": "devices.label.video",
+    "audio": "devices.label.audio",
+    "serial": "devices.label.serial",
+    "display": "devices.label.display",
+    "leds": "devices.label.leds",
+    "path": "devices.label.path",
+    "name": "devices.label.name",
+    "by_id": "devices.label.by_id",
+    "index": "devices.label.index",
+    "inputs": "devices.label.inputs",
+    "outputs": "devices.label.outputs",
+    "rate": "devices.label.rate",
+    "description": "devices.label.description",
+    "connector": "devices.label.connector",
+    "status": "devices.label.status",
+    "monitor": "devices.label.monitor",
+    "manufacturer": "devices.label.manufacturer",
+    "edid_error": "devices.label.edid_error",
+    "modes": "devices.label.modes",
+    "error": "devices.label.error",
 }
-_NONE_FOUND = N_("(none found)")
 # A connector's state as sysfs writes it.
-_STATES = {"connected": N_("connected"), "disconnected": N_("disconnected")}
+_STATES = {"connected": "devices.state.connected", "disconnected": "devices.state.disconnected"}
 
 
 def render_inventory(inv: dict[str, list[dict[str, Any]]], lang: Lang = "en") -> str:
     def label(key: str) -> str:
-        return translate(_LABELS[key], lang) if key in _LABELS else key
+        return say(_LABELS[key], lang) if key in _LABELS else key
 
     def shown(key: str, value: Any) -> Any:
         if key == "status" and value in _STATES:
-            return translate(_STATES[value], lang)
+            return say(_STATES[value], lang)
+        if key == "error" and isinstance(value, dict):  # a message: {"id": ..., "params": ...}
+            return render(Message.model_validate(value), lang)
         return value
 
     lines = []
     for section, items in inv.items():
         lines.append(f"{label(section)}:")
         if not items:
-            lines.append("  " + translate(_NONE_FOUND, lang))
+            lines.append("  " + say("devices.none_found", lang))
         for item in items:
             lines.append(
                 "  "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import AgentError
+from agent.messages import message
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,12 @@ def ask(path: Path, request: dict[str, Any], timeout_s: float = 5.0) -> dict[str
         return None
     except TimeoutError as exc:
         raise AgentError(
-            f"the agent did not answer within {timeout_s:g} s on {path}",
-            "it may be busy or hung: `edge-agent logs`, then `systemctl restart edge-agent`",
+            message("status.slow_answer", seconds=timeout_s, path=str(path)),
+            message("status.slow_answer_hint"),
         ) from exc
     except PermissionError as exc:
         raise AgentError(
-            f"control socket {path}: permission denied", "run as root or join group edge-agent"
+            message("status.socket_denied", path=str(path)), message("status.socket_denied_hint")
         ) from exc
     reply: dict[str, Any] = json.loads(line)
     return reply

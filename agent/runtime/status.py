@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.checks.model import CheckResult, ExitCode, Verdict
-from agent.i18n import N_, Lang, translate
+from agent.checks.model import CheckResult, ExitCode, Status, Verdict
+from agent.i18n import Lang, say
 from agent.led.patterns import PATTERN_NAMES, Pattern
-from agent.messages import render_or
+from agent.messages import Message, render_or
 from agent.schedule.model import local_time
 
 
@@ -23,6 +23,7 @@ class LinkView(BaseModel):
     connected: bool
     protocol: str | None = None
     last_error: str = ""
+    last_error_msg: Message | None = None  # the same, to render in the reader's language
     connected_since: datetime | None = None
     down_since: datetime | None = None  # when the centre lost sight of the site
 
@@ -87,27 +88,19 @@ class StatusSnapshot(BaseModel):
 
 _EXIT = {Verdict.READY: ExitCode.OK, Verdict.DEGRADED: ExitCode.WARNING}
 
-# Headings, marked for the catalogue.
-_SITE = N_("site")
-_VERDICT = N_("verdict")
-_NOT_CHECKED = N_("not checked yet")
-_BROKER = N_("broker")
-_CONNECTED = N_("connected")
-_DISCONNECTED = N_("not connected")
-_OUTBOX = N_("outbox")
-_WAITING = N_("reports waiting")
-_NEXT = N_("next session")
-_NONE = N_("none scheduled")
-_LED = N_("status LED")
-_LAST_CHECK = N_("last check")
-_CURRENT = N_("current session")
-_RUNNING_SINCE = N_("running since %(time)s")
-_ENDS = N_("ends %(time)s")
-_SINCE = N_("since %(time)s")
-_OLDEST = N_("oldest %(time)s")
-_DROPPED = N_("dropped")
-_ZONE = N_("time zone")
-_UNSEEN = N_("%(verdict)s here, but the centre cannot see this site: broker unreachable")
+# The words of a verdict and of a check's status: never their raw codes.
+VERDICT_WORDS = {
+    Verdict.READY: "status.verdict_word.ready",
+    Verdict.DEGRADED: "status.verdict_word.degraded",
+    Verdict.FAULT: "status.verdict_word.fault",
+}
+STATUS_WORDS = {
+    Status.OK: "status.result.ok",
+    Status.WARN: "status.result.warn",
+    Status.FAIL: "status.result.fail",
+    Status.SKIPPED: "status.result.skipped",
+    Status.ERROR: "status.result.error",
+}
 
 
 def exit_code(snapshot: StatusSnapshot) -> ExitCode:
@@ -124,12 +117,12 @@ def exit_code(snapshot: StatusSnapshot) -> ExitCode:
 def _session_line(session: SessionView, zone: tzinfo, lang: Lang) -> str:
     """Title, since when, until when (the end's date only when it is another day)."""
     name = session.title or session.session_id
-    text = f"{name}, " + translate(_RUNNING_SINCE, lang) % {"time": local_time(session.start, zone)}
+    text = say("status.running_since", lang, name=name, time=local_time(session.start, zone))
     if session.end is not None:
         end = session.end.astimezone(zone)
         same_day = end.date() == session.start.astimezone(zone).date()
         shown = f"{end:%H:%M}" if same_day else local_time(end, zone)
-        text += ", " + translate(_ENDS, lang) % {"time": shown}
+        text += ", " + say("status.ends", lang, time=shown)
     return text
 
 
@@ -138,72 +131,76 @@ def _led_name(value: str | None, lang: Lang) -> str:
     if not value:
         return "-"
     try:
-        return translate(PATTERN_NAMES[Pattern(value)], lang)
+        return say(PATTERN_NAMES[Pattern(value)], lang)
     except (ValueError, KeyError):  # a newer daemon's pattern: its code beats nothing
         return value
 
 
 def render_status(snap: StatusSnapshot, lang: Lang) -> str:
-    def t(message: str) -> str:
-        return translate(message, lang)
-
     zone = snap.zone()
 
     def when(moment: datetime) -> str:
         return local_time(moment, zone)
 
     def since(moment: datetime | None) -> str:
-        return " " + t(_SINCE) % {"time": when(moment)} if moment else ""
+        return " " + say("status.since", lang, time=when(moment)) if moment else ""
 
-    verdict = t(snap.verdict.value).upper() if snap.verdict else t(_NOT_CHECKED)
+    verdict = (
+        say(VERDICT_WORDS[snap.verdict], lang).upper()
+        if snap.verdict
+        else say("status.not_checked", lang)
+    )
     if snap.link.connected:
-        link = t(_CONNECTED) + since(snap.link.connected_since)
+        link = say("status.connected", lang) + since(snap.link.connected_since)
         if snap.link.protocol:
             link += f", MQTT {snap.link.protocol}"
     else:
-        link = t(_DISCONNECTED) + since(snap.link.down_since)  # the reason is on the verdict
+        link = say("status.disconnected", lang) + since(snap.link.down_since)
     if snap.link.connected:
         verdict_lines = [
-            f"{t(_VERDICT)}: {verdict}"
-            + (f" ({t(_LAST_CHECK)} {when(snap.checked_at)})" if snap.checked_at else "")
+            say("status.verdict_checked", lang, verdict=verdict, time=when(snap.checked_at))
+            if snap.checked_at
+            else say("status.verdict", lang, verdict=verdict)
         ]
     else:
         # The local verdict is only half the answer: the centre sees nothing of it.
-        unseen = t(_UNSEEN) % {"verdict": verdict} + since(snap.link.down_since)
-        if snap.link.last_error:
-            unseen += f" ({snap.link.last_error})"
-        verdict_lines = [f"{t(_VERDICT)}: {unseen}"]
+        unseen = say("status.unseen", lang, verdict=verdict) + since(snap.link.down_since)
+        error = render_or(snap.link.last_error_msg, snap.link.last_error, lang)
+        if error:
+            unseen += f" ({error})"
+        verdict_lines = [unseen]
         if snap.checked_at:
-            verdict_lines.append(f"{t(_LAST_CHECK)}: {when(snap.checked_at)}")
-    lines = [
-        f"{t(_SITE)}: {snap.site_name} [{snap.site_id}], edge-agent {snap.version}",
-        *verdict_lines,
-        "",
-    ]
+            verdict_lines.append(say("status.last_check", lang, time=when(snap.checked_at)))
+    site = say("status.site", lang, name=snap.site_name, site_id=snap.site_id, version=snap.version)
+    lines = [site, *verdict_lines, ""]
+    words = [say(STATUS_WORDS[r.status], lang) for r in snap.results]
     width = max([9, *(len(r.component) for r in snap.results)])
-    for r in snap.results:
+    status_width = max([10, *(len(w) for w in words)])
+    for r, word in zip(snap.results, words, strict=True):
         reason = render_or(r.reason_msg, r.reason, lang)
-        lines.append(f"  {r.component:<{width}}  {t(r.status.value):<10} {reason}")
+        lines.append(f"  {r.component:<{width}}  {word:<{status_width}} {reason}")
         if r.hint:
-            lines.append(f"  {'':<{width}}  {'':<10} -> {render_or(r.hint_msg, r.hint, lang)}")
+            hint = render_or(r.hint_msg, r.hint, lang)
+            lines.append(f"  {'':<{width}}  {'':<{status_width}} -> {hint}")
     if snap.results:
         lines.append("")
-    outbox = f"{t(_OUTBOX)}: {snap.outbox.pending} {t(_WAITING)}"
+    outbox = say("status.outbox", lang, count=snap.outbox.pending)
     if snap.outbox.pending and snap.outbox.oldest_pending:
-        outbox += " (" + t(_OLDEST) % {"time": when(snap.outbox.oldest_pending)} + ")"
+        outbox += " (" + say("status.oldest", lang, time=when(snap.outbox.oldest_pending)) + ")"
     if snap.outbox.dropped_checks:
-        outbox += f", {snap.outbox.dropped_checks} {t(_DROPPED)}"
-    lines += [f"{t(_BROKER)}: {snap.link.broker} - {link}", outbox]
+        outbox += ", " + say("status.dropped", lang, count=snap.outbox.dropped_checks)
+    lines += [say("status.broker", lang, broker=snap.link.broker, link=link), outbox]
     if snap.current_session:
-        lines.append(f"{t(_CURRENT)}: {_session_line(snap.current_session, zone, lang)}")
+        session = _session_line(snap.current_session, zone, lang)
+        lines.append(say("status.current_session", lang, session=session))
     session = (
         f"{snap.next_session.title or snap.next_session.session_id} {when(snap.next_session.start)}"
         if snap.next_session
-        else t(_NONE)
+        else say("status.none_scheduled", lang)
     )
     lines += [
-        f"{t(_NEXT)}: {session}",
-        f"{t(_LED)}: {_led_name(snap.led, lang)}",
-        f"{t(_ZONE)}: {zone}",  # the zone the times above are in
+        say("status.next_session", lang, session=session),
+        say("status.led", lang, pattern=_led_name(snap.led, lang)),
+        say("status.zone", lang, zone=str(zone)),  # the zone the times above are in
     ]
     return "\n".join(lines)

@@ -13,33 +13,41 @@ import os
 import time
 from pathlib import Path
 
+from agent import messages
 from agent.errors import AlreadyRunning, ConfigError
 from agent.i18n import select_language, translate
+from agent.messages import catalogue, message
 
 
-def hold(path: Path, message: str, hint: str, **fields: str) -> int:
+def hold(path: Path, msg_id: str, hint_id: str, **fields: str) -> int:
     """Lock `path` for the rest of this process's life; the open descriptor.
 
-    When another process holds it, raises AlreadyRunning with `message` and `hint` (msgids
-    of the catalogue) filled with `fields`, the holder's `pid` and the lock's `path`.
+    When another process holds it, raises AlreadyRunning with the messages `msg_id` and
+    `hint_id` (ids of the catalogue) filled with `fields`, the holder's `pid` and the lock's
+    `path`. An English msgid of the old gettext catalogue is still taken, while callers move
+    to ids.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # close-on-exec: children lack it
     except OSError as exc:
         raise ConfigError(
-            f"lock file {path}: {exc.strerror or exc}",
-            "the directory must exist and be writable by the service's user",
+            message("run.lock_unusable", path=str(path), error=str(exc.strerror or exc)),
+            message("run.lock_unusable_hint"),
         ) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         pid = _holder(fd)
         os.close(fd)
-        lang = select_language(None)
         values = {**fields, "pid": pid, "path": str(path)}
+        if msg_id in catalogue():
+            # The ids are the caller's literals (the catalogue test finds them there).
+            hint = messages.message(hint_id, **values) if hint_id else ""
+            raise AlreadyRunning(messages.message(msg_id, **values), hint) from None
+        lang = select_language(None)
         raise AlreadyRunning(
-            translate(message, lang) % values, translate(hint, lang) % values
+            translate(msg_id, lang) % values, translate(hint_id, lang) % values
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.errors import ProtocolRefused, TransportError
+from agent.messages import message
 from agent.transport.mqtt import (
     Closed,
     ConnAck,
@@ -109,8 +110,10 @@ class Listener:
         if not self._subscribed.is_set():
             self.stop()
             raise TransportError(
-                f"listener: no SUBACK from {self.where.host}:{self.where.port} in {timeout} s",
-                "is the broker running, and do the credentials allow these topics?",
+                message(
+                    "broker.no_suback", host=self.where.host, port=self.where.port, seconds=timeout
+                ),
+                message("broker.hint.running_and_allowed"),
             )
         return self
 

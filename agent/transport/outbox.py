@@ -35,6 +35,7 @@ from agent.config import Settings
 from agent.contract.payloads import Envelope
 from agent.contract.topics import OUT_BY_PAYLOAD, TOPICS, topic_for
 from agent.errors import TransportError
+from agent.messages import message
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +144,12 @@ class Outbox:
                 db.execute("ALTER TABLE outbox ADD COLUMN aside INTEGER NOT NULL DEFAULT 0")
         except PermissionError:
             raise TransportError(
-                f"outbox {path}: permission denied",
-                "paths.state_dir must be writable by the edge-agent user",
+                message("outbox.permission", path=str(path)), message("outbox.hint.writable")
             ) from None
         except (sqlite3.Error, OSError) as exc:
             raise TransportError(
-                f"outbox {path}: cannot open: {exc}",
-                "check paths.state_dir (disk full? read-only?); if the file is corrupt, move "
-                "it aside (its queued reports are lost) and restart",
+                message("outbox.cannot_open", path=str(path), error=str(exc)),
+                message("outbox.hint.corrupt"),
             ) from None
         return db
 
@@ -445,7 +444,9 @@ class _Transaction:
             self._db.execute(f"PRAGMA synchronous={self._synchronous}")
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise TransportError(f"outbox: {exc}", "check the disk under paths.state_dir") from exc
+            raise TransportError(
+                message("outbox.failed", error=str(exc)), message("outbox.hint.disk")
+            ) from exc
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
@@ -455,13 +456,13 @@ class _Transaction:
             except sqlite3.Error as err:
                 self._rollback()
                 raise TransportError(
-                    f"outbox: commit failed: {err}", "check the disk under paths.state_dir"
+                    message("outbox.commit_failed", error=str(err)), message("outbox.hint.disk")
                 ) from err
         self._rollback()
         if isinstance(exc, sqlite3.Error):
             # A full disk fails the statements too (SQLITE_FULL), not only the commit.
             raise TransportError(
-                f"outbox: write failed: {exc}", "check the disk under paths.state_dir"
+                message("outbox.write_failed", error=str(exc)), message("outbox.hint.disk")
             ) from exc
 
     def _rollback(self) -> None:

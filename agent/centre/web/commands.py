@@ -24,6 +24,8 @@ from typing import Any
 
 from agent.centre.sender import Reply, Sender, new_command_id, parse_reply
 from agent.centre.settings import CentreSettings
+from agent.i18n import LANGUAGES
+from agent.messages import Message, dump_message, load_message, render_or
 from agent.transport.mqtt import Endpoint, Inbound, ProtocolSetting, endpoint
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,15 @@ _REASONS = [
 ]
 
 
+def _reason_fields(reason: str, msg: Message | None) -> dict[str, Any]:
+    """What the page shows for a reply's reason: the site's message in each language (the
+    English alone from an older site), and the older code for the reasons it knows."""
+    return {
+        "reason_msg": reason_msg(reason),
+        "reason_by_lang": {lang: render_or(msg, reason, lang) for lang in LANGUAGES},
+    }
+
+
 def reason_msg(reason: str) -> dict[str, str] | None:
     """A reply's reason as a code and parameters; None for a text this centre does not know
     (shown as the site sent it)."""
@@ -100,6 +111,9 @@ class Log:
         )
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(web_commands)")}
+        if "reason_json" not in columns:  # a database from before replies carried messages
+            self.db.execute("ALTER TABLE web_commands ADD COLUMN reason_json TEXT")
         self._lock = threading.Lock()
 
     def add(self, row: dict[str, Any]) -> None:
@@ -108,21 +122,24 @@ class Log:
         with self._lock:
             self.db.execute(
                 "INSERT INTO web_commands (at, command_id, operator, action, site_id, status,"
-                " reason, output) VALUES (?,?,?,?,?,?,?,?)",
+                " reason, output, reason_json) VALUES (?,?,?,?,?,?,?,?,?)",
                 (row["at"], row["command_id"], row["operator"], row["action"], row["site_id"],
-                 row["status"], row["reason"], text),
+                 row["status"], row["reason"], text, dump_message(row.get("reason_message"))),
             )  # fmt: skip
 
     def recent(self, site_id: str, limit: int = 20) -> list[dict[str, Any]]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT at, command_id, operator, action, site_id, status, reason FROM "
-                "web_commands WHERE site_id = ? ORDER BY id DESC LIMIT ?",
+                "SELECT at, command_id, operator, action, site_id, status, reason, reason_json "
+                "FROM web_commands WHERE site_id = ? ORDER BY id DESC LIMIT ?",
                 (site_id, limit),
             ).fetchall()
         keys = ("at", "command_id", "operator", "action", "site_id", "status", "reason")
-        out = [dict(zip(keys, r, strict=True)) for r in rows]
-        return [row | {"reason_msg": reason_msg(row["reason"])} for row in out]
+        out = []
+        for r in rows:
+            row = dict(zip(keys, r[:-1], strict=True))
+            out.append(row | _reason_fields(row["reason"], load_message(r[-1])))
+        return out
 
     def close(self) -> None:
         self.db.close()
@@ -272,6 +289,7 @@ class Commander:
             reply.site_id,
             reply.status,
             reason=reply.reason,
+            reason_message=reply.reason_msg,
             output=reply.output,
             after=time.monotonic() - at,
         )
@@ -283,6 +301,7 @@ class Commander:
         status: str,
         *,
         reason: str = "",
+        reason_message: Message | None = None,
         output: Any = None,
         after: float = 0.0,
     ) -> None:
@@ -294,6 +313,7 @@ class Commander:
             "site_id": site,
             "status": status,
             "reason": reason,
+            "reason_message": reason_message,
             "output": output,
         }
         try:
@@ -301,10 +321,11 @@ class Commander:
         except sqlite3.Error:
             log.exception("dashboard: could not log a command reply")
         event = {**row, "after_s": round(after, 3), "summary": _summary(output),
-                 "reason_msg": reason_msg(reason)}  # fmt: skip
+                 **_reason_fields(reason, reason_message)}  # fmt: skip
         if isinstance(output, dict) and isinstance(output.get("verdict"), str):
             event["verdict"] = output["verdict"]  # the page says it in its language
         event.pop("output")
+        event.pop("reason_message")
         self.on_event("reply", event)
 
 

@@ -393,6 +393,7 @@ function toast(text) {
 }
 
 function replyReason(r) {
+  if (r.reason_by_lang?.[state.lang]) return r.reason_by_lang[state.lang];
   const m = r.reason_msg;
   return m && m.code in state.catalog.en ? t(m.code, m) : r.reason;
 }

@@ -1,0 +1,56 @@
+"""`edge-agent attendance count` under LANG=vi_VN.UTF-8: the real CLI counting a generated
+video prints no English sentence, and neither does a count that cannot be made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.sim.crowd import RoomSpec, make_room_clip
+from agent.sim.video import make_clip
+from tests.test_cli_vietnamese import assert_vietnamese, cli, vi_env
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+ROOM = RoomSpec(960, 540, rows=2, seats=6, face_front=60, face_back=40, seed=21)
+
+
+def _config(tmp_path: Path, source: Path | str) -> Path:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        '[site]\nsite_id = "t"\nname = "t"\ntier = "commune"\n'
+        f'[camera]\nsource = "{source}"\nwidth = 960\nheight = 540\nfps = 10\n'
+        f'[paths]\nstate_dir = "{tmp_path}"\n'
+    )
+    return config
+
+
+def _count(config: Path, lang: str = "vi_VN.UTF-8") -> tuple[int, str]:
+    done = cli("attendance", "count", "--config", str(config), "--models-dir", str(MODELS),
+               env=vi_env(LANG=lang))  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stdout
+
+
+def test_counting_a_room_reads_in_vietnamese(tmp_path: Path) -> None:
+    clip = make_room_clip(tmp_path / "room.avi", ROOM, seconds=2, fps=10)
+    config = _config(tmp_path, clip)
+    code, out = _count(config)
+    assert code == 0, out
+    assert "12 người (trung vị của 5 khung hình" in out
+    assert_vietnamese(out, names=(str(clip), "centerface"))
+    code, out = _count(config, "C.UTF-8")
+    assert code == 0 and "12 people (median of 5 frames" in out
+
+
+@pytest.mark.parametrize("kind", ["black", "no stream"])
+def test_a_count_that_cannot_be_made_says_why_in_vietnamese(kind: str, tmp_path: Path) -> None:
+    source = (
+        make_clip(tmp_path / "black.avi", "black", seconds=3, fps=10)
+        if kind == "black"
+        else tmp_path / "nothing-here.avi"
+    )
+    code, out = _count(_config(tmp_path, source))
+    assert code == 3, out
+    assert "không đếm được" in out
+    assert_vietnamese(out, names=(str(source),))
