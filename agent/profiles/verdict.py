@@ -67,6 +67,32 @@ def profile_words(value: str) -> Message:
     return message("profile.text", text=value)
 
 
+def _known(kind: str, word: str) -> Message | None:
+    """profile.<kind>.<word> when the catalogue has it: "camera input" -> camera_input."""
+    key = f"profile.{kind}." + re.sub(r"[\s-]+", "_", word.strip().lower())
+    if key not in catalogue():
+        return None
+    said_ = Message(id=key)
+    return said_.model_copy(update={"text": render(said_, "en")})
+
+
+def label_words(label: str) -> Message:
+    """A query's label ("firmware") in the reader's language, or as the profile writes it."""
+    return _known("label", label) or message("profile.text", text=label)
+
+
+def field_words(name: str) -> Message:
+    return _known("field", name) or message("profile.text", text=name)
+
+
+def value_words(value: str | int) -> str | int | Message:
+    """A value a profile mapped a device's raw answer to ("standby"), said in the reader's
+    language when it is one of the catalogue's words; the device's own text otherwise."""
+    found = _known("value", value) if isinstance(value, str) else None
+    # Only the very word (a device's "Connected" stays as the device says it).
+    return found if found is not None and found.text == value else value
+
+
 def _hint(value: str) -> Message | None:
     return profile_words(value) if value else None
 
@@ -105,7 +131,10 @@ def _rule(rule: Rule, value: str, label: Message, profile: Profile) -> QueryVerd
                 break
         hint = _hint(rule.hint) if status != Status.OK else None
         return QueryVerdict(
-            "", status, message("profile.verdict.value", label=label, value=value), hint
+            "",
+            status,
+            message("profile.verdict.value", label=label, value=value_words(value)),
+            hint,
         )
     if isinstance(rule, MinVersionRule):
         minimum = rule.minimum or profile.min_firmware or ""
@@ -158,12 +187,14 @@ def _rule(rule: Rule, value: str, label: Message, profile: Profile) -> QueryVerd
             metrics={rule.field: number},
         )
     assert isinstance(rule, InfoRule)
-    return QueryVerdict("", Status.OK, message("profile.verdict.value", label=label, value=value))
+    return QueryVerdict(
+        "", Status.OK, message("profile.verdict.value", label=label, value=value_words(value))
+    )
 
 
 def judge_query(profile: Profile, name: str, result: QueryResult) -> QueryVerdict:
     query: Query = profile.queries[name]
-    query_label = profile_words(query.label)
+    query_label = label_words(query.label)
     if not result.asked:
         status = Status.FAIL if query.required else Status.SKIPPED
         hint = _error_hint(result.error)
@@ -189,7 +220,7 @@ def judge_query(profile: Profile, name: str, result: QueryResult) -> QueryVerdic
                 )
             )
             continue
-        label = query_label if len(query.rules) == 1 else message("profile.text", text=rule.field)
+        label = query_label if len(query.rules) == 1 else field_words(rule.field)
         verdict = _rule(rule, value, label, profile)
         metrics.update(verdict.metrics)
         parts.append(verdict)
