@@ -170,7 +170,7 @@ def _show(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     # Here, not at the top: every command builds this parser, and the session loads pyserial,
     # which neither the centre nor the idle daemon needs.
-    from agent.profiles.session import Target, describe_target, run_queries  # noqa: PLC0415
+    from agent.profiles.session import Target, run_queries, target_message  # noqa: PLC0415
     from agent.profiles.verdict import judge  # noqa: PLC0415
 
     directory = _profiles_dir(args)
@@ -193,7 +193,7 @@ def _test(args: argparse.Namespace) -> int:
         username=args.username,
         password=args.password or os.environ.get(PASSWORD_ENV),
     )
-    label = describe_target(p, args.port)
+    label = target_message(p, args.port)
     try:
         results = run_queries(p, target, names, deadline_s=args.timeout)
         judgement = judge(p, results, label)
