@@ -233,3 +233,27 @@ def test_a_non_finite_number_in_a_message_survives_json() -> None:
     m = Message(id="camera.fps", params={"fps": float("nan"), "max": float("inf"), "n": 2.5})
     back = Message.model_validate_json(m.model_dump_json())
     assert back.params == {"fps": "nan", "max": "inf", "n": 2.5}
+
+
+# The libraries' own texts: translated by their English, which may be a word we also use.
+_LIBRARY_AREAS = ("argparse", "pydantic", "tomllib")
+
+
+def test_one_english_text_has_one_vietnamese() -> None:
+    """gettext finds a text by its English, so two entries with the same English but
+    different Vietnamese let one silently replace the other on a screen that looks it up
+    that way; and a reader sees one English sentence said two ways. Capitals alone are not
+    a difference: a table's label starts with one, the same word inside a sentence does not."""
+    from agent.i18n import parse_po, po_path  # noqa: PLC0415
+
+    said: dict[str, dict[str, list[str]]] = {}
+    for msg_id, entry in catalogue().items():
+        if msg_id.split(".", 1)[0] not in _LIBRARY_AREAS:
+            said.setdefault(entry["en"], {}).setdefault(entry["vi"].casefold(), []).append(msg_id)
+    path = po_path("vi")
+    if path.is_file():  # the part not yet moved to ids
+        for english, vietnamese in parse_po(path.read_text(encoding="utf-8")).items():
+            if english and "\0" not in english:
+                said.setdefault(english, {}).setdefault(vietnamese.casefold(), []).append("<po>")
+    clashes = {en: ways for en, ways in said.items() if len(ways) > 1}
+    assert clashes == {}

@@ -25,6 +25,9 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from agent.errors import AgentError
+from agent.messages import message
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL, created REAL NOT NULL
@@ -62,8 +65,8 @@ class Session:
         return self.role is Role.OPERATOR
 
 
-class AccountError(ValueError):
-    """A name or password the accounts refuse; the message says why."""
+class AccountError(AgentError, ValueError):
+    """A name or password the accounts refuse; the message (`msg`) says why."""
 
 
 def _digest(token: str) -> str:
@@ -90,9 +93,9 @@ class Accounts:
 
     def add(self, name: str, password: str, role: Role, *, replace: bool = False) -> None:
         if not re.match(NAME_PATTERN, name):
-            raise AccountError(f"user name {name!r}: use 1-64 letters, digits or ._@-")
+            raise AccountError(message("account.bad_name", name=repr(name)))
         if len(password) < MIN_PASSWORD:
-            raise AccountError(f"password: at least {MIN_PASSWORD} characters")
+            raise AccountError(message("account.short_password", count=MIN_PASSWORD))
         hashed = self.hasher.hash(password)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         with self._lock:
@@ -102,7 +105,7 @@ class Accounts:
                     (name, role.value, hashed, time.time()),
                 )
             except sqlite3.IntegrityError:
-                raise AccountError(f"user {name} exists (use --replace to change it)") from None
+                raise AccountError(message("account.exists", name=name)) from None
             if replace:
                 # A changed password or role ends the user's open sessions.
                 self.db.execute("DELETE FROM web_sessions WHERE name = ?", (name,))
@@ -151,7 +154,7 @@ class Accounts:
         with self._lock:
             role = self.db.execute("SELECT role FROM web_users WHERE name = ?", (name,)).fetchone()
             if role is None:
-                raise AccountError(f"user {name}: not found")
+                raise AccountError(message("account.not_found", name=name))
             self.db.execute("DELETE FROM web_sessions WHERE expires < ?", (now,))
             self.db.execute(
                 "INSERT INTO web_sessions VALUES (?,?,?,?,?)",

@@ -54,6 +54,7 @@ _VIEWER = "page.error.viewer"
 _LOGIN_REQUIRED = "page.error.login_required"
 _SEND_JSON = "page.error.send_json"
 _NO_COMMANDS = "page.error.no_command_connection"
+_COMMANDS_OFF = "page.commands.off"
 _BAD_SITES = "page.error.bad_sites"
 _UNKNOWN_SITE = "page.error.unknown_site"
 _WRONG_LOGIN = "page.login.wrong"
@@ -164,14 +165,15 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         commander = svc.commander
         off = "no command connection" if commander is None else commander.unavailable
         off_msg = message(_NO_COMMANDS) if commander is None else None
+        if commander is not None and commander.unavailable_msg is not None:
+            off_msg = message(_COMMANDS_OFF, why=commander.unavailable_msg)
         return {
             "name": session.name,
             "role": session.role.value,
             "csrf": session.csrf,
             "can_command": session.can_command and not off,
             "commands_off": off,
-            # in the page's language; a key problem stays as said until commands.py says
-            # it as a message (names a path)
+            # in the page's language
             "commands_off_by_lang": by_lang(off_msg) if off_msg else None,
             "actions": list(OFFERED),
             "expires": session.expires,
