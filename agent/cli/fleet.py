@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.centre import fleet, report, schedule_pub
+from agent.centre import fleet, link, report, schedule_pub
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.checks.model import ExitCode
 from agent.errors import ConfigError
@@ -144,11 +144,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         lang = "en" if args.json else current_language()
         view = fleet.fleet_view(sites, now, settings.silent_after, lang)
         events = store.events(limit=args.events) if args.events else []
+        centre = link.read(store.db, now)
     finally:
         store.close()
     if args.json:
-        _json({**view.to_json(), "events": [e.__dict__ for e in events]})
+        _json(
+            {**view.to_json(), "centre": centre.to_json(), "events": [e.__dict__ for e in events]}
+        )
     else:
+        _out(link.describe(centre) + "\n")
         _out(fleet.render(view))
         if events:
             _out(f"last {len(events)} change(s):\n")
