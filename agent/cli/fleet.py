@@ -138,13 +138,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store(settings)
     try:
-        now = time.time()
+        centre = link.read(store.db, time.time())
+        # while the centre is blind, its sites as they were when it lost the broker
+        now = centre.judged_at or time.time()
         sites = store.sites(now, settings.report_interval_s, settings.gap_grace_s)
         # The components' reasons in the operator's language; JSON (for scripts) in English.
         lang = "en" if args.json else current_language()
         view = fleet.fleet_view(sites, now, settings.silent_after, lang)
         events = store.events(limit=args.events) if args.events else []
-        centre = link.read(store.db, now)
     finally:
         store.close()
     if args.json:
