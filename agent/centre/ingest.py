@@ -48,7 +48,7 @@ from agent.centre.store import Event, Incoming, Store
 from agent.contract.payloads import PAYLOADS, Envelope, parse_report
 from agent.contract.topics import TOPICS, Direction, Scope
 from agent.errors import ConfigError
-from agent.i18n import _
+from agent.messages import message
 from agent.transport.listener import Listener, Received
 from agent.transport.mqtt import Endpoint, Protocol, endpoint
 
@@ -197,19 +197,13 @@ class Ingest:
         if self._live.protocol is Protocol.V311 and self.settings.share_group:
             self._live.stop()
             raise ConfigError(
-                _(
-                    "share_group %(group)r: shared subscriptions need MQTT 5, and the centre "
-                    "speaks MQTT 3.1.1 to %(where)s (broker.protocol = %(setting)r)"
-                )
-                % {
-                    "group": self.settings.share_group,
-                    "where": f"{self.settings.broker.host}:{self.settings.broker.port}",
-                    "setting": self.settings.broker.protocol,
-                },
-                _(
-                    'set share_group = "" in the centre settings (one centre process then '
-                    "takes every report), or use a broker that speaks MQTT 5"
+                message(
+                    "centreconf.share_group_needs_v5",
+                    group=self.settings.share_group,
+                    where=f"{self.settings.broker.host}:{self.settings.broker.port}",
+                    setting=self.settings.broker.protocol,
                 ),
+                message("centreconf.hint.share_group"),
             )
         if self.settings.retained_wait_s > 0:
             self._retained_pass()
@@ -349,14 +343,14 @@ class Ingest:
     def _store(self, batch: list[Received]) -> None:
         now = time.time()
         items = []
-        for message in batch:
+        for received in batch:
             try:
-                payload = parse(self.prefix, message)
+                payload = parse(self.prefix, received)
             except (ValueError, ValidationError) as exc:
                 self.rejected += 1
-                log.warning("centre: %s: rejected: %s", message.topic, str(exc).splitlines()[0])
+                log.warning("centre: %s: rejected: %s", received.topic, str(exc).splitlines()[0])
                 continue
-            items.append(Incoming(payload, message.retain, now))
+            items.append(Incoming(payload, received.retain, now))
         touched = self._commit(items)
         if touched is None:
             return  # stopping with the database unwritable: the broker keeps them
