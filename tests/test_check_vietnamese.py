@@ -12,12 +12,17 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from agent.checks.model import CheckResult, Status, Verdict
+from agent.checks.report import render_table
 from agent.sim.sysfs import Connector, add_connector
 from tests.test_cli_vietnamese import assert_vietnamese, cli, vi_env
+
+NOW = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
 
 COMPONENTS = ("camera", "microphone", "display", "codec", "ptz", "network")
 # Names a reason shows as they are: the components in the first column and in a profiled
@@ -111,3 +116,20 @@ def test_check_with_every_component_failing_in_english(tmp_path: Path, silent_pt
     assert "microphone device 'no-such-microphone': not found; is it plugged in?" in out
     assert "codec cisco-roomos on /dev/pts/" in out and "no answer to 'Echo off' within" in out
     assert "centre_tcp unreachable" in out
+
+
+@pytest.mark.parametrize("verdict", list(Verdict))
+def test_the_table_says_every_status_and_verdict_in_words(verdict: Verdict) -> None:
+    results = [
+        CheckResult(component="camera", status=status, reason="r", duration_s=0.1, started_at=NOW)
+        for status in Status
+    ]
+    vi = render_table(results, verdict, "vi")
+    assert_vietnamese(vi, names=("camera", " r"))
+    assert "ĐÁNH GIÁ ĐIỂM CẦU" not in vi and "Đánh giá điểm cầu: " in vi
+    en = render_table(results, verdict, "en")
+    assert en.splitlines()[0].split() == ["component", "status", "time", "reason"]
+    assert [line.split()[1] for line in en.splitlines()[1:6]] == [
+        "OK", "WARN", "FAIL", "SKIP", "ERROR"
+    ]  # fmt: skip
+    assert en.endswith(f"site verdict: {verdict.value.upper()}")

@@ -9,6 +9,7 @@ import importlib
 _CENTRE_MODULES = (
     "agent.cli.fleet",
     "agent.cli.send",
+    "agent.cli.display",
     "agent.cli.sites",
 )
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.centre import fleet, report, schedule_pub
+from agent.centre import fleet, link, report, schedule_pub
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.checks.model import ExitCode
 from agent.errors import ConfigError
@@ -138,7 +138,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store(settings)
     try:
-        now = time.time()
+        centre = link.read(store.db, time.time())
+        # while the centre is blind, its sites as they were when it lost the broker
+        now = centre.judged_at or time.time()
         sites = store.sites(now, settings.report_interval_s, settings.gap_grace_s)
         # The components' reasons in the operator's language; JSON (for scripts) in English.
         lang = "en" if args.json else current_language()
@@ -147,8 +149,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        _json({**view.to_json(), "events": [e.__dict__ for e in events]})
+        _json(
+            {**view.to_json(), "centre": centre.to_json(), "events": [e.__dict__ for e in events]}
+        )
     else:
+        _out(link.describe(centre) + "\n")
         _out(fleet.render(view))
         if events:
             _out(f"last {len(events)} change(s):\n")

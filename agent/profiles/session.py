@@ -52,7 +52,6 @@ from agent.profiles.model import ProcessTransport, Profile, Query, TextLinesFami
 __all__ = [
     "QueryResult",
     "Target",
-    "describe_target",
     "port_url",
     "run_queries",
     "target_message",
@@ -72,10 +71,6 @@ class QueryResult:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def describe_target(profile: Profile, port: str | None) -> str:
-    return target_message(profile, port).text
 
 
 def target_message(profile: Profile, port: str | None) -> Message:
