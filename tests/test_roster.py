@@ -292,6 +292,14 @@ def test_the_rate_counts_absent_sites_as_zero_against_the_summoned_numbers():
     assert att.to_json() == {"session": "S", "counted": 71, "expected": 112, "sites": 5,
                              "rate": round(71 / 112, 4), "absent": 2}  # fmt: skip
     assert "absent" in report.to_csv(rep).splitlines()[0]
+    text = report.render(rep, "en")
+    assert "session S: 3 of 5 summoned or counting sites reported" in text
+    assert "whole province: 5 sites, 112 summoned, 71 counted, rate 63%, 2 absent" in text
+    c1 = next(line for line in text.splitlines() if line.strip().startswith("c1 "))
+    assert c1.split()[-3:] == ["0%", "0", "absent"]
+    vi = report.render(rep, "vi")
+    assert "toàn tỉnh: 5 điểm cầu, 112 người triệu tập, đếm được 71" in vi
+    assert "2 điểm cầu vắng mặt" in vi and "absent" not in vi
 
 
 def test_without_absent_sites_or_a_roster_the_rate_is_what_it_was():

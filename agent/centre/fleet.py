@@ -14,6 +14,7 @@ judged by its check interval, capped by the centre's report_interval_s.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -295,6 +296,23 @@ def _count_line(label: str, counts: dict[str, int], lang: str) -> str:
 def _parent_label(key: str, lang: str) -> str:
     tier, _, parent = key.partition(" under ")
     return say("fleet.cli.under", lang, tier=_word(TIER, tier, lang), parent=parent)
+
+
+def _width(text: str) -> int:
+    # Vietnamese letters may come decomposed (a base and its marks): count what one sees.
+    return sum(not unicodedata.combining(c) for c in text)
+
+
+def table(rows: list[list[str]], right: frozenset[int] = frozenset()) -> str:
+    """Rows of cells as aligned columns (the first row the heading); the columns in `right`
+    (numbers) aligned right. Widths by what one sees, so Vietnamese lines up too."""
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+    def cell(i: int, text: str) -> str:
+        pad = " " * (widths[i] - _width(text))
+        return pad + text if i in right else text + pad
+
+    return "\n".join("  ".join(cell(i, c) for i, c in enumerate(row)).rstrip() for row in rows)
 
 
 def render(view: FleetView, lang: str | None = None) -> str:

@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.centre.fleet import TIER_ORDER
+from agent.centre.fleet import TIER, TIER_ORDER, _word, say, table
 from agent.centre.store import AttendanceRow
+from agent.i18n import current_language
 
 
 @dataclass(frozen=True)
@@ -122,28 +123,52 @@ def session_report(
     )
 
 
+# The text report's columns (report.col.* ids); the numbers among them align right.
+_COLUMNS = ("site", "tier", "expected", "peak", "median", "rate", "samples", "absent")
+_NUMBERS = frozenset({2, 3, 4, 5, 6})
+
+
 def _fmt(value: float | int | None, pct: bool = False) -> str:
     if value is None:
         return "-"
     return f"{value:.0%}" if pct else f"{value:g}"
 
 
-def render(report: SessionReport) -> str:
-    lines = [f"session {report.session_id}: {len(report.sites)} site(s) reported"]
-    lines.append(
-        f"  {'site':<28} {'tier':<9} {'expected':>8} {'peak':>6} {'median':>7} "
-        f"{'rate':>6} {'samples':>7}"
-    )
-    for s in report.sites:
-        lines.append(
-            f"  {s.site_id:<28} {s.tier:<9} {_fmt(s.expected):>8} {_fmt(s.peak):>6} "
-            f"{_fmt(s.median):>7} {_fmt(s.rate, True):>6} {s.samples:>7}"
+def render(report: SessionReport, lang: str | None = None) -> str:
+    """`centre report` as text, in `lang` (the process language unless said)."""
+    lang = lang or current_language()
+    reported = sum(not s.absent for s in report.sites)
+    lines = [
+        say(
+            "report.header",
+            lang,
+            session=report.session_id,
+            count=len(report.sites),
+            reported=reported,
         )
-    lines.append("totals:")
-    for t in [*report.tiers, report.province]:
+    ]
+    head = [say(f"report.col.{c}", lang) for c in _COLUMNS]
+    rows = [
+        [s.site_id, _word(TIER, s.tier, lang), _fmt(s.expected), _fmt(s.peak), _fmt(s.median),
+         _fmt(s.rate, True), str(s.samples), say("report.absent", lang) if s.absent else ""]
+        for s in report.sites
+    ]  # fmt: skip
+    lines += ["  " + row for row in table([head, *rows], _NUMBERS).splitlines()]
+    lines.append(say("report.totals", lang))
+    labels = [_word(TIER, t.label, lang) for t in report.tiers] + [say("report.all", lang)]
+    for t, label in zip([*report.tiers, report.province], labels, strict=True):
         lines.append(
-            f"  {t.label:<10} sites {t.sites:>4}  expected {t.expected:>6}  "
-            f"counted {t.counted:>6}  rate {_fmt(t.rate, True)}"
+            "  "
+            + say(
+                "report.total",
+                lang,
+                label=label,
+                count=t.sites,
+                expected=t.expected,
+                counted=t.counted,
+                rate=_fmt(t.rate, True),
+                absent=t.absent,
+            )
         )
     return "\n".join(lines) + "\n"
 

@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +75,6 @@ def _rows(settings: CentreSettings) -> list[dict[str, Any]]:
     ]
 
 
-def _width(text: str) -> int:
-    # Vietnamese letters may come decomposed (a base and its marks): count what one sees.
-    return sum(not unicodedata.combining(c) for c in text)
-
-
 def _table(rows: list[dict[str, Any]]) -> str:
     lang = current_language()
     head = [
@@ -102,13 +96,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(_width(line[i]) for line in [head, *body]) for i in range(len(head))]
-    return "\n".join(
-        "  ".join(
-            cell + " " * (w - _width(cell)) for cell, w in zip(line, widths, strict=True)
-        ).rstrip()
-        for line in [head, *body]
-    )
+    return fleet.table([head, *body])
 
 
 def cmd_list(args: argparse.Namespace) -> int:
