@@ -179,6 +179,8 @@ def test_status_counts_never_seen_and_a_report_turns_it_ready_under_the_rosters_
     # the commune reports under its own settings' name and parent: the roster's win
     store = Store(centre / "centre.sqlite")
     try:
+        # a listed site is the province's own: a command may name it, a typo still may not
+        assert store.known({"hb-ls-qt", "hb-ls-qtt"}) == {"hb-ls-qt"}
         site = SimSite("hb-ls-qt", parent="wrong", expected=99)
         before = time.time()
         feed(store, *site.birth())

@@ -1,5 +1,6 @@
-"""The fleet database (SQLite, WAL): sites, the latest state of each component, report
-history with its verdicts, attendance samples, seq gaps and condition changes.
+"""The fleet database (SQLite, WAL): sites, the roster of expected sites, the latest state
+of each component, report history with its verdicts, attendance samples, seq gaps and
+condition changes.
 
 Everything the centre knows lives here, committed per batch, so a restart (or a second
 centre process on the same host, sharing the load) loses nothing. Each report is keyed by
@@ -500,7 +501,8 @@ class Store:
         return out
 
     def known(self, site_ids: set[str]) -> set[str]:
-        """Those of `site_ids` the centre has heard of."""
+        """Those of `site_ids` the centre has heard of or has on its roster (a listed site
+        is the province's own, even before its first report)."""
         where, args = _only(site_ids)
         return {r[0] for r in self.db.execute("SELECT site_id FROM sites" + where, args)}  # noqa: S608
 
