@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from agent.i18n import LANGUAGES
+from agent.i18n import LANGUAGES, Lang, say
 from agent.messages import Message, render_or
 
 
@@ -110,28 +110,15 @@ def condition(site: SiteRow, now: float, silent_after: float) -> Condition:
     return Condition.UNKNOWN
 
 
-def _when(epoch: float | None) -> str:
+def _when(epoch: float | None, lang: Lang = "en") -> str:
     if epoch is None:
-        return "never"
+        return say("centre.status.never", lang)
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 # The availability reasons our agents send, by the code the page translates them with.
 AVAIL_REASONS = {"clean shutdown": "why.shutdown", "connection lost (will)": "why.will"}
 Problem = dict[str, Any]  # {"code": ..., parameters}: the page renders it in its language
-# The English of each problem code (CLI, logs, `problems` in the JSON for older pages).
-_ENGLISH = {
-    "p.offline": "offline: {why}; last heard {last_seen}",
-    "p.offline.nowhy": "offline; last heard {last_seen}",
-    "p.stale": "stale retained state from {state_ts}",
-    "p.silent": "online but silent for more than {window} s (last heard {last_seen})",
-    "p.silent.hb": "online but silent for more than {window} s "
-    "(heartbeat every {heartbeat} s, last heard {last_seen})",
-    "p.nocheck": "no check result yet",
-    "p.component": "{name} {status}: {reason}",
-    "p.component.hint": "{name} {status}: {reason} ({hint})",
-    "p.lost": "{n} report(s) lost (seq gaps)",
-}
 
 
 def problem_msgs(site: SiteRow, cond: Condition, now: float, silent_after: float) -> list[Problem]:
@@ -161,27 +148,83 @@ def problem_msgs(site: SiteRow, cond: Condition, now: float, silent_after: float
     return out
 
 
-def english(problem: Problem, lang: str = "en") -> str:
-    """The problem's English line (CLI, logs, older pages), with what the site said in
-    `lang` where it sent it as a message."""
+def english(problem: Problem) -> str:
+    """The problem's English line (logs, the JSON's `problems` for older pages)."""
+    return problem_text(problem, "en")
+
+
+def problems(
+    site: SiteRow, cond: Condition, now: float, silent_after: float, lang: Lang = "en"
+) -> list[str]:
+    """One line per reason the site is not ready, most telling first; the components'
+    reasons and hints in `lang` where the site sent them as messages."""
+    return [problem_text(p, lang) for p in problem_msgs(site, cond, now, silent_after)]
+
+
+def problem_text(problem: Problem, lang: Lang) -> str:
+    """The problem in `lang` (centre.problem.*), with what the site said in `lang` where it
+    sent it as a message."""
     values = dict(problem)
     for key in ("reason", "hint"):
         if f"{key}_by_lang" in values:
             values[key] = values[f"{key}_by_lang"].get(lang, values[key])
     for key in ("last_seen", "state_ts"):
         if key in values:
-            values[key] = _when(values[key])
+            values[key] = _when(values[key], lang)
     if values.get("heartbeat") is not None:
         values["heartbeat"] = f"{values['heartbeat']:g}"
-    return _ENGLISH[problem["code"]].format(**values)
+    if values.get("why_code") in _WHY_IDS:
+        values["why"] = say(_WHY_IDS[values["why_code"]], lang)
+    if values.get("status") in _STATUS_IDS:
+        values["status"] = say(_STATUS_IDS[values["status"]], lang)
+    params = {k: v for k, v in values.items() if isinstance(v, str | int | float)}
+    return say(_PROBLEM_IDS[problem["code"]], lang, **params)
 
 
-def problems(
-    site: SiteRow, cond: Condition, now: float, silent_after: float, lang: str = "en"
-) -> list[str]:
-    """One line per reason the site is not ready, most telling first; the components'
-    reasons and hints in `lang` where the site sent them as messages."""
-    return [english(p, lang) for p in problem_msgs(site, cond, now, silent_after)]
+_PROBLEM_IDS = {
+    "p.offline": "centre.problem.offline",
+    "p.offline.nowhy": "centre.problem.offline_nowhy",
+    "p.stale": "centre.problem.stale",
+    "p.silent": "centre.problem.silent",
+    "p.silent.hb": "centre.problem.silent_hb",
+    "p.nocheck": "centre.problem.nocheck",
+    "p.component": "centre.problem.component",
+    "p.component.hint": "centre.problem.component_hint",
+    "p.lost": "centre.problem.lost",
+}
+_WHY_IDS = {
+    "why.never": "centre.why.never",
+    "why.shutdown": "centre.why.shutdown",
+    "why.will": "centre.why.will",
+}
+_STATUS_IDS = {
+    "fail": "centre.component_status.fail",
+    "error": "centre.component_status.error",
+    "warn": "centre.component_status.warn",
+}
+_CONDITION_IDS = {
+    "ready": "centre.condition.ready",
+    "degraded": "centre.condition.degraded",
+    "fault": "centre.condition.fault",
+    "offline": "centre.condition.offline",
+    "silent": "centre.condition.silent",
+    "unknown": "centre.condition.unknown",
+}
+_TIER_IDS = {
+    "province": "centre.tier.province",
+    "district": "centre.tier.district",
+    "commune": "centre.tier.commune",
+}
+
+
+def condition_word(code: str, lang: Lang) -> str:
+    """A condition in `lang`; a code this release does not know, as it is."""
+    return say(_CONDITION_IDS[code], lang) if code in _CONDITION_IDS else code
+
+
+def tier_word(code: str, lang: Lang) -> str:
+    """A tier in `lang` ("province" for the province's total too); an unknown code as it is."""
+    return say(_TIER_IDS[code], lang) if code in _TIER_IDS else code
 
 
 @dataclass(frozen=True)
@@ -218,7 +261,7 @@ def _tier_key(tier: str) -> tuple[int, str]:
 
 
 def fleet_view(
-    sites: list[SiteRow], now: float, silent_after: float, lang: str = "en"
+    sites: list[SiteRow], now: float, silent_after: float, lang: Lang = "en"
 ) -> FleetView:
     conds = {s.site_id: condition(s, now, silent_after) for s in sites}
     tiers: dict[str, list[Condition]] = {}
@@ -253,21 +296,38 @@ def fleet_view(
     )
 
 
-def _count_line(label: str, counts: dict[str, int]) -> str:
-    parts = " ".join(f"{k} {v:>3}" for k, v in counts.items() if v or k != "unknown")
+def _count_line(label: str, counts: dict[str, int], lang: Lang) -> str:
+    parts = " ".join(
+        f"{condition_word(k, lang)} {v:>3}" for k, v in counts.items() if v or k != "unknown"
+    )
     return f"  {label:<32} {parts}"
 
 
-def render(view: FleetView) -> str:
-    lines = [f"fleet at {_when(view.at)}: {view.total} site(s)", _count_line("all", view.counts)]
-    lines.append("by tier:")
-    lines += [_count_line(tier, counts) for tier, counts in view.by_tier.items()]
-    lines.append("by parent:")
-    lines += [_count_line(key, counts) for key, counts in view.by_parent.items()]
+def _parent_label(key: str, lang: Lang) -> str:
+    tier, _, parent = key.partition(" under ")
+    return say("centre.status.under", lang, tier=tier_word(tier, lang), parent=parent)
+
+
+def render(view: FleetView, lang: Lang = "en") -> str:
+    """The operator's text of `centre status`, in `lang`."""
+    lines = [
+        say("centre.status.fleet", lang, at=_when(view.at, lang), count=view.total),
+        _count_line(say("centre.status.all", lang), view.counts, lang),
+        say("centre.status.by_tier", lang),
+    ]
+    lines += [
+        _count_line(tier_word(tier, lang), counts, lang) for tier, counts in view.by_tier.items()
+    ]
+    lines.append(say("centre.status.by_parent", lang))
+    lines += [
+        _count_line(_parent_label(key, lang), counts, lang)
+        for key, counts in view.by_parent.items()
+    ]
     if view.lost:
-        lines.append(f"reports lost (seq gaps not explained by counted drops): {view.lost}")
-    lines.append(f"not ready: {len(view.not_ready)}")
+        lines.append(say("centre.status.lost", lang, count=view.lost))
+    lines.append(say("centre.status.not_ready", lang, count=len(view.not_ready)))
     for n in view.not_ready:
-        lines.append(f"  [{n.tier}] {n.site_id} ({n.name or '?'}) {n.condition.upper()}")
+        cond = condition_word(n.condition, lang).upper()
+        lines.append(f"  [{tier_word(n.tier, lang)}] {n.site_id} ({n.name or '?'}) {cond}")
         lines += [f"      - {p}" for p in n.problems]
     return "\n".join(lines) + "\n"

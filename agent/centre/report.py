@@ -16,8 +16,9 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.centre.fleet import TIER_ORDER
+from agent.centre.fleet import TIER_ORDER, tier_word
 from agent.centre.store import AttendanceRow
+from agent.i18n import Lang, say
 
 
 @dataclass(frozen=True)
@@ -108,23 +109,40 @@ def _fmt(value: float | int | None, pct: bool = False) -> str:
     return f"{value:.0%}" if pct else f"{value:g}"
 
 
-def render(report: SessionReport) -> str:
-    lines = [f"session {report.session_id}: {len(report.sites)} site(s) reported"]
+_COLUMNS = {
+    "site": "centre.report.col.site",
+    "tier": "centre.report.col.tier",
+    "expected": "centre.report.col.expected",
+    "peak": "centre.report.col.peak",
+    "median": "centre.report.col.median",
+    "rate": "centre.report.col.rate",
+    "samples": "centre.report.col.samples",
+}
+
+
+def render(report: SessionReport, lang: Lang = "en") -> str:
+    """The operator's text of `centre report`, in `lang`."""
+
+    def col(name: str) -> str:
+        return say(_COLUMNS[name], lang)
+
+    lines = [say("centre.report.heading", lang, session=report.session_id,
+                 count=len(report.sites))]  # fmt: skip
     lines.append(
-        f"  {'site':<28} {'tier':<9} {'expected':>8} {'peak':>6} {'median':>7} "
-        f"{'rate':>6} {'samples':>7}"
+        f"  {col('site'):<28} {col('tier'):<9} {col('expected'):>8} {col('peak'):>6} "
+        f"{col('median'):>7} {col('rate'):>6} {col('samples'):>7}"
     )
     for s in report.sites:
         lines.append(
-            f"  {s.site_id:<28} {s.tier:<9} {_fmt(s.expected):>8} {_fmt(s.peak):>6} "
-            f"{_fmt(s.median):>7} {_fmt(s.rate, True):>6} {s.samples:>7}"
+            f"  {s.site_id:<28} {tier_word(s.tier, lang):<9} {_fmt(s.expected):>8} "
+            f"{_fmt(s.peak):>6} {_fmt(s.median):>7} {_fmt(s.rate, True):>6} {s.samples:>7}"
         )
-    lines.append("totals:")
+    lines.append(say("centre.report.totals", lang))
     for t in [*report.tiers, report.province]:
-        lines.append(
-            f"  {t.label:<10} sites {t.sites:>4}  expected {t.expected:>6}  "
-            f"counted {t.counted:>6}  rate {_fmt(t.rate, True)}"
-        )
+        total = say("centre.report.total", lang, sites=f"{t.sites:>4}",
+                    expected=f"{t.expected:>6}", counted=f"{t.counted:>6}",
+                    rate=_fmt(t.rate, True))  # fmt: skip
+        lines.append(f"  {tier_word(t.label, lang):<10} {total}")
     return "\n".join(lines) + "\n"
 
 
