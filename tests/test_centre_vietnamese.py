@@ -1,0 +1,104 @@
+"""The centre's and the counter's CLI under LANG=vi_VN.UTF-8 print no English sentence.
+
+Each case runs the real command in a new interpreter, on a real fleet database written by the
+centre's own store from the payloads sites send, and looks for English words with the
+detector of tests/test_cli_vietnamese.py.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.centre.ingest import parse
+from agent.centre.store import Incoming, Store
+from agent.checks.model import Status
+from agent.sim.fleet_site import Message, SimSite
+from agent.transport.listener import Received
+from tests.test_cli_vietnamese import _SUB_COMMAND, assert_vietnamese, cli
+
+
+def _store(store: Store, messages: list[Message], at: float) -> None:
+    store.apply_batch(
+        [
+            Incoming(parse("vc", Received(t, body, retain)), retain, at)
+            for t, body, retain in messages
+        ]
+    )
+
+
+@pytest.fixture
+def fleet_db(tmp_path: Path) -> Path:
+    """A province with a ready site, a district site at fault, a commune site whose agent
+    shut down, one gone silent, one never checked, and their changes recorded."""
+    path = tmp_path / "centre.sqlite"
+    now = time.time()
+    store = Store(path)
+    try:
+        province = SimSite("tinh", tier="province", heartbeat_s=60)
+        district = SimSite("huyen-1", tier="district", parent="tinh", heartbeat_s=60)
+        district.statuses["camera"] = Status.FAIL
+        commune = SimSite("xa-1", tier="commune", parent="huyen-1", heartbeat_s=60)
+        quiet = SimSite("xa-2", tier="commune", parent="huyen-1", heartbeat_s=60)
+        fresh = SimSite("xa-3", tier="commune", parent="huyen-1", heartbeat_s=60)
+        for site in (province, district, commune, quiet):
+            _store(store, [*site.birth(), site.state()], now - 900 if site is quiet else now)
+        _store(store, fresh.birth()[:2], now)  # availability and meta: no check yet
+        _store(store, [commune.availability("offline", "clean shutdown")], now)
+        store.record_conditions(now, 3.0, 60.0, 0.0)
+    finally:
+        store.close()
+    config = tmp_path / "centre.toml"
+    config.write_text(f'db_path = "{path}"\n')
+    return config
+
+
+def test_centre_status_of_a_fleet_is_vietnamese(fleet_db: Path) -> None:
+    done = cli("centre", "status", "--config", str(fleet_db))
+    assert done.returncode == 2, done.stdout + done.stderr  # a fault: critical
+    text = done.stdout
+    assert "các điểm cầu lúc" in text and "MẤT LIÊN LẠC" in text and "NGỪNG BÁO CÁO" in text
+    assert "SỰ CỐ" in text and "chưa có kết quả kiểm tra" in text
+    assert "phần mềm giám sát đã tắt bình thường" in text
+    # The simulated sites' own reasons are English by design (SimSite writes them so), and
+    # the change log keeps the words it was recorded in: neither is the centre's sentence.
+    head, _, changes = text.partition("lần thay đổi gần nhất:")
+    assert changes, text
+    head = head.replace("camera: simulated fail", " ").replace("check it", " ")
+    ids = ("tinh", "huyen-1", "xa-1", "xa-2", "xa-3")
+    assert_vietnamese(head, names=(*(f"Site {i}" for i in ids), *ids, "camera"))
+    for line in changes.splitlines()[1:]:
+        transition = line.partition(": ")[2]
+        assert_vietnamese(transition.split("  ")[0])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("centre",),
+        ("centre", "serve"),
+        ("centre", "status"),
+        ("centre", "report"),
+        ("centre", "schedule"),
+        ("centre", "schedule", "add"),
+        ("centre", "schedule", "remove"),
+        ("centre", "schedule", "list"),
+        ("centre", "user"),
+        ("centre", "user", "add"),
+        ("centre", "user", "list"),
+        ("centre", "user", "remove"),
+        ("centre", "keygen"),
+        ("centre", "send"),
+        ("attendance",),
+        ("attendance", "count"),
+        ("attendance", "snapshot"),
+    ],
+)
+def test_help_of_each_centre_and_attendance_command(command: tuple[str, ...]) -> None:
+    done = cli(*command, "-h")
+    assert done.returncode == 0, done.stderr
+    # The sub-commands' names in the list of commands are what one types, not words.
+    text = "\n".join(_SUB_COMMAND.sub(" ", line) for line in done.stdout.splitlines())
+    assert_vietnamese(text, names=("edge-agent " + " ".join(command), "Ed25519", "PEM", "CA"))
