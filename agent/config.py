@@ -14,7 +14,6 @@ gathered here.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from contextvars import ContextVar
 from enum import StrEnum
@@ -37,9 +36,10 @@ from agent.attendance.settings import AttendanceSettings
 from agent.components import COMPONENTS
 from agent.contract.topics import publish_topic_problem
 from agent.errors import ConfigError
-from agent.i18n import N_, _
 from agent.led.patterns import LedSettings
+from agent.messages import Message, Param, message
 from agent.schedule.model import ScheduleSettings
+from agent.validation import Invalid, pydantic_problem, toml_problem
 
 DEFAULT_CONFIG = Path("/etc/edge-agent/agent.toml")
 ENV_PREFIX = "EDGE_AGENT_"
@@ -98,9 +98,9 @@ class BrokerSettings(_Section):
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> BrokerSettings:
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key must be given together")
+            raise Invalid(message("config.tls_pair"))
         if self.tls_cert is not None and self.tls_ca is None:
-            raise ValueError("a client certificate needs tls_ca to check the broker")
+            raise Invalid(message("config.tls_needs_ca"))
         return self
 
 
@@ -237,7 +237,7 @@ class CommandKey(_Section):
     @model_validator(mode="after")
     def _one_source(self) -> CommandKey:
         if (self.public_key is None) == (self.path is None):
-            raise ValueError(f"key {self.key_id}: give exactly one of public_key or path")
+            raise Invalid(message("config.key_one_source", key_id=self.key_id))
         return self
 
 
@@ -267,7 +267,7 @@ class CommandSettings(_Section):
     def _publishable(cls, topics: list[str]) -> list[str]:
         for topic in topics:
             if (problem := publish_topic_problem(topic)) is not None:
-                raise ValueError(f"reply topic {topic!r} {problem}")
+                raise Invalid(message("config.reply_topic", topic=repr(topic), problem=problem))
         return topics
 
 
@@ -359,164 +359,73 @@ def config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
     return Path(env) if env else DEFAULT_CONFIG
 
 
-# tomllib's own messages that carry no value of the file (the rest stay as tomllib says).
-_TOML_MESSAGES = frozenset(
-    (
-        N_("Cannot overwrite a value"),
-        N_("Escaped character is not a Unicode scalar value"),
-        N_("Expected '=' after a key in a key/value pair"),
-        N_("Expected ']' at the end of a table declaration"),
-        N_("Expected ']]' at the end of an array declaration"),
-        N_("Expected newline or end of document after a statement"),
-        N_("Invalid date or datetime"),
-        N_("Invalid hex value"),
-        N_("Invalid initial character for a key part"),
-        N_("Invalid statement"),
-        N_("Invalid value"),
-        N_("Unclosed array"),
-        N_("Unclosed inline table"),
-        N_("Unterminated string"),
-    )
-)
-_TOML_WHERE = re.compile(
-    r"^(?P<what>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$"
-)
-
-# pydantic's message per error type, with the type's context as placeholders; a type not
-# here keeps pydantic's English text.
-_PYDANTIC_MESSAGES = {
-    "int_parsing": N_("Input should be a valid integer, unable to parse string as an integer"),
-    "int_type": N_("Input should be a valid integer"),
-    "int_from_float": N_("Input should be a valid integer, got a number with a fractional part"),
-    "float_parsing": N_("Input should be a valid number, unable to parse string as a number"),
-    "float_type": N_("Input should be a valid number"),
-    "bool_parsing": N_("Input should be a valid boolean, unable to interpret input"),
-    "bool_type": N_("Input should be a valid boolean"),
-    "string_type": N_("Input should be a valid string"),
-    "string_too_short": N_("String should have at least %(min_length)s characters"),
-    "string_too_long": N_("String should have at most %(max_length)s characters"),
-    "greater_than": N_("Input should be greater than %(gt)s"),
-    "greater_than_equal": N_("Input should be greater than or equal to %(ge)s"),
-    "less_than": N_("Input should be less than %(lt)s"),
-    "less_than_equal": N_("Input should be less than or equal to %(le)s"),
-    "enum": N_("Input should be %(expected)s"),
-    "literal_error": N_("Input should be %(expected)s"),
-    "dict_type": N_("Input should be a valid dictionary or instance of %(class_name)s"),
-    "model_type": N_("Input should be a valid dictionary or instance of %(class_name)s"),
-    "list_type": N_("Input should be a valid list"),
-}
-
-
-def _toml_detail(exc: tomllib.TOMLDecodeError) -> str:
-    match = _TOML_WHERE.match(str(exc))
-    if match is None:
-        return str(exc)
-    what = match["what"]
-    what = _(what) if what in _TOML_MESSAGES else what
-    if match["line"] is None:
-        return _("%(problem)s (at the end of the file)") % {"problem": what}
-    return _("%(problem)s (at line %(line)s, column %(column)s)") % {
-        "problem": what,
-        "line": match["line"],
-        "column": match["col"],
-    }
-
-
-def _pydantic_detail(error: dict[str, Any]) -> str:
-    template = _PYDANTIC_MESSAGES.get(error["type"])
-    context = dict(error.get("ctx") or {})
-    if isinstance(context.get("expected"), str):  # "'a', 'b' or 'c'": pydantic's own "or"
-        head, sep, last = context["expected"].rpartition(" or ")
-        if sep:
-            context["expected"] = f"{head} {_('or')} {last}"
-    try:
-        return _(template) % context if template else str(error["msg"])
-    except (KeyError, TypeError, ValueError):  # a context this pydantic names otherwise
-        return str(error["msg"])
-
-
 def _read_toml(path: Path, example: str = "agent.example.toml") -> dict[str, Any]:
-    where = {"path": path, "example": example, "variable": ENV_CONFIG}
+    where: dict[str, Param] = {"path": str(path)}
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(
-            _("config file %(path)s: not found") % where,
-            _("copy %(example)s there and edit it, or pass --config FILE (or set %(variable)s)")
-            % where,
+            message("config.not_found", **where),
+            message("config.not_found_hint", example=example, variable=ENV_CONFIG),
         ) from None
     except PermissionError:
         raise ConfigError(
-            _("config file %(path)s: permission denied") % where,
-            _("make it readable by the edge-agent user (chgrp edge-agent; chmod 640)"),
+            message("config.permission", **where), message("config.permission_hint")
         ) from None
     except IsADirectoryError:
         raise ConfigError(
-            _("config file %(path)s: is a directory, not a file") % where,
-            _("remove the directory and put the settings file there (see %(example)s)") % where,
+            message("config.is_directory", **where),
+            message("config.is_directory_hint", example=example),
         ) from None
     except OSError as exc:
         raise ConfigError(
-            _("config file %(path)s: cannot read: %(error)s")
-            % (where | {"error": exc.strerror or exc}),
-            _("check the disk and the file's permissions"),
+            message("config.cannot_read", **where, error=str(exc.strerror or exc)),
+            message("config.cannot_read_hint"),
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
-            _("config file %(path)s: not valid TOML: %(error)s")
-            % (where | {"error": _toml_detail(exc)}),
-            _("fix the syntax at that line"),
+            message("config.not_toml", **where, error=toml_problem(exc)),
+            message("config.not_toml_hint"),
         ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            _("config file %(path)s: not valid TOML: not UTF-8 text (byte %(byte)s)")
-            % (where | {"byte": exc.start}),
-            _("is this the right file? save it as UTF-8 text"),
+            message("config.not_utf8", **where, byte=exc.start),
+            message("config.not_utf8_hint"),
         ) from None
     except RecursionError:
         raise ConfigError(
-            _("config file %(path)s: not valid TOML: arrays or tables nested too deeply") % where,
-            _("fix the brackets; settings never nest more than a few levels"),
+            message("config.too_deep", **where), message("config.too_deep_hint")
         ) from None
 
 
-def _describe(error: dict[str, Any], path: Path, env_prefix: str = ENV_PREFIX) -> str:
+def _describe(error: dict[str, Any], path: Path, env_prefix: str = ENV_PREFIX) -> Message:
     loc = ".".join(str(p) for p in error["loc"])
     env_name = env_prefix + "__".join(str(p) for p in error["loc"]).upper()
     if env_name in os.environ:
-        origin = _("environment %(variable)s") % {"variable": env_name}
+        origin = message("config.origin_env", variable=env_name)
     else:
-        origin = _("config file %(path)s") % {"path": path}
+        origin = message("config.origin_file", path=str(path))
     kind = error["type"]
     if kind == "missing":
-        return _("%(origin)s: field '%(field)s' is required but missing") % {
-            "origin": origin,
-            "field": loc,
-        }
+        return message("config.field_missing", origin=origin, field=loc)
     if kind == "extra_forbidden":
-        return _("%(origin)s: unknown field '%(field)s' (a typo?)") % {
-            "origin": origin,
-            "field": loc,
-        }
+        return message("config.field_unknown", origin=origin, field=loc)
     got = error.get("input")
-    got_text = (
-        " " + _("(got %(value)s)") % {"value": repr(got)}
-        if not isinstance(got, dict | list)
-        else ""
-    )
-    return (
-        f"{origin}: "
-        + _("field '%(field)s': %(problem)s")
-        % {
-            "field": loc,
-            "problem": _pydantic_detail(error),
-        }
-        + got_text
+    if isinstance(got, dict | list):
+        return message(
+            "config.field_bad", origin=origin, field=loc, problem=pydantic_problem(error)
+        )
+    return message(
+        "config.field_bad_got",
+        origin=origin,
+        field=loc,
+        problem=pydantic_problem(error),
+        value=repr(got),
     )
 
 
-def _unknown_variables(model: type[FileSettings], prefix: str) -> list[str]:
+def _unknown_variables(model: type[FileSettings], prefix: str) -> list[Message]:
     """pydantic-settings skips a variable naming no field (EDGE_AGENT_LOGLEVEL, or
     EDGE_AGENT_BROKR__HOST): the setting would silently keep its default. Name each one."""
     fields = model.model_fields
@@ -527,7 +436,7 @@ def _unknown_variables(model: type[FileSettings], prefix: str) -> list[str]:
     ]
     plain = [name for name in fields if name not in sections]
     skip = model.env_not_settings
-    unknown = []
+    unknown: list[Message] = []
     for variable in sorted(os.environ):
         upper = variable.upper()  # pydantic-settings reads them case-insensitively
         if not upper.startswith(prefix) or any(
@@ -536,15 +445,12 @@ def _unknown_variables(model: type[FileSettings], prefix: str) -> list[str]:
             continue
         if upper[len(prefix) :].split("__")[0].lower() not in fields:
             unknown.append(
-                _(
-                    "environment %(variable)s: no such setting "
-                    "(sections: %(sections)s; fields: %(fields)s)"
+                message(
+                    "config.unknown_variable",
+                    variable=variable,
+                    sections=", ".join(sections) or "-",
+                    fields=", ".join(plain) or "-",
                 )
-                % {
-                    "variable": variable,
-                    "sections": ", ".join(sections) or "-",
-                    "fields": ", ".join(plain) or "-",
-                }
             )
     return unknown
 
@@ -572,12 +478,8 @@ def load_file_settings(model: type[_S], path: Path) -> _S:
     unknown = _unknown_variables(model, prefix)
     if unknown:
         raise ConfigError(
-            "\n".join(unknown),
-            _(
-                "correct or unset the variable(s); the names are %(prefix)s<FIELD> or "
-                "%(prefix)s<SECTION>__<FIELD>, see %(example)s"
-            )
-            % {"prefix": prefix, "example": model.example_file},
+            message("config.problems", problems=unknown),
+            message("config.unknown_variable_hint", prefix=prefix, example=model.example_file),
         )
     data = _read_toml(path, model.example_file)
     token = _config_file.set(data)
@@ -586,8 +488,8 @@ def load_file_settings(model: type[_S], path: Path) -> _S:
     except ValidationError as exc:
         lines = [_describe(dict(e), path, prefix) for e in exc.errors()]
         raise ConfigError(
-            "\n".join(lines),
-            _("fix the field(s) named above; see %(example)s") % {"example": model.example_file},
+            message("config.problems", problems=lines),
+            message("config.fix_fields_hint", example=model.example_file),
         ) from None
     finally:
         _config_file.reset(token)

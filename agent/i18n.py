@@ -181,12 +181,13 @@ def gettext_messages(lang: Lang) -> dict[str, str]:
     """English text -> `lang`, keyed as a .mo stores them (a plural's two English forms
     joined by NUL), from the symbolic catalogue; with the header gettext wants."""
     out = {"": "Content-Type: text/plain; charset=UTF-8\nPlural-Forms: nplurals=1; plural=0;\n"}
-    path = po_path(lang)
-    if path.is_file():  # the part not yet moved to ids
-        out |= parse_po(path.read_text(encoding="utf-8"), str(path))
     for entry in catalogue().values():
         key = entry["en"] + ("\0" + entry["en_plural"] if "en_plural" in entry else "")
         out[key] = entry[lang]
+    path = po_path(lang)
+    if path.is_file():  # the part not yet moved to ids: its _() callers look these up, so
+        # they win over an id's text that happens to be the same English ("ready")
+        out |= parse_po(path.read_text(encoding="utf-8"), str(path))
     return out
 
 

@@ -12,14 +12,15 @@ import pytest
 AGENT = Path(__file__).resolve().parent.parent / "agent"
 
 # Every module may use these: the settings, the component list, the typed errors, the
-# message catalogues.
-BASE = {"config", "components", "errors", "i18n", "messages"}
+# message catalogues, the libraries' validation texts as messages.
+BASE = {"config", "components", "errors", "i18n", "messages", "validation"}
 
 # What each part of agent/ may import besides BASE (a package, or one module of it).
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "i18n": set(),
     "messages": set(),
+    "validation": set(),
     "components": set(),
     # config gathers each package's own settings section
     "config": {"contract.topics", "attendance.settings", "led.patterns", "schedule.model"},

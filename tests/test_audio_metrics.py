@@ -17,6 +17,7 @@ from agent.checks.audio_metrics import (
 )
 from agent.checks.model import Status
 from agent.config import MicrophoneSettings
+from agent.messages import message, render
 
 RATE = 48000
 T = np.arange(RATE) / RATE
@@ -191,10 +192,19 @@ def test_loop_result_heard_and_not_heard():
     missed = judge_microphone(metrics(), CFG, LoopResult(1000.0, False, 1.2))
     assert missed.status is Status.WARN
     assert "not heard" in missed.reason and "loudspeaker" in missed.hint
-    broken = LoopResult(1000.0, False, 0.0, problem="loop test: no speaker", hint="plug it")
+    broken = LoopResult(
+        1000.0,
+        False,
+        0.0,
+        problem=message("microphone.loop_no_output"),
+        hint=message("microphone.hint.set_output"),
+    )
     outcome = judge_microphone(metrics(), CFG, broken)
     assert outcome.status is Status.WARN
-    assert outcome.reason == "loop test: no speaker" and outcome.hint == "plug it"
+    assert outcome.reason == "loop test: no default output device"
+    assert outcome.hint.startswith("set microphone.output_device in the settings")
+    assert outcome.reason_msg is not None and outcome.hint_msg is not None
+    assert render(outcome.reason_msg, "vi").startswith("thử vòng loa-micrô:")
 
 
 def test_loop_result_needs_the_tone_to_rise_above_the_room():

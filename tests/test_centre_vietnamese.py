@@ -59,7 +59,7 @@ def test_centre_status_of_a_fleet_is_vietnamese(fleet_db: Path) -> None:
     done = cli("centre", "status", "--config", str(fleet_db))
     assert done.returncode == 2, done.stdout + done.stderr  # a fault: critical
     text = done.stdout
-    assert "các điểm cầu lúc" in text and "MẤT LIÊN LẠC" in text and "NGỪNG BÁO CÁO" in text
+    assert "toàn bộ điểm cầu lúc" in text and "MẤT LIÊN LẠC" in text and "NGỪNG BÁO CÁO" in text
     assert "SỰ CỐ" in text and "chưa có kết quả kiểm tra" in text
     assert "phần mềm giám sát đã tắt bình thường" in text
     # The simulated sites' own reasons are English by design (SimSite writes them so), and

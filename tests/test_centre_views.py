@@ -105,6 +105,40 @@ def test_fleet_view_counts_groups_and_sorts_not_ready_by_tier():
     assert "[commune] c2" in text and "reports lost" in text and "camera fail" in text
 
 
+def test_centre_status_and_every_problem_say_themselves_in_vietnamese():
+    from agent.messages import catalogue  # noqa: PLC0415
+    from tests.test_cli_vietnamese import COMMON_ENGLISH, ascii_words, words_in  # noqa: PLC0415
+
+    sites = [
+        site("c1", parent="d1", availability="offline", avail_reason="clean shutdown"),
+        site("c2", parent="d1", availability=None, last_seen=None),
+        site("c3", parent="d1", availability="offline"),
+        site("c4", parent="d1", heartbeat_s=5.0, last_seen=NOW - 100, lost=1),
+        site("c5", parent="d1", state_retained=True, state_ts=NOW - 3600, last_seen=NOW - 1),
+        site("c6", parent="d1", verdict=None, lost=3),
+        site("d1", tier="district", verdict="fault", components={
+            "camera": ComponentRow("fail", "camera: not found", "plug it in"),
+            "network": ComponentRow("warn", "slow"),
+        }),
+    ]  # fmt: skip
+    codes = {
+        p["code"] for s in sites for p in fleet.problem_msgs(s, fleet.condition(s, NOW, 3), NOW, 3)
+    }
+    assert codes == {i for i in catalogue() if i.startswith("fleet.problem.")}
+    english = fleet.render(fleet.fleet_view(sites, NOW, 3, "en"), "en")
+    assert "1 report lost (seq gap)" in english and "3 reports lost (seq gaps)" in english
+    assert "offline: clean shutdown; last heard" in english and "fleet at " in english
+    text = fleet.render(fleet.fleet_view(sites, NOW, 3, "vi"), "vi")
+    assert "mất liên lạc: phần mềm giám sát đã tắt bình thường" in text
+    assert "camera không đạt: camera: not found (plug it in)" in text  # the site's own words
+    assert "[huyện] d1" in text and "SỰ CỐ" in text and "xã thuộc d1" in text
+    vocabulary = ascii_words(
+        [*(e["en"] for i, e in catalogue().items() if i.startswith("fleet.")), COMMON_ENGLISH]
+    ) - ascii_words([e["vi"] for i, e in catalogue().items() if i.startswith("fleet.")])
+    site_words = ("camera: not found (plug it in)", "slow", "camera", "network")
+    assert words_in(text, vocabulary, site_words) == [], text
+
+
 # ---- seq gaps ----------------------------------------------------------------------------
 
 
@@ -273,7 +307,7 @@ def test_site_detail_carries_message_reasons_in_every_language():
         "vi": "camera: simulated fail",
     }
     (problem,) = d["problem_msgs"]  # the skipped network is no problem
-    assert problem["code"] == "p.component.hint" and problem["name"] == "camera"
+    assert problem["code"] == "fleet.problem.component_hint" and problem["name"] == "camera"
     assert problem["reason_by_lang"] == {
         "en": "camera: simulated fail",
         "vi": "camera: simulated fail",
@@ -290,7 +324,7 @@ def test_a_tiles_tooltip_reason_comes_in_every_language():
     )
     t = views.tile(site("c1", verdict="fault", components={"network": told}), NOW, 3.0)
     assert t["why"] == "network fail: mcu_tcp unreachable"
-    assert t["why_msg"]["code"] == "p.component"
+    assert t["why_msg"]["code"] == "fleet.problem.component"
     assert t["why_msg"]["reason_by_lang"] == {
         "en": "mcu_tcp unreachable",
         "vi": "mcu_tcp: không kết nối được",

@@ -10,6 +10,7 @@ import http.cookiejar
 import io
 import json
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -35,11 +36,10 @@ from agent.checks.model import Status
 from agent.cli import main
 from agent.contract.payloads import PAYLOADS, Envelope
 from agent.errors import ConfigError
+from agent.messages import catalogue
 from agent.sim.fleet_site import SimSite
 from tests.commands_kit import KEY_ID, CommandAgent, commands_config
 from tests.fixtures.broker import wait_until
-
-STATIC = Path(__file__).resolve().parents[1] / "agent/centre/web/static"
 
 PASSWORD = "correct horse battery"  # a throwaway test account
 
@@ -253,11 +253,34 @@ def test_api_needs_login_and_sets_a_strict_httponly_cookie(web):
     assert status == 200 and page["role"] == "operator"
     # no broker here: why commands are off, in the page's language too
     assert page["commands_off"] == "no command connection"
-    assert page["commands_off_code"] == page_says({"code": page["commands_off_code"]})
+    assert page["commands_off_by_lang"] == {
+        "en": "commands are off: no command connection",
+        "vi": "không gửi được lệnh: trung tâm chưa kết nối để gửi lệnh",
+    }
     # the page itself and its static files are public (no data in them)
     with urllib.request.urlopen(web.url, timeout=5) as resp:
         assert b"app.js" in resp.read()
         assert "default-src 'self'" in resp.headers["content-security-policy"]
+
+
+def test_the_page_gets_its_texts_from_the_one_catalogue(web):
+    """Served before login (the login form needs them), made from agent/locale/messages/:
+    the page's and the fleet's ids in both languages, nothing else."""
+    with urllib.request.urlopen(web.url + "texts.json", timeout=5) as resp:
+        texts = json.loads(resp.read())
+    mine = {i: e for i, e in catalogue().items() if i.startswith(("page.", "fleet."))}
+    assert texts.keys() == mine.keys()
+    assert texts["page.login.wrong"] == {
+        "en": "wrong name or password",
+        "vi": "sai tên tài khoản hoặc mật khẩu",
+    }
+    assert texts["fleet.problem.lost"]["en_one"] == "{count} report lost (seq gap)"
+    # every id the page's script and markup name is among them
+    static = Path(__file__).resolve().parents[1] / "agent/centre/web/static"
+    named = set(re.findall(r'"((?:page|fleet)\.[a-z_.]+[a-z_])"', (static / "app.js").read_text()))
+    named |= set(re.findall(r'data-i18n[-a-z]*="([^"]+)"', (static / "index.html").read_text()))
+    prefixes = {n for n in named if n.endswith(".")}
+    assert len(named - prefixes) > 20 and named - prefixes - texts.keys() == set()
 
 
 def test_fleet_json_matches_centre_status(web, filled, capsys, tmp_path):
@@ -299,10 +322,11 @@ def test_site_detail_has_components_history_attendance(web):
 
 
 def page_says(error: dict[str, Any]) -> str:
-    """The error's code, which the page's catalogue has in both languages."""
-    catalogue = json.loads((STATIC / "i18n.json").read_text(encoding="utf-8"))
+    """The error's id; the page gets it in both languages, the English as `error`."""
     code = str(error.get("code"))
-    assert code in catalogue["en"] and code in catalogue["vi"], error
+    said = error["error_by_lang"]
+    assert said["en"] == error["error"] == catalogue()[code]["en"].format(**error), error
+    assert said["vi"] == catalogue()[code]["vi"].format(**error) != said["en"], error
     return code
 
 
@@ -314,10 +338,10 @@ def test_posts_need_json_and_the_csrf_token_and_viewers_cannot_command(web):
     assert c.call("POST", "/api/command", {"action": "identify", "sites": ["c1"]})[0] == 403
     c.csrf = "not-the-token"
     status, data, _ = c.call("POST", "/api/command", {"action": "identify", "sites": ["c1"]})
-    assert status == 403 and page_says(data) == "err.csrf"
+    assert status == 403 and page_says(data) == "page.error.csrf"
     c.csrf = token
     status, data, _ = c.call("POST", "/api/command", {"action": "identify", "sites": ["c1"]})
-    assert status == 403 and "viewer" in data["error"] and page_says(data) == "err.viewer"
+    assert status == 403 and "viewer" in data["error"] and page_says(data) == "page.error.viewer"
     status, me, _ = c.call("GET", "/api/me")
     assert me["can_command"] is False
     # a form post (what a cross-site page could send) is refused before any password check
@@ -336,10 +360,12 @@ def test_posts_need_json_and_the_csrf_token_and_viewers_cannot_command(web):
 def test_repeated_failed_logins_are_refused_for_a_while(web):
     c = Client(web.url)
     for _ in range(5):
-        assert c.login("op", "wrong password") == (401, {"error": "wrong name or password",
-                                                         "code": "login.wrong"})  # fmt: skip
+        status, data = c.login("op", "wrong password")
+        assert status == 401 and page_says(data) == "page.login.wrong"
+        assert data["error"] == "wrong name or password"
     status, data, headers = c.call("POST", "/api/login", {"name": "op", "password": PASSWORD})
-    assert status == 429 and data["code"] == "login.throttled"  # even the right password
+    assert status == 429 and page_says(data) == "page.login.throttled"  # even the right password
+    assert data["error_by_lang"]["vi"].endswith("thử lại sau 5 phút"), data
     assert 290 <= int(headers["Retry-After"]) <= 300
     # one person's typos do not lock out the others behind the same address
     assert c.login("view")[0] == 200
@@ -357,7 +383,7 @@ def test_many_failures_from_one_address_hit_the_higher_address_cap(filled, tmp_p
         for name in ("a", "b", "c", "d"):
             assert c.login(name, "wrong password")[0] == 401
         status, data = c.login("op")
-        assert status == 429 and data["code"] == "login.throttled_address"
+        assert status == 429 and page_says(data) == "page.login.throttled_address"
     finally:
         dash.stop()
 
@@ -571,7 +597,10 @@ def test_the_page_refuses_commands_to_site_ids_the_centre_never_heard_of(filled,
         c.login("op")
         body = {"action": "identify", "sites": ["c1", "nowhere", "c1x"]}
         status, data, _ = c.call("POST", "/api/command", body)
-        assert status == 400 and data["code"] == "send.unknown"
+        assert status == 400 and data["code"] == "page.send.unknown"
+        assert data["error_by_lang"]["vi"].startswith(
+            "trung tâm chưa từng liên lạc với nowhere, c1x"
+        )
         assert data["ids"] == ["nowhere", "c1x"] and "nowhere, c1x" in data["error"]
         assert dash.services.commander._requests.empty()  # nothing queued
         status, data, _ = c.call("POST", "/api/command", {"action": "identify", "sites": ["c1"]})

@@ -1,21 +1,21 @@
 """The centre's page in Vietnamese shows no English: a real Chromium, a real mosquitto, the
 real ingest and web server, simulated sites in every condition and a real agent to command.
 
-After a failed login, the login, the wall, a site's detail and a command's outcome, every
-visible text of the page is collected (body innerText, the tab title, and the placeholder,
-aria-label and title attributes) and scanned for English words, as tests/test_cli_vietnamese
-does for the CLI; the English vocabulary here is i18n.json's English side plus common words,
-less the words its Vietnamese side uses.
+After a failed and a rate-limited login, the login, the wall, a site's detail and commands'
+outcomes (the detail's replies and the command log), every visible text of the page is
+collected (body innerText, the tab title, and the placeholder, aria-label and title
+attributes) and scanned for English words, as tests/test_cli_vietnamese does for the CLI; the
+English vocabulary here is the English of the texts the centre serves the page (page.* and
+fleet.* in agent/locale/messages/) plus common words, less the words their Vietnamese uses.
 
 Excluded, and only these: the elements marked `data-from-site` (a component's reason and
-hint as the site sent them; their message ids come later) and, in a tile's tooltip, the same
-texts (listed in the tile's `data-site-text`). Site ids, user names, component names and
-metric keys (`fps=25`) are names, not words of a sentence.
+hint, a command reply's reason or output, as the site sent them: an older site's English)
+and, in a tile's tooltip, the same texts (listed in the tile's `data-site-text`). Site ids,
+user names, component names and metric keys (`fps=25`) are names, not words of a sentence.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +26,10 @@ import pytest
 from agent.centre.ingest import Ingest
 from agent.centre.settings import CentreSettings
 from agent.centre.web.accounts import Accounts, Role
+from agent.centre.web.app import PAGE_AREAS
 from agent.centre.web.server import Dashboard
 from agent.checks.model import Status
+from agent.messages import catalogue
 from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import SimSite
 from agent.transport.listener import Listener
@@ -40,16 +42,16 @@ pytestmark = [
     pytest.mark.broker,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
 ]
-CATALOGUE = Path(__file__).resolve().parents[1] / "agent/centre/web/static/i18n.json"
 # Names the Vietnamese page uses as they are.
 _PROPER = {"codec", "ok"}
 _PLACEHOLDER = re.compile(r"\{\w+\}")
 
 
 def _vocabulary() -> set[str]:
-    texts = json.loads(CATALOGUE.read_text(encoding="utf-8"))
+    entries = [e for i, e in catalogue().items() if i.startswith(PAGE_AREAS)]
     # the {placeholders} are no words of either side
-    en, vi = ([_PLACEHOLDER.sub(" ", v) for v in texts[k].values()] for k in ("en", "vi"))
+    en = [_PLACEHOLDER.sub(" ", e[k]) for e in entries for k in ("en", "en_one") if k in e]
+    vi = [_PLACEHOLDER.sub(" ", e["vi"]) for e in entries]
     return ascii_words([*en, COMMON_ENGLISH]) - ascii_words(vi) - _PROPER
 
 
@@ -169,6 +171,17 @@ def test_the_page_in_vietnamese_shows_no_english(page_env: tuple[Dashboard, Any]
     page.click("#login-submit")
     page.wait_for_selector("#login-error:not(:empty)")
     scan("failed login")
+    assert "sai tên tài khoản hoặc mật khẩu" in seen[-1]
+    for _ in range(10):  # the limiter's cap for one name from one address, and one more
+        page.fill("#login-name", "nobody")
+        page.fill("#login-password", "wrong password")
+        page.evaluate("document.getElementById('login-error').textContent = ''")
+        page.click("#login-submit")
+        page.wait_for_selector("#login-error:not(:empty)")
+        if "thử lại sau" in page.inner_text("#login-error"):
+            break
+    scan("rate-limited login")
+    assert "thử lại sau" in seen[-1]
     page.fill("#login-name", "op")
     page.fill("#login-password", PASSWORD)
     page.click("#login-submit")
@@ -191,8 +204,22 @@ def test_the_page_in_vietnamese_shows_no_english(page_env: tuple[Dashboard, Any]
     page.wait_for_selector('#detail .detail-replies li[data-status="succeeded"]')
     page.wait_for_selector("#detail table.components [data-from-site]")
     scan("a command's outcome")
+    page.click('#detail .detail-actions [data-action="identify"]')
+    page.wait_for_selector('#reply-log li[data-site="c-cmd"]:not([data-status="sent"]) >> nth=1')
+    page.wait_for_function("document.querySelectorAll('#detail .detail-replies li').length >= 4")
+    scan("the command log")
     # the scan read the parts it must: problems, the command log, the components
     text = "\n".join(seen)
-    for shown in ("Vấn đề", "mất liên lạc", "ngừng báo cáo", "thành công", "Đăng nhập"):
+    for shown in (
+        "Vấn đề",
+        "mất liên lạc",
+        "ngừng báo cáo",
+        "thành công",
+        "Đăng nhập",
+        "Phản hồi lệnh",
+        "Nhận diện",
+        "đã gửi",
+        "Trung tâm giám sát điểm cầu",
+    ):
         assert shown in text
     context.close()

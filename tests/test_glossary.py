@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -12,7 +11,6 @@ from agent.i18n import parse_po, po_path
 
 ROOT = Path(__file__).resolve().parent.parent
 GLOSSARY = ROOT / "docs" / "glossary.md"
-PAGE_CATALOGUE = ROOT / "agent" / "centre" / "web" / "static" / "i18n.json"
 
 # Code stays as it is in both languages, so it says nothing about the words: backticked
 # commands, placeholders, setting and option names, the product's own commands.
@@ -84,8 +82,12 @@ def po_pairs() -> list[tuple[str, str]]:
 
 
 def page_pairs() -> list[tuple[str, str]]:
-    catalogue = json.loads(PAGE_CATALOGUE.read_text(encoding="utf-8"))
-    return [(catalogue["en"][key], catalogue["vi"][key]) for key in catalogue["en"]]
+    """The page's texts: the catalogue's ids the centre serves it (agent/centre/web/app.py)."""
+    from agent.centre.web.app import PAGE_AREAS  # noqa: PLC0415
+    from agent.messages import catalogue  # noqa: PLC0415
+
+    entries = [e for i, e in catalogue().items() if i.startswith(PAGE_AREAS)]
+    return [(e[en], e["vi"]) for e in entries for en in ("en", "en_one") if en in e]
 
 
 def complaints(english: str, vietnamese: str, terms: list[Term]) -> list[str]:

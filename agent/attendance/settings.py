@@ -18,6 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.attendance.models import DEFAULT_MODELS_DIR
+from agent.messages import message
+from agent.validation import Invalid
 
 Point = tuple[float, float]
 
@@ -43,9 +45,9 @@ class Region(BaseModel):
             return None
         x1, y1, x2, y2 = value
         if not all(0.0 <= v <= 1.0 for v in value):
-            raise ValueError("rect corners must be between 0 and 1 (fractions of the frame)")
+            raise Invalid(message("config.attendance.rect_range"))
         if not (x1 < x2 and y1 < y2):
-            raise ValueError("rect must be [x1, y1, x2, y2] with x1 < x2 and y1 < y2")
+            raise Invalid(message("config.attendance.rect_order"))
         return value
 
     @field_validator("polygon")
@@ -54,15 +56,15 @@ class Region(BaseModel):
         if value is None:
             return None
         if len(value) < 3:
-            raise ValueError("a polygon needs at least three corners")
+            raise Invalid(message("config.attendance.polygon_corners"))
         if not all(0.0 <= c <= 1.0 for point in value for c in point):
-            raise ValueError("polygon corners must be between 0 and 1 (fractions of the frame)")
+            raise Invalid(message("config.attendance.polygon_range"))
         return value
 
     @model_validator(mode="after")
     def _one_shape(self) -> Region:
         if (self.rect is None) == (self.polygon is None):
-            raise ValueError("give exactly one of rect or polygon")
+            raise Invalid(message("config.attendance.one_shape"))
         return self
 
     def corners(self) -> list[Point]:

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from agent.i18n import LANGUAGES, Lang, say
-from agent.messages import Message, render_or
+from agent.i18n import LANGUAGES, current_language
+from agent.messages import Message, Param, catalogue, render_or
+from agent.messages import render as render_msg
 
 
 class Condition(StrEnum):
@@ -110,121 +111,95 @@ def condition(site: SiteRow, now: float, silent_after: float) -> Condition:
     return Condition.UNKNOWN
 
 
-def _when(epoch: float | None, lang: Lang = "en") -> str:
+def _when(epoch: float | None, lang: str = "en") -> str:
     if epoch is None:
-        return say("centre.status.never", lang)
+        return say(_NEVER, lang)
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-# The availability reasons our agents send, by the code the page translates them with.
-AVAIL_REASONS = {"clean shutdown": "why.shutdown", "connection lost (will)": "why.will"}
-Problem = dict[str, Any]  # {"code": ..., parameters}: the page renders it in its language
+_NEVER = "fleet.never"
+# The availability reasons our agents send, by the id that says them in the reader's language.
+AVAIL_REASONS = {"clean shutdown": "fleet.why.shutdown", "connection lost (will)": "fleet.why.will"}
+_WHY_NEVER = "fleet.why.never"
+Problem = dict[str, Any]  # {"code": a fleet.problem.* id, its parameters}
+_OFFLINE = "fleet.problem.offline"
+_OFFLINE_NOWHY = "fleet.problem.offline_nowhy"
+_STALE = "fleet.problem.stale"
+_SILENT = "fleet.problem.silent"
+_SILENT_HB = "fleet.problem.silent_hb"
+_NOCHECK = "fleet.problem.nocheck"
+_LOST = "fleet.problem.lost"
+_COMPONENT = "fleet.problem.component"
+_COMPONENT_HINT = "fleet.problem.component_hint"
+_STATUS = "fleet.status."  # + a check status: ok, warn, fail, error, skipped
+CONDITION = "fleet.condition."  # + a Condition
+TIER = "fleet.tier."  # + a tier
 
 
 def problem_msgs(site: SiteRow, cond: Condition, now: float, silent_after: float) -> list[Problem]:
-    """One code and its parameters per reason the site is not ready, most telling first;
-    times are epoch seconds (None: never)."""
+    """One id and its parameters per reason the site is not ready, most telling first;
+    times are epoch seconds (None: never). The page renders them in its own language."""
     out: list[Problem] = []
     if cond is Condition.OFFLINE:
         why = site.avail_reason or ("never connected" if site.availability is None else "")
-        code = "why.never" if not site.avail_reason and why else AVAIL_REASONS.get(why, "")
-        out.append({"code": "p.offline" if why else "p.offline.nowhy", "why": why,
+        code = _WHY_NEVER if not site.avail_reason and why else AVAIL_REASONS.get(why, "")
+        out.append({"code": _OFFLINE if why else _OFFLINE_NOWHY, "why": why,
                     "why_code": code, "last_seen": site.last_seen})  # fmt: skip
     elif cond is Condition.SILENT:
         window = silent_window(site, silent_after)
         if is_stale(site, now, silent_after):
-            out.append({"code": "p.stale", "state_ts": site.state_ts})
-        out.append({"code": "p.silent.hb" if site.heartbeat_s else "p.silent",
+            out.append({"code": _STALE, "state_ts": site.state_ts})
+        out.append({"code": _SILENT_HB if site.heartbeat_s else _SILENT,
                     "window": round(window), "heartbeat": site.heartbeat_s,
                     "last_seen": site.last_seen})  # fmt: skip
     elif cond is Condition.UNKNOWN:
-        out.append({"code": "p.nocheck"})
+        out.append({"code": _NOCHECK})
     for name, comp in sorted(site.components.items()):
         if comp.status in _BAD:
-            code = "p.component.hint" if comp.hint else "p.component"
+            code = _COMPONENT_HINT if comp.hint else _COMPONENT
             out.append({"code": code, "name": name, **comp.said()})
     if site.lost:
-        out.append({"code": "p.lost", "n": site.lost})
+        out.append({"code": _LOST, "count": site.lost})
     return out
 
 
-def english(problem: Problem) -> str:
-    """The problem's English line (logs, the JSON's `problems` for older pages)."""
-    return problem_text(problem, "en")
+def _word(prefix: str, code: str, lang: str) -> str:
+    """A status or condition in `lang`; a code this release does not know, as it came."""
+    return say(prefix + code, lang) if prefix + code in catalogue() else code
+
+
+def say(msg_id: str, lang: str, **params: Param) -> str:
+    """One of this module's ids in `lang`. The ids come as data (a problem's code, a status
+    word), so not through message(): tests/test_centre_views.py renders every one."""
+    return render_msg(Message(id=msg_id, params=params), lang) or msg_id
+
+
+def english(problem: Problem, lang: str = "en") -> str:
+    """The problem in `lang` (English for logs, scripts and older pages), with what the site
+    said in `lang` where it sent it as a message."""
+    values: dict[str, Param] = {}
+    for key, value in problem.items():
+        if key in ("last_seen", "state_ts"):
+            values[key] = _when(value, lang)
+        elif key == "heartbeat":
+            values[key] = "" if value is None else f"{value:g}"
+        elif key in ("reason", "hint"):
+            values[key] = problem.get(f"{key}_by_lang", {}).get(lang, value)
+        elif key == "status":
+            values[key] = _word(_STATUS, value, lang)
+        elif key == "why" and problem.get("why_code"):
+            values[key] = say(problem["why_code"], lang)
+        elif isinstance(value, str | int | float) and key != "code":
+            values[key] = value
+    return say(problem["code"], lang, **values)
 
 
 def problems(
-    site: SiteRow, cond: Condition, now: float, silent_after: float, lang: Lang = "en"
+    site: SiteRow, cond: Condition, now: float, silent_after: float, lang: str = "en"
 ) -> list[str]:
-    """One line per reason the site is not ready, most telling first; the components'
-    reasons and hints in `lang` where the site sent them as messages."""
-    return [problem_text(p, lang) for p in problem_msgs(site, cond, now, silent_after)]
-
-
-def problem_text(problem: Problem, lang: Lang) -> str:
-    """The problem in `lang` (centre.problem.*), with what the site said in `lang` where it
-    sent it as a message."""
-    values = dict(problem)
-    for key in ("reason", "hint"):
-        if f"{key}_by_lang" in values:
-            values[key] = values[f"{key}_by_lang"].get(lang, values[key])
-    for key in ("last_seen", "state_ts"):
-        if key in values:
-            values[key] = _when(values[key], lang)
-    if values.get("heartbeat") is not None:
-        values["heartbeat"] = f"{values['heartbeat']:g}"
-    if values.get("why_code") in _WHY_IDS:
-        values["why"] = say(_WHY_IDS[values["why_code"]], lang)
-    if values.get("status") in _STATUS_IDS:
-        values["status"] = say(_STATUS_IDS[values["status"]], lang)
-    params = {k: v for k, v in values.items() if isinstance(v, str | int | float)}
-    return say(_PROBLEM_IDS[problem["code"]], lang, **params)
-
-
-_PROBLEM_IDS = {
-    "p.offline": "centre.problem.offline",
-    "p.offline.nowhy": "centre.problem.offline_nowhy",
-    "p.stale": "centre.problem.stale",
-    "p.silent": "centre.problem.silent",
-    "p.silent.hb": "centre.problem.silent_hb",
-    "p.nocheck": "centre.problem.nocheck",
-    "p.component": "centre.problem.component",
-    "p.component.hint": "centre.problem.component_hint",
-    "p.lost": "centre.problem.lost",
-}
-_WHY_IDS = {
-    "why.never": "centre.why.never",
-    "why.shutdown": "centre.why.shutdown",
-    "why.will": "centre.why.will",
-}
-_STATUS_IDS = {
-    "fail": "centre.component_status.fail",
-    "error": "centre.component_status.error",
-    "warn": "centre.component_status.warn",
-}
-_CONDITION_IDS = {
-    "ready": "centre.condition.ready",
-    "degraded": "centre.condition.degraded",
-    "fault": "centre.condition.fault",
-    "offline": "centre.condition.offline",
-    "silent": "centre.condition.silent",
-    "unknown": "centre.condition.unknown",
-}
-_TIER_IDS = {
-    "province": "centre.tier.province",
-    "district": "centre.tier.district",
-    "commune": "centre.tier.commune",
-}
-
-
-def condition_word(code: str, lang: Lang) -> str:
-    """A condition in `lang`; a code this release does not know, as it is."""
-    return say(_CONDITION_IDS[code], lang) if code in _CONDITION_IDS else code
-
-
-def tier_word(code: str, lang: Lang) -> str:
-    """A tier in `lang` ("province" for the province's total too); an unknown code as it is."""
-    return say(_TIER_IDS[code], lang) if code in _TIER_IDS else code
+    """One line per reason the site is not ready, most telling first, in `lang` (the
+    components' reasons and hints too, where the site sent them as messages)."""
+    return [english(p, lang) for p in problem_msgs(site, cond, now, silent_after)]
 
 
 @dataclass(frozen=True)
@@ -261,7 +236,7 @@ def _tier_key(tier: str) -> tuple[int, str]:
 
 
 def fleet_view(
-    sites: list[SiteRow], now: float, silent_after: float, lang: Lang = "en"
+    sites: list[SiteRow], now: float, silent_after: float, lang: str = "en"
 ) -> FleetView:
     conds = {s.site_id: condition(s, now, silent_after) for s in sites}
     tiers: dict[str, list[Condition]] = {}
@@ -296,38 +271,34 @@ def fleet_view(
     )
 
 
-def _count_line(label: str, counts: dict[str, int], lang: Lang) -> str:
+def _count_line(label: str, counts: dict[str, int], lang: str) -> str:
     parts = " ".join(
-        f"{condition_word(k, lang)} {v:>3}" for k, v in counts.items() if v or k != "unknown"
+        f"{_word(CONDITION, k, lang)} {v:>3}" for k, v in counts.items() if v or k != "unknown"
     )
     return f"  {label:<32} {parts}"
 
 
-def _parent_label(key: str, lang: Lang) -> str:
+def _parent_label(key: str, lang: str) -> str:
     tier, _, parent = key.partition(" under ")
-    return say("centre.status.under", lang, tier=tier_word(tier, lang), parent=parent)
+    return say("fleet.cli.under", lang, tier=_word(TIER, tier, lang), parent=parent)
 
 
-def render(view: FleetView, lang: Lang = "en") -> str:
-    """The operator's text of `centre status`, in `lang`."""
+def render(view: FleetView, lang: str | None = None) -> str:
+    """`centre status` as text, in `lang` (the process language unless said)."""
+    lang = lang or current_language()
     lines = [
-        say("centre.status.fleet", lang, at=_when(view.at, lang), count=view.total),
-        _count_line(say("centre.status.all", lang), view.counts, lang),
-        say("centre.status.by_tier", lang),
+        say("fleet.cli.header", lang, at=_when(view.at, lang), count=view.total),
+        _count_line(say("fleet.cli.all", lang), view.counts, lang),
+        say("fleet.cli.by_tier", lang),
     ]
-    lines += [
-        _count_line(tier_word(tier, lang), counts, lang) for tier, counts in view.by_tier.items()
-    ]
-    lines.append(say("centre.status.by_parent", lang))
-    lines += [
-        _count_line(_parent_label(key, lang), counts, lang)
-        for key, counts in view.by_parent.items()
-    ]
+    lines += [_count_line(_word(TIER, t, lang), c, lang) for t, c in view.by_tier.items()]
+    lines.append(say("fleet.cli.by_parent", lang))
+    lines += [_count_line(_parent_label(k, lang), c, lang) for k, c in view.by_parent.items()]
     if view.lost:
-        lines.append(say("centre.status.lost", lang, count=view.lost))
-    lines.append(say("centre.status.not_ready", lang, count=len(view.not_ready)))
+        lines.append(say("fleet.cli.lost", lang, count=view.lost))
+    lines.append(say("fleet.cli.not_ready", lang, count=len(view.not_ready)))
     for n in view.not_ready:
-        cond = condition_word(n.condition, lang).upper()
-        lines.append(f"  [{tier_word(n.tier, lang)}] {n.site_id} ({n.name or '?'}) {cond}")
+        tier, cond = _word(TIER, n.tier, lang), _word(CONDITION, n.condition, lang).upper()
+        lines.append(f"  [{tier}] {n.site_id} ({n.name or '?'}) {cond}")
         lines += [f"      - {p}" for p in n.problems]
     return "\n".join(lines) + "\n"

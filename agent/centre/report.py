@@ -16,9 +16,10 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.centre.fleet import TIER_ORDER, tier_word
+from agent.centre.fleet import TIER, TIER_ORDER, say
 from agent.centre.store import AttendanceRow
-from agent.i18n import Lang, say
+from agent.i18n import Lang
+from agent.messages import catalogue
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,11 @@ def _fmt(value: float | int | None, pct: bool = False) -> str:
     return f"{value:.0%}" if pct else f"{value:g}"
 
 
+def _tier(code: str, lang: Lang) -> str:
+    """A tier in `lang` ("province" is also the province's total); an unknown one as it is."""
+    return say(TIER + code, lang) if TIER + code in catalogue() else code
+
+
 _COLUMNS = {
     "site": "centre.report.col.site",
     "tier": "centre.report.col.tier",
@@ -134,7 +140,7 @@ def render(report: SessionReport, lang: Lang = "en") -> str:
     )
     for s in report.sites:
         lines.append(
-            f"  {s.site_id:<28} {tier_word(s.tier, lang):<9} {_fmt(s.expected):>8} "
+            f"  {s.site_id:<28} {_tier(s.tier, lang):<9} {_fmt(s.expected):>8} "
             f"{_fmt(s.peak):>6} {_fmt(s.median):>7} {_fmt(s.rate, True):>6} {s.samples:>7}"
         )
     lines.append(say("centre.report.totals", lang))
@@ -142,7 +148,7 @@ def render(report: SessionReport, lang: Lang = "en") -> str:
         total = say("centre.report.total", lang, sites=f"{t.sites:>4}",
                     expected=f"{t.expected:>6}", counted=f"{t.counted:>6}",
                     rate=_fmt(t.rate, True))  # fmt: skip
-        lines.append(f"  {tier_word(t.label, lang):<10} {total}")
+        lines.append(f"  {_tier(t.label, lang):<10} {total}")
     return "\n".join(lines) + "\n"
 
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from agent.checks.model import MetricValue, Outcome, Status
+from agent.checks.model import MetricValue, Outcome, Status, said
 from agent.config import MicrophoneSettings
+from agent.messages import Message, message
 
 Samples = npt.NDArray[np.floating]
 
@@ -190,8 +191,8 @@ class LoopResult:
     heard: bool
     snr_db: float
     ambient_snr_db: float | None = None  # the same measure before the tone was played
-    problem: str = ""  # the test could not run (no speaker, cannot open it): why
-    hint: str = ""
+    problem: Message | None = None  # the test could not run (no speaker, cannot open it): why
+    hint: Message | None = None
 
     @property
     def masked(self) -> bool:
@@ -224,76 +225,72 @@ def judge_microphone(
             "loop_snr_db": loop.snr_db,
             "loop_ambient_snr_db": loop.ambient_snr_db,
         }
-    level = f"level {metrics.rms_dbfs:.1f} dBFS (peak {metrics.peak_dbfs:.1f})"
+    level = message("microphone.level", rms=metrics.rms_dbfs, peak=metrics.peak_dbfs)
     if metrics.rms_dbfs < cfg.silent_dbfs:
-        return Outcome(
+        return said(
             Status.FAIL,
-            f"no signal: is the mic muted or unplugged? ({level})",
-            "check the microphone cable and its mute switch; unmute the input in the mixer; "
-            "then run the check again",
+            message("microphone.silent", level=level),
+            message("microphone.hint.silent"),
             values,
         )
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[Message, Message | None]] = []
     if metrics.rms_dbfs < cfg.quiet_dbfs:
         problems.append(
             (
-                f"very quiet ({level}, below {cfg.quiet_dbfs:g})",
-                "raise the microphone gain or move the microphone closer to the speakers' seats",
+                message("microphone.quiet", level=level, quiet=cfg.quiet_dbfs),
+                message("microphone.hint.quiet"),
             )
         )
     if metrics.clip_ratio > cfg.max_clip_ratio:
         problems.append(
             (
-                f"clipping ({metrics.clip_ratio:.1%} of samples at full scale)",
-                "lower the microphone gain (or the mixer input level) until the peaks stop "
-                "hitting the top",
+                message("microphone.clipping", ratio=metrics.clip_ratio),
+                message("microphone.hint.clipping"),
             )
         )
     if abs(metrics.dc_offset) > cfg.max_dc_offset:
         problems.append(
             (
-                f"DC offset {metrics.dc_offset:+.3f}",
-                "the microphone or its preamp is faulty or wrongly powered; check phantom "
-                "power and try another microphone",
+                message("microphone.dc_offset", offset=metrics.dc_offset),
+                message("microphone.hint.dc_offset"),
             )
         )
     if metrics.hum_db > cfg.max_hum_db:
         problems.append(
             (
-                f"mains hum ({metrics.hum_db:.1f} dB of the signal at {cfg.mains_hz:g} Hz "
-                "and harmonics)",
-                "move the microphone cable away from power cables; plug the amplifier and "
-                "the PC into the same socket strip; use a balanced cable or a ground-loop "
-                "isolator",
+                message("microphone.hum", hum=metrics.hum_db, mains=cfg.mains_hz),
+                message("microphone.hint.hum"),
             )
         )
-    if loop is not None and loop.problem:
+    if loop is not None and loop.problem is not None:
         problems.append((loop.problem, loop.hint))
     elif loop is not None and loop.masked:
         problems.append(
             (
-                f"test tone {loop.freq:g} Hz not distinguishable: the room already has a "
-                f"sound there (SNR {loop.ambient_snr_db:.1f} dB before the tone)",
-                "set microphone.loop_tone_hz to another frequency, or silence what plays "
-                "in the room during the check",
+                message(
+                    "microphone.tone_masked", freq=loop.freq, ambient=loop.ambient_snr_db or 0.0
+                ),
+                message("microphone.hint.tone_masked"),
             )
         )
     elif loop is not None and not loop.heard:
         problems.append(
             (
-                f"test tone {loop.freq:g} Hz not heard (SNR {loop.snr_db:.1f} dB)",
-                "check that the loudspeaker is on, unmuted and turned up, and that the "
-                "output device in the settings is the one feeding it",
+                message("microphone.tone_unheard", freq=loop.freq, snr=loop.snr_db),
+                message("microphone.hint.tone_unheard"),
             )
         )
     if problems:
-        return Outcome(
+        hints = [hint for _, hint in problems if hint is not None]
+        return said(
             Status.WARN,
-            "; ".join(reason for reason, _ in problems),
-            "; ".join(hint for _, hint in problems),
+            message("microphone.problems", problems=[reason for reason, _ in problems]),
+            message("microphone.hints", hints=hints) if hints else None,
             values,
         )
-    summary = f"{level}, noise floor {metrics.noise_floor_dbfs:.1f} dBFS"
+    noise = metrics.noise_floor_dbfs
     if loop is not None:
-        summary += f", test tone heard (SNR {loop.snr_db:.1f} dB)"
-    return Outcome(Status.OK, summary, "", values)
+        summary = message("microphone.ok_loop", level=level, noise=noise, snr=loop.snr_db)
+    else:
+        summary = message("microphone.ok", level=level, noise=noise)
+    return said(Status.OK, summary, None, values)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.checks.edid import Edid, decode_edid
-from agent.checks.model import MetricValue, Outcome, Status, worst_status
+from agent.checks.model import MetricValue, Outcome, Status, said, worst_status
 from agent.config import DisplaySettings
 from agent.errors import BadReply
+from agent.messages import Message, message
 
 
 @dataclass(frozen=True)
@@ -29,22 +30,21 @@ def judge_connector(conn: ConnectorState, cfg: DisplaySettings) -> Outcome:
         "preferred_mode": conn.modes[0] if conn.modes else None,
     }
     if conn.status != "connected":
-        return Outcome(
+        return said(
             Status.FAIL,
-            f"display on {conn.name}: {conn.status or 'unknown'}",
-            "check the HDMI cable at both ends and that the screen is switched on "
-            "(some screens in standby report disconnected)",
+            message("display.not_connected", connector=conn.name, state=_state(conn.status)),
+            message("display.hint.cable"),
             metrics,
         )
     edid: Edid | None = None
-    edid_problem = ""
+    edid_problem: Message | None = None
     if not conn.edid:
-        edid_problem = "no EDID"
+        edid_problem = message("display.no_edid")
     else:
         try:
             edid = decode_edid(conn.edid)
         except BadReply as exc:
-            edid_problem = exc.message
+            edid_problem = exc.msg or message("display.merged", parts=exc.message)
     if edid is not None:
         metrics |= {
             "manufacturer": edid.manufacturer,
@@ -54,45 +54,51 @@ def judge_connector(conn: ConnectorState, cfg: DisplaySettings) -> Outcome:
             "edid_checksum_valid": edid.checksum_valid,
         }
         if not edid.checksum_valid:
-            edid_problem = "EDID checksum invalid"
-    problems: list[tuple[Status, str, str]] = []
-    if edid_problem:
-        problems.append(
-            (
-                Status.WARN,
-                edid_problem,
-                "the cable or an HDMI switch may be faulty; try a direct cable",
-            )
-        )
+            edid_problem = message("display.edid_checksum")
+    problems: list[tuple[Status, Message, Message]] = []
+    if edid_problem is not None:
+        problems.append((Status.WARN, edid_problem, message("display.hint.edid")))
     if conn.enabled != "enabled":
         problems.append(
-            (
-                Status.WARN,
-                "connected but not enabled",
-                "the desktop is not using this output; restart the display session",
-            )
+            (Status.WARN, message("display.not_enabled"), message("display.hint.not_enabled"))
         )
     width = _mode_width(conn.modes[0]) if conn.modes else 0
     if width and width < cfg.min_width:
         problems.append(
             (
                 Status.WARN,
-                f"best mode {conn.modes[0]} below {cfg.min_width} px wide",
-                "use the HDMI input of the TV, not a VGA adapter",
+                message("display.low_mode", mode=conn.modes[0], min_width=cfg.min_width),
+                message("display.hint.low_mode"),
             )
         )
-    label = (edid.monitor_name or edid.manufacturer) if edid else "unknown screen"
+    name = (edid.monitor_name or edid.manufacturer) if edid else None
+    label = name or message("display.unknown_screen")
     if not problems:
-        return Outcome(
-            Status.OK, f"{label} on {conn.name}, {metrics['preferred_mode']}", "", metrics
+        mode = str(metrics["preferred_mode"])
+        return said(
+            Status.OK,
+            message("display.ok", screen=label, connector=conn.name, mode=mode),
+            None,
+            metrics,
         )
     status = worst_status(p[0] for p in problems)
-    return Outcome(
+    return said(
         status,
-        f"{label} on {conn.name}: " + "; ".join(p[1] for p in problems),
-        "; ".join(p[2] for p in problems),
+        message(
+            "display.problems", screen=label, connector=conn.name, problems=[p[1] for p in problems]
+        ),
+        message("display.hints", hints=[p[2] for p in problems]),
         metrics,
     )
+
+
+def _state(status: str) -> Message:
+    """The connector's sysfs status word, said in the reader's language."""
+    if status == "connected":
+        return message("display.state.connected")
+    if status == "disconnected":
+        return message("display.state.disconnected")
+    return message("display.state.unknown")
 
 
 def _mode_width(mode: str) -> int:
@@ -108,4 +114,12 @@ def merge(sysfs: Outcome, power: Outcome) -> Outcome:
     metrics = dict(sysfs.metrics) | {f"power_{k}": v for k, v in power.metrics.items()}
     reasons = [sysfs.reason, power.reason]
     hints = [h for h in (sysfs.hint, power.hint) if h]
-    return Outcome(status, "; ".join(reasons), "; ".join(hints), metrics)
+    merged = Outcome(status, "; ".join(reasons), "; ".join(hints), metrics)
+    if sysfs.reason_msg is None or power.reason_msg is None:
+        return merged  # a part only in English: the whole stays English
+    hint_msgs = [m for m in (sysfs.hint_msg, power.hint_msg) if m is not None]
+    if len(hint_msgs) != len(hints):
+        return merged
+    reason = message("display.merged", parts=[sysfs.reason_msg, power.reason_msg])
+    hint = message("display.hints", hints=hint_msgs) if hint_msgs else None
+    return said(status, reason, hint, metrics)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.errors import BadReply
+from agent.messages import message
 
 HEADER = bytes.fromhex("00ffffffffffff00")
 BLOCK = 128
@@ -46,12 +47,12 @@ def decode_edid(data: bytes) -> Edid:
     checksum is reported in the result (the monitor still works, the data is suspect)."""
     if len(data) < BLOCK:
         raise BadReply(
-            f"EDID is {len(data)} bytes, expected at least {BLOCK}",
-            "the cable or an HDMI switch may be corrupting EDID; try a direct cable",
+            message("display.edid_short", size=len(data), minimum=BLOCK),
+            message("display.hint.edid_corrupt"),
         )
     block = data[:BLOCK]
     if block[:8] != HEADER:
-        raise BadReply("EDID header missing", "the display's EDID is unreadable; try another cable")
+        raise BadReply(message("display.edid_header"), message("display.hint.edid_unreadable"))
     mfg = int.from_bytes(block[8:10], "big")
     letters = [(mfg >> shift) & 0x1F for shift in (10, 5, 0)]
     manufacturer = "".join(chr(ord("A") - 1 + v) if 1 <= v <= 26 else "?" for v in letters)

@@ -16,7 +16,7 @@ class PathStats:
     name: str
     sent: int
     rtts_ms: tuple[float, ...]  # one per answered probe, in order
-    error: str = ""  # the last connection error, for the reason line
+    error: str | Message = ""  # the last connection error, for the reason line
 
     @property
     def loss_pct(self) -> float:

@@ -6,23 +6,23 @@ import json
 from collections.abc import Sequence
 
 from agent.checks.model import CheckResult, CheckRun, Verdict
-from agent.i18n import N_, Lang, translate
+from agent.i18n import Lang, current_language, say
 from agent.messages import render_or
 
 _MARK = {"ok": "OK", "warn": "WARN", "fail": "FAIL", "skipped": "SKIP", "error": "ERROR"}
-_HEAD = (N_("component"), N_("status"), N_("time"), N_("reason"))
-_VERDICT = N_("site verdict")
+_HEAD = ("check.table.component", "check.table.status", "check.table.time", "check.table.reason")
 
 
-def render_table(results: Sequence[CheckResult], verdict: Verdict, lang: Lang = "en") -> str:
-    """English keeps the short upper-case marks scripts grep for; Vietnamese translates the
-    headings, statuses and verdict, and the reasons and hints a probe gave as messages
-    (the others are English for now)."""
+def render_table(results: Sequence[CheckResult], verdict: Verdict, lang: Lang | None = None) -> str:
+    """In `lang` (the process language unless said). English keeps the short upper-case
+    marks scripts grep for; Vietnamese says the statuses and the verdict in words, and the
+    reasons and hints in the reader's language when the probe gave them as messages."""
+    lang = lang or current_language()
 
     def mark(status: str) -> str:
-        return _MARK[status] if lang == "en" else translate(status, lang)
+        return _MARK[status] if lang == "en" else say(f"status.result.{status}", lang)
 
-    component, status, time, reason = (translate(h, lang) for h in _HEAD)
+    component, status, time, reason = (say(h, lang) for h in _HEAD)
     width = max([len(component), *(len(r.component) for r in results)])
     swidth = max([6, len(status), *(len(mark(r.status.value)) for r in results)])
     lines = [f"{component:<{width}}  {status:<{swidth}} {time:>6}  {reason}"]
@@ -35,7 +35,8 @@ def render_table(results: Sequence[CheckResult], verdict: Verdict, lang: Lang = 
             hint = render_or(r.hint_msg, r.hint, lang)
             lines.append(f"{'':<{width}}  {'':<{swidth}} {'':>6}  -> {hint}")
     lines.append("")
-    lines.append(f"{translate(_VERDICT, lang)}: {translate(verdict.value, lang).upper()}")
+    word = say(f"status.verdict_word.{verdict.value}", lang).upper()
+    lines.append(say("check.table.verdict", lang, verdict=word))
     return "\n".join(lines)
 
 

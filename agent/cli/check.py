@@ -8,13 +8,20 @@ import sys
 from agent.checks.model import CheckRun, ExitCode, exit_code
 from agent.checks.report import render_json, render_table
 from agent.components import COMPONENTS
-from agent.config import Settings, config_path, load_settings
+from agent.config import Settings, Tier, config_path, load_settings
 from agent.errors import AgentError
-from agent.i18n import _, ngettext, select_language
+from agent.i18n import select_language, t
+from agent.messages import Message, message
 from agent.runtime.control import ask, socket_path
 from agent.selftest.runner import build_probes
 from agent.selftest.worker import run_selftest_isolated
 from agent.system.logs import setup_logging
+
+_TIERS = {
+    Tier.PROVINCE: "config.tier.province",
+    Tier.DISTRICT: "config.tier.district",
+    Tier.COMMUNE: "config.tier.commune",
+}
 
 
 def _ask_daemon(settings: Settings, components: list[str]) -> CheckRun | None:
@@ -25,7 +32,7 @@ def _ask_daemon(settings: Settings, components: list[str]) -> CheckRun | None:
     if reply is None:
         return None
     if not reply.get("ok"):
-        raise AgentError(f"the running agent could not check: {reply.get('error')}")
+        raise AgentError(message("check.daemon_failed", error=str(reply.get("error"))))
     return CheckRun.model_validate(reply["result"])
 
 
@@ -52,52 +59,44 @@ def _config_check(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     path = config_path(args.config)
-    summary = _(
-        "%(path)s: OK - site %(site)s (%(tier)s), broker %(host)s:%(port)s, components: "
-        "%(components)s"
-    ) % {
-        "path": path,
-        "site": settings.site.site_id,
-        "tier": _(settings.site.tier.value),
-        "host": settings.broker.host,
-        "port": settings.broker.port,
-        "components": ", ".join(settings.enabled_components()) or _("none"),
-    }
+    summary = t(
+        "config.cli.ok",
+        path=str(path),
+        site=settings.site.site_id,
+        tier=Message(id=_TIERS[settings.site.tier]),
+        host=settings.broker.host,
+        port=settings.broker.port,
+        components=", ".join(settings.enabled_components()) or t("config.cli.no_components"),
+    )
     sys.stdout.write(summary + "\n")
     # The daemon only logs a bad local schedule and runs without it; say so here, before.
     local = settings.schedule.local_file
     schedule = read_local_schedule(local, site_zone(settings.site.timezone))
     if schedule is None:
-        sys.stdout.write(_("%(path)s: none (the centre's schedule only)") % {"path": local} + "\n")
+        sys.stdout.write(t("config.cli.schedule_none", path=str(local)) + "\n")
     else:
         count = len(schedule.entries)
-        line = ngettext(
-            "%(path)s: OK - %(count)d session", "%(path)s: OK - %(count)d sessions", count
-        )
-        sys.stdout.write(line % {"path": local, "count": count} + "\n")
+        sys.stdout.write(t("config.cli.schedule_ok", path=str(local), count=count) + "\n")
     return int(ExitCode.OK)
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    check = sub.add_parser(
-        "check",
-        help="self-test the site's devices now",
-        description="Run the self-tests. Exit 0 all ok, 1 warning, 2 failure, 3 could not run.",
-    )
+    check = sub.add_parser("check", help=t("check.help"), description=t("check.description"))
     check.add_argument(
-        "components", nargs="*", metavar=_("COMPONENT"), help=f"any of: {', '.join(COMPONENTS)}"
+        "components",
+        nargs="*",
+        metavar=t("check.metavar_component"),
+        help=t("check.components_help", components=", ".join(COMPONENTS)),
     )
-    check.add_argument("--json", action="store_true", help="machine-readable output")
-    check.add_argument("--lang", choices=("en", "vi"), help="default: from LANG")
-    check.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
-    check.add_argument(
-        "--local",
-        action="store_true",
-        help="run the probes here even if the agent daemon runs (it normally does the check)",
-    )
+    check.add_argument("--json", action="store_true", help=t("check.json_help"))
+    check.add_argument("--lang", choices=("en", "vi"), help=t("check.lang_help"))
+    check.add_argument("-v", "--verbose", action="store_true", help=t("check.verbose_help"))
+    check.add_argument("--local", action="store_true", help=t("check.local_help"))
     check.set_defaults(func=_check)
 
-    config = sub.add_parser("config", help="settings file tools")
-    config_sub = config.add_subparsers(dest="config_command", required=True, metavar=_("ACTION"))
-    validate = config_sub.add_parser("check", help="validate the settings without running")
+    config = sub.add_parser("config", help=t("config.cli.help"))
+    config_sub = config.add_subparsers(
+        dest="config_command", required=True, metavar=t("config.cli.metavar_action")
+    )
+    validate = config_sub.add_parser("check", help=t("config.cli.check_help"))
     validate.set_defaults(func=_config_check)

@@ -20,8 +20,8 @@ from agent.centre import fleet, report, schedule_pub
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.checks.model import ExitCode
 from agent.errors import ConfigError
-from agent.i18n import current_language, t
-from agent.messages import message
+from agent.i18n import Lang, current_language, t
+from agent.messages import catalogue, message
 from agent.schedule.model import Session
 from agent.system.lockfile import hold
 
@@ -141,6 +141,12 @@ def _store(settings: CentreSettings) -> Any:
     return Store(settings.db_path)
 
 
+def _condition(code: str, lang: Lang) -> str:
+    """A recorded condition in `lang`; one this release does not know, as it was stored."""
+    msg_id = fleet.CONDITION + code
+    return fleet.say(msg_id, lang) if msg_id in catalogue() else code
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store(settings)
@@ -162,9 +168,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             _line(t("centre.status.changes", count=len(events)))
             for e in events:
                 when = datetime.fromtimestamp(e.at).astimezone().strftime("%m-%d %H:%M:%S")
-                old = fleet.condition_word(e.old, lang) if e.old else "-"
+                old = _condition(e.old, lang) if e.old else "-"
                 # The detail was stored in English when the change was seen.
-                new = fleet.condition_word(e.new, lang)
+                new = _condition(e.new, lang)
                 _out(f"  {when} {e.site_id}: {old} -> {new}  {e.detail}\n")
     return _exit_code(view)
 

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from agent.checks.model import ExitCode, Status
 from agent.config import PathSettings, load_settings
 from agent.errors import ConfigError, ProbeError, ProfileError
-from agent.i18n import current_language, t
-from agent.messages import message, render_or
+from agent.i18n import current_language, say, t
+from agent.messages import Message, message, render_or
 from agent.profiles.loader import list_profiles, load_profile, profile_path
 from agent.profiles.model import Profile
+from agent.runtime.status import STATUS_WORDS
 
 if TYPE_CHECKING:
     from agent.profiles.verdict import Judgement
@@ -49,6 +50,20 @@ def _write(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
+def _word(status: Status) -> str:
+    """A status as the technician's word (OK, KHÔNG ĐẠT...), as `edge-agent status` says it."""
+    return say(STATUS_WORDS[status], current_language()).upper()
+
+
+def _said(msg: Message | None, text: str) -> str:
+    return render_or(msg, text, current_language())
+
+
+def _columns(*cells: tuple[str, int]) -> str:
+    """Cells padded to at least their width (a translated heading may be longer)."""
+    return " ".join(f"{text:<{width}}" for text, width in cells).rstrip()
+
+
 def _checks(profile: Profile) -> str:
     return ",".join(sorted({q.check for q in profile.queries.values()} - {"none"}))
 
@@ -60,7 +75,8 @@ def _list(args: argparse.Namespace) -> int:
         try:
             p = load_profile(directory, name)
         except ProfileError as exc:
-            rows.append({"name": name, "valid": False, "error": exc.message})
+            error = _said(exc.msg, exc.message) if not args.json else exc.message
+            rows.append({"name": name, "valid": False, "error": error})
             continue
         rows.append(
             {
@@ -76,15 +92,25 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         _write(json.dumps({"profiles_dir": str(directory), "profiles": rows}, indent=2))
     elif not rows:
-        _write(f"no profiles in {directory}")
+        _write(t("profilecli.none", directory=str(directory)))
     else:
-        width = max(len(r["name"]) for r in rows)
-        _write(f"{'profile':<{width}}  {'family':<10} {'transport':<20} {'checks':<8} models")
+        width = max(len(r["name"]) for r in rows) + 1
+        _write(
+            _columns(
+                (t("profilecli.col.profile"), width),
+                (t("profilecli.col.family"), 10),
+                (t("profilecli.col.transport"), 20),
+                (t("profilecli.col.checks"), 8),
+                (t("profilecli.col.models"), 0),
+            )
+        )
         for r in rows:
             if not r["valid"]:
-                _write(f"{r['name']:<{width}}  INVALID: {r['error'].splitlines()[0]}")
+                invalid = t("profilecli.invalid", error=r["error"].splitlines()[0])
+                _write(f"{r['name']:<{width}} {invalid}")
                 continue
-            models = ", ".join(r["models"][:3]) + (", ..." if len(r["models"]) > 3 else "")
+            more = [t("profilecli.more_models")] if len(r["models"]) > 3 else []
+            models = ", ".join([*r["models"][:3], *more])
             _write(
                 f"{r['name']:<{width}}  {r['family']:<10} {r['transport']:<20} "
                 f"{r['checks']:<8} {models}"
@@ -98,33 +124,45 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         _write(json.dumps(p.model_dump(mode="json"), indent=2, ensure_ascii=False))
         return int(ExitCode.OK)
-    lines = [
-        f"{p.name}  ({profile_path(directory, p.name)})",
-        f"  vendor:    {p.vendor}",
-        f"  models:    {', '.join(p.models)}",
-        f"  source:    {p.source}",
-        f"  family:    {p.family.kind}",
-        f"  transport: {p.transport.describe()}",
+    fields = [
+        (t("profilecli.show.vendor"), p.vendor),
+        (t("profilecli.show.models"), ", ".join(p.models)),
+        (t("profilecli.show.source"), p.source),
+        (t("profilecli.show.family"), p.family.kind),
+        (t("profilecli.show.transport"), p.transport.describe()),
     ]
     if p.login is not None:
-        after = ", ".join(p.login.after) or "nothing"
-        lines.append(
-            f"  login:     prompts {p.login.user_prompt!r} / "
-            f"{p.login.password_prompt!r}, then {after}"
+        after = ", ".join(p.login.after) or t("profilecli.show.nothing")
+        prompts = t(
+            "profilecli.show.prompts",
+            user=repr(p.login.user_prompt),
+            password=repr(p.login.password_prompt),
+            after=after,
         )
-    if p.min_firmware:
-        lines.append(f"  minimum firmware: {p.min_firmware}")
+        fields.append((t("profilecli.show.login"), prompts))
     if p.notes:
-        lines.append(f"  notes:     {p.notes}")
+        fields.append((t("profilecli.show.notes"), p.notes))
+    label = max(len(k) for k, _ in fields) + 1
+    lines = [f"{p.name}  ({profile_path(directory, p.name)})"]
+    lines += [f"  {k + ':':<{label}} {v}" for k, v in fields]
+    if p.min_firmware:
+        lines.append("  " + t("profilecli.show.min_firmware", version=p.min_firmware))
     lines.append("")
-    width = max(len(n) for n in p.queries)
-    lines.append(f"  {'query':<{width}}  {'check':<7} {'req':<3}  sends")
+    heads = (t("profilecli.col.query"), t("profilecli.col.check"), t("profilecli.col.required"))
+    widths = (
+        max(len(heads[0]), *(len(n) for n in p.queries)),
+        max(7, len(heads[1])),
+        max(3, len(heads[2])),
+    )
+    yes, no = t("profilecli.yes"), t("profilecli.no")
+    lines.append("  " + _columns(*zip(heads, widths, strict=True), (t("profilecli.col.sends"), 0)))
     for name, q in p.queries.items():
         sends = q.send if q.send is not None else q.send_hex
-        req = "yes" if q.required else "no"
-        lines.append(f"  {name:<{width}}  {q.check:<7} {req:<3}  {sends}")
+        row = ((name, widths[0]), (q.check, widths[1]), (yes if q.required else no, widths[2]))
+        lines.append("  " + _columns(*row, (str(sends), 0)))
         if q.unverified:
-            lines.append(f"  {'':<{width}}  {'':<7} {'':<3}  unverified: {q.unverified}")
+            unverified = t("profilecli.show.unverified", what=q.unverified)
+            lines.append("  " + _columns(*(("", w) for w in widths), (unverified, 0)))
     _write("\n".join(lines))
     return int(ExitCode.OK)
 
@@ -132,7 +170,7 @@ def _show(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     # Here, not at the top: every command builds this parser, and the session loads pyserial,
     # which neither the centre nor the idle daemon needs.
-    from agent.profiles.session import Target, describe_target, run_queries  # noqa: PLC0415
+    from agent.profiles.session import Target, run_queries, target_message  # noqa: PLC0415
     from agent.profiles.verdict import judge  # noqa: PLC0415
 
     directory = _profiles_dir(args)
@@ -155,7 +193,7 @@ def _test(args: argparse.Namespace) -> int:
         username=args.username,
         password=args.password or os.environ.get(PASSWORD_ENV),
     )
-    label = describe_target(p, args.port)
+    label = target_message(p, args.port)
     try:
         results = run_queries(p, target, names, deadline_s=args.timeout)
         judgement = judge(p, results, label)
@@ -171,7 +209,19 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _header(p: Profile, args: argparse.Namespace) -> str:
-    return f"profile {p.name} ({p.family.kind}, {p.transport.describe()}) on {args.port or 'auto'}"
+    return t(
+        "profilecli.test.header",
+        profile=p.name,
+        family=p.family.kind,
+        transport=p.transport.describe(),
+        port=args.port or t("profilecli.test.auto_port"),
+    )
+
+
+def _result(status: Status, reason: str, hint: str) -> None:
+    _write(t("profilecli.test.result", status=_word(status), reason=reason))
+    if hint:
+        _write(t("profilecli.test.hint", hint=hint))
 
 
 def _report(
@@ -206,23 +256,31 @@ def _report(
         )
         return
     _write(_header(p, args))
-    width = max([len("query"), *(len(v.name) for v in judgement.queries)])
-    _write(f"{'query':<{width}}  {'status':<6} {'time':>6}  answer")
+    query, status = t("profilecli.col.query"), t("profilecli.col.status")
+    elapsed = t("profilecli.col.time")
+    width = max([len(query), *(len(v.name) for v in judgement.queries)])
+    words = {v.name: _word(v.status) for v in judgement.queries}
+    status_width = max([6, len(status), *(len(w) for w in words.values())])
+    time_width = max(6, len(elapsed))
+    answer = t("profilecli.col.answer")
+    _write(f"{query:<{width}}  {status:<{status_width}} {elapsed:>{time_width}}  {answer}")
     for v in judgement.queries:
         fields = " ".join(f"{k}={val}" for k, val in v.fields.items())
-        text = v.text or "not asked: out of time"
+        # The query's own words are the device's answer or the profile's verdict on it.
+        said = _said(getattr(v, "text_msg", None), v.text)
+        text = said or t("profilecli.test.not_asked")
         group = p.queries[v.name].group
         if group and judgement.groups.get(group) not in (None, v.status):
-            text += f" (alternatives for {group}: {judgement.groups[group].value.upper()})"
+            best = _word(judgement.groups[group])
+            text += " (" + t("profilecli.test.alternatives", group=group, status=best) + ")"
+        seconds = f"{results_time.get(v.name, 0.0):.2f}s"
         _write(
-            f"{v.name:<{width}}  {v.status.value.upper():<6} "
-            f"{results_time.get(v.name, 0.0):>5.2f}s  {text}"
+            f"{v.name:<{width}}  {words[v.name]:<{status_width}} {seconds:>{time_width}}  {text}"
             + (f"  [{fields}]" if fields and fields not in text else "")
         )
     _write("")
-    _write(f"result: {outcome.status.value.upper()} - {outcome.reason}")
-    if outcome.hint:
-        _write(f"hint: {outcome.hint}")
+    hint = _said(outcome.hint_msg, outcome.hint) if outcome.hint else ""
+    _result(outcome.status, _said(outcome.reason_msg, outcome.reason), hint)
 
 
 def _report_failure(args: argparse.Namespace, p: Profile, exc: ProbeError) -> int:
@@ -243,10 +301,8 @@ def _report_failure(args: argparse.Namespace, p: Profile, exc: ProbeError) -> in
         )
     else:
         _write(_header(p, args))
-        lang = current_language()
-        _write(f"result: FAIL - {render_or(exc.msg, exc.message, lang)}")
-        if exc.hint:
-            _write(f"hint: {render_or(exc.hint_msg, exc.hint, lang)}")
+        hint = _said(exc.hint_msg, exc.hint) if exc.hint else ""
+        _result(Status.FAIL, _said(exc.msg, exc.message), hint)
     return int(ExitCode.CRITICAL)
 
 

@@ -45,7 +45,7 @@ def _up(args: argparse.Namespace) -> int:
     setup_logging("info")
     with SimulatedSite(_workdir(args), broker_port=args.broker_port) as site:
         out = sys.stdout
-        out.write(f"simulated site {site.site_id} is up. In another shell:\n\n")
+        out.write(t("sim.up.ready", site_id=site.site_id) + "\n\n")
         for key, value in site.env.items():
             out.write(f"  export {key}={value}\n")
         out.write(f"  edge-agent --config {site.config_path} check\n")
@@ -54,7 +54,7 @@ def _up(args: argparse.Namespace) -> int:
             f"  edge-agent centre send identify --site {site.site_id} --key {site.command_key}"
             f"{port}\n\n"
         )
-        out.write("Ctrl-C stops it.\n")
+        out.write(t("sim.up.stop") + "\n")
         out.flush()
         try:
             while True:
@@ -79,22 +79,25 @@ def _demo(args: argparse.Namespace) -> int:
         with SimulatedSite(workdir / "site", broker_port=broker.port) as site:
             site.apply_env()
             settings = load_settings(site.config_path)
-            out.write(
-                f"== simulated site {site.site_id}: camera {site.camera.url if site.camera else ''}"
-                f", codec on {site.codec.port if site.codec else ''}, "
-                f"broker 127.0.0.1:{broker.port}\n\n== edge-agent check\n"
+            title = t(
+                "sim.demo.site",
+                site_id=site.site_id,
+                camera=site.camera.url if site.camera else "",
+                codec=site.codec.port if site.codec else "",
+                port=broker.port,
             )
+            out.write(f"{title}\n\n{t('sim.demo.check')}\n")
             start = time.monotonic()
             test = run_selftest(settings)
             out.write(render_table(test.results, test.verdict) + "\n")
-            out.write(f"(self-test took {time.monotonic() - start:.2f} s)\n\n")
+            out.write(t("sim.demo.took", seconds=time.monotonic() - start) + "\n\n")
             if args.fault_after >= 0 and site.camera is not None:
                 camera = site.camera
-                out.write(f"== the camera lens will be covered after {args.fault_after:g} s\n")
+                out.write(t("sim.demo.cover", seconds=args.fault_after) + "\n")
                 timer = threading.Timer(args.fault_after, lambda: camera.set_mode("black"))
                 timer.daemon = True
                 timer.start()
-            out.write(f"== edge-agent run for {args.seconds:g} s, seen from the centre\n")
+            out.write(t("sim.demo.run", seconds=args.seconds) + "\n")
             out.flush()
             report_to_local_broker(settings, args.seconds, out, broker)
     finally:

@@ -12,6 +12,7 @@ from agent.checks.display_connector import ConnectorState, judge_connector, merg
 from agent.checks.model import Outcome
 from agent.config import Settings
 from agent.errors import DeviceNotFound
+from agent.messages import message
 
 
 def _read_text(path: Path) -> str:
@@ -46,10 +47,7 @@ def read_connectors(sysfs_root: Path) -> list[ConnectorState]:
 
 def pick_connector(connectors: list[ConnectorState], wanted: str) -> ConnectorState:
     if not connectors:
-        raise DeviceNotFound(
-            "display: no DRM connector found (no graphics driver?)",
-            "check that the graphics driver is loaded; `edge-agent devices` lists outputs",
-        )
+        raise DeviceNotFound(message("display.no_connectors"), message("display.hint.driver"))
     if wanted == "auto":
         connected = [c for c in connectors if c.status == "connected"]
         return connected[0] if connected else connectors[0]
@@ -58,8 +56,8 @@ def pick_connector(connectors: list[ConnectorState], wanted: str) -> ConnectorSt
             return conn
     names = ", ".join(c.name for c in connectors)
     raise DeviceNotFound(
-        f"display connector {wanted}: not found",
-        f"this machine has: {names}; set display.connector to one of them",
+        message("display.connector_missing", connector=wanted),
+        message("display.hint.choose_connector", names=names),
     )
 
 

@@ -5,8 +5,11 @@ prefixing these metrics with power_ (so the power field reads as power_state).""
 
 from __future__ import annotations
 
-from agent.checks.model import MetricValue, Outcome, Status
+from dataclasses import replace
+
+from agent.checks.model import MetricValue, Outcome, Status, said
 from agent.config import Settings
+from agent.messages import message
 from agent.probes.profiled import check_with_profile
 from agent.profiles.session import Target
 
@@ -14,7 +17,7 @@ from agent.profiles.session import Target
 def query_display_power(settings: Settings) -> Outcome:
     cfg = settings.display
     if not cfg.profile:
-        return Outcome(Status.SKIPPED, "no display profile configured")
+        return said(Status.SKIPPED, message("display.no_profile"))
     target = Target(
         port=cfg.port,
         device_id=cfg.device_id,
@@ -30,4 +33,4 @@ def query_display_power(settings: Settings) -> Outcome:
     metrics: dict[str, MetricValue] = {
         ("state" if key == "power" else key): value for key, value in outcome.metrics.items()
     }
-    return Outcome(outcome.status, outcome.reason, outcome.hint, metrics)
+    return replace(outcome, metrics=metrics)

@@ -23,7 +23,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,6 +31,7 @@ from agent.checks.audio_metrics import LoopResult, judge_microphone, loop_result
 from agent.checks.model import MetricValue, Outcome
 from agent.config import MicrophoneSettings, Settings
 from agent.errors import DeviceNotFound, DeviceTimeout, ProbeError
+from agent.messages import Message, message
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,9 +43,6 @@ WARMUP_S = 0.05  # dropped: the first blocks after start can carry a click or AG
 START_MARGIN_S = 3.0  # a PulseAudio null sink nobody plays into delivers in 2 s blocks
 LOOP_LEVEL = 0.35  # peak of the loop-test tone, about -12 dBFS RMS: audible, not painful
 _LOCK_WAIT_S = 30.0
-_INSTALL_HINT = (
-    "install the PortAudio library: apt-get install libportaudio2 (then restart edge-agent)"
-)
 
 _portaudio_lock = threading.Lock()
 _T = TypeVar("_T")
@@ -64,16 +62,19 @@ def import_sounddevice() -> ModuleType:
     try:
         import sounddevice  # noqa: PLC0415 - heavy, and its import can fail: only when needed
     except OSError as exc:  # "PortAudio library not found"
-        raise ProbeError(f"audio: {exc}", _INSTALL_HINT) from None
+        raise ProbeError(
+            message("microphone.portaudio_missing", error=str(exc)),
+            message("microphone.hint.install_portaudio"),
+        ) from None
     except ImportError as exc:
         raise ProbeError(
-            f"audio: the sounddevice module is missing ({exc})",
-            "reinstall edge-agent (pip install -e .); it brings sounddevice",
+            message("microphone.sounddevice_missing", error=str(exc)),
+            message("microphone.hint.reinstall"),
         ) from None
     except Exception as exc:  # PortAudioError from Pa_Initialize at import
         raise ProbeError(
-            f"audio: PortAudio failed to start: {exc}",
-            "check that the sound driver is loaded (aplay -l lists the cards)",
+            message("microphone.portaudio_failed", error=str(exc)),
+            message("microphone.hint.sound_driver"),
         ) from None
     module: ModuleType = sounddevice
     return module
@@ -87,8 +88,8 @@ def refresh_portaudio(sd: ModuleType) -> None:
         sd._initialize()
     except sd.PortAudioError as exc:
         raise ProbeError(
-            f"audio: PortAudio failed to restart: {exc}",
-            "restart edge-agent; if it persists, check the sound driver (aplay -l)",
+            message("microphone.portaudio_restart_failed", error=str(exc)),
+            message("microphone.hint.restart_driver"),
         ) from None
 
 
@@ -107,8 +108,21 @@ def list_devices(sd: ModuleType) -> list[AudioDevice]:
     ]
 
 
-def _describe(devices: list[AudioDevice]) -> str:
-    return ", ".join(f"[{d.index}] {d.name!r}" for d in devices) or "none"
+def _describe(devices: list[AudioDevice]) -> str | Message:
+    return ", ".join(f"[{d.index}] {d.name!r}" for d in devices) or message("microphone.none")
+
+
+def _role(kind: str) -> Message:
+    """ "microphone" for an input, "loudspeaker" for an output, in the reader's language."""
+    if kind == "input":
+        return message("microphone.role.input")
+    return message("microphone.role.output")
+
+
+def _kind(kind: str) -> Message:
+    if kind == "input":
+        return message("microphone.kind.input")
+    return message("microphone.kind.output")
 
 
 def find_device(devices: list[AudioDevice], wanted: str | int, kind: str) -> AudioDevice:
@@ -118,17 +132,19 @@ def find_device(devices: list[AudioDevice], wanted: str | int, kind: str) -> Aud
     names several devices is refused rather than guessed.
     """
     usable = [d for d in devices if (d.inputs if kind == "input" else d.outputs) > 0]
-    role = "microphone" if kind == "input" else "loudspeaker"
-    found_hint = (
-        f"{kind} devices here: {_describe(usable)}; set the {role} device to one of these "
-        "names (or its index); `edge-agent devices` lists them"
+    role = _role(kind)
+    kind_msg = _kind(kind)
+    found_hint = message(
+        "microphone.hint.choose_device", kind=kind_msg, devices=_describe(usable), role=role
     )
     if isinstance(wanted, int) or (isinstance(wanted, str) and wanted.strip().isdigit()):
         index = int(wanted)
         for d in usable:
             if d.index == index:
                 return d
-        raise DeviceNotFound(f"{role} device index {index}: no such {kind} device", found_hint)
+        raise DeviceNotFound(
+            message("microphone.no_index", role=role, index=index, kind=kind_msg), found_hint
+        )
     key = wanted.strip().lower()
     exact = [d for d in usable if d.name.lower() == key]
     if exact:
@@ -138,13 +154,16 @@ def find_device(devices: list[AudioDevice], wanted: str | int, kind: str) -> Aud
         return partial[0]
     if partial:
         raise DeviceNotFound(
-            f"{role} device {wanted!r}: matches several {kind} devices: {_describe(partial)}",
-            "use a longer part of the name, or the index",
+            message(
+                "microphone.ambiguous",
+                role=role,
+                wanted=wanted,
+                kind=kind_msg,
+                devices=_describe(partial),
+            ),
+            message("microphone.hint.longer_name"),
         )
-    raise DeviceNotFound(
-        f"{role} device {wanted!r}: not found; is it plugged in?",
-        found_hint,
-    )
+    raise DeviceNotFound(message("microphone.not_found", role=role, wanted=wanted), found_hint)
 
 
 def _record(
@@ -187,10 +206,14 @@ def _record(
     with stream:
         if not full.wait(timeout):
             raise DeviceTimeout(
-                f"microphone {device.name!r}: no sound data within {timeout:.1f} s "
-                f"(got {filled} of {total} samples)",
-                "the device exists but delivers nothing: unplug and replug it, and close "
-                "any other program using it",
+                message(
+                    "microphone.no_data",
+                    device=device.name,
+                    seconds=timeout,
+                    got=filled,
+                    total=total,
+                ),
+                message("microphone.hint.replug_no_data"),
             )
     return buf[warmup:]
 
@@ -221,11 +244,10 @@ class _TonePlayer:
         self._phase = float((self._phase + self._step * frames) % (2 * math.pi))
 
 
-def _open_error(device: AudioDevice, exc: Exception, role: str) -> ProbeError:
+def _open_error(device: AudioDevice, exc: Exception, kind: str) -> ProbeError:
     return ProbeError(
-        f"{role} {device.name!r}: cannot open: {exc}",
-        "close other programs using the device, unplug and replug it; if a sample rate "
-        "is set in the settings, try removing it",
+        message("microphone.cannot_open", role=_role(kind), device=device.name, error=str(exc)),
+        message("microphone.hint.cannot_open"),
     )
 
 
@@ -247,7 +269,7 @@ def _on_device(
     try:
         return device, action(device)
     except sd.PortAudioError as exc:
-        raise _open_error(device, exc, role) from None
+        raise _open_error(device, exc, kind) from None
 
 
 def _loop_test(
@@ -264,9 +286,8 @@ def _loop_test(
             cfg.loop_tone_hz,
             heard=False,
             snr_db=0.0,
-            problem="loop test: no default output device",
-            hint="set microphone.output_device in the settings; `edge-agent devices` lists "
-            "the outputs",
+            problem=message("microphone.loop_no_output"),
+            hint=message("microphone.hint.set_output"),
         )
 
     def play_and_record(speaker: AudioDevice) -> npt.NDArray[np.float32]:
@@ -282,8 +303,8 @@ def _loop_test(
             cfg.loop_tone_hz,
             heard=False,
             snr_db=0.0,
-            problem=f"loop test: {exc.message}",
-            hint=exc.hint,
+            problem=message("microphone.loop_problem", problem=exc.msg or exc.message),
+            hint=exc.hint_msg or message("microphone.hints", hints=exc.hint),
         )
     return loop_result(ambient, samples, rate, cfg.loop_tone_hz)
 
@@ -292,10 +313,7 @@ def check_microphone(settings: Settings) -> Outcome:
     cfg = settings.microphone
     sd = import_sounddevice()
     if not _portaudio_lock.acquire(timeout=_LOCK_WAIT_S):
-        raise DeviceTimeout(
-            "microphone: an earlier audio check is still stuck in the sound driver",
-            "restart edge-agent; if it happens again, replug the microphone",
-        )
+        raise DeviceTimeout(message("microphone.stuck"), message("microphone.hint.stuck"))
     try:
 
         def record(device: AudioDevice) -> tuple[int, npt.NDArray[np.float32]]:
@@ -307,6 +325,6 @@ def check_microphone(settings: Settings) -> Outcome:
         loop = _loop_test(sd, cfg, rate, samples) if cfg.loop_test else None
         outcome = judge_microphone(metrics, cfg, loop)
         extra: dict[str, MetricValue] = {"device": mic.name, "device_index": mic.index}
-        return Outcome(outcome.status, outcome.reason, outcome.hint, {**outcome.metrics, **extra})
+        return replace(outcome, metrics={**outcome.metrics, **extra})
     finally:
         _portaudio_lock.release()

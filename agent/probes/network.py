@@ -3,6 +3,7 @@ and optionally ICMP through the system `ping` where the site allows it."""
 
 from __future__ import annotations
 
+import errno
 import re
 import socket
 import subprocess
@@ -11,14 +12,28 @@ import time
 from agent.checks.model import Outcome
 from agent.checks.network_metrics import PathStats, judge_network
 from agent.config import NetTarget, NetworkSettings, Settings
+from agent.messages import Message, message
 
 _PING_RTT = re.compile(r"time[=<]([\d.]+) ms")
+
+
+def _connect_error(exc: OSError) -> Message:
+    """Why a connect failed, in words a reader's language has (strerror is English)."""
+    if isinstance(exc, socket.gaierror):
+        return message("network.error.bad_name")
+    if isinstance(exc, ConnectionRefusedError):
+        return message("network.error.refused")
+    if isinstance(exc, TimeoutError):
+        return message("network.error.timeout")
+    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return message("network.error.no_route")
+    return message("network.error.other", error=exc.strerror or type(exc).__name__)
 
 
 def tcp_samples(target: NetTarget, cfg: NetworkSettings) -> PathStats:
     """Time `samples` TCP handshakes; a refused or timed-out connect counts as lost."""
     rtts: list[float] = []
-    error = ""
+    error: str | Message = ""
     for i in range(cfg.samples):
         if i:
             time.sleep(cfg.interval_s)
@@ -27,7 +42,7 @@ def tcp_samples(target: NetTarget, cfg: NetworkSettings) -> PathStats:
             with socket.create_connection((target.host, target.port), cfg.connect_timeout_s):
                 rtts.append((time.perf_counter() - start) * 1000.0)
         except OSError as exc:
-            error = exc.strerror or type(exc).__name__
+            error = _connect_error(exc)
     return PathStats(f"{target.name}_tcp", cfg.samples, tuple(rtts), error)
 
 
@@ -41,9 +56,12 @@ def icmp_samples(target: NetTarget, cfg: NetworkSettings) -> PathStats:
             check=False,
         )
         rtts = tuple(float(m) for m in _PING_RTT.findall(proc.stdout))
-        error = "" if rtts else (proc.stderr.strip().splitlines() or ["no reply"])[-1]
+        said_last = proc.stderr.strip().splitlines()
+        error: str | Message = ""
+        if not rtts:
+            error = said_last[-1] if said_last else message("network.error.no_reply")
     except (OSError, subprocess.TimeoutExpired) as exc:
-        rtts, error = (), f"ping unavailable: {exc}"
+        rtts, error = (), message("network.error.no_ping", error=str(exc))
     return PathStats(f"{target.name}_icmp", cfg.samples, rtts, error)
 
 

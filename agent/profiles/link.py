@@ -18,6 +18,7 @@ from typing import Any
 import serial
 
 from agent.errors import DeviceNotFound, DeviceTimeout, ProbeError
+from agent.messages import Message, message
 from agent.profiles.model import Profile, SerialTransport, TcpTransport
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,22 @@ class Target:
 
 _POLL_S = 0.02  # a read returns this soon when nothing comes: reads never block longer
 MIN_WAIT_S = 0.01  # less time than this left: the query is not asked at all
-PORT_HINT = "is the USB-serial adapter plugged in? `edge-agent devices` lists serial ports"
-HINT_BAD = (
-    "the device answered something unexpected: check that this profile matches its model "
-    "and firmware (`edge-agent profiles test`) and the line settings"
-)
 
-HINT_REFUSED = "the device refused the query: is this profile right for its model and firmware?"
+
+def port_hint() -> Message:
+    return message("profile.hint.port")
+
+
+def hint_bad() -> Message:
+    return message("profile.hint.bad")
+
+
+def hint_refused() -> Message:
+    return message("profile.hint.refused")
+
+
+def hint_slow() -> Message:
+    return message("profile.hint.slow")
 
 
 @dataclass
@@ -63,18 +73,16 @@ class Clock:
         return max(0.0, min(limit, self.remaining()))
 
 
-def silent_error(label: str, clock: Clock, hint: str) -> DeviceTimeout:
-    return DeviceTimeout(f"{label}: no answer at all within {clock.elapsed():.2g} s", hint)
+def silent_error(label: Message, clock: Clock, hint: Message) -> DeviceTimeout:
+    return DeviceTimeout(message("profile.silent", target=label, seconds=clock.elapsed()), hint)
 
 
-def hint_silent(profile: Profile, port: str) -> str:
+def hint_silent(profile: Profile, port: str) -> Message:
     if isinstance(profile.transport, SerialTransport) and not port.startswith("socket://"):
-        return (
-            f"check the RS-232 cable on {port} (straight or null-modem, as the device's guide "
-            f"says), that the device is on, and its line settings "
-            f"({profile.transport.describe()})"
-        )
-    return "check that the device is switched on, reachable, and its control port enabled"
+        t = profile.transport  # its describe() says "serial": a word the reader may not read
+        line = f"{t.baud} {t.bytesize}{t.parity}{t.stopbits:g}"
+        return message("profile.hint.silent_serial", port=port, line=line)
+    return message("profile.hint.silent_network")
 
 
 def port_url(port: str, profile: Profile) -> str:
@@ -89,24 +97,24 @@ def port_url(port: str, profile: Profile) -> str:
 class Link:
     """A pyserial port with reads that never block past their timeout."""
 
-    def __init__(self, ser: Any, label: str) -> None:
+    def __init__(self, ser: Any, label: Message) -> None:
         self.ser = ser
         self.label = label
         self.heard = False  # the device has sent at least one byte
         self.answered = False  # a query got more than an echo back
 
-    def write(self, data: bytes, what: str) -> None:
+    def write(self, data: bytes, what: Message) -> None:
         try:
             # No flush(): tcdrain() can block on flow control, and fails with EIO when the
             # device answers and hangs up before it returns.
             self.ser.write(data)
         except (serial.SerialException, OSError, termios.error) as exc:
             raise ProbeError(
-                f"{self.label}: cannot send {what}: {exc}",
-                "the line dropped: is the device restarting, or the cable loose?",
+                message("profile.cannot_send", target=self.label, what=what, error=str(exc)),
+                message("profile.hint.line_dropped"),
             ) from None
 
-    def poll(self, timeout: float, what: str) -> bytes:
+    def poll(self, timeout: float, what: Message) -> bytes:
         """Some bytes, or b"" when none came within timeout."""
         end = time.monotonic() + timeout
         while True:
@@ -115,8 +123,10 @@ class Link:
                 chunk = bytes(self.ser.read(waiting or 1))
             except (serial.SerialException, OSError, termios.error) as exc:
                 raise ProbeError(
-                    f"{self.label}: connection lost while reading {what}: {exc}",
-                    "the device dropped the line mid-reply: is it restarting, or the cable loose?",
+                    message(
+                        "profile.connection_lost", target=self.label, what=what, error=str(exc)
+                    ),
+                    message("profile.hint.mid_reply"),
                 ) from None
             if chunk:
                 self.heard = True
@@ -124,11 +134,11 @@ class Link:
             if time.monotonic() >= end:
                 return b""
 
-    def wait_for(self, patterns: Sequence[re.Pattern[str]], timeout: float, what: str) -> str:
+    def wait_for(self, patterns: Sequence[re.Pattern[str]], timeout: float, what: Message) -> str:
         """Read until one pattern matches the text so far, or timeout; return the text."""
         return self.wait_until(lambda t: any(p.search(t) for p in patterns), timeout, what)
 
-    def wait_until(self, done: Callable[[str], bool], timeout: float, what: str) -> str:
+    def wait_until(self, done: Callable[[str], bool], timeout: float, what: Message) -> str:
         """Read until done(text so far), or timeout; return the text."""
         text = ""
         end = time.monotonic() + timeout
@@ -148,11 +158,13 @@ class Link:
             return b""
 
 
-def open_port(profile: Profile, url: str, label: str) -> Any:
+def open_port(profile: Profile, url: str, label: Message) -> Any:
     try:
         ser = serial.serial_for_url(url, do_not_open=True)
     except (ValueError, serial.SerialException) as exc:
-        raise DeviceNotFound(f"{label}: not a serial port or URL: {exc}", PORT_HINT) from None
+        raise DeviceNotFound(
+            message("profile.not_a_port", target=label, error=str(exc)), port_hint()
+        ) from None
     transport = profile.transport
     if isinstance(transport, SerialTransport):
         ser.baudrate = transport.baud
@@ -180,30 +192,44 @@ def open_port(profile: Profile, url: str, label: str) -> Any:
         except OSError as exc:
             # A pty (the emulator, some USB adapters) has no modem lines: ENOTTY/EINVAL.
             if exc.errno not in (errno.ENOTTY, errno.EINVAL):
-                raise ProbeError(f"{label}: cannot set DTR: {exc}", PORT_HINT) from None
-            log.debug("%s: no modem lines (%s); DTR left as is", label, exc)
+                raise ProbeError(
+                    message("profile.no_dtr", target=label, error=str(exc)), port_hint()
+                ) from None
+            log.debug("%s: no modem lines (%s); DTR left as is", label.text, exc)
     return ser
 
 
-def open_error_for(exc: Exception, label: str, url: str) -> ProbeError:
+def open_error_for(exc: Exception, label: Message, url: str) -> ProbeError:
     code = getattr(exc, "errno", None)
     text = str(exc)
     if code == errno.ENOENT or "No such file" in text:
-        return DeviceNotFound(f"{label}: port {url} not found", PORT_HINT)
+        return DeviceNotFound(message("profile.port_missing", target=label, url=url), port_hint())
     if code == errno.EACCES or "Permission denied" in text:
         return DeviceNotFound(
-            f"{label}: permission denied on {url}",
-            "add the edge-agent user to the dialout group (usermod -aG dialout edge-agent)",
+            message("profile.permission", target=label, url=url), message("profile.hint.dialout")
         )
     if url.startswith("socket://"):
+        address = url.removeprefix("socket://")
         return DeviceNotFound(
-            f"{label}: cannot connect to {url.removeprefix('socket://')}: {text}",
-            "check that the device is on, on the network, and its control port enabled",
+            message("profile.cannot_connect", target=label, address=address, error=_why(exc)),
+            message("profile.hint.silent_network"),
         )
-    return DeviceNotFound(f"{label}: cannot open {url}: {text}", PORT_HINT)
+    return DeviceNotFound(
+        message("profile.cannot_open", target=label, url=url, error=text), port_hint()
+    )
 
 
-def close_port(ser: Any, label: str) -> None:
+def _why(exc: Exception) -> str | Message:
+    """A refused or timed-out connect in the reader's words; anything else as pyserial says."""
+    text = str(exc)
+    if "refused" in text.lower():
+        return message("network.error.refused")
+    if "timed out" in text.lower():
+        return message("network.error.timeout")
+    return text
+
+
+def close_port(ser: Any, label: Message) -> None:
     sock = getattr(ser, "_socket", None)
     if sock is not None:
         # pyserial's socket:// close() sleeps 0.3 s "for quick reconnects"; we do not
@@ -217,4 +243,4 @@ def close_port(ser: Any, label: str) -> None:
     try:
         ser.close()
     except (serial.SerialException, OSError):
-        log.debug("%s: close failed", label, exc_info=True)
+        log.debug("%s: close failed", label.text, exc_info=True)

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.errors import ProfileError
+from agent.messages import message
 from agent.profiles.model import Profile
 
 # Discriminator tags pydantic puts into error locations; they are not fields the author wrote.
@@ -35,10 +36,10 @@ def load_profile(profiles_dir: Path, name: str) -> Profile:
     """Load and validate one profile; raise ProfileError naming file, query and field."""
     path = profile_path(profiles_dir, name)
     if "/" in name or not path.is_file():
-        known = ", ".join(list_profiles(profiles_dir)) or "none"
+        known = ", ".join(list_profiles(profiles_dir)) or message("profile.hint.none")
         raise ProfileError(
-            f"firmware profile '{name}': no file {path}",
-            f"profiles in {profiles_dir}: {known}; check the profile name in the settings",
+            message("profile.no_file", name=name, path=str(path)),
+            message("profile.hint.profile_name", folder=str(profiles_dir), known=known),
         )
     return parse_profile(path)
 
@@ -47,14 +48,19 @@ def parse_profile(path: Path) -> Profile:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ProfileError(f"{path}: cannot read: {exc.strerror}", "check the file") from None
+        raise ProfileError(
+            message("profile.cannot_read", path=str(path), error=exc.strerror or str(exc)),
+            message("profile.hint.check_file"),
+        ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: not valid TOML: {exc}", "fix the syntax there") from None
+        raise ProfileError(
+            message("profile.bad_toml", path=str(path), error=str(exc)),
+            message("profile.hint.fix_syntax"),
+        ) from None
     except RecursionError:
         # tomllib recurses per nesting level: a few thousand brackets exhaust the stack.
         raise ProfileError(
-            f"{path}: not valid TOML: arrays or tables nested too deeply",
-            "a profile never nests more than a few levels; fix the brackets",
+            message("profile.too_deep", path=str(path)), message("profile.hint.brackets")
         ) from None
     return validate_profile(data, path)
 
@@ -65,12 +71,12 @@ def validate_profile(data: dict[str, Any], path: Path) -> Profile:
     except ValidationError as exc:
         lines = [f"{path}: {_describe(dict(e))}" for e in exc.errors()]
         raise ProfileError(
-            "\n".join(lines), "fix the field(s) named above (see the other profiles)"
+            message("profile.invalid", lines="\n".join(lines)), message("profile.hint.fix_fields")
         ) from None
     if profile.name != path.stem:
         raise ProfileError(
-            f"{path}: field 'name': '{profile.name}' does not match the file name",
-            f"name the file {profile.name}.toml or set name = '{path.stem}'",
+            message("profile.name_mismatch", path=str(path), name=profile.name),
+            message("profile.hint.rename", name=profile.name, stem=path.stem),
         )
     return profile
 

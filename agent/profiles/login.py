@@ -8,14 +8,16 @@ import time
 from collections.abc import Callable
 
 from agent.errors import BadReply, DeviceTimeout
+from agent.messages import message
 from agent.profiles.families import LoginRefused, pjlink, preview, text_lines
 from agent.profiles.link import (
-    HINT_BAD,
     MIN_WAIT_S,
     Clock,
     Link,
     Target,
+    hint_bad,
     hint_silent,
+    hint_slow,
     silent_error,
 )
 from agent.profiles.model import Login, Profile, TextLinesFamily
@@ -24,24 +26,30 @@ from agent.profiles.model import Login, Profile, TextLinesFamily
 def pjlink_handshake(link: Link, profile: Profile, target: Target, clock: Clock) -> str:
     """Read the greeting; the prefix for the first command ("" without authentication)."""
     timeout = clock.timeout_for(profile.timeout_s)
-    text = link.wait_for([re.compile(pjlink.ENDING)], timeout, "the PJLink greeting")
+    greeting = message("profile.what.greeting")
+    text = link.wait_for([re.compile(pjlink.ENDING)], timeout, greeting)
     if not text:
         raise DeviceTimeout(
-            f"{link.label}: no PJLink greeting within {timeout:.2g} s",
-            "check that the projector is on the network and PJLink is enabled in its menu",
+            message("profile.no_greeting", target=link.label, seconds=timeout),
+            message("profile.hint.pjlink_enable"),
         )
     if pjlink.ENDING not in text:
-        raise BadReply(f"{link.label}: incomplete PJLink greeting {preview(text)}", HINT_BAD)
+        raise BadReply(
+            message("profile.incomplete_greeting", target=link.label, preview=preview(text)),
+            hint_bad(),
+        )
     try:
         random = pjlink.parse_greeting(text.split(pjlink.ENDING, 1)[0])
     except BadReply as exc:
-        raise BadReply(f"{link.label}: {exc.message}", HINT_BAD) from None
+        raise BadReply(
+            message("profile.at", target=link.label, text=exc.msg or exc.message), hint_bad()
+        ) from None
     if random is None:
         return ""
     if not target.password:
         raise LoginRefused(
-            f"{link.label}: the projector asks for a PJLink password",
-            "set display.password to the projector's PJLink password",
+            message("profile.needs_pjlink_password", target=link.label),
+            message("profile.hint.pjlink_password"),
         )
     return pjlink.auth_prefix(random, target.password)
 
@@ -61,8 +69,10 @@ def log_in(
     user_re = re.compile(login.user_prompt) if login.user_prompt else None
     pass_re = re.compile(login.password_prompt) if login.password_prompt else None
     prompts = [p for p in (user_re, pass_re) if p is not None]
-    link.write(ending, "a wake-up line")
-    text = link.wait_for(prompts, clock.timeout_for(login.wait_s), "the login prompt")
+    link.write(ending, message("profile.what.wake"))
+    text = link.wait_for(
+        prompts, clock.timeout_for(login.wait_s), message("profile.what.login_prompt")
+    )
     if not link.heard and clock.remaining() < MIN_WAIT_S:
         raise silent_error(link.label, clock, hint_silent(profile, target.port or ""))
     wants_user = user_re is not None and user_re.search(text) is not None
@@ -71,34 +81,38 @@ def log_in(
         user = target.username or login.default_username
         if not user:
             raise LoginRefused(
-                f"{link.label}: the device asks for a login but no user name is set",
-                "set the component's username and password in the settings",
+                message("profile.login_no_user", target=link.label),
+                message("profile.hint.username"),
             )
-        link.write(user.encode("utf-8") + ending, "the user name")
+        link.write(user.encode("utf-8") + ending, message("profile.what.user"))
         assert pass_re is not None
-        text = link.wait_for([pass_re], clock.timeout_for(login.wait_s), "the password prompt")
+        text = link.wait_for(
+            [pass_re], clock.timeout_for(login.wait_s), message("profile.what.password_prompt")
+        )
         wants_pass = pass_re.search(text) is not None
         if not wants_pass:
             raise LoginRefused(
-                f"{link.label}: no password prompt after the user name (got {preview(text)})",
-                "check the user name in the settings",
+                message(
+                    "profile.login_no_password_prompt", target=link.label, preview=preview(text)
+                ),
+                message("profile.hint.check_username"),
             )
     if wants_pass:
         if target.password is None:
             raise LoginRefused(
-                f"{link.label}: the device asks for a password but none is set",
-                "set the component's password in the settings",
+                message("profile.login_no_password", target=link.label),
+                message("profile.hint.password"),
             )
-        link.write(target.password.encode("utf-8") + ending, "the password")
+        link.write(target.password.encode("utf-8") + ending, message("profile.what.password"))
         refused = re.compile(login.refused)
         watch = [refused] + ([re.compile(login.success)] if login.success else [])
         wait = login.wait_s if login.success else login.settle_s
-        text = link.wait_for(watch, clock.timeout_for(wait), "the login banner")
+        text = link.wait_for(watch, clock.timeout_for(wait), message("profile.what.banner"))
         success = login.success is not None and re.search(login.success, text) is not None
         if not success and refused.search(text):
             raise LoginRefused(
-                f"{link.label}: login refused ({preview(text.strip())})",
-                "check the user name and password in the settings",
+                message("profile.login_refused", target=link.label, preview=preview(text.strip())),
+                message("profile.hint.check_login"),
             )
     _after_login(link, profile, target, clock, login=login, fam=fam)
 
@@ -122,26 +136,33 @@ def _after_login(
             if not link.heard:
                 raise silent_error(link.label, clock, hint_silent(profile, target.port or ""))
             raise DeviceTimeout(
-                f"{link.label}: logging in took the whole {clock.elapsed():.2g} s",
-                "the device answers slowly; raise the component's timeout_s",
+                message("profile.login_slow", target=link.label, seconds=clock.elapsed()),
+                hint_slow(),
             )
         started = time.monotonic()
-        link.write(command.encode("latin-1") + ending, f"'{command}'")
+        link.write(
+            command.encode("latin-1") + ending, message("profile.what.command", command=command)
+        )
         if done is None:
             time.sleep(min(login.settle_s, timeout))
             continue
         check = _ends_with(done, fam)
-        answer = link.wait_until(check, timeout, f"the answer to '{command}'")
+        answer = link.wait_until(check, timeout, message("profile.what.answer", command=command))
         waited = time.monotonic() - started
         if not text_lines.without_echo(answer, fam, command).strip():
             raise DeviceTimeout(
-                f"{link.label}: no answer to '{command}' within {waited:.2g} s",
+                message("profile.no_answer", target=link.label, name=command, seconds=waited),
                 hint_silent(profile, target.port or ""),
             )
         if not check(answer):
             raise BadReply(
-                f"{link.label}: unexpected answer to '{command}' after login: {preview(answer)}",
-                HINT_BAD,
+                message(
+                    "profile.login_unexpected",
+                    target=link.label,
+                    command=command,
+                    preview=preview(answer),
+                ),
+                hint_bad(),
             )
     link.drain()
 

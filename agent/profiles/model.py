@@ -194,7 +194,11 @@ class ValuesRule(_Strict):
     warn: list[str] = Field(default_factory=list)
     fail: list[str] = Field(default_factory=list)
     otherwise: StatusName = "warn"
-    hint: str = Field("", description="what a technician can do when the value is not ok")
+    hint: str = Field(
+        "",
+        description="what a technician can do when the value is not ok: a catalogue id "
+        "(profile.hint.*, in the reader's language) or plain text, shown as written",
+    )
 
 
 class MinVersionRule(_Strict):
@@ -203,7 +207,7 @@ class MinVersionRule(_Strict):
     kind: Literal["min_version"]
     field: str
     minimum: str | None = Field(None, description="default: the profile's min_firmware")
-    hint: str = "update the device's firmware"
+    hint: str = "profile.hint.update_firmware"
 
 
 class NumberRule(_Strict):

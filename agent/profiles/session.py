@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent.errors import BadReply, DeviceNotFound, DeviceTimeout, ProbeError
+from agent.messages import Message, message
 from agent.profiles.families import (
     DeviceErrorReply,
     LoginRefused,
@@ -32,14 +33,15 @@ from agent.profiles.families import (
     visca,
 )
 from agent.profiles.link import (
-    HINT_BAD,
-    HINT_REFUSED,
     MIN_WAIT_S,
     Clock,
     Link,
     Target,
     close_port,
+    hint_bad,
+    hint_refused,
     hint_silent,
+    hint_slow,
     open_port,
     port_url,
     silent_error,
@@ -47,7 +49,13 @@ from agent.profiles.link import (
 from agent.profiles.login import log_in, pjlink_handshake
 from agent.profiles.model import ProcessTransport, Profile, Query, TextLinesFamily
 
-__all__ = ["QueryResult", "Target", "describe_target", "port_url", "run_queries"]
+__all__ = [
+    "QueryResult",
+    "Target",
+    "port_url",
+    "run_queries",
+    "target_message",
+]
 
 
 @dataclass
@@ -65,8 +73,10 @@ class QueryResult:
         return self.error is None
 
 
-def describe_target(profile: Profile, port: str | None) -> str:
-    return f"{profile.name} on {port or 'auto'}"
+def target_message(profile: Profile, port: str | None) -> Message:
+    """ "cisco-roomos on /dev/ttyUSB0", in the reader's language."""
+    where: str | Message = port or message("profile.port_auto")
+    return message("profile.target", profile=profile.name, port=where)
 
 
 def run_queries(
@@ -88,13 +98,10 @@ def run_queries(
     return _run_stream(profile, target, chosen, clock)
 
 
-def _not_asked(name: str, label: str) -> QueryResult:
+def _not_asked(name: str, label: Message) -> QueryResult:
     return QueryResult(
         name,
-        error=DeviceTimeout(
-            f"{label}: '{name}' not asked: the check ran out of time",
-            "the device answers slowly; raise the component's timeout_s",
-        ),
+        error=DeviceTimeout(message("profile.not_asked", target=label, name=name), hint_slow()),
         asked=False,
     )
 
@@ -107,10 +114,10 @@ def _run_stream(
 ) -> list[QueryResult]:
     if not target.port:
         raise DeviceNotFound(
-            f"{profile.name}: no port configured", "set the component's port (path or URL)"
+            message("profile.no_port", profile=profile.name), message("profile.hint.set_port")
         )
     url = port_url(target.port, profile)
-    label = describe_target(profile, target.port)
+    label = target_message(profile, target.port)
     ser = open_port(profile, url, label)
     link = Link(ser, label)
     try:
@@ -127,8 +134,8 @@ def _run_stream(
                     raise silent_error(label, clock, hint_silent(profile, target.port or ""))
                 if not link.answered:
                     raise DeviceTimeout(
-                        f"{label}: no query answered within {clock.elapsed():.2g} s",
-                        "the device answers slowly; raise the component's timeout_s",
+                        message("profile.none_answered", target=label, seconds=clock.elapsed()),
+                        hint_slow(),
                     )
                 results += [_not_asked(n, label) for n in names[i:]]
                 break
@@ -154,7 +161,7 @@ def _ask_stream(
         return _not_asked(name, link.label)
     started = time.monotonic()
     request, decode = _framing(profile, query, target.device_id, prefix)
-    link.write(request, f"'{name}'")
+    link.write(request, message("profile.what.command", command=name))
     buf = b""
     end = started + timeout
     try:
@@ -166,23 +173,29 @@ def _ask_stream(
             remaining = end - time.monotonic()
             if remaining <= 0:
                 break
-            buf += link.poll(remaining, f"the answer to '{name}'")
+            buf += link.poll(remaining, message("profile.what.answer", command=name))
     except LoginRefused:
         raise
     except DeviceErrorReply as exc:
         link.answered = True
-        err: ProbeError = DeviceErrorReply(f"{link.label}: '{name}': {exc.message}", HINT_REFUSED)
+        err: ProbeError = DeviceErrorReply(
+            message("profile.at_query", target=link.label, name=name, text=_said(exc)),
+            hint_refused(),
+        )
         return QueryResult(name, error=err, elapsed_s=time.monotonic() - started)
     except BadReply as exc:
         link.answered = True
-        err = BadReply(f"{link.label}: '{name}': {exc.message}", HINT_BAD)
+        err = BadReply(
+            message("profile.at_query", target=link.label, name=name, text=_said(exc)),
+            hint_bad(),
+        )
         return QueryResult(name, error=err, elapsed_s=time.monotonic() - started)
     elapsed = time.monotonic() - started
     if query.reply_optional:
         return QueryResult(name, {}, None, elapsed)
     if not _content(profile, buf, target.device_id, query):
         timeout_err = DeviceTimeout(
-            f"{link.label}: no answer to '{name}' within {elapsed:.2g} s",
+            message("profile.no_answer", target=link.label, name=name, seconds=elapsed),
             hint_silent(profile, target.port or ""),
         )
         if not link.answered:
@@ -193,12 +206,22 @@ def _ask_stream(
     return QueryResult(
         name,
         error=BadReply(
-            f"{link.label}: '{name}': incomplete or unrecognised answer after {elapsed:.2g} s: "
-            f"{preview(buf)}",
-            HINT_BAD,
+            message(
+                "profile.unrecognised",
+                target=link.label,
+                name=name,
+                seconds=elapsed,
+                preview=preview(buf),
+            ),
+            hint_bad(),
         ),
         elapsed_s=elapsed,
     )
+
+
+def _said(exc: ProbeError) -> str | Message:
+    """What a family's parser said: its message, or its English text where it has none."""
+    return exc.msg or exc.message
 
 
 Decoder = Callable[[bytes], dict[str, str] | None]
@@ -250,7 +273,7 @@ def _run_process(
     names: list[str],
     clock: Clock,
 ) -> list[QueryResult]:
-    label = describe_target(profile, target.port)
+    label = target_message(profile, target.port)
     argv = cec.argv(transport, target.port)
     results: list[QueryResult] = []
     answered = False
@@ -273,12 +296,19 @@ def _run_process(
             )
         except FileNotFoundError:
             raise DeviceNotFound(
-                f"{label}: {argv[0]} is not installed", "install it: apt install cec-utils"
+                message("profile.program_missing", target=label, program=argv[0]),
+                message("profile.hint.install_cec"),
             ) from None
         except subprocess.TimeoutExpired:
             err = DeviceTimeout(
-                f"{label}: {argv[0]} gave no answer to '{name}' within {timeout:.2g} s",
-                "the CEC bus or adapter is stuck: unplug the adapter and plug it in again",
+                message(
+                    "profile.program_hung",
+                    target=label,
+                    program=argv[0],
+                    name=name,
+                    seconds=timeout,
+                ),
+                message("profile.hint.cec_stuck"),
             )
             if not answered:
                 raise err from None
@@ -288,10 +318,12 @@ def _run_process(
         try:
             fields = cec.parse(proc.stdout, proc.returncode, query)
         except DeviceNotFound as exc:
-            raise DeviceNotFound(f"{label}: {exc.message}", exc.hint) from None
+            raise DeviceNotFound(
+                message("profile.at", target=label, text=_said(exc)), exc.hint_msg or exc.hint
+            ) from None
         except BadReply as exc:
-            hint = f"run it by hand to see what it prints: echo '{query.send}' | {' '.join(argv)}"
-            bad = BadReply(f"{label}: {exc.message}", hint)
+            hint = message("profile.hint.cec_by_hand", send=query.send or "", argv=" ".join(argv))
+            bad = BadReply(message("profile.at", target=label, text=_said(exc)), hint)
             results.append(QueryResult(name, error=bad, elapsed_s=elapsed))
             answered = True
             continue

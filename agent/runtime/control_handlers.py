@@ -48,6 +48,7 @@ def status_snapshot(agent: Agent) -> StatusSnapshot:
             connected=link.connected,
             protocol=link.protocol,
             last_error=link.last_error,
+            last_error_msg=link.last_error_msg,
             connected_since=_moment(link.connected_since),
             down_since=_moment(link.down_since),
         ),

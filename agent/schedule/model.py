@@ -58,6 +58,8 @@ from pydantic import (
 )
 
 from agent.errors import AgentError, ConfigError
+from agent.messages import Message, Param, message
+from agent.validation import Invalid, pydantic_problem, toml_problem
 
 SCHEMA_VERSION = "1"
 MAX_SESSION = timedelta(hours=24)
@@ -102,11 +104,11 @@ class ScheduleSettings(BaseModel):
     @classmethod
     def _leads(cls, value: list[int]) -> list[int]:
         if not value:
-            raise ValueError("give at least one lead time (minutes before a session)")
+            raise Invalid(message("schedule.no_leads"))
         if any(lead < 1 or lead > 24 * 60 for lead in value):
-            raise ValueError("lead times are minutes between 1 and 1440")
+            raise Invalid(message("schedule.lead_range"))
         if len(set(value)) != len(value):
-            raise ValueError("lead times must be different")
+            raise Invalid(message("schedule.lead_twice"))
         return sorted(value, reverse=True)
 
 
@@ -116,9 +118,7 @@ def site_zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
-            f"time zone {name!r}: unknown",
-            "use an IANA name such as Asia/Ho_Chi_Minh (install the tzdata package if the "
-            "name is right)",
+            message("schedule.bad_zone", zone=repr(name)), message("schedule.bad_zone_hint")
         ) from None
 
 
@@ -145,15 +145,15 @@ class Session(BaseModel):
             return value
         zone = info.context.get("naive_tz") if isinstance(info.context, dict) else None
         if zone is None:
-            raise ValueError("needs a UTC offset, e.g. 2025-03-10T08:00:00+07:00")
+            raise Invalid(message("schedule.needs_offset"))
         return value.replace(tzinfo=zone)
 
     @model_validator(mode="after")
     def _span(self) -> Session:
         if self.end <= self.start:
-            raise ValueError(f"session {self.session_id}: end must be after start")
+            raise Invalid(message("schedule.end_before_start", session=self.session_id))
         if self.end - self.start > MAX_SESSION:
-            raise ValueError(f"session {self.session_id}: longer than 24 hours; a typo?")
+            raise Invalid(message("schedule.too_long", session=self.session_id))
         return self
 
     @property
@@ -174,9 +174,8 @@ class SchedulePayload(BaseModel):
     @classmethod
     def _version(cls, value: str) -> str:
         if value != SCHEMA_VERSION:
-            raise ValueError(
-                f"schedule schema {value!r}: this agent understands {SCHEMA_VERSION!r}; "
-                "update the agent"
+            raise Invalid(
+                message("schedule.bad_schema", version=repr(value), supported=repr(SCHEMA_VERSION))
             )
         return value
 
@@ -185,28 +184,39 @@ class SchedulePayload(BaseModel):
         seen: set[str] = set()
         for entry in self.entries:
             if entry.session_id in seen:
-                raise ValueError(f"session_id {entry.session_id!r} appears twice")
+                raise Invalid(message("schedule.session_twice", session=repr(entry.session_id)))
             seen.add(entry.session_id)
         return self
 
 
-def _validation_message(exc: ValidationError, limit: int = 5) -> str:
-    parts = []
+def _validation_message(source: Param, exc: ValidationError, limit: int = 5) -> Message:
+    parts: list[Message] = []
     for err in exc.errors()[:limit]:
-        loc = ".".join(str(p) for p in err["loc"]) or "payload"
-        parts.append(f"{loc}: {err['msg']}")
+        loc = ".".join(str(p) for p in err["loc"])
+        problem = pydantic_problem(err)
+        if not loc:  # the whole payload: the problem names what it is about
+            parts.append(message("schedule.problem", problem=problem))
+        elif err["type"] == "missing":
+            parts.append(message("schedule.field_missing", field=loc))
+        elif err["type"] == "extra_forbidden":
+            parts.append(message("schedule.field_unknown", field=loc))
+        else:
+            parts.append(message("schedule.field_problem", field=loc, problem=problem))
     more = len(exc.errors()) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+    if more > 0:
+        return message("schedule.invalid_more", source=source, problems=parts, more=more)
+    return message("schedule.invalid", source=source, problems=parts)
 
 
 def parse_payload(
-    raw: bytes | str, source: str = "schedule message", *, strict: bool = False
+    raw: bytes | str, source: Param | None = None, *, strict: bool = False
 ) -> SchedulePayload:
     """A retained schedule message. Empty (a cleared retained topic) means no sessions.
 
     Fields this agent does not know (a newer centre's) are ignored, so a schedule field added
     within the schema version does not cost deployed agents their schedule; `strict` refuses
     them instead (a schedule inside a signed command, whose body stays strict)."""
+    source = message("schedule.message") if source is None else source
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     if not text.strip():
         return SchedulePayload()
@@ -214,41 +224,42 @@ def parse_payload(
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ScheduleError(
-            f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})",
-            "the centre sent a broken schedule; the previous one stays in force",
+            message("schedule.not_json", source=source, error=exc.msg, line=exc.lineno),
+            message("schedule.broken_hint"),
         ) from None
     except RecursionError:
         # json.loads recurses per nesting level; a hostile message must not get a traceback
         raise ScheduleError(
-            f"{source}: nested too deeply to be a schedule",
-            "the centre sent a broken schedule; the previous one stays in force",
+            message("schedule.too_deep", source=source), message("schedule.broken_hint")
         ) from None
     try:
         return SchedulePayload.model_validate(data, extra="forbid" if strict else "ignore")
     except ValidationError as exc:
         raise ScheduleError(
-            f"{source}: {_validation_message(exc)}",
-            "the centre sent a schedule this agent cannot use; the previous one stays in force",
+            _validation_message(source, exc), message("schedule.unusable_hint")
         ) from None
 
 
-def parse_schedule_file(text: str, zone: tzinfo, source: str = "schedule file") -> SchedulePayload:
-    """The local fallback (TOML). Times without an offset are in the site's time zone."""
+def parse_schedule_file(text: str, zone: tzinfo, source: Param | None = None) -> SchedulePayload:
+    """The local fallback (TOML). Times without an offset are in the site's time zone.
+    `source` names it in errors (a path, or a message such as schedule.file)."""
+    source = message("schedule.file_unnamed") if source is None else source
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScheduleError(
-            f"{source}: not valid TOML: {exc}", "fix the syntax at that line"
+            message("schedule.not_toml", source=source, error=toml_problem(exc)),
+            message("schedule.not_toml_hint"),
         ) from None
     except RecursionError:
         raise ScheduleError(
-            f"{source}: nested too deeply to be a schedule", "fix the file: no nested arrays"
+            message("schedule.too_deep", source=source), message("schedule.too_deep_hint")
         ) from None
     try:
         return SchedulePayload.model_validate(data, context={"naive_tz": zone})
     except ValidationError as exc:
         raise ScheduleError(
-            f"{source}: {_validation_message(exc)}", "fix the entries named above"
+            _validation_message(source, exc), message("schedule.fix_entries_hint")
         ) from None
 
 

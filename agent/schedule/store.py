@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from agent.messages import message
 from agent.schedule.model import RunRecord, ScheduleError, SchedulePayload, parse_schedule_file
 
 log = logging.getLogger(__name__)
@@ -30,15 +31,15 @@ def read_local_schedule(path: Path, zone: tzinfo) -> SchedulePayload | None:
         return None
     except UnicodeDecodeError as exc:
         raise ScheduleError(
-            f"schedule file {path}: not UTF-8 text (byte {exc.start})",
-            "save it as UTF-8 text; see schedule.example.toml",
+            message("schedule.not_utf8", path=str(path), byte=exc.start),
+            message("schedule.not_utf8_hint"),
         ) from None
     except OSError as exc:
         raise ScheduleError(
-            f"schedule file {path}: cannot read: {exc.strerror or exc}",
-            "make it readable by the edge-agent user (chgrp edge-agent; chmod 640)",
+            message("schedule.cannot_read", path=str(path), error=str(exc.strerror or exc)),
+            message("schedule.cannot_read_hint"),
         ) from None
-    return parse_schedule_file(text, zone, f"schedule file {path}")
+    return parse_schedule_file(text, zone, message("schedule.file", path=str(path)))
 
 
 def load_record(path: Path) -> RunRecord:

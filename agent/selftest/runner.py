@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from agent.checks.model import CheckResult, Outcome, Status
+from agent.checks.model import CheckResult, Outcome, Status, said
 from agent.components import COMPONENTS, TABLE
 from agent.config import Settings
 from agent.errors import AgentError, ConfigError
+from agent.messages import message
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,10 @@ def _guarded(spec: ProbeSpec, slot: _Slot) -> None:
         )
     except Exception as exc:
         log.exception("probe %s raised", spec.component)
-        slot.outcome = Outcome(
+        slot.outcome = said(
             Status.ERROR,
-            f"probe crashed: {type(exc).__name__}: {exc}",
-            "this is a bug in edge-agent; send the log (edge-agent logs) to the centre",
+            message("selftest.crashed", error=f"{type(exc).__name__}: {exc}"),
+            message("selftest.hint.bug"),
         )
     finally:
         slot.finished_at = time.monotonic()
@@ -80,11 +81,10 @@ def run_probes(specs: Sequence[ProbeSpec]) -> list[CheckResult]:
             outcome = slot.outcome
             duration = slot.finished_at - started
         else:
-            outcome = Outcome(
+            outcome = said(
                 Status.ERROR,
-                f"no answer within {spec.timeout_s:g} s",
-                f"the {spec.component} or its driver is hung; unplug and replug it, "
-                "then run the check again",
+                message("selftest.timeout", seconds=spec.timeout_s),
+                message("selftest.hint.hung", component=spec.component),
             )
             duration = spec.timeout_s
             log.warning("probe %s timed out after %.1f s", spec.component, spec.timeout_s)
@@ -108,8 +108,8 @@ def build_probes(settings: Settings, only: Sequence[str] = ()) -> list[ProbeSpec
     unknown = [c for c in only if c not in TABLE]
     if unknown:
         raise ConfigError(
-            f"unknown component(s): {', '.join(unknown)}",
-            f"choose from: {', '.join(COMPONENTS)}",
+            message("selftest.unknown_components", names=", ".join(unknown)),
+            message("selftest.hint.components", names=", ".join(COMPONENTS)),
         )
     components = list(only) if only else settings.enabled_components()
     return [_bind(settings, c) for c in components]

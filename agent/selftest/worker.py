@@ -20,8 +20,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from agent.checks.model import CheckResult, CheckRun, Outcome, Status
+from agent.checks.model import CheckResult, CheckRun, Outcome, Status, said
 from agent.config import Settings
+from agent.messages import Message, message
 from agent.selftest.runner import ProbeSpec, run_probes
 from agent.selftest.suite import judge, run_selftest
 from agent.system.workers import die_with_parent, run_worker
@@ -51,11 +52,9 @@ def _components(settings: Settings, only: Sequence[str]) -> list[str]:
     return list(only) if only else settings.enabled_components()
 
 
-def _all_failed(settings: Settings, only: Sequence[str], reason: str) -> CheckRun:
+def _all_failed(settings: Settings, only: Sequence[str], reason: Message) -> CheckRun:
     def failed() -> Outcome:
-        return Outcome(
-            Status.ERROR, reason, "restart the agent; if it persists send `edge-agent logs`"
-        )
+        return said(Status.ERROR, reason, message("selftest.hint.restart"))
 
     # Through the runner so the results are stamped exactly like real ones.
     results = run_probes([ProbeSpec(c, failed, 1.0) for c in _components(settings, only)])
@@ -79,16 +78,16 @@ def run_selftest_isolated(settings: Settings, only: Sequence[str] = ()) -> Check
             "agent.selftest.worker", request.encode(), deadline, settings.paths.state_dir
         )
     except OSError as exc:
-        return _all_failed(settings, only, f"self-test worker could not start: {exc}")
+        return _all_failed(settings, only, message("selftest.worker_no_start", error=str(exc)))
     except subprocess.TimeoutExpired:
         log.error("self-test worker hung for %.0f s; killed", deadline)
-        return _all_failed(settings, only, f"self-test worker hung for {deadline:.0f} s")
+        return _all_failed(settings, only, message("selftest.worker_hung", seconds=deadline))
     if returncode != 0:
-        return _all_failed(settings, only, f"self-test worker crashed (exit code {returncode})")
+        return _all_failed(settings, only, message("selftest.worker_crashed", code=returncode))
     try:
         results = [CheckResult.model_validate(r) for r in json.loads(stdout)]
     except ValueError as exc:
-        return _all_failed(settings, only, f"self-test worker answered garbage: {exc}")
+        return _all_failed(settings, only, message("selftest.worker_garbage", error=str(exc)))
     return judge(settings, results, only)
 
 

@@ -16,8 +16,50 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.config import Settings
+from agent.i18n import current_language, say, t
+from agent.messages import Message, render_or
 from agent.sim.broker import Mosquitto
 from agent.transport.listener import Listener, Received
+
+# Raw codes of the payloads, as words: the demo shows them to a person.
+_WORDS = {
+    "online": "sim.view.online",
+    "offline": "sim.view.offline",
+    "clean shutdown": "sim.view.clean_shutdown",
+    "connection lost (will)": "sim.view.will",
+    "check": "sim.view.cause.check",
+    "birth": "sim.view.cause.birth",
+    "heartbeat": "sim.view.cause.heartbeat",
+    "rebirth": "sim.view.cause.rebirth",
+    "province": "sim.view.tier.province",
+    "district": "sim.view.tier.district",
+    "commune": "sim.view.tier.commune",
+    "retained": "sim.view.flag.retained",
+    "historical": "sim.view.flag.historical",
+    "ready": "status.verdict_word.ready",
+    "degraded": "status.verdict_word.degraded",
+    "fault": "status.verdict_word.fault",
+    "ok": "status.result.ok",
+    "warn": "status.result.warn",
+    "fail": "status.result.fail",
+    "skipped": "status.result.skipped",
+    "error": "status.result.error",
+}
+
+
+def _word(code: object) -> str:
+    """A payload's code in the process language; an unknown one (a newer site's) as it is."""
+    msg_id = _WORDS.get(str(code))
+    return say(msg_id, current_language()) if msg_id else str(code)
+
+
+def _reason(result: dict[str, Any]) -> str:
+    """A check result's reason, from its message when the site sent one."""
+    try:
+        msg = Message.model_validate(result["reason_msg"]) if result.get("reason_msg") else None
+    except ValueError:
+        msg = None
+    return render_or(msg, str(result.get("reason", "")), current_language())
 
 
 def describe(message: Received) -> str:
@@ -25,34 +67,58 @@ def describe(message: Received) -> str:
     try:
         data: dict[str, Any] = message.json()
     except ValueError:
-        return f"{message.topic}: {message.payload[:60]!r}"
+        return t("sim.view.unreadable", topic=message.topic, start=repr(message.payload[:60]))
     kind = str(data.get("schema", "?")).split("/")[1] if "/" in str(data.get("schema")) else "?"
-    flags = [f for f, on in (("retained", message.retain), ("historical", data.get("historical")))
-             if on]  # fmt: skip
-    head = f"{message.topic:<28} seq {data.get('seq', '?'):>4} boot {data.get('boot', '?'):>3}"
+    flags = [_word(f) for f, on in (("retained", message.retain),
+                                    ("historical", data.get("historical"))) if on]  # fmt: skip
+    head = t(
+        "sim.view.head",
+        topic=f"{message.topic:<28}",
+        seq=f"{data.get('seq', '?'):>4}",
+        boot=f"{data.get('boot', '?'):>3}",
+    )
     if flags:
         head += f" [{', '.join(flags)}]"
-    return f"{head}  {_gist(kind, data)}"
+    try:
+        return f"{head}  {_gist(kind, data)}"
+    except (KeyError, TypeError, AttributeError):  # a payload not of this release
+        return f"{head}  {json.dumps(data, ensure_ascii=False)[:100]}"
 
 
 def _gist(kind: str, data: dict[str, Any]) -> str:
     if kind == "availability":
-        return f"{data['status']} {data.get('reason', '')}".strip()
+        if not data.get("reason"):
+            return _word(data["status"])
+        return t(
+            "sim.view.availability", status=_word(data["status"]), reason=_word(data["reason"])
+        )
     if kind == "meta":
         enabled = [c["component"] for c in data["components"] if c["enabled"]]
-        return (f"agent {data['agent_version']}, {data['site']['name']} ({data['site']['tier']}),"
-                f" MQTT {data['protocol']}, components: {', '.join(enabled)}")  # fmt: skip
+        return t(
+            "sim.view.meta",
+            version=data["agent_version"],
+            name=data["site"]["name"],
+            tier=_word(data["site"]["tier"]),
+            protocol=data["protocol"],
+            components=", ".join(enabled),
+        )
     if kind == "state":
-        parts = [f"{name} {c['status']}" for name, c in data["components"].items()]
-        verdict = data["verdict"] or "unknown"
-        pending = data["outbox"]["pending"]
-        return f"{verdict.upper()} ({data['cause']}): {', '.join(parts)}; outbox {pending}"
+        parts = [f"{name} {_word(c['status'])}" for name, c in data["components"].items()]
+        verdict = _word(data["verdict"]) if data["verdict"] else t("sim.view.unknown")
+        return t(
+            "sim.view.state",
+            verdict=verdict.upper(),
+            cause=_word(data["cause"]),
+            components=", ".join(parts),
+            pending=data["outbox"]["pending"],
+        )
     if kind == "checks":
-        bad = [f"{r['component']}: {r['reason']}" for r in data["results"] if r["status"] != "ok"]
-        return f"{data['verdict'].upper()} in {data['duration_s']} s" + (
+        bad = [f"{r['component']}: {_reason(r)}" for r in data["results"] if r["status"] != "ok"]
+        verdict = _word(data["verdict"]).upper()
+        return t("sim.view.checks", verdict=verdict, seconds=data["duration_s"]) + (
             f"; {'; '.join(bad)}" if bad else ""
         )
-    return json.dumps(data)[:100]
+    return json.dumps(data, ensure_ascii=False)[:100]
 
 
 def report_to_local_broker(
@@ -73,7 +139,7 @@ def report_to_local_broker(
         update={"broker": settings.broker.model_copy(update={"host": broker.host,
                                                              "port": broker.port})}
     )  # fmt: skip
-    out.write(f"centre: subscribed to {prefix}/{site}/# on mosquitto 127.0.0.1:{broker.port}\n")
+    out.write(t("sim.view.subscribed", topic=f"{prefix}/{site}/#", port=broker.port) + "\n")
 
     def show(message: Received) -> None:
         out.write(describe(message) + "\n")
@@ -91,7 +157,7 @@ def report_to_local_broker(
         received = listener.messages()
     finally:
         listener.stop()
-    out.write("\nretained, as a centre connecting now sees the site:\n")
+    out.write("\n" + t("sim.view.retained_now") + "\n")
     with Listener(broker.endpoint(), [f"{prefix}/{site}/#"]) as late:
         late.wait_for(lambda ms: len(ms) >= 3, 2)
         for message in late.messages():

@@ -33,6 +33,7 @@ from agent.config import Settings
 from agent.contract.payloads import AvailabilityPayload, MetaPayload, utc_now
 from agent.contract.topics import TOPICS, topic_for
 from agent.errors import TransportError
+from agent.messages import Message, message
 from agent.transport.mqtt import (
     Closed,
     ConnAck,
@@ -45,6 +46,7 @@ from agent.transport.mqtt import (
     UnsendableError,
     Will,
     endpoint,
+    why,
 )
 from agent.transport.outbox import Outbox, Row
 from agent.transport.pacing import TokenBucket, backoff_delay
@@ -78,6 +80,7 @@ class LinkStatus:
     down_since: float | None = None  # not connected since (epoch s); None while connected
     connects: int = 0
     last_error: str = ""
+    last_error_msg: Message | None = None  # the same, for a reader in another language
     refused: int = 0
     last_refusal: str = ""
 
@@ -178,7 +181,8 @@ class Link:
                 # A bug must not silently end the link (the will fires and nothing ever
                 # reconnects): log it, drop this connection and start a new one.
                 log.exception("broker link failed; starting a new connection")
-                self._set_status(connected=False, last_error=f"link error: {exc!r}"[:200])
+                err = message("mqtt.link_error", detail=repr(exc)[:200])
+                self._set_status(connected=False, last_error=err.text, last_error_msg=err)
                 continue_quickly, stable = False, False
             if stable:
                 attempt = 0
@@ -215,11 +219,11 @@ class Link:
             conn.abort()  # a no-op after a clean close; else the socket must not leak
 
     def _connect(self, conn: Connection) -> ConnAck | None:
-        where = f"{self._endpoint.host}:{self._endpoint.port}"
+        where = self._endpoint.address
         try:
             conn.open(self.settings.broker.connect_timeout_s)
         except TransportError as exc:
-            self._fail(str(exc))
+            self._fail(exc.msg or message("mqtt.why.other", detail=str(exc)))
             return None
         deadline = time.monotonic() + self.settings.broker.connect_timeout_s
         while time.monotonic() < deadline:
@@ -229,13 +233,14 @@ class Link:
             for event in conn.pump(0.2):
                 if isinstance(event, ConnAck):
                     if not event.ok:
-                        self._fail(f"broker {where} refused the connection: {event.reason}")
+                        self._fail(message("mqtt.refused", where=where, why=why(event.reason)))
                         conn.abort()
                     return event
                 if isinstance(event, Closed):
-                    self._fail(f"broker {where} closed the connection: {event.reason}")
+                    self._fail(message("mqtt.closed", where=where, why=why(event.reason)))
                     return None
-        self._fail(f"broker {where}: no CONNACK within {self.settings.broker.connect_timeout_s} s")
+        seconds = self.settings.broker.connect_timeout_s
+        self._fail(message("mqtt.no_connack", where=where, seconds=seconds))
         conn.abort()
         return None
 
@@ -276,12 +281,13 @@ class Link:
             self._protocol = other
         return refused and self._protocol is Protocol.V311
 
-    def _fail(self, message: str) -> None:
-        if message != self.status().last_error:
-            log.warning("%s", message)
+    def _fail(self, msg: Message) -> None:
+        # The journal gets the English; `edge-agent status` renders the message.
+        if msg.text != self.status().last_error:
+            log.warning("%s", msg.text)
         else:
-            log.debug("%s", message)
-        self._set_status(connected=False, last_error=message)
+            log.debug("%s", msg.text)
+        self._set_status(connected=False, last_error=msg.text, last_error_msg=msg)
 
     def _availability(
         self, boot: int, status: Literal["online", "offline"], reason: str = ""
@@ -321,6 +327,7 @@ class Link:
             connected_since=time.time(),
             connects=self.status().connects + 1,
             last_error="",
+            last_error_msg=None,
         )
         self.outbox.set_live_boot(boot)
         if time.monotonic() >= self._retry_refused_at:
@@ -464,7 +471,8 @@ class _Session:
                 self.dispatch(event)
             elif isinstance(event, Closed):
                 log.warning("connection to the broker lost: %s", event.reason)
-                self.link._set_status(last_error=f"connection lost: {event.reason}")
+                lost = message("mqtt.connection_lost", why=why(event.reason))
+                self.link._set_status(last_error=lost.text, last_error_msg=lost)
         self.link.outbox.ack(acked)
 
     def dispatch(self, message: Inbound) -> None:

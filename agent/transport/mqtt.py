@@ -18,6 +18,7 @@ stays behind this one boundary instead of leaking into a second module.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import select
 import socket
@@ -39,7 +40,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config import BrokerSettings
 from agent.contract.topics import publish_topic_problem
 from agent.errors import ProtocolRefused, TransportError
-from agent.i18n import _
+from agent.messages import Message, message
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,68 @@ def protocols(setting: str) -> tuple[Protocol, ...]:
 
 def protocol_refused(where: Endpoint, protocol: Protocol, reason: str) -> ProtocolRefused:
     return ProtocolRefused(
-        _("broker %(where)s does not speak MQTT %(version)s (%(reason)s)")
-        % {"where": f"{where.host}:{where.port}", "version": protocol, "reason": reason},
-        _('set broker.protocol to the version the broker speaks ("auto" tries 5, then 3.1.1)'),
+        message(
+            "mqtt.protocol_refused",
+            where=where.address,
+            version=str(protocol),
+            why=why(reason),
+        ),
+        message("mqtt.hint.protocol"),
     )
+
+
+# paho's words (CONNACK reason names, its error strings, and ours in `_mark_closed`) ->
+# messages, so a technician reads why in their language. Anything else is shown as is.
+_WHY = {
+    "Bad user name or password": message("mqtt.why.bad_credentials"),
+    "Not authorized": message("mqtt.why.not_authorized"),
+    "Bad authentication method": message("mqtt.why.not_authorized"),
+    "Authorisation failed.": message("mqtt.why.not_authorized"),
+    "Unsupported protocol version": message("mqtt.why.unsupported_protocol"),
+    "Client identifier not valid": message("mqtt.why.client_id"),
+    "Server unavailable": message("mqtt.why.unavailable"),
+    "Server busy": message("mqtt.why.unavailable"),
+    "Connection rate exceeded": message("mqtt.why.unavailable"),
+    "Banned": message("mqtt.why.banned"),
+    "The connection was refused.": message("mqtt.why.port_closed"),
+    "The connection was lost.": message("mqtt.why.lost"),
+    "The client is not currently connected.": message("mqtt.why.not_connected"),
+    "A TLS error occurred.": message("mqtt.why.tls"),
+    "A network protocol error occurred when communicating with the broker.": message(
+        "mqtt.why.protocol_error"
+    ),
+    "Client or broker did not communicate in the keepalive interval.": message(
+        "mqtt.why.keepalive"
+    ),
+    "not connected": message("mqtt.why.not_connected"),
+    "socket closed": message("mqtt.why.lost"),
+    "aborted": message("mqtt.why.lost"),
+}
+_WHY_ERRNO = {
+    errno.ECONNREFUSED: message("mqtt.why.port_closed"),
+    errno.ETIMEDOUT: message("mqtt.why.timed_out"),
+    errno.EHOSTUNREACH: message("mqtt.why.no_route"),
+    errno.ENETUNREACH: message("mqtt.why.no_route"),
+    errno.ECONNRESET: message("mqtt.why.reset"),
+}
+
+
+def why(reason: str) -> Message:
+    """A reason paho gave (see `_WHY`) as a message."""
+    return _WHY.get(reason) or message("mqtt.why.other", detail=reason)
+
+
+def _os_why(exc: OSError | ssl.SSLError) -> Message:
+    if isinstance(exc, socket.gaierror):
+        return message("mqtt.why.unknown_host")
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return message("mqtt.why.timed_out")
+    if isinstance(exc, ssl.SSLError):
+        return message("mqtt.why.tls")
+    if known := _WHY_ERRNO.get(exc.errno or 0):
+        return known
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return message("mqtt.why.other", detail=text)
 
 
 @dataclass(frozen=True)
@@ -118,6 +177,10 @@ class Endpoint:
     # MQTT 5 Receive Maximum: at most this many QoS 1 messages unacknowledged towards us; the
     # broker holds the rest. None: not sent (the broker's 65,535).
     receive_maximum: int | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -169,16 +232,16 @@ Event = ConnAck | PubAck | SubAck | Inbound | Closed
 def _readable(field: str, path: Path) -> None:
     if not path.is_file():
         raise TransportError(
-            f"broker.{field}: file {path} not found",
-            f"put the file there or fix broker.{field} in the settings",
+            message("mqtt.file_missing", field=field, path=str(path)),
+            message("mqtt.hint.put_file", field=field),
         )
     try:
         with path.open("rb"):
             pass
     except OSError as exc:
         raise TransportError(
-            f"broker.{field}: cannot read {path}: {exc.strerror}",
-            "make it readable by the edge-agent user",
+            message("mqtt.file_unreadable", field=field, path=str(path), detail=str(exc.strerror)),
+            message("mqtt.hint.readable"),
         ) from None
 
 
@@ -191,8 +254,8 @@ def tls_context(broker: BrokerSettings) -> ssl.SSLContext | None:
         context = ssl.create_default_context(cafile=str(broker.tls_ca))
     except (ssl.SSLError, ValueError) as exc:
         raise TransportError(
-            f"broker.tls_ca: {broker.tls_ca} is not a PEM CA certificate ({exc})",
-            "give the CA certificate (PEM) that signed the broker's certificate",
+            message("mqtt.bad_ca", path=str(broker.tls_ca), detail=str(exc)),
+            message("mqtt.hint.ca"),
         ) from None
     if broker.tls_cert is not None and broker.tls_key is not None:
         _readable("tls_cert", broker.tls_cert)
@@ -201,19 +264,20 @@ def tls_context(broker: BrokerSettings) -> ssl.SSLContext | None:
             context.load_cert_chain(str(broker.tls_cert), str(broker.tls_key))
         except ssl.SSLError as exc:
             raise TransportError(
-                f"broker.tls_cert/tls_key: {broker.tls_cert} and {broker.tls_key} do not "
-                f"load as a certificate and its key ({exc.reason or exc})",
-                "check both are PEM and belong together (openssl x509 -noout -modulus)",
+                message(
+                    "mqtt.bad_cert",
+                    cert=str(broker.tls_cert),
+                    key=str(broker.tls_key),
+                    detail=str(exc.reason or exc),
+                ),
+                message("mqtt.hint.cert"),
             ) from None
     return context
 
 
 def endpoint(broker: BrokerSettings, client_id: str) -> Endpoint:
     if broker.password is not None and broker.username is None:
-        raise TransportError(
-            "broker.password is set but broker.username is not",
-            "set broker.username (usually the site_id) or remove the password",
-        )
+        raise TransportError(message("mqtt.password_without_user"), message("mqtt.hint.username"))
     return Endpoint(
         host=broker.host,
         port=broker.port,
@@ -353,20 +417,20 @@ class Connection:
             )
         except ssl.SSLCertVerificationError as exc:
             raise TransportError(
-                f"broker {self.where.host}:{self.where.port}: TLS certificate refused: "
-                f"{exc.verify_message}",
-                "check broker.tls_ca is the CA that signed the broker's certificate and "
-                "broker.host matches its name",
+                message(
+                    "mqtt.tls_refused", where=self.where.address, detail=str(exc.verify_message)
+                ),
+                message("mqtt.hint.tls"),
             ) from None
         except (OSError, ssl.SSLError) as exc:
-            text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise TransportError(
-                f"broker {self.where.host}:{self.where.port}: {text}",
-                "is the broker running and reachable (edge-agent check network)?",
+                message("mqtt.unreachable", where=self.where.address, why=_os_why(exc)),
+                message("mqtt.hint.reachable"),
             ) from None
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise TransportError(
-                f"broker {self.where.host}:{self.where.port}: {_reason_text(rc)}", ""
+                message("mqtt.unreachable", where=self.where.address, why=why(_reason_text(rc))),
+                message("mqtt.hint.reachable"),
             )
         self.opened = True
 

@@ -97,9 +97,9 @@ end = 2025-03-10T11:30:00
 SCHEDULE_CASES: dict[str, tuple[str | bytes, tuple[str, ...]]] = {
     "wrong_type": (SCHEDULE_OK + 'expected_attendance = "many"\n',
                    ("entries.0.expected_attendance", "valid integer")),
-    "unknown_field": (SCHEDULE_OK + 'titel = "x"\n', ("entries.0.titel", "Extra inputs")),
+    "unknown_field": (SCHEDULE_OK + 'titel = "x"\n', ("entries.0.titel", "unknown field")),
     "missing_required": (SCHEDULE_OK.replace("end = 2025-03-10T11:30:00\n", ""),
-                         ("entries.0.end", "Field required")),
+                         ("entries.0.end", "required but missing")),
     "out_of_range": (SCHEDULE_OK.replace("11:30", "07:30"), ("end must be after start",)),
     "bad_syntax": (SCHEDULE_OK.replace("[[entries]]", "[[entries]"), ("not valid TOML", "line 3")),
     "wrong_enum": (SCHEDULE_OK.replace('"1"', '"2"'), ("schema_version", "'2'")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,6 +32,9 @@ from agent.centre.settings import CentreSettings
 from agent.centre.web import live
 from agent.centre.web.accounts import Accounts, Block, LoginLimiter, Session, csrf_ok
 from agent.centre.web.commands import OFFERED, Commander, CommandRefused
+from agent.i18n import LANGUAGES
+from agent.messages import Message as Text
+from agent.messages import catalogue, fields, message, render
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,37 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-_BLOCKED = {"account": "for this name from this address", "address": "from this address"}
+_THROTTLED = "page.login.throttled"
+_THROTTLED_ADDRESS = "page.login.throttled_address"
+_CSRF = "page.error.csrf"
+_VIEWER = "page.error.viewer"
+_LOGIN_REQUIRED = "page.error.login_required"
+_SEND_JSON = "page.error.send_json"
+_NO_COMMANDS = "page.error.no_command_connection"
+_BAD_SITES = "page.error.bad_sites"
+_UNKNOWN_SITE = "page.error.unknown_site"
+_WRONG_LOGIN = "page.login.wrong"
+_TOO_MANY = "page.send.toomany"  # CommandRefused codes (commands.py)
+_UNKNOWN_IDS = "page.send.unknown"
+# The ids the page renders itself: its own, and the fleet's (conditions, statuses, problems).
+# Anything else it shows arrives rendered per language (`*_by_lang`): only the server's
+# renderer knows format specs, nested messages and lists, and the page needs no second one.
+PAGE_AREAS = ("page.", "fleet.")
+
+
+def page_catalogue() -> bytes:
+    """The page's texts as JSON, {id: {"en": ..., "vi": ..., "en_one"?: ...}}, made from
+    the one catalogue; refused at start if an entry uses more than plain {name} fields (the
+    page's renderer fills only those)."""
+    out: dict[str, dict[str, str]] = {}
+    for msg_id, entry in catalogue().items():
+        if not msg_id.startswith(PAGE_AREAS):
+            continue
+        for text in entry.values():
+            if any(f"{{{name}}}" not in text for name in fields(text)):
+                raise ValueError(f"{msg_id}: the page fills only plain {{name}} fields")
+        out[msg_id] = {k: v for k, v in entry.items() if k in (*LANGUAGES, "en_one")}
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @dataclass
@@ -68,12 +102,18 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _error(status: int, message: str, code: str = "", **extra: Any) -> JSONResponse:
-    """`error` in English (logs, scripts); `code` names the page's translated text
-    (static/i18n.json), filled in from the other fields."""
-    body: dict[str, Any] = {"error": message}
-    if code:
-        body |= {"code": code, **extra}
+def by_lang(msg: Text) -> dict[str, str]:
+    return {lang: render(msg, lang) for lang in LANGUAGES}
+
+
+def _error(status: int, msg: Text | str, **extra: Any) -> JSONResponse:
+    """`error` in English (logs, scripts), `error_by_lang` for the page, and `code` (the
+    message's id) with `extra` for scripts that branch on it. A plain string is the English
+    of a refusal not yet said as a message: the page shows it as it is."""
+    if isinstance(msg, str):
+        return _json({"error": msg, **extra}, status)
+    plain = {k: v for k, v in msg.params.items() if isinstance(v, str | int | float)}
+    body = {"error": msg.text, "code": msg.id, "error_by_lang": by_lang(msg), **plain, **extra}
     return _json(body, status)
 
 
@@ -103,9 +143,9 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         async def wrapped(request: Request) -> Response:
             session = await asyncio.to_thread(session_of, request)
             if session is None:
-                return _error(401, "login required")
+                return _error(401, message(_LOGIN_REQUIRED))
             if post and not csrf_ok(session, request.headers.get("x-csrf-token")):
-                return _error(403, "missing or wrong CSRF token; reload the page", "err.csrf")
+                return _error(403, message(_CSRF))
             return await handler(request, session)
 
         return wrapped
@@ -115,17 +155,24 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
     async def index(_request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
+    texts = page_catalogue()
+
+    async def page_texts(_request: Request) -> Response:
+        return Response(texts, media_type="application/json")
+
     def me_json(session: Session) -> dict[str, Any]:
         commander = svc.commander
         off = "no command connection" if commander is None else commander.unavailable
+        off_msg = message(_NO_COMMANDS) if commander is None else None
         return {
             "name": session.name,
             "role": session.role.value,
             "csrf": session.csrf,
             "can_command": session.can_command and not off,
             "commands_off": off,
-            # the page's own text for it; a key problem stays as said (names a path)
-            "commands_off_code": "err.noconnection" if commander is None else "",
+            # in the page's language; a key problem stays as said until commands.py says
+            # it as a message (names a path)
+            "commands_off_by_lang": by_lang(off_msg) if off_msg else None,
             "actions": list(OFFERED),
             "expires": session.expires,
         }
@@ -133,25 +180,25 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
     async def login(request: Request) -> Response:
         data = await read_json(request)
         if data is None:
-            return _error(415, "send JSON")
+            return _error(415, message(_SEND_JSON))
         name, password = str(data.get("name", "")), str(data.get("password", ""))
         # The connection's peer, or what a trusted proxy says it is (web_trusted_proxies).
         addr = request.client.host if request.client else "?"
         block = limiter.begin(name, addr)  # counted as failed until the password is right
         if isinstance(block, Block):
             minutes = max(1, math.ceil(block.retry_after_s / 60))
-            response = _error(
-                429,
-                f"too many failed logins {_BLOCKED[block.scope]}; try again in {minutes} minute(s)",
-                f"login.throttled{'' if block.scope == 'account' else '_address'}",
-                minutes=minutes,
+            said = (
+                message(_THROTTLED, count=minutes)
+                if block.scope == "account"
+                else message(_THROTTLED_ADDRESS, count=minutes)
             )
+            response = _error(429, said)
             response.headers["Retry-After"] = str(math.ceil(block.retry_after_s))
             return response
         role = await asyncio.to_thread(svc.accounts.verify, name, password)
         if role is None:
             log.warning("dashboard: failed login for %r from %s", name[:64], addr)
-            return _error(401, "wrong name or password", "login.wrong")
+            return _error(401, message(_WRONG_LOGIN))
         limiter.succeeded(name, addr, block)
         lifetime = svc.settings.web_session_hours * 3600
         token, session = await asyncio.to_thread(svc.accounts.open_session, name, lifetime)
@@ -189,7 +236,7 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         replies = svc.commander.log.recent(site_id) if svc.commander else []
         detail = await asyncio.to_thread(svc.watch.detail, site_id, replies)
         if detail is None:
-            return _error(404, f"site {site_id}: unknown")
+            return _error(404, message(_UNKNOWN_SITE, site=site_id))
         return _json(detail)
 
     async def events(request: Request, session: Session) -> Response:
@@ -209,28 +256,37 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
 
     async def command(request: Request, session: Session) -> Response:
         if not session.can_command:
-            return _error(
-                403, f"{session.name} is a viewer: viewers cannot send commands", "err.viewer"
-            )
+            return _error(403, message(_VIEWER))
         if svc.commander is None:
-            return _error(503, "commands are off: no command connection", "err.noconnection")
+            return _error(503, message(_NO_COMMANDS))
         data = await read_json(request)
         if data is None:
-            return _error(415, "send JSON")
+            return _error(415, message(_SEND_JSON))
         sites = data.get("sites")
         # Ids are text that SQLite can store: a lone surrogate ("\ud800" in the JSON) or a
         # non-string would raise deep in the store, a 500 after the command was queued.
         if not isinstance(sites, list) or not all(
             isinstance(s, str) and s.isprintable() and _utf8(s) for s in sites
         ):
-            return _error(400, "sites: a list of site ids")
+            return _error(400, message(_BAD_SITES))
         action = str(data.get("action", ""))
         try:
             command_id = await asyncio.to_thread(
                 svc.commander.submit, session.name, action, sites, svc.watch.known
             )
         except CommandRefused as exc:
-            return _error(400, str(exc), exc.code, **exc.extra)
+            # Seam: a refusal said as a message (`exc.msg`) reaches the page in its language;
+            # until then, the page's own text for its code, else the English as it is.
+            said = getattr(exc, "msg", None)
+            if isinstance(said, Text):
+                return _error(400, said, **exc.extra)
+            if exc.code == _TOO_MANY:
+                said = message(_TOO_MANY, count=exc.extra["count"], max=exc.extra["max"])
+                return _error(400, said, **exc.extra)
+            if exc.code == _UNKNOWN_IDS:
+                said = message(_UNKNOWN_IDS, ids=", ".join(exc.extra["ids"]))
+                return _error(400, said, **exc.extra)
+            return _error(400, str(exc))
         return _json({"command_id": command_id, "sites": len(set(sites) - {""})}, 202)
 
     @contextlib.asynccontextmanager
@@ -246,6 +302,7 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
 
     routes = [
         Route("/", index),
+        Route("/texts.json", page_texts),
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", guarded(logout, post=True), methods=["POST"]),
         Route("/api/me", guarded(me)),

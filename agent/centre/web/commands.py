@@ -77,9 +77,9 @@ def _summary(output: Any) -> str:
 
 # The reasons our agents put in command replies, by the code the page translates them with.
 _REASONS = [
-    (re.compile(r"running checks: (?P<components>.+)"), "rr.checks"),
-    (re.compile(r"the agent restarted while running it; send it again"), "rr.restarted"),
-    (re.compile(r"the agent stopped before running it; send it again"), "rr.stopped"),
+    (re.compile(r"running checks: (?P<components>.+)"), "page.reply.checks"),
+    (re.compile(r"the agent restarted while running it; send it again"), "page.reply.restarted"),
+    (re.compile(r"the agent stopped before running it; send it again"), "page.reply.stopped"),
 ]
 
 
@@ -209,7 +209,7 @@ class Commander:
             raise CommandRefused("no site chosen")
         if len(chosen) > MAX_SITES:
             raise CommandRefused(f"{len(chosen)} sites: at most {MAX_SITES} at once",
-                                 "send.toomany", n=len(chosen), max=MAX_SITES)  # fmt: skip
+                                 "page.send.toomany", count=len(chosen), max=MAX_SITES)  # fmt: skip
         if known is not None:
             heard = known(set(chosen))
             unknown = [s for s in chosen if s not in heard]
@@ -219,7 +219,7 @@ class Commander:
                     named.append(f"… (+{len(unknown) - _NAMED})")
                 raise CommandRefused(
                     f"the centre has never heard of {', '.join(named)}; check the site id",
-                    "send.unknown",
+                    "page.send.unknown",
                     ids=named,
                 )
         request = Request(new_command_id(), operator, action, chosen)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from agent.errors import BadReply, ProbeError
+from agent.messages import message
 from agent.profiles.model import FieldSpec, Query
 
 
@@ -57,8 +58,14 @@ def extract_binary(payload: bytes, query: Query) -> dict[str, str]:
         end = len(payload) if spec.length is None else start + spec.length
         if end > len(payload) or start > len(payload):
             raise BadReply(
-                f"reply too short for field '{name}': needs bytes {start}..{end - 1}, "
-                f"got {len(payload)} data byte(s) ({hex_preview(payload)})"
+                message(
+                    "profile.reply.too_short_field",
+                    field=name,
+                    start=start,
+                    end=end - 1,
+                    size=len(payload),
+                    data=hex_preview(payload),
+                )
             )
         chunk = payload[start:end]
         if spec.decode == "hex":

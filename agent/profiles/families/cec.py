@@ -11,13 +11,9 @@ from __future__ import annotations
 import re
 
 from agent.errors import BadReply, DeviceNotFound
+from agent.messages import message
 from agent.profiles.families import extract_text, preview
 from agent.profiles.model import ProcessTransport, Query
-
-NO_ADAPTER_HINT = (
-    "plug in the USB-CEC adapter (or enable CEC on the board's HDMI port), check that "
-    "`cec-client -l` lists it, and that the TV has CEC (Anynet+, SimpLink, Bravia Sync) on"
-)
 
 
 def argv(transport: ProcessTransport, port: str | None) -> list[str]:
@@ -35,16 +31,18 @@ def stdin_text(query: Query, device_id: int) -> str:
 def parse(stdout: str, returncode: int, query: Query) -> dict[str, str]:
     if "autodetect FAILED" in stdout:
         raise DeviceNotFound(
-            "no CEC adapter found (cec-client: autodetect FAILED)", NO_ADAPTER_HINT
+            message("profile.reply.cec_no_adapter"), message("profile.hint.cec_adapter")
         )
     unable = re.search(r"unable to open the device on port (\S+)", stdout)
     if unable:
-        raise DeviceNotFound(f"CEC adapter {unable.group(1)}: cannot open it", NO_ADAPTER_HINT)
+        raise DeviceNotFound(
+            message("profile.reply.cec_cannot_open", port=unable.group(1)),
+            message("profile.hint.cec_adapter"),
+        )
     match = re.search(query.pattern, stdout, re.MULTILINE) if query.pattern else None
     if match is None:
         tail = stdout.strip().splitlines()[-1:] or ["nothing"]
         raise BadReply(
-            f"cec-client exited {returncode} without the expected answer; "
-            f"last line: {preview(tail[0])}"
+            message("profile.reply.cec_unexpected", code=returncode, preview=preview(tail[0]))
         )
     return extract_text(match, query)

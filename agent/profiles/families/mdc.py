@@ -13,6 +13,7 @@ blocking pyserial session as every other family and keeps the model in the profi
 from __future__ import annotations
 
 from agent.errors import BadReply
+from agent.messages import message
 from agent.profiles.families import DeviceErrorReply, hex_preview
 from agent.profiles.model import Query
 
@@ -74,8 +75,7 @@ def decode(buf: bytes, command: int, device_id: int) -> bytes | None:
     if status == NAK:
         code = f"{data[0]:02X}" if data else "none"
         raise DeviceErrorReply(
-            f"display refused command {command:02X} (NAK, error code {code}); "
-            "it answers NAK until fully booted"
+            message("profile.reply.mdc_nak", command=f"{command:02X}", code=code)
         )
     if status != ACK:
         raise BadReply(f"MDC reply is neither ACK nor NAK: {hex_preview(frame)}")

@@ -12,6 +12,7 @@ import hashlib
 import re
 
 from agent.errors import BadReply
+from agent.messages import Message, message
 from agent.profiles.families import DeviceErrorReply, LoginRefused, extract_text, preview
 from agent.profiles.model import Query
 
@@ -22,6 +23,19 @@ ERRORS = {
     "ERR3": "unavailable time (the projector is busy, e.g. warming up)",
     "ERR4": "projector failure",
 }
+
+
+def _meaning(code: str) -> Message:
+    """ERRORS[code] in the reader's language."""
+    if code == "ERR1":
+        return message("profile.pjlink_error.err1")
+    if code == "ERR2":
+        return message("profile.pjlink_error.err2")
+    if code == "ERR3":
+        return message("profile.pjlink_error.err3")
+    return message("profile.pjlink_error.err4")
+
+
 _GREETING = re.compile(r"^PJLINK (?:(0)|1 ([0-9A-Za-z]+))$")
 
 
@@ -29,10 +43,13 @@ def parse_greeting(line: str) -> str | None:
     """The random token of an authenticating projector, None when it needs none."""
     text = line.strip()
     if text == "PJLINK ERRA":
-        raise LoginRefused("projector refused the PJLink password", "check display.password")
+        raise LoginRefused(
+            message("profile.reply.pjlink_password_refused"),
+            message("profile.hint.check_pjlink_password"),
+        )
     match = _GREETING.match(text)
     if match is None:
-        raise BadReply(f"not a PJLink greeting: {preview(line)}")
+        raise BadReply(message("profile.reply.not_pjlink_greeting", preview=preview(line)))
     return None if match.group(1) == "0" else match.group(2)
 
 
@@ -58,18 +75,20 @@ def decode(buf: bytes, query: Query) -> dict[str, str] | None:
     line = text.split(ENDING, 1)[0].strip("\n\x00")
     if line.strip() == "PJLINK ERRA":
         raise LoginRefused(
-            "projector refused the PJLink password (PJLINK ERRA)",
-            "set display.password to the projector's PJLink password",
+            message("profile.reply.pjlink_password_refused"),
+            message("profile.hint.pjlink_password"),
         )
     name = command_name(query)
     if not line.startswith(name + "="):
-        raise BadReply(f"expected a {name} reply, got {preview(line)}")
+        raise BadReply(message("profile.reply.pjlink_wrong", name=name, preview=preview(line)))
     value = line[len(name) + 1 :]
     if value in ERRORS:
-        raise DeviceErrorReply(f"projector answered {value} ({ERRORS[value]}) to {name}")
+        raise DeviceErrorReply(
+            message("profile.reply.pjlink_error", value=value, meaning=_meaning(value), name=name)
+        )
     if query.pattern is None:
         return dict(query.defaults)
     match = re.search(query.pattern, value)
     if match is None:
-        raise BadReply(f"{name} value {preview(value)} is not what the profile expects")
+        raise BadReply(message("profile.reply.pjlink_value", name=name, preview=preview(value)))
     return extract_text(match, query)

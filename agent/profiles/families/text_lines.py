@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from agent.errors import BadReply
+from agent.messages import message
 from agent.profiles.families import DeviceErrorReply, extract_text, preview
 from agent.profiles.model import Query, TextLinesFamily
 
@@ -78,11 +79,13 @@ def decode(family: TextLinesFamily, query: Query, buf: bytes, sent: str) -> dict
             return None
         block = lines[: end + 1]
         if any(e.search(line) for e in errors for line in block):
-            raise DeviceErrorReply(f"device answered an error: {' | '.join(block)[:160]}")
+            raise DeviceErrorReply(
+                message("profile.reply.device_error", text=" | ".join(block)[:160])
+            )
         return _fields(pattern, block, query)
     for line in lines:
         if any(e.search(line) for e in errors):
-            raise DeviceErrorReply(f"device answered an error: {line[:160]}")
+            raise DeviceErrorReply(message("profile.reply.device_error", text=line[:160]))
     if pattern is None:
         return {}
     match = pattern.search("\n".join(lines))
@@ -94,5 +97,5 @@ def _fields(pattern: re.Pattern[str] | None, block: list[str], query: Query) -> 
         return dict(query.defaults)
     match = pattern.search("\n".join(block))
     if match is None and not query.defaults:
-        raise BadReply(f"reply does not say what was asked: {preview(' | '.join(block), 120)}")
+        raise BadReply(message("profile.reply.off_topic", preview=preview(" | ".join(block), 120)))
     return extract_text(match, query)

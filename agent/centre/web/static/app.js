@@ -1,5 +1,6 @@
 // The centre's dashboard: plain JS, no build step. One element per site tile, updated in
-// place from batched server-sent events; the text catalogue is /static/i18n.json.
+// place from batched server-sent events. Its texts come from /texts.json, which the centre
+// makes from agent/locale/messages/ (page.* and fleet.*): {id: {en, vi, en_one?}}.
 "use strict";
 
 const CONDS = ["ready", "degraded", "fault", "offline", "silent", "unknown"];
@@ -9,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   me: null,
   lang: (navigator.language || "en").startsWith("vi") ? "vi" : "en",
-  catalog: { en: {}, vi: {} },
+  catalog: {},
   tiles: new Map(), // id -> tile json
   els: new Map(), // id -> element
   groups: new Map(), // group key -> {section, box}
@@ -25,8 +26,24 @@ window.__dash = { firstRender: null, tiles: 0, updates: [], trace: false };
 
 // ---- text ---------------------------------------------------------------------------------
 
-function t(key, vars) {
-  const text = state.catalog[state.lang][key] ?? state.catalog.en[key] ?? key;
+// Ids of the fleet's words; the page's own are "page." + a key.
+const COND = (c) => "fleet.condition." + c;
+const STATUS = (s) => "fleet.status." + s;
+const TIER = (tier) => "fleet.tier." + tier;
+const ACTION = (a) => "page.action." + String(a).replace(/-/g, "_");
+const OUTCOME = (s) => "page.outcome." + s;
+
+function known(id) {
+  return Object.prototype.hasOwnProperty.call(state.catalog, id);
+}
+
+// The id in the page's language, its {fields} filled; English says `en_one` when count is 1.
+// A code this page does not know (a newer centre's) is shown as it came.
+function t(id, vars) {
+  const entry = known(id) ? state.catalog[id] : null;
+  if (!entry) return id;
+  const one = state.lang === "en" && vars && Number(vars.count) === 1 && entry.en_one;
+  const text = one || entry[state.lang] || entry.en;
   return vars ? fill(text, vars) : text;
 }
 
@@ -39,15 +56,16 @@ function num(n) {
 }
 
 function when(epoch) {
-  if (!epoch) return t("d.never");
+  if (!epoch) return t("page.detail.never");
   return new Date(epoch * 1000).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB");
 }
 
 function applyLanguage() {
   document.documentElement.lang = state.lang;
-  document.title = t("tab");
+  document.title = t("page.tab");
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of document.querySelectorAll("[data-i18n-ph]")) el.placeholder = t(el.dataset.i18nPh);
+  for (const el of document.querySelectorAll("[data-i18n-aria]")) el.setAttribute("aria-label", t(el.dataset.i18nAria));
   for (const el of document.querySelectorAll(".lang")) el.classList.toggle("on", el.dataset.lang === state.lang);
   for (const [key, g] of state.groups) g.title.textContent = groupTitle(key);
   for (const tile of state.tiles.values()) paintTitle(tile);
@@ -75,14 +93,9 @@ async function api(method, path, body) {
   return { status: resp.status, data };
 }
 
-// The server's English `error`, or its `code` in the page's language when the catalogue has it.
+// The server's error in the page's language (it sends it rendered in each), else its English.
 function serverError(data, status) {
-  if (data.code && data.code in state.catalog.en) {
-    const vars = { ...data };
-    if (Array.isArray(vars.ids)) vars.ids = vars.ids.join(", ");
-    return t(data.code, vars);
-  }
-  return data.error || status;
+  return data.error_by_lang?.[state.lang] ?? data.error ?? String(status);
 }
 
 // ---- login --------------------------------------------------------------------------------
@@ -103,7 +116,7 @@ async function login(ev) {
   });
   $("login-password").value = "";
   if (status !== 200) {
-    $("login-error").textContent = t("login.failed", { error: serverError(data, status) });
+    $("login-error").textContent = t("page.login.failed", { error: serverError(data, status) });
     return;
   }
   start(data);
@@ -111,12 +124,12 @@ async function login(ev) {
 
 function showMe() {
   const me = state.me;
-  $("who-name").textContent = `${me.name} (${t("role." + me.role)})`;
+  $("who-name").textContent = `${me.name} (${t("page.role." + me.role)})`;
   $("actions").hidden = !me.can_command;
   const off = $("commands-off");
   off.hidden = me.can_command || me.role !== "operator";
-  off.textContent = me.commands_off_code ? t(me.commands_off_code)
-    : me.commands_off ? t("commands.off", { why: me.commands_off }) : "";
+  off.textContent = me.commands_off_by_lang?.[state.lang]
+    ?? (me.commands_off ? t("page.commands.off", { why: me.commands_off }) : "");
   document.body.classList.toggle("can-command", me.can_command);
 }
 
@@ -136,7 +149,7 @@ function groupKey(tile) {
 
 function groupTitle(key) {
   const [tier, parent] = key.split("\u0000");
-  return parent ? `${t("tier." + tier)} · ${t("under")} ${parent}` : t("tier." + tier);
+  return parent ? `${t(TIER(tier))} · ${t("page.under")} ${parent}` : t(TIER(tier));
 }
 
 function groupOrder(key) {
@@ -178,21 +191,21 @@ function groupFor(key) {
 function problemVars(p) {
   const vars = { ...p };
   for (const k of ["last_seen", "state_ts"]) if (k in vars) vars[k] = when(vars[k]);
-  for (const k of ["window", "heartbeat", "n"]) if (typeof vars[k] === "number") vars[k] = num(vars[k]);
-  if (vars.status) vars.status = t("s." + vars.status);
-  if (vars.why_code && vars.why_code in state.catalog.en) vars.why = t(vars.why_code);
+  for (const k of ["window", "heartbeat", "count"]) if (typeof vars[k] === "number") vars[k] = num(vars[k]);
+  if (vars.status && known(STATUS(vars.status))) vars.status = t(STATUS(vars.status));
+  if (vars.why_code && known(vars.why_code)) vars.why = t(vars.why_code);
   // What the site said: in this page's language where it came as a message, else as sent.
   for (const k of ["reason", "hint"]) vars[k] = p[k + "_by_lang"]?.[state.lang] ?? p[k];
   return vars;
 }
 
 function problemText(p, english) {
-  return p && p.code in state.catalog.en ? t(p.code, problemVars(p)) : english;
+  return p && known(p.code) ? t(p.code, problemVars(p)) : english;
 }
 
 // The same as a list item; a component's reason and hint are the site's own text, marked.
 function problemItem(p, english) {
-  if (!p || !(p.code in state.catalog.en) || !p.code.startsWith("p.component")) {
+  if (!p || !known(p.code) || !p.code.startsWith("fleet.problem.component")) {
     return el("li", {}, problemText(p, english));
   }
   const li = el("li");
@@ -213,10 +226,10 @@ function paintTitle(tile) {
   const el = state.els.get(tile.id);
   if (!el) return;
   const why = problemText(tile.why_msg, tile.why);
-  el.title = `${tile.id} ${tile.name ? "— " + tile.name : ""}\n${t("c." + tile.c)}${why ? ": " + why : ""}`;
+  el.title = `${tile.id} ${tile.name ? "— " + tile.name : ""}\n${t(COND(tile.c))}${why ? ": " + why : ""}`;
   // the site's own words in the tooltip (a component's reason and hint)
   const m = tile.why_msg;
-  el.dataset.siteText = JSON.stringify(m && m.code && m.code.startsWith("p.component") ? [problemVars(m).reason, problemVars(m).hint] : []);
+  el.dataset.siteText = JSON.stringify(m && m.code && m.code.startsWith("fleet.problem.component") ? [problemVars(m).reason, problemVars(m).hint] : []);
 }
 
 function makeTile(tile) {
@@ -301,12 +314,12 @@ function renderCounters() {
   for (const cond of CONDS) $("n-" + cond).textContent = num(c.counts[cond] || 0);
   const a = c.attendance;
   $("attendance").textContent = a.session && a.expected
-    ? t("attendance", {
+    ? t("page.attendance", {
       counted: num(a.counted), expected: num(a.expected),
       rate: (a.rate * 100).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-US",
         { minimumFractionDigits: 1, maximumFractionDigits: 1 }),
     }) + ` (${a.session})`
-    : t("attendance.none");
+    : t("page.attendance.none");
 }
 
 // ---- filters ------------------------------------------------------------------------------
@@ -351,7 +364,7 @@ function updateShown() {
     perGroup.set(key, (perGroup.get(key) || 0) + v);
   }
   for (const [key, g] of state.groups) g.section.hidden = !perGroup.get(key);
-  $("shown").textContent = t("shown", { shown: num(shown), total: num(state.tiles.size) });
+  $("shown").textContent = t("page.shown", { shown: num(shown), total: num(state.tiles.size) });
 }
 
 let filterTimer = null;
@@ -370,17 +383,17 @@ function toggleSelect(id) {
 }
 
 function updateSelected() {
-  $("selected").textContent = t("selected", { n: state.selected.size });
+  $("selected").textContent = t("page.selected", { n: state.selected.size });
   for (const b of document.querySelectorAll("#actions .act")) b.disabled = !state.selected.size;
 }
 
 async function send(action, sites) {
   if (!sites.length) return;
-  if (sites.length > 1 && !confirm(t("confirm", { action: t("a." + action), n: sites.length }))) return;
+  if (sites.length > 1 && !confirm(t("page.confirm", { action: t(ACTION(action)), count: sites.length }))) return;
   const { status, data } = await api("POST", "/api/command", { action, sites });
   toast(status === 202
-    ? t("sent", { action: t("a." + action), n: data.sites })
-    : t("send.failed", { error: serverError(data, status) }));
+    ? t("page.sent", { action: t(ACTION(action)), count: data.sites })
+    : t("page.send.failed", { error: serverError(data, status) }));
 }
 
 let toastTimer = null;
@@ -392,20 +405,30 @@ function toast(text) {
   toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
 }
 
+// A reply's reason in the page's language: rendered per language by the centre when the site
+// said it as a message (`reason_by_lang`), else a reason this page knows by its code, else the
+// site's own words as sent (marked, like a component's reason).
 function replyReason(r) {
-  if (r.reason_by_lang?.[state.lang]) return r.reason_by_lang[state.lang];
+  const said = r.reason_by_lang?.[state.lang];
+  if (said) return said;
   const m = r.reason_msg;
-  return m && m.code in state.catalog.en ? t(m.code, m) : r.reason;
+  return m && known(m.code) ? t(m.code, m) : el("span", { "data-from-site": "reason" }, r.reason);
+}
+
+// One reply as a line: when, (site,) action, outcome, reason, verdict or the site's output.
+function replyParts(r, time, withSite) {
+  const parts = [`${time}  ${withSite ? r.site_id + "  " : ""}${t(ACTION(r.action))}  ${t(OUTCOME(r.status))}`];
+  if (r.reason) parts.push(" — ", replyReason(r));
+  if (r.verdict) parts.push(` (${t("page.outcome.verdict", { c: known(COND(r.verdict)) ? t(COND(r.verdict)) : r.verdict })})`);
+  else if (r.summary) parts.push(" (", el("span", { "data-from-site": "output" }, r.summary), ")");
+  parts.push(`  [${r.operator}]`);
+  return parts;
 }
 
 function addReply(r) {
-  const li = document.createElement("li");
-  li.className = `reply r-${r.status}`;
-  li.dataset.site = r.site_id;
-  li.dataset.status = r.status;
   const time = new Date(r.at * 1000).toLocaleTimeString(state.lang === "vi" ? "vi-VN" : "en-GB");
-  li.textContent = `${time}  ${r.site_id}  ${t("a." + r.action)}  ${t("r." + r.status)}` +
-    (r.reason ? ` — ${replyReason(r)}` : "") + (r.verdict ? ` (${t("r.verdict", { c: t("c." + r.verdict) })})` : r.summary ? ` (${r.summary})` : "") + `  [${r.operator}]`;
+  const li = el("li", { class: `reply r-${r.status}`, "data-site": r.site_id, "data-status": r.status },
+    ...replyParts(r, time, true));
   const log = $("reply-log");
   log.prepend(li);
   while (log.children.length > 200) log.lastChild.remove();
@@ -426,7 +449,7 @@ function el(tag, attrs, ...children) {
 function chart(att) {
   const NS = "http://www.w3.org/2000/svg";
   const pts = att.points.filter((p) => p.count !== null);
-  if (!pts.length) return el("p", { class: "muted" }, t("d.noattendance"));
+  if (!pts.length) return el("p", { class: "muted" }, t("page.detail.noattendance"));
   const W = 320, H = 110, P = 22;
   const t0 = pts[0].ts, t1 = Math.max(pts[pts.length - 1].ts, t0 + 1);
   const ymax = Math.max(att.expected || 0, ...pts.map((p) => p.count), 1);
@@ -444,7 +467,7 @@ function chart(att) {
   add("line", { x1: P, y1: y(0), x2: W - P, y2: y(0), class: "axis" });
   if (att.expected) {
     add("line", { x1: P, y1: y(att.expected), x2: W - P, y2: y(att.expected), class: "expected" });
-    add("text", { x: W - P, y: y(att.expected) - 3, "text-anchor": "end" }, t("d.expected", { n: att.expected }));
+    add("text", { x: W - P, y: y(att.expected) - 3, "text-anchor": "end" }, t("page.detail.expected", { n: att.expected }));
   }
   add("polyline", { points: pts.map((p) => `${x(p.ts).toFixed(1)},${y(p.count).toFixed(1)}`).join(" "), class: "curve" });
   const last = pts[pts.length - 1];
@@ -464,46 +487,46 @@ function renderDetail(d) {
   body.textContent = "";
   body.append(
     el("h2", {}, `${d.id}${d.name ? " — " + d.name : ""}`),
-    el("p", {}, el("span", { class: `badge c-${d.c}`, "data-c": d.c }, t("c." + d.c)), " ",
-      `${t("tier." + d.tier)}${d.parent ? " · " + t("under") + " " + d.parent : ""} · `,
-      t("d.lastseen", { when: when(d.last_seen) })),
+    el("p", {}, el("span", { class: `badge c-${d.c}`, "data-c": d.c }, t(COND(d.c))), " ",
+      `${t(TIER(d.tier))}${d.parent ? " · " + t("page.under") + " " + d.parent : ""} · `,
+      t("page.detail.lastseen", { when: when(d.last_seen) })),
   );
   if (state.me && state.me.can_command) {
     const bar = el("p", { class: "detail-actions" });
     for (const action of state.me.actions) {
       bar.append(el("button", { type: "button", class: "act", "data-action": action,
-        onclick: () => send(action, [d.id]) }, t("a." + action)));
+        onclick: () => send(action, [d.id]) }, t(ACTION(action))));
     }
     body.append(bar);
   }
   if (d.problems.length) {
     const msgs = d.problem_msgs || [];
-    body.append(el("h3", {}, t("d.problems")),
+    body.append(el("h3", {}, t("page.detail.problems")),
       el("ul", { class: "problems" }, ...d.problems.map((p, i) => problemItem(msgs[i], p))));
   }
   const table = el("table", { class: "components" },
-    el("tr", {}, ...["d.component", "d.status", "d.reason", "d.hint", "d.metrics"].map((k) => el("th", {}, t(k)))));
+    el("tr", {}, ...["component", "status", "reason", "hint", "metrics"].map((k) => el("th", {}, t("page.detail." + k)))));
   for (const c of d.components) {
     table.append(el("tr", { class: `s-${c.status}` }, el("td", {}, c.name),
-      el("td", {}, el("span", { class: `status s-${c.status}` }, t("s." + c.status))),
+      el("td", {}, el("span", { class: `status s-${c.status}` }, known(STATUS(c.status)) ? t(STATUS(c.status)) : c.status)),
       el("td", { "data-from-site": "reason" }, c.reason_by_lang?.[state.lang] ?? c.reason),
       el("td", { "data-from-site": "hint" }, c.hint_by_lang?.[state.lang] ?? c.hint),
       el("td", { class: "metrics" }, metricsText(c.metrics))));
   }
-  body.append(el("h3", {}, t("d.components")), table);
+  body.append(el("h3", {}, t("page.detail.components")), table);
   const hist = el("div", { class: "history" });
   for (const v of d.verdicts) {
     const cond = v.verdict || "unknown";
-    hist.append(el("span", { class: `cell c-${cond}`, title: `${when(v.ts)} ${t("c." + cond)}` }));
+    hist.append(el("span", { class: `cell c-${cond}`, title: `${when(v.ts)} ${t(COND(cond))}` }));
   }
-  body.append(el("h3", {}, t("d.history")), hist);
-  body.append(el("h3", {}, t("d.attendance") + (d.attendance.session ? ` (${d.attendance.session})` : "")), chart(d.attendance));
+  body.append(el("h3", {}, t("page.detail.history")), hist);
+  body.append(el("h3", {}, t("page.detail.attendance") + (d.attendance.session ? ` (${d.attendance.session})` : "")), chart(d.attendance));
   const replies = el("ol", { class: "detail-replies" });
   for (const r of d.replies) {
     replies.append(el("li", { class: `reply r-${r.status}`, "data-status": r.status },
-      `${when(r.at)}  ${t("a." + r.action)}  ${t("r." + r.status)}${r.reason ? " — " + replyReason(r) : ""}  [${r.operator}]`));
+      ...replyParts(r, when(r.at), false)));
   }
-  body.append(el("h3", {}, t("d.replies")), d.replies.length ? replies : el("p", { class: "muted" }, t("d.noreplies")));
+  body.append(el("h3", {}, t("page.detail.replies")), d.replies.length ? replies : el("p", { class: "muted" }, t("page.detail.noreplies")));
 }
 
 async function openDetail(id) {
@@ -526,7 +549,7 @@ function scheduleDetail() {
 function setLive(on) {
   const live = $("live");
   live.classList.toggle("off", !on);
-  live.dataset.i18n = on ? "live.on" : "live.off";
+  live.dataset.i18n = on ? "page.live.on" : "page.live.off";
   live.textContent = t(live.dataset.i18n);
 }
 
@@ -555,8 +578,8 @@ function connect() {
 
 async function boot() {
   try {
-    state.catalog = await (await fetch("/static/i18n.json")).json();
-  } catch (e) { /* English keys as text */ }
+    state.catalog = await (await fetch("/texts.json")).json();
+  } catch (e) { /* the ids as text */ }
   for (const b of document.querySelectorAll(".lang")) {
     b.addEventListener("click", () => { state.lang = b.dataset.lang; localStorage.setItem("lang", state.lang); applyLanguage(); });
   }
