@@ -7,6 +7,8 @@ detector of tests/test_cli_vietnamese.py.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +19,9 @@ from agent.centre.store import Incoming, Store
 from agent.checks.model import Status
 from agent.sim.fleet_site import Message, SimSite
 from agent.transport.listener import Received
-from tests.test_cli_vietnamese import _SUB_COMMAND, assert_vietnamese, cli
+from tests.fixtures.broker import ROOT, Mosquitto, dump_toml
+from tests.test_centre import centre_config
+from tests.test_cli_vietnamese import _SUB_COMMAND, assert_vietnamese, cli, vi_env
 
 
 def _store(store: Store, messages: list[Message], at: float) -> None:
@@ -102,3 +106,33 @@ def test_help_of_each_centre_and_attendance_command(command: tuple[str, ...]) ->
     # The sub-commands' names in the list of commands are what one types, not words.
     text = "\n".join(_SUB_COMMAND.sub(" ", line) for line in done.stdout.splitlines())
     assert_vietnamese(text, names=("edge-agent " + " ".join(command), "Ed25519", "PEM", "CA"))
+
+
+@pytest.mark.broker
+def test_centre_serve_and_its_refusals_read_in_vietnamese(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    config = tmp_path / "centre.toml"
+    config.write_text(dump_toml(centre_config(broker, tmp_path)))
+    serve = ("centre", "serve", "--config", str(config), "--instance", "a")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "agent", *serve, "--seconds", "30"],
+        cwd=ROOT, env=vi_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert first.stdout is not None
+        line = first.stdout.readline()
+        assert line.startswith("trung tâm: đang lưu vc/+/..."), line + first.stderr.read()
+        assert_vietnamese(line)
+        second = cli(*serve, "--seconds", "3")
+        assert second.returncode == 3, second.stderr
+        assert f"--instance 'a' đang chạy (pid {first.pid}," in second.stderr
+        assert_vietnamese(second.stderr)
+        bad = cli("centre", "serve", "--config", str(config), "--instance", "../x")
+        assert bad.returncode == 2 and "chỉ dùng chữ cái" in bad.stderr, bad.stderr
+        assert_vietnamese(bad.stderr)
+    finally:
+        first.terminate()
+        out, err = first.communicate(timeout=15)
+    assert "trung tâm: đã dừng; đã lưu" in out, out + err
+    assert_vietnamese(out)
