@@ -14,7 +14,8 @@ from agent.messages import Message, render
 from agent.runtime.control import ControlServer, ask, socket_path
 from agent.runtime.control_handlers import control_handlers
 from agent.runtime.daemon import Agent
-from tests.fixtures.broker import Mosquitto, agent_config
+from tests.fixtures.broker import Mosquitto, agent_config, dump_toml
+from tests.test_cli_vietnamese import assert_vietnamese, cli
 
 pytestmark = pytest.mark.broker
 
@@ -53,3 +54,16 @@ def test_malformed_components_are_refused_with_a_message(server: Path) -> None:
     reply = ask(server, {"op": "check", "components": "network"})
     assert "components must be a list of names" in _said(reply, "en")
     assert _said(reply, "vi").startswith("yêu cầu kiểm tra không hợp lệ")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_edge_agent_check_says_the_crash_in_vietnamese(
+    broker: Mosquitto, tmp_path: Path, server: Path
+) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(dump_toml(agent_config(broker, tmp_path)))
+    done = cli("check", "--config", str(config), "network")
+    assert done.returncode != 0
+    assert "việc tự kiểm tra bị dừng đột ngột trước khi có kết quả" in done.stderr, done.stderr
+    assert "xem nhật ký của phần mềm giám sát" in done.stderr
+    assert_vietnamese(done.stderr, names=("edge-agent logs",))
