@@ -77,3 +77,15 @@ def test_a_snapshot_and_its_refusals_read_in_vietnamese(tmp_path: Path) -> None:
     assert_vietnamese(done.stderr.replace(sys.executable, " "))
     done = cli(*argv, "--frames", "0", "--out", str(out))
     assert done.returncode == 2 and "từ 1 đến 100" in done.stderr, done.stderr
+
+
+def test_a_picture_that_is_not_there_or_not_a_picture_is_refused_in_vietnamese(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path, tmp_path / "no-camera")
+    (tmp_path / "bad.png").write_text("not a picture\n")
+    for image, said in (("missing.png", "không có tệp này"), ("bad.png", "không đọc được")):
+        done = cli("attendance", "count", "--config", str(config), "--models-dir", str(MODELS),
+                   "--image", str(tmp_path / image))  # fmt: skip
+        assert done.returncode == 3 and said in done.stderr, done.stderr
+        assert_vietnamese(done.stderr)

@@ -47,6 +47,11 @@ def _read_image(path: Path) -> Any:
 
     from agent.attendance.counter import as_bgr  # noqa: PLC0415
 
+    if not path.is_file():  # said here: OpenCV would also print its own English warning
+        raise AgentError(
+            message("attendance.image_missing", path=str(path)),
+            message("attendance.image_missing_hint"),
+        )
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise AgentError(
