@@ -51,6 +51,9 @@ def fleet_db(tmp_path: Path) -> Path:
             _store(store, [*site.birth(), site.state()], now - 900 if site is quiet else now)
         _store(store, fresh.birth()[:2], now)  # availability and meta: no check yet
         _store(store, [commune.availability("offline", "clean shutdown")], now)
+        _store(
+            store, [province.attendance("giao-ban", 20), district.attendance("giao-ban", 1)], now
+        )
         store.record_conditions(now, 3.0, 60.0, 0.0)
     finally:
         store.close()
@@ -136,3 +139,11 @@ def test_centre_serve_and_its_refusals_read_in_vietnamese(
         out, err = first.communicate(timeout=15)
     assert "trung tâm: đã dừng; đã lưu" in out, out + err
     assert_vietnamese(out)
+
+
+def test_centre_report_of_a_session_is_vietnamese(fleet_db: Path) -> None:
+    done = cli("centre", "report", "giao-ban", "--config", str(fleet_db))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("phiên họp giao-ban: 2 điểm cầu đã báo cáo"), done.stdout
+    assert "tổng cộng:" in done.stdout and "tỉnh" in done.stdout
+    assert_vietnamese(done.stdout, names=("giao-ban", "tinh", "huyen-1"))
