@@ -147,3 +147,7 @@ def test_centre_report_of_a_session_is_vietnamese(fleet_db: Path) -> None:
     assert done.stdout.startswith("phiên họp giao-ban: 2 điểm cầu đã báo cáo"), done.stdout
     assert "tổng cộng:" in done.stdout and "tỉnh" in done.stdout
     assert_vietnamese(done.stdout, names=("giao-ban", "tinh", "huyen-1"))
+    # The longer Vietnamese heads keep the numbers under them.
+    head, province = done.stdout.splitlines()[1:3]
+    end = head.index("số người triệu tập") + len("số người triệu tập")
+    assert province.startswith("  tinh ") and province[end - 3 : end] == " 25", done.stdout

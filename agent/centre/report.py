@@ -115,6 +115,7 @@ def _tier(code: str, lang: Lang) -> str:
     return say(TIER + code, lang) if TIER + code in catalogue() else code
 
 
+_WIDTHS = {"site": 28, "tier": 9, "expected": 8, "peak": 6, "median": 7, "rate": 6, "samples": 7}
 _COLUMNS = {
     "site": "centre.report.col.site",
     "tier": "centre.report.col.tier",
@@ -127,22 +128,22 @@ _COLUMNS = {
 
 
 def render(report: SessionReport, lang: Lang = "en") -> str:
-    """The operator's text of `centre report`, in `lang`."""
+    """The operator's text of `centre report`, in `lang`; each column as wide as its head
+    (the Vietnamese heads are longer)."""
+    heads = {name: say(msg_id, lang) for name, msg_id in _COLUMNS.items()}
+    widths = {name: max(len(head), _WIDTHS[name]) for name, head in heads.items()}
 
-    def col(name: str) -> str:
-        return say(_COLUMNS[name], lang)
+    def row(cells: dict[str, str]) -> str:
+        site, tier = cells.pop("site"), cells.pop("tier")
+        right = " ".join(f"{v:>{widths[k]}}" for k, v in cells.items())
+        return f"  {site:<{widths['site']}} {tier:<{widths['tier']}} {right}"
 
     lines = [say("centre.report.heading", lang, session=report.session_id,
-                 count=len(report.sites))]  # fmt: skip
-    lines.append(
-        f"  {col('site'):<28} {col('tier'):<9} {col('expected'):>8} {col('peak'):>6} "
-        f"{col('median'):>7} {col('rate'):>6} {col('samples'):>7}"
-    )
+                 count=len(report.sites)), row(dict(heads))]  # fmt: skip
     for s in report.sites:
-        lines.append(
-            f"  {s.site_id:<28} {_tier(s.tier, lang):<9} {_fmt(s.expected):>8} "
-            f"{_fmt(s.peak):>6} {_fmt(s.median):>7} {_fmt(s.rate, True):>6} {s.samples:>7}"
-        )
+        cells = [s.site_id, _tier(s.tier, lang), _fmt(s.expected), _fmt(s.peak)]
+        cells += [_fmt(s.median), _fmt(s.rate, True), str(s.samples)]
+        lines.append(row(dict(zip(_COLUMNS, cells, strict=True))))
     lines.append(say("centre.report.totals", lang))
     for t in [*report.tiers, report.province]:
         total = say("centre.report.total", lang, sites=f"{t.sites:>4}",
