@@ -177,16 +177,24 @@ def po_path(lang: str) -> Path:
     return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
+# The areas whose entries are looked up by their English text: texts of a library we do not
+# write, which asks gettext for them. Only these reach gettext, so two of our ids that share
+# an English word ("check" as a column, "check" as a cause) can each keep their own
+# Vietnamese without one replacing the other.
+GETTEXT_AREAS = ("argparse",)
+
+
 def gettext_messages(lang: Lang) -> dict[str, str]:
     """English text -> `lang`, keyed as a .mo stores them (a plural's two English forms
-    joined by NUL), from the symbolic catalogue; with the header gettext wants."""
+    joined by NUL), from the catalogue's gettext areas; with the header gettext wants."""
     out = {"": "Content-Type: text/plain; charset=UTF-8\nPlural-Forms: nplurals=1; plural=0;\n"}
-    for entry in catalogue().values():
+    for msg_id, entry in catalogue().items():
+        if msg_id.split(".", 1)[0] not in GETTEXT_AREAS:
+            continue
         key = entry["en"] + ("\0" + entry["en_plural"] if "en_plural" in entry else "")
         out[key] = entry[lang]
     path = po_path(lang)
-    if path.is_file():  # the part not yet moved to ids: its _() callers look these up, so
-        # they win over an id's text that happens to be the same English ("ready")
+    if path.is_file():  # the part not yet moved to ids
         out |= parse_po(path.read_text(encoding="utf-8"), str(path))
     return out
 

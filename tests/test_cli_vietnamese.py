@@ -43,6 +43,7 @@ _PROPER = {
 _NOT_WORDS = re.compile(
     r"\{[^{}]*\}"  # a catalogue text's parameter: {command}
     r"|`[^`]*`"  # a command to type
+    r"|\(\?P<\w+>"  # a regular expression's group, named in the user's own file
     r"|'[^']*'"  # the user's own input, as repr() quotes it
     r"|\S*/\S*"  # a path, a host:port, a URL
     r"|[\w-]+(?:\.[\w-]+)+"  # a file or setting name: agent.example.toml, broker.host

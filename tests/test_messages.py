@@ -118,13 +118,15 @@ def test_the_catalogue_refuses_an_id_outside_its_area(
         catalogue.cache_clear()
 
 
-def test_english_singular_and_gettext_view() -> None:
+def test_t_and_the_gettext_view() -> None:
     assert render(message("camera.name", source="x"), "vi") == "camera x"
-    # t() renders in the process language; gettext sees the same entries by English text.
+    # t() renders in the process language; gettext finds argparse's texts by their English,
+    # and nothing else (an id's English stays English through gettext).
     set_language("vi")
     try:
         assert t("camera.source_empty") == "camera.source đang để trống"
-        assert _("camera.source is empty") == "camera.source đang để trống"
+        assert _("usage: ") == "cách dùng: "
+        assert _("camera.source is empty") == "camera.source is empty"
     finally:
         set_language("en")
     assert t("camera.source_empty") == "camera.source is empty"
@@ -233,3 +235,28 @@ def test_a_non_finite_number_in_a_message_survives_json() -> None:
     m = Message(id="camera.fps", params={"fps": float("nan"), "max": float("inf"), "n": 2.5})
     back = Message.model_validate_json(m.model_dump_json())
     assert back.params == {"fps": "nan", "max": "inf", "n": 2.5}
+
+
+# The libraries' own texts: translated by their English, which may be a word we also use.
+def test_gettext_sees_only_the_texts_looked_up_by_their_english() -> None:
+    """gettext finds a text by its English: were our ids in it, two entries with the same
+    English ("check" the column, "check" the cause) would let one Vietnamese silently
+    replace the other. Only argparse's own texts go that way; and among them (and the part
+    of the .po not yet moved) one English text has one Vietnamese."""
+    from agent.i18n import GETTEXT_AREAS, gettext_messages, parse_po, po_path  # noqa: PLC0415
+
+    looked_up = {
+        e["en"] + ("\0" + e["en_plural"] if "en_plural" in e else "")
+        for i, e in catalogue().items()
+        if i.split(".", 1)[0] in GETTEXT_AREAS
+    }
+    assert len(looked_up) >= 20  # argparse's usage, errors and plurals
+    path = po_path("vi")
+    old = parse_po(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    assert set(gettext_messages("vi")) == looked_up | set(old) | {""}
+    clashes = {
+        en: (e["vi"], old[en])
+        for i, e in catalogue().items()
+        if i.startswith("argparse.") and (en := e["en"]) in old and old[en] != e["vi"]
+    }
+    assert clashes == {}

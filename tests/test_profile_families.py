@@ -421,3 +421,24 @@ def test_responder_faults():
     assert cut.close and cut.data == bytes.fromhex("AA FF 01 03")
     with pytest.raises(ValueError, match="no checksum"):
         Responder(load_recording("sony-visca_evi-d70"), Fault.BAD_CHECKSUM)
+
+
+@pytest.mark.parametrize(
+    ("decode", "data", "vietnamese"),
+    [
+        (lambda b: mdc.decode(b, 0x11, 1), "AA FF 01 03 41 11 01 57", "sai tổng kiểm tra MDC"),
+        (lambda b: mdc.decode(b, 0x11, 1), "13 37 DE AD", "không phải khung MDC"),
+        (lambda b: mdc.decode(b, 0x11, 1), "AA FF 02 03 41 11 01 57", "từ màn hình 2"),
+        (lambda b: visca.decode(b, 1), "90 60 02 FF", "camera báo lỗi VISCA 02 (lỗi cú pháp"),
+        (lambda b: visca.decode(b, 1), "A0 50 02 FF", "VISCA từ sai địa chỉ"),
+        (lambda b: visca.decode(b, 1), "90 70 FF", "gói VISCA không như mong muốn: 90 70 FF"),
+    ],
+)
+def test_wire_level_complaints_reach_a_vietnamese_reader(decode, data, vietnamese):
+    """The bytes a device sent are named in the reader's language, hex kept as it was."""
+    from agent.messages import render  # noqa: PLC0415
+
+    with pytest.raises(BadReply) as caught:
+        decode(bytes.fromhex(data))
+    assert caught.value.msg is not None, caught.value.message
+    assert vietnamese in render(caught.value.msg, "vi")

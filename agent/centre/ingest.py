@@ -12,6 +12,11 @@ agent/transport/mqtt.py):
 Messages go through a queue to one writer thread that stores them in batches (one
 transaction each), then records condition changes (offline, silent, verdicts) as events.
 
+The writer also records the centre's own link to the broker (agent/centre/link.py). While it
+is down the centre is blind, not the sites: conditions are judged at the moment the link went
+down, and stay so until SETTLE_S after it returns, time for the broker to deliver what it
+queued for the centre meanwhile, so a site that kept reporting is not called silent.
+
 A live message is acknowledged to the broker only after its batch is committed (or after it
 was refused and logged as a bad report): the broker keeps everything else in the centre's
 session and sends it again after a restart, so a centre killed with reports in memory loses
@@ -33,9 +38,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from pydantic import ValidationError
 
+from agent.centre import link
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Event, Incoming, Store
 from agent.contract.payloads import PAYLOADS, Envelope, parse_report
@@ -56,6 +63,7 @@ IN_FLIGHT = 4000
 _RETRY_S = 1.0
 _SWEEP_S = 1.0
 _PRUNE_S = 3600.0
+SETTLE_S = 3.0
 
 
 def live_filters(prefix: str, group: str) -> list[str]:
@@ -111,9 +119,31 @@ class _Forwarder(Listener):
     """A Listener that only forwards: the base keeps every message for tests and the demo,
     which a centre running for months cannot afford (the transport has no switch for it)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._link_lock = threading.Lock()
+        self._lost: tuple[float, int] | None = None  # (when, connects then)
+
     def _receive(self, message: Received) -> None:
         if self._on_message is not None:
             self._on_message(message)
+
+    def _serve(self, conn: Any, number: int) -> None:
+        # Each connection ends here; the base class says nothing of it, and the centre must
+        # know it is blind.
+        try:
+            super()._serve(conn, number)
+        finally:
+            with self._link_lock:
+                if self._lost is None and not self._stop.is_set():
+                    self._lost = (time.time(), self.connects)
+
+    def lost_since(self) -> float | None:
+        """When the link to the broker was lost; None while connected (a CONNACK since)."""
+        with self._link_lock:
+            if self._lost is not None and self.connects > self._lost[1]:
+                self._lost = None
+            return None if self._lost is None else self._lost[0]
 
 
 class Ingest:
@@ -136,6 +166,16 @@ class Ingest:
         self.stored = 0
         self.rejected = 0
         self.events: list[Event] = []
+        self.instance = instance
+        # The link's own connection: recorded by the writer thread, never the listener's
+        # (which must not wait on the database while it keeps the broker's keepalive).
+        self._link_db = sqlite3.connect(
+            settings.db_path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._link: tuple[bool, float] = (True, time.time())  # (up, since)
+        self._frozen_at: float | None = None
+        self._settle_until = 0.0
+        self._link_written = 0.0
 
     def _endpoint(self, client_id: str, session_expiry_s: int | None = None) -> Endpoint:
         where = endpoint(self.settings.broker, client_id)
@@ -208,6 +248,9 @@ class Ingest:
         self._writer.join(10)
         if self._live is not None:
             self._live.stop()
+        with self._housekeeping("forgetting the centre's link"):
+            link.forget(self._link_db, self.instance)
+        self._link_db.close()
         self.store.close()
 
     def wait(self, stop: threading.Event) -> None:
@@ -238,19 +281,60 @@ class Ingest:
                 pass
             if batch:
                 self._store(batch)
+            with self._housekeeping("recording the centre's link"):
+                self._watch_link()
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + _SWEEP_S
                 s = self.settings
                 with self._housekeeping("the silence sweep"):
-                    self._sweep(
-                        self.store.maybe_silent(time.time(), s.silent_after, s.report_interval_s)
-                    )
+                    at = self.judged_at()
+                    self._sweep(self.store.maybe_silent(at, s.silent_after, s.report_interval_s))
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + _PRUNE_S
                 with self._housekeeping("pruning old history"):
                     self.store.prune(time.time() - self.settings.history_days * 86400)
         with self._housekeeping("the last sweep"):
             self._sweep()
+
+    # ---- the centre's own link ---------------------------------------------------------
+
+    def judged_at(self) -> float:
+        """The time conditions are judged at: now, or the moment the link was lost."""
+        return time.time() if self._frozen_at is None else self._frozen_at
+
+    def _watch_link(self) -> None:
+        if self._live is None or not self._live.connects:
+            return  # not connected yet: start() succeeds or says why
+        now = time.time()
+        lost = self._live.lost_since()
+        up, since = self._link
+        if up and lost is not None:
+            self._link = (False, lost)
+            if self._frozen_at is None:
+                self._frozen_at = lost
+            log.warning("centre: lost the broker; site conditions frozen until it is back")
+        elif not up and lost is None:
+            self._link = (True, now)
+            self._settle_until = time.monotonic() + SETTLE_S
+            log.info("centre: the broker is back after %.0f s", now - since)
+        elif (
+            up
+            and self._frozen_at is not None
+            and time.monotonic() >= self._settle_until
+            and self._queue.empty()
+        ):
+            self._frozen_at = None
+            log.info("centre: site conditions judged live again")
+        elif now - self._link_written < link.HEARTBEAT_S:
+            return
+        self._record_link(now)
+
+    def _record_link(self, now: float) -> None:
+        up, since = self._link
+        link.record(
+            self._link_db, self.instance, up=up, since=since, judged_at=self._frozen_at, now=now
+        )
+        self._link_written = now
 
     @contextlib.contextmanager
     def _housekeeping(self, what: str) -> Iterator[None]:
@@ -342,7 +426,7 @@ class Ingest:
             return
         s = self.settings
         events = self.store.record_conditions(
-            time.time(), s.silent_after, s.report_interval_s, s.gap_grace_s, site_ids
+            self.judged_at(), s.silent_after, s.report_interval_s, s.gap_grace_s, site_ids
         )
         for ev in events:
             log.info("centre: %s %s -> %s %s", ev.site_id, ev.old, ev.new, ev.detail)

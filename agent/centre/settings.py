@@ -13,6 +13,7 @@ from pydantic_settings import SettingsConfigDict
 
 from agent.config import BrokerSettings, FileSettings, load_file_settings
 from agent.errors import ConfigError
+from agent.messages import message
 
 DEFAULT_CENTRE_CONFIG = Path("/etc/edge-agent/centre.toml")
 ENV_CENTRE_CONFIG = "EDGE_AGENT_CENTRE_CONFIG"
@@ -131,8 +132,7 @@ def load_centre_settings(path: str | os.PathLike[str] | None = None) -> CentreSe
     if not where.exists():
         # agent.config's own message names the agent's example file and variable.
         raise ConfigError(
-            f"centre config file {where}: not found",
-            f"copy centre.example.toml there and edit it, or pass --config FILE "
-            f"(or set {ENV_CENTRE_CONFIG})",
+            message("centreconf.not_found", path=str(where)),
+            message("centreconf.hint.copy_example", variable=ENV_CENTRE_CONFIG),
         )
     return load_file_settings(CentreSettings, where)

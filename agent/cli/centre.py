@@ -11,6 +11,7 @@ from agent.i18n import t
 _CENTRE_MODULES = (
     "agent.cli.fleet",
     "agent.cli.send",
+    "agent.cli.display",
 )
 
 

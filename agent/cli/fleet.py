@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.centre import fleet, report, schedule_pub
+from agent.centre import fleet, link, report, schedule_pub
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.checks.model import ExitCode
 from agent.errors import ConfigError
@@ -151,7 +151,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store(settings)
     try:
-        now = time.time()
+        centre = link.read(store.db, time.time())
+        # while the centre is blind, its sites as they were when it lost the broker
+        now = centre.judged_at or time.time()
         sites = store.sites(now, settings.report_interval_s, settings.gap_grace_s)
         # The components' reasons in the operator's language; JSON (for scripts) in English.
         lang = "en" if args.json else current_language()
@@ -160,9 +162,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        _json({**view.to_json(), "events": [e.__dict__ for e in events]})
+        _json(
+            {**view.to_json(), "centre": centre.to_json(), "events": [e.__dict__ for e in events]}
+        )
     else:
         lang = current_language()
+        _out(link.describe(centre) + "\n")
         _out(fleet.render(view, lang))
         if events:
             _line(t("centre.status.changes", count=len(events)))
@@ -302,10 +307,8 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     try:
         accounts.add(args.name, _read_password(), Role(args.role), replace=args.replace)
     except AccountError as exc:
-        raise ConfigError(
-            message("centre.user.refused", name=args.name, error=str(exc)),
-            message("centre.user.refused_hint"),
-        ) from None
+        # The accounts say why in the reader's language (exc.msg); the CLI adds where to look.
+        raise ConfigError(exc.msg or exc.message, message("centre.user.refused_hint")) from None
     finally:
         accounts.close()
     _line(t("centre.user.added", name=args.name, role=args.role))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import AgentError
+from agent.messages import message
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ class SeenStore:
             self._db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise CommandStoreError(
-                f"command store {path}: cannot open: {exc}",
-                "paths.state_dir must be writable by the edge-agent user",
+                message("remote.store_cannot_open", path=str(path), error=str(exc)),
+                message("remote.hint.state_dir_writable"),
             ) from None
 
     def close(self) -> None:

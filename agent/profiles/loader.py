@@ -10,8 +10,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.errors import ProfileError
-from agent.messages import message
+from agent.messages import Param, message
 from agent.profiles.model import Profile
+from agent.validation import pydantic_problem, toml_problem
 
 # Discriminator tags pydantic puts into error locations; they are not fields the author wrote.
 _TAGS = {
@@ -52,7 +53,12 @@ def parse_profile(path: Path) -> Profile:
             message("profile.cannot_read", path=str(path), error=exc.strerror or str(exc)),
             message("profile.hint.check_file"),
         ) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(
+            message("profile.bad_toml", path=str(path), error=toml_problem(exc)),
+            message("profile.hint.fix_syntax"),
+        ) from None
+    except UnicodeDecodeError as exc:
         raise ProfileError(
             message("profile.bad_toml", path=str(path), error=str(exc)),
             message("profile.hint.fix_syntax"),
@@ -69,9 +75,12 @@ def validate_profile(data: dict[str, Any], path: Path) -> Profile:
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{path}: {_describe(dict(e))}" for e in exc.errors()]
+        lines = [
+            message("profile.problem.at", path=str(path), text=_describe(dict(e)))
+            for e in exc.errors()
+        ]
         raise ProfileError(
-            message("profile.invalid", lines="\n".join(lines)), message("profile.hint.fix_fields")
+            message("profile.invalid", lines=lines), message("profile.hint.fix_fields")
         ) from None
     if profile.name != path.stem:
         raise ProfileError(
@@ -81,25 +90,32 @@ def validate_profile(data: dict[str, Any], path: Path) -> Profile:
     return profile
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any]) -> Param:
+    """One pydantic complaint about a profile, in the words of agent/validation.py (the
+    settings file's), placed by query and field."""
     loc = [p for p in error["loc"] if not (isinstance(p, str) and p in _TAGS)]
     kind = error["type"]
-    msg = str(error["msg"]).removeprefix("Value error, ")
-    prefix = ""
+    query = None
     if len(loc) >= 2 and loc[0] == "queries":
-        prefix = f"query '{loc[1]}': "
+        query = str(loc[1])
         loc = loc[2:]
     field = _dotted(loc)
+    said: Param
     if not field:
         # Cross-field problems from the model validator already name query and field.
-        return msg.replace("\n", "\n  ")
+        return pydantic_problem(error)
     if kind == "missing":
-        return f"{prefix}field '{field}': required but missing"
-    if kind == "extra_forbidden":
-        return f"{prefix}field '{field}': unknown field (a typo?)"
-    got = error.get("input")
-    got_text = f" (got {got!r})" if isinstance(got, str | int | float | bool) else ""
-    return f"{prefix}field '{field}': {msg}{got_text}"
+        said = message("profile.problem.missing", field=field)
+    elif kind == "extra_forbidden":
+        said = message("profile.problem.unknown_field", field=field)
+    else:
+        got = error.get("input")
+        problem = pydantic_problem(error)
+        if isinstance(got, str | int | float | bool):
+            said = message("profile.problem.bad_got", field=field, problem=problem, got=repr(got))
+        else:
+            said = message("profile.problem.bad", field=field, problem=problem)
+    return said if query is None else message("profile.problem.in_query", query=query, text=said)
 
 
 def _dotted(loc: list[Any]) -> str:

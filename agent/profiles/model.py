@@ -16,6 +16,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.messages import Message, message
+from agent.validation import Invalid
+
 CheckName = Literal["codec", "ptz", "display", "none"]
 StatusName = Literal["ok", "warn", "fail"]
 
@@ -28,10 +31,12 @@ def _compile(pattern: str) -> str:
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise ValueError(f"not a valid regex: {exc}") from None
+        raise Invalid(message("profile.problem.regex_invalid", error=str(exc))) from None
     except (OverflowError, RecursionError) as exc:
         # Not re.error: `a{99999999999}` overflows, thousands of nested groups recurse.
-        raise ValueError(f"not a usable regex: {exc or 'nested too deeply'}") from None
+        if not str(exc):
+            raise Invalid(message("profile.problem.regex_too_deep")) from None
+        raise Invalid(message("profile.problem.regex_unusable", error=str(exc))) from None
     return pattern
 
 
@@ -54,7 +59,7 @@ class SerialTransport(_Strict):
     @classmethod
     def _stopbits(cls, value: float) -> float:
         if value not in (1, 1.5, 2):
-            raise ValueError("stop bits are 1, 1.5 or 2")
+            raise Invalid(message("profile.problem.stopbits"))
         return value
 
     def describe(self) -> str:
@@ -275,10 +280,12 @@ class Query(_Strict):
             names = {f[1] for f in string.Formatter().parse(value) if f[1] is not None}
             value.format(id=1)
         except (ValueError, IndexError, KeyError) as exc:
-            raise ValueError(f"bad placeholder (only {{id}} is known): {exc}") from None
+            raise Invalid(message("profile.problem.bad_placeholder", error=str(exc))) from None
         unknown = names - {"id"}
         if unknown:
-            raise ValueError(f"unknown placeholder {sorted(unknown)} (only {{id}} is known)")
+            raise Invalid(
+                message("profile.problem.unknown_placeholder", names=", ".join(sorted(unknown)))
+            )
         return value
 
     @field_validator("send_hex")
@@ -289,9 +296,9 @@ class Query(_Strict):
         try:
             data = bytes.fromhex(value)
         except ValueError:
-            raise ValueError("not hex bytes (write them like '09 04 00')") from None
+            raise Invalid(message("profile.problem.not_hex")) from None
         if not data:
-            raise ValueError("empty")
+            raise Invalid(message("profile.problem.empty"))
         return value
 
     def payload(self) -> bytes:
@@ -325,29 +332,33 @@ class Profile(_Strict):
     def _consistent(self) -> Profile:
         problems = list(self._problems())
         if problems:
-            raise ValueError("\n".join(problems))
+            raise Invalid(message("profile.problem.several", problems=problems))
         return self
 
-    def _problems(self) -> list[str]:
+    def _problems(self) -> list[Message]:
         kind = self.family.kind
-        out: list[str] = []
+        out: list[Message] = []
         if (kind == "cec") != (self.transport.kind == "process"):
-            out.append(
-                "field 'transport': the cec family runs a program (kind = 'process'); "
-                "other families need serial or tcp"
-            )
+            out.append(message("profile.problem.cec_process"))
         if kind == "pjlink" and self.transport.kind != "tcp":
-            out.append("field 'transport': PJLink runs over tcp")
+            out.append(message("profile.problem.pjlink_tcp"))
         if self.login is not None and kind != "text_lines":
-            out.append("field 'login': only text_lines devices have a login prompt")
+            out.append(message("profile.problem.login_text_lines"))
         seen: dict[str, str] = {}
         for qname, q in self.queries.items():
-            out += [f"query '{qname}': {p}" for p in _query_problems(kind, q, self)]
+            out += [
+                message("profile.problem.in_query", query=qname, text=p)
+                for p in _query_problems(kind, q, self)
+            ]
             for fname in q.field_names():
                 if fname in seen:
                     out.append(
-                        f"query '{qname}': field 'fields': '{fname}' is also read by query "
-                        f"'{seen[fname]}' (field names must be unique in a profile)"
+                        message(
+                            "profile.problem.field_shared",
+                            query=qname,
+                            field=fname,
+                            other=seen[fname],
+                        )
                     )
                 seen.setdefault(fname, qname)
         return out
@@ -359,42 +370,42 @@ class Profile(_Strict):
         return [n for n, q in self.queries.items() if q.check != "none"]
 
 
-def _query_problems(kind: str, q: Query, profile: Profile) -> list[str]:
-    out: list[str] = []
+def _query_problems(kind: str, q: Query, profile: Profile) -> list[Message]:
+    out: list[Message] = []
     if kind in TEXT_FAMILIES:
         if q.send is None:
-            out.append("field 'send': required for the " + kind + " family")
+            out.append(message("profile.problem.send_required", family=kind))
         if q.send_hex is not None:
-            out.append("field 'send_hex': binary families only; use 'send'")
+            out.append(message("profile.problem.send_hex_binary"))
         if kind == "pjlink" and q.send and not re.match(r"^%[12][A-Z0-9]{4} ", q.send):
-            out.append("field 'send': a PJLink command looks like '%1POWR ?'")
+            out.append(message("profile.problem.pjlink_send"))
         groups = q.group_names()
         for fname, spec in q.fields.items():
             if fname not in groups:
-                out.append(f"field 'fields.{fname}': no named group (?P<{fname}>...) in pattern")
+                out.append(message("profile.problem.no_group", field=fname))
             if spec.offset is not None or spec.length is not None:
-                out.append(f"field 'fields.{fname}': offset/length are for binary families")
+                out.append(message("profile.problem.offset_binary", field=fname))
         if q.until is not None and kind != "text_lines":
-            out.append("field 'until': text_lines only")
+            out.append(message("profile.problem.until_text_lines"))
     else:
         if q.send_hex is None:
-            out.append("field 'send_hex': required for the " + kind + " family")
+            out.append(message("profile.problem.send_hex_required", family=kind))
         if q.send is not None:
-            out.append("field 'send': text families only; use 'send_hex'")
+            out.append(message("profile.problem.send_text"))
         if q.pattern is not None:
-            out.append("field 'pattern': text families only; read bytes with 'fields'")
+            out.append(message("profile.problem.pattern_text"))
         for fname, spec in q.fields.items():
             if spec.offset is None:
-                out.append(f"field 'fields.{fname}.offset': required for binary families")
+                out.append(message("profile.problem.offset_required", field=fname))
     known = q.field_names()
     for i, rule in enumerate(q.rules):
         if rule.field not in known:
+            reads = ", ".join(sorted(known)) or message("profile.problem.reads_nothing")
             out.append(
-                f"field 'rules[{i}].field': '{rule.field}' is not read by this query "
-                f"(it reads: {', '.join(sorted(known)) or 'nothing'})"
+                message("profile.problem.rule_field", index=i, field=rule.field, reads=reads)
             )
         if isinstance(rule, MinVersionRule) and (rule.minimum or profile.min_firmware) is None:
-            out.append(f"field 'rules[{i}]': min_version needs 'minimum' or min_firmware")
+            out.append(message("profile.problem.min_version", index=i))
     if q.check != "none" and not q.rules:
-        out.append("field 'rules': a query that feeds a check needs at least one rule")
+        out.append(message("profile.problem.rules_needed"))
     return out

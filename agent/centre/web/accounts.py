@@ -6,12 +6,18 @@ copy of the database does not let anyone in. Each session has its own CSRF token
 in the X-CSRF-Token header of every POST. A failed login costs the same whether the name
 exists or not (a dummy hash is verified), and repeated failures for a name from an address, or
 many from one address, are refused for a while (`LoginLimiter`).
+
+A display (a wall screen nobody signs in at) is issued from the CLI: a one-time invitation,
+traded once by the page for a display session. That session is read-only and does not expire
+at the operators' limit: it lasts until the display is revoked. Both tokens are kept only as
+SHA-256 digests, like the sessions'.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import sqlite3
@@ -25,6 +31,9 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from agent.errors import AgentError
+from agent.messages import message
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL, created REAL NOT NULL
@@ -32,6 +41,10 @@ CREATE TABLE IF NOT EXISTS web_users (
 CREATE TABLE IF NOT EXISTS web_sessions (
     token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, csrf TEXT NOT NULL,
     created REAL NOT NULL, expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_displays (
+    name TEXT PRIMARY KEY, invite_hash TEXT, session_hash TEXT, csrf TEXT NOT NULL,
+    created REAL NOT NULL, opened REAL
 );
 """
 NAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
@@ -41,6 +54,7 @@ MIN_PASSWORD = 8
 class Role(StrEnum):
     OPERATOR = "operator"  # sees the fleet and sends commands
     VIEWER = "viewer"  # sees the fleet only
+    DISPLAY = "display"  # a wall screen: sees the fleet, sends nothing, stays signed in
 
 
 @dataclass(frozen=True)
@@ -62,8 +76,20 @@ class Session:
         return self.role is Role.OPERATOR
 
 
-class AccountError(ValueError):
-    """A name or password the accounts refuse; the message says why."""
+class AccountError(AgentError, ValueError):
+    """A name or password the accounts refuse; the message (`msg`) says why."""
+
+
+class DisplayExists(AccountError):
+    """A display of that name was issued already."""
+
+
+@dataclass(frozen=True)
+class Display:
+    name: str
+    created: float
+    opened: float | None  # when its invitation was traded for a session
+    invited: bool  # an invitation not yet used
 
 
 def _digest(token: str) -> str:
@@ -90,9 +116,9 @@ class Accounts:
 
     def add(self, name: str, password: str, role: Role, *, replace: bool = False) -> None:
         if not re.match(NAME_PATTERN, name):
-            raise AccountError(f"user name {name!r}: use 1-64 letters, digits or ._@-")
+            raise AccountError(message("account.bad_name", name=repr(name)))
         if len(password) < MIN_PASSWORD:
-            raise AccountError(f"password: at least {MIN_PASSWORD} characters")
+            raise AccountError(message("account.short_password", count=MIN_PASSWORD))
         hashed = self.hasher.hash(password)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         with self._lock:
@@ -102,7 +128,7 @@ class Accounts:
                     (name, role.value, hashed, time.time()),
                 )
             except sqlite3.IntegrityError:
-                raise AccountError(f"user {name} exists (use --replace to change it)") from None
+                raise AccountError(message("account.exists", name=name)) from None
             if replace:
                 # A changed password or role ends the user's open sessions.
                 self.db.execute("DELETE FROM web_sessions WHERE name = ?", (name,))
@@ -151,7 +177,7 @@ class Accounts:
         with self._lock:
             role = self.db.execute("SELECT role FROM web_users WHERE name = ?", (name,)).fetchone()
             if role is None:
-                raise AccountError(f"user {name}: not found")
+                raise AccountError(message("account.not_found", name=name))
             self.db.execute("DELETE FROM web_sessions WHERE expires < ?", (now,))
             self.db.execute(
                 "INSERT INTO web_sessions VALUES (?,?,?,?,?)",
@@ -159,7 +185,7 @@ class Accounts:
             )
         return token, Session(name, Role(role[0]), csrf, now + lifetime_s)
 
-    def session(self, token: str | None) -> Session | None:
+    def session(self, token: str | None, now: float | None = None) -> Session | None:
         if not token:
             return None
         with self._lock:
@@ -168,9 +194,74 @@ class Accounts:
                 "JOIN web_users u ON u.name = s.name WHERE s.token_hash = ?",
                 (_digest(token),),
             ).fetchone()
-        if row is None or row[3] < time.time():
+        if row is None:
+            return self.display_session(token)
+        if row[3] < (time.time() if now is None else now):
             return None
         return Session(row[0], Role(row[1]), row[2], row[3])
+
+    # ---- displays (wall screens) ---------------------------------------------------------
+
+    def issue_display(self, name: str, *, replace: bool = False) -> str:
+        """A display's one-time invitation (the token to put in its URL). Issuing again
+        with `replace` ends the screen's current session."""
+        if not re.match(NAME_PATTERN, name):
+            raise AccountError(f"display name {name!r}: use 1-64 letters, digits or ._@-")
+        invite = secrets.token_urlsafe(32)
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        with self._lock:
+            try:
+                self.db.execute(
+                    f"{verb} INTO web_displays VALUES (?,?,NULL,?,?,NULL)",  # two fixed verbs
+                    (name, _digest(invite), secrets.token_urlsafe(32), time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise DisplayExists(name) from None
+        return invite
+
+    def open_display(self, invite: str) -> tuple[str, Session] | None:
+        """Trade an invitation for the display's session token; None if it is unknown or
+        already used (an invitation opens one screen, once)."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            row = self.db.execute(
+                "UPDATE web_displays SET invite_hash = NULL, session_hash = ?, opened = ? "
+                "WHERE invite_hash = ? RETURNING name, csrf",
+                (_digest(token), time.time(), _digest(invite)),
+            ).fetchone()
+        if row is None:
+            return None
+        return token, Session(row[0], Role.DISPLAY, row[1], math.inf)
+
+    def display_session(self, token: str) -> Session | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT name, csrf FROM web_displays WHERE session_hash = ?", (_digest(token),)
+            ).fetchone()
+        return None if row is None else Session(row[0], Role.DISPLAY, row[1], math.inf)
+
+    def displays(self) -> list[Display]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT name, created, opened, invite_hash IS NOT NULL FROM web_displays "
+                "ORDER BY name"
+            ).fetchall()
+        return [Display(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+    def close_display(self, token: str | None) -> None:
+        """The screen logged out: its session ends; the display stays, to be issued again."""
+        if token:
+            with self._lock:
+                self.db.execute(
+                    "UPDATE web_displays SET session_hash = NULL WHERE session_hash = ?",
+                    (_digest(token),),
+                )
+
+    def revoke_display(self, name: str) -> bool:
+        """Forget the display: its invitation and its session end at once."""
+        with self._lock:
+            n = self.db.execute("DELETE FROM web_displays WHERE name = ?", (name,)).rowcount
+        return n > 0
 
     def close_session(self, token: str | None) -> None:
         if token:

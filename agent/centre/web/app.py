@@ -2,7 +2,9 @@
 JSON, a site's detail, the event stream (SSE), and operator commands.
 
 Every /api route but login needs a session cookie; every POST but login also needs the
-session's CSRF token in X-CSRF-Token. Every POST must be JSON: a cross-site form cannot send
+session's CSRF token in X-CSRF-Token. A wall screen's display session (accounts.py) may read
+everything and POST nothing but logout: refused in `guarded`, before any handler, so a route
+added later is covered too. Every POST must be JSON: a cross-site form cannot send
 that content type without a CORS preflight, which this app never grants (that covers the
 login form, which has no session yet).
 """
@@ -30,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.centre.settings import CentreSettings
 from agent.centre.web import live
-from agent.centre.web.accounts import Accounts, Block, LoginLimiter, Session, csrf_ok
+from agent.centre.web.accounts import Accounts, Block, LoginLimiter, Role, Session, csrf_ok
 from agent.centre.web.commands import OFFERED, Commander, CommandRefused
 from agent.i18n import LANGUAGES
 from agent.messages import Message as Text
@@ -51,9 +53,14 @@ _THROTTLED = "page.login.throttled"
 _THROTTLED_ADDRESS = "page.login.throttled_address"
 _CSRF = "page.error.csrf"
 _VIEWER = "page.error.viewer"
+_DISPLAY = "page.error.display"
+_DISPLAY_INVALID = "page.display.invalid"
+# Browsers cap a cookie's life at 400 days; the display session itself ends only when revoked.
+DISPLAY_COOKIE_S = 400 * 86400
 _LOGIN_REQUIRED = "page.error.login_required"
 _SEND_JSON = "page.error.send_json"
 _NO_COMMANDS = "page.error.no_command_connection"
+_COMMANDS_OFF = "page.commands.off"
 _BAD_SITES = "page.error.bad_sites"
 _UNKNOWN_SITE = "page.error.unknown_site"
 _WRONG_LOGIN = "page.login.wrong"
@@ -144,6 +151,8 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
             session = await asyncio.to_thread(session_of, request)
             if session is None:
                 return _error(401, message(_LOGIN_REQUIRED))
+            if read_only_refused(request, session):
+                return _error(403, message(_DISPLAY))
             if post and not csrf_ok(session, request.headers.get("x-csrf-token")):
                 return _error(403, message(_CSRF))
             return await handler(request, session)
@@ -151,6 +160,13 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         return wrapped
 
     # ---- pages and login ----------------------------------------------------------------
+
+    def read_only_refused(request: Request, session: Session) -> bool:
+        return (
+            session.role is Role.DISPLAY
+            and request.method not in {"GET", "HEAD"}
+            and request.url.path != "/api/logout"
+        )
 
     async def index(_request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
@@ -164,17 +180,18 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         commander = svc.commander
         off = "no command connection" if commander is None else commander.unavailable
         off_msg = message(_NO_COMMANDS) if commander is None else None
+        if commander is not None and commander.unavailable_msg is not None:
+            off_msg = message(_COMMANDS_OFF, why=commander.unavailable_msg)
         return {
             "name": session.name,
             "role": session.role.value,
             "csrf": session.csrf,
             "can_command": session.can_command and not off,
             "commands_off": off,
-            # in the page's language; a key problem stays as said until commands.py says
-            # it as a message (names a path)
+            # in the page's language
             "commands_off_by_lang": by_lang(off_msg) if off_msg else None,
             "actions": list(OFFERED),
-            "expires": session.expires,
+            "expires": None if math.isinf(session.expires) else session.expires,
         }
 
     async def login(request: Request) -> Response:
@@ -215,8 +232,44 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         )
         return response
 
-    async def logout(request: Request, _session: Session) -> Response:
-        await asyncio.to_thread(svc.accounts.close_session, request.cookies.get(COOKIE))
+    async def display_login(request: Request) -> Response:
+        """A wall screen trades its one-time invitation (`centre display issue`) for its
+        display session's cookie."""
+        data = await read_json(request)
+        if data is None:
+            return _error(415, message(_SEND_JSON))
+        addr = request.client.host if request.client else "?"
+        block = limiter.begin("(display)", addr)
+        if isinstance(block, Block):
+            minutes = max(1, math.ceil(block.retry_after_s / 60))
+            response = _error(429, message(_THROTTLED_ADDRESS, count=minutes))
+            response.headers["Retry-After"] = str(math.ceil(block.retry_after_s))
+            return response
+        opened = await asyncio.to_thread(svc.accounts.open_display, str(data.get("token", "")))
+        if opened is None:
+            log.warning("dashboard: an unknown or used display invitation from %s", addr)
+            return _error(401, message(_DISPLAY_INVALID))
+        limiter.succeeded("(display)", addr, block)
+        token, session = opened
+        log.info("dashboard: display %s opened from %s", session.name, addr)
+        response = _json(me_json(session))
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=DISPLAY_COOKIE_S,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return response
+
+    async def logout(request: Request, session: Session) -> Response:
+        token = request.cookies.get(COOKIE)
+        if session.role is Role.DISPLAY:
+            await asyncio.to_thread(svc.accounts.close_display, token)
+        else:
+            await asyncio.to_thread(svc.accounts.close_session, token)
         response = _json({"ok": True})
         response.delete_cookie(COOKIE, path="/")
         return response
@@ -302,8 +355,10 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
 
     routes = [
         Route("/", index),
+        Route("/wall", index),
         Route("/texts.json", page_texts),
         Route("/api/login", login, methods=["POST"]),
+        Route("/api/display", display_login, methods=["POST"]),
         Route("/api/logout", guarded(logout, post=True), methods=["POST"]),
         Route("/api/me", guarded(me)),
         Route("/api/fleet", guarded(fleet_json)),

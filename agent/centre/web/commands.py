@@ -25,7 +25,7 @@ from typing import Any
 from agent.centre.sender import Reply, Sender, new_command_id, parse_reply
 from agent.centre.settings import CentreSettings
 from agent.i18n import LANGUAGES
-from agent.messages import Message, dump_message, load_message, render_or
+from agent.messages import Message, dump_message, load_message, message, render_or
 from agent.transport.mqtt import Endpoint, Inbound, ProtocolSetting, endpoint
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,13 @@ CREATE INDEX IF NOT EXISTS web_commands_by_site ON web_commands (site_id, id);
 
 
 class CommandRefused(ValueError):
-    """A request the page may not make; the message is shown to the operator (or, when
-    `code` is set, the page's own text for it, filled in from `extra`)."""
+    """A request the page may not make; `msg` is shown to the operator in the page's
+    language, `code` (its id) and `extra` (its parameters) go to the page's script too."""
 
-    def __init__(self, message: str, code: str = "", **extra: Any) -> None:
-        super().__init__(message)
-        self.code = code
+    def __init__(self, msg: Message, **extra: Any) -> None:
+        super().__init__(msg.text)
+        self.msg = msg
+        self.code = msg.id
         self.extra = extra
 
 
@@ -145,20 +146,20 @@ class Log:
         self.db.close()
 
 
-def load_key(settings: CentreSettings) -> tuple[Any, str] | str:
+def load_key(settings: CentreSettings) -> tuple[Any, str] | Message:
     """(private key, key id), or why the page cannot send commands."""
     from agent.centre.keys import load_private_key  # noqa: PLC0415
     from agent.errors import ConfigError  # noqa: PLC0415
 
     path = settings.command_key
     if path is None:
-        return "no command_key in the centre settings"
+        return message("web.no_command_key")
     if not path.exists():
-        return f"command key {path}: not found (make one with `edge-agent centre keygen`)"
+        return message("web.command_key_missing", path=str(path))
     try:
         key = load_private_key(str(path))
     except ConfigError as exc:
-        return exc.message
+        return exc.msg or message("web.command_key_unusable", path=str(path), error=exc.message)
     return key, settings.key_id or path.stem
 
 
@@ -172,8 +173,11 @@ class Commander:
         self.on_event = on_event
         self.log = Log(settings.db_path)
         loaded = load_key(settings)
-        self.unavailable = loaded if isinstance(loaded, str) else ""
-        self._key = None if isinstance(loaded, str) else loaded
+        # Why the page cannot send commands (None: it can), and the same in English for
+        # the log and older readers.
+        self.unavailable_msg = loaded if isinstance(loaded, Message) else None
+        self.unavailable = loaded.text if isinstance(loaded, Message) else ""
+        self._key = None if isinstance(loaded, Message) else loaded
         self._requests: queue.SimpleQueue[Request] = queue.SimpleQueue()
         self._pending: dict[str, tuple[Request, float]] = {}
         self._stop = threading.Event()
@@ -200,16 +204,18 @@ class Commander:
     ) -> str:
         """Queue a command; `known` gives those of the ids the centre has heard of (a typo
         or a stale link must not become a command to a site id nobody owns)."""
-        if self.unavailable:
-            raise CommandRefused(f"commands are off: {self.unavailable}")
+        if self.unavailable_msg is not None:
+            raise CommandRefused(message("page.commands.off", why=self.unavailable_msg))
         if action not in OFFERED:
-            raise CommandRefused(f"action {action!r}: the page offers {', '.join(OFFERED)}")
+            raise CommandRefused(
+                message("web.action_not_offered", action=repr(action), offered=", ".join(OFFERED))
+            )
         chosen = tuple(dict.fromkeys(s for s in sites if isinstance(s, str) and s))
         if not chosen:
-            raise CommandRefused("no site chosen")
+            raise CommandRefused(message("web.no_site_chosen"))
         if len(chosen) > MAX_SITES:
-            raise CommandRefused(f"{len(chosen)} sites: at most {MAX_SITES} at once",
-                                 "page.send.toomany", count=len(chosen), max=MAX_SITES)  # fmt: skip
+            said = message("page.send.toomany", count=len(chosen), max=MAX_SITES)
+            raise CommandRefused(said, count=len(chosen), max=MAX_SITES)
         if known is not None:
             heard = known(set(chosen))
             unknown = [s for s in chosen if s not in heard]
@@ -217,11 +223,8 @@ class Commander:
                 named = unknown[:_NAMED]
                 if len(unknown) > _NAMED:
                     named.append(f"… (+{len(unknown) - _NAMED})")
-                raise CommandRefused(
-                    f"the centre has never heard of {', '.join(named)}; check the site id",
-                    "page.send.unknown",
-                    ids=named,
-                )
+                said = message("page.send.unknown", ids=", ".join(named))
+                raise CommandRefused(said, ids=named)
         request = Request(new_command_id(), operator, action, chosen)
         self._requests.put(request)
         log.info("dashboard: %s sends %s %s to %d site(s)", operator, action,

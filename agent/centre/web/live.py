@@ -3,7 +3,9 @@ changed tiles) and the fan-out of server-sent events to every open page.
 
 The watch reads the store through its own SQLite connection (WAL lets it read while the
 ingest writes). It recomputes every site's condition each tick with the current time, so a
-site that turns silent with no message at all still changes colour.
+site that turns silent with no message at all still changes colour; while the centre has lost
+the broker (agent/centre/link.py), with the moment it lost it instead, and the page is told
+(a `centre` event) so that it marks every tile as not current.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.centre import report
+from agent.centre import link, report
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Store
 from agent.centre.web import views
@@ -30,6 +32,7 @@ FULL_EVERY_S = 10.0
 _MAX_INCREMENTAL = 2000
 ATTENDANCE_EVERY_S = 5.0
 HEARTBEAT_S = 15.0
+ALLOWED_EVERY_S = 2.0
 _CLIENT_QUEUE = 256
 
 
@@ -86,15 +89,25 @@ class Hub:
         try:
             for text in first:
                 yield text
+            # Checked every ALLOWED_EVERY_S even while updates flow: a revoked display or a
+            # removed account loses its open page within seconds, not at a quiet moment.
+            allowed_until = time.monotonic() + ALLOWED_EVERY_S
+            idle = 0.0
             while not client.lost:
+                wait = max(0.0, allowed_until - time.monotonic())
                 try:
-                    text = await asyncio.wait_for(client.queue.get(), HEARTBEAT_S)
+                    text = await asyncio.wait_for(client.queue.get(), wait)
                     if client.lost:
                         return
                     yield text
                 except TimeoutError:
+                    idle += wait
+                if time.monotonic() >= allowed_until:
                     if not still_allowed():
                         return  # the session ended: the page reconnects and must log in
+                    allowed_until = time.monotonic() + ALLOWED_EVERY_S
+                if idle >= HEARTBEAT_S:
+                    idle = 0.0
                     yield ": keepalive\n\n"
         finally:
             self._clients.discard(client)
@@ -115,15 +128,29 @@ class FleetWatch:
         self._full_at = 0.0
         self._event_id = 0
         self.ticks = 0
+        self.centre = link.NOT_RUNNING
 
     def close(self) -> None:
         with self.lock:
             self.store.close()
 
+    def judged_at(self) -> float:
+        """Now, or the moment the centre lost the broker (its sites' last known state)."""
+        frozen = self.centre.judged_at
+        return time.time() if frozen is None else frozen
+
+    def read_centre(self) -> bool:
+        """Re-read the centre's own link; whether it changed."""
+        with self.lock:
+            now = link.read(self.store.db, time.time())
+        changed, self.centre = now != self.centre, now
+        return changed
+
     def sites(self, site_ids: set[str] | None = None) -> list[Any]:
         s = self.settings
+        at = self.judged_at()
         with self.lock:
-            return self.store.sites(time.time(), s.report_interval_s, s.gap_grace_s, site_ids)
+            return self.store.sites(at, s.report_interval_s, s.gap_grace_s, site_ids)
 
     def known(self, site_ids: set[str]) -> set[str]:
         with self.lock:
@@ -137,7 +164,9 @@ class FleetWatch:
         FULL_EVERY_S all sites, which also catches what events do not record (a renamed
         site, a new reason for the same condition). At 12,000 sites a full read costs
         about half a second of CPU; the events query, a few milliseconds."""
-        now = time.time()
+        if self.read_centre():
+            self._full_at = 0.0  # judged at another moment: every tile again
+        now = self.judged_at()
         with self.lock:
             newest, changed_ids = self.store.changed_since(self._event_id)
         # Many changes at once (a broker restart, the first sweep): one full read is cheaper
@@ -184,15 +213,22 @@ class FleetWatch:
         return views.counters(self.tiles, self.attendance)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"counters": self.counters(), "tiles": list(self.tiles.values())}
+        return {
+            "counters": self.counters(),
+            "tiles": list(self.tiles.values()),
+            "centre": self.centre.to_json(),
+        }
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            centre = self.centre
             try:
                 diff, att_changed = await asyncio.to_thread(self.refresh)
             except Exception:
                 log.exception("dashboard: reading the fleet failed; retrying")
                 diff, att_changed = [], False
+            if self.centre.to_json() != centre.to_json():
+                self.hub.publish("centre", self.centre.to_json())
             if diff or att_changed:
                 self.hub.publish("tiles", {"tiles": diff, "counters": self.counters()})
             with contextlib.suppress(TimeoutError):
@@ -211,7 +247,7 @@ class FleetWatch:
         expected = next((r.expected for r in reversed(curve) if r.expected), meta_expected)
         return views.detail(
             rows[0],
-            time.time(),
+            self.judged_at(),
             self.settings.silent_after,
             verdicts=verdicts,
             curve=[(r.ts, r.count) for r in curve],

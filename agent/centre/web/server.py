@@ -16,6 +16,7 @@ from agent.centre.web.accounts import Accounts
 from agent.centre.web.app import Services, create_app
 from agent.centre.web.commands import Commander
 from agent.errors import ConfigError
+from agent.messages import message
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"--http {text!r}: expected HOST:PORT", "e.g. --http 127.0.0.1:8080")
+        raise ConfigError(message("web.bad_listen", text=repr(text)), message("web.hint.listen"))
     return host, int(port)
 
 
@@ -47,8 +48,8 @@ class Dashboard:
         except OSError as exc:
             self.sock.close()
             raise ConfigError(
-                f"--http {listen}: cannot listen: {exc.strerror}",
-                "choose another port, or stop what uses it",
+                message("web.cannot_listen", listen=listen, error=exc.strerror or str(exc)),
+                message("web.hint.port_in_use"),
             ) from None
         self.port = int(self.sock.getsockname()[1])
         hub = live.Hub()
@@ -91,7 +92,7 @@ class Dashboard:
         end = time.monotonic() + timeout_s
         while not self.server.started and time.monotonic() < end:
             if not self._thread.is_alive():
-                raise ConfigError("the dashboard's web server did not start", "see the log above")
+                raise ConfigError(message("web.not_started"), message("web.hint.see_log"))
             time.sleep(0.02)
         return self
 

@@ -43,13 +43,10 @@ def decode(buf: bytes, command: int, device_id: int) -> bytes | None:
         return None
     if buf.startswith(TLS_GREETING[: len(buf)]):
         if len(buf) >= len(TLS_GREETING):
-            raise BadReply(
-                "display wants MDC over TLS (it sent MDCSTART<<TLS>>), which the agent "
-                "does not speak; turn off 'Secured protocol' in the display's menu or use RS-232"
-            )
+            raise BadReply(message("profile.reply.mdc_tls"))
         return None
     if buf[0] != HEADER:
-        raise BadReply(f"not an MDC frame (expected AA first): {hex_preview(buf)}")
+        raise BadReply(message("profile.reply.mdc_not_frame", frame=hex_preview(buf)))
     if len(buf) < 4:
         return None
     length = buf[3]
@@ -58,25 +55,33 @@ def decode(buf: bytes, command: int, device_id: int) -> bytes | None:
         return None
     frame = buf[:total]
     if frame[1] != REPLY:
-        raise BadReply(f"MDC frame is not a reply (byte 2 is {frame[1]:02X}): {hex_preview(frame)}")
+        raise BadReply(
+            message("profile.reply.mdc_not_reply", byte=f"{frame[1]:02X}", frame=hex_preview(frame))
+        )
     want = checksum(frame[1:-1])
     if frame[-1] != want:
         raise BadReply(
-            f"MDC checksum wrong: got {frame[-1]:02X}, expected {want:02X} "
-            f"(line noise? check the cable): {hex_preview(frame)}"
+            message(
+                "profile.reply.mdc_checksum",
+                got=f"{frame[-1]:02X}",
+                want=f"{want:02X}",
+                frame=hex_preview(frame),
+            )
         )
     if device_id != BROADCAST_ID and frame[2] != device_id:
-        raise BadReply(f"MDC reply from display {frame[2]}, asked display {device_id}")
+        raise BadReply(message("profile.reply.mdc_other_display", got=frame[2], asked=device_id))
     if length < 2:
-        raise BadReply(f"MDC reply too short: {hex_preview(frame)}")
+        raise BadReply(message("profile.reply.mdc_short", frame=hex_preview(frame)))
     status, rcmd, data = frame[4], frame[5], frame[6:-1]
     if rcmd != command:
-        raise BadReply(f"MDC reply to command {rcmd:02X}, asked {command:02X}")
+        raise BadReply(
+            message("profile.reply.mdc_other_command", got=f"{rcmd:02X}", asked=f"{command:02X}")
+        )
     if status == NAK:
         code = f"{data[0]:02X}" if data else "none"
         raise DeviceErrorReply(
             message("profile.reply.mdc_nak", command=f"{command:02X}", code=code)
         )
     if status != ACK:
-        raise BadReply(f"MDC reply is neither ACK nor NAK: {hex_preview(frame)}")
+        raise BadReply(message("profile.reply.mdc_not_ack", frame=hex_preview(frame)))
     return data

@@ -12,28 +12,18 @@ import hashlib
 import re
 
 from agent.errors import BadReply
-from agent.messages import Message, message
+from agent.messages import message
 from agent.profiles.families import DeviceErrorReply, LoginRefused, extract_text, preview
 from agent.profiles.model import Query
 
 ENDING = "\r"
+# What the projector's error answers mean, said in the reader's language.
 ERRORS = {
-    "ERR1": "undefined command",
-    "ERR2": "out of parameter",
-    "ERR3": "unavailable time (the projector is busy, e.g. warming up)",
-    "ERR4": "projector failure",
+    "ERR1": message("profile.pjlink_error.err1"),
+    "ERR2": message("profile.pjlink_error.err2"),
+    "ERR3": message("profile.pjlink_error.err3"),
+    "ERR4": message("profile.pjlink_error.err4"),
 }
-
-
-def _meaning(code: str) -> Message:
-    """ERRORS[code] in the reader's language."""
-    if code == "ERR1":
-        return message("profile.pjlink_error.err1")
-    if code == "ERR2":
-        return message("profile.pjlink_error.err2")
-    if code == "ERR3":
-        return message("profile.pjlink_error.err3")
-    return message("profile.pjlink_error.err4")
 
 
 _GREETING = re.compile(r"^PJLINK (?:(0)|1 ([0-9A-Za-z]+))$")
@@ -84,7 +74,7 @@ def decode(buf: bytes, query: Query) -> dict[str, str] | None:
     value = line[len(name) + 1 :]
     if value in ERRORS:
         raise DeviceErrorReply(
-            message("profile.reply.pjlink_error", value=value, meaning=_meaning(value), name=name)
+            message("profile.reply.pjlink_error", value=value, meaning=ERRORS[value], name=name)
         )
     if query.pattern is None:
         return dict(query.defaults)

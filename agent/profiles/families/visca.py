@@ -8,19 +8,22 @@ camera 1) and end 0xFF, 3..16 bytes: ACK `y0 4z FF`, completion `y0 5z FF`, inqu
 from __future__ import annotations
 
 from agent.errors import BadReply
+from agent.messages import message
 from agent.profiles.families import DeviceErrorReply, hex_preview
 from agent.profiles.model import Query
 
 TERMINATOR = 0xFF
 MAX_PACKET = 16
+# What the camera's error codes mean, said in the reader's language.
 ERRORS = {
-    0x01: "message length error",
-    0x02: "syntax error",
-    0x03: "command buffer full",
-    0x04: "command cancelled",
-    0x05: "no socket",
-    0x41: "command not executable",
+    0x01: message("profile.visca_error.length"),
+    0x02: message("profile.visca_error.syntax"),
+    0x03: message("profile.visca_error.buffer_full"),
+    0x04: message("profile.visca_error.cancelled"),
+    0x05: message("profile.visca_error.no_socket"),
+    0x41: message("profile.visca_error.not_executable"),
 }
+_UNKNOWN_ERROR = message("profile.visca_error.unknown")
 
 
 def encode(query: Query, device_id: int) -> bytes:
@@ -38,16 +41,23 @@ def decode(buf: bytes, device_id: int) -> bytes | None:
         end = buf.find(TERMINATOR, pos)
         if end < 0:
             if len(buf) - pos > MAX_PACKET:
-                raise BadReply(f"no VISCA packet end (FF) in {hex_preview(buf[pos:])}")
+                raise BadReply(message("profile.reply.visca_no_end", data=hex_preview(buf[pos:])))
             return None
         packet = buf[pos : end + 1]
         pos = end + 1
         if len(packet) < 3 or len(packet) > MAX_PACKET:
-            raise BadReply(f"not a VISCA packet ({len(packet)} bytes): {hex_preview(packet)}")
+            raise BadReply(
+                message(
+                    "profile.reply.visca_not_packet", size=len(packet), packet=hex_preview(packet)
+                )
+            )
         if packet[0] != header:
             raise BadReply(
-                f"VISCA reply from the wrong address or garbage: {hex_preview(packet)} "
-                f"(expected it to start {header:02X})"
+                message(
+                    "profile.reply.visca_wrong_address",
+                    packet=hex_preview(packet),
+                    header=f"{header:02X}",
+                )
             )
         kind = packet[1] & 0xF0
         if kind == 0x40:
@@ -56,6 +66,13 @@ def decode(buf: bytes, device_id: int) -> bytes | None:
             return packet[2:-1]
         if kind == 0x60:
             code = packet[2] if len(packet) > 3 else -1
-            meaning = ERRORS.get(code, "unknown error")
-            raise DeviceErrorReply(f"VISCA error {code:02X} ({meaning}): {hex_preview(packet)}")
-        raise BadReply(f"unexpected VISCA packet: {hex_preview(packet)}")
+            meaning = ERRORS.get(code, _UNKNOWN_ERROR)
+            raise DeviceErrorReply(
+                message(
+                    "profile.reply.visca_error",
+                    code=f"{code:02X}",
+                    meaning=meaning,
+                    packet=hex_preview(packet),
+                )
+            )
+        raise BadReply(message("profile.reply.visca_unexpected", packet=hex_preview(packet)))

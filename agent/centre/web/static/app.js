@@ -18,6 +18,8 @@ const state = {
   selected: new Set(),
   detailId: null,
   source: null,
+  centre: { broker: "up", since: null }, // the centre's own link to the broker
+  pageLive: false, // this page's link to the centre
 };
 if (localStorage.getItem("lang")) state.lang = localStorage.getItem("lang");
 
@@ -69,6 +71,7 @@ function applyLanguage() {
   for (const el of document.querySelectorAll(".lang")) el.classList.toggle("on", el.dataset.lang === state.lang);
   for (const [key, g] of state.groups) g.title.textContent = groupTitle(key);
   for (const tile of state.tiles.values()) paintTitle(tile);
+  paintCentre();
   if (state.me) showMe();
   renderCounters();
   updateShown();
@@ -547,10 +550,48 @@ function scheduleDetail() {
 // ---- live ---------------------------------------------------------------------------------
 
 function setLive(on) {
+  state.pageLive = on;
+  paintCentre();
+}
+
+// ---- the centre's own health ----------------------------------------------------------------
+// Two links, said apart: this page to the centre (the badge's "disconnected"), and the centre
+// to the broker (the banner; while it is down every tile is its site's last known state).
+
+function showCentre(centre) {
+  if (!centre) return;
+  state.centre = centre;
+  paintCentre();
+}
+
+function paintCentre() {
+  const blind = state.centre.broker === "down";
   const live = $("live");
-  live.classList.toggle("off", !on);
-  live.dataset.i18n = on ? "page.live.on" : "page.live.off";
-  live.textContent = t(live.dataset.i18n);
+  const id = !state.pageLive ? "page.live.off" : blind ? "page.live.broker_down" : "page.live.on";
+  live.classList.toggle("off", !state.pageLive || blind);
+  live.dataset.i18n = id;
+  live.textContent = t(id);
+  const banner = $("centre-banner");
+  banner.hidden = !blind;
+  document.body.classList.toggle("stale", blind);
+  $("groups").title = blind ? t("page.tile.stale") : "";
+  if (!blind) return;
+  const since = state.centre.since;
+  banner.textContent = since
+    ? t("page.centre.banner", { time: new Date(since * 1000).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" }) })
+    : t("page.centre.banner_unknown");
+}
+
+// A wall screen opens /wall#token=...: the one-time invitation becomes its display cookie,
+// and the token leaves the address bar (and the browser's history) at once.
+async function openWall() {
+  const m = /^#token=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (!m) return false;
+  history.replaceState(null, "", location.pathname);
+  const { status, data } = await api("POST", "/api/display", { token: m[1] });
+  if (status === 200) start(data);
+  else showLogin(serverError(data, status));
+  return true;
 }
 
 function connect() {
@@ -561,8 +602,9 @@ function connect() {
     // (Re)connected: the whole picture, then the changes as they come.
     setLive(true);
     const { status, data } = await api("GET", "/api/fleet");
-    if (status === 200) renderAll(data);
+    if (status === 200) { renderAll(data); showCentre(data.centre); }
   });
+  source.addEventListener("centre", (ev) => showCentre(JSON.parse(ev.data)));
   source.addEventListener("tiles", (ev) => applyUpdate(JSON.parse(ev.data)));
   source.addEventListener("reply", (ev) => addReply(JSON.parse(ev.data)));
   source.onerror = async () => {
@@ -608,6 +650,7 @@ async function boot() {
   });
   $("detail-close").addEventListener("click", () => { state.detailId = null; $("detail").hidden = true; });
   applyLanguage();
+  if (await openWall()) return;
   const { status, data } = await api("GET", "/api/me");
   if (status === 200) start(data); else showLogin();
 }
