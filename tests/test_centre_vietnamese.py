@@ -151,3 +151,25 @@ def test_centre_report_of_a_session_is_vietnamese(fleet_db: Path) -> None:
     head, province = done.stdout.splitlines()[1:3]
     end = head.index("số người triệu tập") + len("số người triệu tập")
     assert province.startswith("  tinh ") and province[end - 3 : end] == " 25", done.stdout
+
+
+def test_dashboard_accounts_cli_reads_in_vietnamese(tmp_path: Path) -> None:
+    config = tmp_path / "centre.toml"
+    config.write_text(f'db_path = "{tmp_path / "c.sqlite"}"\n')
+
+    def user(*args: str, password: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "agent", "centre", "user", *args, "--config", str(config)],
+            input=password + "\n", capture_output=True, text=True, env=vi_env(), cwd=ROOT,
+            timeout=60, check=False,
+        )  # fmt: skip
+
+    said = [user("list"), user("add", "lan", "--role", "viewer", password="mat-khau-du-dai-1")]
+    said += [user("add", "x", "--role", "viewer", password="ngan"), user("list")]
+    said += [user("remove", "lan"), user("remove", "lan")]
+    assert [d.returncode for d in said] == [0, 0, 3, 0, 0, 1], [d.stderr for d in said]
+    assert said[0].stdout.startswith("chưa có tài khoản nào")
+    assert said[1].stdout == "tài khoản lan: viewer\n"
+    assert said[2].stderr.startswith("edge-agent: mật khẩu:"), said[2].stderr
+    for done in said:
+        assert_vietnamese(done.stdout + done.stderr, names=("lan", "viewer"))
