@@ -173,3 +173,23 @@ def test_dashboard_accounts_cli_reads_in_vietnamese(tmp_path: Path) -> None:
     assert said[2].stderr.startswith("edge-agent: mật khẩu:"), said[2].stderr
     for done in said:
         assert_vietnamese(done.stdout + done.stderr, names=("lan", "viewer"))
+
+
+@pytest.mark.broker
+def test_schedule_publishing_reads_in_vietnamese(broker: Mosquitto, tmp_path: Path) -> None:
+    config = tmp_path / "centre.toml"
+    config.write_text(dump_toml(centre_config(broker, tmp_path)))
+    schedule = ("centre", "schedule")
+    cfg = ("--config", str(config))
+    times = ("--start", "2026-03-10T08:00:00+07:00", "--end", "2026-03-10T11:00:00+07:00")
+    said = [cli(*schedule, "add", "S1", *cfg, *times, "--expected", "30")]
+    said += [cli(*schedule, "list", *cfg), cli(*schedule, "remove", "nope", *cfg)]
+    said += [cli(*schedule, "remove", "S1", *cfg)]
+    assert [d.returncode for d in said] == [0, 0, 1, 0], [d.stderr for d in said]
+    assert said[0].stdout.startswith("đã công bố vc/schedule: đã thêm S1"), said[0].stdout
+    assert "số người triệu tập 30" in said[1].stdout
+    for done in said:
+        assert_vietnamese(done.stdout + done.stderr, names=("S1", "nope"))
+    no_offset = cli(*schedule, "add", "S2", *cfg, "--start", "2026-03-10T08:00", "--end", "x")
+    assert no_offset.returncode == 2 and "thiếu múi giờ" in no_offset.stderr, no_offset.stderr
+    assert_vietnamese(no_offset.stderr, names=("edge-agent centre schedule add",))
