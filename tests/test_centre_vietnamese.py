@@ -169,7 +169,7 @@ def test_dashboard_accounts_cli_reads_in_vietnamese(tmp_path: Path) -> None:
     said += [user("remove", "lan"), user("remove", "lan")]
     assert [d.returncode for d in said] == [0, 0, 3, 0, 0, 1], [d.stderr for d in said]
     assert said[0].stdout.startswith("chưa có tài khoản nào")
-    assert said[1].stdout == "tài khoản lan: viewer\n"
+    assert said[1].stdout == "tài khoản lan: chỉ xem (viewer)\n"
     assert said[2].stderr.startswith("edge-agent: mật khẩu:"), said[2].stderr
     for done in said:
         assert_vietnamese(done.stdout + done.stderr, names=("lan", "viewer"))

@@ -300,6 +300,18 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+_ROLES = ("operator", "viewer")
+_OPERATOR = "centre.user.role.operator"
+_VIEWER = "centre.user.role.viewer"
+
+
+def _role(code: str) -> str:
+    """A role in the reader's words; one this release does not know, as stored."""
+    if code == "operator":
+        return t(_OPERATOR)
+    return t(_VIEWER) if code == "viewer" else code
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     from agent.centre.web.accounts import AccountError, Role  # noqa: PLC0415
 
@@ -311,7 +323,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         raise ConfigError(exc.msg or exc.message, message("centre.user.refused_hint")) from None
     finally:
         accounts.close()
-    _line(t("centre.user.added", name=args.name, role=args.role))
+    _line(t("centre.user.added", name=args.name, role=_role(args.role)))
     return 0
 
 
@@ -324,9 +336,11 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     if args.json:
         _json([{"name": u.name, "role": u.role.value, "created": u.created} for u in users])
         return 0
+    width = max(len(_role(code)) for code in _ROLES)
     for u in users:
         when = datetime.fromtimestamp(u.created).astimezone().strftime("%Y-%m-%d %H:%M")
-        _line(t("centre.user.line", name=f"{u.name:<24}", role=f"{u.role.value:<9}", when=when))
+        role = f"{_role(u.role.value):<{width}}"
+        _line(t("centre.user.line", name=f"{u.name:<24}", role=role, when=when))
     if not users:
         _line(t("centre.user.none"))
     return 0
@@ -361,7 +375,7 @@ def _add_user_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     a.add_argument("name", metavar=name, help=t("centre.user.name_help"))
     a.add_argument(
         "--role",
-        choices=["operator", "viewer"],
+        choices=list(_ROLES),
         required=True,
         metavar=t("centre.metavar.role"),
         help=t("centre.user.role_help"),
