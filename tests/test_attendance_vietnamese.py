@@ -3,6 +3,7 @@ video prints no English sentence, and neither does a count that cannot be made."
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -89,3 +90,23 @@ def test_a_picture_that_is_not_there_or_not_a_picture_is_refused_in_vietnamese(
                    "--image", str(tmp_path / image))  # fmt: skip
         assert done.returncode == 3 and said in done.stderr, done.stderr
         assert_vietnamese(done.stderr)
+
+
+def test_the_model_installer_reads_in_vietnamese(tmp_path: Path) -> None:
+    def models(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "agent.attendance.models", *args], capture_output=True,
+            text=True, env=vi_env(), timeout=60, check=False,
+        )  # fmt: skip
+
+    ok, missing, helped = (
+        models("verify", str(MODELS)),
+        models("verify", str(tmp_path)),
+        models("install", "-h"),
+    )
+    assert ok.returncode == 0 and ok.stdout == f"centerface: đạt: {MODELS / 'centerface.onnx'}\n"
+    assert missing.returncode == 1
+    assert "mô hình nhận diện centerface: chưa cài đặt" in missing.stderr, missing.stderr
+    assert helped.returncode == 0
+    for done in (ok.stdout, missing.stderr.replace(sys.executable, " "), helped.stdout):
+        assert_vietnamese(done, names=("centerface", "python -m agent.attendance.models install"))

