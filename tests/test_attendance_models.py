@@ -73,7 +73,7 @@ def test_a_wheel_that_is_not_the_pinned_one_is_refused(tmp_path):
 
 
 def test_unknown_model_name():
-    with pytest.raises(ModelError, match="unknown detector model"):
+    with pytest.raises(ModelError, match="no detector model called"):
         model_path(INSTALLED, "yunet")
 
 

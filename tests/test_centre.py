@@ -504,7 +504,7 @@ def test_reasons_sent_as_messages_show_in_the_operators_language(
         return capsys.readouterr().out
 
     # The change log after the list keeps the English it was recorded in.
-    vi = text("vi_VN.UTF-8").split("change(s):")[0]
+    vi = text("vi_VN.UTF-8").split("lần thay đổi gần nhất:")[0]
     assert (
         "network không đạt: broker_tcp: không kết nối được: Connection refused (kiểm tra dây" in vi
     )

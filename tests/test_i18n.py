@@ -67,7 +67,7 @@ def test_translations_follow_the_chosen_language() -> None:
     set_language("en")
     assert (_("ready"), _("fault")) == ("ready", "fault")
     assert ngettext("%(count)d person", "%(count)d people", 3) % {"count": 3} == "3 people"
-    assert translate("offline", "vi") == "Mất liên lạc"
+    assert translate("Next session", "vi") == "Phiên họp tiếp theo"
 
 
 def test_the_catalogue_is_complete_and_well_formed() -> None:

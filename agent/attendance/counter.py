@@ -116,7 +116,10 @@ def grab_burst(
     if isinstance(got.error, AgentError):
         error = got.error
     elif isinstance(got.error, Exception):
-        error = ProbeError(f"camera {source.label}: {got.error}", "run `edge-agent check camera`")
+        error = ProbeError(
+            message("attendance.camera_failed", camera=source.label, error=str(got.error)),
+            message("attendance.camera_failed_hint"),
+        )
     elif got.error is not None:
         raise got.error
     stopped: str | Message = ""

@@ -35,9 +35,10 @@ from agent.attendance.geometry import (
     overlap_matrix,
     tile_grid,
 )
-from agent.attendance.models import ModelError, model_path
+from agent.attendance.models import ModelError, install_command, model_path
 from agent.attendance.settings import AttendanceSettings
 from agent.errors import AgentError
+from agent.messages import message
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,16 @@ class CenterFace:
                 net = cv2.dnn.readNetFromONNX(str(self.model))
             except cv2.error as exc:
                 raise ModelError(
-                    f"detector model {self.name}: {self.model} cannot be loaded ({exc})",
-                    "reinstall it with `python -m agent.attendance.models install DIR`",
+                    message(
+                        "attendance.model.cannot_load",
+                        name=self.name,
+                        path=str(self.model),
+                        error=str(exc).strip(),
+                    ),
+                    message(
+                        "attendance.model.reinstall_hint",
+                        command=install_command(self.model.parent, self.name),
+                    ),
                 ) from None
             self._nets[key] = net
         return net
@@ -174,7 +183,10 @@ def load_backend(settings: AttendanceSettings) -> Backend:
         cv2.setNumThreads(settings.threads)
     if settings.detector == "centerface":
         return CenterFace(model_path(settings.models_dir, "centerface"), settings.threshold)
-    raise AgentError(f"unknown detector {settings.detector!r}", "set attendance.detector")
+    raise AgentError(
+        message("attendance.detector.unknown", detector=repr(settings.detector)),
+        message("attendance.detector.unknown_hint"),
+    )
 
 
 @dataclass(frozen=True)

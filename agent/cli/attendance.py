@@ -17,7 +17,7 @@ from agent.checks.model import ExitCode
 from agent.config import Settings, load_settings
 from agent.errors import AgentError
 from agent.i18n import current_language, t
-from agent.messages import message, render_or
+from agent.messages import Message, message, render_or
 from agent.system.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -47,9 +47,17 @@ def _read_image(path: Path) -> Any:
 
     from agent.attendance.counter import as_bgr  # noqa: PLC0415
 
+    if not path.is_file():  # said here: OpenCV would also print its own English warning
+        raise AgentError(
+            message("attendance.image_missing", path=str(path)),
+            message("attendance.image_missing_hint"),
+        )
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise AgentError(f"image {path}: cannot be read", "give a JPEG or PNG file")
+        raise AgentError(
+            message("attendance.image_unreadable", path=str(path)),
+            message("attendance.image_unreadable_hint"),
+        )
     return as_bgr(image)
 
 
@@ -129,14 +137,24 @@ def _snapshot(args: argparse.Namespace) -> int:
     counter, _ = _counter(args)
     result = _burst(counter, args, keep_frame=True)
     if result.frame is None or result.frame_faces is None:
-        reason = result.camera_error or result.stats.unknown_reason or "no usable frame"
-        raise AgentError(f"snapshot: nothing to draw ({reason})", "check the camera first")
+        stats = result.stats
+        reason: str | Message = stats.unknown_msg or message("attendance.snapshot.no_frame")
+        if result.camera_error and stats.unknown_msg is None:  # an untranslated camera error
+            reason = result.camera_error
+        raise AgentError(
+            message("attendance.snapshot.nothing", reason=reason),
+            message("attendance.snapshot.nothing_hint"),
+        )
     write_snapshot(args.out, annotate(result.frame, result.frame_faces, counter.settings))
     faces = result.frame_faces
+    outside = (
+        message("attendance.snapshot.outside", count=len(faces.excluded))
+        if len(faces.excluded)
+        else ""
+    )
     sys.stdout.write(
-        f"wrote {args.out}: {faces.count} counted"
-        + (f", {len(faces.excluded)} outside the region of interest" if len(faces.excluded) else "")
-        + " (keep it on this machine: it shows people's faces)\n"
+        t("attendance.snapshot.wrote", path=str(args.out), count=faces.count, outside=outside)
+        + "\n"
     )
     return int(ExitCode.OK)
 
@@ -144,44 +162,54 @@ def _snapshot(args: argparse.Namespace) -> int:
 def _frames(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError("between 1 and 100")
+        raise argparse.ArgumentTypeError(t("attendance.frames_range"))
     return value
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    file = t("cli.metavar.file")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--image", type=Path, metavar="FILE", help="count this picture")
-    source.add_argument(
-        "--camera", action="store_true", help="count a live burst from camera.source (default)"
+    source.add_argument("--image", type=Path, metavar=file, help=t("attendance.image_help"))
+    source.add_argument("--camera", action="store_true", help=t("attendance.camera_help"))
+    parser.add_argument(
+        "--frames",
+        type=_frames,
+        metavar=t("cli.metavar.number"),
+        help=t("attendance.frames_help"),
     )
     parser.add_argument(
-        "--frames", type=_frames, metavar="N", help="frames in the burst (default: the settings')"
+        "--models-dir",
+        type=Path,
+        metavar=t("cli.metavar.dir"),
+        help=t("attendance.models_dir_help"),
     )
-    parser.add_argument(
-        "--models-dir", type=Path, metavar="DIR", help="override attendance.models_dir"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    parser.add_argument("-v", "--verbose", action="store_true", help=t("attendance.verbose_help"))
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    att = sub.add_parser("attendance", help="count the people the camera sees")
-    att_sub = att.add_subparsers(dest="attendance_command", required=True, metavar="ACTION")
+    att = sub.add_parser("attendance", help=t("attendance.help"))
+    att_sub = att.add_subparsers(
+        dest="attendance_command", required=True, metavar=t("cli.metavar.action")
+    )
 
     count = att_sub.add_parser(
-        "count",
-        help="print how many people are seen (an image, or a live burst)",
-        description="Exit 0 when counted, 3 when the count is unknown (camera cannot see).",
+        "count", help=t("attendance.count_help"), description=t("attendance.count_description")
     )
     _common(count)
-    count.add_argument("--json", action="store_true", help="machine-readable output")
+    count.add_argument("--json", action="store_true", help=t("cli.json_help"))
     count.set_defaults(func=_count)
 
     snap = att_sub.add_parser(
         "snapshot",
-        help="write the picture with the faces boxed (stays on this machine)",
-        description="The only way the counter ever writes a picture: green boxes count, red "
-        "ones are outside the region of interest (e.g. the TV), red shade is excluded.",
+        help=t("attendance.snapshot_help"),
+        description=t("attendance.snapshot_description"),
     )
     _common(snap)
-    snap.add_argument("--out", type=Path, required=True, metavar="FILE", help=".jpg or .png")
+    snap.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar=t("cli.metavar.file"),
+        help=t("attendance.out_help"),
+    )
     snap.set_defaults(func=_snapshot)

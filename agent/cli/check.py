@@ -24,6 +24,15 @@ _TIERS = {
 }
 
 
+def _said(value: object) -> Message | None:
+    """A message the agent sent in its reply; None when there is none or it is unreadable
+    (an older agent: its English `error` is shown instead)."""
+    try:
+        return None if value is None else Message.model_validate(value)
+    except ValueError:
+        return None
+
+
 def _ask_daemon(settings: Settings, components: list[str]) -> CheckRun | None:
     """The running daemon runs the check (it holds the devices); None when it does not run."""
     timeout = 30.0 + max((settings.component(c).timeout_s for c in COMPONENTS), default=0)
@@ -32,7 +41,11 @@ def _ask_daemon(settings: Settings, components: list[str]) -> CheckRun | None:
     if reply is None:
         return None
     if not reply.get("ok"):
-        raise AgentError(message("check.daemon_failed", error=str(reply.get("error"))))
+        # The agent's own message, in the reader's language, where it sent one.
+        said, hint = _said(reply.get("error_msg")), _said(reply.get("hint_msg"))
+        raise AgentError(
+            message("check.daemon_failed", error=said or str(reply.get("error"))), hint or ""
+        )
     return CheckRun.model_validate(reply["result"])
 
 

@@ -20,7 +20,8 @@ from agent.centre import fleet, link, report, schedule_pub
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.checks.model import ExitCode
 from agent.errors import ConfigError
-from agent.i18n import N_, current_language
+from agent.i18n import Lang, current_language, t
+from agent.messages import catalogue, message
 from agent.schedule.model import Session
 from agent.system.lockfile import hold
 
@@ -33,14 +34,18 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS: given after the action it wins; otherwise the global --config is kept.
     parser.add_argument(
         "--config",
-        metavar="FILE",
+        metavar=t("cli.metavar.file"),
         default=argparse.SUPPRESS,
-        help="centre settings (default: $EDGE_AGENT_CENTRE_CONFIG or /etc/edge-agent/centre.toml)",
+        help=t("centre.config_help"),
     )
 
 
 def _out(text: str) -> None:
     sys.stdout.write(text)
+
+
+def _line(text: str) -> None:
+    _out(text + "\n")
 
 
 def _json(data: Any) -> None:
@@ -53,9 +58,7 @@ def _json(data: Any) -> None:
 def _instance(value: str) -> str:
     # It names a lock file and suffixes the MQTT client id.
     if not re.fullmatch(r"[A-Za-z0-9_-]{0,64}", value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: letters, digits, '-' and '_' only (at most 64)"
-        )
+        raise argparse.ArgumentTypeError(t("centre.serve.bad_instance", value=repr(value)))
     return value
 
 
@@ -73,8 +76,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Two processes with one client id would take the broker session from each other.
     hold(
         serve_lock_path(settings.db_path, args.instance),
-        N_("centre serve --instance '%(instance)s' is already running (pid %(pid)s, %(path)s)"),
-        N_("stop it first, or start this one with another --instance to share the load"),
+        "centre.serve.already_running",
+        "centre.serve.already_running_hint",
         instance=args.instance,
     )
     stop = threading.Event()
@@ -85,9 +88,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timer.daemon = True
         timer.start()
     ingest = Ingest(settings, args.instance).start()
-    _out(
-        f"centre: storing {settings.broker.prefix}/+/... from {settings.broker.host}:"
-        f"{settings.broker.port} into {settings.db_path}\n"
+    _line(
+        t(
+            "centre.serve.storing",
+            topics=f"{settings.broker.prefix}/+/...",
+            broker=f"{settings.broker.host}:{settings.broker.port}",
+            path=str(settings.db_path),
+        )
     )
     dashboard = None
     try:
@@ -96,18 +103,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 from agent.centre.web.server import Dashboard  # noqa: PLC0415 - centre extra
             except ImportError as exc:
                 raise ConfigError(
-                    f"--http: the dashboard needs {exc.name or 'its web stack'}",
-                    "install the centre extra: pip install 'edge-agent[centre]'",
+                    message("centre.serve.no_web", module=exc.name or "fastapi"),
+                    message("centre.serve.no_web_hint"),
                 ) from None
             dashboard = Dashboard(settings, args.http).start()
-            _out(f"centre: dashboard on {dashboard.url}\n")
+            _line(t("centre.serve.dashboard", url=dashboard.url))
         sys.stdout.flush()
         ingest.wait(stop)
     finally:
         if dashboard is not None:
             dashboard.stop()
         ingest.stop()
-    _out(f"centre: stopped; {ingest.stored} report(s) stored, {ingest.rejected} rejected\n")
+    _line(t("centre.serve.stopped", stored=ingest.stored, rejected=ingest.rejected))
     return 0
 
 
@@ -128,10 +135,16 @@ def _store(settings: CentreSettings) -> Any:
 
     if not settings.db_path.exists():
         raise ConfigError(
-            f"fleet database {settings.db_path}: not found",
-            "start `edge-agent centre serve` first, or fix db_path in the centre settings",
+            message("centre.status.no_database", path=str(settings.db_path)),
+            message("centre.status.no_database_hint"),
         )
     return Store(settings.db_path)
+
+
+def _condition(code: str, lang: Lang) -> str:
+    """A recorded condition in `lang`; one this release does not know, as it was stored."""
+    msg_id = fleet.CONDITION + code
+    return fleet.say(msg_id, lang) if msg_id in catalogue() else code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -153,13 +166,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             {**view.to_json(), "centre": centre.to_json(), "events": [e.__dict__ for e in events]}
         )
     else:
+        lang = current_language()
         _out(link.describe(centre) + "\n")
-        _out(fleet.render(view))
+        _out(fleet.render(view, lang))
         if events:
-            _out(f"last {len(events)} change(s):\n")
+            _line(t("centre.status.changes", count=len(events)))
             for e in events:
                 when = datetime.fromtimestamp(e.at).astimezone().strftime("%m-%d %H:%M:%S")
-                _out(f"  {when} {e.site_id}: {e.old or '-'} -> {e.new}  {e.detail}\n")
+                old = _condition(e.old, lang) if e.old else "-"
+                # The detail was stored in English when the change was seen.
+                new = _condition(e.new, lang)
+                _out(f"  {when} {e.site_id}: {old} -> {new}  {e.detail}\n")
     return _exit_code(view)
 
 
@@ -180,9 +197,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         _json(result.to_json())
     else:
-        _out(report.render(result))
+        _out(report.render(result, current_language()))
         if args.csv:
-            _out(f"written: {args.csv}\n")
+            _line(t("centre.report.written", path=args.csv))
     return 0 if result.sites else int(ExitCode.WARNING)
 
 
@@ -193,9 +210,9 @@ def _aware(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+        raise argparse.ArgumentTypeError(t("centre.schedule.not_iso", text=repr(text))) from None
     if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. +07:00")
+        raise argparse.ArgumentTypeError(t("centre.schedule.no_offset", text=repr(text)))
     return value
 
 
@@ -211,14 +228,22 @@ def cmd_schedule_add(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(
-            f"session: {str(exc).splitlines()[-1].strip()}", "fix the times"
+            message("centre.schedule.bad_session", error=str(exc).splitlines()[-1].strip()),
+            message("centre.schedule.bad_session_hint"),
         ) from None
     now = schedule_pub.utc_now()
     current = schedule_pub.fetch(settings, args.site)
     topic = schedule_pub.publish(
         settings, args.site, schedule_pub.with_session(current, session, now)
     )
-    _out(f"published {topic}: {args.session_id} added ({len(current.entries)} entries before)\n")
+    _line(
+        t(
+            "centre.schedule.added",
+            topic=topic,
+            session=args.session_id,
+            count=len(current.entries),
+        )
+    )
     return 0
 
 
@@ -227,10 +252,10 @@ def cmd_schedule_remove(args: argparse.Namespace) -> int:
     current = schedule_pub.fetch(settings, args.site)
     changed, found = schedule_pub.without_session(current, args.session_id, schedule_pub.utc_now())
     if not found:
-        _out(f"{args.session_id}: not in the schedule; nothing published\n")
+        _line(t("centre.schedule.not_there", session=args.session_id))
         return int(ExitCode.WARNING)
     topic = schedule_pub.publish(settings, args.site, changed)
-    _out(f"published {topic}: {args.session_id} removed\n")
+    _line(t("centre.schedule.removed", topic=topic, session=args.session_id))
     return 0
 
 
@@ -241,10 +266,11 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
         _json(current.model_dump(mode="json"))
         return 0
     topic = schedule_pub.schedule_topic(settings.broker.prefix, args.site)
-    _out(f"{topic}: {len(current.entries)} session(s)\n")
+    _line(t("centre.schedule.listed", topic=topic, count=len(current.entries)))
     for e in current.entries:
-        extra = f" expected {e.expected_attendance}" if e.expected_attendance is not None else ""
-        flag = " CANCELLED" if e.cancelled else ""
+        expected = e.expected_attendance
+        extra = t("centre.schedule.expected", count=expected) if expected is not None else ""
+        flag = t("centre.schedule.cancelled") if e.cancelled else ""
         _out(
             f"  {e.session_id}  {e.start.isoformat()} -> {e.end.isoformat()}  "
             f"{e.title}{extra}{flag}\n"
@@ -267,11 +293,23 @@ def _read_password() -> str:
     import getpass  # noqa: PLC0415
 
     if sys.stdin.isatty():
-        first = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != first:
-            raise ConfigError("the two passwords differ", "type the same password twice")
+        first = getpass.getpass(t("centre.user.password"))
+        if getpass.getpass(t("centre.user.again")) != first:
+            raise ConfigError(message("centre.user.differ"), message("centre.user.differ_hint"))
         return first
     return sys.stdin.readline().rstrip("\r\n")
+
+
+_ROLES = ("operator", "viewer")
+_OPERATOR = "centre.user.role.operator"
+_VIEWER = "centre.user.role.viewer"
+
+
+def _role(code: str) -> str:
+    """A role in the reader's words; one this release does not know, as stored."""
+    if code == "operator":
+        return t(_OPERATOR)
+    return t(_VIEWER) if code == "viewer" else code
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
@@ -281,10 +319,11 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     try:
         accounts.add(args.name, _read_password(), Role(args.role), replace=args.replace)
     except AccountError as exc:
-        raise ConfigError(str(exc), "see `edge-agent centre user add --help`") from None
+        # The accounts say why in the reader's language (exc.msg); the CLI adds where to look.
+        raise ConfigError(exc.msg or exc.message, message("centre.user.refused_hint")) from None
     finally:
         accounts.close()
-    _out(f"user {args.name}: {args.role}\n")
+    _line(t("centre.user.added", name=args.name, role=_role(args.role)))
     return 0
 
 
@@ -297,11 +336,13 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     if args.json:
         _json([{"name": u.name, "role": u.role.value, "created": u.created} for u in users])
         return 0
+    width = max(len(_role(code)) for code in _ROLES)
     for u in users:
         when = datetime.fromtimestamp(u.created).astimezone().strftime("%Y-%m-%d %H:%M")
-        _out(f"{u.name:<24} {u.role.value:<9} since {when}\n")
+        role = f"{_role(u.role.value):<{width}}"
+        _line(t("centre.user.line", name=f"{u.name:<24}", role=role, when=when))
     if not users:
-        _out("no accounts; add one with `edge-agent centre user add NAME --role operator`\n")
+        _line(t("centre.user.none"))
     return 0
 
 
@@ -311,90 +352,129 @@ def cmd_user_remove(args: argparse.Namespace) -> int:
         found = accounts.remove(args.name)
     finally:
         accounts.close()
-    _out(f"user {args.name}: {'removed' if found else 'not found'}\n")
-    return 0 if found else int(ExitCode.WARNING)
+    if not found:
+        _line(t("centre.user.not_found", name=args.name))
+        return int(ExitCode.WARNING)
+    _line(t("centre.user.removed", name=args.name))
+    return 0
 
 
 # ---- parsers -----------------------------------------------------------------------------
 
 
+def _json_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help=t("cli.json_help"))
+
+
 def _add_user_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("user", help="dashboard accounts: add, list, remove")
-    usub = p.add_subparsers(dest="user_action", required=True, metavar="ACTION")
-    a = usub.add_parser("add", help="add an account (the password is read from stdin or a prompt)")
+    p = sub.add_parser("user", help=t("centre.user.help"))
+    usub = p.add_subparsers(dest="user_action", required=True, metavar=t("cli.metavar.action"))
+    name = t("cli.metavar.name")
+    a = usub.add_parser("add", help=t("centre.user.add_help"))
     _config_arg(a)
-    a.add_argument("name")
-    a.add_argument("--role", choices=["operator", "viewer"], required=True)
-    a.add_argument("--replace", action="store_true", help="change an existing account")
+    a.add_argument("name", metavar=name, help=t("centre.user.name_help"))
+    a.add_argument(
+        "--role",
+        choices=list(_ROLES),
+        required=True,
+        metavar=t("centre.metavar.role"),
+        help=t("centre.user.role_help"),
+    )
+    a.add_argument("--replace", action="store_true", help=t("centre.user.replace_help"))
     a.set_defaults(func=cmd_user_add)
-    ls = usub.add_parser("list", help="the accounts and their roles")
+    ls = usub.add_parser("list", help=t("centre.user.list_help"))
     _config_arg(ls)
-    ls.add_argument("--json", action="store_true")
+    _json_arg(ls)
     ls.set_defaults(func=cmd_user_list)
-    r = usub.add_parser("remove", help="remove an account (and end its sessions)")
+    r = usub.add_parser("remove", help=t("centre.user.remove_help"))
     _config_arg(r)
-    r.add_argument("name")
+    r.add_argument("name", metavar=name, help=t("centre.user.name_help"))
     r.set_defaults(func=cmd_user_remove)
 
 
 def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("serve", help="subscribe to every site and keep the fleet database")
+    p = sub.add_parser("serve", help=t("centre.serve.help"))
     _config_arg(p)
     p.add_argument(
         "--instance",
         default="",
         type=_instance,
-        help="suffix of the MQTT client id, one per process when several share the load",
+        metavar=t("cli.metavar.name"),
+        help=t("centre.serve.instance_help"),
     )
-    p.add_argument("--seconds", type=float, default=0, help="stop after this long (0: never)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
-        "--http",
-        metavar="HOST:PORT",
-        help="also serve the web dashboard there (docs/dashboard.md), e.g. 127.0.0.1:8080",
+        "--seconds",
+        type=float,
+        default=0,
+        metavar=t("cli.metavar.seconds"),
+        help=t("centre.serve.seconds_help"),
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        metavar=t("centre.metavar.level"),
+        help=t("centre.serve.log_level_help"),
+    )
+    p.add_argument(
+        "--http", metavar=t("centre.metavar.host_port"), help=t("centre.serve.http_help")
     )
     p.set_defaults(func=cmd_serve)
 
     _add_user_parsers(sub)
 
-    p = sub.add_parser("status", help="the fleet at a glance: ready, degraded, fault, ...")
+    p = sub.add_parser("status", help=t("centre.status.help"))
     _config_arg(p)
-    p.add_argument("--json", action="store_true")
+    _json_arg(p)
     p.add_argument(
         "--events",
         type=int,
         default=10,
-        metavar="N",
-        help="also show the last N condition changes (0: none)",
+        metavar=t("centre.metavar.n"),
+        help=t("centre.status.events_help"),
     )
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("report", help="attendance per site for one session")
+    p = sub.add_parser("report", help=t("centre.report.help"))
     _config_arg(p)
-    p.add_argument("session", metavar="SESSION")
-    p.add_argument("--csv", metavar="FILE", help="also write the report as CSV")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "session", metavar=t("centre.metavar.session"), help=t("centre.schedule.session_id_help")
+    )
+    p.add_argument("--csv", metavar=t("cli.metavar.file"), help=t("centre.report.csv_help"))
+    _json_arg(p)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("schedule", help="publish the retained schedule")
-    ssub = p.add_subparsers(dest="schedule_action", required=True, metavar="ACTION")
-    site_help = "one site's schedule (default: every site's)"
-    a = ssub.add_parser("add", help="add or replace a session")
+    p = sub.add_parser("schedule", help=t("centre.schedule.help"))
+    ssub = p.add_subparsers(dest="schedule_action", required=True, metavar=t("cli.metavar.action"))
+    site_help = t("centre.schedule.site_help")
+    site = t("centre.metavar.site")
+    session = t("centre.metavar.session")
+    session_help = t("centre.schedule.session_id_help")
+    when = t("centre.metavar.time")
+    a = ssub.add_parser("add", help=t("centre.schedule.add_help"))
     _config_arg(a)
-    a.add_argument("session_id")
-    a.add_argument("--start", type=_aware, required=True, help="ISO-8601 with offset")
-    a.add_argument("--end", type=_aware, required=True, help="ISO-8601 with offset")
-    a.add_argument("--title", default="")
-    a.add_argument("--expected", type=int, default=None, help="people summoned")
-    a.add_argument("--site", help=site_help)
+    a.add_argument("session_id", metavar=session, help=session_help)
+    for bound in ("--start", "--end"):
+        a.add_argument(
+            bound, type=_aware, required=True, metavar=when, help=t("centre.schedule.time_help")
+        )
+    a.add_argument(
+        "--title", default="", metavar=t("centre.metavar.title"),
+        help=t("centre.schedule.title_help"),
+    )  # fmt: skip
+    a.add_argument(
+        "--expected", type=int, default=None, metavar=t("centre.metavar.n"),
+        help=t("centre.schedule.expected_help"),
+    )  # fmt: skip
+    a.add_argument("--site", metavar=site, help=site_help)
     a.set_defaults(func=cmd_schedule_add)
-    r = ssub.add_parser("remove", help="remove a session")
+    r = ssub.add_parser("remove", help=t("centre.schedule.remove_help"))
     _config_arg(r)
-    r.add_argument("session_id")
-    r.add_argument("--site", help=site_help)
+    r.add_argument("session_id", metavar=session, help=session_help)
+    r.add_argument("--site", metavar=site, help=site_help)
     r.set_defaults(func=cmd_schedule_remove)
-    ls = ssub.add_parser("list", help="the schedule retained at the broker")
+    ls = ssub.add_parser("list", help=t("centre.schedule.list_help"))
     _config_arg(ls)
-    ls.add_argument("--site", help=site_help)
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--site", metavar=site, help=site_help)
+    _json_arg(ls)
     ls.set_defaults(func=cmd_schedule_list)

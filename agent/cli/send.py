@@ -279,54 +279,71 @@ def _describe(target: dict[str, Any]) -> Message:
 
 
 def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keygen = sub.add_parser("keygen", help="make the centre's Ed25519 command key pair")
-    keygen.add_argument("--out", default="centre-command", help="path stem: STEM.key, STEM.pub")
-    keygen.add_argument("--key-id", help="name the sites know the key by (default: the stem)")
-    keygen.add_argument("--force", action="store_true", help="replace existing files")
+    keygen = sub.add_parser("keygen", help=t("centre.keygen.help"))
+    keygen.add_argument(
+        "--out", default="centre-command", metavar=t("centre.metavar.stem"),
+        help=t("centre.keygen.out_help"),
+    )  # fmt: skip
+    keygen.add_argument(
+        "--key-id", metavar=t("centre.metavar.key_id"), help=t("centre.keygen.key_id_help")
+    )
+    keygen.add_argument("--force", action="store_true", help=t("centre.keygen.force_help"))
     keygen.set_defaults(func=_keygen)
 
-    send = sub.add_parser("send", help="sign and send a command; print the replies")
-    send.add_argument("action", help="run-checks, restart-codec, identify, rebirth, ...")
+    file = t("cli.metavar.file")
+    send = sub.add_parser("send", help=t("centre.send.help"))
+    send.add_argument("action", metavar=t("cli.metavar.action"), help=t("centre.send.action_help"))
     where = send.add_mutually_exclusive_group(required=True)
-    where.add_argument("--site", help="one site_id")
-    where.add_argument("--tier", choices=["province", "district", "commune"])
-    where.add_argument("--all", action="store_true", help="every site")
+    where.add_argument("--site", metavar=t("centre.metavar.site"), help=t("centre.send.site_help"))
+    where.add_argument(
+        "--tier", choices=list(_TIERS), metavar=t("centre.metavar.tier"),
+        help=t("centre.send.tier_help"),
+    )  # fmt: skip
+    where.add_argument("--all", action="store_true", help=t("centre.send.all_help"))
+    send.add_argument("--force", action="store_true", help=t("centre.send.force_help"))
     send.add_argument(
-        "--force",
-        action="store_true",
-        help="send to a --site the centre has never heard of (not in its fleet database, "
-        "no retained meta on the broker)",
-    )
-    send.add_argument("--arg", action="append", default=[], metavar="K=V", help="an argument")
-    send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for replies")
-    send.add_argument("--validity", type=float, default=300.0, help="seconds the command lives")
+        "--arg", action="append", default=[], metavar=t("centre.metavar.key_value"),
+        help=t("centre.send.arg_help"),
+    )  # fmt: skip
+    seconds = t("cli.metavar.seconds")
     send.add_argument(
-        "--key", help=f"centre private key (PEM); or ${ENV_KEY}, or command_key in --config"
-    )
+        "--timeout", type=float, default=30.0, metavar=seconds,
+        help=t("centre.send.timeout_help"),
+    )  # fmt: skip
     send.add_argument(
-        "--key-id", help=f"key id the sites know; or ${ENV_KEY_ID}, or key_id in --config"
-    )
+        "--validity", type=float, default=300.0, metavar=seconds,
+        help=t("centre.send.validity_help"),
+    )  # fmt: skip
+    send.add_argument("--key", metavar=file, help=t("centre.send.key_help", variable=ENV_KEY))
+    send.add_argument(
+        "--key-id", metavar=t("centre.metavar.key_id"),
+        help=t("centre.send.key_id_help", variable=ENV_KEY_ID),
+    )  # fmt: skip
     # Unset: the centre settings' [broker] (centre.example.toml), else 127.0.0.1:1883, vc, auto.
     send.add_argument(
-        "--config",
-        metavar="FILE",
-        default=argparse.SUPPRESS,
-        help="centre settings: [broker], command_key, key_id (default: "
-        "$EDGE_AGENT_CENTRE_CONFIG or /etc/edge-agent/centre.toml if it exists)",
+        "--config", metavar=file, default=argparse.SUPPRESS, help=t("centre.send.config_help")
     )
-    send.add_argument("--host")
-    send.add_argument("--port", type=int)
-    send.add_argument("--prefix")
-    send.add_argument("--protocol", choices=["auto", "5", "3.1.1"])
-    send.add_argument("--username")
+    send.add_argument("--host", metavar=t("centre.metavar.host"), help=t("centre.send.host_help"))
+    send.add_argument(
+        "--port", type=int, metavar=t("cli.metavar.port"), help=t("centre.send.port_help")
+    )
+    send.add_argument(
+        "--prefix", metavar=t("centre.metavar.prefix"), help=t("centre.send.prefix_help")
+    )
+    send.add_argument(
+        "--protocol", choices=["auto", "5", "3.1.1"], metavar=t("centre.metavar.protocol"),
+        help=t("centre.send.protocol_help"),
+    )  # fmt: skip
+    send.add_argument(
+        "--username", metavar=t("cli.metavar.user"), help=t("centre.send.username_help")
+    )
     # No --password: a command line is readable by every user of the machine (ps, /proc).
     send.add_argument(
-        "--password-file",
-        metavar="FILE",
-        help=f"the broker password's file ('-': standard input); or ${ENV_PASSWORD}",
-    )
-    send.add_argument("--tls-ca", type=Path)
-    send.add_argument("--tls-cert", type=Path)
-    send.add_argument("--tls-key", type=Path)
-    send.add_argument("-v", "--verbose", action="store_true", help="print each reply's output")
+        "--password-file", metavar=file,
+        help=t("centre.send.password_file_help", variable=ENV_PASSWORD),
+    )  # fmt: skip
+    send.add_argument("--tls-ca", type=Path, metavar=file, help=t("centre.send.tls_ca_help"))
+    send.add_argument("--tls-cert", type=Path, metavar=file, help=t("centre.send.tls_cert_help"))
+    send.add_argument("--tls-key", type=Path, metavar=file, help=t("centre.send.tls_key_help"))
+    send.add_argument("-v", "--verbose", action="store_true", help=t("centre.send.verbose_help"))
     send.set_defaults(func=_send)

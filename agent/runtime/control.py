@@ -82,6 +82,11 @@ class ControlServer:
             return {"ok": False, "error": f"bad request; ops: {', '.join(sorted(self.handlers))}"}
         try:
             return {"ok": True, "result": handler(request)}
+        except AgentError as exc:
+            log.warning("control request %s refused: %s", op, exc)
+            # The CLI renders the messages in the technician's language; `error` is for
+            # older readers.
+            return {"ok": False, "error": str(exc), **_messages(exc)}
         except Exception as exc:
             log.exception("control request %s failed", op)
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -92,6 +97,11 @@ class ControlServer:
             self._sock = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def _messages(exc: AgentError) -> dict[str, Any]:
+    found = {"error_msg": exc.msg, "hint_msg": exc.hint_msg}
+    return {k: m.model_dump(mode="json") for k, m in found.items() if m is not None}
 
 
 def ask(path: Path, request: dict[str, Any], timeout_s: float = 5.0) -> dict[str, Any] | None:

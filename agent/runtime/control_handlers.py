@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.contract.payloads import utc_now
+from agent.errors import AgentError
+from agent.messages import message
 from agent.runtime.control import Handler
 from agent.runtime.status import LinkView, OutboxView, SessionView, StatusSnapshot
 from agent.schedule.model import Session
@@ -70,10 +72,16 @@ def control_handlers(agent: Agent) -> dict[str, Handler]:
     def check(request: dict[str, Any]) -> dict[str, Any]:
         components = request.get("components") or []
         if not isinstance(components, list) or not all(isinstance(c, str) for c in components):
-            raise ValueError("components must be a list of names")
+            raise AgentError(
+                message("control.bad_components"), message("control.bad_components_hint")
+            )
+        # Asked without a stop event, check_now waits for a running check and returns None
+        # only when the self-test's worker died: say that, not that the agent is stopping.
         run = agent.check_now("command", only=components)
         if run is None:
-            raise RuntimeError("the agent is stopping")
+            raise AgentError(
+                message("control.check_crashed"), message("control.check_crashed_hint")
+            )
         return run.summary()
 
     return {"status": status, "check": check}

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from agent import messages
 from agent.errors import AlreadyRunning, ConfigError
-from agent.i18n import select_language, translate
-from agent.messages import catalogue, message
+from agent.messages import message
 
 
 def hold(path: Path, msg_id: str, hint_id: str, **fields: str) -> int:
@@ -24,8 +23,7 @@ def hold(path: Path, msg_id: str, hint_id: str, **fields: str) -> int:
 
     When another process holds it, raises AlreadyRunning with the messages `msg_id` and
     `hint_id` (ids of the catalogue) filled with `fields`, the holder's `pid` and the lock's
-    `path`. An English msgid of the old gettext catalogue is still taken, while callers move
-    to ids.
+    `path`.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,14 +39,9 @@ def hold(path: Path, msg_id: str, hint_id: str, **fields: str) -> int:
         pid = _holder(fd)
         os.close(fd)
         values = {**fields, "pid": pid, "path": str(path)}
-        if msg_id in catalogue():
-            # The ids are the caller's literals (the catalogue test finds them there).
-            hint = messages.message(hint_id, **values) if hint_id else ""
-            raise AlreadyRunning(messages.message(msg_id, **values), hint) from None
-        lang = select_language(None)
-        raise AlreadyRunning(
-            translate(msg_id, lang) % values, translate(hint_id, lang) % values
-        ) from None
+        # The ids are the caller's literals (the catalogue test finds them there).
+        hint = messages.message(hint_id, **values) if hint_id else ""
+        raise AlreadyRunning(messages.message(msg_id, **values), hint) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
