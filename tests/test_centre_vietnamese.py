@@ -144,8 +144,8 @@ def test_centre_serve_and_its_refusals_read_in_vietnamese(
 def test_centre_report_of_a_session_is_vietnamese(fleet_db: Path) -> None:
     done = cli("centre", "report", "giao-ban", "--config", str(fleet_db))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.startswith("phiên họp giao-ban: 2 điểm cầu đã báo cáo"), done.stdout
-    assert "tổng cộng:" in done.stdout and "tỉnh" in done.stdout
+    assert done.stdout.startswith("phiên họp giao-ban: 2/5 điểm cầu"), done.stdout
+    assert "tổng:" in done.stdout and "tỉnh" in done.stdout
     assert_vietnamese(done.stdout, names=("giao-ban", "tinh", "huyen-1"))
     # The longer Vietnamese heads keep the numbers under them.
     head, province = done.stdout.splitlines()[1:3]
