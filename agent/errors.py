@@ -27,6 +27,10 @@ class ConfigError(AgentError):
     """The configuration file or environment is wrong."""
 
 
+class RosterError(AgentError):
+    """A roster file of expected sites is invalid (`centre sites import`)."""
+
+
 class ProfileError(AgentError):
     """A firmware profile file is invalid."""
 

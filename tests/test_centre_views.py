@@ -91,7 +91,7 @@ def test_fleet_view_counts_groups_and_sorts_not_ready_by_tier():
     view = fleet.fleet_view(sites, NOW, 3)
     assert view.total == 6
     assert view.counts == {"ready": 2, "degraded": 1, "fault": 1, "offline": 1, "silent": 1,
-                           "unknown": 0}  # fmt: skip
+                           "never_seen": 0, "unknown": 0}  # fmt: skip
     assert list(view.by_tier) == ["province", "district", "commune"]
     assert view.by_tier["commune"]["ready"] == 2
     assert view.by_parent["commune under d1"] == {**dict.fromkeys(fleet.CONDITION_ORDER, 0),

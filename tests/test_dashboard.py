@@ -293,7 +293,8 @@ def test_fleet_json_matches_centre_status(web, filled, capsys, tmp_path):
     counts = data["counters"]["counts"]
     assert (counts["ready"], counts["fault"], counts["offline"]) == (2, 1, 1)
     att = data["counters"]["attendance"]
-    assert (att["session"], att["counted"], att["expected"]) == ("s-1", 45, 50)
+    # p1 (ready) and c3 (offline) are summoned 25 each and sent no sample: absent, 0 attended
+    assert (att["session"], att["counted"], att["expected"], att["absent"]) == ("s-1", 45, 100, 2)
     # the same answer as `centre status`
     (tmp_path / "centre.toml").write_text(
         f'db_path = "{filled[0].db_path}"\nreport_interval_s = 5.0\n'

@@ -263,8 +263,9 @@ def test_filters_language_detail_and_a_screenshot(browser, env):
     # grouped by tier and parent, province first
     groups = page.locator(".group h2").all_inner_texts()
     assert groups[0].startswith("province") and any("d-dongda" in g for g in groups)
-    page.wait_for_selector("#attendance:has-text('41 of 50')")
-    assert "41 of 50 attended, 82.0 %" in page.locator("#attendance").inner_text()
+    # the province and the district are summoned (25 each) but counted nobody: absent, 0
+    page.wait_for_selector("#attendance:has-text('41 of 100')")
+    assert "41 of 100 attended, 41.0 %" in page.locator("#attendance").inner_text()
     page.check("#f-notready")
     assert tile(page, "c-langha").is_hidden() and tile(page, "c-kimlien").is_visible()
     page.uncheck("#f-notready")

@@ -1,10 +1,11 @@
 """Fleet views, pure: each site's condition, counts by tier and by parent, the sites that are
 not ready with their failing components, and the text shown to the operator.
 
-Condition, in order: `offline` (availability not online: the will, a clean shutdown, or never
-heard), `silent` (online but unheard for `silent_after` x its report interval: a half-open
-link, a hung agent, or a retained state left from an earlier life), then the verdict of the
-latest live state: `ready`, `degraded`, `fault`, or `unknown` before the first check.
+Condition, in order: `never_seen` (on the roster, not one message from it yet), `offline`
+(availability not online: the will, a clean shutdown, or never connected), `silent` (online
+but unheard for `silent_after` x its report interval: a half-open link, a hung agent, or a
+retained state left from an earlier life), then the verdict of the latest live state:
+`ready`, `degraded`, `fault`, or `unknown` before the first check.
 
 A site's report interval is the heartbeat its meta promises (a `state` at least that often,
 in a session too, when routine checks are skipped); an agent whose meta does not say is
@@ -13,6 +14,7 @@ judged by its check interval, capped by the centre's report_interval_s.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ class Condition(StrEnum):
     FAULT = "fault"
     OFFLINE = "offline"
     SILENT = "silent"
+    NEVER_SEEN = "never_seen"
     UNKNOWN = "unknown"
 
 
@@ -84,6 +87,9 @@ class SiteRow:
     components: dict[str, ComponentRow] = field(default_factory=dict)
     lost: int = 0
     dropped: int = 0
+    summoned: int | None = None  # people summoned: the roster's number, else the site's own
+    on_roster: bool = False  # on the province's list of expected sites
+    since: float | None = None  # epoch the recorded condition began (None: not recorded)
 
 
 def silent_window(site: SiteRow, silent_after: float) -> float:
@@ -100,6 +106,8 @@ def is_stale(site: SiteRow, now: float, silent_after: float) -> bool:
 
 
 def condition(site: SiteRow, now: float, silent_after: float) -> Condition:
+    if site.last_seen is None and site.availability is None and site.state_ts is None:
+        return Condition.NEVER_SEEN  # only the roster made it: not one message yet
     if site.availability != "online":
         return Condition.OFFLINE
     if site.last_seen is None or now - site.last_seen > silent_window(site, silent_after):
@@ -128,6 +136,7 @@ _STALE = "fleet.problem.stale"
 _SILENT = "fleet.problem.silent"
 _SILENT_HB = "fleet.problem.silent_hb"
 _NOCHECK = "fleet.problem.nocheck"
+_NEVER_SEEN = "fleet.problem.never_seen"
 _LOST = "fleet.problem.lost"
 _COMPONENT = "fleet.problem.component"
 _COMPONENT_HINT = "fleet.problem.component_hint"
@@ -140,7 +149,9 @@ def problem_msgs(site: SiteRow, cond: Condition, now: float, silent_after: float
     """One id and its parameters per reason the site is not ready, most telling first;
     times are epoch seconds (None: never). The page renders them in its own language."""
     out: list[Problem] = []
-    if cond is Condition.OFFLINE:
+    if cond is Condition.NEVER_SEEN:
+        out.append({"code": _NEVER_SEEN})
+    elif cond is Condition.OFFLINE:
         why = site.avail_reason or ("never connected" if site.availability is None else "")
         code = _WHY_NEVER if not site.avail_reason and why else AVAIL_REASONS.get(why, "")
         out.append({"code": _OFFLINE if why else _OFFLINE_NOWHY, "why": why,
@@ -271,9 +282,13 @@ def fleet_view(
     )
 
 
+# Shown only when some site is in them: most fleets have none, and a line of zeros hides the rest.
+_QUIET = {Condition.UNKNOWN.value, Condition.NEVER_SEEN.value}
+
+
 def _count_line(label: str, counts: dict[str, int], lang: str) -> str:
     parts = " ".join(
-        f"{_word(CONDITION, k, lang)} {v:>3}" for k, v in counts.items() if v or k != "unknown"
+        f"{_word(CONDITION, k, lang)} {v:>3}" for k, v in counts.items() if v or k not in _QUIET
     )
     return f"  {label:<32} {parts}"
 
@@ -281,6 +296,23 @@ def _count_line(label: str, counts: dict[str, int], lang: str) -> str:
 def _parent_label(key: str, lang: str) -> str:
     tier, _, parent = key.partition(" under ")
     return say("fleet.cli.under", lang, tier=_word(TIER, tier, lang), parent=parent)
+
+
+def _width(text: str) -> int:
+    # Vietnamese letters may come decomposed (a base and its marks): count what one sees.
+    return sum(not unicodedata.combining(c) for c in text)
+
+
+def table(rows: list[list[str]], right: frozenset[int] = frozenset()) -> str:
+    """Rows of cells as aligned columns (the first row the heading); the columns in `right`
+    (numbers) aligned right. Widths by what one sees, so Vietnamese lines up too."""
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+    def cell(i: int, text: str) -> str:
+        pad = " " * (widths[i] - _width(text))
+        return pad + text if i in right else text + pad
+
+    return "\n".join("  ".join(cell(i, c) for i, c in enumerate(row)).rstrip() for row in rows)
 
 
 def render(view: FleetView, lang: str | None = None) -> str:

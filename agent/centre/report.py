@@ -1,11 +1,15 @@
-"""Attendance report per session, pure: for each site expected, counted (peak and median of
+"""Attendance report per session, pure: for each site summoned, counted (peak and median of
 the samples) and rate; totals per tier and for the province; text, JSON and CSV.
 
 The attendance payload is still a placeholder: a sample's `count` may be None (unknown, never
 0), and an agent may send its own `peak`/`median`/`expected`. The report takes what is there:
 the peak is the highest of counts and reported peaks, the median is over the counts (or the
-last reported median when there are none), expected comes from the samples, else the site's
-meta; a rate needs both.
+last reported median when there are none). The people summoned at a site are the roster's
+number (the province's list wins), else the expected of its samples, else its meta's.
+
+A session summons every site with a summoned number: one that sent no sample (offline,
+silent, never seen, or not counting) is absent and counts as 0 attended, so the rate is
+people counted at the summoned sites over the people summoned there (docs/dashboard.md).
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.centre.fleet import TIER_ORDER
+from agent.centre.fleet import TIER, TIER_ORDER, _word, say, table
 from agent.centre.store import AttendanceRow
+from agent.i18n import current_language
 
 
 @dataclass(frozen=True)
@@ -29,15 +35,21 @@ class SiteLine:
     median: float | None
     samples: int
     rate: float | None
+    absent: bool = False  # summoned, yet not one sample: counted as 0 attended
 
 
 @dataclass(frozen=True)
 class Total:
     label: str
     sites: int
-    expected: int
-    counted: int  # sum of peaks
-    rate: float | None
+    expected: int  # people summoned
+    counted: int  # sum of peaks at the summoned sites (a site without a number is left out)
+    rate: float | None  # counted / expected
+    absent: int = 0  # summoned sites without a sample
+
+
+# site_id -> (tier, people summoned, whether the roster said it): Store.expected_of().
+SiteInfo = tuple[str, int | None] | tuple[str, int | None, bool]
 
 
 @dataclass(frozen=True)
@@ -58,40 +70,49 @@ def _rate(counted: int | None, expected: int | None) -> float | None:
 
 
 def site_line(
-    site_id: str, tier: str, rows: list[AttendanceRow], meta_expected: int | None
+    site_id: str,
+    tier: str,
+    rows: list[AttendanceRow],
+    meta_expected: int | None,
+    from_roster: bool = False,
 ) -> SiteLine:
+    """`meta_expected`: the roster's number when `from_roster` (it wins over the samples'),
+    else the site's meta (the samples' own expected wins: the session may say another)."""
     counts = [r.count for r in rows if r.count is not None]
     peaks = counts + [r.peak for r in rows if r.peak is not None]
     medians = [r.median for r in rows if r.median is not None]
     expecteds = [r.expected for r in rows if r.expected is not None]
     peak = max(peaks) if peaks else None
     median = float(statistics.median(counts)) if counts else (medians[-1] if medians else None)
-    expected = expecteds[-1] if expecteds else meta_expected
+    expected = meta_expected if from_roster or not expecteds else expecteds[-1]
+    if not rows:
+        return SiteLine(site_id, tier, expected, None, None, 0, _rate(0, expected), absent=True)
     return SiteLine(site_id, tier, expected, peak, median, len(rows), _rate(peak, expected))
 
 
 def _total(label: str, lines: list[SiteLine]) -> Total:
-    expected = sum(line.expected or 0 for line in lines)
-    counted = sum(line.peak or 0 for line in lines)
-    return Total(label, len(lines), expected, counted, _rate(counted, expected))
+    # A site with no summoned number cannot be over or under it: out of both sums.
+    summoned = [line for line in lines if line.expected]
+    expected = sum(line.expected or 0 for line in summoned)
+    counted = sum(line.peak or 0 for line in summoned)
+    absent = sum(line.absent for line in lines)
+    return Total(label, len(lines), expected, counted, _rate(counted, expected), absent)
 
 
 def session_report(
-    session_id: str, rows: list[AttendanceRow], sites: dict[str, tuple[str, int | None]]
+    session_id: str, rows: list[AttendanceRow], sites: Mapping[str, SiteInfo]
 ) -> SessionReport:
-    """`sites`: site_id -> (tier, expected attendance from meta) for every known site."""
+    """`sites`: every known site (Store.expected_of()). Those with samples are the ones
+    that reported; every other one with a summoned number is absent."""
     by_site: dict[str, list[AttendanceRow]] = {}
     for row in rows:
         by_site.setdefault(row.site_id, []).append(row)
-    lines = [
-        site_line(
-            sid,
-            sites.get(sid, ("commune", None))[0],
-            by_site[sid],
-            sites.get(sid, ("commune", None))[1],
-        )
-        for sid in by_site
-    ]
+    summoned = [sid for sid, info in sites.items() if info[1] and sid not in by_site]
+    lines = []
+    for sid in [*by_site, *summoned]:
+        info = sites.get(sid, ("commune", None))
+        from_roster = len(info) > 2 and bool(info[2])
+        lines.append(site_line(sid, info[0], by_site.get(sid, []), info[1], from_roster))
     lines.sort(key=lambda s: (TIER_ORDER.get(s.tier, 9), s.site_id))
     tiers = sorted({s.tier for s in lines}, key=lambda t: TIER_ORDER.get(t, 9))
     return SessionReport(
@@ -102,34 +123,59 @@ def session_report(
     )
 
 
+# The text report's columns (report.col.* ids); the numbers among them align right.
+_COLUMNS = ("site", "tier", "expected", "peak", "median", "rate", "samples", "absent")
+_NUMBERS = frozenset({2, 3, 4, 5, 6})
+
+
 def _fmt(value: float | int | None, pct: bool = False) -> str:
     if value is None:
         return "-"
     return f"{value:.0%}" if pct else f"{value:g}"
 
 
-def render(report: SessionReport) -> str:
-    lines = [f"session {report.session_id}: {len(report.sites)} site(s) reported"]
-    lines.append(
-        f"  {'site':<28} {'tier':<9} {'expected':>8} {'peak':>6} {'median':>7} "
-        f"{'rate':>6} {'samples':>7}"
-    )
-    for s in report.sites:
-        lines.append(
-            f"  {s.site_id:<28} {s.tier:<9} {_fmt(s.expected):>8} {_fmt(s.peak):>6} "
-            f"{_fmt(s.median):>7} {_fmt(s.rate, True):>6} {s.samples:>7}"
+def render(report: SessionReport, lang: str | None = None) -> str:
+    """`centre report` as text, in `lang` (the process language unless said)."""
+    lang = lang or current_language()
+    reported = sum(not s.absent for s in report.sites)
+    lines = [
+        say(
+            "report.header",
+            lang,
+            session=report.session_id,
+            count=len(report.sites),
+            reported=reported,
         )
-    lines.append("totals:")
-    for t in [*report.tiers, report.province]:
+    ]
+    head = [say(f"report.col.{c}", lang) for c in _COLUMNS]
+    rows = [
+        [s.site_id, _word(TIER, s.tier, lang), _fmt(s.expected), _fmt(s.peak), _fmt(s.median),
+         _fmt(s.rate, True), str(s.samples), say("report.absent", lang) if s.absent else ""]
+        for s in report.sites
+    ]  # fmt: skip
+    lines += ["  " + row for row in table([head, *rows], _NUMBERS).splitlines()]
+    lines.append(say("report.totals", lang))
+    labels = [_word(TIER, t.label, lang) for t in report.tiers] + [say("report.all", lang)]
+    for t, label in zip([*report.tiers, report.province], labels, strict=True):
         lines.append(
-            f"  {t.label:<10} sites {t.sites:>4}  expected {t.expected:>6}  "
-            f"counted {t.counted:>6}  rate {_fmt(t.rate, True)}"
+            "  "
+            + say(
+                "report.total",
+                lang,
+                label=label,
+                count=t.sites,
+                expected=t.expected,
+                counted=t.counted,
+                rate=_fmt(t.rate, True),
+                absent=t.absent,
+            )
         )
     return "\n".join(lines) + "\n"
 
 
 def to_csv(report: SessionReport) -> str:
-    """One row per site, then one per tier and one for the province (site_id empty)."""
+    """One row per site, then one per tier and one for the province (site_id empty; its
+    `samples` column holds the number of sites, `absent` the summoned sites without one)."""
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(
@@ -142,14 +188,35 @@ def to_csv(report: SessionReport) -> str:
             "counted_median",
             "rate",
             "samples",
+            "absent",
         ]
     )
     for s in report.sites:
         w.writerow(
-            [report.session_id, s.site_id, s.tier, s.expected, s.peak, s.median, s.rate, s.samples]
+            [
+                report.session_id,
+                s.site_id,
+                s.tier,
+                s.expected,
+                s.peak,
+                s.median,
+                s.rate,
+                s.samples,
+                int(s.absent),
+            ]
         )
     for t in [*report.tiers, report.province]:
         w.writerow(
-            [report.session_id, "", f"total {t.label}", t.expected, t.counted, "", t.rate, t.sites]
+            [
+                report.session_id,
+                "",
+                f"total {t.label}",
+                t.expected,
+                t.counted,
+                "",
+                t.rate,
+                t.sites,
+                t.absent,
+            ]
         )
     return out.getvalue()

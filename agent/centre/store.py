@@ -1,5 +1,6 @@
-"""The fleet database (SQLite, WAL): sites, the latest state of each component, report
-history with its verdicts, attendance samples, seq gaps and condition changes.
+"""The fleet database (SQLite, WAL): sites, the roster of expected sites, the latest state
+of each component, report history with its verdicts, attendance samples, seq gaps and
+condition changes.
 
 Everything the centre knows lives here, committed per batch, so a restart (or a second
 centre process on the same host, sharing the load) loses nothing. Each report is keyed by
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from agent.centre import fleet, seqs
 from agent.contract.payloads import (
@@ -41,7 +42,12 @@ CREATE TABLE IF NOT EXISTS sites (
     availability TEXT, avail_boot INTEGER, avail_ts REAL, avail_reason TEXT NOT NULL DEFAULT '',
     last_seen REAL, verdict TEXT, state_seq INTEGER, state_ts REAL, state_cause TEXT,
     state_retained INTEGER NOT NULL DEFAULT 0, pending INTEGER,
-    next_seq INTEGER, dropped_base INTEGER, dropped_last INTEGER, condition TEXT
+    next_seq INTEGER, dropped_base INTEGER, dropped_last INTEGER, condition TEXT,
+    cond_since REAL
+);
+CREATE TABLE IF NOT EXISTS roster (
+    site_id TEXT PRIMARY KEY, name TEXT NOT NULL, tier TEXT NOT NULL, parent TEXT,
+    summoned INTEGER, added_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS components (
     site_id TEXT NOT NULL, component TEXT NOT NULL, status TEXT NOT NULL,
@@ -75,18 +81,57 @@ CREATE TABLE IF NOT EXISTS events (
 """
 # Columns added since a release: a database made before gets them at open.
 _ADDED_COLUMNS = {
-    "sites": {"heartbeat_s": "REAL"},
+    "sites": {"heartbeat_s": "REAL", "cond_since": "REAL"},
     # The reason and hint as messages (JSON), when the site sent them.
     "components": {"reason_msg": "TEXT", "hint_msg": "TEXT"},
+}
+# Filled once when the column is added: an older database knows it from its events.
+_BACKFILL = {
+    ("sites", "cond_since"): "UPDATE sites SET cond_since = "
+    "(SELECT max(at) FROM events e WHERE e.site_id = sites.site_id AND e.new = sites.condition)",
 }
 # The interval a site is judged by (fleet.silent_window, in SQL for the periodic scan):
 # the heartbeat its meta promises, else its check interval capped by the centre's default.
 _INTERVAL_SQL = "coalesce(heartbeat_s, min(:d, coalesce(check_interval_s, :d)))"
 _MAYBE_SILENT = (  # built from constants only
-    "SELECT site_id FROM sites WHERE coalesce(condition, '') NOT IN ('silent', 'offline')"  # noqa: S608
+    "SELECT site_id FROM sites"  # noqa: S608
+    " WHERE coalesce(condition, '') NOT IN ('silent', 'offline', 'never_seen')"
     f" AND (coalesce(last_seen, 0) < :now - :k * {_INTERVAL_SQL}"
     f"  OR (state_retained AND state_ts < :now - :k * {_INTERVAL_SQL}))"
 )
+
+
+# A site as the page and `centre status` see it: what it reported, overridden by the roster
+# where the roster lists it (the province's official list: its names, tiers and parents are
+# the ones the operator knows, whatever a site's own settings say).
+_SITES_SQL = (
+    "SELECT sites.*, roster.name AS r_name, roster.tier AS r_tier, roster.parent AS r_parent,"
+    " roster.summoned AS r_summoned FROM sites LEFT JOIN roster USING (site_id)"
+)
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    """One expected site of the province's list (`centre sites import`)."""
+
+    site_id: str
+    name: str
+    tier: str
+    parent: str | None
+    summoned: int | None
+
+
+class Summoned(NamedTuple):
+    tier: str
+    expected: int | None  # people summoned at the site
+    from_roster: bool = False  # the roster's number (else the site's own expected_attendance)
+
+
+@dataclass(frozen=True)
+class RosterChange:
+    added: int
+    updated: int
+    removed: list[str]
 
 
 @dataclass(frozen=True)
@@ -147,6 +192,8 @@ class Store:
                 for name, kind in columns.items():
                     if name not in have:
                         self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                        if (table, name) in _BACKFILL and "condition" in have:
+                            self.db.execute(_BACKFILL[table, name])
 
     def close(self) -> None:
         self.db.close()
@@ -360,7 +407,7 @@ class Store:
                     "INSERT INTO events (at, site_id, old, new, detail) VALUES (?,?,?,?,?)",
                     (ev.at, ev.site_id, ev.old, ev.new, ev.detail),
                 )
-                self._update(row.site_id, condition=cond.value)
+                self._update(row.site_id, condition=cond.value, cond_since=now)
                 events.append(ev)
         return events
 
@@ -421,19 +468,20 @@ class Store:
             args,
         ):
             gaps.setdefault(sid, []).append(seqs.Gap(*gap))
-        cur = self.db.execute("SELECT * FROM sites" + where + " ORDER BY site_id", args)  # noqa: S608
+        cur = self.db.execute(_SITES_SQL + where + " ORDER BY site_id", args)
         cur.row_factory = sqlite3.Row
         out = []
         for r in cur.fetchall():
             interval = min(default_interval, r["check_interval_s"] or default_interval)
             dropped = (r["dropped_last"] or 0) - (r["dropped_base"] or 0)
             loss = seqs.loss(gaps.get(r["site_id"], []), dropped, now, grace_s)
+            listed = r["r_tier"] is not None
             out.append(
                 fleet.SiteRow(
                     site_id=r["site_id"],
-                    name=r["name"],
-                    tier=r["tier"],
-                    parent=r["parent"],
+                    name=r["r_name"] if listed else r["name"],
+                    tier=r["r_tier"] if listed else r["tier"],
+                    parent=r["r_parent"] if listed else r["parent"],
                     availability=r["availability"],
                     avail_reason=r["avail_reason"],
                     last_seen=r["last_seen"],
@@ -445,19 +493,95 @@ class Store:
                     components=comps.get(r["site_id"], {}),
                     lost=loss.lost,
                     dropped=loss.explained,
+                    summoned=r["r_summoned"] if r["r_summoned"] is not None else r["expected"],
+                    on_roster=listed,
+                    since=r["cond_since"],
                 )
             )
         return out
 
     def known(self, site_ids: set[str]) -> set[str]:
-        """Those of `site_ids` the centre has heard of."""
+        """Those of `site_ids` the centre has heard of or has on its roster (a listed site
+        is the province's own, even before its first report)."""
         where, args = _only(site_ids)
         return {r[0] for r in self.db.execute("SELECT site_id FROM sites" + where, args)}  # noqa: S608
 
-    def expected_of(self) -> dict[str, tuple[str, int | None]]:
-        """site_id -> (tier, expected attendance from meta)."""
-        rows = self.db.execute("SELECT site_id, tier, expected FROM sites").fetchall()
-        return {r[0]: (r[1], r[2]) for r in rows}
+    def expected_of(self) -> dict[str, Summoned]:
+        """site_id -> (tier, people summoned, whether the roster said it): the roster's
+        number where it has one, else the expected attendance the site's meta reported."""
+        rows = self.db.execute(
+            "SELECT site_id, coalesce(roster.tier, sites.tier), coalesce(summoned, expected),"
+            " summoned IS NOT NULL FROM sites LEFT JOIN roster USING (site_id)"
+        ).fetchall()
+        return {r[0]: Summoned(r[1], r[2], bool(r[3])) for r in rows}
+
+    # ---- the roster of expected sites ---------------------------------------------------
+
+    def roster(self) -> list[RosterEntry]:
+        rows = self.db.execute(
+            "SELECT site_id, name, tier, parent, summoned FROM roster ORDER BY site_id"
+        ).fetchall()
+        return [RosterEntry(*r) for r in rows]
+
+    def import_roster(
+        self, entries: list[RosterEntry], now: float, *, replace: bool = False
+    ) -> RosterChange:
+        """Add or update the entries in one transaction (all or nothing); with `replace`,
+        also take off the roster the sites the list does not name. A listed site the centre
+        never heard from gets its row now, condition `never_seen` since `now`, so it shows,
+        counts and can be chosen like any other."""
+        with self.transaction():
+            before = {r[0] for r in self.db.execute("SELECT site_id FROM roster")}
+            self.db.executemany(
+                "INSERT INTO roster (site_id, name, tier, parent, summoned, added_at)"
+                " VALUES (?,?,?,?,?,?) ON CONFLICT (site_id) DO UPDATE SET name = excluded.name,"
+                " tier = excluded.tier, parent = excluded.parent, summoned = excluded.summoned",
+                [(e.site_id, e.name, e.tier, e.parent, e.summoned, now) for e in entries],
+            )
+            for e in entries:
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO sites (site_id, condition, cond_since) VALUES (?,?,?)",
+                    (e.site_id, fleet.Condition.NEVER_SEEN.value, now),
+                )
+                if cur.rowcount:
+                    self.db.execute(
+                        "INSERT INTO events (at, site_id, old, new) VALUES (?,?,NULL,?)",
+                        (now, e.site_id, fleet.Condition.NEVER_SEEN.value),
+                    )
+            named = {e.site_id for e in entries}
+            removed = self._unlist(before - named) if replace else []
+        return RosterChange(
+            added=len(named - before), updated=len(named & before), removed=removed
+        )
+
+    def remove_from_roster(self, site_ids: list[str]) -> tuple[list[str], list[str]]:
+        """(the ids taken off the roster, the ids it did not list)."""
+        with self.transaction():
+            where, args = _only(set(site_ids))
+            listed = {r[0] for r in self.db.execute("SELECT site_id FROM roster" + where, args)}  # noqa: S608
+            removed = self._unlist(listed)
+        return removed, sorted(set(site_ids) - listed)
+
+    def _unlist(self, site_ids: set[str]) -> list[str]:
+        """Take sites off the roster. One never heard from is forgotten with it (nothing but
+        the roster made it); one heard from stays, under the names it reported."""
+        if not site_ids:
+            return []
+        where, args = _only(site_ids)
+        self.db.execute("DELETE FROM roster" + where, args)  # noqa: S608
+        unheard = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT site_id FROM sites" + where + " AND last_seen IS NULL"  # noqa: S608
+                " AND availability IS NULL AND state_seq IS NULL",
+                args,
+            )
+        ]
+        if unheard:
+            w, a = _only(set(unheard))
+            self.db.execute("DELETE FROM sites" + w, a)  # noqa: S608
+            self.db.execute("DELETE FROM events" + w, a)  # noqa: S608
+        return sorted(site_ids)
 
     def attendance(self, session_id: str, site_id: str | None = None) -> list[AttendanceRow]:
         """A session's samples, by site then time; only `site_id`'s when given."""

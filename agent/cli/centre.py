@@ -10,6 +10,7 @@ _CENTRE_MODULES = (
     "agent.cli.fleet",
     "agent.cli.send",
     "agent.cli.display",
+    "agent.cli.sites",
 )
 
 

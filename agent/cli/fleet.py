@@ -116,7 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _exit_code(view: fleet.FleetView) -> int:
     c = view.counts
-    if c["fault"] or c["offline"] or c["silent"]:
+    if c["fault"] or c["offline"] or c["silent"] or c["never_seen"]:
         return int(ExitCode.CRITICAL)
     if c["degraded"] or c["unknown"]:
         return int(ExitCode.WARNING)

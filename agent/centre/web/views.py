@@ -42,10 +42,14 @@ def changed(old: dict[str, Tile], new: dict[str, Tile]) -> list[Tile]:
 
 @dataclass(frozen=True)
 class Attendance:
+    """The province line of the session report: `rate` is the people counted at the
+    summoned sites over the people summoned there, absent sites counting 0 (report.py)."""
+
     session_id: str | None
-    counted: int
-    expected: int
+    counted: int  # people counted at the summoned sites
+    expected: int  # people summoned
     sites: int
+    absent: int = 0  # summoned sites that sent no sample
 
     @property
     def rate(self) -> float | None:
@@ -58,6 +62,7 @@ class Attendance:
             "expected": self.expected,
             "sites": self.sites,
             "rate": self.rate,
+            "absent": self.absent,
         }
 
 
@@ -107,7 +112,7 @@ def attendance(result: SessionReport | None) -> Attendance:
     if result is None:
         return NO_SESSION
     p = result.province
-    return Attendance(result.session_id, p.counted, p.expected, p.sites)
+    return Attendance(result.session_id, p.counted, p.expected, p.sites, p.absent)
 
 
 def counters(all_tiles: dict[str, Tile], att: Attendance) -> dict[str, Any]:
