@@ -4,7 +4,6 @@ its handful of faults, and when it stops no process it started is left."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -68,13 +67,11 @@ def test_the_province_demo_serves_the_wall_and_cleans_up(tmp_path):
         status, me = client.login(login.group(1), login.group(2))
         assert status == 200, me
 
-        roster = importlib.util.find_spec("agent.cli.sites") is not None
-        total = TOTAL_SITES if roster else TOTAL_SITES - ROLE_COUNTS[Role.NEVER_SEEN]
+        total = TOTAL_SITES
         light = {Role.FAULT: "fault", Role.DEGRADED: "degraded", Role.OFFLINE: "offline",
                  Role.SILENT: "silent"}  # fmt: skip
         want = {cond: ROLE_COUNTS[role] for role, cond in light.items()}
-        if roster:
-            want["never_seen"] = ROLE_COUNTS[Role.NEVER_SEEN]
+        want["never_seen"] = ROLE_COUNTS[Role.NEVER_SEEN]
         want["ready"] = total - sum(want.values())
         deadline = time.monotonic() + RUN_S - 1
         seen: Counter[str] = Counter()

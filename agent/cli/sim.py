@@ -119,10 +119,7 @@ def _province(args: argparse.Namespace) -> int:
     out.flush()
     demo.start()
     try:
-        if demo.roster_imported:
-            out.write(t("sim.province.roster", path=str(demo.roster_path)) + "\n")
-        else:
-            out.write(t("sim.province.no_roster") + "\n")
+        out.write(t("sim.province.roster", path=str(demo.roster_path)) + "\n")
         out.write("\n" + t("sim.province.page", url=demo.url) + "\n")
         out.write(t("sim.province.login", name=demo.operator, password=demo.password) + "\n\n")
         out.write(t("sim.province.mix", fault=demo.role_count(Role.FAULT),

@@ -105,7 +105,6 @@ class ProvinceDemo:
         self.broker: Mosquitto | None = None
         self.centre: subprocess.Popen[str] | None = None
         self.agents: list[subprocess.Popen[bytes]] = []
-        self.roster_imported = False
         workdir.mkdir(parents=True, exist_ok=True)
 
     def role_count(self, role: Role) -> int:
@@ -131,7 +130,7 @@ class ProvinceDemo:
             self.agents = [
                 self._start_agent(s, public) for s in self.sites if s.role is Role.AGENT
             ]
-            self.roster_imported = self._import_roster()
+            self._import_roster()
             self._add_operator()
             self._start_centre()
         except BaseException:
@@ -139,12 +138,8 @@ class ProvinceDemo:
             raise
         return self
 
-    def _import_roster(self) -> bool:
-        """The roster through the command an operator types; False on a release without it."""
-        import importlib.util  # noqa: PLC0415
-
-        if importlib.util.find_spec("agent.cli.sites") is None:
-            return False
+    def _import_roster(self) -> None:
+        """The roster through the command an operator types."""
         done = subprocess.run(
             _python("centre", "sites", "import", self.roster_path, "--config", self.config_path),
             capture_output=True, text=True, env=_env(), check=False, timeout=60,
@@ -154,7 +149,6 @@ class ProvinceDemo:
                 message("sim.province.import_failed", output=(done.stderr or done.stdout)[-800:]),
                 message("sim.province.centre_failed_hint", path=str(self.roster_path)),
             )
-        return True
 
     def _add_operator(self) -> None:
         from agent.centre.web.accounts import Accounts  # noqa: PLC0415 - the centre extra
