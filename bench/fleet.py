@@ -1,11 +1,9 @@
 """Fleet load benchmark: N simulated sites against a real mosquitto, with the centre ingesting.
 
-Each site is its own MQTT 5 connection (own client id, own will, own `seq`), driven by a tiny
-asyncio client written here on raw sockets: 1000 paho clients in one process would each want
-a thread or a select loop of their own, and multiplexing many site ids over a few paho
-connections would not look like a fleet to the broker (one will, one session, one TCP stream
-for many sites). The payloads are the real models (agent/sim/fleet_site.py): state every 10 s,
-checks every 60 s, attendance every 30 s (a session is running), each published QoS 1.
+Each site is its own MQTT 5 connection (own client id, own will, own `seq`), driven by the tiny
+asyncio client on raw sockets in agent/sim/swarm.py (why not paho: see there). The payloads
+are the real models (agent/sim/fleet_site.py): state every 10 s, checks every 60 s,
+attendance every 30 s (a session is running), each published QoS 1.
 
 The centre runs as `edge-agent centre serve` in a subprocess (or `--centres K` of them sharing
 the load through the shared subscription and one database), so its CPU and RSS are its own
@@ -24,10 +22,8 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import sqlite3
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -39,141 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.sim.broker import Mosquitto  # noqa: E402
-from agent.sim.fleet_site import Message, SimSite  # noqa: E402
+from agent.sim.fleet_site import SimSite  # noqa: E402
+from agent.sim.swarm import SiteClient, drive  # noqa: E402
 
-SESSION = "bench-session"
 _TICK = os.sysconf("SC_CLK_TCK")
-
-
-# ---- a minimal MQTT 5 publisher on raw sockets -------------------------------------------
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _str(s: str | bytes) -> bytes:
-    b = s.encode() if isinstance(s, str) else s
-    return struct.pack("!H", len(b)) + b
-
-
-def _packet(head: int, body: bytes) -> bytes:
-    return bytes([head]) + _varint(len(body)) + body
-
-
-def connect_packet(client_id: str, keepalive: int, will: Message) -> bytes:
-    topic, payload, retain = will
-    flags = 0x02 | 0x04 | (1 << 3) | (0x20 if retain else 0)  # clean start, will QoS 1
-    var = _str("MQTT") + bytes([5, flags]) + struct.pack("!H", keepalive) + b"\x00"
-    return _packet(0x10, var + _str(client_id) + b"\x00" + _str(topic) + _str(payload))
-
-
-def publish_packet(mid: int, message: Message) -> bytes:
-    topic, payload, retain = message
-    return _packet(0x32 | int(retain), _str(topic) + struct.pack("!H", mid) + b"\x00" + payload)
-
-
-class SiteClient:
-    """One site: one connection, QoS 1 publishes, PUBACKs counted."""
-
-    def __init__(self, site: SimSite) -> None:
-        self.site = site
-        self.mid = 0
-        self.unacked: set[int] = set()
-        self.sent: list[int] = []  # seqs of queued reports (state, checks, attendance)
-        self.acked = 0
-        self.seq_in_flight: dict[int, int] = {}  # mid -> seq of a queued report
-        self.acked_seqs: list[int] = []  # what an agent would delete from its outbox
-        self.writer: asyncio.StreamWriter | None = None
-        self.reader_task: asyncio.Task[None] | None = None
-
-    async def connect(self, port: int) -> None:
-        reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
-        will = self.site.availability("offline", "connection lost (will)")
-        self.writer.write(connect_packet(f"bench-{self.site.site_id}", 120, will))
-        head = await reader.readexactly(2)
-        body = await reader.readexactly(head[1])
-        if head[0] != 0x20 or body[1] != 0:
-            raise RuntimeError(f"{self.site.site_id}: CONNACK refused ({body[1]:#x})")
-        self.reader_task = asyncio.create_task(self._read(reader))
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                head = (await reader.readexactly(1))[0]
-                length, shift = 0, 0
-                while True:
-                    b = (await reader.readexactly(1))[0]
-                    length |= (b & 0x7F) << shift
-                    shift += 7
-                    if not b & 0x80:
-                        break
-                body = await reader.readexactly(length) if length else b""
-                if head >> 4 == 4:  # PUBACK
-                    mid = struct.unpack("!H", body[:2])[0]
-                    if mid in self.unacked:
-                        self.unacked.discard(mid)
-                        self.acked += 1
-                        seq = self.seq_in_flight.pop(mid, None)
-                        refused = len(body) > 2 and body[2] >= 0x80
-                        if seq is not None and not refused:
-                            self.acked_seqs.append(seq)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return
-
-    def announce(self) -> None:
-        """What an agent publishes on connect: availability, meta, a birth state."""
-        self.publish(self.site.availability(), queued=False)
-        self.publish(self.site.meta(), queued=False)
-        self.publish(self.site.state("birth"))
-
-    def publish(self, message: Message, queued: bool = True) -> None:
-        assert self.writer is not None
-        self.mid = self.mid % 65535 + 1
-        self.unacked.add(self.mid)
-        if queued:
-            self.sent.append(self.site.seq)
-            self.seq_in_flight[self.mid] = self.site.seq
-        self.writer.write(publish_packet(self.mid, message))
-
-    def ping(self) -> None:
-        if self.writer is not None:
-            self.writer.write(b"\xc0\x00")
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.write(b"\xe0\x00")  # DISCONNECT: the will is discarded
-            await self.writer.drain()
-            self.writer.close()
-        if self.reader_task is not None:
-            self.reader_task.cancel()
-
-
-async def drive(client: SiteClient, periods: dict[str, float], stop_at: float) -> None:
-    """Publish on each kind's period, phases spread at random, until `stop_at`."""
-    loop = asyncio.get_running_loop()
-    site = client.site
-    due = {k: loop.time() + random.uniform(0, p) for k, p in periods.items()}
-    due["ping"] = loop.time() + 50
-    while True:
-        kind = min(due, key=due.__getitem__)
-        if due[kind] >= stop_at:
-            return
-        await asyncio.sleep(max(0.0, due[kind] - loop.time()))
-        if kind == "state":
-            client.publish(site.state())
-        elif kind == "checks":
-            client.publish(site.checks())
-        elif kind == "attendance":
-            client.publish(site.attendance(SESSION, random.randint(10, site.expected)))
-        else:
-            client.ping()
-        due[kind] += periods.get(kind, 50)
 
 
 # ---- process figures -----------------------------------------------------------------------

@@ -105,6 +105,39 @@ def _demo(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def _province(args: argparse.Namespace) -> int:
+    with _from_checkout():
+        from agent.sim.province import Role  # noqa: PLC0415
+        from agent.sim.province_demo import ProvinceDemo  # noqa: PLC0415
+
+    setup_logging("warning")
+    out = sys.stdout
+    demo = ProvinceDemo(_workdir(args), seed=args.seed)
+    hall = demo.sites[0]
+    out.write(t("sim.province.starting", province=hall.name, sites=len(demo.sites),
+                agents=demo.role_count(Role.AGENT)) + "\n")  # fmt: skip
+    out.flush()
+    demo.start()
+    try:
+        out.write(t("sim.province.roster", path=str(demo.roster_path)) + "\n")
+        out.write("\n" + t("sim.province.page", url=demo.url) + "\n")
+        out.write(t("sim.province.login", name=demo.operator, password=demo.password) + "\n\n")
+        out.write(t("sim.province.mix", fault=demo.role_count(Role.FAULT),
+                    degraded=demo.role_count(Role.DEGRADED), offline=demo.role_count(Role.OFFLINE),
+                    never=demo.role_count(Role.NEVER_SEEN)) + "\n")  # fmt: skip
+        out.write(t("sim.province.mix_silent", silent=demo.role_count(Role.SILENT)) + "\n")
+        out.write(t("sim.province.session", session=demo.session) + "\n")
+        out.write((t("sim.province.for", seconds=args.seconds) if args.seconds
+                   else t("sim.up.stop")) + "\n")  # fmt: skip
+        out.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            demo.run(args.seconds)
+    finally:
+        demo.stop()
+    out.write(t("sim.province.stopped") + "\n")
+    return int(ExitCode.OK)
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim = sub.add_parser("sim", help=t("cli.sim.help"))
     sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar=t("cli.metavar.action"))
@@ -137,3 +170,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help=t("cli.sim.fault_after_help"),
     )
     demo.set_defaults(func=_demo)
+
+    province = sim_sub.add_parser("province", help=t("sim.province.help"))
+    province.add_argument("--dir", metavar=folder, help=folder_help)
+    province.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        metavar=t("cli.metavar.seconds"),
+        help=t("sim.province.seconds_help"),
+    )
+    province.add_argument(
+        "--seed", type=int, default=18, metavar="N", help=t("sim.province.seed_help")
+    )
+    province.set_defaults(func=_province)

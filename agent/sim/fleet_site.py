@@ -45,6 +45,7 @@ class SimSite:
     statuses: dict[str, Status] = field(
         default_factory=lambda: dict.fromkeys(_COMPONENTS, Status.OK)
     )
+    name: str = ""  # the meta's site name; empty: "Site <site_id>"
 
     def _msg(self, payload: Envelope) -> Message:
         return (
@@ -84,8 +85,9 @@ class SimSite:
                 site_id=self.site_id, seq=self.seq, boot=self.boot, ts=now,
                 agent_version="sim", protocol="5", check_interval_s=self.check_interval_s,
                 heartbeat_s=self.heartbeat_s,
-                site=SiteInfo(name=f"Site {self.site_id}", tier=self.tier, parent=self.parent,
-                              timezone="Asia/Ho_Chi_Minh", expected_attendance=self.expected),
+                site=SiteInfo(name=self.name or f"Site {self.site_id}", tier=self.tier,
+                              parent=self.parent, timezone="Asia/Ho_Chi_Minh",
+                              expected_attendance=self.expected),
                 components=[ComponentInfo(component=c, enabled=True, required=True)
                             for c in self.statuses],
                 profiles=[], capabilities=["checks", "attendance"], hostname=self.site_id,
