@@ -201,7 +201,9 @@ def test_select_all_shown_then_a_bulk_send_settles_with_counts_and_colours(
     sims = [SimSite("d-x", tier="district")] + [
         SimSite(f"c-{name}", parent="d-x") for name in ("an", "binh", "anh", "cuong")
     ]
-    for s in sims:
+    # past the per-send limit with the filters cleared
+    many = [SimSite(f"z-{i:03d}", parent="d-x") for i in range(commands.MAX_SITES - 4)]
+    for s in sims + many:
         for topic, payload, retain in s.birth():
             publisher.publish(topic, payload, 1, retain)
     try:
@@ -249,6 +251,18 @@ def test_select_all_shown_then_a_bulk_send_settles_with_counts_and_colours(
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT))
             print(f"\nscreenshot: {SCREENSHOT}")
+            # "select all shown" stops at the per-send limit, and says so
+            page.wait_for_selector(f'.tile[data-id="{many[-1].site_id}"]', state="attached")
+            page.fill("#f-text", "")
+            page.wait_for_selector('.tile[data-id="c-binh"]', state="visible")
+            page.click("#select-shown")
+            total = len(sims) + len(many)
+            assert page.locator(".tile.sel").count() == commands.MAX_SITES
+            assert page.locator("#selected").inner_text() == f"{commands.MAX_SITES} selected"
+            assert page.locator("#toast").inner_text() == (
+                f"{total} sites shown: the first {commands.MAX_SITES} selected"
+                f" (at most {commands.MAX_SITES} at once)"
+            )
             browser.close()
     finally:
         publisher.stop()
