@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent.centre.settings import CentreSettings
 from agent.centre.web import live
 from agent.centre.web.accounts import Accounts, Block, LoginLimiter, Role, Session, csrf_ok
-from agent.centre.web.commands import OFFERED, Commander, CommandRefused
+from agent.centre.web.commands import MAX_SITES, OFFERED, Commander, CommandRefused
 from agent.i18n import LANGUAGES
 from agent.messages import Message as Text
 from agent.messages import catalogue, fields, message, render
@@ -191,6 +191,7 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
             # in the page's language
             "commands_off_by_lang": by_lang(off_msg) if off_msg else None,
             "actions": list(OFFERED),
+            "max_sites": MAX_SITES,  # "select all shown" stops there
             "expires": None if math.isinf(session.expires) else session.expires,
         }
 

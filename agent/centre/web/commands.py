@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.centre.sender import Reply, Sender, new_command_id, parse_reply
+from agent.centre.sender import FINAL, Reply, Sender, new_command_id, parse_reply
 from agent.centre.settings import CentreSettings
 from agent.i18n import LANGUAGES
 from agent.messages import Message, dump_message, load_message, message, render_or
@@ -33,7 +33,15 @@ log = logging.getLogger(__name__)
 # The actions the page offers (names from agent/commands/actions.py).
 OFFERED = ("run-checks", "identify", "restart-codec")
 MAX_SITES = 500  # one click must not become a fleet-wide broadcast by accident
-VALIDITY_S = 300.0
+VALIDITY_S = 300.0  # the envelope's expires_at - issued_at
+# After expires_at a site may still take the command: an agent tolerates its clock being up to
+# `commands.max_skew_s` (60 s by default) behind ours; then it runs the action (a self-test,
+# a codec query: seconds to a minute) and its reply crosses the outbox and the broker. A site
+# that has not answered by expires_at + GRACE_S is marked no_answer; a reply after that still
+# lands and replaces it.
+GRACE_S = 120.0
+NO_ANSWER = "no_answer"
+_FROM_SITES = ("accepted", "progress", *FINAL)  # a reply's status: anything else is not taken
 _OUTPUT_LIMIT = 4000
 _NAMED = 20  # unknown ids named in a refusal
 
@@ -45,6 +53,9 @@ CREATE TABLE IF NOT EXISTS web_commands (
 );
 CREATE INDEX IF NOT EXISTS web_commands_by_site ON web_commands (site_id, id);
 """
+# Added later (ALTER TABLE on an older database): the reason as a message, the answer-by time
+# of a `sent` row (epoch), and the verdict of a run-checks reply.
+_ADDED = {"reason_json": "TEXT", "deadline": "REAL", "verdict": "TEXT"}
 
 
 class CommandRefused(ValueError):
@@ -64,6 +75,54 @@ class Request:
     operator: str
     action: str
     sites: tuple[str, ...]
+
+
+def _verdict(output: Any) -> str | None:
+    """A run-checks reply's verdict (ready, degraded, fault), else None."""
+    if isinstance(output, dict) and isinstance(output.get("verdict"), str):
+        return str(output["verdict"])[:40]
+    return None
+
+
+@dataclass
+class _Sent:
+    """One command from the page and where each of its sites stands: None while waiting, else
+    its outcome: the verdict of a run-checks, a final status, or no_answer."""
+
+    request: Request
+    deadline: float  # epoch: expires_at + GRACE_S
+    at: float  # epoch, when it was sent
+    outcomes: dict[str, str | None] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for site in self.request.sites:
+            self.outcomes.setdefault(site, None)
+
+    def note(self, site: str, status: str, verdict: str | None) -> None:
+        if site not in self.outcomes:
+            return  # not a site this command went to
+        if status in FINAL:  # a late reply replaces no_answer
+            self.outcomes[site] = verdict if status == "succeeded" and verdict else status
+        elif status == NO_ANSWER and self.outcomes[site] is None:
+            self.outcomes[site] = NO_ANSWER
+
+    def waiting(self) -> list[str]:
+        return [s for s, o in self.outcomes.items() if o is None]
+
+    def tally(self) -> dict[str, Any]:
+        """For the page's count line: "25 sent: 20 answered (17 ready, 3 fault), 5 no answer"."""
+        answered: dict[str, int] = {}
+        for outcome in self.outcomes.values():
+            if outcome is not None and outcome != NO_ANSWER:
+                answered[outcome] = answered.get(outcome, 0) + 1
+        values = list(self.outcomes.values())
+        return {
+            "sent": len(values),
+            "answered": sum(answered.values()),
+            "outcomes": answered,
+            "no_answer": values.count(NO_ANSWER),
+            "waiting": values.count(None),
+        }
 
 
 def _summary(output: Any) -> str:
@@ -113,8 +172,11 @@ class Log:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(web_commands)")}
-        if "reason_json" not in columns:  # a database from before replies carried messages
-            self.db.execute("ALTER TABLE web_commands ADD COLUMN reason_json TEXT")
+        for name, kind in _ADDED.items():
+            if name not in columns:
+                self.db.execute(f"ALTER TABLE web_commands ADD COLUMN {name} {kind}")
+        self.db.execute("CREATE INDEX IF NOT EXISTS web_commands_by_command"
+                        " ON web_commands (command_id, id)")  # fmt: skip
         self._lock = threading.Lock()
 
     def add(self, row: dict[str, Any]) -> None:
@@ -123,22 +185,54 @@ class Log:
         with self._lock:
             self.db.execute(
                 "INSERT INTO web_commands (at, command_id, operator, action, site_id, status,"
-                " reason, output, reason_json) VALUES (?,?,?,?,?,?,?,?,?)",
+                " reason, output, reason_json, deadline, verdict) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (row["at"], row["command_id"], row["operator"], row["action"], row["site_id"],
-                 row["status"], row["reason"], text, dump_message(row.get("reason_message"))),
+                 row["status"], row["reason"], text, dump_message(row.get("reason_message")),
+                 row.get("deadline"), _verdict(output)),
             )  # fmt: skip
+
+    def sent(self, command_id: str) -> _Sent | None:
+        """A command sent from the page, rebuilt from its rows (None: not one of ours)."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT at, operator, action, site_id, status, deadline, verdict "
+                "FROM web_commands WHERE command_id = ? ORDER BY id",
+                (command_id,),
+            ).fetchall()
+        if not rows:
+            return None
+        at, operator, action = rows[0][:3]
+        sites = tuple(dict.fromkeys(r[3] for r in rows if r[4] == "sent"))
+        deadline = max((r[5] for r in rows if r[5] is not None), default=at)
+        sent = _Sent(Request(command_id, operator, action, sites), deadline, at)
+        for _, _, _, site, status, _, verdict in rows:
+            sent.note(site, status, verdict)
+        return sent
+
+    def waiting(self) -> list[_Sent]:
+        """The commands with a site that has not answered yet (for a restarted centre)."""
+        with self._lock:
+            ids = [r[0] for r in self.db.execute(
+                "SELECT DISTINCT s.command_id FROM web_commands s WHERE s.status = 'sent'"
+                " AND s.deadline IS NOT NULL AND NOT EXISTS (SELECT 1 FROM web_commands f"
+                " WHERE f.command_id = s.command_id AND f.site_id = s.site_id"
+                " AND f.status IN ('succeeded', 'failed', 'rejected', 'no_answer'))"
+            )]  # fmt: skip
+        return [s for cid in ids if (s := self.sent(cid)) is not None]
 
     def recent(self, site_id: str, limit: int = 20) -> list[dict[str, Any]]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT at, command_id, operator, action, site_id, status, reason, reason_json "
-                "FROM web_commands WHERE site_id = ? ORDER BY id DESC LIMIT ?",
+                "SELECT at, command_id, operator, action, site_id, status, reason, verdict, "
+                "reason_json FROM web_commands WHERE site_id = ? ORDER BY id DESC LIMIT ?",
                 (site_id, limit),
             ).fetchall()
-        keys = ("at", "command_id", "operator", "action", "site_id", "status", "reason")
+        keys = ("at", "command_id", "operator", "action", "site_id", "status", "reason", "verdict")
         out = []
         for r in rows:
             row = dict(zip(keys, r[:-1], strict=True))
+            if row["verdict"] is None:
+                del row["verdict"]
             out.append(row | _reason_fields(row["reason"], load_message(r[-1])))
         return out
 
@@ -167,10 +261,17 @@ class Commander:
     """Queue requests, sign and send them, turn replies into events for the page."""
 
     def __init__(
-        self, settings: CentreSettings, on_event: Callable[[str, dict[str, Any]], None]
+        self,
+        settings: CentreSettings,
+        on_event: Callable[[str, dict[str, Any]], None],
+        *,
+        validity_s: float | None = None,
+        grace_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.on_event = on_event
+        self.validity_s = VALIDITY_S if validity_s is None else validity_s
+        self.grace_s = GRACE_S if grace_s is None else grace_s
         self.log = Log(settings.db_path)
         loaded = load_key(settings)
         # Why the page cannot send commands (None: it can), and the same in English for
@@ -179,7 +280,10 @@ class Commander:
         self.unavailable = loaded.text if isinstance(loaded, Message) else ""
         self._key = None if isinstance(loaded, Message) else loaded
         self._requests: queue.SimpleQueue[Request] = queue.SimpleQueue()
-        self._pending: dict[str, tuple[Request, float]] = {}
+        # Commands with a site still to answer, or whose deadline has not passed; those of a
+        # previous run too (a restarted centre marks its overdue ones). Older ones come back
+        # from the log when a late reply names them.
+        self._pending: dict[str, _Sent] = {s.request.command_id: s for s in self.log.waiting()}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dashboard-commands", daemon=True)
         self.connected = threading.Event()
@@ -247,6 +351,7 @@ class Commander:
                 sender.open(self.settings.broker.connect_timeout_s)
             except Exception as exc:  # any failure: say so, and retry
                 log.warning("dashboard: command connection: %s; retrying", exc)
+                self._expire()  # no reply can come while the centre cannot hear
                 self._stop.wait(2.0)
                 continue
             self.connected.set()
@@ -270,46 +375,69 @@ class Commander:
             self._expire()
 
     def _send(self, sender: _LiveSender, private: Any, key_id: str, request: Request) -> None:
-        self._pending[request.command_id] = (request, time.monotonic())
+        now = time.time()
+        # The envelope's expiry is taken at each site's send; the deadline from the last one.
+        sent = _Sent(request, now + self.validity_s + self.grace_s, now)
+        self._pending[request.command_id] = sent
         for site in request.sites:
             sender.send(private, key_id, request.action, {}, {"site": site},
-                        validity_s=VALIDITY_S, command_id=request.command_id)  # fmt: skip
-            self._event(request, site, "sent")
+                        validity_s=self.validity_s, command_id=request.command_id)  # fmt: skip
+            sent.deadline = time.time() + self.validity_s + self.grace_s
+            self._event(sent, site, "sent", deadline=sent.deadline)
 
     def _expire(self) -> None:
-        now = time.monotonic()
-        for cid, (_, at) in list(self._pending.items()):
-            if now - at > VALIDITY_S:
-                del self._pending[cid]
+        """Mark the sites that have not answered by their command's deadline."""
+        now = time.time()
+        for cid, sent in list(self._pending.items()):
+            if now <= sent.deadline:
+                continue
+            for site in sent.waiting():
+                sent.note(site, NO_ANSWER, None)
+                self._event(sent, site, NO_ANSWER)
+            del self._pending[cid]
+            log.info("dashboard: %s %s: %s", sent.request.action, cid, sent.tally())
 
     def _reply(self, data: dict[str, Any], reply: Reply) -> None:
-        entry = self._pending.get(str(data.get("command_id")))
-        if entry is None:
-            return  # another centre's command, or one sent before this process started
-        request, at = entry
+        command_id = str(data.get("command_id"))
+        if reply.status not in _FROM_SITES:
+            log.warning("dashboard: a reply from %r with status %r ignored",
+                        reply.site_id[:64], reply.status[:64])  # fmt: skip
+            return
+        sent = self._pending.get(command_id)
+        if sent is None:
+            # A late reply to one of ours (its no_answer is replaced), or another centre's.
+            try:
+                sent = self.log.sent(command_id)
+            except sqlite3.Error:
+                log.exception("dashboard: could not read the command log")
+                return
+        if sent is None or reply.site_id not in sent.outcomes:
+            return  # not ours, or a site this command did not go to
+        sent.note(reply.site_id, reply.status, _verdict(reply.output))
         self._event(
-            request,
+            sent,
             reply.site_id,
             reply.status,
             reason=reply.reason,
             reason_message=reply.reason_msg,
             output=reply.output,
-            after=time.monotonic() - at,
         )
 
     def _event(
         self,
-        request: Request,
+        sent: _Sent,
         site: str,
         status: str,
         *,
         reason: str = "",
         reason_message: Message | None = None,
         output: Any = None,
-        after: float = 0.0,
+        deadline: float | None = None,
     ) -> None:
+        request = sent.request
+        now = time.time()
         row = {
-            "at": time.time(),
+            "at": now,
             "command_id": request.command_id,
             "operator": request.operator,
             "action": request.action,
@@ -318,15 +446,16 @@ class Commander:
             "reason": reason,
             "reason_message": reason_message,
             "output": output,
+            "deadline": deadline,
         }
         try:
             self.log.add(row)
         except sqlite3.Error:
             log.exception("dashboard: could not log a command reply")
-        event = {**row, "after_s": round(after, 3), "summary": _summary(output),
-                 **_reason_fields(reason, reason_message)}  # fmt: skip
-        if isinstance(output, dict) and isinstance(output.get("verdict"), str):
-            event["verdict"] = output["verdict"]  # the page says it in its language
+        event = {**row, "after_s": round(max(0.0, now - sent.at), 3), "summary": _summary(output),
+                 "tally": sent.tally(), **_reason_fields(reason, reason_message)}  # fmt: skip
+        if (verdict := _verdict(output)) is not None:
+            event["verdict"] = verdict  # the page says it in its language, in its colour
         event.pop("output")
         event.pop("reason_message")
         self.on_event("reply", event)

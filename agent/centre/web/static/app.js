@@ -385,6 +385,20 @@ function toggleSelect(id) {
   updateSelected();
 }
 
+// Exactly the tiles the filters show (the selection before is dropped), at most the centre's
+// per-send limit: past it the first ones, and the operator is told.
+function selectShown() {
+  const f = filters();
+  const shown = [...state.tiles.values()].filter((tile) => visible(tile, f)).map((tile) => tile.id);
+  const max = state.me?.max_sites || shown.length;
+  for (const id of state.selected) state.els.get(id)?.classList.remove("sel");
+  state.selected = new Set(shown.slice(0, max));
+  for (const id of state.selected) state.els.get(id)?.classList.add("sel");
+  $("select-mode").checked = true;
+  updateSelected();
+  if (shown.length > max) toast(t("page.select.capped", { shown: num(shown.length), max: num(max) }));
+}
+
 function updateSelected() {
   $("selected").textContent = t("page.selected", { n: state.selected.size });
   for (const b of document.querySelectorAll("#actions .act")) b.disabled = !state.selected.size;
@@ -419,23 +433,53 @@ function replyReason(r) {
 }
 
 // One reply as a line: when, (site,) action, outcome, reason, verdict or the site's output.
+// A run-checks that answered with a verdict is that verdict, in its condition's colour: a
+// self-test that found a fault did not "succeed" for the operator.
 function replyParts(r, time, withSite) {
-  const parts = [`${time}  ${withSite ? r.site_id + "  " : ""}${t(ACTION(r.action))}  ${t(OUTCOME(r.status))}`];
+  const parts = [`${time}  ${withSite ? r.site_id + "  " : ""}${t(ACTION(r.action))}  ${r.verdict ? "" : t(OUTCOME(r.status))}`];
   if (r.reason) parts.push(" — ", replyReason(r));
-  if (r.verdict) parts.push(` (${t("page.outcome.verdict", { c: known(COND(r.verdict)) ? t(COND(r.verdict)) : r.verdict })})`);
-  else if (r.summary) parts.push(" (", el("span", { "data-from-site": "output" }, r.summary), ")");
+  if (r.verdict) {
+    const cond = CONDS.includes(r.verdict) ? r.verdict : "unknown";
+    parts.push("(", el("span", { class: `badge c-${cond}`, "data-outcome": r.verdict },
+      t("page.outcome.verdict", { c: known(COND(r.verdict)) ? t(COND(r.verdict)) : r.verdict })), ")");
+  } else if (r.summary) parts.push(" (", el("span", { "data-from-site": "output" }, r.summary), ")");
   parts.push(`  [${r.operator}]`);
   return parts;
 }
 
 function addReply(r) {
   const time = new Date(r.at * 1000).toLocaleTimeString(state.lang === "vi" ? "vi-VN" : "en-GB");
-  const li = el("li", { class: `reply r-${r.status}`, "data-site": r.site_id, "data-status": r.status },
-    ...replyParts(r, time, true));
+  const li = el("li", { class: `reply r-${r.status}`, "data-site": r.site_id, "data-status": r.status,
+    "data-outcome": r.verdict || r.status }, ...replyParts(r, time, true));
   const log = $("reply-log");
   log.prepend(li);
   while (log.children.length > 200) log.lastChild.remove();
+  if (r.tally) bulkLine(r, time);
   if (r.site_id === state.detailId) scheduleDetail();
+}
+
+// One line per command sent to several sites, recounted at each of its events:
+// "25 sent: 20 answered (17 ready, 3 fault), 5 no answer" (and how many are still awaited).
+function bulkText(tally) {
+  const outcomes = Object.entries(tally.outcomes).sort((a, b) => b[1] - a[1]).map(([o, n]) =>
+    t("page.bulk.count", { n: num(n), what: known(COND(o)) ? t(COND(o)) : known(OUTCOME(o)) ? t(OUTCOME(o)) : o }));
+  let text = t("page.bulk.summary", { sent: num(tally.sent), answered: num(tally.answered),
+    outcomes: outcomes.length ? outcomes.join(", ") : "—", no_answer: num(tally.no_answer) });
+  if (tally.waiting) text += ", " + t("page.bulk.waiting", { n: num(tally.waiting) });
+  return text;
+}
+
+function bulkLine(r, time) {
+  if (r.tally.sent < 2) return;
+  const box = $("bulk-log");
+  let li = box.querySelector(`li[data-command="${CSS.escape(r.command_id)}"]`);
+  if (!li) {
+    li = el("li", { class: "bulk", "data-command": r.command_id });
+    box.prepend(li);
+    while (box.children.length > 20) box.lastChild.remove();
+  }
+  li.dataset.waiting = r.tally.waiting;
+  li.textContent = `${li.dataset.time || (li.dataset.time = time)}  ${t(ACTION(r.action))}: ${bulkText(r.tally)}  [${r.operator}]`;
 }
 
 // ---- detail -------------------------------------------------------------------------------
@@ -526,8 +570,8 @@ function renderDetail(d) {
   body.append(el("h3", {}, t("page.detail.attendance") + (d.attendance.session ? ` (${d.attendance.session})` : "")), chart(d.attendance));
   const replies = el("ol", { class: "detail-replies" });
   for (const r of d.replies) {
-    replies.append(el("li", { class: `reply r-${r.status}`, "data-status": r.status },
-      ...replyParts(r, when(r.at), false)));
+    replies.append(el("li", { class: `reply r-${r.status}`, "data-status": r.status,
+      "data-outcome": r.verdict || r.status }, ...replyParts(r, when(r.at), false)));
   }
   body.append(el("h3", {}, t("page.detail.replies")), d.replies.length ? replies : el("p", { class: "muted" }, t("page.detail.noreplies")));
 }
@@ -630,6 +674,7 @@ async function boot() {
   $("f-notready").addEventListener("change", applyFilters);
   $("f-tier").addEventListener("change", applyFilters);
   $("f-text").addEventListener("input", onFilter);
+  $("select-shown").addEventListener("click", selectShown);
   $("clear-selection").addEventListener("click", () => {
     for (const id of state.selected) state.els.get(id)?.classList.remove("sel");
     state.selected.clear();
