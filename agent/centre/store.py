@@ -550,9 +550,7 @@ class Store:
                     )
             named = {e.site_id for e in entries}
             removed = self._unlist(before - named) if replace else []
-        return RosterChange(
-            added=len(named - before), updated=len(named & before), removed=removed
-        )
+        return RosterChange(added=len(named - before), updated=len(named & before), removed=removed)
 
     def remove_from_roster(self, site_ids: list[str]) -> tuple[list[str], list[str]]:
         """(the ids taken off the roster, the ids it did not list)."""

@@ -127,9 +127,7 @@ class ProvinceDemo:
             self.config_path.write_text(dump_toml(centre))
             # The agents first: their start-up (a few seconds of imports) overlaps the
             # centre's, and a centre that starts later still sees their retained birth.
-            self.agents = [
-                self._start_agent(s, public) for s in self.sites if s.role is Role.AGENT
-            ]
+            self.agents = [self._start_agent(s, public) for s in self.sites if s.role is Role.AGENT]
             self._import_roster()
             self._add_operator()
             self._start_centre()

@@ -206,7 +206,7 @@ class Accounts:
         """A display's one-time invitation (the token to put in its URL). Issuing again
         with `replace` ends the screen's current session."""
         if not re.match(NAME_PATTERN, name):
-            raise AccountError(f"display name {name!r}: use 1-64 letters, digits or ._@-")
+            raise AccountError(message("account.bad_display_name", name=repr(name)))
         invite = secrets.token_urlsafe(32)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         with self._lock:
