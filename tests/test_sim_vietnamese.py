@@ -74,7 +74,7 @@ def vietnamese() -> Iterator[None]:
 def test_the_centres_view_in_english_keeps_its_words() -> None:
     lines = [describe(m) for m in PAYLOADS]
     assert lines[1].endswith("[retained]  offline clean shutdown")
-    assert lines[4].endswith("FAULT (check): camera fail, network ok; outbox 3")
+    assert lines[4].endswith("FAULT (after a check): camera fail, network ok; outbox 3")
     assert "seq    7 boot   2 [historical]  FAULT in 1.5 s; camera: " in lines[6]
 
 
