@@ -36,9 +36,10 @@ def test_a_town_among_communes_keeps_its_word_abbreviated():
 def test_a_long_name_keeps_its_last_words_whole_and_fits():
     sites = rows("d1", "UBND xã Quảng Phú Cầu Mới", "UBND xã Đông Hưng Thuận Bắc", "UBND xã Ba")
     short = short_names(sites)
-    assert short["d1-0"] == "Q. Phú Cầu Mới"
-    assert short["d1-1"] == "Đ. H. Thuận Bắc"
-    assert all(len(s) <= MAX_CHARS + 1 for s in short.values())
+    assert short["d1-0"] == "Q. P. Cầu Mới"
+    assert short["d1-1"] == "Đ. H. T. Bắc"
+    assert all(len(s) <= MAX_CHARS for s in short.values())
+    assert short_names(rows("d", "UBND thị trấn Hương Nhượng"))["d-0"] == "TT. H. Nhượng"
 
 
 def test_a_lone_site_loses_its_acronym_only_when_too_long():

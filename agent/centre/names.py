@@ -12,9 +12,9 @@ The rule, per group of siblings (the sites under one parent):
 3. Shorten the administrative words that remain to the abbreviations Vietnamese offices use
    ("Thị trấn" -> "TT.", "Phường" -> "P.").
 4. Still longer than a tile holds (MAX_CHARS): a leading acronym ("UBND") goes, then the
-   leading words become initials, the last two
-   kept whole ("Quảng Phú Cầu Mới" -> "Q. P. Cầu Mới"): the end of a place name is what tells
-   siblings apart when the start is shared.
+   leading words become initials, the last two kept whole ("Quảng Phú Cầu Mới" -> "Q. P. Cầu
+   Mới"), else the last one ("TT. Hương Nhượng" -> "TT. H. Nhượng"): the end of a place name
+   is what tells siblings apart when the start is shared.
 5. Never two siblings alike: a clash falls back to the stripped name, then adds the site id.
 
 A name is never shortened to nothing; a site without a name shows its id. The full name is in
@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Protocol
 
-MAX_CHARS = 14  # what a wall tile shows at 11 px (about 72 px wide)
+MAX_CHARS = 13  # what a wall tile shows at 11 px (about 74 px wide; the page squeezes a bit)
 
 # Administrative words as offices abbreviate them; matched case-insensitively on whole words.
 ABBREVIATIONS: tuple[tuple[str, str], ...] = (
@@ -93,11 +93,12 @@ def _fit(words: list[str]) -> str:
     while len(" ".join(words)) > MAX_CHARS and len(words) > 2 and _acronym(words[0]):
         words = words[1:]
     words = list(words)
-    i = 0
-    while len(" ".join(words)) > MAX_CHARS and i < len(words) - 2:
-        if not words[i].endswith(".") and words[i].isalpha():
-            words[i] = words[i][0] + "."
-        i += 1
+    for keep in (2, 1):  # the last two words whole if that fits, else the last one
+        i = 0
+        while len(" ".join(words)) > MAX_CHARS and i < len(words) - keep:
+            if not words[i].endswith(".") and words[i].isalpha():
+                words[i] = words[i][0] + "."
+            i += 1
     return " ".join(words)
 
 
