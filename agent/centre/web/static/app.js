@@ -60,6 +60,15 @@ function locale() {
   return state.lang === "vi" ? "vi-VN" : "en-GB";
 }
 
+// Names in the page's language's order; one collator per language (localeCompare with a
+// locale builds one per call: seconds over a 726-site sort).
+const collators = {};
+function collate(a, b) {
+  const lang = locale();
+  collators[lang] ??= new Intl.Collator(lang);
+  return collators[lang].compare(a, b);
+}
+
 function num(n) {
   return Number(n).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-US");
 }
@@ -182,7 +191,7 @@ function groupOrder(key, g) {
 
 function compareGroups(a, b) {
   const [ra, na] = a, [rb, nb] = b;
-  return ra - rb || na.localeCompare(nb, locale());
+  return ra - rb || collate(na, nb);
 }
 
 function newGroup(key, tile) {
@@ -330,7 +339,7 @@ function renderAll(snapshot) {
     return compareGroups([rank.get(ka), groupName(ka, { name: a.group_name })],
       [rank.get(kb), groupName(kb, { name: b.group_name })])
       || (TIER_ORDER[a.tier] ?? 9) - (TIER_ORDER[b.tier] ?? 9)
-      || name(a).localeCompare(name(b), locale()) || (a.id < b.id ? -1 : 1);
+      || collate(name(a), name(b)) || (a.id < b.id ? -1 : 1);
   });
   // Built off-document, attached once: one layout for the whole fleet.
   const frag = document.createDocumentFragment();
@@ -349,6 +358,8 @@ function renderAll(snapshot) {
     setProblems(tile);
     if (state.selected.has(tile.id)) state.els.get(tile.id).classList.add("sel");
   }
+  measureBoard();
+  box.classList.toggle("dense", guessDense([...state.groups.values()].map((g) => g.box.childElementCount)));
   box.append(frag);
   state.counters = snapshot.counters;
   renderCounters();
@@ -454,7 +465,7 @@ function problemOrder(a, b) {
   return (PROBLEM_RANK[a.kind] ?? 50) - (PROBLEM_RANK[b.kind] ?? 50)
     || (TIER_ORDER[ta.tier] ?? 9) - (TIER_ORDER[tb.tier] ?? 9)
     || (b.since ?? 0) - (a.since ?? 0) // the newest first: what just broke
-    || tileLabel(ta).localeCompare(tileLabel(tb), locale());
+    || collate(tileLabel(ta), tileLabel(tb));
 }
 
 // "5 min ago" in the page's language (the browser's own words for it, by locale).
@@ -503,18 +514,50 @@ function fitWall() {
   const board = $("board"), box = $("groups");
   if (!board.clientHeight) return;
   const over = () => board.scrollHeight > board.clientHeight + 1;
-  box.classList.remove("dense");
+  // The guess first (one layout when it is right), the other size only when it is wrong; a
+  // dense wall that fits is kept (the guess said the normal size would not).
   if (over()) {
-    box.classList.add("dense");
-    if (over()) box.classList.remove("dense");
+    if (box.classList.contains("dense")) box.classList.remove("dense"); // scrolls either way
+    else {
+      box.classList.add("dense");
+      if (over()) box.classList.remove("dense");
+    }
   }
-  // A name a little too wide for its tile is set tighter rather than cut (read all, then write).
+  clearTimeout(squeezeTimer);
+  squeezeTimer = setTimeout(squeeze, 0); // after the paint: the wall shows first
+}
+
+// A name a little too wide for its tile is set tighter rather than cut (read all, then write).
+let squeezeTimer = null;
+function squeeze() {
   const wide = [];
   for (const el of state.els.values()) {
-    el.classList.remove("squeeze");
+    if (el.classList.contains("squeeze")) el.classList.remove("squeeze");
+  }
+  for (const el of state.els.values()) {
     if (!el.hidden && el.scrollWidth > el.clientWidth) wide.push(el);
   }
   for (const el of wide) el.classList.add("squeeze");
+}
+
+// Whether the tiles need the dense size on this board, from the sizes app.css gives them
+// (column 340 px, tiles 74 x 21 px + 2 px, titles 27 px): set before the tiles are laid out,
+// so the first render usually lays them out once. fitWall() checks it against the layout.
+const boardSize = { width: 0, height: 0 }; // measured when it is cheap: empty, or on resize
+function measureBoard() {
+  boardSize.width = $("board").clientWidth;
+  boardSize.height = $("board").clientHeight;
+}
+
+function guessDense(groupSizes) {
+  const width = boardSize.width - 24, height = boardSize.height;
+  if (!width || !height) return false;
+  const cols = Math.max(1, Math.floor((width + 10) / 350));
+  const colWidth = (width - 10 * (cols - 1)) / cols;
+  const perRow = Math.max(1, Math.floor((colWidth + 2) / 76));
+  let total = 0;
+  for (const n of groupSizes) total += 27 + Math.ceil(n / perRow) * 23;
+  return total / cols > height;
 }
 
 // ---- filters ------------------------------------------------------------------------------
@@ -559,8 +602,9 @@ function filterOne(tile, el, f) {
 function applyFilters() {
   const f = filters();
   for (const [id, el] of state.els) filterOne(state.tiles.get(id), el, f);
-  updateShown();
+  const perGroup = updateShown();
   renderProblems();
+  $("groups").classList.toggle("dense", guessDense([...perGroup.values()].filter(Boolean)));
   fitWall();
 }
 
@@ -579,6 +623,7 @@ function updateShown() {
     if (g.dirty) { g.dirty = false; paintGroupTitle(key, g); }
   }
   $("shown").textContent = t("page.shown", { shown: num(shown), total: num(state.tiles.size) });
+  return perGroup;
 }
 
 let filterTimer = null;
@@ -830,7 +875,10 @@ async function boot() {
   };
   $("problem-list").addEventListener("click", openProblem);
   $("problem-list").addEventListener("keydown", openProblem);
-  window.addEventListener("resize", () => { clearTimeout(fitTimer); fitTimer = setTimeout(fitWall, 150); });
+  window.addEventListener("resize", () => {
+    clearTimeout(fitTimer);
+    fitTimer = setTimeout(() => { measureBoard(); applyFilters(); }, 150);
+  });
   setInterval(() => { if (state.problems.size) renderProblems(); }, 30_000); // the "ago"s
   $("groups").addEventListener("keydown", (ev) => {
     const tile = ev.target.closest(".tile");
