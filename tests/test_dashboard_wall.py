@@ -315,3 +315,28 @@ def test_the_detail_shows_every_metric_and_chart_labels_apart(browser, centre, a
                          " return d.scrollWidth <= d.clientWidth; })()")  # fmt: skip
     page.screenshot(path=str(artifacts / "detail-1366x768.png"))
     page.close()
+
+
+def test_a_change_while_open_joins_the_list_in_order_and_recounts_its_group(browser, centre):
+    page = open_wall(browser, centre, 1920, 1080)
+    sim = SimSite("c04-09", parent="d04", seq=10)  # Cao Phong's commune, ready until now
+    sim.statuses["display"] = Status.FAIL
+    store = Store(centre.settings.db_path)
+    try:
+        feed(store, sim.state("check"))
+        page.wait_for_selector('#problem-list .problem[data-id="c04-09"]', timeout=10_000)
+        kinds = page.eval_on_selector_all(
+            "#problem-list .problem", "els => els.map(e => e.dataset.id)"
+        )
+        # among the faults, after the province's and the district's; the order among commune
+        # faults is newest first once tiles carry `since` (the condition events), else by name
+        assert kinds[:2] == ["p", "d03"] and set(kinds[2:4]) == {"c04-09", "c05-07"}
+        title = page.locator(".group", has_text="UBND huyện Cao Phong").locator("h2")
+        assert title.locator(".chip.c-fault").inner_text() == "1"
+        sim.statuses["display"] = Status.OK
+        feed(store, sim.state("check"))
+        page.wait_for_selector('#problem-list .problem[data-id="c04-09"]', state="detached")
+        assert title.locator(".chip").count() == 0
+    finally:
+        store.close()
+        page.close()
