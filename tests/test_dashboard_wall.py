@@ -307,6 +307,10 @@ def test_the_detail_shows_every_metric_and_chart_labels_apart(browser, centre, a
         const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })""",
     )
     assert len(labels) == 4  # expected, the latest count, the first and last time
+    chart = page.locator("#detail svg.chart").bounding_box()
+    for left, top, right, bottom in labels:
+        assert chart["x"] <= left and right <= chart["x"] + chart["width"], "a label outside"
+        assert chart["y"] <= top and bottom <= chart["y"] + chart["height"], "a label outside"
     for i, a in enumerate(labels):
         for b in labels[i + 1 :]:
             apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]

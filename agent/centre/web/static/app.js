@@ -736,7 +736,9 @@ function chart(att) {
   add("circle", { cx: x(last.ts), cy: y(last.count), r: 3, class: "dot" });
   const near = att.expected && Math.abs(y(last.count) - y(att.expected)) < 14;
   const below = near || y(last.count) < P;
-  add("text", { x: x(last.ts) - 5, y: y(last.count) + (below ? 14 : -6), "text-anchor": "end", class: "label-count" }, String(last.count));
+  const right = x(last.ts) > W / 2; // the label on the dot's inner side, inside the chart
+  add("text", { x: x(last.ts) + (right ? -5 : 5), y: y(last.count) + (below ? 14 : -6),
+    "text-anchor": right ? "end" : "start", class: "label-count" }, String(last.count));
   add("text", { x: P, y: H - 4 }, new Date(t0 * 1000).toLocaleTimeString(locale()));
   add("text", { x: W - P, y: H - 4, "text-anchor": "end" }, new Date(t1 * 1000).toLocaleTimeString(locale()));
   return svg;
