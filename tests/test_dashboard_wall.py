@@ -278,6 +278,11 @@ def test_1366x768_scrolls_to_every_tile_with_the_problem_list_in_view(browser, c
     assert problems["x"] + problems["width"] <= 1366 and problems["y"] < 768
     assert page.locator('#problem-list .problem[data-id="p"]').is_visible()
     assert "sự cố" in page.locator("#problem-list").inner_text()
+    assert "giây trước" in page.locator('#problem-list .problem[data-id="d07"]').inner_text()
+    cut = page.eval_on_selector_all(
+        "#problem-list .pname", "els => els.filter(e => e.scrollWidth > e.clientWidth).length"
+    )
+    assert cut == 0, "a name cut in the problem list"
     board = page.evaluate(BOARD)
     assert board["height"] > board["view_height"]  # it scrolls, and only down
     assert board["width"] <= board["view_width"]
