@@ -7,7 +7,10 @@ update latency (a site publishes a state change -> its tile has the new colour i
 p50/p99 over --changes changes, publish and page clocks are the same host's), the page's JS
 heap and DOM size, and the centre's CPU and RSS while the page is open.
 
-    .venv/bin/python bench/dashboard.py [--sites 1000] [--changes 50]
+With the problem list on: --faults sites start with a failing camera, so the list beside the
+tiles has entries to sort and redraw on every change (the flips add and remove more).
+
+    .venv/bin/python bench/dashboard.py [--sites 726] [--changes 50] [--faults 12]
 """
 
 from __future__ import annotations
@@ -55,13 +58,15 @@ class Fleet:
     """The simulated sites on an asyncio loop in a thread (playwright's sync API wants the
     main thread)."""
 
-    def __init__(self, n: int, port: int) -> None:
+    def __init__(self, n: int, port: int, faults: int = 0) -> None:
         self.port = port
         self.clients = [
             SiteClient(SimSite(f"site-{i:05d}", tier="commune" if i % 50 else "district",
                                parent=f"d-{i // 50:03d}", check_interval_s=60.0))
             for i in range(n)
         ]  # fmt: skip
+        for client in random.sample(self.clients, min(faults, n)):
+            client.site.statuses["camera"] = Status.FAIL
         self.load: Any = None
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -157,8 +162,9 @@ def sites_with_state(db: Path) -> int:
 
 def main() -> int:  # noqa: PLR0915 - one linear measurement
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sites", type=int, default=1000)
+    parser.add_argument("--sites", type=int, default=726)
     parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument("--faults", type=int, default=12, help="sites failing from the start")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -167,7 +173,7 @@ def main() -> int:  # noqa: PLR0915 - one linear measurement
     workdir = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     broker = Mosquitto(workdir / "broker", persistence=False).start()
     proc, url, db = start_centre(workdir, broker)
-    fleet = Fleet(args.sites, broker.port)
+    fleet = Fleet(args.sites, broker.port, args.faults)
     out: dict[str, Any] = {"sites": args.sites}
     try:
         out["connect_s"] = round(fleet.connect(), 2)
@@ -196,6 +202,7 @@ def main() -> int:  # noqa: PLR0915 - one linear measurement
                 renders.append(page.evaluate("window.__dash.firstRender"))
             out["first_render_ms"] = [round(r) for r in renders]
             out["tiles_in_dom"] = page.locator(".tile").count()
+            out["problems_listed"] = page.locator("#problem-list .problem").count()
             page.evaluate("window.__dash.trace = true")
             time.sleep(1.0)
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
@@ -252,7 +259,8 @@ def main() -> int:  # noqa: PLR0915 - one linear measurement
     else:
         sys.stdout.write(
             f"{out['sites']} sites: first render {out['first_render_ms']} ms "
-            f"({out['tiles_in_dom']} tiles), update latency p50 {out['update_p50_ms']} ms "
+            f"({out['tiles_in_dom']} tiles, {out['problems_listed']} in the problem list), "
+            f"update latency p50 {out['update_p50_ms']} ms "
             f"p99 {out['update_p99_ms']} ms max {out['update_max_ms']} ms "
             f"({out['updates_measured']} measured, {out['updates_missed']} missed), "
             f"JS heap {out['js_heap_mb']} MB, {out['dom_nodes']} DOM nodes, centre CPU "

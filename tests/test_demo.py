@@ -20,6 +20,6 @@ def test_demo_shows_check_table_and_the_centres_view():
     assert "vc/sim-commune-01/availability" in out
     assert "online" in out
     # the lens covered after 2 s reaches the centre as a FAULT at the 8 s check
-    assert "FAULT (check): camera fail" in out
+    assert "FAULT (after a check): camera fail" in out
     assert "retained, as a centre connecting now sees the site" in out
     assert "offline clean shutdown" in out

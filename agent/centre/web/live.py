@@ -122,6 +122,7 @@ class FleetWatch:
         self.store = Store(settings.db_path)
         self.lock = threading.Lock()  # one SQLite connection, used from worker threads
         self.tiles: dict[str, views.Tile] = {}
+        self.labels = views.Labels()  # of the last full read
         self.attendance = views.NO_SESSION
         self._attendance_at = 0.0
         self._running: views.Running | None = None
@@ -177,11 +178,15 @@ class FleetWatch:
             or time.monotonic() - self._full_at >= FULL_EVERY_S
         ):
             self._full_at = time.monotonic()
-            new = views.tiles(self.sites(), now, self.settings.silent_after)
+            rows = self.sites()
+            self.labels = views.labels(rows)
+            new = views.tiles(rows, now, self.settings.silent_after, self.labels)
             diff = views.changed(self.tiles, new)
             self.tiles = new
         elif changed_ids:
-            new = views.tiles(self.sites(changed_ids), now, self.settings.silent_after)
+            new = views.tiles(
+                self.sites(changed_ids), now, self.settings.silent_after, self.labels
+            )
             diff = views.changed(self.tiles, new)
             self.tiles.update(new)
         else:
@@ -255,4 +260,5 @@ class FleetWatch:
             session_id=session,
             metrics=metrics,
             replies=replies,
+            known=self.labels,
         )

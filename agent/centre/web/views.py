@@ -10,29 +10,54 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.centre import fleet
+from agent.centre import fleet, names
 from agent.centre.report import SessionReport
 from agent.centre.store import AttendanceRow
 
 Tile = dict[str, Any]
 
 
-def tile(site: fleet.SiteRow, now: float, silent_after: float) -> Tile:
+@dataclass(frozen=True)
+class Labels:
+    """What a tile says of its site that needs the other sites: its short name (siblings
+    compared) and its group's title (the parent's name). Made from a full read and kept for
+    the reads of a few changed sites in between."""
+
+    short: dict[str, str] = field(default_factory=dict)
+    full: dict[str, str] = field(default_factory=dict)  # site id -> its name, when it has one
+
+
+def labels(sites: list[fleet.SiteRow]) -> Labels:
+    return Labels(names.short_names(sites), {s.site_id: s.name for s in sites if s.name})
+
+
+def tile(site: fleet.SiteRow, now: float, silent_after: float, known: Labels | None = None) -> Tile:
     cond = fleet.condition(site, now, silent_after)
     problems = fleet.problem_msgs(site, cond, now, silent_after)
+    known = known or labels([site])
     return {
         "id": site.site_id,
         "name": site.name,
+        "short": known.short.get(site.site_id) or names.short_names([site])[site.site_id],
         "tier": site.tier,
         "parent": site.parent,
+        "group": site.parent,
+        "group_name": known.full.get(site.parent, site.parent) if site.parent else None,
         "c": cond.value,
+        # set by the roster and the condition events where this centre has them
+        "since": getattr(site, "since", None),
+        "summoned": getattr(site, "summoned", None),
         "why": fleet.english(problems[0]) if problems else "",
         "why_msg": problems[0] if problems else None,  # the page renders it in its language
     }
 
 
-def tiles(sites: list[fleet.SiteRow], now: float, silent_after: float) -> dict[str, Tile]:
-    return {s.site_id: tile(s, now, silent_after) for s in sites}
+def tiles(
+    sites: list[fleet.SiteRow], now: float, silent_after: float, known: Labels | None = None
+) -> dict[str, Tile]:
+    """The tiles of `sites`; `known` the labels of the whole fleet when `sites` is a part."""
+    known = known or labels(sites)
+    return {s.site_id: tile(s, now, silent_after, known) for s in sites}
 
 
 def changed(old: dict[str, Tile], new: dict[str, Tile]) -> list[Tile]:
@@ -135,11 +160,12 @@ def detail(
     session_id: str | None,
     metrics: dict[str, dict[str, Any]],
     replies: list[dict[str, Any]],
+    known: Labels | None = None,
 ) -> dict[str, Any]:
     cond = fleet.condition(site, now, silent_after)
     problems = fleet.problem_msgs(site, cond, now, silent_after)
     return {
-        **tile(site, now, silent_after),
+        **tile(site, now, silent_after, known),
         "problems": [fleet.english(p) for p in problems],
         "problem_msgs": problems,
         "availability": site.availability,

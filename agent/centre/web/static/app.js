@@ -3,8 +3,15 @@
 // makes from agent/locale/messages/ (page.* and fleet.*): {id: {en, vi, en_one?}}.
 "use strict";
 
-const CONDS = ["ready", "degraded", "fault", "offline", "silent", "unknown"];
+// Every condition a tile can be in, in the counters' order; one colour each (app.css --<c>).
+// A condition this centre's catalogue does not name (never_seen, before the roster) is left out.
+const CONDS = ["ready", "degraded", "fault", "offline", "silent", "never_seen", "unknown"];
 const TIER_ORDER = { province: 0, district: 1, commune: 2 };
+// The problem list's order: what the operator must act on first. A fault is a site that
+// answers and says it cannot hold the meeting; offline and silent ones may be as bad but are
+// seen from afar; a site never seen is a setup task, not a breakdown; degraded still works;
+// unknown waits for its first check. The live-session issue's in-call kinds slot in here.
+const PROBLEM_RANK = { fault: 0, offline: 1, silent: 2, never_seen: 3, degraded: 4, unknown: 5 };
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -13,7 +20,9 @@ const state = {
   catalog: {},
   tiles: new Map(), // id -> tile json
   els: new Map(), // id -> element
-  groups: new Map(), // group key -> {section, box}
+  groups: new Map(), // group key -> {section, box, title, counts}
+  conds: new Set(), // the conditions the counters filter on (none pressed: all)
+  problems: new Map(), // entry key -> problem entry (see problemEntries)
   counters: null,
   selected: new Set(),
   detailId: null,
@@ -53,6 +62,15 @@ function locale() {
   return state.lang === "vi" ? "vi-VN" : "en-GB";
 }
 
+// Names in the page's language's order; one collator per language (localeCompare with a
+// locale builds one per call: seconds over a 726-site sort).
+const collators = {};
+function collate(a, b) {
+  const lang = locale();
+  collators[lang] ??= new Intl.Collator(lang);
+  return collators[lang].compare(a, b);
+}
+
 function num(n) {
   return Number(n).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-US");
 }
@@ -69,13 +87,17 @@ function applyLanguage() {
   for (const el of document.querySelectorAll("[data-i18n-ph]")) el.placeholder = t(el.dataset.i18nPh);
   for (const el of document.querySelectorAll("[data-i18n-aria]")) el.setAttribute("aria-label", t(el.dataset.i18nAria));
   for (const el of document.querySelectorAll(".lang")) el.classList.toggle("on", el.dataset.lang === state.lang);
-  for (const [key, g] of state.groups) g.title.textContent = groupTitle(key);
+  buildCounters();
+  buildLegend();
+  for (const [key, g] of state.groups) paintGroupTitle(key, g);
   for (const tile of state.tiles.values()) paintTitle(tile);
   paintCentre();
   if (state.me) showMe();
   renderCounters();
   updateShown();
   updateSelected();
+  renderProblems();
+  fitWall();
   if (state.detailId) openDetail(state.detailId);
 }
 
@@ -146,46 +168,64 @@ function start(me) {
 
 // ---- tiles --------------------------------------------------------------------------------
 
+// A tile's group: its parent (a commune's district, a district's province); the sites with
+// no parent make a group of their own tier.
 function groupKey(tile) {
-  return `${tile.tier}\u0000${tile.parent || ""}`;
+  const parent = tile.group !== undefined ? tile.group : tile.parent;
+  return parent ? `g\u0000${parent}` : `t\u0000${tile.tier}`;
 }
 
-function groupTitle(key) {
-  const [tier, parent] = key.split("\u0000");
-  return parent ? `${t(TIER(tier))} · ${t("page.under")} ${parent}` : t(TIER(tier));
+function groupName(key, g) {
+  const [kind, value] = key.split("\u0000");
+  return kind === "t" ? t(TIER(value)) : (g && g.name) || value;
 }
 
-function groupOrder(key) {
-  const [tier, parent] = key.split("\u0000");
-  return [TIER_ORDER[tier] ?? 9, parent];
+function paintGroupTitle(key, g) {
+  const total = [...g.counts.values()].reduce((a, b) => a + b, 0);
+  const chips = CONDS.filter((c) => c !== "ready" && g.counts.get(c))
+    .map((c) => el("span", { class: `chip c-${c}`, "data-c": c, title: t(COND(c)) }, num(g.counts.get(c))));
+  g.title.replaceChildren(el("span", { class: "gname" }, groupName(key, g)), " ",
+    el("span", { class: "gcount" }, t("page.group.count", { count: total })), ...chips);
 }
 
-function newGroup(key) {
+function groupOrder(key, g) {
+  return [g ? g.rank : 9, groupName(key, g)];
+}
+
+function compareGroups(a, b) {
+  const [ra, na] = a, [rb, nb] = b;
+  return ra - rb || collate(na, nb);
+}
+
+function newGroup(key, tile) {
   const section = document.createElement("section");
   section.className = "group";
   section.dataset.key = key;
   const title = document.createElement("h2");
-  title.textContent = groupTitle(key);
   const box = document.createElement("div");
   box.className = "tiles";
   section.append(title, box);
-  const g = { section, box, title };
+  const g = { section, box, title, counts: new Map(), rank: TIER_ORDER[tile.tier] ?? 9, name: tile.group_name };
   state.groups.set(key, g);
   return g;
 }
 
-function groupFor(key) {
+function countInGroup(g, cond, delta) {
+  g.counts.set(cond, (g.counts.get(cond) || 0) + delta);
+  g.dirty = true;
+}
+
+function groupFor(key, tile) {
   let g = state.groups.get(key);
   if (g) return g;
-  g = newGroup(key);
-  // keep the groups in tier, then parent order
-  const [rank, parent] = groupOrder(key);
+  g = newGroup(key, tile);
+  // keep the groups in tier, then name order
+  const mine = groupOrder(key, g);
   let before = null;
   for (const other of $("groups").children) {
-    const [r2, p2] = groupOrder(other.dataset.key);
-    if (r2 > rank || (r2 === rank && p2 > parent)) { before = other; break; }
+    if (compareGroups(groupOrder(other.dataset.key, state.groups.get(other.dataset.key)), mine) > 0) { before = other; break; }
   }
-  $("groups").insertBefore(section, before);
+  $("groups").insertBefore(g.section, before);
   return g;
 }
 
@@ -206,19 +246,23 @@ function problemText(p, english) {
   return p && known(p.code) ? t(p.code, problemVars(p)) : english;
 }
 
-// The same as a list item; a component's reason and hint are the site's own text, marked.
-function problemItem(p, english) {
+// The same as nodes; a component's reason and hint are the site's own text, marked.
+function problemNodes(p, english) {
   if (!p || !known(p.code) || !p.code.startsWith("fleet.problem.component")) {
-    return el("li", {}, problemText(p, english));
+    return [problemText(p, english)];
   }
-  const li = el("li");
   const vars = problemVars(p);
+  const out = [];
   for (const part of t(p.code).split(/(\{reason\}|\{hint\})/)) {
     const key = part.slice(1, -1);
-    if (part === "{reason}" || part === "{hint}") li.append(el("span", { "data-from-site": key }, vars[key]));
-    else if (part) li.append(fill(part, vars));
+    if (part === "{reason}" || part === "{hint}") out.push(el("span", { "data-from-site": key }, vars[key]));
+    else if (part) out.push(fill(part, vars));
   }
-  return li;
+  return out;
+}
+
+function problemItem(p, english) {
+  return el("li", {}, ...problemNodes(p, english));
 }
 
 function fill(text, vars) {
@@ -235,12 +279,17 @@ function paintTitle(tile) {
   el.dataset.siteText = JSON.stringify(m && m.code && m.code.startsWith("fleet.problem.component") ? [problemVars(m).reason, problemVars(m).hint] : []);
 }
 
+function tileLabel(tile) {
+  if (tile.short) return tile.short;
+  return tile.name && tile.name !== `Site ${tile.id}` ? tile.name : tile.id;
+}
+
 function makeTile(tile) {
   const el = document.createElement("div");
   el.className = `tile c-${tile.c}`;
   el.dataset.id = tile.id;
   el.dataset.c = tile.c;
-  el.textContent = tile.name && tile.name !== `Site ${tile.id}` ? tile.name : tile.id;
+  el.textContent = tileLabel(tile);
   el.tabIndex = 0;
   state.els.set(tile.id, el);
   return el;
@@ -252,16 +301,25 @@ function putTile(tile) {
   let el = state.els.get(tile.id);
   if (!el) {
     el = makeTile(tile);
-    groupFor(groupKey(tile)).box.append(el);
+    const g = groupFor(groupKey(tile), tile);
+    g.box.append(el);
+    countInGroup(g, tile.c, 1);
   } else {
     if (old.c !== tile.c) {
       el.className = `tile c-${tile.c}` + (state.selected.has(tile.id) ? " sel" : "");
       el.dataset.c = tile.c;
     }
-    if (groupKey(old) !== groupKey(tile)) groupFor(groupKey(tile)).box.append(el);
+    if (tileLabel(old) !== tileLabel(tile)) el.textContent = tileLabel(tile);
+    if (groupKey(old) !== groupKey(tile) || old.c !== tile.c) {
+      countInGroup(state.groups.get(groupKey(old)), old.c, -1);
+      const g = groupFor(groupKey(tile), tile);
+      if (groupKey(old) !== groupKey(tile)) g.box.append(el);
+      countInGroup(g, tile.c, 1);
+    }
   }
   paintTitle(tile);
   filterOne(tile, el);
+  setProblems(tile);
 }
 
 function renderAll(snapshot) {
@@ -270,10 +328,21 @@ function renderAll(snapshot) {
   state.groups.clear();
   state.els.clear();
   state.tiles.clear();
+  state.problems.clear();
+  problemKeys.clear();
+  // A group's rank is its best tier (a district's group before its communes').
+  const rank = new Map();
+  for (const tile of snapshot.tiles) {
+    const key = groupKey(tile), r = TIER_ORDER[tile.tier] ?? 9;
+    if (!rank.has(key) || r < rank.get(key)) rank.set(key, r);
+  }
+  const name = (tile) => tileLabel(tile);
   const tiles = snapshot.tiles.slice().sort((a, b) => {
-    const [ra, pa] = groupOrder(groupKey(a));
-    const [rb, pb] = groupOrder(groupKey(b));
-    return ra - rb || (pa < pb ? -1 : pa > pb ? 1 : 0) || (a.id < b.id ? -1 : 1);
+    const ka = groupKey(a), kb = groupKey(b);
+    return compareGroups([rank.get(ka), groupName(ka, { name: a.group_name })],
+      [rank.get(kb), groupName(kb, { name: b.group_name })])
+      || (TIER_ORDER[a.tier] ?? 9) - (TIER_ORDER[b.tier] ?? 9)
+      || collate(name(a), name(b)) || (a.id < b.id ? -1 : 1);
   });
   // Built off-document, attached once: one layout for the whole fleet.
   const frag = document.createDocumentFragment();
@@ -281,14 +350,19 @@ function renderAll(snapshot) {
     const key = groupKey(tile);
     let g = state.groups.get(key);
     if (!g) {
-      g = newGroup(key);
+      g = newGroup(key, tile);
+      g.rank = rank.get(key);
       frag.append(g.section);
     }
     state.tiles.set(tile.id, tile);
     g.box.append(makeTile(tile));
+    countInGroup(g, tile.c, 1);
     paintTitle(tile);
+    setProblems(tile);
     if (state.selected.has(tile.id)) state.els.get(tile.id).classList.add("sel");
   }
+  measureBoard();
+  box.classList.toggle("dense", guessDense([...state.groups.values()].map((g) => g.box.childElementCount)));
   box.append(frag);
   state.counters = snapshot.counters;
   renderCounters();
@@ -301,6 +375,7 @@ function renderAll(snapshot) {
 
 function applyUpdate(batch) {
   const now = Date.now();
+  const before = state.tiles.size;
   for (const tile of batch.tiles) {
     putTile(tile);
     if (window.__dash.trace) window.__dash.updates.push([tile.id, tile.c, now]);
@@ -308,13 +383,52 @@ function applyUpdate(batch) {
   state.counters = batch.counters;
   renderCounters();
   updateShown();
+  scheduleProblems();
+  if (state.tiles.size !== before) fitWall();
   if (state.detailId && batch.tiles.some((x) => x.id === state.detailId)) scheduleDetail();
+}
+
+// The conditions this page can name, in order (a newer one from the centre after them).
+function conditions() {
+  const extra = Object.keys(state.counters?.counts || {}).filter((c) => !CONDS.includes(c));
+  return [...CONDS, ...extra].filter((c) => known(COND(c)) || state.counters?.counts?.[c]);
+}
+
+// The counters are the condition filter: pressing one shows only that condition (several
+// may be pressed); none pressed, every site.
+function buildCounters() {
+  const box = $("counts");
+  box.setAttribute("aria-label", t("page.filter.conditions"));
+  const have = conditions();
+  if (box.dataset.conds === have.join()) {
+    for (const b of box.children) b.querySelector(".word").textContent = t(COND(b.dataset.c));
+    return;
+  }
+  box.dataset.conds = have.join();
+  box.replaceChildren(...have.map((c) => {
+    const b = el("button", { type: "button", class: `count c-${c}`, "data-c": c, onclick: () => toggleCondition(c) },
+      el("b", { id: "n-" + c }, "0"), " ", el("span", { class: "word" }, t(COND(c))));
+    b.setAttribute("aria-pressed", String(state.conds.has(c)));
+    return b;
+  }));
+}
+
+function toggleCondition(c) {
+  if (state.conds.has(c)) state.conds.delete(c); else state.conds.add(c);
+  for (const b of $("counts").children) b.setAttribute("aria-pressed", String(state.conds.has(b.dataset.c)));
+  applyFilters();
+}
+
+function buildLegend() {
+  $("legend").replaceChildren(...conditions().map((c) =>
+    el("span", { class: "key" }, el("i", { class: `swatch c-${c}` }), t(COND(c)))));
 }
 
 function renderCounters() {
   const c = state.counters;
   if (!c) return;
-  for (const cond of CONDS) $("n-" + cond).textContent = num(c.counts[cond] || 0);
+  if ($("counts").dataset.conds !== conditions().join()) { buildCounters(); buildLegend(); }
+  for (const cond of conditions()) $("n-" + cond).textContent = num(c.counts[cond] || 0);
   const a = c.attendance;
   $("attendance").textContent = a.session && a.expected
     ? t("page.attendance", {
@@ -325,23 +439,161 @@ function renderCounters() {
     : t("page.attendance.none");
 }
 
+// ---- problem list -------------------------------------------------------------------------
+
+// Each source turns a tile into the problem entries it stands for: {key, kind, id, since,
+// text() (its reason as nodes, the site's own words marked)}; `kind` ranks it (PROBLEM_RANK)
+// and colours it (c-<kind>). The site's condition is one source; the live session's in-call
+// states (dropped, poor) are meant to be another.
+const problemSources = [
+  (tile) => (tile.c === "ready" ? [] : [{
+    key: "c:" + tile.id, kind: tile.c, id: tile.id,
+    since: tile.since ?? tile.why_msg?.last_seen ?? null,
+    text: () => (tile.why_msg || tile.why ? problemNodes(tile.why_msg, tile.why) : [t(COND(tile.c))]),
+  }]),
+];
+
+const problemKeys = new Map(); // site id -> its entries' keys
+function setProblems(tile) {
+  for (const key of problemKeys.get(tile.id) || []) state.problems.delete(key);
+  const keys = [];
+  for (const source of problemSources) {
+    for (const p of source(tile)) { state.problems.set(p.key, p); keys.push(p.key); }
+  }
+  problemKeys.set(tile.id, keys);
+}
+
+function problemOrder(a, b) {
+  const ta = state.tiles.get(a.id), tb = state.tiles.get(b.id);
+  return (PROBLEM_RANK[a.kind] ?? 50) - (PROBLEM_RANK[b.kind] ?? 50)
+    || (TIER_ORDER[ta.tier] ?? 9) - (TIER_ORDER[tb.tier] ?? 9)
+    || (b.since ?? 0) - (a.since ?? 0) // the newest first: what just broke
+    || collate(tileLabel(ta), tileLabel(tb));
+}
+
+// "5 min ago" in the page's language (the browser's own words for it, by locale).
+function ago(epoch) {
+  if (!epoch) return "";
+  const s = Math.max(0, Date.now() / 1000 - epoch);
+  const rtf = new Intl.RelativeTimeFormat(locale(), { numeric: "auto", style: "short" });
+  if (s < 60) return rtf.format(-Math.round(s), "second");
+  if (s < 3600) return rtf.format(-Math.floor(s / 60), "minute");
+  if (s < 86400) return rtf.format(-Math.floor(s / 3600), "hour");
+  return rtf.format(-Math.floor(s / 86400), "day");
+}
+
+function problemRow(p) {
+  const tile = state.tiles.get(p.id);
+  const parent = tile.group ? state.tiles.get(tile.group) : null;
+  const where = parent ? tileLabel(parent) : tile.group_name || "";
+  const li = el("li", { class: `problem k-${p.kind}`, "data-id": p.id, "data-kind": p.kind, tabIndex: 0 },
+    el("span", { class: `swatch c-${p.kind}`, title: known(COND(p.kind)) ? t(COND(p.kind)) : p.kind }),
+    el("span", { class: "pname" }, tileLabel(tile), where ? el("span", { class: "pwhere" }, " · " + where) : null),
+    el("span", { class: "psince", title: p.since ? when(p.since) : "" },
+      [known(COND(p.kind)) ? t(COND(p.kind)) : p.kind, ago(p.since)].filter(Boolean).join(" · ")),
+    el("span", { class: "pwhy" }, ...p.text()));
+  return li;
+}
+
+function renderProblems() {
+  problemsQueued = false;
+  const f = filters();
+  const shown = [...state.problems.values()].filter((p) => visible(state.tiles.get(p.id), f)).sort(problemOrder);
+  $("problem-count").textContent = num(shown.length);
+  $("problem-list").replaceChildren(...(shown.length ? shown.map(problemRow)
+    : [el("li", { class: "muted" }, t("page.problems.none"))]));
+}
+
+let problemsQueued = false;
+function scheduleProblems() {
+  if (problemsQueued) return;
+  problemsQueued = true;
+  requestAnimationFrame(renderProblems);
+}
+
+// The wall: every tile on one screen. When the groups do not fit at the normal size, the
+// dense one (smaller tiles) is tried; a screen too small for even that scrolls.
+function fitWall() {
+  const board = $("board"), box = $("groups");
+  if (!board.clientHeight) return;
+  const over = () => board.scrollHeight > board.clientHeight + 1;
+  // The guess first (one layout when it is right), the other size only when it is wrong; a
+  // dense wall that fits is kept (the guess said the normal size would not).
+  if (over()) {
+    if (box.classList.contains("dense")) box.classList.remove("dense"); // scrolls either way
+    else {
+      box.classList.add("dense");
+      if (over()) box.classList.remove("dense");
+    }
+  }
+  clearTimeout(squeezeTimer);
+  squeezeTimer = setTimeout(squeeze, 0); // after the paint: the wall shows first
+}
+
+// A name a little too wide for its tile is set tighter rather than cut (read all, then write).
+let squeezeTimer = null;
+function squeeze() {
+  const wide = [];
+  for (const el of state.els.values()) {
+    if (el.classList.contains("squeeze")) el.classList.remove("squeeze");
+  }
+  for (const el of state.els.values()) {
+    if (!el.hidden && el.scrollWidth > el.clientWidth) wide.push(el);
+  }
+  for (const el of wide) el.classList.add("squeeze");
+}
+
+// Whether the tiles need the dense size on this board, from the sizes app.css gives them
+// (column 340 px, tiles 74 x 21 px + 2 px, titles 27 px): set before the tiles are laid out,
+// so the first render usually lays them out once. fitWall() checks it against the layout.
+const boardSize = { width: 0, height: 0 }; // measured when it is cheap: empty, or on resize
+function measureBoard() {
+  boardSize.width = $("board").clientWidth;
+  boardSize.height = $("board").clientHeight;
+}
+
+function guessDense(groupSizes) {
+  const width = boardSize.width - 24, height = boardSize.height;
+  if (!width || !height) return false;
+  const cols = Math.max(1, Math.floor((width + 10) / 350));
+  const colWidth = (width - 10 * (cols - 1)) / cols;
+  const perRow = Math.max(1, Math.floor((colWidth + 2) / 76));
+  let total = 0;
+  for (const n of groupSizes) total += 27 + Math.ceil(n / perRow) * 23;
+  return total / cols > height;
+}
+
 // ---- filters ------------------------------------------------------------------------------
 
 function filters() {
   return {
     notReady: $("f-notready").checked,
     tier: $("f-tier").value,
-    text: $("f-text").value.trim().toLowerCase(),
+    text: fold($("f-text").value.trim()),
+    conds: state.conds,
   };
+}
+
+// Text as search compares it: no diacritics ("Hòa" finds "hoa"), đ as d, any case.
+function fold(text) {
+  return String(text).normalize("NFD").replace(/\p{M}/gu, "").replace(/[đĐ]/g, "d").toLowerCase();
+}
+
+const haystacks = new WeakMap(); // tile json -> its folded words
+function haystack(tile) {
+  let hay = haystacks.get(tile);
+  if (hay === undefined) {
+    hay = fold([tile.id, tile.name, tile.short, tile.parent, tile.group_name].filter(Boolean).join(" "));
+    haystacks.set(tile, hay);
+  }
+  return hay;
 }
 
 function visible(tile, f) {
   if (f.notReady && tile.c === "ready") return false;
   if (f.tier && tile.tier !== f.tier) return false;
-  if (f.text) {
-    const hay = `${tile.id} ${tile.name} ${tile.parent || ""}`.toLowerCase();
-    if (!hay.includes(f.text)) return false;
-  }
+  if (f.conds.size && !f.conds.has(tile.c)) return false;
+  if (f.text && !haystack(tile).includes(f.text)) return false;
   return true;
 }
 
@@ -353,7 +605,10 @@ function filterOne(tile, el, f) {
 function applyFilters() {
   const f = filters();
   for (const [id, el] of state.els) filterOne(state.tiles.get(id), el, f);
-  updateShown();
+  const perGroup = updateShown();
+  renderProblems();
+  $("groups").classList.toggle("dense", guessDense([...perGroup.values()].filter(Boolean)));
+  fitWall();
 }
 
 function updateShown() {
@@ -366,11 +621,16 @@ function updateShown() {
     const key = groupKey(tile);
     perGroup.set(key, (perGroup.get(key) || 0) + v);
   }
-  for (const [key, g] of state.groups) g.section.hidden = !perGroup.get(key);
+  for (const [key, g] of state.groups) {
+    g.section.hidden = !perGroup.get(key);
+    if (g.dirty) { g.dirty = false; paintGroupTitle(key, g); }
+  }
   $("shown").textContent = t("page.shown", { shown: num(shown), total: num(state.tiles.size) });
+  return perGroup;
 }
 
 let filterTimer = null;
+let fitTimer = null;
 function onFilter() {
   clearTimeout(filterTimer);
   filterTimer = setTimeout(applyFilters, 120);
@@ -497,7 +757,7 @@ function chart(att) {
   const NS = "http://www.w3.org/2000/svg";
   const pts = att.points.filter((p) => p.count !== null);
   if (!pts.length) return el("p", { class: "muted" }, t("page.detail.noattendance"));
-  const W = 320, H = 110, P = 22;
+  const W = 360, H = 130, P = 24;
   const t0 = pts[0].ts, t1 = Math.max(pts[pts.length - 1].ts, t0 + 1);
   const ymax = Math.max(att.expected || 0, ...pts.map((p) => p.count), 1);
   const x = (ts) => P + ((ts - t0) / (t1 - t0)) * (W - 2 * P);
@@ -512,21 +772,29 @@ function chart(att) {
     svg.append(n);
   };
   add("line", { x1: P, y1: y(0), x2: W - P, y2: y(0), class: "axis" });
+  // The expected line's label sits at its left end, the latest count beside its dot (the
+  // right end): below the dot when the dot is near the expected line, so they never overlap.
   if (att.expected) {
     add("line", { x1: P, y1: y(att.expected), x2: W - P, y2: y(att.expected), class: "expected" });
-    add("text", { x: W - P, y: y(att.expected) - 3, "text-anchor": "end" }, t("page.detail.expected", { n: att.expected }));
+    add("text", { x: P + 2, y: y(att.expected) - 4, class: "label-expected" }, t("page.detail.expected", { n: att.expected }));
   }
   add("polyline", { points: pts.map((p) => `${x(p.ts).toFixed(1)},${y(p.count).toFixed(1)}`).join(" "), class: "curve" });
   const last = pts[pts.length - 1];
   add("circle", { cx: x(last.ts), cy: y(last.count), r: 3, class: "dot" });
-  add("text", { x: x(last.ts) - 4, y: y(last.count) - 6, "text-anchor": "end" }, String(last.count));
+  const near = att.expected && Math.abs(y(last.count) - y(att.expected)) < 14;
+  const below = near || y(last.count) < P;
+  const right = x(last.ts) > W / 2; // the label on the dot's inner side, inside the chart
+  add("text", { x: x(last.ts) + (right ? -5 : 5), y: y(last.count) + (below ? 14 : -6),
+    "text-anchor": right ? "end" : "start", class: "label-count" }, String(last.count));
   add("text", { x: P, y: H - 4 }, new Date(t0 * 1000).toLocaleTimeString(locale()));
   add("text", { x: W - P, y: H - 4, "text-anchor": "end" }, new Date(t1 * 1000).toLocaleTimeString(locale()));
   return svg;
 }
 
-function metricsText(m) {
-  return Object.entries(m || {}).map(([k, v]) => `${k}=${typeof v === "number" ? +v.toFixed(3) : v}`).join(" ");
+// One item per metric, each kept whole and wrapped between items: none cut off.
+function metricsList(m) {
+  return Object.entries(m || {}).map(([k, v]) =>
+    el("span", { class: "m" }, `${k}=${typeof v === "number" ? +v.toFixed(3) : v}`));
 }
 
 function renderDetail(d) {
@@ -535,7 +803,7 @@ function renderDetail(d) {
   body.append(
     el("h2", {}, `${d.id}${d.name ? " — " + d.name : ""}`),
     el("p", {}, el("span", { class: `badge c-${d.c}`, "data-c": d.c }, t(COND(d.c))), " ",
-      `${t(TIER(d.tier))}${d.parent ? " · " + t("page.under") + " " + d.parent : ""} · `,
+      `${t(TIER(d.tier))}${d.parent ? " · " + t("page.under") + " " + (d.group_name || d.parent) : ""} · `,
       t("page.detail.lastseen", { when: when(d.last_seen) })),
   );
   if (state.me && state.me.can_command) {
@@ -558,7 +826,7 @@ function renderDetail(d) {
       el("td", {}, el("span", { class: `status s-${c.status}` }, known(STATUS(c.status)) ? t(STATUS(c.status)) : c.status)),
       el("td", { "data-from-site": "reason" }, c.reason_by_lang?.[state.lang] ?? c.reason),
       el("td", { "data-from-site": "hint" }, c.hint_by_lang?.[state.lang] ?? c.hint),
-      el("td", { class: "metrics" }, metricsText(c.metrics))));
+      el("td", { class: "metrics" }, ...metricsList(c.metrics))));
   }
   body.append(el("h3", {}, t("page.detail.components")), table);
   const hist = el("div", { class: "history" });
@@ -581,6 +849,7 @@ async function openDetail(id) {
   // Below the header: the counters, language and logout stay in reach.
   $("detail").style.top = `${document.querySelector("header").offsetHeight}px`;
   $("detail").hidden = false;
+  document.body.classList.add("detail-open"); // the tiles make room: none hides behind it
   const { status, data } = await api("GET", `/api/site/${encodeURIComponent(id)}`);
   if (status === 200 && state.detailId === id) renderDetail(data);
 }
@@ -689,11 +958,26 @@ async function boot() {
     if ($("select-mode").checked || ev.ctrlKey || ev.metaKey || ev.shiftKey) toggleSelect(tile.dataset.id);
     else openDetail(tile.dataset.id);
   });
+  const openProblem = (ev) => {
+    const li = ev.target.closest(".problem");
+    if (li && (ev.type === "click" || ev.key === "Enter")) openDetail(li.dataset.id);
+  };
+  $("problem-list").addEventListener("click", openProblem);
+  $("problem-list").addEventListener("keydown", openProblem);
+  window.addEventListener("resize", () => {
+    clearTimeout(fitTimer);
+    fitTimer = setTimeout(() => { measureBoard(); applyFilters(); }, 150);
+  });
+  setInterval(() => { if (state.problems.size) renderProblems(); }, 30_000); // the "ago"s
   $("groups").addEventListener("keydown", (ev) => {
     const tile = ev.target.closest(".tile");
     if (tile && ev.key === "Enter") openDetail(tile.dataset.id);
   });
-  $("detail-close").addEventListener("click", () => { state.detailId = null; $("detail").hidden = true; });
+  $("detail-close").addEventListener("click", () => {
+    state.detailId = null;
+    $("detail").hidden = true;
+    document.body.classList.remove("detail-open");
+  });
   applyLanguage();
   if (await openWall()) return;
   const { status, data } = await api("GET", "/api/me");
