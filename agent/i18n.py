@@ -11,8 +11,7 @@ its usage lines and argument errors by their English text. The gettext catalogue
 in memory from the TOML entries (English text -> Vietnamese), so there is no .po or .mo to
 keep in step; `python -m agent.i18n po vi` writes a .po for translators' tools and
 `python -m agent.i18n compile DIR` .mo files (the tests compare our compiler with GNU
-msgfmt). During the move to ids, entries still in agent/locale/vi/LC_MESSAGES/edge-agent.po
-are merged in.
+msgfmt).
 
 Language: `--lang vi|en` wins; otherwise the first set of LC_ALL, LC_MESSAGES, LANG (POSIX
 precedence) starting with "vi" means Vietnamese; anything else means English.
@@ -35,17 +34,11 @@ from typing import Literal
 from agent.messages import Param, catalogue, message, render
 
 DOMAIN = "edge-agent"
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 _LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
 _MO_MAGIC = 0x950412DE
 
 Lang = Literal["en", "vi"]
 LANGUAGES: tuple[Lang, ...] = ("en", "vi")
-
-
-def N_(message: str) -> str:
-    """Mark a string for translation where it is defined; translate it with _() when shown."""
-    return message
 
 
 def select_language(cli_lang: str | None, environ: Mapping[str, str] | None = None) -> Lang:
@@ -173,10 +166,6 @@ def compile_mo(messages: Mapping[str, str]) -> bytes:
     return header + tables + ids + strs
 
 
-def po_path(lang: str) -> Path:
-    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-
-
 # The areas whose entries are looked up by their English text: texts of a library we do not
 # write, which asks gettext for them. Only these reach gettext, so two of our ids that share
 # an English word ("check" as a column, "check" as a cause) can each keep their own
@@ -193,9 +182,6 @@ def gettext_messages(lang: Lang) -> dict[str, str]:
             continue
         key = entry["en"] + ("\0" + entry["en_plural"] if "en_plural" in entry else "")
         out[key] = entry[lang]
-    path = po_path(lang)
-    if path.is_file():  # the part not yet moved to ids
-        out |= parse_po(path.read_text(encoding="utf-8"), str(path))
     return out
 
 
@@ -245,19 +231,6 @@ def _(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return _current.ngettext(singular, plural, n)
-
-
-def translate(message: str, lang: Lang) -> str:
-    """One message in a given language, whatever the process language is."""
-    return translations(lang).gettext(message)
-
-
-def missing(messages: Sequence[str], lang: Lang) -> list[str]:
-    """The messages the catalogue of `lang` does not translate (for tests and reviews)."""
-    if lang == "en":
-        return []
-    catalogue = translations(lang)
-    return [m for m in messages if catalogue.gettext(m) == m]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

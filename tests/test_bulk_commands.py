@@ -230,8 +230,10 @@ def test_select_all_shown_then_a_bulk_send_settles_with_counts_and_colours(
             page.click('#actions [data-action="run-checks"]')
             line = "#bulk-log li"
             page.wait_for_selector(f'{line}[data-waiting="0"]', timeout=(DEADLINE_S + 10) * 1000)
-            assert page.locator(line).text_content().endswith(
-                "Run checks: 2 sent: 0 answered (—), 2 no answer  [op]"
+            assert (
+                page.locator(line)
+                .text_content()
+                .endswith("Run checks: 2 sent: 0 answered (—), 2 no answer  [op]")
             )
             assert page.locator('#reply-log li[data-status="no_answer"]').count() == 2
             assert "no answer" in page.locator('#reply-log li[data-site="c-an"]').first.inner_text()
@@ -245,8 +247,10 @@ def test_select_all_shown_then_a_bulk_send_settles_with_counts_and_colours(
             assert entry.evaluate("e => getComputedStyle(e).color") == FAULT
             badge = entry.locator('[data-outcome="fault"]')
             assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == FAULT
-            assert page.locator(line).text_content().endswith(
-                "Run checks: 2 sent: 1 answered (1 fault), 1 no answer  [op]"
+            assert (
+                page.locator(line)
+                .text_content()
+                .endswith("Run checks: 2 sent: 1 answered (1 fault), 1 no answer  [op]")
             )
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT))

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.i18n import parse_po, po_path
 from agent.messages import catalogue
 from agent.sim.toml_writer import dump_toml
 from tests.faults.test_bad_files import AGENT_CASES, AGENT_OK
@@ -67,15 +66,10 @@ def _argparse_msgids() -> list[str]:
 
 
 def _vocabularies() -> tuple[set[str], set[str]]:
-    """Every entry of the symbolic catalogue, plus the .po while the move to ids lasts."""
+    """Every entry of the catalogue."""
     entries = catalogue().values()
     en = [e[k] for e in entries for k in ("en", "en_one", "en_plural") if k in e]
     vi = [e["vi"] for e in entries]
-    po = po_path("vi")
-    if po.is_file():
-        old = parse_po(po.read_text(encoding="utf-8"))
-        en += [k.split("\x04")[-1] for k in old if k]
-        vi += [v for k, v in old.items() if k]
     english = ascii_words([*en, *_argparse_msgids(), COMMON_ENGLISH])
     vietnamese = ascii_words(vi)
     return english - vietnamese - _PROPER, vietnamese

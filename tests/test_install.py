@@ -80,7 +80,6 @@ def test_install_puts_everything_in_place(dest: Path, repo: Path) -> None:
     for rel in (
         "agent/cli/__init__.py",
         "agent/led/patterns.py",
-        "agent/locale/vi/LC_MESSAGES/edge-agent.po",
         "agent/locale/messages/camera.toml",
         "firmware_profiles/cisco-roomos.toml",
         "pyproject.toml",

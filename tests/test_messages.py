@@ -241,9 +241,8 @@ def test_a_non_finite_number_in_a_message_survives_json() -> None:
 def test_gettext_sees_only_the_texts_looked_up_by_their_english() -> None:
     """gettext finds a text by its English: were our ids in it, two entries with the same
     English ("check" the column, "check" the cause) would let one Vietnamese silently
-    replace the other. Only argparse's own texts go that way; and among them (and the part
-    of the .po not yet moved) one English text has one Vietnamese."""
-    from agent.i18n import GETTEXT_AREAS, gettext_messages, parse_po, po_path  # noqa: PLC0415
+    replace the other. Only argparse's own texts go that way."""
+    from agent.i18n import GETTEXT_AREAS, gettext_messages  # noqa: PLC0415
 
     looked_up = {
         e["en"] + ("\0" + e["en_plural"] if "en_plural" in e else "")
@@ -251,12 +250,4 @@ def test_gettext_sees_only_the_texts_looked_up_by_their_english() -> None:
         if i.split(".", 1)[0] in GETTEXT_AREAS
     }
     assert len(looked_up) >= 20  # argparse's usage, errors and plurals
-    path = po_path("vi")
-    old = parse_po(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    assert set(gettext_messages("vi")) == looked_up | set(old) | {""}
-    clashes = {
-        en: (e["vi"], old[en])
-        for i, e in catalogue().items()
-        if i.startswith("argparse.") and (en := e["en"]) in old and old[en] != e["vi"]
-    }
-    assert clashes == {}
+    assert set(gettext_messages("vi")) == looked_up | {""}

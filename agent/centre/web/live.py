@@ -184,9 +184,7 @@ class FleetWatch:
             diff = views.changed(self.tiles, new)
             self.tiles = new
         elif changed_ids:
-            new = views.tiles(
-                self.sites(changed_ids), now, self.settings.silent_after, self.labels
-            )
+            new = views.tiles(self.sites(changed_ids), now, self.settings.silent_after, self.labels)
             diff = views.changed(self.tiles, new)
             self.tiles.update(new)
         else:
