@@ -198,12 +198,12 @@ class Ingest:
             self._live.stop()
             raise ConfigError(
                 message(
-                    "centreconf.share_group_needs_v5",
+                    "centre.settings.share_group_needs_v5",
                     group=self.settings.share_group,
                     where=f"{self.settings.broker.host}:{self.settings.broker.port}",
                     setting=self.settings.broker.protocol,
                 ),
-                message("centreconf.hint.share_group"),
+                message("centre.settings.hint.share_group"),
             )
         if self.settings.retained_wait_s > 0:
             self._retained_pass()

@@ -132,7 +132,7 @@ def load_centre_settings(path: str | os.PathLike[str] | None = None) -> CentreSe
     if not where.exists():
         # agent.config's own message names the agent's example file and variable.
         raise ConfigError(
-            message("centreconf.not_found", path=str(where)),
-            message("centreconf.hint.copy_example", variable=ENV_CENTRE_CONFIG),
+            message("centre.settings.not_found", path=str(where)),
+            message("centre.settings.hint.copy_example", variable=ENV_CENTRE_CONFIG),
         )
     return load_file_settings(CentreSettings, where)

@@ -129,8 +129,8 @@ def load_keys(settings: Settings) -> dict[str, Ed25519PublicKey]:
             keys[entry.key_id] = public_key_from_b64(text)
         except (ValueError, OSError) as exc:
             raise ConfigError(
-                message("remote.bad_public_key", where=where, error=str(exc)),
-                message("remote.hint.paste_key"),
+                message("command.site.bad_public_key", where=where, error=str(exc)),
+                message("command.site.hint.paste_key"),
             ) from None
     return keys
 

@@ -64,8 +64,8 @@ class SeenStore:
             self._db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise CommandStoreError(
-                message("remote.store_cannot_open", path=str(path), error=str(exc)),
-                message("remote.hint.state_dir_writable"),
+                message("command.site.store_cannot_open", path=str(path), error=str(exc)),
+                message("command.site.hint.state_dir_writable"),
             ) from None
 
     def close(self) -> None:
