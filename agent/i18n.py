@@ -31,7 +31,8 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from agent.messages import Param, catalogue, message, render
+from agent.errors import AgentError
+from agent.messages import Param, catalogue, message, render, render_or
 
 DOMAIN = "edge-agent"
 _LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
@@ -223,6 +224,14 @@ def t(msg_id: str, **params: Param) -> str:
 def say(msg_id: str, lang: Lang, **params: Param) -> str:
     """Catalogue entry `msg_id` in `lang`: t() for a renderer told its reader's language."""
     return render(message(msg_id, **params), lang)
+
+
+def error_text(exc: AgentError) -> str:
+    """An error and its fix in the process language (English for an untranslated one): how
+    every command line, ours and the `python -m` tools', says what went wrong."""
+    text = render_or(exc.msg, exc.message, _current_lang)
+    hint = render_or(exc.hint_msg, exc.hint, _current_lang)
+    return t("cli.error_hint", message=text, hint=hint) if hint else t("cli.error", message=text)
 
 
 def _(message: str) -> str:

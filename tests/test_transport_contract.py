@@ -12,12 +12,16 @@ from pydantic import ValidationError
 
 from agent.centre.ingest import parse
 from agent.centre.sender import parse_reply
+from agent.checks.live import CallState, LiveVerdict, MediaStats, PathStats
 from agent.config import BrokerSettings
 from agent.contract.payloads import (
     PAYLOADS,
     AvailabilityPayload,
     CommandReplyPayload,
     Envelope,
+    LiveEventPayload,
+    LivePayload,
+    SessionRef,
     StatePayload,
     parse_report,
 )
@@ -51,6 +55,7 @@ def test_every_outgoing_topic_has_a_payload_model_and_a_schema_file():
         "availability",
         "meta",
         "state",
+        "live",
     }
 
 
@@ -159,6 +164,18 @@ def _reports() -> dict[str, tuple[bytes, list[tuple[str | int, ...]]]]:
         site_id="s1", seq=9, ts=datetime.now(UTC), command_id="c-1", status="succeeded",
         output={"sessions": 1},
     )  # fmt: skip
+    now = datetime.now(UTC)
+    session = SessionRef(session_id="s-1", start=now, end=now, title="Giao ban")
+    media = MediaStats(kind="video", direction="in", loss_pct=9.5, jitter_ms=40.0)
+    live = LivePayload(
+        site_id="s1", seq=10, ts=now, verdict=LiveVerdict.POOR, since=now, reason="loss 9.5 %",
+        call=CallState(in_call=True, since=now, far_end="mcu@tinh", media=(media,)),
+        path=(PathStats(target="mcu", loss_pct=0.0, rtt_ms=12.0),), session=session,
+    )  # fmt: skip
+    event = LiveEventPayload(
+        site_id="s1", seq=11, ts=now, session=session, before=LiveVerdict.IN_CALL,
+        after=LiveVerdict.POOR, reason="loss 9.5 %",
+    )  # fmt: skip
     return {
         "availability": (site.availability()[1], []),
         "meta": (site.meta()[1], [("site",), ("components", 0)]),
@@ -166,6 +183,8 @@ def _reports() -> dict[str, tuple[bytes, list[tuple[str | int, ...]]]]:
         "checks": (site.checks()[1], [("results", 0)]),
         "attendance": (site.attendance("sess-1", 12)[1], []),
         "command_reply": (reply.to_bytes(), []),
+        "live": (live.to_bytes(), [("call",), ("call", "media", 0), ("path", 0), ("session",)]),
+        "live_event": (event.to_bytes(), [("session",)]),
     }
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import AgentError
-from agent.i18n import select_language, set_language, t
+from agent.i18n import error_text, select_language, set_language, t
 from agent.messages import Message, message
 
 log = logging.getLogger(__name__)
@@ -228,8 +228,6 @@ _OK = "attendance.models.ok"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agent.cli import error_text  # noqa: PLC0415 - the CLI's own error format
-
     set_language(select_language(None))
     parser = argparse.ArgumentParser(
         prog="python -m agent.attendance.models", description=t("attendance.models.description")

@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from agent import __version__
 from agent.checks.model import ExitCode
 from agent.errors import AgentError
-from agent.i18n import LANGUAGES, current_language, select_language, set_language, t
-from agent.messages import render_or
+from agent.i18n import LANGUAGES, error_text, select_language, set_language, t
 
 # Each module adds its own sub-commands: add_parsers(subparsers) sets `func` on each parser;
 # func(args) returns the exit code.
@@ -78,14 +77,6 @@ def _lang_in(argv: Sequence[str]) -> str | None:
         if value in LANGUAGES:
             return value
     return None
-
-
-def error_text(exc: AgentError) -> str:
-    """The error and its fix in the reader's language (English for an untranslated one)."""
-    lang = current_language()
-    text = render_or(exc.msg, exc.message, lang)
-    hint = render_or(exc.hint_msg, exc.hint, lang)
-    return t("cli.error_hint", message=text, hint=hint) if hint else t("cli.error", message=text)
 
 
 def _run(argv: Sequence[str] | None) -> int:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
+from agent.checks.live import LiveState, LiveVerdict
 from agent.checks.model import CheckResult, CheckRun, Status, Trigger, Verdict
 from agent.messages import Message
 
@@ -219,6 +220,29 @@ class AttendancePayload(Envelope):
 ReplyStatus = Literal["accepted", "progress", "succeeded", "failed", "rejected"]
 
 
+class LivePayload(LiveState, Envelope):
+    """The site's live state during a session (retained): republished on every change and
+    at least every 60 s with the latest media figures; absent outside sessions (the last
+    one says `session` None when a session ends)."""
+
+    kind: ClassVar[str] = "live"
+    schema_: Literal["edge-agent/live/1"] = _schema_field("live")
+    session: SessionRef | None = Field(description="The session being watched; None: over.")
+
+
+class LiveEventPayload(Envelope):
+    """One transition of the live verdict (joined, dropped, poor, recovered), queued so a
+    cut line loses none."""
+
+    kind: ClassVar[str] = "live_event"
+    schema_: Literal["edge-agent/live_event/1"] = _schema_field("live_event")
+    session: SessionRef
+    before: LiveVerdict | None = Field(description="None: the first verdict of the session.")
+    after: LiveVerdict
+    reason: str = ""
+    reason_msg: Message | None = None
+
+
 class CommandReplyPayload(Envelope):
     """A reply to a command (docs/mqtt.md, "Commands"): `accepted`, then any `progress`,
     then `succeeded` or `failed`; or only `rejected`."""
@@ -245,6 +269,8 @@ PAYLOADS: dict[str, type[Envelope]] = {
         StatePayload,
         ChecksPayload,
         AttendancePayload,
+        LivePayload,
+        LiveEventPayload,
         CommandReplyPayload,
     )
 }
