@@ -1,6 +1,8 @@
 """Shared fixtures. Each area keeps its service fixtures in its own plugin module."""
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,3 +24,13 @@ def _english_afterwards() -> Iterator[None]:
     English whatever the last one chose."""
     yield
     set_language("en")
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where the page tests keep their screenshots for a person to look at: $EDGE_AGENT_ARTIFACTS
+    (`./run test` sets it to .run/artifacts, git-ignored; a CI keeps that folder), else there."""
+    where = os.environ.get("EDGE_AGENT_ARTIFACTS")
+    path = Path(where) if where else Path(__file__).resolve().parent.parent / ".run" / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -34,7 +34,6 @@ pytestmark = pytest.mark.broker
 VALIDITY_S = 2.0  # short, so the deadline (validity + grace) comes within the test
 GRACE_S = 1.0
 DEADLINE_S = VALIDITY_S + GRACE_S
-SCREENSHOT = Path(__file__).resolve().parent.parent / ".run" / "bulk-commands.png"
 FAULT = "rgb(239, 108, 0)"  # --fault in app.css, as on the tiles
 
 
@@ -184,7 +183,7 @@ def test_a_restarted_centre_marks_the_commands_it_had_in_flight(broker, tmp_path
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
 def test_select_all_shown_then_a_bulk_send_settles_with_counts_and_colours(
-    broker, tmp_path, monkeypatch
+    broker, tmp_path, monkeypatch, artifacts
 ):
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
@@ -252,9 +251,9 @@ def test_select_all_shown_then_a_bulk_send_settles_with_counts_and_colours(
                 .text_content()
                 .endswith("Run checks: 2 sent: 1 answered (1 fault), 1 no answer  [op]")
             )
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT))
-            print(f"\nscreenshot: {SCREENSHOT}")
+            shot = artifacts / "bulk-commands.png"
+            page.screenshot(path=str(shot))
+            print(f"\nscreenshot: {shot}")
             # "select all shown" stops at the per-send limit, and says so
             page.wait_for_selector(f'.tile[data-id="{many[-1].site_id}"]', state="attached")
             page.fill("#f-text", "")

@@ -30,7 +30,6 @@ pytestmark = [
     pytest.mark.broker,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
 ]
-ARTIFACTS = Path(__file__).resolve().parent.parent / ".run"  # git-ignored
 BANNER_BOUND_S = 10.0  # the figure
 SITES = ("d-1", "c-1", "c-2", "c-3")
 
@@ -57,7 +56,7 @@ def status_json(config: Path, capsys: Any) -> dict[str, Any]:
 
 
 def test_the_page_says_when_the_centre_loses_the_broker_and_sites_keep_their_state(
-    tmp_path, capsys
+    tmp_path, capsys, artifacts
 ):
     broker = Mosquitto(tmp_path / "broker").start()
     # silent after 2 s unheard: the 6 s blind below would turn every site silent if the
@@ -116,7 +115,7 @@ def test_the_page_says_when_the_centre_loses_the_broker_and_sites_keep_their_sta
             time.sleep(3 * 2.0)
             assert set(fleet_conditions(dash).values()) == {"ready"}, fleet_conditions(dash)
             assert page.locator('.tile[data-c="ready"]').count() == len(SITES)
-            page.screenshot(path=str(ARTIFACTS / "centre-health-blind.png"))
+            page.screenshot(path=str(artifacts / "centre-health-blind.png"))
             status = status_json(config, capsys)
             assert status["centre"]["broker"] == "down"
             assert status["counts"]["silent"] == status["counts"]["offline"] == 0
@@ -130,7 +129,7 @@ def test_the_page_says_when_the_centre_loses_the_broker_and_sites_keep_their_sta
             muted.add("c-3")
             page.wait_for_selector('.tile[data-id="c-3"][data-c="silent"]', state="attached")
             assert page.locator('.tile[data-c="ready"]').count() == len(SITES) - 1
-            page.screenshot(path=str(ARTIFACTS / "centre-health-back.png"))
+            page.screenshot(path=str(artifacts / "centre-health-back.png"))
             browser.close()
         store = Store(settings.db_path)
         try:

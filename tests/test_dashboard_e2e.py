@@ -6,8 +6,6 @@ send, filters and the Vietnamese text work, and a screenshot is saved for review
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import threading
 import time
@@ -40,7 +38,6 @@ LAUNCH_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-SCREENSHOT = Path(__file__).resolve().parent.parent / ".run" / "dashboard.png"  # git-ignored
 KEEPALIVE_S = 5  # the agents' (tests/fixtures/broker.agent_config)
 RED = "rgb(198, 40, 40)"  # --offline in app.css
 
@@ -257,7 +254,7 @@ def test_a_viewer_cannot_send_commands(browser, env):
     page.close()
 
 
-def test_filters_language_detail_and_a_screenshot(browser, env):
+def test_filters_language_detail_and_a_screenshot(browser, env, artifacts):
     page = open_page(browser, env, "op")
     wait_tile(page, "c-kimlien", "fault", 10)
     # grouped by tier and parent, province first
@@ -294,12 +291,10 @@ def test_filters_language_detail_and_a_screenshot(browser, env):
     # The agent runs in English and sends its reason as a message id: shown in Vietnamese.
     assert "thời gian phản hồi" in network.inner_text()
     assert " rtt " not in network.inner_text()
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
-    if os.environ.get("DASHBOARD_SCREENSHOT"):
-        shutil.copy(SCREENSHOT, os.environ["DASHBOARD_SCREENSHOT"])
-    print(f"\nscreenshot: {SCREENSHOT}")
-    assert SCREENSHOT.stat().st_size > 10_000
+    shot = artifacts / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"\nscreenshot: {shot}")
+    assert shot.stat().st_size > 10_000
     page.close()
 
 

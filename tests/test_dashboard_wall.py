@@ -4,14 +4,13 @@ under its district's name with counts; the problem list beside it in severity an
 counters that filter; search without diacritics that matches district names; and a 1366x768
 screen where every tile is reachable by scrolling.
 
-Screenshots are kept in $EDGE_AGENT_ARTIFACTS when set (CI uploads that directory), else in
-the test's temporary directory; the path is printed.
+Screenshots are kept in the `artifacts` folder (tests/conftest.py: $EDGE_AGENT_ARTIFACTS, else
+.run/artifacts).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,15 +101,6 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     dash = Dashboard(settings, "127.0.0.1:0", with_broker=False).start()
     yield dash
     dash.stop()
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    where = os.environ.get("EDGE_AGENT_ARTIFACTS")
-    path = Path(where) if where else tmp_path_factory.mktemp("artifacts")
-    path.mkdir(parents=True, exist_ok=True)
-    print(f"\nscreenshots: {path}")
-    return path
 
 
 @pytest.fixture(scope="module")
