@@ -1,0 +1,228 @@
+"""The centre during a session, through a real mosquitto and the real ingest: a site's `live`
+state (dropped, then back in the call) reaches `centre status` and /api/fleet with its since
+time; its `live/event` transitions are stored; one media point per site and minute; a site
+the session expects that sends nothing counts as not joined; and the wall's problem list in a
+real Chromium shows a dropped site (the time from publishing to the page is printed)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.centre.ingest import Ingest
+from agent.centre.settings import CentreSettings
+from agent.centre.store import Store
+from agent.centre.web.accounts import Accounts, Role
+from agent.centre.web.server import Dashboard
+from agent.checks.live import CallState, LiveVerdict, MediaStats, PathStats
+from agent.cli import main
+from agent.contract.payloads import LiveEventPayload, LivePayload, SessionRef
+from agent.contract.topics import topic_for
+from agent.sim.broker import Mosquitto
+from agent.sim.fleet_site import Message, SimSite
+from tests.fixtures.broker import dump_toml, wait_until
+from tests.test_centre import centre_config, publisher  # noqa: F401 - a fixture
+from tests.test_dashboard import PASSWORD, Client
+
+NOW = datetime.now(UTC)
+SESSION = SessionRef(
+    session_id="hop-19", title="Họp giao ban", start=NOW - timedelta(minutes=5),
+    end=NOW + timedelta(hours=2),
+)  # fmt: skip
+
+
+def live(
+    site: SimSite,
+    verdict: LiveVerdict,
+    since: datetime,
+    *,
+    reason: str = "",
+    loss: float = 0.0,
+    ts: datetime | None = None,
+    historical: bool = False,
+    session: SessionRef | None = SESSION,
+) -> Message:
+    in_call = verdict is not LiveVerdict.DROPPED
+    media = (MediaStats(kind="video", direction="in", loss_pct=loss, jitter_ms=12.0),)
+    payload = LivePayload(
+        site_id=site.site_id, seq=site._next(), boot=site.boot, ts=ts or datetime.now(UTC),
+        historical=historical, verdict=verdict, since=since, reason=reason, session=session,
+        call=CallState(in_call=in_call, media=media if in_call else ()),
+        path=(PathStats(target="mcu.example", loss_pct=loss, rtt_ms=40.0),),
+    )  # fmt: skip
+    return topic_for("vc", site.site_id, "live"), payload.to_bytes(), True
+
+
+def event(site: SimSite, before: LiveVerdict | None, after: LiveVerdict) -> Message:
+    payload = LiveEventPayload(
+        site_id=site.site_id, seq=site._next(), boot=site.boot, ts=datetime.now(UTC),
+        session=SESSION, before=before, after=after, reason=f"{before} -> {after}",
+    )  # fmt: skip
+    return topic_for("vc", site.site_id, "live_event"), payload.to_bytes(), False
+
+
+@pytest.fixture
+def centre(broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[Ingest, Dashboard]]:
+    cfg = centre_config(broker, tmp_path, silent_after=30.0)
+    (tmp_path / "centre.toml").write_text(dump_toml(cfg))
+    settings = CentreSettings.model_validate(cfg)
+    ingest = Ingest(settings).start()
+    accounts = Accounts(settings.db_path)
+    accounts.add("view", PASSWORD, Role.VIEWER)
+    accounts.close()
+    dash = Dashboard(settings, "127.0.0.1:0", with_broker=False).start()
+    yield ingest, dash
+    dash.stop()
+    ingest.stop()
+
+
+def status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    main(["centre", "status", "--config", str(tmp_path / "centre.toml"), "--json"])
+    data: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return data
+
+
+def status_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    main(["centre", "status", "--config", str(tmp_path / "centre.toml")])
+    return capsys.readouterr().out
+
+
+def live_of(data: dict[str, Any], site_id: str) -> dict[str, Any] | None:
+    return next((s for s in data["live"]["sites"] if s["site_id"] == site_id), None)
+
+
+def tile(client: Client, site_id: str) -> dict[str, Any]:
+    _, snap, _ = client.call("GET", "/api/fleet")
+    # {} until the page's watch has read the site
+    return next((t for t in snap["tiles"] if t["id"] == site_id), {})
+
+
+def test_a_dropped_site_shows_dropped_with_since_then_recovers(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    centre: tuple[Ingest, Dashboard],
+    publisher: Callable[..., None],  # noqa: F811
+) -> None:
+    ingest, dash = centre
+    c1, c2 = SimSite("c1", parent="d1"), SimSite("c2", parent="d1")
+    publisher(*c1.birth(), *c2.birth())
+    joined = NOW - timedelta(minutes=4)
+    publisher(live(c1, LiveVerdict.IN_CALL, joined), event(c1, None, LiveVerdict.IN_CALL))
+    # c2 is expected (its summoned number) but sends no live state: not joined
+    assert wait_until(lambda: (status(tmp_path, capsys).get("live") or {}).get("counts", {})
+                      .get("in_call") == 1, 10)  # fmt: skip
+    data = status(tmp_path, capsys)
+    assert data["live"]["session_id"] == "hop-19"
+    assert data["live"]["counts"] == {
+        "in_call": 1, "poor": 0, "dropped": 0, "unknown": 0, "not_joined": 1,
+    }  # fmt: skip
+    assert data["live"]["by_parent"]["commune under d1"]["not_joined"] == 1
+    assert live_of(data, "c2")["state"] == "not_joined"
+    assert live_of(data, "c2")["since"] == pytest.approx(SESSION.start.timestamp())
+
+    client = Client(dash.url)
+    assert client.login("view")[0] == 200
+    assert wait_until(lambda: (tile(client, "c1").get("live") or {}).get("v") == "in_call", 10)
+    dropped_at = datetime.now(UTC).replace(microsecond=0)
+    sent = time.monotonic()
+    publisher(live(c1, LiveVerdict.DROPPED, dropped_at, reason="codec left the call"))
+    assert wait_until(lambda: (tile(client, "c1").get("live") or {}).get("v") == "dropped", 10)
+    with capsys.disabled():
+        print(f"\nlive dropped -> /api/fleet: {(time.monotonic() - sent) * 1000:.0f} ms")
+    t = tile(client, "c1")
+    assert t["live"]["since"] == dropped_at.timestamp()
+    assert t["live"]["reason_by_lang"]["en"] == "codec left the call"
+    assert t["c"] == "ready"  # the agent is fine: its codec is not in the call
+    _, snap, _ = client.call("GET", "/api/fleet")
+    assert snap["counters"]["live"]["counts"]["dropped"] == 1
+
+    data = status(tmp_path, capsys)
+    assert data["live"]["counts"]["dropped"] == 1
+    assert live_of(data, "c1") == {
+        "site_id": "c1", "name": "Site c1", "tier": "commune", "parent": "d1",
+        "state": "dropped", "since": dropped_at.timestamp(), "reason": "codec left the call",
+    }  # fmt: skip
+    text = status_text(tmp_path, capsys)
+    assert "session Họp giao ban, live:" in text
+    assert f"c1 (Site c1) CALL DROPPED since {dropped_at:%Y-%m-%d %H:%M:%S}Z" in text
+
+    back = datetime.now(UTC)
+    publisher(
+        event(c1, LiveVerdict.IN_CALL, LiveVerdict.DROPPED),
+        live(c1, LiveVerdict.IN_CALL, back),
+        event(c1, LiveVerdict.DROPPED, LiveVerdict.IN_CALL),
+    )
+    assert wait_until(lambda: (tile(client, "c1").get("live") or {}).get("v") == "in_call", 10)
+    data = status(tmp_path, capsys)
+    assert data["live"]["counts"]["in_call"] == 1
+    assert data["live"]["counts"]["dropped"] == 0
+    assert live_of(data, "c1") is None
+
+    store = Store(ingest.settings.db_path)
+    try:
+        events = [(e.before, e.after) for e in store.live_events("hop-19", "c1")]
+    finally:
+        store.close()
+    assert events == [(None, "in_call"), ("in_call", "dropped"), ("dropped", "in_call")]
+
+    # the session over: no live picture, and the tile carries none
+    publisher(live(c1, LiveVerdict.IN_CALL, back, session=None))
+    assert wait_until(lambda: tile(client, "c1").get("live", 0) is None, 10)
+    assert status(tmp_path, capsys)["live"] is None
+
+
+def test_one_media_point_per_site_and_minute_the_newest_of_it(tmp_path: Path) -> None:
+    from tests.test_dashboard import feed  # noqa: PLC0415
+
+    store = Store(tmp_path / "centre.sqlite")
+    c1 = SimSite("c1")
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    at = [minute - timedelta(minutes=2, seconds=-s) for s in (5, 30, 55)]  # one minute
+    at += [minute - timedelta(minutes=1, seconds=-10)]
+    feed(store, *c1.birth())
+    for i, ts in enumerate(at):
+        feed(store, live(c1, LiveVerdict.POOR, NOW, loss=float(i), ts=ts))
+    # drained late from the outbox: an older point, not the current state
+    feed(store, live(c1, LiveVerdict.IN_CALL, NOW, loss=9.0, ts=at[1] + timedelta(seconds=1),
+                     historical=True))  # fmt: skip
+    points = store.live_media("hop-19", "c1")
+    assert [m for m, _ in points] == [int(at[0].timestamp() // 60), int(at[3].timestamp() // 60)]
+    assert [p["media"][0]["loss_pct"] for _, p in points] == [2.0, 3.0]
+    assert points[0][1]["path"][0]["rtt_ms"] == 40.0
+    row = store.sites(time.time(), 60.0, 30.0, {"c1"})[0].live
+    assert row is not None and row.verdict == "poor"  # the historical one did not win
+    store.close()
+
+
+def test_a_database_from_before_live_gets_its_tables_and_keeps_its_sites(tmp_path: Path) -> None:
+    path = tmp_path / "centre.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE sites (site_id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '',"
+               " tier TEXT NOT NULL DEFAULT 'commune', parent TEXT, expected INTEGER,"
+               " agent_version TEXT, check_interval_s REAL, availability TEXT,"
+               " avail_boot INTEGER, avail_ts REAL, avail_reason TEXT NOT NULL DEFAULT '',"
+               " last_seen REAL, verdict TEXT, state_seq INTEGER, state_ts REAL,"
+               " state_cause TEXT, state_retained INTEGER NOT NULL DEFAULT 0, pending INTEGER,"
+               " next_seq INTEGER, dropped_base INTEGER, dropped_last INTEGER,"
+               " condition TEXT)")  # fmt: skip
+    db.execute("INSERT INTO sites (site_id, name) VALUES ('old', 'Old site')")
+    db.commit()
+    db.close()
+    from tests.test_dashboard import feed  # noqa: PLC0415
+
+    store = Store(path)
+    old = SimSite("old")
+    feed(store, live(old, LiveVerdict.DROPPED, NOW, reason="gone"))
+    rows = {r.site_id: r for r in store.sites(time.time(), 60.0, 30.0)}
+    assert rows["old"].name == "Old site"
+    assert rows["old"].live is not None and rows["old"].live.verdict == "dropped"
+    store.close()
