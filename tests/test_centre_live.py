@@ -2,7 +2,8 @@
 state (dropped, then back in the call) reaches `centre status` and /api/fleet with its since
 time; its `live/event` transitions are stored; one media point per site and minute; a site
 the session expects that sends nothing counts as not joined; and the wall's problem list in a
-real Chromium shows a dropped site (the time from publishing to the page is printed)."""
+real Chromium shows a dropped site and a poor one, with reason, since and colour, and the
+header counts them (the time from publishing to the page is printed)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from agent.sim.fleet_site import Message, SimSite
 from tests.fixtures.broker import dump_toml, wait_until
 from tests.test_centre import centre_config, publisher  # noqa: F401 - a fixture
 from tests.test_dashboard import PASSWORD, Client
+from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS
 
 NOW = datetime.now(UTC)
 SESSION = SessionRef(
@@ -226,3 +228,61 @@ def test_a_database_from_before_live_gets_its_tables_and_keeps_its_sites(tmp_pat
     assert rows["old"].name == "Old site"
     assert rows["old"].live is not None and rows["old"].live.verdict == "dropped"
     store.close()
+
+
+def test_the_wall_lists_a_dropped_site_with_its_reason_and_the_header_counts_it(
+    centre: tuple[Ingest, Dashboard],
+    publisher: Callable[..., None],  # noqa: F811
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; CI installs it)")
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    _, dash = centre
+    c1, c2, c3 = (SimSite(f"c{i}", parent="d1") for i in (1, 2, 3))
+    publisher(*c1.birth(), *c2.birth(), *c3.birth())
+    publisher(live(c1, LiveVerdict.IN_CALL, NOW), live(c2, LiveVerdict.IN_CALL, NOW))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.set_default_timeout(15_000)
+        page.add_init_script("localStorage.setItem('lang', 'en')")
+        page.goto(dash.url)
+        page.fill("#login-name", "view")
+        page.fill("#login-password", PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_function("() => window.__dash.tiles >= 3")
+        header = "#session-live [data-live='{}'] b"
+        page.wait_for_function(
+            "() => document.querySelector(\"#session-live [data-live='in_call'] b\")"
+            "?.textContent === '2'"
+        )
+        assert page.text_content(header.format("not_joined")) == "1"  # c3
+        dropped_at = datetime.now(UTC) - timedelta(seconds=90)
+        sent = time.monotonic()
+        publisher(live(c1, LiveVerdict.DROPPED, dropped_at, reason="codec left the call"),
+                  live(c2, LiveVerdict.POOR, NOW, reason="video loss 12 %", loss=12.0))  # fmt: skip
+        row = page.wait_for_selector("#problem-list .problem[data-id='c1'][data-kind='dropped']")
+        took = time.monotonic() - sent
+        print(f"\nlive dropped published -> the wall's problem list: {took * 1000:.0f} ms")
+        assert row is not None
+        assert "codec left the call" in (row.text_content() or "")
+        assert "call dropped · 1 min ago" in (row.text_content() or "")
+        swatch = row.query_selector(".swatch")
+        assert swatch is not None
+        colour = swatch.evaluate("e => getComputedStyle(e).backgroundColor")
+        assert colour == "rgb(255, 23, 68)"  # --dropped
+        page.wait_for_selector("#problem-list .problem[data-id='c2'][data-kind='poor']")
+        kinds = page.eval_on_selector_all(
+            "#problem-list .problem", "els => els.map(e => e.dataset.kind)"
+        )
+        assert kinds[:2] == ["dropped", "poor"]  # what the operator acts on first
+        page.wait_for_function(
+            "() => document.querySelector(\"#session-live [data-live='dropped'] b\")"
+            "?.textContent === '1'"
+        )
+        assert page.text_content(header.format("in_call")) == "0"
+        # back in the call: it leaves the list
+        publisher(live(c1, LiveVerdict.IN_CALL, datetime.now(UTC)))
+        page.wait_for_selector("#problem-list .problem[data-id='c1']", state="detached")
+        browser.close()
