@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from agent.centre import fleet
 from agent.centre.ingest import Ingest
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Store
@@ -286,3 +287,59 @@ def test_the_wall_lists_a_dropped_site_with_its_reason_and_the_header_counts_it(
         publisher(live(c1, LiveVerdict.IN_CALL, datetime.now(UTC)))
         page.wait_for_selector("#problem-list .problem[data-id='c1']", state="detached")
         browser.close()
+
+
+def _row(site_id: str, live_row: fleet.LiveRow | None, **kw: Any) -> fleet.SiteRow:
+    now = time.time()
+    values: dict[str, Any] = {"availability": "online", "last_seen": now, "verdict": "ready"}
+    return fleet.SiteRow(site_id, parent="d1", summoned=20, live=live_row, **(values | kw))
+
+
+def test_the_live_picture_judges_unheard_agents_unknown_and_picks_the_most_watched_session():
+    now = time.time()
+    a = fleet.LiveRow("s-a", "A", now - 60, now + 600, "in_call", now - 50)
+    b = fleet.LiveRow("s-b", "B", now - 60, now + 600, "dropped", now - 5, reason="gone")
+    over = fleet.LiveRow("s-a", "A", now - 900, now - 1, "in_call", now - 800)
+    sites = [
+        _row("c1", a),
+        _row("c2", a, availability="offline"),  # its last live state is not current
+        _row("c3", b),  # watching another session: not this picture's
+        _row("c4", over),  # its session is over
+        fleet.SiteRow("x", summoned=None),  # neither summoned nor on the roster: not expected
+    ]
+    pic = fleet.live_picture(sites, now, 3.0)
+    assert pic is not None and pic.session_id == "s-a"
+    assert pic.counts == {"in_call": 1, "poor": 0, "dropped": 0, "unknown": 1, "not_joined": 2}
+    assert [(s.site_id, s.state) for s in pic.sites] == [
+        ("c2", "unknown"), ("c3", "not_joined"), ("c4", "not_joined"),
+    ]  # fmt: skip
+    assert fleet.live_picture([_row("c4", over)], now, 3.0) is None
+    text = fleet.render(fleet.fleet_view(sites, now, 3.0, "vi"), "vi")
+    assert "phiên họp A, đang diễn ra:" in text
+    assert "c2 (?) CHƯA RÕ từ" in text and "c3 (?) CHƯA VÀO CUỘC GỌI từ" in text
+
+
+def test_a_live_report_with_absurd_figures_is_refused_and_the_next_one_stored(
+    tmp_path: Path,
+    centre: tuple[Ingest, Dashboard],
+    publisher: Callable[..., None],  # noqa: F811
+) -> None:
+    ingest, _ = centre
+    c1 = SimSite("c1")
+    publisher(*c1.birth())
+    topic, raw, _ = live(c1, LiveVerdict.POOR, NOW, loss=5.0)
+    bad = json.loads(raw)
+    bad["path"][0]["loss_pct"] = 400  # an absurd number: the model refuses it
+    publisher((topic, json.dumps(bad).encode(), True), (topic, b"\xff not json", True))
+    publisher(live(c1, LiveVerdict.DROPPED, NOW))
+    assert wait_until(lambda: ingest.rejected >= 2 and ingest._writer.is_alive(), 10)
+
+    def stored() -> str | None:
+        store = Store(ingest.settings.db_path)
+        try:
+            row = store.sites(time.time(), 60.0, 30.0, {"c1"})[0].live
+        finally:
+            store.close()
+        return row.verdict if row else None
+
+    assert wait_until(lambda: stored() == "dropped", 10)

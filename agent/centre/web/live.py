@@ -199,7 +199,7 @@ class FleetWatch:
         else:
             diff = []
         self._event_id, self._live_rev = newest, live_rev
-        if diff or self.live is not None:
+        if diff:  # every change to the picture changes a tile (its `live` or its `c`)
             self.live = fleet.live_picture(
                 list(self.rows.values()), now, self.settings.silent_after
             )
