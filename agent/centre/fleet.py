@@ -69,6 +69,35 @@ class ComponentRow:
 
 
 @dataclass(frozen=True)
+class LiveRow:
+    """A site's latest live state (the `live` topic): its session, verdict and why."""
+
+    session_id: str | None  # None: the site said its session is over
+    title: str = ""
+    start: float | None = None  # epoch seconds
+    end: float | None = None
+    verdict: str = "unknown"
+    since: float | None = None
+    reason: str = ""
+    hint: str = ""
+    reason_msg: Message | None = None
+    hint_msg: Message | None = None
+    ts: float | None = None
+
+    def said(self) -> dict[str, Any]:
+        """For the page and scripts: the verdict, since when, and why in each language."""
+        said = ComponentRow(self.verdict, self.reason, self.hint, self.reason_msg, self.hint_msg)
+        return {
+            "v": self.verdict,
+            "since": self.since,
+            "session": self.session_id,
+            "reason": self.reason,
+            "reason_by_lang": {lang: said.reason_in(lang) for lang in LANGUAGES},
+            "hint_by_lang": {lang: said.hint_in(lang) for lang in LANGUAGES},
+        }
+
+
+@dataclass(frozen=True)
 class SiteRow:
     """What the store knows of one site, as plain values."""
 
@@ -90,6 +119,7 @@ class SiteRow:
     summoned: int | None = None  # people summoned: the roster's number, else the site's own
     on_roster: bool = False  # on the province's list of expected sites
     since: float | None = None  # epoch the recorded condition began (None: not recorded)
+    live: LiveRow | None = None  # its latest live state, if it ever sent one
 
 
 def silent_window(site: SiteRow, silent_after: float) -> float:
@@ -223,6 +253,102 @@ class NotReady:
     problems: list[str]
 
 
+# ---- the live session ---------------------------------------------------------------------
+
+LIVE = "fleet.live."  # + a live state
+NOT_JOINED = "not_joined"
+LIVE_ORDER = ["in_call", "poor", "dropped", "unknown", NOT_JOINED]
+# Conditions in which a site's live state is not current: its agent is not heard.
+_UNHEARD = {Condition.OFFLINE, Condition.SILENT, Condition.NEVER_SEEN}
+
+
+def live_now(site: SiteRow, now: float) -> LiveRow | None:
+    """The site's live state if its session is still running at `now`."""
+    live = site.live
+    if live is None or live.session_id is None or live.end is None or live.end <= now:
+        return None
+    return live
+
+
+@dataclass(frozen=True)
+class LiveSite:
+    site_id: str
+    name: str
+    tier: str
+    parent: str | None
+    state: str  # one of LIVE_ORDER
+    since: float | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class LivePicture:
+    """The running session as the centre sees it: the sites it expects (the roster's, those
+    with a summoned number, and any site watching this session) in the call, poor, dropped,
+    unknown (its agent unheard, or it cannot tell) or not joined (no live state for it)."""
+
+    session_id: str
+    title: str
+    start: float | None
+    end: float | None
+    counts: dict[str, int]
+    by_tier: dict[str, dict[str, int]]
+    by_parent: dict[str, dict[str, int]]
+    sites: list[LiveSite]  # every expected site not in the call, worst first
+
+
+def _live_counts(states: list[str]) -> dict[str, int]:
+    c = Counter(states)
+    return {k: c.get(k, 0) for k in LIVE_ORDER}
+
+
+def live_picture(
+    sites: list[SiteRow], now: float, silent_after: float, lang: str = "en"
+) -> LivePicture | None:
+    """None outside sessions. When two run at once, the one most sites watch."""
+    running = [live for s in sites if (live := live_now(s, now)) is not None]
+    if not running:
+        return None
+    pick = Counter(r.session_id for r in running).most_common(1)[0][0]
+    session = next(r for r in running if r.session_id == pick)
+    lines: list[LiveSite] = []
+    for s in sites:
+        live = live_now(s, now)
+        mine = live is not None and live.session_id == pick
+        if not (mine or s.on_roster or s.summoned is not None):
+            continue
+        cond = condition(s, now, silent_after)
+        if live is not None and mine and cond in _UNHEARD:
+            state, since, reason = "unknown", s.since, say(CONDITION + cond.value, lang)
+        elif live is not None and mine:
+            said = ComponentRow(live.verdict, live.reason, "", live.reason_msg)
+            state, since, reason = live.verdict, live.since, said.reason_in(lang)
+        else:
+            state, since, reason = NOT_JOINED, session.start, ""
+        lines.append(LiveSite(s.site_id, s.name, s.tier, s.parent, state, since, reason))
+    tiers: dict[str, list[str]] = {}
+    parents: dict[str, list[str]] = {}
+    for line in lines:
+        tiers.setdefault(line.tier, []).append(line.state)
+        parents.setdefault(f"{line.tier} under {line.parent or '-'}", []).append(line.state)
+    rank = {k: i for i, k in enumerate(["dropped", "poor", "unknown", NOT_JOINED])}
+    problems = [line for line in lines if line.state != "in_call"]
+    problems.sort(key=lambda x: (rank.get(x.state, 9), _tier_key(x.tier), -(x.since or 0)))
+    return LivePicture(
+        session_id=pick or "",
+        title=session.title,
+        start=session.start,
+        end=session.end,
+        counts=_live_counts([line.state for line in lines]),
+        by_tier={t: _live_counts(tiers[t]) for t in sorted(tiers, key=_tier_key)},
+        by_parent={
+            p: _live_counts(parents[p])
+            for p in sorted(parents, key=lambda k: (_tier_key(k.split(" ")[0]), k))
+        },
+        sites=problems,
+    )
+
+
 @dataclass(frozen=True)
 class FleetView:
     at: float
@@ -232,6 +358,7 @@ class FleetView:
     by_parent: dict[str, dict[str, int]]  # key "<tier> under <parent>"
     not_ready: list[NotReady]
     lost: int
+    live: LivePicture | None = None  # while a session runs
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -279,6 +406,7 @@ def fleet_view(
         },
         not_ready=not_ready,
         lost=sum(s.lost for s in sites),
+        live=live_picture(sites, now, silent_after, lang),
     )
 
 
@@ -315,6 +443,26 @@ def table(rows: list[list[str]], right: frozenset[int] = frozenset()) -> str:
     return "\n".join("  ".join(cell(i, c) for i, c in enumerate(row)).rstrip() for row in rows)
 
 
+def _live_line(label: str, counts: dict[str, int], lang: str) -> str:
+    parts = " ".join(f"{_word(LIVE, k, lang)} {v:>3}" for k, v in counts.items())
+    return f"  {label:<32} {parts}"
+
+
+def _live_lines(live: LivePicture, lang: str) -> list[str]:
+    lines = [
+        say("fleet.cli.live", lang, session=live.title or live.session_id),
+        _live_line(say("fleet.cli.all", lang), live.counts, lang),
+    ]
+    lines += [_live_line(_word(TIER, t, lang), c, lang) for t, c in live.by_tier.items()]
+    lines += [_live_line(_parent_label(k, lang), c, lang) for k, c in live.by_parent.items()]
+    for x in live.sites:
+        tier, state = _word(TIER, x.tier, lang), _word(LIVE, x.state, lang).upper()
+        since = say("fleet.cli.since", lang, at=_when(x.since, lang))
+        reason = f": {x.reason}" if x.reason else ""
+        lines.append(f"  [{tier}] {x.site_id} ({x.name or '?'}) {state} {since}{reason}")
+    return lines
+
+
 def render(view: FleetView, lang: str | None = None) -> str:
     """`centre status` as text, in `lang` (the process language unless said)."""
     lang = lang or current_language()
@@ -328,6 +476,8 @@ def render(view: FleetView, lang: str | None = None) -> str:
     lines += [_count_line(_parent_label(k, lang), c, lang) for k, c in view.by_parent.items()]
     if view.lost:
         lines.append(say("fleet.cli.lost", lang, count=view.lost))
+    if view.live is not None:
+        lines += _live_lines(view.live, lang)
     lines.append(say("fleet.cli.not_ready", lang, count=len(view.not_ready)))
     for n in view.not_ready:
         tier, cond = _word(TIER, n.tier, lang), _word(CONDITION, n.condition, lang).upper()

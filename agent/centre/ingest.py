@@ -54,7 +54,7 @@ from agent.transport.mqtt import Endpoint, Protocol, endpoint
 
 log = logging.getLogger(__name__)
 
-INGESTED = ("availability", "meta", "state", "checks", "attendance")
+INGESTED = ("availability", "meta", "state", "checks", "attendance", "live", "live_event")
 RETAINED = tuple(n for n in INGESTED if TOPICS[n].retained)
 _BATCH = 2000
 # Receive Maximum of the live subscription: reports received and not yet committed. A few

@@ -30,10 +30,16 @@ from agent.contract.payloads import (
     AvailabilityPayload,
     ChecksPayload,
     Envelope,
+    LiveEventPayload,
+    LivePayload,
     MetaPayload,
     StatePayload,
 )
-from agent.messages import dump_message, load_message
+from agent.messages import Message, dump_message, load_message
+
+# A live state only moves the `rev` (what the page's watch re-reads) when one of these changes:
+# the figures alone, republished every minute, do not.
+_LIVE_KEYS = ("session_id", "verdict", "since", "reason", "reason_msg", "hint", "hint_msg")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
@@ -77,6 +83,23 @@ CREATE TABLE IF NOT EXISTS gaps (
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, site_id TEXT NOT NULL, old TEXT, new TEXT NOT NULL,
     detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS live (
+    site_id TEXT PRIMARY KEY, session_id TEXT, session_title TEXT NOT NULL DEFAULT '',
+    session_start REAL, session_end REAL, verdict TEXT, since REAL,
+    reason TEXT NOT NULL DEFAULT '', hint TEXT NOT NULL DEFAULT '', reason_msg TEXT,
+    hint_msg TEXT, seq INTEGER NOT NULL, ts REAL NOT NULL, rev INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS live_by_rev ON live (rev);
+CREATE TABLE IF NOT EXISTS live_events (
+    site_id TEXT NOT NULL, seq INTEGER NOT NULL, session_id TEXT NOT NULL, ts REAL NOT NULL,
+    before TEXT, after TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', reason_msg TEXT,
+    historical INTEGER NOT NULL, PRIMARY KEY (site_id, seq)
+);
+CREATE INDEX IF NOT EXISTS live_events_by_session ON live_events (session_id, site_id);
+CREATE TABLE IF NOT EXISTS live_media (
+    site_id TEXT NOT NULL, session_id TEXT NOT NULL, minute INTEGER NOT NULL, ts REAL NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (session_id, site_id, minute)
 );
 """
 # Columns added since a release: a database made before gets them at open.
@@ -148,6 +171,17 @@ class Event:
     old: str | None
     new: str
     detail: str
+
+
+@dataclass(frozen=True)
+class LiveEventRow:
+    site_id: str
+    session_id: str
+    ts: float
+    before: str | None
+    after: str
+    reason: str
+    reason_msg: Message | None
 
 
 @dataclass(frozen=True)
@@ -289,6 +323,71 @@ class Store:
                     int(p.historical),
                 ),
             )
+        elif isinstance(p, LivePayload):
+            self._live(p, ts)
+        elif isinstance(p, LiveEventPayload):
+            self.db.execute(
+                "INSERT OR IGNORE INTO live_events VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    p.site_id,
+                    p.seq,
+                    p.session.session_id,
+                    ts,
+                    p.before.value if p.before else None,
+                    p.after.value,
+                    p.reason,
+                    dump_message(p.reason_msg),
+                    int(p.historical),
+                ),
+            )
+
+    def _live(self, p: LivePayload, ts: float) -> None:
+        if p.session is not None and (p.call is not None or p.path):
+            # One media point per site and minute (the session report's curve): the newest
+            # of the minute, whatever order a drained outbox brings them in.
+            data = {
+                "verdict": p.verdict.value,
+                "media": [m.model_dump(mode="json") for m in p.call.media] if p.call else [],
+                "path": [x.model_dump(mode="json") for x in p.path],
+            }
+            self.db.execute(
+                "INSERT INTO live_media VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET"
+                " ts = excluded.ts, data = excluded.data WHERE excluded.ts >= live_media.ts",
+                (p.site_id, p.session.session_id, int(ts // 60), ts, json.dumps(data)),
+            )
+        cur = self.db.execute("SELECT * FROM live WHERE site_id = ?", (p.site_id,))
+        cur.row_factory = sqlite3.Row
+        old = cur.fetchone()
+        # The current state is the newest one made: a historical one drained late is history.
+        if p.historical or (old is not None and (old["seq"], old["ts"]) > (p.seq, ts)):
+            return
+        s = p.session
+        row = {
+            "site_id": p.site_id,
+            "session_id": s.session_id if s else None,
+            "session_title": s.title if s else "",
+            "session_start": s.start.timestamp() if s else None,
+            "session_end": s.end.timestamp() if s else None,
+            "verdict": p.verdict.value,
+            "since": p.since.timestamp(),
+            "reason": p.reason,
+            "hint": p.hint,
+            "reason_msg": dump_message(p.reason_msg),
+            "hint_msg": dump_message(p.hint_msg),
+            "seq": p.seq,
+            "ts": ts,
+        }
+        moved = old is None or any(old[k] != row[k] for k in _LIVE_KEYS)
+        row["rev"] = (
+            self.db.execute("SELECT coalesce(max(rev), 0) + 1 FROM live").fetchone()[0]
+            if moved
+            else old["rev"]
+        )
+        cols = ", ".join(row)
+        self.db.execute(
+            f"INSERT OR REPLACE INTO live ({cols}) VALUES ({','.join('?' * len(row))})",  # noqa: S608
+            tuple(row.values()),
+        )
 
     def _availability(
         self, site: sqlite3.Row, p: AvailabilityPayload, ts: float, seen: float
@@ -468,6 +567,7 @@ class Store:
             args,
         ):
             gaps.setdefault(sid, []).append(seqs.Gap(*gap))
+        live = self._live_rows(where, args)
         cur = self.db.execute(_SITES_SQL + where + " ORDER BY site_id", args)
         cur.row_factory = sqlite3.Row
         out = []
@@ -496,9 +596,56 @@ class Store:
                     summoned=r["r_summoned"] if r["r_summoned"] is not None else r["expected"],
                     on_roster=listed,
                     since=r["cond_since"],
+                    live=live.get(r["site_id"]),
                 )
             )
         return out
+
+    def _live_rows(self, where: str, args: tuple[str, ...]) -> dict[str, fleet.LiveRow]:
+        cur = self.db.execute("SELECT * FROM live" + where, args)  # noqa: S608
+        cur.row_factory = sqlite3.Row
+        return {
+            r["site_id"]: fleet.LiveRow(
+                session_id=r["session_id"],
+                title=r["session_title"],
+                start=r["session_start"],
+                end=r["session_end"],
+                verdict=r["verdict"],
+                since=r["since"],
+                reason=r["reason"],
+                hint=r["hint"],
+                reason_msg=load_message(r["reason_msg"]),
+                hint_msg=load_message(r["hint_msg"]),
+                ts=r["ts"],
+            )
+            for r in cur.fetchall()
+        }
+
+    def live_changed_since(self, after_rev: int) -> tuple[int, set[str]]:
+        """(the newest live revision, the sites whose live state moved after `after_rev`)."""
+        newest = self.db.execute("SELECT coalesce(max(rev), 0) FROM live").fetchone()[0]
+        rows = self.db.execute(
+            "SELECT site_id FROM live WHERE rev > ? AND rev <= ?", (after_rev, newest)
+        ).fetchall()
+        return int(newest), {r[0] for r in rows}
+
+    def live_events(self, session_id: str, site_id: str | None = None) -> list[LiveEventRow]:
+        """A session's live transitions, by site then time; only `site_id`'s when given."""
+        rows = self.db.execute(
+            "SELECT site_id, session_id, ts, before, after, reason, reason_msg FROM live_events"
+            " WHERE session_id = ? AND (? IS NULL OR site_id = ?) ORDER BY site_id, ts, seq",
+            (session_id, site_id, site_id),
+        ).fetchall()
+        return [LiveEventRow(r[0], r[1], r[2], r[3], r[4], r[5], load_message(r[6])) for r in rows]
+
+    def live_media(self, session_id: str, site_id: str) -> list[tuple[int, dict[str, Any]]]:
+        """A site's media points in a session, one per minute: (epoch minute, figures)."""
+        rows = self.db.execute(
+            "SELECT minute, data FROM live_media WHERE session_id = ? AND site_id = ?"
+            " ORDER BY minute",
+            (session_id, site_id),
+        ).fetchall()
+        return [(r[0], json.loads(r[1])) for r in rows]
 
     def known(self, site_ids: set[str]) -> set[str]:
         """Those of `site_ids` the centre has heard of or has on its roster (a listed site
@@ -641,4 +788,6 @@ class Store:
             n = self.db.execute("DELETE FROM reports WHERE stored_at < ?", (before,)).rowcount
             self.db.execute("DELETE FROM attendance WHERE ts < ?", (before,))
             self.db.execute("DELETE FROM events WHERE at < ?", (before,))
+            self.db.execute("DELETE FROM live_events WHERE ts < ?", (before,))
+            self.db.execute("DELETE FROM live_media WHERE ts < ?", (before,))
         return int(n)

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.centre import link, report
+from agent.centre import fleet, link, report
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Store
 from agent.centre.web import views
@@ -128,6 +128,9 @@ class FleetWatch:
         self._running: views.Running | None = None
         self._full_at = 0.0
         self._event_id = 0
+        self._live_rev = 0
+        self.rows: dict[str, fleet.SiteRow] = {}  # of the last reads: the live picture's input
+        self.live: fleet.LivePicture | None = None
         self.ticks = 0
         self.centre = link.NOT_RUNNING
 
@@ -170,6 +173,9 @@ class FleetWatch:
         now = self.judged_at()
         with self.lock:
             newest, changed_ids = self.store.changed_since(self._event_id)
+            # A live state moves without a condition change (in the call -> dropped).
+            live_rev, live_ids = self.store.live_changed_since(self._live_rev)
+        changed_ids |= live_ids
         # Many changes at once (a broker restart, the first sweep): one full read is cheaper
         # than a long IN list, which SQLite also caps.
         if (
@@ -179,17 +185,24 @@ class FleetWatch:
         ):
             self._full_at = time.monotonic()
             rows = self.sites()
+            self.rows = {r.site_id: r for r in rows}
             self.labels = views.labels(rows)
             new = views.tiles(rows, now, self.settings.silent_after, self.labels)
             diff = views.changed(self.tiles, new)
             self.tiles = new
         elif changed_ids:
-            new = views.tiles(self.sites(changed_ids), now, self.settings.silent_after, self.labels)
+            rows = self.sites(changed_ids)
+            self.rows.update((r.site_id, r) for r in rows)
+            new = views.tiles(rows, now, self.settings.silent_after, self.labels)
             diff = views.changed(self.tiles, new)
             self.tiles.update(new)
         else:
             diff = []
-        self._event_id = newest
+        self._event_id, self._live_rev = newest, live_rev
+        if diff:  # every change to the picture changes a tile (its `live` or its `c`)
+            self.live = fleet.live_picture(
+                list(self.rows.values()), now, self.settings.silent_after
+            )
         att_changed = False
         if time.monotonic() - self._attendance_at >= ATTENDANCE_EVERY_S:
             self._attendance_at = time.monotonic()
@@ -213,7 +226,7 @@ class FleetWatch:
         return views.attendance(report.session_report(session, rows, expected))
 
     def counters(self) -> dict[str, Any]:
-        return views.counters(self.tiles, self.attendance)
+        return views.counters(self.tiles, self.attendance, self.live)
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -49,6 +49,8 @@ def tile(site: fleet.SiteRow, now: float, silent_after: float, known: Labels | N
         "summoned": getattr(site, "summoned", None),
         "why": fleet.english(problems[0]) if problems else "",
         "why_msg": problems[0] if problems else None,  # the page renders it in its language
+        # during its session: in the call, poor, dropped, unknown (the problem list's entries)
+        "live": live.said() if (live := fleet.live_now(site, now)) is not None else None,
     }
 
 
@@ -140,12 +142,28 @@ def attendance(result: SessionReport | None) -> Attendance:
     return Attendance(result.session_id, p.counted, p.expected, p.sites, p.absent)
 
 
-def counters(all_tiles: dict[str, Tile], att: Attendance) -> dict[str, Any]:
+def counters(
+    all_tiles: dict[str, Tile], att: Attendance, live: fleet.LivePicture | None = None
+) -> dict[str, Any]:
     counts = Counter(t["c"] for t in all_tiles.values())
     return {
         "total": len(all_tiles),
         "counts": {c: counts.get(c, 0) for c in fleet.CONDITION_ORDER},
         "attendance": att.to_json(),
+        "live": live_json(live),
+    }
+
+
+def live_json(live: fleet.LivePicture | None) -> dict[str, Any] | None:
+    """The session's live picture for the page's header (None outside sessions)."""
+    if live is None:
+        return None
+    return {
+        "session": live.session_id,
+        "title": live.title,
+        "counts": live.counts,
+        "by_tier": live.by_tier,
+        "by_parent": live.by_parent,
     }
 
 

@@ -10,8 +10,12 @@ const TIER_ORDER = { province: 0, district: 1, commune: 2 };
 // The problem list's order: what the operator must act on first. A fault is a site that
 // answers and says it cannot hold the meeting; offline and silent ones may be as bad but are
 // seen from afar; a site never seen is a setup task, not a breakdown; degraded still works;
-// unknown waits for its first check. The live-session issue's in-call kinds slot in here.
-const PROBLEM_RANK = { fault: 0, offline: 1, silent: 2, never_seen: 3, degraded: 4, unknown: 5 };
+// unknown waits for its first check. During a session a dropped call comes first (the
+// chairman sees the empty seat at once), then a poor picture or sound.
+const PROBLEM_RANK = { dropped: 0, poor: 1, fault: 2, offline: 3, silent: 4, never_seen: 5, degraded: 6, unknown: 7 };
+// The live picture's states, in the header's order; each has a colour (app.css --<state>).
+const LIVE_STATES = ["in_call", "poor", "dropped", "unknown", "not_joined"];
+const LIVE_PROBLEMS = ["dropped", "poor"];
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -41,6 +45,7 @@ window.__dash = { firstRender: null, tiles: 0, updates: [], trace: false };
 const COND = (c) => "fleet.condition." + c;
 const STATUS = (s) => "fleet.status." + s;
 const TIER = (tier) => "fleet.tier." + tier;
+const LIVE = (v) => "fleet.live." + v;
 const ACTION = (a) => "page.action." + String(a).replace(/-/g, "_");
 const OUTCOME = (s) => "page.outcome." + s;
 
@@ -437,20 +442,39 @@ function renderCounters() {
         { minimumFractionDigits: 1, maximumFractionDigits: 1 }),
     }) + ` (${a.session})`
     : t("page.attendance.none");
+  renderLive(c.live);
+}
+
+// During a session: how many of the sites it expects are in the call, poor, dropped, cannot
+// tell, not joined (the centre's live picture); hidden outside sessions.
+function renderLive(live) {
+  const box = $("session-live");
+  box.hidden = !live;
+  if (!live) return;
+  box.title = live.title || live.session;
+  box.replaceChildren(...LIVE_STATES.filter((k) => k !== "unknown" || live.counts[k]).map((k) =>
+    el("span", { class: `lcount l-${k}`, "data-live": k },
+      el("i", { class: `swatch c-${k}` }), el("b", {}, num(live.counts[k] || 0)), " ", t(LIVE(k)))));
 }
 
 // ---- problem list -------------------------------------------------------------------------
 
 // Each source turns a tile into the problem entries it stands for: {key, kind, id, since,
 // text() (its reason as nodes, the site's own words marked)}; `kind` ranks it (PROBLEM_RANK)
-// and colours it (c-<kind>). The site's condition is one source; the live session's in-call
-// states (dropped, poor) are meant to be another.
+// and colours it (c-<kind>); `word` names it where it is not a condition. The site's condition
+// is one source; the live session's states (dropped, poor) are another.
 const problemSources = [
   (tile) => (tile.c === "ready" ? [] : [{
     key: "c:" + tile.id, kind: tile.c, id: tile.id,
     since: tile.since ?? tile.why_msg?.last_seen ?? null,
     text: () => (tile.why_msg || tile.why ? problemNodes(tile.why_msg, tile.why) : [t(COND(tile.c))]),
   }]),
+  (tile) => (tile.live && LIVE_PROBLEMS.includes(tile.live.v) ? [{
+    key: "l:" + tile.id, kind: tile.live.v, id: tile.id, since: tile.live.since, word: LIVE(tile.live.v),
+    // the site's own words, in this page's language where it sent them as a message
+    text: () => [el("span", { "data-from-site": "reason" },
+      tile.live.reason_by_lang?.[state.lang] ?? tile.live.reason ?? "")],
+  }] : []),
 ];
 
 const problemKeys = new Map(); // site id -> its entries' keys
@@ -486,11 +510,12 @@ function problemRow(p) {
   const tile = state.tiles.get(p.id);
   const parent = tile.group ? state.tiles.get(tile.group) : null;
   const where = parent ? tileLabel(parent) : tile.group_name || "";
+  const word = p.word ? t(p.word) : known(COND(p.kind)) ? t(COND(p.kind)) : p.kind;
   const li = el("li", { class: `problem k-${p.kind}`, "data-id": p.id, "data-kind": p.kind, tabIndex: 0 },
-    el("span", { class: `swatch c-${p.kind}`, title: known(COND(p.kind)) ? t(COND(p.kind)) : p.kind }),
+    el("span", { class: `swatch c-${p.kind}`, title: word }),
     el("span", { class: "pname" }, tileLabel(tile), where ? el("span", { class: "pwhere" }, " · " + where) : null),
     el("span", { class: "psince", title: p.since ? when(p.since) : "" },
-      [known(COND(p.kind)) ? t(COND(p.kind)) : p.kind, ago(p.since)].filter(Boolean).join(" · ")),
+      [word, ago(p.since)].filter(Boolean).join(" · ")),
     el("span", { class: "pwhy" }, ...p.text()));
   return li;
 }
