@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 
+from agent.checks import live
 from agent.checks.model import Outcome
 from agent.checks.network_metrics import PathStats, judge_network
 from agent.config import NetTarget, NetworkSettings, Settings
@@ -71,3 +72,22 @@ def check_network(settings: Settings) -> Outcome:
     if cfg.icmp:
         paths += [icmp_samples(t, cfg) for t in cfg.targets]
     return judge_network(paths, cfg)
+
+
+def sample_mcu(cfg: NetworkSettings) -> tuple[live.PathStats, ...]:
+    """One look at the path to each `role = "mcu"` target, for the live watch: the same TCP
+    samples as the check, the figures only."""
+    looks = []
+    for target in cfg.targets:
+        if target.role != "mcu":
+            continue
+        stats = tcp_samples(target, cfg)
+        looks.append(
+            live.PathStats(
+                target=target.name,
+                loss_pct=stats.loss_pct,
+                rtt_ms=stats.rtt_ms,
+                jitter_ms=stats.jitter_ms,
+            )
+        )
+    return tuple(looks)

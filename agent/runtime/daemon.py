@@ -24,6 +24,7 @@ from pydantic import JsonValue
 
 from agent import __version__
 from agent.attendance.session_counter import SessionCounter
+from agent.checks.live import LiveSample
 from agent.checks.model import CheckRun, Trigger
 from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach
@@ -52,6 +53,7 @@ from agent.runtime.jobs import (
     RoutineCheck,
     StateHeartbeat,
 )
+from agent.runtime.live import CallReader, LiveWatch, codec_call_reader, take_sample
 from agent.runtime.reports import (
     attendance_payload,
     checks_payload,
@@ -87,9 +89,12 @@ class Agent:
         selftest: SelfTestFn = run_selftest_isolated,
         command_runner: Runner = run_command,
         led_write: Writer = write_attribute,
+        read_call: CallReader | None = None,
     ) -> None:
         self.settings = settings
         self._selftest = selftest
+        # The codec's call for the live watch: given (tests), else its profile's reader.
+        self._read_call = read_call if read_call is not None else codec_call_reader(settings)
         self.started_at = utc_now()
         self.outbox = Outbox.from_settings(settings)
         self._stop = threading.Event()
@@ -235,9 +240,16 @@ class Agent:
         attendance = AttendanceBursts(
             self.settings.attendance.enabled, self.attendance, self.count_attendance
         )
+        self.live = LiveWatch(self.settings, self._live_look, self._queue)
+        # The live look before the burst: it is short, and a drop must reach the centre fast.
         return Jobs(
-            [PreSessionCheck(self.check_now, routine), routine, attendance, heartbeat],
+            [PreSessionCheck(self.check_now, routine), routine, self.live, attendance, heartbeat],
             every_pass=[LedRefresh(self.led, self._show_led)],
+        )
+
+    def _live_look(self, stop: threading.Event) -> LiveSample | None:
+        return self.watchdog.in_worker(
+            "live", lambda: take_sample(self.settings, self._read_call), stop
         )
 
     def count_now(self) -> JsonValue:
