@@ -28,35 +28,57 @@ pytestmark = pytest.mark.broker
 
 
 class Mcu:
-    """A TCP listener standing in for the MCU: it answers (accepts) until `stop`, then the
-    port refuses."""
+    """A TCP listener standing in for the MCU. It answers (accepts) until it `refuse`s (the
+    port closed: connects are refused at once) or falls `silent` (it stops accepting and its
+    backlog is full: connects time out, as with a line cut on the way)."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=0)
+        self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
+        self._answer = threading.Event()
+        self._answer.set()
+        self._parked = threading.Event()
+        self._closed = threading.Event()
+        self._held: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
-        while True:
+        while not self._closed.is_set():
+            if not self._answer.is_set():
+                self._parked.set()
+                time.sleep(0.05)
+                continue
             try:
                 conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             conn.close()
 
-    def stop(self) -> None:
-        self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
+    def stop_answering(self, how: str) -> None:
+        if how == "refuses":
+            self.close()
+            return
+        self._answer.clear()
+        assert self._parked.wait(5)
+        self._held.append(socket.create_connection(("127.0.0.1", self.port), 1))  # the backlog
+
+    def close(self) -> None:
+        self._closed.set()
         self._thread.join(5)
+        self.sock.close()
+        for conn in self._held:
+            conn.close()
 
 
 @pytest.fixture
 def mcu() -> Iterator[Mcu]:
     listener = Mcu()
     yield listener
-    if listener.sock.fileno() != -1:
-        listener.stop()
+    listener.close()
 
 
 def settings(broker: Mosquitto, tmp_path: Path, mcu_port: int) -> Settings:
@@ -65,6 +87,7 @@ def settings(broker: Mosquitto, tmp_path: Path, mcu_port: int) -> Settings:
     config["network"]["targets"].append(
         {"name": "mcu", "host": "127.0.0.1", "port": mcu_port, "role": "mcu"}
     )
+    config["network"]["samples"] = 3
     config["session"] = {"poll_s": 0.3, "hold_s": 1.0, "recover_s": 1.0}
     return Settings(**config)
 
@@ -82,14 +105,15 @@ def verdicts(messages: list[Received]) -> list[str | None]:
     return [m.json()["verdict"] for m in messages if m.topic == "vc/s1/live"]
 
 
-def test_network_only_site_shows_poor_when_its_mcu_stops_answering(broker, tmp_path, mcu):
+@pytest.mark.parametrize("how", ["refuses", "silent"])
+def test_network_only_site_shows_poor_when_its_mcu_stops_answering(broker, tmp_path, mcu, how):
     centre = Listener(broker.endpoint(), ["vc/s1/live", "vc/s1/live/event"]).start()
     now = datetime.now(UTC)
     centre.publish("vc/s1/schedule", schedule(now - timedelta(minutes=5)), retain=True)
     agent = InProcessAgent(settings(broker, tmp_path, mcu.port)).start()
     try:
         assert centre.wait_for(lambda ms: "in_call" in verdicts(ms), 30)
-        mcu.stop()
+        mcu.stop_answering(how)
         assert centre.wait_for(lambda ms: "poor" in verdicts(ms), 15)
         # the session is taken off the schedule: the last `live` says it is over
         centre.publish("vc/s1/schedule", json.dumps({"schema_version": "1"}).encode(), retain=True)

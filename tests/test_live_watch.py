@@ -6,7 +6,9 @@ crash."""
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from agent.checks.live import CallState, LiveSample, PathStats
@@ -135,3 +137,24 @@ def test_mcu_targets_only_are_sampled() -> None:
     )
     sample = take_sample(settings, None)
     assert sample.path == (PathStats(target="mcu", loss_pct=100.0, rtt_ms=None, jitter_ms=None),)
+
+
+def test_a_silent_mcu_costs_one_timeout_per_look() -> None:
+    """A target that never answers (its backlog full: connects time out) must not hold the
+    look for `samples` timeouts: the loop waits on it, and a codec's drop waits behind it."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as server:
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), 1):  # fills the backlog
+            settings = Settings(
+                site=SETTINGS.site,
+                network={
+                    "samples": 5,
+                    "connect_timeout_s": 0.3,
+                    "targets": [{"name": "mcu", "host": "127.0.0.1", "port": port, "role": "mcu"}],
+                },
+            )
+            started = time.monotonic()
+            sample = take_sample(settings, None)
+            took = time.monotonic() - started
+    assert sample.path == (PathStats(target="mcu", loss_pct=100.0, rtt_ms=None, jitter_ms=None),)
+    assert 0.3 <= took < 0.3 * 2

@@ -31,20 +31,26 @@ def _connect_error(exc: OSError) -> Message:
     return message("network.error.other", error=exc.strerror or type(exc).__name__)
 
 
-def tcp_samples(target: NetTarget, cfg: NetworkSettings) -> PathStats:
-    """Time `samples` TCP handshakes; a refused or timed-out connect counts as lost."""
+def tcp_samples(target: NetTarget, cfg: NetworkSettings, *, brief: bool = False) -> PathStats:
+    """Time `samples` TCP handshakes; a refused or timed-out connect counts as lost. `brief`
+    (the live watch, every few seconds): a first connect that times out ends the look, so a
+    silent MCU costs one timeout per look, not `samples` of them."""
     rtts: list[float] = []
     error: str | Message = ""
+    sent = 0
     for i in range(cfg.samples):
         if i:
             time.sleep(cfg.interval_s)
         start = time.perf_counter()
+        sent += 1
         try:
             with socket.create_connection((target.host, target.port), cfg.connect_timeout_s):
                 rtts.append((time.perf_counter() - start) * 1000.0)
         except OSError as exc:
             error = _connect_error(exc)
-    return PathStats(f"{target.name}_tcp", cfg.samples, tuple(rtts), error)
+            if brief and not rtts and isinstance(exc, TimeoutError):
+                break
+    return PathStats(f"{target.name}_tcp", sent, tuple(rtts), error)
 
 
 def icmp_samples(target: NetTarget, cfg: NetworkSettings) -> PathStats:
@@ -81,7 +87,7 @@ def sample_mcu(cfg: NetworkSettings) -> tuple[live.PathStats, ...]:
     for target in cfg.targets:
         if target.role != "mcu":
             continue
-        stats = tcp_samples(target, cfg)
+        stats = tcp_samples(target, cfg, brief=True)
         looks.append(
             live.PathStats(
                 target=target.name,
