@@ -2,10 +2,11 @@
 
 Threads: the caller's (the reporting loop below), `mqtt-link` (agent.transport.link), and a
 short-lived worker per self-test, which waits for a child process that runs the probes
-(agent.selftest.worker). The loop runs the jobs of agent.runtime.jobs and alone feeds
-systemd's watchdog (agent.runtime.watchdog); what the centre sends is routed by
-agent.runtime.inbound. Reports go to the outbox (agent.runtime.spool), never straight to the
-network, so nothing made while the broker is away is lost.
+(agent.selftest.worker), and one per live look during a session (agent.runtime.live). The
+loop runs the jobs of agent.runtime.jobs and alone feeds systemd's watchdog
+(agent.runtime.watchdog); what the centre sends is routed by agent.runtime.inbound. Reports
+go to the outbox (agent.runtime.spool), never straight to the network, so nothing made while
+the broker is away is lost.
 
 Nothing heavy is imported on this path: OpenCV, numpy and PortAudio are loaded only by the
 self-test child, so the idle daemon stays small.
@@ -130,6 +131,7 @@ class Agent:
         self._last_state_at = 0.0
         self.watchdog = LoopWatchdog(Notifier(), self.link.alive, worker_limit_s(settings))
         self._spool = Spool(self.outbox)
+        self.live = LiveWatch(settings, self._live_look, self._queue)
 
     def _restore(self) -> CheckRun | None:
         data = self.outbox.get_kv(_LAST_CHECK_KEY)
@@ -240,7 +242,6 @@ class Agent:
         attendance = AttendanceBursts(
             self.settings.attendance.enabled, self.attendance, self.count_attendance
         )
-        self.live = LiveWatch(self.settings, self._live_look, self._queue)
         # The live look before the burst: it is short, and a drop must reach the centre fast.
         return Jobs(
             [PreSessionCheck(self.check_now, routine), routine, self.live, attendance, heartbeat],
