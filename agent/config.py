@@ -182,6 +182,9 @@ class NetTarget(_Section):
     name: str
     host: str
     port: int = Field(ge=1, le=65535)
+    role: Literal["mcu"] | None = Field(
+        None, description="mcu: also sampled through every session (the live watch)"
+    )
 
 
 class NetworkSettings(ComponentSettings):
@@ -195,6 +198,26 @@ class NetworkSettings(ComponentSettings):
     warn_loss_pct: float = 1.0
     fail_loss_pct: float = 20.0
     icmp: bool = Field(False, description="also ping with the system ping command")
+
+
+class SessionSettings(_Section):
+    """`[session]`: the live watch while a scheduled session runs (agent/checks/live.py says
+    why each default is what it is)."""
+
+    poll_s: float = Field(5.0, ge=0.2, le=300, description="seconds between two looks")
+    poor_loss_pct: float = Field(8.0, gt=0, le=100, description="packet loss above: poor")
+    poor_jitter_ms: float = Field(30.0, gt=0, description="jitter above: poor")
+    poor_rtt_ms: float = Field(300.0, gt=0, description="round trip to the MCU above: poor")
+    hold_s: float = Field(
+        15.0, ge=0, description="figures over a threshold this long before `poor`"
+    )
+    recover_s: float = Field(
+        30.0, ge=0, description="figures good again this long before `poor` ends"
+    )
+    auto_rejoin: bool = Field(False, description="redial the conference when dropped")
+    republish_s: float = Field(
+        60.0, ge=1, le=3600, description="`live` again with fresh figures at most this often"
+    )
 
 
 class ReportSettings(_Section):
@@ -332,6 +355,7 @@ class Settings(FileSettings):
     codec: CodecSettings = Field(default_factory=CodecSettings)
     ptz: PtzSettings = Field(default_factory=PtzSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
+    session: SessionSettings = Field(default_factory=SessionSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     report: ReportSettings = Field(default_factory=ReportSettings)
     led: LedSettings = Field(default_factory=LedSettings)

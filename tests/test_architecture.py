@@ -49,6 +49,8 @@ ALLOWED: dict[str, set[str]] = {
         "commands",
         "contract",
         "led",
+        "probes",
+        "profiles",
         "schedule",
         "selftest",
         "system",

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 
+from agent.checks import live
 from agent.checks.model import Outcome
 from agent.checks.network_metrics import PathStats, judge_network
 from agent.config import NetTarget, NetworkSettings, Settings
@@ -30,20 +31,26 @@ def _connect_error(exc: OSError) -> Message:
     return message("network.error.other", error=exc.strerror or type(exc).__name__)
 
 
-def tcp_samples(target: NetTarget, cfg: NetworkSettings) -> PathStats:
-    """Time `samples` TCP handshakes; a refused or timed-out connect counts as lost."""
+def tcp_samples(target: NetTarget, cfg: NetworkSettings, *, brief: bool = False) -> PathStats:
+    """Time `samples` TCP handshakes; a refused or timed-out connect counts as lost. `brief`
+    (the live watch, every few seconds): a first connect that times out ends the look, so a
+    silent MCU costs one timeout per look, not `samples` of them."""
     rtts: list[float] = []
     error: str | Message = ""
+    sent = 0
     for i in range(cfg.samples):
         if i:
             time.sleep(cfg.interval_s)
         start = time.perf_counter()
+        sent += 1
         try:
             with socket.create_connection((target.host, target.port), cfg.connect_timeout_s):
                 rtts.append((time.perf_counter() - start) * 1000.0)
         except OSError as exc:
             error = _connect_error(exc)
-    return PathStats(f"{target.name}_tcp", cfg.samples, tuple(rtts), error)
+            if brief and not rtts and isinstance(exc, TimeoutError):
+                break
+    return PathStats(f"{target.name}_tcp", sent, tuple(rtts), error)
 
 
 def icmp_samples(target: NetTarget, cfg: NetworkSettings) -> PathStats:
@@ -71,3 +78,22 @@ def check_network(settings: Settings) -> Outcome:
     if cfg.icmp:
         paths += [icmp_samples(t, cfg) for t in cfg.targets]
     return judge_network(paths, cfg)
+
+
+def sample_mcu(cfg: NetworkSettings) -> tuple[live.PathStats, ...]:
+    """One look at the path to each `role = "mcu"` target, for the live watch: the same TCP
+    samples as the check, the figures only."""
+    looks = []
+    for target in cfg.targets:
+        if target.role != "mcu":
+            continue
+        stats = tcp_samples(target, cfg, brief=True)
+        looks.append(
+            live.PathStats(
+                target=target.name,
+                loss_pct=stats.loss_pct,
+                rtt_ms=stats.rtt_ms,
+                jitter_ms=stats.jitter_ms,
+            )
+        )
+    return tuple(looks)

@@ -2,10 +2,11 @@
 
 Threads: the caller's (the reporting loop below), `mqtt-link` (agent.transport.link), and a
 short-lived worker per self-test, which waits for a child process that runs the probes
-(agent.selftest.worker). The loop runs the jobs of agent.runtime.jobs and alone feeds
-systemd's watchdog (agent.runtime.watchdog); what the centre sends is routed by
-agent.runtime.inbound. Reports go to the outbox (agent.runtime.spool), never straight to the
-network, so nothing made while the broker is away is lost.
+(agent.selftest.worker), and one per live look during a session (agent.runtime.live). The
+loop runs the jobs of agent.runtime.jobs and alone feeds systemd's watchdog
+(agent.runtime.watchdog); what the centre sends is routed by agent.runtime.inbound. Reports
+go to the outbox (agent.runtime.spool), never straight to the network, so nothing made while
+the broker is away is lost.
 
 Nothing heavy is imported on this path: OpenCV, numpy and PortAudio are loaded only by the
 self-test child, so the idle daemon stays small.
@@ -24,6 +25,7 @@ from pydantic import JsonValue
 
 from agent import __version__
 from agent.attendance.session_counter import SessionCounter
+from agent.checks.live import LiveSample
 from agent.checks.model import CheckRun, Trigger
 from agent.commands.actions import ActionFailed, Runner, run_command
 from agent.commands.host import attach
@@ -52,6 +54,7 @@ from agent.runtime.jobs import (
     RoutineCheck,
     StateHeartbeat,
 )
+from agent.runtime.live import CallReader, LiveWatch, codec_call_reader, take_sample
 from agent.runtime.reports import (
     attendance_payload,
     checks_payload,
@@ -87,9 +90,12 @@ class Agent:
         selftest: SelfTestFn = run_selftest_isolated,
         command_runner: Runner = run_command,
         led_write: Writer = write_attribute,
+        read_call: CallReader | None = None,
     ) -> None:
         self.settings = settings
         self._selftest = selftest
+        # The codec's call for the live watch: given (tests), else its profile's reader.
+        self._read_call = read_call if read_call is not None else codec_call_reader(settings)
         self.started_at = utc_now()
         self.outbox = Outbox.from_settings(settings)
         self._stop = threading.Event()
@@ -125,6 +131,7 @@ class Agent:
         self._last_state_at = 0.0
         self.watchdog = LoopWatchdog(Notifier(), self.link.alive, worker_limit_s(settings))
         self._spool = Spool(self.outbox)
+        self.live = LiveWatch(settings, self._live_look, self._queue)
 
     def _restore(self) -> CheckRun | None:
         data = self.outbox.get_kv(_LAST_CHECK_KEY)
@@ -235,9 +242,15 @@ class Agent:
         attendance = AttendanceBursts(
             self.settings.attendance.enabled, self.attendance, self.count_attendance
         )
+        # The live look before the burst: it is short, and a drop must reach the centre fast.
         return Jobs(
-            [PreSessionCheck(self.check_now, routine), routine, attendance, heartbeat],
+            [PreSessionCheck(self.check_now, routine), routine, self.live, attendance, heartbeat],
             every_pass=[LedRefresh(self.led, self._show_led)],
+        )
+
+    def _live_look(self, stop: threading.Event) -> LiveSample | None:
+        return self.watchdog.in_worker(
+            "live", lambda: take_sample(self.settings, self._read_call), stop
         )
 
     def count_now(self) -> JsonValue:

@@ -1,7 +1,7 @@
 """Every report the site publishes, built from settings and what the agent knows: the birth
-record (`meta`), `state`, `checks`, `attendance`; and the last check as saved on disk. The
-daemon decides when; this module decides what goes in. Pure but for the host name and the
-clock (`ts`)."""
+record (`meta`), `state`, `checks`, `attendance`, `live` and `live/event`; and the last check
+as saved on disk. The daemon decides when; this module decides what goes in. Pure but for the
+host name and the clock (`ts`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from agent import __version__
 from agent.attendance.report import AttendanceReport
+from agent.checks.live import LiveState
 from agent.checks.model import CheckResult, CheckRun, Verdict
 from agent.components import COMPONENTS, TABLE
 from agent.config import Settings
@@ -18,6 +19,8 @@ from agent.contract.payloads import (
     AttendancePayload,
     ChecksPayload,
     ComponentInfo,
+    LiveEventPayload,
+    LivePayload,
     MetaPayload,
     OutboxHealth,
     SessionRef,
@@ -106,6 +109,29 @@ def attendance_payload(settings: Settings, report: AttendanceReport) -> Attendan
         ts=utc_now(),
         codec_count=report.people_count_codec,
         **fields,
+    )
+
+
+def live_payload(settings: Settings, state: LiveState, session: Session | None) -> LivePayload:
+    """The live state of `session`; None: the session is over (the last one)."""
+    return LivePayload(
+        site_id=settings.site.site_id, ts=utc_now(), session=session_ref(session), **dict(state)
+    )
+
+
+def live_event_payload(
+    settings: Settings, before: LiveState | None, after: LiveState, session: Session
+) -> LiveEventPayload:
+    ref = session_ref(session)
+    assert ref is not None
+    return LiveEventPayload(
+        site_id=settings.site.site_id,
+        ts=utc_now(),
+        session=ref,
+        before=before.verdict if before else None,
+        after=after.verdict,
+        reason=after.reason,
+        reason_msg=after.reason_msg,
     )
 
 

@@ -1,0 +1,164 @@
+"""The live watch while a scheduled session runs: a look at the codec's call and the path to
+the MCU every `[session] poll_s`, judged by agent/checks/live.py, reported on `live`
+(retained: on every change of verdict, at most every `republish_s` otherwise, and once with
+`session` None when the session ends) and `live/event` (each transition), both through the
+outbox.
+
+The look runs in a worker thread (the daemon's `in_worker`, as the self-test and the counting
+burst do) so the loop keeps feeding the watchdog while a connect waits for its timeout. Its
+cost is a few TCP handshakes per MCU target and one codec query per poll: far inside the
+issue's budget (polling plus attendance <= 10 % of a core).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from agent.checks.live import CallState, LiveMemory, LiveSample, LiveState, changed, judge_live
+from agent.config import Settings
+from agent.contract.payloads import Envelope, LivePayload, utc_now
+from agent.errors import AgentError
+from agent.messages import message
+from agent.probes.network import sample_mcu
+from agent.runtime.jobs import Now
+from agent.runtime.reports import live_event_payload, live_payload
+from agent.schedule.model import Session
+
+log = logging.getLogger(__name__)
+
+CallReader = Callable[[], CallState]
+Look = Callable[[threading.Event], LiveSample | None]
+
+
+def codec_call_reader(settings: Settings) -> CallReader | None:
+    """The codec's call, read through its profile by agent/probes/call.py's `read_call`;
+    None when the codec is off, its profile cannot be loaded, or this build has no reader."""
+    cfg = settings.codec
+    if not cfg.enabled:
+        return None
+    try:
+        read_call = importlib.import_module("agent.probes.call").read_call
+    except (ImportError, AttributeError):
+        return None
+    from agent.profiles.link import Target  # noqa: PLC0415 (pyserial only when used)
+    from agent.profiles.loader import load_profile  # noqa: PLC0415
+
+    try:
+        profile = load_profile(settings.paths.profiles_dir, cfg.profile)
+    except AgentError as exc:
+        log.warning("live watch without the codec: %s", exc)
+        return None
+    target = Target(
+        port=cfg.port,
+        username=cfg.username,
+        password=cfg.password.get_secret_value() if cfg.password else None,
+    )
+
+    def read() -> CallState:
+        state: CallState = read_call(profile, target, cfg.timeout_s)
+        return state
+
+    return read
+
+
+def take_sample(settings: Settings, read_call: CallReader | None) -> LiveSample:
+    """One look: the codec (when it can be read) and every MCU target. A failed read is
+    a reason in the sample, never an exception out of here."""
+    call, problem = None, None
+    if read_call is not None:
+        try:
+            call = read_call()
+            if not isinstance(call, CallState):
+                raise TypeError(f"the call reader returned {type(call).__name__}")
+        except AgentError as exc:
+            problem = exc.msg or message("live.codec_failed", error=exc.message)
+        except Exception as exc:  # a reader's bug must not stop the watch
+            log.exception("reading the codec's call failed")
+            call, problem = None, message("live.codec_failed", error=type(exc).__name__)
+    return LiveSample(call=call, call_problem=problem, path=sample_mcu(settings.network))
+
+
+class LiveWatch:
+    """The loop's job: a look every `poll_s` while a session is current; the closing `live`
+    once it is not."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        look: Look,
+        publish: Callable[[Envelope], object],
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._settings = settings
+        self._rules = settings.session
+        self._look = look
+        self._publish = publish
+        self._clock = clock
+        self._session: Session | None = None
+        self._memory = LiveMemory()
+        self._next_at = 0.0
+        self._published_at = 0.0
+
+    @property
+    def state(self) -> LiveState | None:
+        return self._memory.state
+
+    def due(self, now: Now) -> bool:
+        current = now.tick.current[0] if now.tick.current else None
+        if current is None:
+            return self._session is not None  # the closing report
+        return current.key != (self._session.key if self._session else None) or (
+            now.mono >= self._next_at
+        )
+
+    def run(self, now: Now, stop: threading.Event) -> None:
+        current = now.tick.current[0] if now.tick.current else None
+        if self._session is not None and (current is None or current.key != self._session.key):
+            self._close()
+        if current is None:
+            return
+        if self._session is None:
+            log.info("live watch: session %s", current.session_id)
+            self._session = current
+        self._next_at = now.mono + self._rules.poll_s
+        sample = self._look(stop)
+        if sample is None:  # stopping
+            return
+        old = self._memory.state
+        self._memory = judge_live(self._memory, sample, self._rules, self._clock())
+        new = self._memory.state
+        assert new is not None
+        if changed(old, new):
+            log.info(
+                "live %s: %s -> %s (%s)",
+                current.session_id,
+                old.verdict.value if old else "-",
+                new.verdict.value,
+                new.reason,
+            )
+            self._send(live_payload(self._settings, new, current), now.mono)
+            self._publish(live_event_payload(self._settings, old, new, current))
+        elif now.mono - self._published_at >= self._rules.republish_s:
+            self._send(live_payload(self._settings, new, current), now.mono)
+
+    def _send(self, payload: LivePayload, mono: float) -> None:
+        self._publish(payload)
+        self._published_at = mono
+
+    def _close(self) -> None:
+        """The session is over: the retained `live` says so (session None), once."""
+        last = self._memory.state
+        if last is not None:
+            self._publish(live_payload(self._settings, last, None))
+        log.info("live watch: session %s over", self._session.session_id if self._session else "")
+        self._session = None
+        self._memory = LiveMemory()
+
+    def next_in(self, now: Now) -> float | None:
+        if now.tick.current:
+            return max(0.0, self._next_at - now.mono)
+        return 0.0 if self._session is not None else None
