@@ -95,7 +95,7 @@ def test_reply_route_uses_only_the_reply_space(tmp_path) -> None:
     for asked, topic in used.items():
         assert reply_route(settings, asked, b"id") == (reply_route(settings, topic, b"id"))
         route = reply_route(settings, asked, b"id")
-        assert (route.response_topic, route.correlation, route.note) == (topic, b"id", "")
+        assert (route.response_topic, route.correlation, route.note) == (topic, b"id", None)
     refused = {
         "x/reply/+": "contains a wildcard (+ or #)",
         "$SYS/x": "starts with $ (reserved for the broker)",
@@ -109,13 +109,14 @@ def test_reply_route_uses_only_the_reply_space(tmp_path) -> None:
         route = reply_route(settings, asked, b"id")
         assert route.response_topic is None, asked
         assert route.correlation == b"id"
-        assert route.note == f"response topic {asked!a} {problem}: replied on {OWN_REPLY}"
+        assert route.note is not None, asked
+        assert route.note.text == f"response topic {asked!a} {problem}: replied on {OWN_REPLY}"
     # Correlation data: bytes within MQTT's bound, else dropped (never an error).
     assert reply_route(settings, None, b"x" * 65_535).correlation == b"x" * 65_535
     assert reply_route(settings, None, b"x" * 65_536).correlation is None
     assert reply_route(settings, None, "text").correlation is None
     assert reply_route(settings, None, None) == reply_route(settings, None, None)
-    assert reply_route(settings, None, None).note == ""
+    assert reply_route(settings, None, None).note is None
 
 
 def test_reply_topics_setting_refuses_unpublishable_topics(tmp_path) -> None:
