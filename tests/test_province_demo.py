@@ -23,7 +23,7 @@ pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parent.parent
 # Long enough for the real agents' first check on a loaded machine; the test stops the demo
 # with Ctrl-C (SIGINT) as soon as the province looks as it should, as a newcomer would.
-RUN_S = 90.0
+RUN_S = 120.0
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -57,6 +57,8 @@ def test_the_province_demo_serves_the_wall_and_cleans_up(tmp_path):
         for line in proc.stdout:
             printed.append(line)
             if line.startswith("Sign in"):
+                # The demo's own clock runs from about now: stop looking well before it ends.
+                deadline = time.monotonic() + RUN_S - 15
                 break
         text = "".join(printed)
         url = re.search(r"page: (http://127\.0\.0\.1:\d+)", text)
@@ -76,7 +78,6 @@ def test_the_province_demo_serves_the_wall_and_cleans_up(tmp_path):
         want = {cond: ROLE_COUNTS[role] for role, cond in light.items()}
         want["never_seen"] = ROLE_COUNTS[Role.NEVER_SEEN]
         want["ready"] = total - sum(want.values())
-        deadline = time.monotonic() + RUN_S - 1
         seen: Counter[str] = Counter()
         while time.monotonic() < deadline:
             status, data, _ = client.call("GET", "/api/fleet")
