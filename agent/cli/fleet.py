@@ -225,6 +225,7 @@ def cmd_schedule_add(args: argparse.Namespace) -> int:
             start=args.start,
             end=args.end,
             expected_attendance=args.expected,
+            conference_address=args.conference,
         )
     except ValueError as exc:
         raise ConfigError(
@@ -271,6 +272,8 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
         expected = e.expected_attendance
         extra = t("centre.schedule.expected", count=expected) if expected is not None else ""
         flag = t("centre.schedule.cancelled") if e.cancelled else ""
+        if e.conference_address:
+            extra += t("schedule.conference", address=e.conference_address)
         _out(
             f"  {e.session_id}  {e.start.isoformat()} -> {e.end.isoformat()}  "
             f"{e.title}{extra}{flag}\n"
@@ -465,6 +468,10 @@ def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     a.add_argument(
         "--expected", type=int, default=None, metavar=t("centre.metavar.n"),
         help=t("centre.schedule.expected_help"),
+    )  # fmt: skip
+    a.add_argument(
+        "--conference", default=None, metavar=t("schedule.metavar.address"),
+        help=t("schedule.conference_help"),
     )  # fmt: skip
     a.add_argument("--site", metavar=site, help=site_help)
     a.set_defaults(func=cmd_schedule_add)
