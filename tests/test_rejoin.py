@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from agent.centre.web.server import Dashboard
 from agent.cli import main
 from agent.commands.actions import ACTIONS, ActionContext, ActionFailed, NoArgs
 from agent.commands.store import AUDIT_NAME
@@ -26,6 +27,7 @@ from agent.sim.serial_device import PtyDevice, load_recording
 from agent.validation import Invalid
 from tests.commands_kit import CommandAgent
 from tests.fixtures.broker import ROOT, agent_config, dump_toml, wait_until
+from tests.test_dashboard import Client, filled, settings_for, write_key  # noqa: F401 (fixture)
 
 ADDRESS = "1001@mcu.tinh.gov.vn"  # the address the recordings answer
 DIAL = f'xCommand Dial Number: "{ADDRESS}"'.encode()
@@ -110,6 +112,31 @@ def test_centre_send_rejoin_dials_the_sessions_conference(broker, codec, tmp_pat
         assert '"action": "rejoin"' in audit or '"action":"rejoin"' in audit
     finally:
         agent.stop()
+
+
+@pytest.mark.usefixtures("filled")  # the accounts "op" (operator) and "view" (viewer)
+def test_the_page_offers_rejoin_to_operators_only(tmp_path):
+    from agent.centre.web.commands import Commander  # noqa: PLC0415
+
+    write_key(tmp_path / "centre.key")
+    settings = settings_for(tmp_path, command_key=str(tmp_path / "centre.key"))
+    dash = Dashboard(settings, "127.0.0.1:0", with_broker=False).start()
+    # Not started: requests are queued, never sent (no broker needed to see who may send).
+    dash.services.commander = Commander(settings, lambda *_: None)
+    body = {"action": "rejoin", "sites": ["c1"]}
+    try:
+        viewer = Client(dash.url)
+        viewer.login("view")
+        assert viewer.call("POST", "/api/command", body)[0] == 403
+        assert dash.services.commander._requests.empty()
+        operator = Client(dash.url)
+        operator.login("op")
+        status, me, _ = operator.call("GET", "/api/me")
+        assert "rejoin" in me["actions"]
+        status, data, _ = operator.call("POST", "/api/command", body)
+        assert status == 202, data
+    finally:
+        dash.stop()
 
 
 # ---- refusals: each with its reason, and nothing sent to the codec --------------------------
