@@ -97,6 +97,10 @@ def test_centre_send_rejoin_dials_the_sessions_conference(broker, codec, tmp_pat
             )
         )
         cfg = ["--config", str(centre)]
+        send = ["centre", "send", "rejoin", "--site", "s1", *cfg, "--timeout", "15"]
+        assert main(send) == 1  # no session yet: refused, with the reason, nothing dialled
+        assert "no session is running on this site" in capsys.readouterr().out
+        assert DIAL not in codec.requests
         now = datetime.now(UTC)
         when = ["--start", (now - timedelta(minutes=5)).isoformat(),
                 "--end", (now + timedelta(hours=1)).isoformat()]  # fmt: skip
@@ -104,12 +108,13 @@ def test_centre_send_rejoin_dials_the_sessions_conference(broker, codec, tmp_pat
                      "--conference", ADDRESS]) == 0  # fmt: skip
         assert wait_until(lambda: agent.agent.presession.current_sessions(datetime.now(UTC)), 10)
         capsys.readouterr()
-        assert main(["centre", "send", "rejoin", "--site", "s1", *cfg, "--timeout", "15"]) == 0
+        assert main(send) == 0
         out = capsys.readouterr().out
         assert "succeeded" in out, out
         assert DIAL in codec.requests
-        audit = (tmp_path / "state" / AUDIT_NAME).read_text()
-        assert '"action": "rejoin"' in audit or '"action":"rejoin"' in audit
+        audit = [json.loads(line) for line in (tmp_path / "state" / AUDIT_NAME).open()]
+        done = [e["event"] for e in audit if e.get("action") == "rejoin"]
+        assert done == ["accepted", "failed", "accepted", "succeeded"], audit
     finally:
         agent.stop()
 
