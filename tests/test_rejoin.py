@@ -253,3 +253,14 @@ def test_an_old_agent_reads_a_schedule_with_a_conference_address(tmp_path):
     # reason (and keeps its schedule) instead of dropping a field it cannot honour.
     with pytest.raises(old.ScheduleError):
         old.parse_payload(_schedule(ADDRESS), strict=True)
+
+
+def test_centre_schedule_add_refuses_an_undialable_conference_in_words(tmp_path, capsys):
+    centre = tmp_path / "centre.toml"
+    centre.write_text(f'db_path = "{tmp_path / "centre.sqlite"}"\n')
+    argv = ["centre", "schedule", "add", "S1", "--config", str(centre), "--start",
+            "2026-03-10T08:00:00+07:00", "--end", "2026-03-10T11:00:00+07:00",
+            "--conference", '1001" ; xCommand SystemUnit Boot']  # fmt: skip
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert "not a dialable conference address" in err and "pydantic.dev" not in err, err

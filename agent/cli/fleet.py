@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from agent.centre import fleet, link, report, schedule_pub
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.checks.model import ExitCode
@@ -24,6 +26,7 @@ from agent.i18n import Lang, current_language, t
 from agent.messages import catalogue, message
 from agent.schedule.model import Session
 from agent.system.lockfile import hold
+from agent.validation import pydantic_problem
 
 
 def _settings(args: argparse.Namespace) -> CentreSettings:
@@ -227,9 +230,10 @@ def cmd_schedule_add(args: argparse.Namespace) -> int:
             expected_attendance=args.expected,
             conference_address=args.conference,
         )
-    except ValueError as exc:
+    except ValidationError as exc:
+        # The first problem in the reader's words (str(exc) ends with pydantic's help URL).
         raise ConfigError(
-            message("centre.schedule.bad_session", error=str(exc).splitlines()[-1].strip()),
+            message("centre.schedule.bad_session", error=pydantic_problem(exc.errors()[0])),
             message("centre.schedule.bad_session_hint"),
         ) from None
     now = schedule_pub.utc_now()
