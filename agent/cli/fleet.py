@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from agent.centre import fleet, link, report, schedule_pub
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.checks.model import ExitCode
@@ -24,6 +26,7 @@ from agent.i18n import Lang, current_language, t
 from agent.messages import catalogue, message
 from agent.schedule.model import Session
 from agent.system.lockfile import hold
+from agent.validation import pydantic_problem
 
 
 def _settings(args: argparse.Namespace) -> CentreSettings:
@@ -225,10 +228,12 @@ def cmd_schedule_add(args: argparse.Namespace) -> int:
             start=args.start,
             end=args.end,
             expected_attendance=args.expected,
+            conference_address=args.conference,
         )
-    except ValueError as exc:
+    except ValidationError as exc:
+        # The first problem in the reader's words (str(exc) ends with pydantic's help URL).
         raise ConfigError(
-            message("centre.schedule.bad_session", error=str(exc).splitlines()[-1].strip()),
+            message("centre.schedule.bad_session", error=pydantic_problem(exc.errors()[0])),
             message("centre.schedule.bad_session_hint"),
         ) from None
     now = schedule_pub.utc_now()
@@ -271,6 +276,8 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
         expected = e.expected_attendance
         extra = t("centre.schedule.expected", count=expected) if expected is not None else ""
         flag = t("centre.schedule.cancelled") if e.cancelled else ""
+        if e.conference_address:
+            extra += t("schedule.conference", address=e.conference_address)
         _out(
             f"  {e.session_id}  {e.start.isoformat()} -> {e.end.isoformat()}  "
             f"{e.title}{extra}{flag}\n"
@@ -465,6 +472,10 @@ def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     a.add_argument(
         "--expected", type=int, default=None, metavar=t("centre.metavar.n"),
         help=t("centre.schedule.expected_help"),
+    )  # fmt: skip
+    a.add_argument(
+        "--conference", default=None, metavar=t("schedule.metavar.address"),
+        help=t("schedule.conference_help"),
     )  # fmt: skip
     a.add_argument("--site", metavar=site, help=site_help)
     a.set_defaults(func=cmd_schedule_add)

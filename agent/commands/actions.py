@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
@@ -19,6 +19,11 @@ from agent.components import COMPONENTS, ComponentName
 from agent.config import Settings
 from agent.errors import AgentError
 from agent.messages import Message, message
+
+if TYPE_CHECKING:
+    from agent.profiles.model import Profile
+    from agent.profiles.session import Target
+    from agent.schedule.model import Session
 
 Runner = Callable[[Sequence[str], float], tuple[int, str]]  # argv, timeout -> rc, output
 REBOOT_UNIT = "edge-agent-reboot.service"
@@ -122,6 +127,8 @@ class ActionContext:
     set_schedule: Callable[[Any], JsonValue] | None = None
     identify: Callable[[float], JsonValue] | None = None
     progress: Callable[[Message], None] = field(default=lambda _msg: None)
+    # The sessions running now (rejoin dials theirs); None: this agent has no schedule.
+    current_sessions: Callable[[], Sequence[Session]] | None = None
 
 
 def _run_checks(ctx: ActionContext, args: BaseModel) -> JsonValue:
@@ -142,10 +149,11 @@ def _run_checks(ctx: ActionContext, args: BaseModel) -> JsonValue:
     return ctx.run_checks(list(args.components))
 
 
-def _restart_codec(ctx: ActionContext, _args: BaseModel) -> JsonValue:
-    from agent.errors import ProbeError, ProfileError  # noqa: PLC0415
+def _codec_profile(ctx: ActionContext) -> tuple[Profile, Target]:
+    """The codec's profile and where it is, or the ActionFailed that says why not."""
+    from agent.errors import ProfileError  # noqa: PLC0415
     from agent.profiles.loader import load_profile  # noqa: PLC0415
-    from agent.profiles.session import Target, run_queries  # noqa: PLC0415
+    from agent.profiles.session import Target  # noqa: PLC0415
 
     cfg = ctx.settings.codec
     if not cfg.enabled:
@@ -156,25 +164,65 @@ def _restart_codec(ctx: ActionContext, _args: BaseModel) -> JsonValue:
         profile = load_profile(ctx.settings.paths.profiles_dir, cfg.profile)
     except ProfileError as exc:
         raise ActionFailed.of(exc) from None
-    if "reboot" not in profile.queries:
-        raise ActionFailed(
-            message("command.failed.no_reboot_query", profile=profile.name),
-            message("command.failed.no_reboot_query_hint"),
-        )
     target = Target(
         port=cfg.port,
         username=cfg.username,
         password=cfg.password.get_secret_value() if cfg.password else None,
     )
-    ctx.progress(message("command.progress.reboot_query", profile=profile.name, port=cfg.port))
+    return profile, target
+
+
+def _ask_codec(ctx: ActionContext, profile: Profile, target: Target, query: str) -> JsonValue:
+    """Run one of the profile's queries; its reply fields, or the ActionFailed."""
+    from agent.errors import ProbeError  # noqa: PLC0415
+    from agent.profiles.session import run_queries  # noqa: PLC0415
+
+    cfg = ctx.settings.codec
     try:
-        (result,) = run_queries(profile, target, ["reboot"], deadline_s=cfg.timeout_s)
+        (result,) = run_queries(profile, target, [query], deadline_s=cfg.timeout_s)
     except ProbeError as exc:
         raise ActionFailed.of(exc) from None
     if result.error is not None:
         raise ActionFailed.of(result.error)
     reply: dict[str, JsonValue] = dict(result.fields)
     return {"profile": profile.name, "port": cfg.port, "reply": reply}
+
+
+def _restart_codec(ctx: ActionContext, _args: BaseModel) -> JsonValue:
+    profile, target = _codec_profile(ctx)
+    if "reboot" not in profile.queries:
+        raise ActionFailed(
+            message("command.failed.no_reboot_query", profile=profile.name),
+            message("command.failed.no_reboot_query_hint"),
+        )
+    port = ctx.settings.codec.port
+    ctx.progress(message("command.progress.reboot_query", profile=profile.name, port=port))
+    return _ask_codec(ctx, profile, target, "reboot")
+
+
+def _rejoin(ctx: ActionContext, _args: BaseModel) -> JsonValue:
+    running = list(ctx.current_sessions()) if ctx.current_sessions is not None else []
+    if not running:
+        raise ActionFailed(
+            message("command.failed.no_session"), message("command.failed.no_session_hint")
+        )
+    session = next((s for s in running if s.conference_address), None)
+    if session is None or session.conference_address is None:
+        raise ActionFailed(
+            message("command.failed.no_address", session=running[0].session_id),
+            message("command.failed.no_address_hint"),
+        )
+    profile, target = _codec_profile(ctx)
+    if profile.dial is None:
+        raise ActionFailed(
+            message("command.failed.cannot_dial", profile=profile.name),
+            message("command.failed.cannot_dial_hint"),
+        )
+    address = session.conference_address
+    ctx.progress(message("command.progress.dial", address=address, profile=profile.name))
+    out = _ask_codec(ctx, profile.with_dial(address), target, "dial")
+    assert isinstance(out, dict)
+    return {**out, "session_id": session.session_id, "address": address}
 
 
 def _restart_agent(ctx: ActionContext, _args: BaseModel) -> JsonValue:
@@ -279,6 +327,9 @@ ACTIONS: dict[str, ActionSpec] = {
     "count-now": ActionSpec(NoArgs, _count_now, "attendance snapshot (needs a counter)"),
     "set-schedule": ActionSpec(SetScheduleArgs, _set_schedule, "replace the site's sessions"),
     "rebirth": ActionSpec(NoArgs, _rebirth, "republish availability, meta and state"),
+    "rejoin": ActionSpec(
+        NoArgs, _rejoin, "dial the running session's conference_address (the codec profile)"
+    ),
 }
 
 

@@ -15,8 +15,10 @@ from agent.checks.model import CheckRun
 from agent.commands.actions import ActionContext, Runner, run_command
 from agent.commands.service import CommandService
 from agent.config import Settings
+from agent.contract.payloads import utc_now
 from agent.messages import message
 from agent.schedule.model import SchedulePayload
+from agent.schedule.presession import PreSession
 from agent.transport.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ _EXIT_DRAIN_S = 5.0  # restart-agent: wait this long for the replies to leave be
 class Host(Protocol):
     settings: Settings
     outbox: Outbox
+    presession: PreSession
 
     def check_now(
         self,
@@ -78,5 +81,7 @@ def attach(host: Host, runner: Runner = run_command) -> CommandService | None:
         runner=runner,
         identify=host.identify,
         set_schedule=host.set_schedule,
+        # Read from a command thread: set_sessions() swaps the list whole, never edits it.
+        current_sessions=lambda: host.presession.current_sessions(utc_now()),
     )
     return CommandService(settings, host.outbox, context)

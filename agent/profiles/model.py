@@ -311,6 +311,49 @@ class Query(_Strict):
         return self.group_names() | set(self.fields) | set(self.defaults)
 
 
+# --- dialling ------------------------------------------------------------------------------
+
+
+class Dial(_Strict):
+    """How the codec places a call (the `rejoin` action): the command with `{address}`, and
+    the line that says the codec took it. Ringing and connecting come later, in the call
+    state; this only proves the dial was accepted."""
+
+    send: str = Field(min_length=1, description="the command; {address} is the conference")
+    accepted: str = Field(description="regex of the reply line that confirms the dial")
+    timeout_s: float = Field(5.0, gt=0, le=60, description="wait this long for that line")
+    unverified: str | None = Field(
+        None, description="what about the dial the vendor guide did not confirm"
+    )
+
+    @field_validator("accepted")
+    @classmethod
+    def _check_accepted(cls, value: str) -> str:
+        return _compile(value)
+
+    @field_validator("send")
+    @classmethod
+    def _address_placeholder(cls, value: str) -> str:
+        try:
+            names = {f[1] for f in string.Formatter().parse(value) if f[1] is not None}
+        except ValueError:
+            names = set()
+        if names != {"address"}:
+            raise Invalid(message("profile.problem.dial_placeholder"))
+        return value
+
+    def query(self, address: str) -> Query:
+        """The dial as a one-off query. The address is a schedule's CONFERENCE_ADDRESS (no
+        braces or quotes), so it cannot turn into another placeholder or command."""
+        return Query(
+            label="dial",
+            check="none",
+            send=self.send.replace("{address}", address),
+            pattern=self.accepted,
+            timeout_s=self.timeout_s,
+        )
+
+
 # --- the profile --------------------------------------------------------------------------
 
 
@@ -327,6 +370,7 @@ class Profile(_Strict):
     timeout_s: float = Field(2.0, gt=0, le=60, description="default per-query timeout")
     min_firmware: str | None = None
     queries: dict[str, Query] = Field(min_length=1)
+    dial: Dial | None = Field(None, description="how to dial a conference; none: cannot")
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:
@@ -344,6 +388,8 @@ class Profile(_Strict):
             out.append(message("profile.problem.pjlink_tcp"))
         if self.login is not None and kind != "text_lines":
             out.append(message("profile.problem.login_text_lines"))
+        if self.dial is not None and kind != "text_lines":
+            out.append(message("profile.problem.dial_text_lines"))
         seen: dict[str, str] = {}
         for qname, q in self.queries.items():
             out += [
@@ -362,6 +408,12 @@ class Profile(_Strict):
                     )
                 seen.setdefault(fname, qname)
         return out
+
+    def with_dial(self, address: str) -> Profile:
+        """This profile with one more query, `dial`, that calls `address`."""
+        assert self.dial is not None
+        queries = {**self.queries, "dial": self.dial.query(address)}
+        return self.model_copy(update={"queries": queries})
 
     def queries_for(self, check: str) -> list[str]:
         return [n for n, q in self.queries.items() if q.check == check]

@@ -39,6 +39,7 @@ quiet periods) are one pure unit, tested directly together; neither half has ano
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,10 @@ MAX_SESSION = timedelta(hours=24)
 MAX_ENTRIES = 1000
 # Records of sessions no longer scheduled are dropped this long after their start.
 KEEP = timedelta(days=2)
+# What a codec's dial command may be given: SIP URIs, H.323 ids, E.164 numbers, IP addresses
+# with a conference suffix (10.0.0.5##1001). No spaces, quotes, braces or line ends: the
+# address goes verbatim into a command line on the codec's serial port.
+CONFERENCE_ADDRESS = r"^[A-Za-z0-9][A-Za-z0-9@._:+#*=;/-]{0,199}$"
 
 
 class ScheduleError(AgentError):
@@ -137,6 +142,19 @@ class Session(BaseModel):
     cancelled: bool = Field(
         False, description="In one site's schedule: this site does not take part."
     )
+    # Added within schema 1: optional, and agents before it ignore it (parse_payload).
+    conference_address: str | None = Field(
+        None,
+        description="The conference to dial (SIP URI, H.323 id or number): what `rejoin` "
+        "dials through the codec profile.",
+    )
+
+    @field_validator("conference_address")
+    @classmethod
+    def _dialable(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(CONFERENCE_ADDRESS, value):
+            raise Invalid(message("schedule.bad_conference_address"))
+        return value
 
     @field_validator("start", "end")
     @classmethod

@@ -31,7 +31,7 @@ from agent.transport.mqtt import Endpoint, Inbound, ProtocolSetting, endpoint
 log = logging.getLogger(__name__)
 
 # The actions the page offers (names from agent/commands/actions.py).
-OFFERED = ("run-checks", "identify", "restart-codec")
+OFFERED = ("run-checks", "identify", "restart-codec", "rejoin")
 MAX_SITES = 500  # one click must not become a fleet-wide broadcast by accident
 VALIDITY_S = 300.0  # the envelope's expires_at - issued_at
 # After expires_at a site may still take the command: an agent tolerates its clock being up to
