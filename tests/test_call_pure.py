@@ -3,6 +3,8 @@ profiles' `[live]` tables (agent/profiles/live.py). Replies are written here by 
 
 from __future__ import annotations
 
+import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -216,3 +218,45 @@ def test_live_table_must_name_queries_the_profile_has(tmp_path):
     )
     with pytest.raises(ProfileError, match="no_such_query"):
         load_profile(tmp_path, "poly-bad")
+
+
+def _mangled(text: str, rng: random.Random) -> str:
+    chars = list(text)
+    for _ in range(rng.randint(1, 12)):
+        i = rng.randrange(len(chars))
+        action = rng.randrange(4)
+        if action == 0:
+            del chars[i]
+        elif action == 1:
+            chars.insert(i, rng.choice("-0123456789.:%kmS \n\x00\xff\"'"))
+        elif action == 2:
+            chars[i] = rng.choice("-9999999")
+        else:
+            chars[i : i + rng.randint(1, 20)] = []
+    return "".join(chars)
+
+
+@pytest.mark.parametrize(
+    ("profile", "call", "stats"),
+    [
+        (
+            "cisco-roomos",
+            CISCO_CALL,
+            "\n".join(cisco_channel(9, "Incoming", "Video", "3", "97", "4")),
+        ),
+        ("poly-group", POLY_CALL, POLY_STATS),
+        ("poly-hdx", POLY_CALL, POLY_STATS),
+    ],
+)
+def test_mangled_replies_never_crash_nor_invent_a_call(profile, call, stats):
+    # 2000 seeded mutations of real replies (cut, garbled, absurd digits): a CallState
+    # always comes back, and in_call is True only where a connected status line survived.
+    table, rng = live(profile), random.Random(19)
+    connected = re.compile(
+        r"^\s*\*s Call \d+ Status: (Connected|OnHold)\s*$|:connected:", re.MULTILINE
+    )
+    for _ in range(2000):
+        call_text, stats_text = _mangled(call, rng), _mangled(stats, rng)
+        state = call_state(table, call_text, stats_text, NOW)
+        if state.in_call:
+            assert connected.search(call_text), call_text
