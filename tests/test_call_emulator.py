@@ -155,3 +155,9 @@ def test_bad_replies_give_no_answer_never_a_false_in_call(codec, name, fault):
 def test_an_unknown_scenario_is_refused_at_once():
     with pytest.raises(ValueError, match="no scenario loss_rmap; have: connected"):
         PtyDevice(load_recording("cisco-roomos_ce9.15-calls"), scenario="loss_rmap")
+
+
+def test_no_live_table_or_no_port_gives_no_answer_without_raising(tmp_path):
+    missing = Target(port=str(tmp_path / "ttyUSB9"), username="admin", password="secret")
+    assert read_call(load_profile(PROFILES, "sony-visca"), missing, 1.0).in_call is None
+    assert read_call(load_profile(PROFILES, "cisco-roomos"), missing, 1.0).in_call is None
