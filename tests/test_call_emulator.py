@@ -17,7 +17,7 @@ from agent.probes.call import read_call
 from agent.profiles.loader import load_profile
 from agent.profiles.model import Profile, TextLinesFamily
 from agent.profiles.session import Target
-from agent.sim.recording import Fault, load_recording
+from agent.sim.recording import Fault, Responder, load_recording
 from agent.sim.serial_device import PtyDevice
 
 PROFILES = Path(__file__).resolve().parents[1] / "firmware_profiles"
@@ -161,3 +161,32 @@ def test_no_live_table_or_no_port_gives_no_answer_without_raising(tmp_path):
     missing = Target(port=str(tmp_path / "ttyUSB9"), username="admin", password="secret")
     assert read_call(load_profile(PROFILES, "sony-visca"), missing, 1.0).in_call is None
     assert read_call(load_profile(PROFILES, "cisco-roomos"), missing, 1.0).in_call is None
+
+
+def test_timed_steps_follow_the_devices_clock_not_the_polls():
+    now = [100.0]
+    rec = load_recording("cisco-roomos_ce9.15-calls").model_copy(deep=True)
+    steps = rec.scenarios["far_end_hangs_up"]
+    timed = [steps[0].model_copy(update={"polls": None, "after_s": 30.0}), steps[2]]
+    rec = rec.model_copy(update={"scenarios": {"timed": timed}, "login": None, "echo": "none"})
+    responder = Responder(rec, scenario="timed", clock=lambda: now[0])
+
+    def status() -> bytes:
+        return b"".join(a.data for a in responder.feed(b"xStatus Call\r\n"))
+
+    assert b"Status: Connected" in status()
+    now[0] += 29.9
+    assert b"Status: Connected" in status()
+    now[0] += 0.1
+    assert status() == b"** end\r\n\r\nOK\r\n"
+    with pytest.raises(ValueError, match="no step nowhere"):
+        responder.jump("nowhere")
+
+
+def test_a_test_can_make_the_codec_drop_at_once(codec):
+    dev = codec("poly-hdx", "rejoin")
+    assert dev.poll().in_call is True
+    dev.device.jump("dropped")
+    assert dev.poll().in_call is False
+    dev.device.jump("rejoined")
+    assert dev.poll().in_call is True

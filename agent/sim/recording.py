@@ -11,7 +11,9 @@ profile, so a wrong profile fails its own emulator test.
 
 from __future__ import annotations
 
+import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -89,12 +91,14 @@ def _pick(text: str | None, hex_text: str | None) -> bytes:
 class Step(_Strict):
     """One stage of a call scenario: its exchanges replace the recording's (matched by
     request) while it lasts. It lasts `polls` answers to the recording's `advance_on`
-    request, or until a request starting with `on` arrives (a `Dial`), or for ever (the
-    last step). `cut`: from here on the device answers nothing (the line is dead)."""
+    request, or `after_s` seconds (a drop at a moment of the device's choosing, not at a
+    poll), or until a request starting with `on` arrives (a `Dial`), or for ever (the last
+    step). `cut`: from here on the device answers nothing (the line is dead)."""
 
     name: str
     exchange: list[Exchange] = Field(default_factory=list)
     polls: int | None = Field(None, ge=1)
+    after_s: float | None = Field(None, gt=0)
     on: str | None = None
     cut: bool = False
 
@@ -213,6 +217,7 @@ class Responder:
         *,
         slow_s: float = 1.0,
         scenario: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rec = recording
         if scenario is not None and scenario not in recording.scenarios:
@@ -221,6 +226,8 @@ class Responder:
         self._steps = recording.scenarios[scenario] if scenario else []
         self._step = 0
         self._polls = 0
+        self._clock = clock
+        self._step_began = clock()
         self.fault = Fault(fault) if fault else None
         self.slow_s = slow_s
         if self.fault is Fault.BAD_CHECKSUM and not recording.checksum:
@@ -331,22 +338,39 @@ class Responder:
         """The scenario's current step (None without a scenario)."""
         return self._steps[self._step] if self._steps else None
 
+    def jump(self, name: str) -> None:
+        """Go to the scenario's step `name` now (a test's "the far end hangs up here")."""
+        names = [step.name for step in self._steps]
+        if name not in names:
+            raise ValueError(f"no step {name} in this scenario; have: {', '.join(names)}")
+        self._go(names.index(name))
+
+    def _go(self, index: int) -> None:
+        self._step = index
+        self._polls = 0
+        self._step_began = self._clock()
+
     def _advance(self, request: bytes) -> Step | None:
         """The step that answers `request`, moving the scenario on first when due."""
+        while self._steps and self._step < len(self._steps) - 1:
+            after = self._steps[self._step].after_s
+            if after is None or self._clock() - self._step_began < after:
+                break
+            began = self._step_began + after  # timed steps keep their own pace
+            self._go(self._step + 1)
+            self._step_began = began
         step = self.step
         if step is None:
             return None
         text = request.decode("latin-1").strip().lower()
         last = self._step == len(self._steps) - 1
         if not last and step.on is not None and text.startswith(step.on.lower()):
-            self._step += 1
-            self._polls = 0
+            self._go(self._step + 1)
             return self.step
         advance_on = (self.rec.advance_on or "").lower()
         if advance_on and text == advance_on:
             if not last and step.polls is not None and self._polls >= step.polls:
-                self._step += 1
-                self._polls = 0
+                self._go(self._step + 1)
                 step = self.step
             self._polls += 1
         return step

@@ -120,6 +120,12 @@ class PtyDevice(_Device):
     def url(self) -> str:
         return self.port
 
+    def jump(self, step: str) -> None:
+        """Move the call scenario to its step `step` now (e.g. "dropped"): the line keeps
+        one device state for its life, as a codec does (TCP devices start afresh per
+        connection, so they have no jump)."""
+        self._responder.jump(step)
+
     def start(self) -> Self:
         if self._thread is None:
             self._start_thread(self._serve, f"pty-{self.recording.name}")
