@@ -260,3 +260,13 @@ def test_mangled_replies_never_crash_nor_invent_a_call(profile, call, stats):
         state = call_state(table, call_text, stats_text, NOW)
         if state.in_call:
             assert connected.search(call_text), call_text
+
+
+@pytest.mark.parametrize("word", ["Netstat", "NetStat", "Netstat 1"])
+def test_cisco_netstat_spellings_all_read(word):
+    lines = [
+        line.replace("Netstat", word)
+        for line in cisco_channel(5, "Incoming", "Audio", "1", "99", "7")
+    ]
+    (stats,) = media_stats(live("cisco-roomos"), "\n".join(lines))
+    assert (stats.loss_pct, stats.jitter_ms) == (1.0, 7.0)
