@@ -270,3 +270,16 @@ def test_cisco_netstat_spellings_all_read(word):
     ]
     (stats,) = media_stats(live("cisco-roomos"), "\n".join(lines))
     assert (stats.loss_pct, stats.jitter_ms) == (1.0, 7.0)
+
+
+def test_poly_bare_kbps_rate_used_formats_and_missing_figures():
+    # Group Series style: bare kbps, rvru (rate used) rather than rvr, '---' for no figure.
+    stats = (
+        "call:1 tar:64 rar:64 tvr:1920 rvr:1920 tvru:1500 rvru:1800 tvf:720p rvf:--- "
+        "tapl:0 rapl:0 taj:2 raj:3 tvpl:0 rvpl:12 tvj:5 rvj:---"
+    )
+    got = {(m.kind, m.direction): m for m in media_stats(live("poly-group"), stats)}
+    assert (got["video", "in"].rate_kbps, got["video", "in"].resolution) == (1800.0, None)
+    assert got["video", "in"].jitter_ms is None
+    assert (got["video", "out"].rate_kbps, got["video", "out"].resolution) == (1500.0, "720p")
+    assert (got["audio", "in"].rate_kbps, got["audio", "in"].jitter_ms) == (64.0, 3.0)

@@ -95,7 +95,9 @@ def _text(raw: str | None, limit: int) -> str | None:
     if raw is None:
         return None
     text = raw.strip(_TRIM)
-    return text if text and len(text) <= limit and text.isprintable() else None
+    if not text.strip("-"):
+        return None  # Poly's "---": the codec has no such figure
+    return text if len(text) <= limit and text.isprintable() else None
 
 
 def call_state(
