@@ -353,6 +353,80 @@ class Dial(_Strict):
             timeout_s=self.timeout_s,
         )
 
+# --- the live session ---------------------------------------------------------------------
+
+
+MediaKind = Literal["audio", "video", "content"]
+MediaDirection = Literal["in", "out"]
+
+
+class LiveTable(_Strict):
+    """How the codec's call and media health are read during a session (agent/probes/call.py).
+
+    `call` and `media` name queries (check = "none") whose pattern captures the raw reply
+    block; the line patterns here turn that block into fields, so a new codec is data.
+    Call patterns' named groups: status, duration_s, far_end, protocol. Channel patterns'
+    groups: channel (the key that gathers a channel's lines), kind, direction, lost,
+    received (packet counts over the last interval: loss % = lost / (lost + received)),
+    loss_pct, jitter_ms, rate (in `rate_unit`), width, height, resolution.
+    """
+
+    call: str = Field(description="the query whose reply says the call state")
+    call_lines: list[str] = Field(min_length=1, description="regexes, each tried on every line")
+    in_call: list[str] = Field(min_length=1, description="status values meaning in the call")
+    not_in_call: list[str] = Field(
+        default_factory=list, description="status values meaning not (or not yet) in the call"
+    )
+    idle: str | None = Field(
+        None, description="regex of a reply line meaning no call at all (e.g. 'not in a call')"
+    )
+    idle_when_silent: bool = Field(
+        False, description="a complete reply with no call line means idle (Cisco: only ** end)"
+    )
+    media: str | None = Field(None, description="the query whose reply holds the channels")
+    channel_lines: list[str] = Field(default_factory=list, description="regexes per line")
+    channels: dict[str, str] = Field(
+        default_factory=dict,
+        description="fixed kind/direction of a pattern-less channel key, as 'audio in'",
+    )
+    kinds: dict[str, MediaKind] = Field(
+        default_factory=dict, description="raw kind -> audio/video/content (case-insensitive)"
+    )
+    directions: dict[str, MediaDirection] = Field(
+        default_factory=dict, description="raw direction -> in/out (case-insensitive)"
+    )
+    rate_unit: Literal["bps", "kbps"] = "kbps"
+    average_s: float | None = Field(
+        None, gt=0, description="how long the codec averages its figures (None: one poll)"
+    )
+    feedback: list[str] = Field(
+        default_factory=list, description="commands that make the codec push call changes"
+    )
+    unverified: str | None = None
+
+    @field_validator("call_lines", "channel_lines")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        return [_compile(v) for v in value]
+
+    @field_validator("idle")
+    @classmethod
+    def _idle(cls, value: str | None) -> str | None:
+        return value if value is None else _compile(value)
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, what in value.items():
+            parts = what.split()
+            if (
+                len(parts) != 2
+                or parts[0] not in ("audio", "video", "content")
+                or parts[1] not in ("in", "out")
+            ):
+                raise Invalid(message("profile.problem.live_channel", key=key, value=what))
+        return value
+
 
 # --- the profile --------------------------------------------------------------------------
 
@@ -371,6 +445,7 @@ class Profile(_Strict):
     min_firmware: str | None = None
     queries: dict[str, Query] = Field(min_length=1)
     dial: Dial | None = Field(None, description="how to dial a conference; none: cannot")
+    live: LiveTable | None = Field(None, description="how a session's call is read")
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:
@@ -407,6 +482,11 @@ class Profile(_Strict):
                         )
                     )
                 seen.setdefault(fname, qname)
+        if self.live is not None:
+            live_names: list[str | None] = [self.live.call, self.live.media]
+            for live_name in live_names:
+                if live_name is not None and live_name not in self.queries:
+                    out.append(message("profile.problem.live_query", query=live_name))
         return out
 
     def with_dial(self, address: str) -> Profile:

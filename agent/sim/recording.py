@@ -11,7 +11,9 @@ profile, so a wrong profile fails its own emulator test.
 
 from __future__ import annotations
 
+import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -64,6 +66,7 @@ class Exchange(_Strict):
     error: str | None = None
     error_hex: str | None = None
     note: str = ""
+    prefix: bool = Field(False, description="the request only starts so (a Dial's number)")
 
     def request_bytes(self) -> bytes:
         if self.request_hex is not None:
@@ -83,6 +86,21 @@ def _pick(text: str | None, hex_text: str | None) -> bytes:
     if hex_text is not None:
         return bytes.fromhex(hex_text)
     return (text or "").encode("latin-1")
+
+
+class Step(_Strict):
+    """One stage of a call scenario: its exchanges replace the recording's (matched by
+    request) while it lasts. It lasts `polls` answers to the recording's `advance_on`
+    request, or `after_s` seconds (a drop at a moment of the device's choosing, not at a
+    poll), or until a request starting with `on` arrives (a `Dial`), or for ever (the last
+    step). `cut`: from here on the device answers nothing (the line is dead)."""
+
+    name: str
+    exchange: list[Exchange] = Field(default_factory=list)
+    polls: int | None = Field(None, ge=1)
+    after_s: float | None = Field(None, gt=0)
+    on: str | None = None
+    cut: bool = False
 
 
 class Recording(_Strict):
@@ -107,6 +125,8 @@ class Recording(_Strict):
     error_hex: str | None = None
     exit_code_on_error: int = 1
     exchange: list[Exchange] = Field(min_length=1)
+    advance_on: str | None = None
+    scenarios: dict[str, list[Step]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _requests_fit_framing(self) -> Recording:
@@ -120,11 +140,12 @@ class Recording(_Strict):
     def name(self) -> str:
         return f"{self.device}_{self.firmware}"
 
-    def lookup(self, request: bytes) -> Exchange | None:
-        for ex in self.exchange:
+    def lookup(self, request: bytes, step: Step | None = None) -> Exchange | None:
+        for ex in [*(step.exchange if step else []), *self.exchange]:
             want = ex.request_bytes()
             if self.framing == "lines":
-                if want.strip().lower() == request.strip().lower():
+                got = request.strip().lower()
+                if want.strip().lower() == got or (ex.prefix and got.startswith(want.lower())):
                     return ex
             elif want == request:
                 return ex
@@ -190,9 +211,23 @@ class Responder:
     replies of its exchanges (prompts, greeting and echo stay intact except when silent)."""
 
     def __init__(
-        self, recording: Recording, fault: Fault | str | None = None, *, slow_s: float = 1.0
+        self,
+        recording: Recording,
+        fault: Fault | str | None = None,
+        *,
+        slow_s: float = 1.0,
+        scenario: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rec = recording
+        if scenario is not None and scenario not in recording.scenarios:
+            have = ", ".join(sorted(recording.scenarios)) or "none"
+            raise ValueError(f"recording {recording.name} has no scenario {scenario}; have: {have}")
+        self._steps = recording.scenarios[scenario] if scenario else []
+        self._step = 0
+        self._polls = 0
+        self._clock = clock
+        self._step_began = clock()
         self.fault = Fault(fault) if fault else None
         self.slow_s = slow_s
         if self.fault is Fault.BAD_CHECKSUM and not recording.checksum:
@@ -292,8 +327,53 @@ class Responder:
                 return [*actions, Action(self.rec.auth.refused.encode("latin-1"))]
             request = request[len(prefix) :]
             self._authenticated = True
-        exchange = self.rec.lookup(request)
+        step = self._advance(request)
+        if step is not None and step.cut:
+            return []
+        exchange = self.rec.lookup(request, step)
         return actions + self._faulted(exchange)
+
+    @property
+    def step(self) -> Step | None:
+        """The scenario's current step (None without a scenario)."""
+        return self._steps[self._step] if self._steps else None
+
+    def jump(self, name: str) -> None:
+        """Go to the scenario's step `name` now (a test's "the far end hangs up here")."""
+        names = [step.name for step in self._steps]
+        if name not in names:
+            raise ValueError(f"no step {name} in this scenario; have: {', '.join(names)}")
+        self._go(names.index(name))
+
+    def _go(self, index: int) -> None:
+        self._step = index
+        self._polls = 0
+        self._step_began = self._clock()
+
+    def _advance(self, request: bytes) -> Step | None:
+        """The step that answers `request`, moving the scenario on first when due."""
+        while self._steps and self._step < len(self._steps) - 1:
+            after = self._steps[self._step].after_s
+            if after is None or self._clock() - self._step_began < after:
+                break
+            began = self._step_began + after  # timed steps keep their own pace
+            self._go(self._step + 1)
+            self._step_began = began
+        step = self.step
+        if step is None:
+            return None
+        text = request.decode("latin-1").strip().lower()
+        last = self._step == len(self._steps) - 1
+        if not last and step.on is not None and text.startswith(step.on.lower()):
+            self._go(self._step + 1)
+            return self.step
+        advance_on = (self.rec.advance_on or "").lower()
+        if advance_on and text == advance_on:
+            if not last and step.polls is not None and self._polls >= step.polls:
+                self._go(self._step + 1)
+                step = self.step
+            self._polls += 1
+        return step
 
     def _login_step(self, line: str) -> list[Action]:
         login = self.rec.login

@@ -41,12 +41,19 @@ _TICK_S = 0.05
 
 
 class _Device(Service):
-    def __init__(self, recording: Recording, fault: Fault | str | None, slow_s: float) -> None:
+    def __init__(
+        self,
+        recording: Recording,
+        fault: Fault | str | None,
+        slow_s: float,
+        scenario: str | None = None,
+    ) -> None:
         self.recording = recording
         self.fault = Fault(fault) if fault else None
         self.slow_s = slow_s
-        # Built now so a fault the recording cannot play is an error at construction.
-        self._responder = Responder(recording, self.fault, slow_s=slow_s)
+        self.scenario = scenario
+        # Built now so a fault (or scenario) the recording cannot play is an error at once.
+        self._responder = Responder(recording, self.fault, slow_s=slow_s, scenario=scenario)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.requests: list[bytes] = []
@@ -84,6 +91,8 @@ class PtyDevice(_Device):
         fault: None, or a Fault (or its name): silent, slow, garbage, partial,
             bad_checksum (checksummed framings only), error_reply, disconnect.
         slow_s: how late the ``slow`` fault answers (default 1 s).
+        scenario: a call scenario of the recording (its ``[[scenarios.<name>]]`` steps,
+            e.g. "loss_ramp"): the replies change as the agent polls, or on a ``Dial``.
 
     ``port`` (also ``url``) is the slave's path for the agent to open; the device answers
     once started (start() or entering the context) until stop(); ``requests`` lists every
@@ -93,9 +102,14 @@ class PtyDevice(_Device):
     """
 
     def __init__(
-        self, recording: Recording, fault: Fault | str | None = None, *, slow_s: float = 1.0
+        self,
+        recording: Recording,
+        fault: Fault | str | None = None,
+        *,
+        slow_s: float = 1.0,
+        scenario: str | None = None,
     ) -> None:
-        super().__init__(recording, fault, slow_s)
+        super().__init__(recording, fault, slow_s, scenario)
         # The pty exists from construction, so `port` can go into settings before start();
         # what the agent sends meanwhile waits in the pty until the device starts reading.
         self._master, self._slave = os.openpty()
@@ -105,6 +119,12 @@ class PtyDevice(_Device):
     @property
     def url(self) -> str:
         return self.port
+
+    def jump(self, step: str) -> None:
+        """Move the call scenario to its step `step` now (e.g. "dropped"): the line keeps
+        one device state for its life, as a codec does (TCP devices start afresh per
+        connection, so they have no jump)."""
+        self._responder.jump(step)
 
     def start(self) -> Self:
         if self._thread is None:
@@ -164,10 +184,11 @@ class TcpDevice(_Device):
         fault: Fault | str | None = None,
         *,
         slow_s: float = 1.0,
+        scenario: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        super().__init__(recording, fault, slow_s)
+        super().__init__(recording, fault, slow_s, scenario)
         self.host = host
         self.port = port
         self._sock: socket.socket | None = None
@@ -200,7 +221,9 @@ class TcpDevice(_Device):
                 self._talk(conn)
 
     def _talk(self, conn: socket.socket) -> None:
-        responder = Responder(self.recording, self.fault, slow_s=self.slow_s)
+        responder = Responder(
+            self.recording, self.fault, slow_s=self.slow_s, scenario=self.scenario
+        )
         conn.settimeout(_TICK_S)
 
         def write(data: bytes) -> None:
