@@ -12,7 +12,6 @@ issue's budget (polling plus attendance <= 10 % of a core).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -36,15 +35,12 @@ Look = Callable[[threading.Event], LiveSample | None]
 
 def codec_call_reader(settings: Settings) -> CallReader | None:
     """The codec's call, read through its profile by agent/probes/call.py's `read_call`;
-    None when the codec is off, its profile cannot be loaded, or this build has no reader."""
+    None when the codec is off or its profile cannot be loaded."""
     cfg = settings.codec
     if not cfg.enabled:
         return None
-    try:
-        read_call = importlib.import_module("agent.probes.call").read_call
-    except (ImportError, AttributeError):
-        return None
-    from agent.profiles.link import Target  # noqa: PLC0415 (pyserial only when used)
+    from agent.probes.call import read_call  # noqa: PLC0415 (pyserial only when used)
+    from agent.profiles.link import Target  # noqa: PLC0415
     from agent.profiles.loader import load_profile  # noqa: PLC0415
 
     try:
