@@ -33,6 +33,7 @@ const state = {
   source: null,
   centre: { broker: "up", since: null }, // the centre's own link to the broker
   pageLive: false, // this page's link to the centre
+  fresh: false, // the picture came through the event stream (an earlier one is not drawn)
 };
 if (localStorage.getItem("lang")) state.lang = localStorage.getItem("lang");
 
@@ -163,12 +164,18 @@ function showMe() {
   document.body.classList.toggle("can-command", me.can_command);
 }
 
-function start(me) {
+function start(me, early) {
   state.me = me;
   $("login").hidden = true;
   $("app").hidden = false;
   showMe();
   connect();
+  // The picture asked for with the page, painted as soon as it comes. It may be older than
+  // the event stream's start, so the stream's hello still fetches the picture again (a
+  // change in between would otherwise be missed); that one replaces this.
+  early?.then(({ status, data }) => {
+    if (status === 200 && !state.fresh) { renderAll(data); showCentre(data.centre); }
+  });
 }
 
 // ---- tiles --------------------------------------------------------------------------------
@@ -940,7 +947,7 @@ function connect() {
     // (Re)connected: the whole picture, then the changes as they come.
     setLive(true);
     const { status, data } = await api("GET", "/api/fleet");
-    if (status === 200) { renderAll(data); showCentre(data.centre); }
+    if (status === 200) { state.fresh = true; renderAll(data); showCentre(data.centre); }
   });
   source.addEventListener("centre", (ev) => showCentre(JSON.parse(ev.data)));
   source.addEventListener("tiles", (ev) => applyUpdate(JSON.parse(ev.data)));
@@ -957,9 +964,14 @@ function connect() {
 // ---- wiring -------------------------------------------------------------------------------
 
 async function boot() {
-  try {
-    state.catalog = await (await fetch("/texts.json")).json();
-  } catch (e) { /* the ids as text */ }
+  // Asked for at once, not one after another: a wall screen reloading shows its sites a few
+  // round trips sooner (the words, who we are and the picture come back together).
+  const texts = fetch("/texts.json").then((r) => r.json()).catch(() => null);
+  const wall = location.hash.startsWith("#token=");
+  const me = wall ? null : api("GET", "/api/me");
+  const early = wall ? null : api("GET", "/api/fleet");
+  const catalog = await texts;
+  if (catalog) state.catalog = catalog; // else the ids as text
   for (const b of document.querySelectorAll(".lang")) {
     b.addEventListener("click", () => { state.lang = b.dataset.lang; localStorage.setItem("lang", state.lang); applyLanguage(); });
   }
@@ -1005,8 +1017,8 @@ async function boot() {
   });
   applyLanguage();
   if (await openWall()) return;
-  const { status, data } = await api("GET", "/api/me");
-  if (status === 200) start(data); else showLogin();
+  const { status, data } = await me;
+  if (status === 200) start(data, early); else showLogin();
 }
 
 document.addEventListener("DOMContentLoaded", boot);
