@@ -69,8 +69,9 @@ class Backend(Protocol):
     def detect_faint(
         self, image: Frame, net_width: int, net_height: int, faint: float
     ) -> tuple[Boxes, Area | None]:
-        """As detect, and the area (image pixels) of everything scoring at least `faint`:
-        where faces too small to count at this scale may be (None: nowhere)."""
+        """As detect, and the area (image pixels) spanned by the centres of everything
+        scoring at least `faint`: where faces too small to count at this scale may be
+        (None: nowhere)."""
         ...
 
     def release(self) -> None:
@@ -151,8 +152,9 @@ class CenterFace:
         if faint < self.threshold:
             weak = _to_image(decode_centerface(heat, scale, offset, faint), w, h, nw, nh)
         area: Area | None = None
-        if len(weak):
-            area = weak[:, :2].min(axis=0).tolist() + weak[:, 2:4].max(axis=0).tolist()
+        if len(weak):  # centres only: a faint cell's box size is a guess
+            centres = (weak[:, :2] + weak[:, 2:4]) / 2
+            area = centres.min(axis=0).tolist() + centres.max(axis=0).tolist()
         return nms(boxes, NMS_IOU), area
 
 
@@ -265,7 +267,7 @@ class FaceFinder:
         overlap = max(16, math.ceil(1.25 * small))
         side = max(overlap + 32, math.floor(self.settings.tile_px / scale))
         x0, y0, x1, y1 = 0, 0, width, height
-        if area is not None:  # with a margin that holds whole any face centred inside
+        if area is not None:  # with a margin that holds whole any small face centred inside
             x0, y0 = max(0, math.floor(area[0]) - overlap), max(0, math.floor(area[1]) - overlap)
             x1 = min(width, math.ceil(area[2]) + overlap)
             y1 = min(height, math.ceil(area[3]) + overlap)
