@@ -15,12 +15,16 @@ run: a burst every --interval seconds from an MJPEG camera stream (served by a s
 process) of a 1920x1080 room with 48 people.
 
     .venv/bin/python bench/attendance.py [--setups NAME,...] [--session-s 60] [--interval 15]
+
+CPU per tiled 1080p frame alone (no session): --setups "centerface@640+tiles@1280 (default)"
+--session-setups "".
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -198,10 +202,11 @@ def worker_eval(setup: str, runs: int) -> dict[str, Any]:
             "burst_frame_wall_ms": burst[0] * 1000 / len(frames),
             "burst_frame_cpu_ms": burst[1] * 1000 / len(frames),
             "tiled": counter.count_frames(frames[:1]).tiled,
-            "tiles": len(counter.finder.tiles(*shrink(frames[0], width).shape[1::-1])),
+            "tiles": len(tiles_used(counter, shrink(frames[0], width))),
         }
     return {
         "setup": setup,
+        "tiled_1080p": tiled_frames(counter, runs),
         "rows": rows,
         "mae": statistics.fmean(errors),
         "relative_error": sum(errors) / total,
@@ -210,6 +215,41 @@ def worker_eval(setup: str, runs: int) -> dict[str, Any]:
             r["count"] or 0 for r in rows if r["truth"] == 0 and "no face" in r["name"]
         ),
         "timing": timing,
+    }
+
+
+def tiles_used(counter: Counter, frame: np.ndarray) -> list[Any]:
+    """The tiles the tiled pass analyses in this frame."""
+    return counter.finder.tiles(*frame.shape[1::-1], counter.finder.whole_pass(frame)[1])
+
+
+def tiled_frames(counter: Counter, runs: int) -> dict[str, Any]:
+    """Process CPU per tiled frame (whole-frame pass, tiles, merge; frame already shrunk)
+    over the 1080p rooms, 2 frames each, `runs` times; and the count error on them."""
+    frames = []
+    for spec in ROOMS.values():
+        if (spec.width, spec.height) == (1920, 1080):
+            room = Room(spec)
+            for i in range(2):
+                frames.append((room.count, shrink(_jpeg(room.render(i)), counter.analysis_width)))
+    counter.finder.find(frames[0][1], tiled=True)  # warm-up: networks loaded
+    cpus, tiles, errors = [], [], 0
+    for run in range(max(1, runs)):
+        for truth, frame in frames:
+            c0 = time.process_time()
+            found = counter.finder.find(frame, tiled=True)
+            cpus.append(1000 * (time.process_time() - c0))
+            if run == 0:
+                errors += abs(found.count - truth)
+                tiles.append(len(tiles_used(counter, frame)))
+    cpus.sort()
+    return {
+        "frames": len(cpus),
+        "cpu_ms_median": statistics.median(cpus),
+        "cpu_ms_p90": cpus[math.ceil(0.9 * len(cpus)) - 1],
+        "tiles_mean": statistics.fmean(tiles),
+        "tiles_grid": len(counter.finder.tiles(*frames[0][1].shape[1::-1])),
+        "relative_error": errors / sum(truth for truth, _ in frames),
     }
 
 
@@ -275,6 +315,13 @@ def _print_eval(res: dict[str, Any]) -> None:
             f"{v['burst_frame_wall_ms']:.0f} ms wall ({v['burst_frame_cpu_ms']:.0f} ms CPU)"
             + (f", tiled ({v['tiles']} tiles)" if v["tiled"] else "")
         )
+    tf = res["tiled_1080p"]
+    print(
+        f"  tiled 1080p frame ({tf['frames']} frames): CPU median "
+        f"{tf['cpu_ms_median']:.0f} ms, p90 {tf['cpu_ms_p90']:.0f} ms (target <= 300 ms), "
+        f"{tf['tiles_mean']:.1f} tiles of a {tf['tiles_grid']}-tile grid, count error "
+        f"{100 * tf['relative_error']:.1f} %"
+    )
     print(
         "  per image (count/truth): "
         + "; ".join(
@@ -322,6 +369,9 @@ def main() -> None:
         print(f"\n{setup}")
         _print_eval(_child(["--worker-eval", setup, "--runs", str(args.runs)]))
 
+    sessions = [setup for setup in args.session_setups.split(",") if setup]
+    if not sessions:
+        return
     with tempfile.TemporaryDirectory(prefix="bench-attendance-") as tmp:
         clip = make_room_clip(Path(tmp) / "session.avi", SESSION_ROOM, seconds=4, fps=15)
         server = subprocess.Popen(
@@ -338,7 +388,7 @@ def main() -> None:
                 f"burst every {args.interval:g} s for {args.session_s:g} s "
                 f"(server in its own process)"
             )
-            for setup in args.session_setups.split(","):
+            for setup in sessions:
                 res = _child(
                     [
                         "--worker-session",

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.attendance.counter import Counter
-from agent.attendance.models import ModelError
+from agent.attendance.counter import Counter, shrink
+from agent.attendance.detector import CenterFace
+from agent.attendance.models import ModelError, model_path
 from agent.attendance.report import AttendanceSession, hysteresis_config
 from agent.attendance.settings import AttendanceSettings, Region
 from agent.config import CameraSettings
@@ -163,3 +164,35 @@ def test_missing_model_is_a_clear_error_with_the_install_command(tmp_path):
         Counter(AttendanceSettings(models_dir=tmp_path / "models"))
     assert err.value.message.startswith("detector model centerface: not installed")
     assert f"-m agent.attendance.models install {tmp_path / 'models'}" in err.value.hint
+
+
+class CountingCenterFace(CenterFace):
+    """The real detector, noting the input size of each analysis."""
+
+    def __init__(self) -> None:
+        super().__init__(model_path(MODELS))
+        self.images: list[tuple[int, int]] = []
+
+    def _net(self, width, height):
+        self.images.append((width, height))
+        return super()._net(width, height)
+
+
+@pytest.mark.parametrize("present", [None, 0])
+def test_tiles_look_only_where_the_whole_frame_pass_saw_faces(present):
+    # Faces 24-48 px in a 1080p hall, in the band of rows between the wall and the floor.
+    hall = RoomSpec(1920, 1080, rows=4, seats=14, face_front=48, face_back=24, present=present,
+                    seed=4)  # fmt: skip
+    backend = CountingCenterFace()
+    counter = Counter(attendance(tiling="always", input_width=640, tile_width=1280), None,
+                      backend)  # fmt: skip
+    frame = shrink(Room(hall).render(0), counter.analysis_width)
+    grid = counter.finder.tiles(*frame.shape[1::-1])
+    result = counter.count_frames([frame])
+    tiles = len(backend.images) - 1  # the first is the whole frame
+    truth = Room(hall).count
+    assert result.stats.count is not None and abs(result.stats.count - truth) <= 0.1 * truth
+    if truth:
+        assert result.tiled and 0 < tiles < len(grid)  # not the wall above, nor the floor
+    else:
+        assert tiles < len(grid), backend.images

@@ -5,11 +5,14 @@ A frame is first analysed whole, scaled down to `input_width`: cheap, and enough
 larger faces. CenterFace finds faces reliably from about 28 pixels high at its input
 (`comfortable_px`, measured), so the smaller faces of the back rows need a closer look: the
 frame scaled to `tile_width`, cut into overlapping tiles of at most `tile_px` pixels. The
-two passes are merged with non-maximum suppression. Tiles also bound memory: OpenCV's DNN
-holds ~235 bytes per input pixel, so one 1280x736 input alone costs ~240 MB, a 640x384
-tile ~60 MB. With tiling "auto" the Counter analyses a burst's first frame both ways and
-keeps the tiles for the burst only if they found countable faces that the whole-frame pass
-missed because they were too small for it (`tiles_help`).
+two passes are merged with non-maximum suppression. The tiles cover only the part of the
+frame where the whole-frame pass saw anything face-like, however faintly (FAINT): a face too
+small for it still warms its heatmap, while a wall, ceiling or floor does not; in a hall
+that halves the tiles (CPU per tiled 1080p frame: bench/attendance.py). Tiles also bound
+memory: OpenCV's DNN holds ~235 bytes per input pixel, so one 1280x736 input alone costs
+~240 MB, a 640x384 tile ~60 MB. With tiling "auto" the Counter analyses a burst's first
+frame both ways and keeps the tiles for the burst only if they found countable faces that
+the whole-frame pass missed because they were too small for it (`tiles_help`).
 """
 
 from __future__ import annotations
@@ -43,12 +46,16 @@ from agent.messages import message
 log = logging.getLogger(__name__)
 
 Frame = npt.NDArray[np.uint8]
+Area = list[float]  # [x1, y1, x2, y2] in frame pixels
 
 NMS_IOU = 0.3  # CenterFace's own decoder setting
 MERGE_IOS = 0.7  # a box this much inside another (a face cut by a tile border) is the same face
 MAX_NETS = 2  # input sizes kept loaded: a frame needs two (whole frame, tile)
 EDGE_MARGIN_PX = 4.0  # a box this close to a shared tile edge is a cut face (seen: 2.1)
 MAX_UPSCALE = 2.0  # the tiled pass may enlarge a small camera's frame this much
+# Heatmap score from which the whole-frame pass marks where the tiles should look. Faces
+# the tiles found in the bench's rooms scored >= 0.03 there (JPEG'd 1080p, 640 wide).
+FAINT = 0.02
 
 
 class Backend(Protocol):
@@ -57,6 +64,14 @@ class Backend(Protocol):
 
     def detect(self, image: Frame, net_width: int, net_height: int) -> Boxes:
         """Faces in `image` analysed at net_width x net_height, in image pixels."""
+        ...
+
+    def detect_faint(
+        self, image: Frame, net_width: int, net_height: int, faint: float
+    ) -> tuple[Boxes, Area | None]:
+        """As detect, and the area (image pixels) spanned by the centres of everything
+        scoring at least `faint`: where faces too small to count at this scale may be
+        (None: nowhere)."""
         ...
 
     def release(self) -> None:
@@ -117,6 +132,11 @@ class CenterFace:
             self._nets.clear()
 
     def detect(self, image: Frame, net_width: int, net_height: int) -> Boxes:
+        return self.detect_faint(image, net_width, net_height, self.threshold)[0]
+
+    def detect_faint(
+        self, image: Frame, net_width: int, net_height: int, faint: float
+    ) -> tuple[Boxes, Area | None]:
         h, w = image.shape[:2]
         nw, nh = _round32(net_width), _round32(net_height)
         # INTER_AREA: a plain bilinear shrink aliases small faces away.
@@ -126,15 +146,26 @@ class CenterFace:
             net = self._net(nw, nh)
             net.setInput(blob)
             heat, scale, offset, _ = net.forward(list(self._outputs))
-        boxes = decode_centerface(
-            np.asarray(heat), np.asarray(scale), np.asarray(offset), self.threshold
-        )
-        if len(boxes):
-            boxes[:, [0, 2]] *= w / nw
-            boxes[:, [1, 3]] *= h / nh
-            boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-            boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        return nms(boxes, NMS_IOU)
+        heat, scale, offset = np.asarray(heat), np.asarray(scale), np.asarray(offset)
+        boxes = _to_image(decode_centerface(heat, scale, offset, self.threshold), w, h, nw, nh)
+        weak = boxes
+        if faint < self.threshold:
+            weak = _to_image(decode_centerface(heat, scale, offset, faint), w, h, nw, nh)
+        area: Area | None = None
+        if len(weak):  # centres only: a faint cell's box size is a guess
+            centres = (weak[:, :2] + weak[:, 2:4]) / 2
+            area = centres.min(axis=0).tolist() + centres.max(axis=0).tolist()
+        return nms(boxes, NMS_IOU), area
+
+
+def _to_image(boxes: Boxes, w: int, h: int, nw: int, nh: int) -> Boxes:
+    """Boxes at network-input scale to image pixels, clipped to the image."""
+    if len(boxes):
+        boxes[:, [0, 2]] *= w / nw
+        boxes[:, [1, 3]] *= h / nh
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+    return boxes
 
 
 def decode_centerface(
@@ -226,28 +257,39 @@ class FaceFinder:
         """Tiles only help when they look closer than the whole-frame pass does."""
         return self.tile_scale(width) > self.whole_scale(width) * 1.05
 
-    def tiles(self, width: int, height: int) -> list[Tile]:
-        """The tiles of a width x height frame, in frame pixels, skipping those where no
-        face could count."""
+    def tiles(self, width: int, height: int, area: Area | None = None) -> list[Tile]:
+        """The tiles of a width x height frame, in frame pixels, covering `area` (None: the
+        whole frame), skipping those where no face could count."""
         scale = self.tile_scale(width)
         # Every face the whole-frame pass is too coarse for (with a margin for the box)
         # must lie whole inside some tile; larger ones the whole-frame pass finds.
         small = self.backend.comfortable_px / self.whole_scale(width)
         overlap = max(16, math.ceil(1.25 * small))
         side = max(overlap + 32, math.floor(self.settings.tile_px / scale))
-        grid = tile_grid(width, height, side, overlap)
+        x0, y0, x1, y1 = 0, 0, width, height
+        if area is not None:  # with a margin that holds whole any small face centred inside
+            x0, y0 = max(0, math.floor(area[0]) - overlap), max(0, math.floor(area[1]) - overlap)
+            x1 = min(width, math.ceil(area[2]) + overlap)
+            y1 = min(height, math.ceil(area[3]) + overlap)
+        grid = [
+            Tile(t.x + x0, t.y + y0, t.width, t.height)
+            for t in tile_grid(x1 - x0, y1 - y0, side, overlap)
+        ]
         return [t for t in grid if self.regions.tile_needed(t, width, height)]
 
-    def whole_pass(self, frame: Frame) -> Boxes:
+    def whole_pass(self, frame: Frame) -> tuple[Boxes, Area | None]:
+        """Faces found in the whole frame, and the area where the tiles may find more: all
+        the whole-frame pass saw even faintly (FAINT), as a face too small for it leaves a
+        trace there. Tiling only that area spares the walls, ceiling and floor."""
         h, w = frame.shape[:2]
         s = self.whole_scale(w)
-        return self.backend.detect(frame, round(w * s), round(h * s))
+        return self.backend.detect_faint(frame, round(w * s), round(h * s), FAINT)
 
-    def tiled_pass(self, frame: Frame) -> Boxes:
+    def tiled_pass(self, frame: Frame, area: Area | None) -> Boxes:
         h, w = frame.shape[:2]
         scale = self.tile_scale(w)
         found: list[Boxes] = []
-        for tile in self.tiles(w, h):
+        for tile in self.tiles(w, h, area):
             crop = frame[tile.y : tile.y + tile.height, tile.x : tile.x + tile.width]
             boxes = self.backend.detect(
                 np.ascontiguousarray(crop),
@@ -278,10 +320,10 @@ class FaceFinder:
     def find(self, frame: Frame, *, tiled: bool) -> FrameFaces:
         started = time.perf_counter()
         h, w = frame.shape[:2]
-        boxes = self.whole_pass(frame)
+        boxes, area = self.whole_pass(frame)
         use_tiles = tiled and self.tiling_possible(w)
-        if use_tiles:
-            boxes = self.merge(boxes, self.tiled_pass(frame))
+        if use_tiles and area is not None:
+            boxes = self.merge(boxes, self.tiled_pass(frame, area))
         counted, excluded = self.regions.split(boxes, w, h)
         return FrameFaces(counted, excluded, use_tiles, time.perf_counter() - started)
 
@@ -289,11 +331,11 @@ class FaceFinder:
         """Analyse a frame both ways (tiling "auto"): its faces, and whether tiles help."""
         started = time.perf_counter()
         h, w = frame.shape[:2]
-        whole = self.whole_pass(frame)
-        if not self.tiling_possible(w):
+        whole, area = self.whole_pass(frame)
+        if not self.tiling_possible(w) or area is None:
             counted, excluded = self.regions.split(whole, w, h)
             return FrameFaces(counted, excluded, False, time.perf_counter() - started), False
-        tiled = self.tiled_pass(frame)
+        tiled = self.tiled_pass(frame, area)
         helps = self.tiles_help(whole, tiled, w, h)
         boxes = self.merge(whole, tiled) if helps else whole
         counted, excluded = self.regions.split(boxes, w, h)
