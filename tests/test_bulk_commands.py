@@ -27,7 +27,7 @@ from agent.transport.listener import Listener
 from tests.commands_kit import KEY_ID, CommandAgent, commands_config
 from tests.fixtures.broker import wait_until
 from tests.test_dashboard import PASSWORD, write_key
-from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS
+from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS, signed_in_page
 
 pytestmark = pytest.mark.broker
 
@@ -209,12 +209,7 @@ def test_select_all_shown_then_a_bulk_send_settles_with_counts_and_colours(
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                         args=LAUNCH_ARGS)  # fmt: skip
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.set_default_timeout(10_000)
-            page.goto(dash.url)
-            page.fill("#login-name", "op")
-            page.fill("#login-password", PASSWORD)
-            page.click("#login-submit")
+            page = signed_in_page(browser, dash.url, "op", size=(1920, 1080))
             for s in sims:
                 page.wait_for_selector(f'.tile[data-id="{s.site_id}"]', state="attached")
             page.check("#select-mode")

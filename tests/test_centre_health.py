@@ -24,7 +24,7 @@ from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import SimSite
 from agent.transport.listener import Listener
 from tests.test_dashboard import PASSWORD
-from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS
+from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS, signed_in_page
 
 pytestmark = [
     pytest.mark.broker,
@@ -91,12 +91,7 @@ def test_the_page_says_when_the_centre_loses_the_broker_and_sites_keep_their_sta
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                         args=LAUNCH_ARGS)  # fmt: skip
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.set_default_timeout(15_000)
-            page.goto(dash.url)
-            page.fill("#login-name", "view")
-            page.fill("#login-password", PASSWORD)
-            page.click("#login-submit")
+            page = signed_in_page(browser, dash.url, "view", size=(1920, 1080), timeout_ms=15_000)
             for sid in SITES:
                 page.wait_for_selector(f'.tile[data-id="{sid}"][data-c="ready"]', state="attached")
             assert page.locator("#centre-banner").is_hidden()

@@ -32,7 +32,7 @@ from agent.sim.fleet_site import Message, SimSite
 from tests.fixtures.broker import dump_toml, wait_until
 from tests.test_centre import centre_config, publisher  # noqa: F401 - a fixture
 from tests.test_dashboard import PASSWORD, Client
-from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS
+from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS, signed_in_page
 
 NOW = datetime.now(UTC)
 SESSION = SessionRef(
@@ -245,13 +245,9 @@ def test_the_wall_lists_a_dropped_site_with_its_reason_and_the_header_counts_it(
     publisher(live(c1, LiveVerdict.IN_CALL, NOW), live(c2, LiveVerdict.IN_CALL, NOW))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
-        page.set_default_timeout(15_000)
-        page.add_init_script("localStorage.setItem('lang', 'en')")
-        page.goto(dash.url)
-        page.fill("#login-name", "view")
-        page.fill("#login-password", PASSWORD)
-        page.click("#login-submit")
+        page = signed_in_page(
+            browser, dash.url, "view", size=(1920, 1080), timeout_ms=15_000, lang="en"
+        )
         page.wait_for_function("() => window.__dash.tiles >= 3")
         header = "#session-live [data-live='{}'] b"
         page.wait_for_function(

@@ -163,13 +163,30 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def open_page(browser: Any, env: Env, user: str) -> Any:
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(10_000)
-    page.goto(env.dash.url)
+def signed_in_page(
+    browser: Any,
+    url: str,
+    user: str,
+    *,
+    size: tuple[int, int] = (1400, 900),
+    timeout_ms: int = 10_000,
+    lang: str | None = None,
+) -> Any:
+    """A new page of `browser` on the dashboard at `url`, signed in as `user` (the tests'
+    password); `lang` chosen as the page remembers it."""
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.set_default_timeout(timeout_ms)
+    if lang:
+        page.add_init_script(f"localStorage.setItem('lang', '{lang}')")
+    page.goto(url)
     page.fill("#login-name", user)
     page.fill("#login-password", PASSWORD)
     page.click("#login-submit")
+    return page
+
+
+def open_page(browser: Any, env: Env, user: str) -> Any:
+    page = signed_in_page(browser, env.dash.url, user)
     page.wait_for_selector("#app:not([hidden])")
     return page
 

@@ -26,7 +26,7 @@ from agent.centre.web.server import Dashboard
 from agent.checks.model import Status
 from agent.sim.fleet_site import Message, SimSite
 from tests.test_dashboard import PASSWORD, feed, settings_for
-from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS
+from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS, signed_in_page
 
 DISTRICTS = [
     "Lạc Sơn", "Kim Bôi", "Tân Lạc", "Mai Châu", "Cao Phong", "Lương Sơn", "Yên Thủy",
@@ -116,13 +116,9 @@ def browser() -> Iterator[Any]:
 
 
 def open_wall(browser: Any, centre: Dashboard, width: int, height: int, lang: str = "en") -> Any:
-    page = browser.new_page(viewport={"width": width, "height": height})
-    page.set_default_timeout(15_000)
-    page.add_init_script(f"localStorage.setItem('lang', '{lang}')")
-    page.goto(centre.url)
-    page.fill("#login-name", "view")
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
+    page = signed_in_page(
+        browser, centre.url, "view", size=(width, height), timeout_ms=15_000, lang=lang
+    )
     page.wait_for_function(f"() => window.__dash.tiles >= {SITES}")
     page.wait_for_function("() => document.querySelectorAll('#problem-list .problem').length > 0")
     page.wait_for_timeout(300)  # the resize-fit settles

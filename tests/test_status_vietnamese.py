@@ -5,18 +5,13 @@ The real daemon runs as a subprocess; the real CLI asks it over the control sock
 
 from __future__ import annotations
 
-import json
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from agent.sim.broker import Mosquitto
-from agent.sim.toml_writer import dump_toml
 from tests.fixtures.broker import agent_config
-from tests.test_cli_vietnamese import ROOT, assert_vietnamese, cli, vi_env
+from tests.test_cli_vietnamese import assert_vietnamese, status_of_a_running_agent
 
 
 def _status_without_broker(config: dict[str, Any], tmp_path: Path) -> tuple[str, dict[str, Any]]:
@@ -27,30 +22,13 @@ def _status_without_broker(config: dict[str, Any], tmp_path: Path) -> tuple[str,
     config["network"]["targets"] = [
         {"name": "lan", "host": "127.0.0.1", "port": listening.getsockname()[1]}
     ]
-    path = tmp_path / "agent.toml"
-    path.write_text(dump_toml(config))
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "agent", "run", "--config", str(path)],
-        env=vi_env(),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            status = cli("status", "--json", "--config", str(path))
-            snap = json.loads(status.stdout) if status.stdout.startswith("{") else {}
-            if snap.get("verdict") and snap["link"]["last_error"]:
-                break
-            assert time.monotonic() < deadline, status.stderr
-            time.sleep(0.2)
-        done = cli("status", "--config", str(path))
+        done, snap = status_of_a_running_agent(
+            config, tmp_path, lambda snap: bool(snap["link"]["last_error"])
+        )
         assert "Traceback" not in done.stderr
         return done.stdout, snap
     finally:
-        daemon.terminate()
-        daemon.wait(15)
         listening.close()
 
 
