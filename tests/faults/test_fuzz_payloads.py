@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from agent.centre.ingest import INGESTED, parse
 from agent.centre.store import Incoming, Store
+from agent.checks.live import CallState, LiveVerdict, MediaStats, PathStats
 from agent.checks.model import CheckResult, Status, Verdict
 from agent.contract.payloads import (
     AttendancePayload,
@@ -32,12 +33,15 @@ from agent.contract.payloads import (
     ChecksPayload,
     ComponentInfo,
     ComponentState,
+    LiveEventPayload,
+    LivePayload,
     MetaPayload,
     OutboxHealth,
     SessionRef,
     SiteInfo,
     StatePayload,
 )
+from agent.contract.topics import OUT_BY_PAYLOAD, TOPICS
 from agent.errors import AgentError
 from agent.schedule.model import ScheduleError, parse_payload
 from agent.transport.listener import Received
@@ -107,6 +111,23 @@ VALID_REPORTS = {
     "attendance": AttendancePayload(
         **ENV, session_id="hdnd-1", count=12, spread=0.5, detector="yunet", expected=30
     ),
+    "live": LivePayload(
+        **ENV,
+        verdict=LiveVerdict.POOR,
+        since=TS,
+        reason="loss 9 %",
+        call=CallState(
+            in_call=True,
+            since=TS,
+            far_end="mcu",
+            media=(MediaStats(kind="video", direction="in", loss_pct=9.0, jitter_ms=35.0),),
+        ),
+        path=(PathStats(target="mcu", loss_pct=0.0, rtt_ms=20.0),),
+        session=SESSION,
+    ),
+    "live_event": LiveEventPayload(
+        **ENV, session=SESSION, before=LiveVerdict.IN_CALL, after=LiveVerdict.POOR, reason="x"
+    ),
 }
 assert set(VALID_REPORTS) == set(INGESTED)
 KINDS = sorted(VALID_REPORTS)
@@ -139,7 +160,8 @@ def messages(draw: st.DrawFn) -> Received:
     report on the wrong topic or another site's."""
     kind = draw(st.sampled_from(KINDS))
     pick = draw(st.integers(0, 9))
-    topic = f"vc/s1/{kind}" if pick < 8 else draw(OTHER_TOPICS)
+    own = f"vc/s1/{TOPICS[OUT_BY_PAYLOAD[kind]].suffix}"  # live_event goes on live/event
+    topic = own if pick < 8 else draw(OTHER_TOPICS)
     return Received(topic=topic, payload=draw(BODIES[kind]), retain=draw(st.booleans()))
 
 
