@@ -28,9 +28,9 @@ def _english_afterwards() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
-    """Where the page tests keep their screenshots for a person to look at: $EDGE_AGENT_ARTIFACTS
+    """Where the page tests keep their screenshots for a person to look at: $TEST_ARTIFACTS_DIR
     (`./run test` sets it to .run/artifacts, git-ignored; a CI keeps that folder), else there."""
-    where = os.environ.get("EDGE_AGENT_ARTIFACTS")
+    where = os.environ.get("TEST_ARTIFACTS_DIR")
     path = Path(where) if where else Path(__file__).resolve().parent.parent / ".run" / "artifacts"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -4,7 +4,7 @@ under its district's name with counts; the problem list beside it in severity an
 counters that filter; search without diacritics that matches district names; and a 1366x768
 screen where every tile is reachable by scrolling.
 
-Screenshots are kept in the `artifacts` folder (tests/conftest.py: $EDGE_AGENT_ARTIFACTS, else
+Screenshots are kept in the `artifacts` folder (tests/conftest.py: $TEST_ARTIFACTS_DIR, else
 .run/artifacts).
 """
 
