@@ -14,6 +14,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,13 @@ import pytest
 from agent.centre.ingest import Ingest
 from agent.centre.settings import CentreSettings
 from agent.cli import main
+from agent.probes.call import read_call
+from agent.profiles.loader import load_profile
+from agent.profiles.session import Target
 from agent.sim.broker import Mosquitto
 from agent.sim.recording import Recording, load_recording
 from agent.sim.serial_device import PtyDevice
-from tests.fixtures.broker import AgentProcess, agent_config, dump_toml, wait_until
+from tests.fixtures.broker import ROOT, AgentProcess, agent_config, dump_toml, wait_until
 from tests.test_centre import centre_config
 
 pytestmark = pytest.mark.broker
@@ -139,3 +143,13 @@ def test_a_site_drops_out_is_seen_dropped_then_rejoins(
         ("in_call", "dropped"),
         ("dropped", "in_call"),
     ]
+
+
+def test_looks_at_one_codec_from_several_threads_take_turns_on_its_line(codec: PtyDevice) -> None:
+    """The live watch's poll, the self-test and a command share the codec's one line: at the
+    same moment, each gets its own answer, none the other's bytes."""
+    profile = load_profile(ROOT / "firmware_profiles", "cisco-roomos")
+    target = Target(port=codec.port, username="admin", password="secret")
+    with ThreadPoolExecutor(4) as pool:
+        states = list(pool.map(lambda _: read_call(profile, target, 10.0), range(8)))
+    assert [s.in_call for s in states] == [True] * 8
