@@ -15,6 +15,7 @@ something is recorded in its QueryResult and the session goes on with the next o
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -118,6 +119,33 @@ def _run_stream(
         )
     url = port_url(target.port, profile)
     label = target_message(profile, target.port)
+    # One exchange on a line at a time: the self-test, the live watch's polls and a command
+    # (rejoin's Dial) run on their own threads, and two of them on one serial line read each
+    # other's replies (pyserial: "multiple access on port").
+    lock = _line_lock(url)
+    if not lock.acquire(timeout=max(0.0, clock.remaining())):
+        raise DeviceTimeout(
+            message("profile.port_busy", target=label, seconds=clock.elapsed()),
+            message("profile.hint.port_busy"),
+        )
+    try:
+        return _exchange(profile, target, names, clock, url=url, label=label)
+    finally:
+        lock.release()
+
+
+_line_locks: dict[str, threading.Lock] = {}
+_line_locks_guard = threading.Lock()
+
+
+def _line_lock(url: str) -> threading.Lock:
+    with _line_locks_guard:
+        return _line_locks.setdefault(url, threading.Lock())
+
+
+def _exchange(
+    profile: Profile, target: Target, names: list[str], clock: Clock, *, url: str, label: Message
+) -> list[QueryResult]:
     ser = open_port(profile, url, label)
     link = Link(ser, label)
     try:

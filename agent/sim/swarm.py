@@ -12,7 +12,11 @@ import asyncio
 import random
 import struct
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+from agent.checks.live import CallState, LiveVerdict, MediaStats
+from agent.contract.payloads import LiveEventPayload, LivePayload, SessionRef
+from agent.contract.topics import topic_for
 from agent.sim.fleet_site import Message, SimSite
 
 
@@ -60,6 +64,10 @@ class SiteClient:
         self.acked_seqs: list[int] = []  # what an agent would delete from its outbox
         self.writer: asyncio.StreamWriter | None = None
         self.reader_task: asyncio.Task[None] | None = None
+        # The live watch, when `drive` is given a "live" period and a session: what the
+        # site's codec says now, and since when.
+        self.live_verdict = LiveVerdict.IN_CALL
+        self.live_since = datetime.now(UTC)
 
     async def connect(self, port: int) -> None:
         reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
@@ -123,6 +131,39 @@ class SiteClient:
             self.reader_task.cancel()
 
 
+def live(site: SimSite, session: SessionRef, verdict: LiveVerdict, since: datetime) -> Message:
+    """The site's retained `live` state, as small as an agent's: one call, two media."""
+    in_call = verdict is not LiveVerdict.DROPPED
+    media = (
+        MediaStats(kind="audio", direction="in", loss_pct=0.0, jitter_ms=2.0),
+        MediaStats(kind="video", direction="in", loss_pct=0.0, jitter_ms=4.0),
+    )
+    payload = LivePayload(
+        site_id=site.site_id, seq=site._next(), boot=site.boot, ts=datetime.now(UTC),
+        verdict=verdict, since=since, reason=f"sim: {verdict.value}", session=session,
+        call=CallState(in_call=in_call, media=media if in_call else ()),
+    )  # fmt: skip
+    return topic_for(site.prefix, site.site_id, "live"), payload.to_bytes(), True
+
+
+def live_event(
+    site: SimSite, session: SessionRef, before: LiveVerdict | None, after: LiveVerdict
+) -> Message:
+    payload = LiveEventPayload(
+        site_id=site.site_id, seq=site._next(), boot=site.boot, ts=datetime.now(UTC),
+        session=session, before=before, after=after, reason=f"sim: {after.value}",
+    )  # fmt: skip
+    return topic_for(site.prefix, site.site_id, "live_event"), payload.to_bytes(), False
+
+
+def live_change(client: SiteClient, session: SessionRef, verdict: LiveVerdict) -> None:
+    """What an agent's live watch sends when its verdict moves: the event, then the state."""
+    before = client.live_verdict
+    client.live_verdict, client.live_since = verdict, datetime.now(UTC)
+    client.publish(live_event(client.site, session, before, verdict))
+    client.publish(live(client.site, session, verdict, client.live_since))
+
+
 def some_present(site: SimSite) -> int | None:
     """Between half and all of the people summoned."""
     return random.randint(site.expected // 2, site.expected)
@@ -134,9 +175,12 @@ async def drive(
     stop_at: float,
     session: str = "sim-session",
     count: Callable[[SimSite], int | None] = some_present,
+    *,
+    live_session: SessionRef | None = None,
 ) -> None:
-    """Publish on each kind's period (state, checks, attendance), phases spread at random,
-    and ping the broker, until `stop_at` (the loop's clock)."""
+    """Publish on each kind's period (state, checks, attendance; `live`, the retained live
+    state, when a `live_session` is given), phases spread at random, and ping the broker,
+    until `stop_at` (the loop's clock)."""
     loop = asyncio.get_running_loop()
     site = client.site
     due = {k: loop.time() + random.uniform(0, p) for k, p in periods.items()}
@@ -152,6 +196,9 @@ async def drive(
             client.publish(site.checks())
         elif kind == "attendance":
             client.publish(site.attendance(session, count(site)))
+        elif kind == "live":
+            if live_session is not None:
+                client.publish(live(site, live_session, client.live_verdict, client.live_since))
         else:
             client.ping()
         due[kind] += periods.get(kind, 50)
