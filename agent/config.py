@@ -104,10 +104,27 @@ class BrokerSettings(_Section):
         return self
 
 
+# The daemon's control socket (`edge-agent status` talks to it) lives in the state directory.
+CONTROL_SOCKET = "control.sock"
+# A Unix socket's address holds at most 107 bytes of path (sun_path is 108, NUL-terminated).
+_UNIX_PATH_MAX = 107
+
+
 class PathSettings(_Section):
     state_dir: Path = Path("/var/lib/edge-agent")
     profiles_dir: Path = _SOURCE_TREE_PROFILES
     sysfs_root: Path = Field(Path("/sys"), description="Root of sysfs (DRM connectors, LEDs).")
+
+    @field_validator("state_dir")
+    @classmethod
+    def _socket_fits(cls, state_dir: Path) -> Path:
+        # Found here, with the fix, rather than as the daemon's crash when it binds.
+        socket = os.fsencode(state_dir / CONTROL_SOCKET)
+        if len(socket) > _UNIX_PATH_MAX:
+            raise Invalid(
+                message("config.state_dir_too_long", length=len(socket), limit=_UNIX_PATH_MAX)
+            )
+        return state_dir
 
 
 class ComponentSettings(_Section):

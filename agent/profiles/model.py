@@ -353,6 +353,7 @@ class Dial(_Strict):
             timeout_s=self.timeout_s,
         )
 
+
 # --- the live session ---------------------------------------------------------------------
 
 

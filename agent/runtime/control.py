@@ -17,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.config import CONTROL_SOCKET
 from agent.errors import AgentError
 from agent.messages import message
 
 log = logging.getLogger(__name__)
 
-SOCKET_NAME = "control.sock"
+SOCKET_NAME = CONTROL_SOCKET
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 _MAX_REQUEST = 64 * 1024
 

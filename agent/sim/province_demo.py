@@ -127,7 +127,8 @@ class ProvinceDemo:
             self.config_path.write_text(dump_toml(centre))
             # The agents first: their start-up (a few seconds of imports) overlaps the
             # centre's, and a centre that starts later still sees their retained birth.
-            self.agents = [self._start_agent(s, public) for s in self.sites if s.role is Role.AGENT]
+            agents = [s for s in self.sites if s.role is Role.AGENT]
+            self.agents = [self._start_agent(s, n, public) for n, s in enumerate(agents)]
             self._import_roster()
             self._add_operator()
             self._start_centre()
@@ -184,9 +185,13 @@ class ProvinceDemo:
             message("sim.province.centre_failed_hint", path=str(log_path)),
         )  # fmt: skip
 
-    def _start_agent(self, site: ProvinceSite, public_key: str) -> subprocess.Popen[bytes]:
+    def _start_agent(
+        self, site: ProvinceSite, number: int, public_key: str
+    ) -> subprocess.Popen[bytes]:
         assert self.broker is not None
-        home = self.workdir / "agents" / site.site_id
+        # Numbered, not named: the control socket's whole path must fit a Unix socket address
+        # (107 bytes), and a site id of 30 characters under a deep folder did not.
+        home = self.workdir / "agents" / str(number)
         config: dict[str, Any] = network_only_settings(self.broker, home / "state", site.site_id)
         config["site"] = {"site_id": site.site_id, "name": site.name, "tier": site.tier,
                           "expected_attendance": site.summoned}  # fmt: skip

@@ -48,6 +48,9 @@ AGENT_CASES: dict[str, tuple[str | bytes, tuple[str, ...]]] = {
     "empty": ("", ("field 'site' is required but missing",)),
     "binary": (GARBAGE, ("not valid TOML", "not UTF-8")),
     "nested_too_deep": ("x = " + "[" * 5000 + "]" * 5000 + "\n", ("nested too deeply",)),
+    # the daemon crashed binding its control socket there (AF_UNIX path too long)
+    "state_dir_too_long": (AGENT_OK + f'[paths]\nstate_dir = "/var/lib/{"x" * 100}"\n',
+                           ("'paths.state_dir'", "choose a shorter paths.state_dir")),
 }  # fmt: skip
 
 CENTRE_CASES: dict[str, tuple[str | bytes, tuple[str, ...]]] = {
