@@ -64,8 +64,6 @@ _COMMANDS_OFF = "page.commands.off"
 _BAD_SITES = "page.error.bad_sites"
 _UNKNOWN_SITE = "page.error.unknown_site"
 _WRONG_LOGIN = "page.login.wrong"
-_TOO_MANY = "page.send.toomany"  # CommandRefused codes (commands.py)
-_UNKNOWN_IDS = "page.send.unknown"
 # The ids the page renders itself: its own, and the fleet's (conditions, statuses, problems).
 # Anything else it shows arrives rendered per language (`*_by_lang`): only the server's
 # renderer knows format specs, nested messages and lists, and the page needs no second one.
@@ -328,19 +326,8 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
             command_id = await asyncio.to_thread(
                 svc.commander.submit, session.name, action, sites, svc.watch.known
             )
-        except CommandRefused as exc:
-            # Seam: a refusal said as a message (`exc.msg`) reaches the page in its language;
-            # until then, the page's own text for its code, else the English as it is.
-            said = getattr(exc, "msg", None)
-            if isinstance(said, Text):
-                return _error(400, said, **exc.extra)
-            if exc.code == _TOO_MANY:
-                said = message(_TOO_MANY, count=exc.extra["count"], max=exc.extra["max"])
-                return _error(400, said, **exc.extra)
-            if exc.code == _UNKNOWN_IDS:
-                said = message(_UNKNOWN_IDS, ids=", ".join(exc.extra["ids"]))
-                return _error(400, said, **exc.extra)
-            return _error(400, str(exc))
+        except CommandRefused as exc:  # always a message: said in the page's language
+            return _error(400, exc.msg, **exc.extra)
         return _json({"command_id": command_id, "sites": len(set(sites) - {""})}, 202)
 
     @contextlib.asynccontextmanager
