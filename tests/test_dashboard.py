@@ -6,6 +6,7 @@ The web server is the real one (uvicorn on 127.0.0.1, port 0), spoken to with ur
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import io
 import json
@@ -626,20 +627,28 @@ def test_concurrent_wrong_logins_cannot_outrun_the_limit(web):
     assert Client(web.url).login("view")[0] == 200
 
 
-def test_hostile_site_lists_are_refused_before_anything_is_queued(filled, tmp_path):
+@contextlib.contextmanager
+def operator_page_with_commands(tmp_path: Path) -> Iterator[tuple[Dashboard, Client]]:
+    """The dashboard with a commander whose requests are queued but never sent, and an
+    operator signed in to it."""
     from agent.centre.web.commands import Commander  # noqa: PLC0415
 
     write_key(tmp_path / "centre.key")
     settings = settings_for(tmp_path, command_key=str(tmp_path / "centre.key"))
     dash = _dashboard(settings)
-    dash.services.commander = Commander(settings, lambda *_: None)  # queued, never sent
+    dash.services.commander = Commander(settings, lambda *_: None)
     try:
         c = Client(dash.url)
         c.login("op")
+        yield dash, c
+    finally:
+        dash.stop()
+
+
+def test_hostile_site_lists_are_refused_before_anything_is_queued(filled, tmp_path):
+    with operator_page_with_commands(tmp_path) as (dash, c):
         # A lone surrogate (valid JSON escape, not text SQLite can store), a non-string id.
         for sites in (["\ud800"], ["c1", {}], ["c1", None], ["c\x00"]):
             status, data, _ = c.call("POST", "/api/command", {"action": "identify", "sites": sites})
             assert status == 400, (sites, status, data)
             assert dash.services.commander._requests.empty(), sites  # nothing queued
-    finally:
-        dash.stop()

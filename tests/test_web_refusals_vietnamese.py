@@ -12,7 +12,13 @@ from agent.centre.web.commands import Commander
 from agent.centre.web.server import parse_listen
 from agent.errors import ConfigError
 from agent.messages import render
-from tests.test_dashboard import Client, _dashboard, filled, settings_for, write_key
+from tests.test_dashboard import (
+    Client,
+    _dashboard,
+    filled,
+    operator_page_with_commands,
+    settings_for,
+)
 
 __all__ = ["filled"]  # the fixture, used by name
 
@@ -24,13 +30,7 @@ def _refusal(c: Client, body: dict[str, object]) -> dict[str, object]:
 
 
 def test_a_refused_command_is_said_in_the_pages_language(filled, tmp_path: Path) -> None:
-    write_key(tmp_path / "centre.key")
-    settings = settings_for(tmp_path, command_key=str(tmp_path / "centre.key"))
-    dash = _dashboard(settings)
-    dash.services.commander = Commander(settings, lambda *_: None)  # queued, never sent
-    try:
-        c = Client(dash.url)
-        c.login("op")
+    with operator_page_with_commands(tmp_path) as (dash, c):
         data = _refusal(c, {"action": "format-disk", "sites": ["c1"]})
         assert data["code"] == "web.action_not_offered"
         assert data["error_by_lang"]["vi"].startswith("thao tác 'format-disk': trang chỉ cho")
@@ -40,8 +40,6 @@ def test_a_refused_command_is_said_in_the_pages_language(filled, tmp_path: Path)
             "vi": "chưa chọn điểm cầu nào",
         }
         assert dash.services.commander._requests.empty()
-    finally:
-        dash.stop()
 
 
 def test_commands_off_for_a_missing_key_is_said_in_vietnamese(filled, tmp_path: Path) -> None:
