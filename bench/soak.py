@@ -12,10 +12,11 @@ long process life to measure); a serial device switched to a fault mode (silent,
 disconnect) or unplugged (its port vanishes), then healthy again; the camera's stream server
 stopped and restarted; the audio server killed and restarted. Commands (run-checks,
 identify, rebirth) are sent throughout, some re-published on purpose (same signed bytes)
-shortly after, or again after an agent restart. After warm-up the broker is restarted
-cleanly once so its saved state holds the recorder's and the agent's sessions: a kill -9
-then loses only what came after (as on a broker that autosaves), and a command due while the
-broker is down is sent once it is back.
+shortly after, or again after an agent restart. The broker saves its state after every
+change (the soak is about the agent: what a broker acknowledged and then lost in a kill -9
+would be the broker's loss); a command due while the broker is down is sent once it is
+back, and one left without any answer when it returns is sent again (a save can still
+trail the kill by a moment).
 
 At the end injection stops, the outbox drains, the agent is stopped with SIGTERM, and the
 figures are printed: reports sent (seqs the outbox handed out), received, still queued,
@@ -364,7 +365,7 @@ class Soak:
         self.rec = Recorder()
         self.rng = random.Random(args.seed)
         self.key = Ed25519PrivateKey.generate()
-        self.broker = Mosquitto(workdir / "broker")
+        self.broker = Mosquitto(workdir / "broker", save_each_change=True)
         self.site = SimulatedSite(workdir / "site", site_id=SITE, broker_port=self.broker.port)
         self.serials: dict[str, SwitchableSerial] = {}
         self.audio: RestartableAudio | None = None
@@ -405,11 +406,9 @@ class Soak:
 
     def snapshot_broker(self, timeout_s: float = 30.0) -> None:
         """Restart the broker cleanly once both the recorder and the agent are subscribed, so
-        its saved state holds both persistent sessions. A kill -9 loses everything since
-        (mosquitto saves on exit or every autosave_interval, 30 min by default); without
-        this the broker would come back with no subscriptions at all, and whatever is
-        published before a client re-subscribes (a report the agent had acked, a command
-        for the agent) would be dropped by the broker, not by the agent under test."""
+        its saved state holds both persistent sessions before the first fault, and wait for
+        the agent to be back online: without them, whatever is published before a client
+        re-subscribes would be dropped by the broker, not by the agent under test."""
         assert self.listener is not None
         seen = len(self.listener.messages())
         self.broker.stop()
@@ -526,6 +525,21 @@ class Soak:
         deferred, self._deferred = self._deferred, []
         for action in deferred:
             action()
+        # A command the broker took (PUBACK) for an agent that was away, and lost in the kill
+        # -9 before it saved it, never reaches the agent: the broker's loss, not the agent's.
+        # Publish such a command once more, as an operator retrying one left unanswered would:
+        # if the agent had it after all, it must refuse it as a replay, never run it twice.
+        for lost in self._unanswered_at_all():
+            self.resend(lost, "re-published after the broker lost it")
+
+    def _unanswered_at_all(self) -> list[CommandSent]:
+        assert self.listener is not None
+        heard = {
+            m.json().get("command_id")
+            for m in self.listener.messages()
+            if m.topic.endswith("/cmd/reply")
+        }
+        return [c for c in self.rec.commands if not c.duplicate and c.command_id not in heard]
 
     def _kill_agent(self) -> None:
         assert self.proc is not None

@@ -1,5 +1,6 @@
 """Shared fixtures. Each area keeps its service fixtures in its own plugin module."""
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,18 @@ def _english_afterwards() -> Iterator[None]:
     English whatever the last one chose."""
     yield
     set_language("en")
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A CLI command run in this process sets up logging: the root logger's handler then writes
+    to that test's captured stderr, closed once the test ends ("Logging error ... I/O operation
+    on closed file" in every later test's output). Put back the handlers there were."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

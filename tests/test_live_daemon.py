@@ -33,7 +33,9 @@ class Mcu:
     backlog is full: connects time out, as with a line cut on the way)."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=0)
+        # A backlog roomy enough that the agent's probes are never refused while it answers
+        # (backlog 0 dropped a probe now and then on a loaded machine: `poor` too soon).
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=8)
         self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
         self._answer = threading.Event()
@@ -64,7 +66,13 @@ class Mcu:
             return
         self._answer.clear()
         assert self._parked.wait(5)
-        self._held.append(socket.create_connection(("127.0.0.1", self.port), 1))  # the backlog
+        # Fill the backlog: connections are queued until one is left waiting (its SYN dropped).
+        for _ in range(64):
+            try:
+                self._held.append(socket.create_connection(("127.0.0.1", self.port), 0.5))
+            except TimeoutError:
+                return
+        raise AssertionError("the listener's backlog never filled")
 
     def close(self) -> None:
         self._closed.set()
