@@ -7,6 +7,8 @@ import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from agent.centre import fleet, report, seqs
 from agent.centre.fleet import ComponentRow, Condition, SiteRow
 from agent.centre.schedule_pub import schedule_topic, with_session, without_session
@@ -215,12 +217,20 @@ def test_centre_example_file_is_valid_and_names_every_field():
     assert settings.share_group == "centre"
     text = example.read_text()
     for name in CentreSettings.model_fields:
-        if name == "broker":
-            assert "\n[broker]\n" in text
-            for sub in type(settings.broker).model_fields:
-                assert f"{sub} =" in text, f"broker.{sub}"
-        else:
+        section = getattr(settings, name)
+        if not isinstance(section, BaseModel):
             assert f"\n{name} =" in text, name
+            continue
+        assert f"\n[{name}]\n" in text, name
+        for sub in type(section).model_fields:
+            value = getattr(section, sub)
+            if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+                # a list of tables: each of its fields is named, set or in a comment
+                assert f"\n[[{name}.{sub}]]\n" in text, f"{name}.{sub}"
+                for field in type(value[0]).model_fields:
+                    assert field in text, f"{name}.{sub}.{field}"
+            else:
+                assert f"{sub} =" in text, f"{name}.{sub}"
     tomllib.loads(text)
 
 

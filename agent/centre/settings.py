@@ -11,6 +11,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from agent.centre.alerts.settings import AlertsSettings
 from agent.config import BrokerSettings, FileSettings, load_file_settings
 from agent.errors import ConfigError
 from agent.messages import message
@@ -43,6 +44,7 @@ class CentreSettings(FileSettings):
     )
 
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     db_path: Path = Field(
         Path("/var/lib/edge-agent-centre/centre.sqlite"),
         description="The fleet database (SQLite, WAL).",
