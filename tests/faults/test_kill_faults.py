@@ -97,7 +97,6 @@ def test_agent_killed_9_at_random_moments_50_times(broker, centre, tmp_path, mon
     replays = 0
     pending_at_kill: list[int] = []
     mid_command = 0  # kills that left the current command accepted but not finished
-    boot_online = 0
     began = time.monotonic()
 
     def online_after(boot: int) -> int | None:
@@ -120,6 +119,9 @@ def test_agent_killed_9_at_random_moments_50_times(broker, centre, tmp_path, mon
             modes[mode] += 1
             if mode == "drain":
                 broker.stop()  # a backlog to drain: reports made while the broker is away
+            # A start-up life killed before the test looked may have come online: wait for a
+            # boot past every one seen, not just past the last one the test noted.
+            seen_before = online_after(0) or 0
             agent.start()
             connected: int | None = None
             if mode == "start-up":
@@ -128,11 +130,11 @@ def test_agent_killed_9_at_random_moments_50_times(broker, centre, tmp_path, mon
                 if mode == "drain":
                     assert wait_until(lambda: _pending(state) >= 6, 15), agent.log()[-3000:]
                     broker.start()
-                assert live.wait_for(lambda _ms, b=boot_online: online_after(b) is not None, 15), (
+                assert live.wait_for(lambda _ms, b=seen_before: online_after(b) is not None, 15), (
                     cycle,
                     agent.log()[-3000:],
                 )
-                connected = online_after(boot_online)
+                connected = online_after(seen_before)
                 if mode == "command":
                     if current is None:
                         k = len(sent) + 1
@@ -153,7 +155,6 @@ def test_agent_killed_9_at_random_moments_50_times(broker, centre, tmp_path, mon
                     time.sleep(rng.uniform(0.0, 0.8))
             agent.kill()
             if connected is not None:
-                boot_online = connected
                 wills["expected"] += 1
 
                 def will(ms: list[Received], boot: int = connected) -> bool:
@@ -179,9 +180,12 @@ def test_agent_killed_9_at_random_moments_50_times(broker, centre, tmp_path, mon
                     current.settled = status or final[0]
                     current = None
 
-        # A last life, left running: settle the last command, drain, stop cleanly.
+        # A last life, left running: settle the last command, drain, stop cleanly. It must be
+        # this life that is online (a start-up life's `online` would pass at once, and the
+        # SIGTERM below would then reach a process still starting, before its handler).
+        seen_before = online_after(0) or 0
         agent.start()
-        assert live.wait_for(lambda _ms: online_after(boot_online) is not None, 15), agent.log()
+        assert live.wait_for(lambda _ms: online_after(seen_before) is not None, 15), agent.log()
         if current is not None:
             publish(current)
             command_id = current.command_id
