@@ -36,10 +36,11 @@ class AlertsSettings(_Section):
         2.0, gt=0, description="How often the rules are run over the fleet store."
     )
     group_window_s: float = Field(
-        30.0,
+        3.0,
         ge=0,
-        description="Alerts of one kind in one district raised within this window go out as "
-        "one message listing the sites.",
+        le=600,
+        description="The first alert of a kind in a district waits this long for others of "
+        "its kind there; they go out as one message listing the sites.",
     )
     rules: list[Rule] = Field(default_factory=default_rules)
 
