@@ -180,3 +180,20 @@ def test_the_ingest_keeps_the_schedule_the_centre_publishes(
     db = sqlite3.connect(settings.db_path)
     assert db.execute("SELECT count(*) FROM sites").fetchone() == (0,)
     db.close()
+
+
+def test_only_the_centres_schedule_topics_are_taken_for_schedules() -> None:
+    from agent.centre.ingest import parse_schedule  # noqa: PLC0415
+    from agent.transport.listener import Received  # noqa: PLC0415
+
+    body = SchedulePayload(entries=[HOP]).model_dump_json().encode()
+
+    def scope(topic: str) -> str | None:
+        got = parse_schedule("vc", Received(topic, body, True), 0.0)
+        return None if got is None else got.scope
+
+    assert scope("vc/schedule") == ""
+    assert scope("vc/c1/schedule") == "c1"
+    # an empty site id would pass for every site's schedule; deeper topics are not schedules
+    for topic in ("vc//schedule", "vc/a/b/schedule", "other/schedule", "vc/c1/state"):
+        assert scope(topic) is None, topic

@@ -114,8 +114,10 @@ def parse_schedule(prefix: str, message: Received, now: float) -> PublishedSched
     if message.topic == topic_for(prefix, "", "fleet_schedule"):
         scope = ""
     elif message.topic.startswith(prefix + "/") and message.topic.endswith("/schedule"):
-        scope = message.topic[len(prefix) + 1 : -len("/schedule")]
-    if scope is None or "/" in scope:
+        site_id = message.topic[len(prefix) + 1 : -len("/schedule")]
+        # "" would pass for every site's schedule
+        scope = site_id if site_id and "/" not in site_id else None
+    if scope is None:
         return None
     return PublishedSchedule(scope, parse_payload(message.payload, message.topic), now)
 
