@@ -197,3 +197,20 @@ def test_only_the_centres_schedule_topics_are_taken_for_schedules() -> None:
     # an empty site id would pass for every site's schedule; deeper topics are not schedules
     for topic in ("vc//schedule", "vc/a/b/schedule", "other/schedule", "vc/c1/state"):
         assert scope(topic) is None, topic
+
+
+def test_a_sites_odd_firmware_words_are_not_taken_for_a_version() -> None:
+    from agent.centre.alerts.facts import firmware_of  # noqa: PLC0415
+    from agent.centre.fleet import ComponentRow  # noqa: PLC0415
+    from agent.messages import message  # noqa: PLC0415
+
+    # what a site sends is untrusted: a message where a version should be, a missing minimum
+    odd = message("profile.verdict.below", label="firmware", value=message("fleet.never"),
+                  minimum="9.15")  # fmt: skip
+    short = message("profile.verdict.below", label="firmware", value="1.0")
+    fine = message("profile.verdict.below", label="firmware", value="9.1", minimum="9.15")
+    rows = {n: ComponentRow("warn", "", reason_msg=m)
+            for n, m in (("codec", odd), ("ptz", short), ("display", fine))}  # fmt: skip
+    assert [(f.component, f.version, f.minimum) for f in firmware_of(rows)] == [
+        ("display", "9.1", "9.15")
+    ]

@@ -39,6 +39,13 @@ def district_of(tier: str, site_id: str, parent: str | None) -> str:
     return parent or ""
 
 
+def _condition(value: str | None) -> fleet.Condition:
+    try:
+        return fleet.Condition(value or "unknown")
+    except ValueError:
+        return fleet.Condition.UNKNOWN  # not judged yet (or by a newer centre)
+
+
 def _session(sessions: Sequence[Session], now: float) -> Session | None:
     """The session running now (the earliest started), else the next to start."""
     running = [s for s in sessions if s.start.timestamp() <= now < s.end.timestamp()]
@@ -65,11 +72,14 @@ def _below(msg: Message | None) -> Iterator[Message]:
 
 
 def firmware_of(components: dict[str, fleet.ComponentRow]) -> tuple[FirmwareFact, ...]:
-    return tuple(
-        FirmwareFact(name, str(m.params.get("value", "")), str(m.params.get("minimum", "")))
-        for name, comp in sorted(components.items())
-        for m in _below(comp.reason_msg)
-    )
+    out = []
+    for name, comp in sorted(components.items()):
+        for m in _below(comp.reason_msg):
+            version, minimum = m.params.get("value"), m.params.get("minimum")
+            # the site's words: only plain text is taken for a version
+            if isinstance(version, str) and isinstance(minimum, str) and version and minimum:
+                out.append(FirmwareFact(name, version, minimum))
+    return tuple(out)
 
 
 def read_facts(
@@ -117,8 +127,7 @@ def _read(store: Store, now: float, sessions: Sequence[Session] | None) -> list[
                 name=row.name,
                 tier=row.tier,
                 district=district_of(row.tier, row.site_id, row.parent),
-                condition=fleet.Condition(rec.condition) if rec and rec.condition else
-                fleet.Condition.UNKNOWN,
+                condition=_condition(rec.condition if rec else None),
                 since=rec.since if rec else None,
                 failing=tuple(n for n, c in sorted(row.components.items())
                               if c.status in _FAILING),
