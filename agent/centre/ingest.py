@@ -44,11 +44,12 @@ from pydantic import ValidationError
 
 from agent.centre import link
 from agent.centre.settings import CentreSettings
-from agent.centre.store import Event, Incoming, Store
+from agent.centre.store import Event, Incoming, PublishedSchedule, Store
 from agent.contract.payloads import PAYLOADS, Envelope, parse_report
-from agent.contract.topics import TOPICS, Direction, Scope
+from agent.contract.topics import TOPICS, Direction, Scope, topic_for
 from agent.errors import ConfigError
 from agent.messages import message
+from agent.schedule.model import ScheduleError, parse_payload
 from agent.transport.listener import Listener, Received
 from agent.transport.mqtt import Endpoint, Protocol, endpoint
 
@@ -66,13 +67,20 @@ _PRUNE_S = 3600.0
 SETTLE_S = 3.0
 
 
+def schedule_filters(prefix: str) -> list[str]:
+    """The schedules the centre publishes (every site's, one site's): read back and kept in
+    the store, so the alert rules know the sessions."""
+    return [topic_for(prefix, "", "fleet_schedule"), topic_for(prefix, "+", "schedule")]
+
+
 def live_filters(prefix: str, group: str) -> list[str]:
     share = f"$share/{group}/" if group else ""
-    return [f"{share}{prefix}/+/{TOPICS[n].suffix}" for n in INGESTED]
+    reports = [f"{prefix}/+/{TOPICS[n].suffix}" for n in INGESTED]
+    return [share + f for f in reports + schedule_filters(prefix)]
 
 
 def retained_filters(prefix: str) -> list[str]:
-    return [f"{prefix}/+/{TOPICS[n].suffix}" for n in RETAINED]
+    return [f"{prefix}/+/{TOPICS[n].suffix}" for n in RETAINED] + schedule_filters(prefix)
 
 
 _BY_SUFFIX = {
@@ -97,6 +105,21 @@ def parse(prefix: str, message: Received) -> Envelope:
         raise ValueError(f"payload site_id {payload.site_id!r} on another site's topic")
     _check_int64(payload.model_dump(), kind)
     return payload
+
+
+def parse_schedule(prefix: str, message: Received, now: float) -> PublishedSchedule | None:
+    """The schedule on a schedule topic (ScheduleError if it is not one); None for a message
+    on another topic."""
+    scope: str | None = None
+    if message.topic == topic_for(prefix, "", "fleet_schedule"):
+        scope = ""
+    elif message.topic.startswith(prefix + "/") and message.topic.endswith("/schedule"):
+        site_id = message.topic[len(prefix) + 1 : -len("/schedule")]
+        # "" would pass for every site's schedule
+        scope = site_id if site_id and "/" not in site_id else None
+    if scope is None:
+        return None
+    return PublishedSchedule(scope, parse_payload(message.payload, message.topic), now)
 
 
 _INT64 = range(-(2**63), 2**63)
@@ -342,11 +365,15 @@ class Ingest:
 
     def _store(self, batch: list[Received]) -> None:
         now = time.time()
-        items = []
+        items: list[Incoming | PublishedSchedule] = []
         for received in batch:
             try:
+                schedule = parse_schedule(self.prefix, received, now)
+                if schedule is not None:
+                    items.append(schedule)
+                    continue
                 payload = parse(self.prefix, received)
-            except (ValueError, ValidationError) as exc:
+            except (ValueError, ValidationError, ScheduleError) as exc:
                 self.rejected += 1
                 log.warning("centre: %s: rejected: %s", received.topic, str(exc).splitlines()[0])
                 continue
@@ -360,7 +387,7 @@ class Ingest:
         # Right after the batch, so a change that lasts less than a sweep is still recorded.
         self._sweep(touched)
 
-    def _commit(self, items: list[Incoming]) -> set[str] | None:
+    def _commit(self, items: list[Incoming | PublishedSchedule]) -> set[str] | None:
         """Store the items; the site ids touched, or None if the database refused them until
         the centre stopped."""
         while True:
@@ -392,7 +419,7 @@ class Ingest:
                 except sqlite3.OperationalError:
                     continue  # the database, not a report: the whole batch again, unacked
 
-    def _one_by_one(self, items: list[Incoming]) -> set[str]:
+    def _one_by_one(self, items: list[Incoming | PublishedSchedule]) -> set[str]:
         """Store each alone; a report the database refuses as such is counted and logged (and
         then acknowledged). OperationalError is the database's trouble, not the report's: it
         goes up, so nothing is acknowledged that was not stored."""
@@ -407,12 +434,12 @@ class Ingest:
             except (sqlite3.Error, ValueError, TypeError) as exc:
                 self.store.rollback()
                 self.rejected += 1
-                log.error(
-                    "centre: %s seq %d: not stored: %s",
-                    item.payload.site_id,
-                    item.payload.seq,
-                    exc,
+                what = (
+                    f"{item.payload.site_id} seq {item.payload.seq}"
+                    if isinstance(item, Incoming)
+                    else f"the schedule of {item.scope or 'every site'}"
                 )
+                log.error("centre: %s: not stored: %s", what, exc)
         return touched
 
     def _sweep(self, site_ids: set[str] | None = None) -> None:

@@ -36,6 +36,7 @@ from agent.contract.payloads import (
     StatePayload,
 )
 from agent.messages import Message, dump_message, load_message
+from agent.schedule.model import SchedulePayload
 
 # A live state only moves the `rev` (what the page's watch re-reads) when one of these changes:
 # the figures alone, republished every minute, do not.
@@ -91,6 +92,9 @@ CREATE TABLE IF NOT EXISTS live (
     hint_msg TEXT, seq INTEGER NOT NULL, ts REAL NOT NULL, rev INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS live_by_rev ON live (rev);
+CREATE TABLE IF NOT EXISTS schedule (
+    scope TEXT PRIMARY KEY, issued_at REAL, body TEXT NOT NULL, stored_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS live_events (
     site_id TEXT NOT NULL, seq INTEGER NOT NULL, session_id TEXT NOT NULL, ts REAL NOT NULL,
     before TEXT, after TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', reason_msg TEXT,
@@ -150,6 +154,12 @@ class Summoned(NamedTuple):
     from_roster: bool = False  # the roster's number (else the site's own expected_attendance)
 
 
+class Recorded(NamedTuple):
+    condition: str | None
+    since: float | None
+    pending: int | None  # reports queued at the site, from its latest state
+
+
 @dataclass(frozen=True)
 class RosterChange:
     added: int
@@ -161,6 +171,16 @@ class RosterChange:
 class Incoming:
     payload: Envelope
     retained: bool
+    received_at: float
+
+
+@dataclass(frozen=True)
+class PublishedSchedule:
+    """The schedule the centre itself published (retained), as the ingest read it back: the
+    alert rules know the sessions from it without a broker round trip per evaluation."""
+
+    scope: str  # "" every site (`<prefix>/schedule`), else the site id
+    payload: SchedulePayload
     received_at: float
 
 
@@ -251,11 +271,15 @@ class Store:
 
     # ---- ingest -------------------------------------------------------------------------
 
-    def apply_batch(self, batch: Iterable[Incoming]) -> set[str]:
-        """Store a batch in one transaction; the site ids it touched."""
+    def apply_batch(self, batch: Iterable[Incoming | PublishedSchedule]) -> set[str]:
+        """Store a batch in one transaction; the site ids it touched (a schedule touches
+        none: it changes no site's condition)."""
         touched: set[str] = set()
         with self.transaction():
             for item in batch:
+                if isinstance(item, PublishedSchedule):
+                    self._schedule(item)
+                    continue
                 self.apply(item)
                 touched.add(item.payload.site_id)
         return touched
@@ -340,6 +364,18 @@ class Store:
                     int(p.historical),
                 ),
             )
+
+    def _schedule(self, item: PublishedSchedule) -> None:
+        # The newest issued wins: the retained copy read at start may arrive after a newer
+        # one published meanwhile. One without issued_at (a cleared topic) always replaces.
+        issued = item.payload.issued_at.timestamp() if item.payload.issued_at else None
+        self.db.execute(
+            "INSERT INTO schedule VALUES (?,?,?,?) ON CONFLICT (scope) DO UPDATE SET"
+            " issued_at = excluded.issued_at, body = excluded.body, stored_at = excluded.stored_at"
+            " WHERE excluded.issued_at IS NULL OR schedule.issued_at IS NULL"
+            " OR excluded.issued_at >= schedule.issued_at",
+            (item.scope, issued, item.payload.model_dump_json(), item.received_at),
+        )
 
     def _live(self, p: LivePayload, ts: float) -> None:
         if p.session is not None and (p.call is not None or p.path):
@@ -774,6 +810,25 @@ class Store:
             (after_rowid, session_id),
         ).fetchall()
         return [(r[0], AttendanceRow(*r[1:])) for r in rows]
+
+    def schedules(self) -> dict[str, SchedulePayload]:
+        """The schedules last published: "" for every site's, else by site id."""
+        rows = self.db.execute("SELECT scope, body FROM schedule").fetchall()
+        return {r[0]: SchedulePayload.model_validate_json(r[1]) for r in rows}
+
+    def recorded(self) -> dict[str, Recorded]:
+        """site_id -> its recorded condition, since when, and its outbox backlog."""
+        rows = self.db.execute("SELECT site_id, condition, cond_since, pending FROM sites")
+        return {r[0]: Recorded(*r[1:]) for r in rows}
+
+    def latest_counts(self, session_id: str) -> dict[str, int | None]:
+        """site_id -> the count of its newest attendance sample in the session."""
+        # SQLite gives the bare column of the row that holds the max()
+        rows = self.db.execute(
+            "SELECT site_id, count, max(ts) FROM attendance WHERE session_id = ? GROUP BY site_id",
+            (session_id,),
+        )
+        return {r[0]: r[1] for r in rows}
 
     def metrics(self, site_id: str) -> dict[str, dict[str, Any]]:
         """The latest measured metrics of each of a site's components (from `checks`)."""
