@@ -46,6 +46,15 @@ class EmailChannel:
         mail.set_content(rendered.text)
         return mail
 
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        # smtplib encodes the credentials as ASCII: an accented password would escape as a
+        # UnicodeEncodeError on every attempt, when it is a setting to fix.
+        if not (self.settings.username + self.settings.password).isascii():
+            raise GiveUp(
+                message("notify.error.smtp_not_ascii"), message("notify.error.smtp_not_ascii_hint")
+            )
+        smtp.login(self.settings.username, self.settings.password)
+
     def send(self, n: Notification, rendered: Rendered) -> None:
         s = self.settings
         if not s.host:
@@ -65,7 +74,7 @@ class EmailChannel:
                     )
                     smtp.starttls(context=context)
                 if s.username:
-                    smtp.login(s.username, s.password)
+                    self._login(smtp)
                 smtp.send_message(mail)
         except smtplib.SMTPRecipientsRefused as exc:
             code, detail = next(iter(exc.recipients.values()))
