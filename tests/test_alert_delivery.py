@@ -5,6 +5,7 @@ stand-in), and a real SMTP server (aiosmtpd) with STARTTLS and AUTH LOGIN."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import email
 import email.policy
@@ -59,11 +60,13 @@ def http_receiver(receiver: Receiver) -> Iterator[Receiver]:
             time.sleep(receiver.delay_s)
             status, answer = receiver.script[min(n, len(receiver.script) - 1)]
             data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            # The sender may be gone (killed mid-request): nothing to answer then.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
         def log_message(self, *args: object) -> None:
             pass
