@@ -229,6 +229,11 @@ def test_centre_example_file_is_valid_and_names_every_field():
                 assert f"\n[[{name}.{sub}]]\n" in text, f"{name}.{sub}"
                 for field in type(value[0]).model_fields:
                     assert field in text, f"{name}.{sub}.{field}"
+            elif isinstance(value, BaseModel):
+                # a sub-table ([alerts.email]): each of its fields is named
+                assert f"\n[{name}.{sub}]\n" in text, f"{name}.{sub}"
+                for field in type(value).model_fields:
+                    assert f"{field} =" in text, f"{name}.{sub}.{field}"
             else:
                 assert f"{sub} =" in text, f"{name}.{sub}"
     tomllib.loads(text)

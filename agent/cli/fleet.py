@@ -91,6 +91,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timer.daemon = True
         timer.start()
     ingest = Ingest(settings, args.instance).start()
+    delivery = None
+    if settings.alerts.enabled:
+        from agent.centre.alerts.delivery import Delivery  # noqa: PLC0415
+
+        delivery = Delivery(settings.alerts, settings.db_path).start()
     _line(
         t(
             "centre.serve.storing",
@@ -116,6 +121,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if dashboard is not None:
             dashboard.stop()
+        if delivery is not None:
+            delivery.stop()
         ingest.stop()
     _line(t("centre.serve.stopped", stored=ingest.stored, rejected=ingest.rejected))
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.centre.alerts.model import AlertKind, Rule, Severity
@@ -30,6 +32,56 @@ def default_rules() -> list[Rule]:
     ]
 
 
+class WebhookSettings(_Section):
+    secret: str = Field(
+        "",
+        description="Key of the X-Edge-Signature HMAC-SHA256 over each body (also the dead-man "
+        "ping's); empty: unsigned. Better in EDGE_AGENT_CENTRE_ALERTS__WEBHOOK__SECRET.",
+    )
+    timeout_s: float = Field(10.0, gt=0, description="Connect and answer timeout of one POST.")
+
+
+class EmailSettings(_Section):
+    host: str = Field("", description="SMTP server; empty: no e-mail is sent.")
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = Field(True, description="Upgrade the connection with STARTTLS first.")
+    ca_file: Path | None = Field(
+        None, description="PEM file of the CA to trust for STARTTLS; none: the system's."
+    )
+    username: str = Field("", description="Log in with this user; empty: no login.")
+    password: str = Field(
+        "", description="Better in EDGE_AGENT_CENTRE_ALERTS__EMAIL__PASSWORD than in the file."
+    )
+    from_addr: str = Field("edge-agent@localhost", description="The From: address.")
+    timeout_s: float = Field(20.0, gt=0)
+
+
+class TelegramSettings(_Section):
+    base_url: str = Field(
+        "https://api.telegram.org", description="The Bot API's address (a test server's in tests)."
+    )
+    token: str = Field(
+        "", description="The bot's token; better in EDGE_AGENT_CENTRE_ALERTS__TELEGRAM__TOKEN."
+    )
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class DeliverySettings(_Section):
+    max_attempts: int = Field(
+        10, ge=1, description="Tries of one notification before it is given up as failed."
+    )
+    backoff_min_s: float = Field(5.0, gt=0, description="Wait after the first failed try.")
+    backoff_max_s: float = Field(
+        900.0, gt=0, description="The wait doubles per try, with jitter, up to this."
+    )
+    poll_s: float = Field(1.0, gt=0, description="How often the queue is looked at.")
+
+
+class DeadmanSettings(_Section):
+    url: str = Field("", description="Ping this URL (POST, signed like a webhook); empty: off.")
+    every_s: float = Field(60.0, gt=0, description="How often the centre says it is alive.")
+
+
 class AlertsSettings(_Section):
     enabled: bool = Field(True, description="Run the rules and send notifications.")
     evaluate_every_s: float = Field(
@@ -43,6 +95,11 @@ class AlertsSettings(_Section):
         "its kind there; they go out as one message listing the sites.",
     )
     rules: list[Rule] = Field(default_factory=default_rules)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    deadman: DeadmanSettings = Field(default_factory=DeadmanSettings)
 
     @field_validator("rules")
     @classmethod

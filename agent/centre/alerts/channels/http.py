@@ -1,0 +1,79 @@
+"""One JSON POST with the standard library (urllib): enough for a webhook and the Bot API,
+and no dependency for a site's or a centre's install to carry."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from agent.centre.alerts.channels import GiveUp, RetryLater, bad_address
+from agent.messages import message
+
+# A receiver's error page can be large or hostile: keep what a log line and a CLI need.
+_DETAIL_CHARS = 200
+_READ_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    retry_after: float | None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds or as an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def check_url(channel: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise bad_address(channel, url)
+
+
+def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Answer:
+    """POST `body`; any HTTP answer is returned, a network fault raises RetryLater."""
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked by check_url
+        url, data=body, method="POST", headers={"Content-Type": "application/json", **headers}
+    )
+    target = urlsplit(url).netloc
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+            return Answer(resp.status, resp.read(_READ_LIMIT), None)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            data = exc.read(_READ_LIMIT)
+        return Answer(exc.code, data, _retry_after(exc.headers.get("Retry-After")))
+    except (OSError, ValueError) as exc:  # URLError, timeouts, refused, reset, bad reply
+        raise RetryLater(
+            message("notify.error.unreachable", target=target, error=str(exc)[:_DETAIL_CHARS]),
+            message("notify.error.unreachable_hint"),
+        ) from None
+
+
+def judge(channel: str, answer: Answer, detail: str = "") -> None:
+    """2xx: taken. 408, 429 and 5xx: RetryLater. Anything else: GiveUp."""
+    if 200 <= answer.status < 300:
+        return
+    detail = (detail or answer.body.decode("utf-8", "replace"))[:_DETAIL_CHARS]
+    msg = message("notify.error.http_status", channel=channel, status=answer.status, detail=detail)
+    hint = message("notify.error.http_status_hint")
+    if answer.status in (408, 429) or answer.status >= 500:
+        raise RetryLater(msg, message("notify.error.unreachable_hint"), answer.retry_after)
+    raise GiveUp(msg, hint)

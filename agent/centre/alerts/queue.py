@@ -1,0 +1,148 @@
+"""The durable notification queue: table `notifications` in the centre's SQLite database.
+
+A notification is committed here before any attempt to send it, and marked sent only after
+its channel took it, so a kill -9 of the centre loses none: at worst the one in flight is
+sent again after the restart (at least once; the receiver sees the same idempotency key).
+The key is unique: the same event queued twice (an engine restarted, two centre processes)
+is one row.
+
+A worker claims what it takes (`due(..., lease_s=)` pushes `next_at` past the send), so
+two centre processes sharing the database do not send the same row at once, and a row
+claimed by a process that died is taken again when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from agent.centre.alerts.model import Notification, NotificationStatus
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, body TEXT NOT NULL,
+    created_at REAL NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '', sent_at REAL,
+    done_at REAL
+);
+CREATE INDEX IF NOT EXISTS notifications_due ON notifications (status, next_at);
+CREATE INDEX IF NOT EXISTS notifications_done ON notifications (done_at);
+"""
+
+_COLUMNS = "id, body, status, attempts, next_at, last_error, sent_at"
+
+
+class NotificationQueue:
+    """One connection (one thread); open one per thread on the same database file."""
+
+    def __init__(self, db_path: Path) -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(db_path, isolation_level=None, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE: a claim reads and writes in one step, never two workers on one row.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def enqueue(self, items: Sequence[Notification]) -> int:
+        """Insert what is new by key; the number inserted (a key seen before is ignored)."""
+        added = 0
+        with self._tx() as db:
+            for n in items:
+                body = n.model_copy(update={"id": None}).model_dump_json()
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO notifications (key, body, created_at, status, "
+                    "attempts, next_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (n.key, body, n.created_at, NotificationStatus.PENDING, 0, n.next_at),
+                )
+                added += cur.rowcount
+        return added
+
+    @staticmethod
+    def _row(row: tuple[object, ...]) -> Notification:
+        nid, body, status, attempts, next_at, last_error, sent_at = row
+        return Notification.model_validate_json(str(body)).model_copy(
+            update={
+                "id": nid,
+                "status": NotificationStatus(str(status)),
+                "attempts": attempts,
+                "next_at": next_at,
+                "last_error": last_error,
+                "sent_at": sent_at,
+            }
+        )
+
+    def due(self, now: float, limit: int = 100, lease_s: float = 0.0) -> list[Notification]:
+        """Pending notifications whose time has come, oldest first. With `lease_s` they are
+        claimed: no other call returns them for that long (the send's time, with margin)."""
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM notifications WHERE status = ? AND next_at <= ? "  # noqa: S608 - constant columns
+                "ORDER BY next_at, id LIMIT ?",
+                (NotificationStatus.PENDING, now, limit),
+            ).fetchall()
+            if lease_s > 0 and rows:
+                db.executemany(
+                    "UPDATE notifications SET next_at = ? WHERE id = ?",
+                    [(now + lease_s, r[0]) for r in rows],
+                )
+        return [self._row(r) for r in rows]
+
+    def sent(self, nid: int, at: float) -> None:
+        self._db.execute(
+            "UPDATE notifications SET status = ?, attempts = attempts + 1, sent_at = ?, "
+            "done_at = ?, last_error = '' WHERE id = ?",
+            (NotificationStatus.SENT, at, at, nid),
+        )
+
+    def retry(self, nid: int, error: str, next_at: float) -> None:
+        self._db.execute(
+            "UPDATE notifications SET attempts = attempts + 1, last_error = ?, next_at = ? "
+            "WHERE id = ? AND status = ?",
+            (error, next_at, nid, NotificationStatus.PENDING),
+        )
+
+    def failed(self, nid: int, error: str, at: float | None = None) -> None:
+        self._db.execute(
+            "UPDATE notifications SET status = ?, attempts = attempts + 1, last_error = ?, "
+            "done_at = ? WHERE id = ?",
+            (NotificationStatus.FAILED, error, time.time() if at is None else at, nid),
+        )
+
+    def get(self, nid: int) -> Notification | None:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM notifications WHERE id = ?",  # noqa: S608 - constant columns
+            (nid,),
+        ).fetchone()
+        return None if row is None else self._row(row)
+
+    def backlog(self) -> int:
+        """Notifications not yet sent nor given up."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM notifications WHERE status = ?", (NotificationStatus.PENDING,)
+        ).fetchone()
+        return int(row[0])
+
+    def recent(self, limit: int = 20) -> list[Notification]:
+        """The last notifications sent or given up, newest first."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM notifications WHERE status != ? "  # noqa: S608 - constant columns
+            "ORDER BY done_at DESC, id DESC LIMIT ?",
+            (NotificationStatus.PENDING, limit),
+        ).fetchall()
+        return [self._row(r) for r in rows]
+
+    def close(self) -> None:
+        self._db.close()
