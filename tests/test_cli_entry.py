@@ -97,7 +97,7 @@ def test_a_mistyped_environment_variable_is_an_error_naming_it(tmp_path: Path) -
         {"EDGE_AGENT_CENTRE_BROKR__HOST": "x"}, "centre", "status", "--config", str(centre_toml)
     )
     assert bad.returncode == 3 and "EDGE_AGENT_CENTRE_BROKR__HOST: no such setting" in bad.stderr
-    assert "sections: broker;" in bad.stderr and "db_path" in bad.stderr
+    assert "sections: broker, alerts;" in bad.stderr and "db_path" in bad.stderr
     fine = {"EDGE_AGENT_CENTRE_KEY": "k.key", "EDGE_AGENT_LOG_LEVEL": "debug"}
     ok = run(fine, "centre", "status", "--config", str(centre_toml), "--json")
     assert ok.returncode == 0, ok.stderr
