@@ -17,7 +17,8 @@ from agent.centre.alerts.contacts import ContactError, ContactStore, make_contac
 from agent.centre.alerts.model import Channel, ChannelKind, Contact, QuietHours
 from agent.centre.roster import parse_roster
 from agent.centre.store import Store
-from tests.test_cli_vietnamese import assert_vietnamese, vi_env
+from agent.cli import main
+from tests.test_cli_vietnamese import _SUB_COMMAND, assert_vietnamese, vi_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -182,38 +183,54 @@ def cli(
 
 
 @pytest.fixture
-def centre(tmp_path: Path) -> Path:
+def centre(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "c.toml").write_text(f'db_path = "{tmp_path / "centre.sqlite"}"\n')
+    for name in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     return tmp_path
 
 
-def listed(tmp_path: Path) -> dict[str, dict[str, Any]]:
-    out = cli(tmp_path, "list", "--json")
-    assert out.returncode == 0, out.stderr
-    return {c["id"]: c for c in json.loads(out.stdout)}
+@pytest.fixture
+def run(centre: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+    """The command in this process (a real process for each is slow): (code, out, err)."""
+
+    def call(*args: str) -> tuple[int, str, str]:
+        code = main(["centre", "contacts", *args, "--config", str(centre / "c.toml")])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
 
 
-def test_add_list_disable_enable_remove(centre: Path) -> None:
+def listed(run: Any) -> dict[str, dict[str, Any]]:
+    code, out, err = run("list", "--json")
+    assert code == 0, err
+    return {c["id"]: c for c in json.loads(out)}
+
+
+def test_add_list_disable_enable_remove(run: Any) -> None:
     tech_args = ["--name", "Anh Tuấn", "--district", "hb-ls", "--email", "tuan@hoabinh.gov.vn"]
-    out = cli(centre, "add", "tech-ls", *tech_args, "--telegram", "123456", "--quiet", "22-6")
-    assert (out.returncode, out.stdout) == (0, "contact tech-ls added\n"), out.stderr
+    code, out, err = run("add", "tech-ls", *tech_args, "--telegram", "123456", "--quiet", "22-6")
+    assert (code, out) == (0, "contact tech-ls added\n"), err
     desk_args = ["--name", "Trực ban", "--level", "2", "--min-severity", "critical"]
     hook = "https://hooks.hoabinh.gov.vn/a"
-    out = cli(centre, "add", "desk", *desk_args, "--webhook", hook, "--lang", "en")
-    assert out.returncode == 0, out.stderr
-    got = listed(centre)
+    assert run("add", "desk", *desk_args, "--webhook", hook, "--lang", "en")[0] == 0
+    got = listed(run)
     assert got["tech-ls"]["quiet"] == {"start": 22, "end": 6}
     assert got["tech-ls"]["language"] == "vi"
     assert [c["kind"] for c in got["tech-ls"]["channels"]] == ["email", "telegram"]
     assert (got["desk"]["level"], got["desk"]["language"]) == (2, "en")
-    table = cli(centre, "list").stdout
+    table = run("list")[1]
     assert "tech-ls" in table and "hooks.hoabinh.gov.vn" in table
-    assert cli(centre, "disable", "desk").returncode == 0
-    assert listed(centre)["desk"]["enabled"] is False
-    assert cli(centre, "enable", "desk").returncode == 0
-    assert listed(centre)["desk"]["enabled"] is True
-    assert cli(centre, "remove", "desk").returncode == 0
-    assert list(listed(centre)) == ["tech-ls"]
+    assert run("add", "desk", "--name", "Desk", "--telegram", "1") == (
+        0, "contact desk replaced\n", "")  # fmt: skip
+    assert run("disable", "desk")[0] == 0
+    assert listed(run)["desk"]["enabled"] is False
+    assert run("enable", "desk")[0] == 0
+    assert listed(run)["desk"]["enabled"] is True
+    assert run("remove", "desk")[0] == 0
+    assert list(listed(run)) == ["tech-ls"]
 
 
 @pytest.mark.parametrize(
@@ -231,26 +248,32 @@ def test_add_list_disable_enable_remove(centre: Path) -> None:
         (("import", "/nowhere.csv"), "/nowhere.csv: cannot read the file"),
     ],
 )
-def test_bad_input_is_refused_with_its_fix(centre: Path, args: tuple[str, ...], says: str) -> None:
-    out = cli(centre, *args)
-    assert out.returncode == 2, out
-    assert says in out.stderr and "; " in out.stderr and "Traceback" not in out.stderr
+def test_bad_input_is_refused_with_its_fix(run: Any, args: tuple[str, ...], says: str) -> None:
+    code, out, err = run(*args)
+    assert code == 2, (out, err)
+    assert says in err and "; " in err  # the fix follows
 
 
-def test_import_is_all_or_nothing(centre: Path) -> None:
+def test_bad_input_in_a_real_process_has_no_traceback(centre: Path) -> None:
+    out = cli(centre, "add", "x", "--name", "X", "--webhook", "ftp://x")
+    assert out.returncode == 2
+    assert out.stderr.startswith("edge-agent: 'ftp://x' is not an http or https URL; give ")
+    assert "Traceback" not in out.stderr
+
+
+def test_import_is_all_or_nothing(centre: Path, run: Any) -> None:
     bad = centre / "bad.csv"
     bad.write_text(GOOD + "tech-x,X,1,,,,,https://,,,,\n", encoding="utf-8")
-    out = cli(centre, "import", str(bad))
-    assert out.returncode == 2
-    assert "line 5: 'https://' is not an http or https URL" in out.stderr
-    assert listed(centre) == {}  # the three good lines before it were not stored either
+    code, _, err = run("import", str(bad))
+    assert code == 2
+    assert "line 5: 'https://' is not an http or https URL" in err
+    assert listed(run) == {}  # the three good lines before it were not stored either
     good = centre / "good.csv"
     good.write_text(GOOD, encoding="utf-8")
-    out = cli(centre, "import", str(good))
-    assert out.stdout == "contacts: 3 added, 0 replaced; 3 in the directory\n", out.stderr
-    assert sorted(listed(centre)) == ["desk", "tech-ls", "tech-mc"]
-    out = cli(centre, "import", str(good))
-    assert out.stdout == "contacts: 0 added, 3 replaced; 3 in the directory\n"
+    code, out, err = run("import", str(good))
+    assert out == "contacts: 3 added, 0 replaced; 3 in the directory\n", err
+    assert sorted(listed(run)) == ["desk", "tech-ls", "tech-mc"]
+    assert run("import", str(good))[1] == "contacts: 0 added, 3 replaced; 3 in the directory\n"
 
 
 ROSTER = (
@@ -264,7 +287,7 @@ ROSTER = (
 )
 
 
-def test_show_counts_the_sites_covered_from_the_roster(centre: Path) -> None:
+def test_show_counts_the_sites_covered_from_the_roster(centre: Path, run: Any) -> None:
     store = Store(centre / "centre.sqlite")
     store.import_roster(parse_roster(ROSTER.encode()), 0.0)
     store.close()
@@ -273,13 +296,13 @@ def test_show_counts_the_sites_covered_from_the_roster(centre: Path) -> None:
     put.put(tech("tech-ls-communes", tiers=["commune"]))
     put.put(tech("desk", level=2, districts=[]))
     put.close()
-    shown = json.loads(cli(centre, "show", "tech-ls", "--json").stdout)
+    shown = json.loads(run("show", "tech-ls", "--json")[1])
     assert shown["sites"] == {"hb-ls": ["hb-ls", "hb-ls-qt", "hb-ls-vs"]}
-    shown = json.loads(cli(centre, "show", "tech-ls-communes", "--json").stdout)
+    shown = json.loads(run("show", "tech-ls-communes", "--json")[1])
     assert shown["sites"] == {"hb-ls": ["hb-ls-qt", "hb-ls-vs"]}
-    out = cli(centre, "show", "desk")
-    assert "covers 6 sites: told of their critical alerts" in out.stdout, out.stderr
-    assert "hb-mc: hb-mc, hb-mc-pc" in out.stdout
+    _, out, err = run("show", "desk")
+    assert "covers 6 sites: told of their critical alerts" in out, err
+    assert "hb-mc: hb-mc, hb-mc-pc" in out
 
 
 def test_vietnamese(centre: Path) -> None:
@@ -306,3 +329,16 @@ def test_vietnamese(centre: Path) -> None:
     out = cli(centre, "import", str(bad), "--lang", "vi", env=vi_env(LANG="C.UTF-8"))
     assert out.returncode == 2
     assert_vietnamese(out.stderr, names)
+
+
+@pytest.mark.parametrize("command", [(), ("add",), ("import",)])
+def test_help_in_vietnamese(centre: Path, command: tuple[str, ...]) -> None:
+    done = cli(centre, *command, "-h", env=vi_env())
+    assert done.returncode == 0, done.stderr
+    # The sub-commands' names in the list are what one types, not words of a sentence.
+    text = "\n".join(_SUB_COMMAND.sub(" ", line) for line in done.stdout.splitlines())
+    names = (
+        " ".join(("edge-agent centre contacts", *command)),
+        *("{en,vi}", "{warning,critical}", "Telegram", "CSV"),
+    )
+    assert_vietnamese(text, names)
