@@ -108,19 +108,23 @@ def test_channel_addresses(kind: str, address: str, ok: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "says"),
+    ("data", "says", "fix"),
     [
-        ({"id": "Tech LS"}, "id:"),
-        ({"level": 4}, "level:"),
-        ({"language": "fr"}, "language:"),
-        ({"channels": []}, "has no channel"),
-        ({"tiers": ["village"]}, "tier not known: village"),
+        ({"id": "Tech LS"}, "id: String should match", "lower-case letters without accents"),
+        ({"name": ""}, "name: String should have at least 1 character", "with --name"),
+        ({"level": 4}, "level: Input should be less than or equal to 3", "2 (province desk)"),
+        ({"language": "fr"}, "language: String should match", "vi or en"),
+        ({"channels": []}, "has no channel", "--email, --webhook or --telegram"),
+        ({"tiers": ["village"]}, "tier not known: village", "province, district, commune"),
     ],
 )
-def test_model_refusals_name_the_field(data: dict[str, Any], says: str) -> None:
+def test_model_refusals_name_the_field_and_its_fix(
+    data: dict[str, Any], says: str, fix: str
+) -> None:
     base = {"id": "x", "name": "X", "channels": [{"kind": "telegram", "address": "1"}]}
-    with pytest.raises(ContactError, match=says):
+    with pytest.raises(ContactError, match=says) as caught:
         make_contact(base | data)
+    assert fix in caught.value.hint
 
 
 # ---- the CSV file -----------------------------------------------------------------------

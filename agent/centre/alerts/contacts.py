@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from agent.centre.alerts.model import Channel, ChannelKind, Contact, QuietHours
 from agent.centre.fleet import TIER_ORDER
 from agent.errors import AgentError
-from agent.messages import message
+from agent.messages import Message, message
 from agent.validation import pydantic_problem
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,19 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "-"
 
 
+def _field_hint(field: str) -> Message:
+    """The fix for the first bad field (the fields a person types; the rest are ours)."""
+    if field == "id":
+        return message("contacts.hint.id")
+    if field == "name":
+        return message("contacts.hint.name")
+    if field == "level":
+        return message("contacts.hint.level")
+    if field == "language":
+        return message("contacts.hint.language")
+    return message("contacts.hint.fields")
+
+
 def make_contact(data: Mapping[str, Any]) -> Contact:
     """A Contact from plain values (the CLI's options, a CSV row, the page's form), checked
     by the model and each channel's address; ContactError naming every bad field."""
@@ -109,7 +122,7 @@ def make_contact(data: Mapping[str, Any]) -> Contact:
         ]
         raise ContactError(
             message("contacts.error.invalid", id=str(data.get("id", "")), problems=problems),
-            message("contacts.hint.fields"),
+            _field_hint(str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""),
         ) from None
     for channel in contact.channels:
         check_channel(channel)
