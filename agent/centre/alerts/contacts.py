@@ -157,17 +157,15 @@ def channels_from(
 # ---- the CSV file -----------------------------------------------------------------------
 
 
-def _bool(text: str, line: int) -> bool:
+def _bool(text: str) -> bool:
     value = text.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
     raise ContactError(
-        message("contacts.error.at_line", line=line,
-                problem=message("contacts.error.enabled", value=text)),
-        message("contacts.hint.enabled"),
-    )  # fmt: skip
+        message("contacts.error.enabled", value=text), message("contacts.hint.enabled")
+    )
 
 
 def _items(text: str) -> list[str]:
@@ -229,11 +227,9 @@ def parse_contacts(data: bytes) -> list[Contact]:
             cell = {h: v.strip() for h, v in zip(header, row, strict=True)}
             try:
                 contact = _row(cell)
-                if not _bool(cell.get("enabled", ""), line):
+                if not _bool(cell.get("enabled", "")):
                     contact = contact.model_copy(update={"enabled": False})
             except ContactError as exc:
-                if exc.msg is not None and exc.msg.id == "contacts.error.at_line":
-                    raise
                 problem = exc.msg or exc.message
                 raise ContactError(
                     message("contacts.error.at_line", line=line, problem=problem),
