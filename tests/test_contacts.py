@@ -346,3 +346,18 @@ def test_help_in_vietnamese(centre: Path, command: tuple[str, ...]) -> None:
         *("{en,vi}", "{warning,critical}", "Telegram", "CSV"),
     )
     assert_vietnamese(text, names)
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"id,name,telegram\nx,X,1\ny,\xff,2\n", "line 3 is not UTF-8 text"),
+        (b'id,name,telegram\nx,"X,1\n', "line 2 is not valid CSV"),
+        (b"id,name,telegram\n\n", "lists no contact"),
+        (b"", "missing id, name"),
+    ],
+)
+def test_a_file_that_is_not_a_contacts_csv(data: bytes, says: str) -> None:
+    with pytest.raises(ContactError, match=says) as caught:
+        parse_contacts(data)
+    assert caught.value.hint
