@@ -14,6 +14,7 @@ _CENTRE_MODULES = (
     "agent.cli.display",
     "agent.cli.sites",
     "agent.cli.notify",
+    "agent.cli.contacts",
 )
 
 
