@@ -13,6 +13,7 @@ _CENTRE_MODULES = (
     "agent.cli.send",
     "agent.cli.display",
     "agent.cli.sites",
+    "agent.cli.alerts",
 )
 
 
