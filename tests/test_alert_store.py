@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,12 @@ import pytest
 from agent.centre.alerts import store as alert_store
 from agent.centre.alerts.model import Alert, AlertKind, AlertState, Severity
 from agent.centre.alerts.store import AlertStore, GroupBy, Scope
+from agent.centre.ingest import Ingest
+from agent.centre.settings import CentreSettings
 from agent.errors import ConfigError
 from agent.messages import message, render
+from agent.sim.broker import Mosquitto
+from tests.fixtures.broker import wait_until
 
 T0 = 1_800_000_000.0
 
@@ -253,3 +258,32 @@ def test_an_unreadable_stored_reason_still_shows(tmp_path: Path) -> None:
         assert render(got.reason, "vi") == "(không đọc được nguyên nhân)"
     finally:
         s.close()
+
+
+def test_the_centres_housekeeping_prunes_incidents_with_the_fleets_history(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    # A real centre against a real broker: its writer prunes when it starts, then hourly.
+    now = time.time()
+    path = tmp_path / "centre.sqlite"
+    store = AlertStore(path)
+    try:
+        store.raised(alert("old", fired_at=now - 100 * 86400))
+        store.resolved("down-t15:old", now - 100 * 86400 + 60)  # closed 100 days ago
+        store.raised(alert("recent", fired_at=now - 86400))
+        store.resolved("down-t15:recent", now - 86400 + 60)
+    finally:
+        store.close()
+    settings = CentreSettings.model_validate(
+        {"broker": broker.broker_settings("centre"), "db_path": str(path), "history_days": 90}
+    )
+    ingest = Ingest(settings).start()
+    try:
+        store = AlertStore(path)
+        try:
+            assert wait_until(lambda: len(store.incidents()) == 1, 10)
+            assert [i.site_id for i in store.incidents()] == ["recent"]
+        finally:
+            store.close()
+    finally:
+        ingest.stop()
