@@ -100,6 +100,35 @@ def test_ack_by_key_takes_the_open_incident_not_an_older_closed_one(store: Alert
     assert acked is not None and acked.id == current.id and acked.time_to_ack_s == 30
 
 
+def test_a_closed_incident_is_not_acknowledged_afterwards(store: AlertStore) -> None:
+    incident = store.raised(alert())
+    store.resolved("down-t15:hb-ls-qt", T0 + 60)
+    after = store.ack(str(incident.id), "lan", T0 + 120)
+    assert after is not None and after.closed_at == T0 + 60
+    assert (after.acked_by, after.acked_at) == (None, None)
+    assert store.stats(GroupBy.SITE, T0)[0].to_ack.count == 0
+
+
+def test_names_and_reasons_typed_by_people_are_one_bounded_line(store: AlertStore) -> None:
+    store.raised(alert())
+    acked = store.ack("down-t15:hb-ls-qt", "  Lan\x1b[31m\n ", T0 + 1)
+    assert acked is not None and acked.acked_by == "Lan [31m"
+    silence = store.add_silence(
+        scope=Scope.SITE, value="hb-ls-qt", starts_at=T0, ends_at=T0 + 60, who="lan",
+        why="cắt điện\r\nrow two\t" + "x" * 600, at=T0,
+    )  # fmt: skip
+    assert silence.reason.startswith("cắt điện row two x") and len(silence.reason) == 500
+    assert store.silences(T0)[0].reason == silence.reason
+    for who, why in (("lan", " \n\t "), ("\x00", "works")):
+        with pytest.raises(ConfigError) as caught:
+            store.add_silence(
+                scope=Scope.ALL, value="", starts_at=T0, ends_at=T0 + 60, who=who, why=why, at=T0
+            )
+        assert "--" in caught.value.hint  # says which option to give
+    with pytest.raises(ConfigError):
+        store.ack("down-t15:hb-ls-qt", " ", T0)
+
+
 def test_silences_cover_their_site_district_tier_or_everything(store: AlertStore) -> None:
     qt = alert("hb-ls-qt")
     other = alert("hb-mc-pl", district="hb-mc")

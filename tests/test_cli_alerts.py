@@ -98,6 +98,8 @@ def test_ack_by_key_then_by_number_keeps_the_first(
     code, out, _ = run(capsys, centre, "incidents", "ack", "1", "--by", "lan", "--lang", "vi")
     assert code == 0 and "minh" in out and "giữ nguyên" in out
     assert_vietnamese(out, NAMES)
+    code, out, _ = run(capsys, centre, "incidents", "ack", "3", "--lang", "en")
+    assert code == 0 and "was closed at" in out and "nothing left to acknowledge" in out
     store = opened(centre)
     try:
         incident = store.incident(1)

@@ -191,7 +191,11 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
 def _ack(args: argparse.Namespace) -> int:
     def work(store: AlertStore) -> int:
         now = time.time()
-        incident = store.ack(args.ref, _who(args), now)
+        try:
+            incident = store.ack(args.ref, _who(args), now)
+        except ConfigError as exc:
+            sys.stderr.write(error_text(exc) + "\n")
+            return _BAD_INPUT
         if incident is None:
             return _refuse(
                 message("incidents.cli.not_found", ref=repr(args.ref)),
@@ -202,9 +206,12 @@ def _ack(args: argparse.Namespace) -> int:
         elif incident.acked_at == now:
             _out(t("incidents.cli.acked", id=incident.id, key=incident.alert_key,
                    who=incident.acked_by or ""))  # fmt: skip
-        else:
+        elif incident.acked_at is not None:
             _out(t("incidents.cli.already_acked", id=incident.id, key=incident.alert_key,
                    who=incident.acked_by or "", when=_when(incident.acked_at)))  # fmt: skip
+        else:
+            _out(t("incidents.cli.closed_already", id=incident.id, key=incident.alert_key,
+                   when=_when(incident.closed_at)))  # fmt: skip
         return 0
 
     return _with_store(args, work)

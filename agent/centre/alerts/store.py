@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import sqlite3
 import statistics
 from collections.abc import Iterator, Sequence
@@ -176,6 +177,24 @@ class GroupStats:
             "time_to_ack": self.to_ack.to_json(),
             "time_to_repair": self.to_repair.to_json(),
         }
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_NAME_MAX = 80
+_REASON_MAX = 500
+
+
+def _clean(text: str, limit: int) -> str:
+    """Typed by a person (CLI, page): one line, no control characters, bounded, so a table
+    or a notification that shows it stays whole."""
+    return " ".join(_CONTROL.sub(" ", text).split())[:limit]
+
+
+def _name(who: str) -> str:
+    name = _clean(who, _NAME_MAX)
+    if not name:
+        raise ConfigError(message("incidents.no_name"), message("incidents.no_name_hint"))
+    return name
 
 
 def _reason(text: str) -> Message:
@@ -350,8 +369,11 @@ class AlertStore:
     def ack(self, key_or_incident: str, who: str, at: float) -> Incident | None:
         """Acknowledge an incident, named by its id or by its alert's key (then the open
         incident, else that key's last). A second acknowledgement keeps the first: time to
-        acknowledge is the first person's. None: no such incident."""
+        acknowledge is the first person's. A closed incident is left as it is: nothing is
+        left to stop, and a time to acknowledge after the repair would only blur the figures.
+        None: no such incident."""
         ref = key_or_incident.strip().removeprefix("#")
+        who = _name(who)
         with self._transaction():
             if ref.isdigit():
                 row = self.db.execute("SELECT * FROM incidents WHERE id = ?", (int(ref),))
@@ -365,7 +387,8 @@ class AlertStore:
             if found is None:
                 return None
             self.db.execute(
-                "UPDATE incidents SET acked_at = ?, acked_by = ? WHERE id = ? AND acked_at IS NULL",
+                "UPDATE incidents SET acked_at = ?, acked_by = ?"
+                " WHERE id = ? AND acked_at IS NULL AND closed_at IS NULL",
                 (at, who, found["id"]),
             )
         return self.incident(found["id"])
@@ -464,6 +487,11 @@ class AlertStore:
             raise ConfigError(
                 message("incidents.silence.in_the_past"),
                 message("incidents.silence.empty_window_hint"),
+            )
+        who, why = _name(who), _clean(why, _REASON_MAX)
+        if not why:
+            raise ConfigError(
+                message("incidents.silence.no_reason"), message("incidents.silence.no_reason_hint")
             )
         if (scope is Scope.ALL) != (not value):
             raise ConfigError(
