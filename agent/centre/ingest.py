@@ -43,6 +43,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.centre import link
+from agent.centre.alerts import store as alert_store
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Event, Incoming, PublishedSchedule, Store
 from agent.contract.payloads import PAYLOADS, Envelope, parse_report
@@ -309,7 +310,9 @@ class Ingest:
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + _PRUNE_S
                 with self._housekeeping("pruning old history"):
-                    self.store.prune(time.time() - self.settings.history_days * 86400)
+                    cutoff = time.time() - self.settings.history_days * 86400
+                    self.store.prune(cutoff)
+                    alert_store.prune(self.settings.db_path, cutoff)
         with self._housekeeping("the last sweep"):
             self._sweep()
 

@@ -15,6 +15,7 @@ _CENTRE_MODULES = (
     "agent.cli.sites",
     "agent.cli.notify",
     "agent.cli.contacts",
+    "agent.cli.alerts",
 )
 
 
