@@ -122,6 +122,13 @@ def test_a_group_goes_out_once_its_window_has_passed_and_recovery_follows(tmp_pa
     assert {a.key for a in w.alerts.firing()} == {"down:c2", "down:c3"}
     assert [i.site_id for i in w.alerts.incidents() if i.closed_at is not None] == ["c1"]
 
+    # the others back in one evaluation: one message listing both, not one each
+    w.online("c2", "c3")
+    result = engine.tick(t0 + 30)
+    assert sorted(result.recovered) == ["down:c2", "down:c3"]
+    assert w.told(NotificationEvent.RECOVERED) == [("tech-d1", ["c1"]), ("tech-d1", ["c2", "c3"])]
+    assert w.alerts.firing() == []
+
 
 def test_a_silenced_alert_opens_its_incident_and_sends_nothing(tmp_path: Path) -> None:
     w = World(tmp_path, DOWN, window=0.0)

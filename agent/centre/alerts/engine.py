@@ -33,12 +33,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from agent.centre import db as centre_db
 from agent.centre.alerts.contacts import ContactStore
 from agent.centre.alerts.facts import read_facts
 from agent.centre.alerts.model import (
@@ -163,9 +163,7 @@ class AlertEngine:
             path = self.db_path
             self._conns = (Store(path), AlertStore(path), ContactStore(path),
                            NotificationQueue(path))  # fmt: skip
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
+            self._db = centre_db.connect(path, _SCHEMA)
         return self._conns
 
     def close(self) -> None:
@@ -186,17 +184,8 @@ class AlertEngine:
         assert self._db is not None  # _open first
         return self._db
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._sql
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return centre_db.transaction(self._sql)
 
     def _load_memory(self) -> RuleMemory:
         rows = self._sql.execute("SELECT key, since FROM alert_holds").fetchall()
@@ -314,16 +303,25 @@ class AlertEngine:
             if old is not None and dump_message(old.reason) != dump_message(a.reason):
                 astore.raised(a)
 
-        # Recovered: told ones hear it, then the incident closes.
-        for key, old in stored.items():
-            if key in current or old.rule in failed:
-                continue
-            gone = old.model_copy(update={"state": AlertState.RESOLVED, "resolved_at": now})
+        # Recovered: told ones hear it, then the incident closes. Those of one kind in one
+        # district that end in the same evaluation go as one message, as they were raised
+        # (a district's uplink back: one "recovered" listing its communes, not forty).
+        ended = [
+            (key, old)
+            for key, old in stored.items()
+            if key not in current and old.rule not in failed
+        ]
+        back: dict[tuple[str, str], list[Alert]] = {}
+        for key, old in ended:
             was = told.get(key)
             if was is not None and was.fired_at == _fired(old):
-                result.queued += ctx.send(NotificationEvent.RECOVERED, [gone])
+                gone = old.model_copy(update={"state": AlertState.RESOLVED, "resolved_at": now})
+                back.setdefault((old.kind.value, old.district), []).append(gone)
+        for group in back.values():
+            result.queued += ctx.send(NotificationEvent.RECOVERED, group)
+        for key, _old in ended:
             astore.resolved(key, now)
-            if was is not None:
+            if key in told:
                 self._forget_told(key)
             result.recovered.append(key)
 
