@@ -8,8 +8,6 @@ line to the MCU and the session's events, in English and in Vietnamese; the far 
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +22,7 @@ from agent.centre.web.server import Dashboard
 from agent.messages import catalogue
 from agent.sim.broker import Mosquitto
 from agent.sim.serial_device import PtyDevice
+from agent.sim.site import TcpStandIn
 from agent.transport.listener import Listener
 from tests.fixtures.broker import AgentProcess, agent_config
 from tests.test_dashboard import PASSWORD
@@ -34,23 +33,6 @@ pytestmark = [
     pytest.mark.broker,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
 ]
-
-
-class Mcu:
-    """The MCU target: a listener that accepts and closes."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=16)
-        self.port = int(self.sock.getsockname()[1])
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +49,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Dashboard, 
     ingest = Ingest(settings).start()
     dash = Dashboard(settings, "127.0.0.1:0").start()
     codec = PtyDevice(held_call(), scenario="rejoin").start()
-    mcu = Mcu()
+    mcu = TcpStandIn()
     config = agent_config(broker, tmp / "state", "c-live", check_interval_s=3600.0)
     config["codec"] = {"enabled": True, "port": codec.port, "password": "secret"}
     config["network"]["targets"].append(
@@ -92,7 +74,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Dashboard, 
         agent.terminate()
         publisher.stop()
         codec.stop()
-        mcu.sock.close()
+        mcu.stop()
         dash.stop()
         ingest.stop()
         broker.stop()
