@@ -883,7 +883,7 @@ function figure(v) {
 }
 
 function figureTable(cls, keys, rows) {
-  const table = el("table", { class: cls },
+  const table = el("table", { class: `live-figures ${cls}` },
     el("tr", {}, ...keys.map((k) => el("th", {}, t("page.detail.live." + k)))));
   for (const cells of rows) table.append(el("tr", {}, ...cells.map((c) => el("td", {}, c))));
   return table;
@@ -901,14 +901,14 @@ function liveDetail(live) {
   const why = el("p", { "data-from-site": "reason" }, live.reason_by_lang?.[state.lang] ?? live.reason);
   const out = [el("h3", {}, t("page.detail.live", { session: live.title || live.session })), head, why];
   const at = live.figures_at ? new Date(live.figures_at * 1000).toLocaleTimeString(locale()) : "\u2014";
-  out.push(el("h4", {}, t("page.detail.live.media", { when: at })));
+  out.push(el("h3", {}, t("page.detail.live.media", { when: at })));
   const channel = (m) => m.channel_by_lang?.[state.lang] ?? `${m.kind} ${m.direction}`;
   out.push(live.media.length
     ? figureTable("live-media", ["channel", "loss", "jitter", "rate", "resolution"], live.media.map((m) =>
       [channel(m), figure(m.loss_pct), figure(m.jitter_ms), figure(m.rate_kbps), m.resolution || "\u2014"]))
     : el("p", { class: "muted" }, t("page.detail.live.nofigures")));
   if (live.path.length) {
-    out.push(el("h4", {}, t("page.detail.live.path")), figureTable("live-path",
+    out.push(el("h3", {}, t("page.detail.live.path")), figureTable("live-path",
       ["target", "loss", "rtt", "jitter"],
       live.path.map((p) => [p.target, figure(p.loss_pct), figure(p.rtt_ms), figure(p.jitter_ms)])));
   }
@@ -918,7 +918,7 @@ function liveDetail(live) {
       `${when(e.ts)} `, el("b", {}, `${e.before ? word(e.before) : t("page.detail.live.start")} \u2192 ${word(e.after)}`),
       ": ", el("span", { "data-from-site": "reason" }, e.reason_by_lang?.[state.lang] ?? e.reason)));
   }
-  out.push(el("h4", {}, t("page.detail.live.events")),
+  out.push(el("h3", {}, t("page.detail.live.events")),
     live.events.length ? events : el("p", { class: "muted" }, t("page.detail.live.noevents")));
   return out;
 }
