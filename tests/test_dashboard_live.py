@@ -55,7 +55,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Dashboard, 
     config["network"]["targets"].append(
         {"name": "mcu-tinh", "host": "127.0.0.1", "port": mcu.port, "role": "mcu"}
     )
-    config["session"] = {"poll_s": 0.5}
+    # `live` with fresh figures every second (the default is 60 s): the open detail's refresh
+    # has something new to show without any change of verdict
+    config["session"] = {"poll_s": 0.5, "republish_s": 1}
     now = datetime.now(UTC)
     entry = {
         "session_id": "hop-19",
@@ -135,6 +137,29 @@ def test_the_detail_shows_the_live_figures_in_the_page_language(
     page.close()
 
 
+def test_the_open_detail_refreshes_its_figures_without_a_change_of_verdict(
+    browser: Any, site: tuple[Dashboard, PtyDevice]
+) -> None:
+    """Figures alone move no tile (the centre pushes changes of verdict), so the open detail
+    asks again by itself while the site is in its session."""
+    dash, _codec = site
+    page = signed_in_page(browser, dash.url, "view", lang="en")
+    page.wait_for_selector("#app:not([hidden])")
+    page.evaluate("window.__dash.liveDetailMs = 500")  # the page's default: 15 s
+    page.wait_for_selector('.tile[data-id="c-live"]', state="attached", timeout=20_000)
+    page.locator('.tile[data-id="c-live"]').click()
+    page.wait_for_selector("#detail table.live-media", timeout=20_000)
+    heading = "#detail h3.live-media-at"
+    first = page.locator(heading).inner_text()
+    page.wait_for_function(
+        "([sel, was]) => document.querySelector(sel)?.textContent !== was",
+        arg=[heading, first],
+        timeout=10_000,
+    )
+    page.close()
+
+
+# Last: the codec stays out of the call afterwards.
 def test_the_open_detail_follows_a_drop(browser: Any, site: tuple[Dashboard, PtyDevice]) -> None:
     dash, codec = site
     page = signed_in_page(browser, dash.url, "view", lang="en")

@@ -212,7 +212,12 @@ def live_detail(
         "title": live.title,
         "far_end": latest.get("far_end"),
         "protocol": latest.get("protocol"),
-        "figures_at": minute * 60 if minute is not None else None,
+        # when they were measured: the newest `live`'s time when the point is its minute's
+        "figures_at": (
+            live.ts
+            if minute is not None and live.ts is not None and int(live.ts // 60) == minute
+            else (minute * 60 if minute is not None else None)
+        ),
         "media": [_with_channel(m) for m in latest.get("media", [])],
         "path": latest.get("path", []),
         "events": [

@@ -829,7 +829,17 @@ function metricsList(m) {
     el("span", { class: "m" }, `${k}=${typeof v === "number" ? +v.toFixed(3) : v}`));
 }
 
+// Figures alone move no tile (the centre pushes changes of verdict): while the site is in its
+// session its open detail asks again on its own, well within a site's republish (60 s).
+const LIVE_DETAIL_MS = 15000;
+let liveDetailTimer = null;
+
 function renderDetail(d) {
+  clearTimeout(liveDetailTimer);
+  if (d.live_detail) {
+    liveDetailTimer = setTimeout(() => { if (state.detailId === d.id) openDetail(d.id); },
+      window.__dash.liveDetailMs || LIVE_DETAIL_MS);
+  }
   const body = $("detail-body");
   body.textContent = "";
   body.append(
@@ -901,7 +911,7 @@ function liveDetail(live) {
   const why = el("p", { "data-from-site": "reason" }, live.reason_by_lang?.[state.lang] ?? live.reason);
   const out = [el("h3", {}, t("page.detail.live", { session: live.title || live.session })), head, why];
   const at = live.figures_at ? new Date(live.figures_at * 1000).toLocaleTimeString(locale()) : "\u2014";
-  out.push(el("h3", {}, t("page.detail.live.media", { when: at })));
+  out.push(el("h3", { class: "live-media-at" }, t("page.detail.live.media", { when: at })));
   const channel = (m) => m.channel_by_lang?.[state.lang] ?? `${m.kind} ${m.direction}`;
   out.push(live.media.length
     ? figureTable("live-media", ["channel", "loss", "jitter", "rate", "resolution"], live.media.map((m) =>
