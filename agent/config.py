@@ -231,7 +231,12 @@ class SessionSettings(_Section):
     recover_s: float = Field(
         30.0, ge=0, description="figures good again this long before `poor` ends"
     )
-    auto_rejoin: bool = Field(False, description="redial the conference when dropped")
+    auto_rejoin: bool = Field(
+        False, description="redial the conference once dropped for hold_s (agent/runtime/rejoin.py)"
+    )
+    rejoin_every_s: float = Field(
+        60.0, ge=5, le=3600, description="while still dropped, redial at most this often"
+    )
     republish_s: float = Field(
         60.0, ge=1, le=3600, description="`live` again with fresh figures at most this often"
     )

@@ -55,6 +55,7 @@ from agent.runtime.jobs import (
     StateHeartbeat,
 )
 from agent.runtime.live import CallReader, LiveWatch, codec_call_reader, take_sample
+from agent.runtime.rejoin import AutoRejoin
 from agent.runtime.reports import (
     attendance_payload,
     checks_payload,
@@ -131,7 +132,21 @@ class Agent:
         self._last_state_at = 0.0
         self.watchdog = LoopWatchdog(Notifier(), self.link.alive, worker_limit_s(settings))
         self._spool = Spool(self.outbox)
-        self.live = LiveWatch(settings, self._live_look, self._queue)
+        self.rejoin = (
+            AutoRejoin(
+                settings,
+                self._queue,
+                lambda work, stop: self.watchdog.in_worker("rejoin", work, stop),
+            )
+            if settings.session.auto_rejoin
+            else None
+        )
+        self.live = LiveWatch(
+            settings,
+            self._live_look,
+            self._queue,
+            after_look=self.rejoin.after_look if self.rejoin is not None else None,
+        )
 
     def _restore(self) -> CheckRun | None:
         data = self.outbox.get_kv(_LAST_CHECK_KEY)

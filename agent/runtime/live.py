@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 CallReader = Callable[[], CallState]
 Look = Callable[[threading.Event], LiveSample | None]
+# Told the verdict after every look (agent/runtime/rejoin.py's auto_rejoin).
+AfterLook = Callable[[LiveState, Session, threading.Event], None]
 
 
 def codec_call_reader(settings: Settings) -> CallReader | None:
@@ -88,8 +90,10 @@ class LiveWatch:
         look: Look,
         publish: Callable[[Envelope], object],
         clock: Callable[[], datetime] = utc_now,
+        after_look: AfterLook | None = None,
     ) -> None:
         self._settings = settings
+        self._after_look = after_look
         self._rules = settings.session
         self._look = look
         self._publish = publish
@@ -140,6 +144,8 @@ class LiveWatch:
             self._publish(live_event_payload(self._settings, old, new, current))
         elif now.mono - self._published_at >= self._rules.republish_s:
             self._send(live_payload(self._settings, new, current), now.mono)
+        if self._after_look is not None:
+            self._after_look(new, current, stop)
 
     def _send(self, payload: LivePayload, mono: float) -> None:
         self._publish(payload)
