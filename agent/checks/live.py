@@ -220,12 +220,30 @@ def _seconds(since: datetime | None, now: datetime) -> float:
     return (now - since).total_seconds() if since is not None else 0.0
 
 
+def held_rules(rules: SessionSettings, average_s: float | None) -> SessionSettings:
+    """The site's rules for a codec that averages its figures over `average_s` (its
+    profile's `[live] average_s`; Group Series: a minute): one bad minute shows in every
+    poll of that minute, so a hold shorter than the average would call `poor` on a single
+    event. Hold and recover are each at least the codec's average."""
+    if average_s is None or (average_s <= rules.hold_s and average_s <= rules.recover_s):
+        return rules
+    hold_s, recover_s = max(rules.hold_s, average_s), max(rules.recover_s, average_s)
+    return rules.model_copy(update={"hold_s": hold_s, "recover_s": recover_s})
+
+
 def judge_live(
-    memory: LiveMemory, sample: LiveSample, rules: SessionSettings, now: datetime
+    memory: LiveMemory,
+    sample: LiveSample,
+    rules: SessionSettings,
+    now: datetime,
+    *,
+    average_s: float | None = None,
 ) -> LiveMemory:
     """The next verdict from one more sample: `poor` once figures stay over a threshold for
     `hold_s`, and ends once they stay good for `recover_s`; `dropped` at once; `unknown` once
-    nothing has told for `hold_s` (at once for the session's first sample)."""
+    nothing has told for `hold_s` (at once for the session's first sample). `average_s`:
+    the codec's averaging time, which lengthens both holds (`held_rules`)."""
+    rules = held_rules(rules, average_s)
     raw = _classify(sample, rules)
     raw_since = memory.raw_since if memory.raw is raw.verdict else now
     held = _seconds(raw_since, now)
@@ -278,5 +296,6 @@ __all__ = [
     "MediaStats",
     "PathStats",
     "changed",
+    "held_rules",
     "judge_live",
 ]
