@@ -54,7 +54,13 @@ from agent.runtime.jobs import (
     RoutineCheck,
     StateHeartbeat,
 )
-from agent.runtime.live import CallReader, LiveWatch, codec_call_reader, take_sample
+from agent.runtime.live import (
+    CallReader,
+    CodecSide,
+    LiveWatch,
+    codec_call_reader,
+    take_sample,
+)
 from agent.runtime.reports import (
     attendance_payload,
     checks_payload,
@@ -131,7 +137,10 @@ class Agent:
         self._last_state_at = 0.0
         self.watchdog = LoopWatchdog(Notifier(), self.link.alive, worker_limit_s(settings))
         self._spool = Spool(self.outbox)
-        self.live = LiveWatch(settings, self._live_look, self._queue)
+        codec = self._read_call if isinstance(self._read_call, CodecSide) else None
+        self.live = LiveWatch(
+            settings, self._live_look, self._queue, codec=codec, wake=self._wake.set
+        )
 
     def _restore(self) -> CheckRun | None:
         data = self.outbox.get_kv(_LAST_CHECK_KEY)
@@ -212,6 +221,7 @@ class Agent:
             self.watchdog.notifier.stopping()
             control.stop()
             terminate_workers()
+            self.live.close()
             if self.commands is not None:
                 self.commands.close()
             self.link.stop()
