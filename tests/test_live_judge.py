@@ -173,3 +173,17 @@ def test_the_longer_of_the_site_hold_and_the_codec_average_wins() -> None:
     assert (held.hold_s, held.recover_s) == (90, 60)
     assert held_rules(rules, None) is rules
     assert held_rules(rules, 5) is rules
+
+
+def test_lost_counts_without_a_total_are_poor_over_their_threshold_once_held() -> None:
+    def counted(lost: int) -> LiveSample:
+        media = (MediaStats(kind="audio", direction="in", lost_packets=lost, jitter_ms=5.0),)
+        return LiveSample(call=CallState(in_call=True, media=media))
+
+    assert verdicts([counted(35)] * 4) == [IN, IN, IN, POOR]
+    assert verdicts([counted(20)] * 5) == [IN] * 5  # at the threshold is not over it
+    memory = LiveMemory()
+    for i in range(4):
+        memory = judge_live(memory, counted(35), RULES, T0 + timedelta(seconds=5 * i))
+    assert memory.state is not None
+    assert memory.state.reason == "poor media: audio received lost 35 packets (over 20)"

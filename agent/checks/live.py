@@ -40,6 +40,12 @@ class MediaStats(BaseModel):
     kind: Literal["audio", "video", "content"]
     direction: Literal["in", "out"]
     loss_pct: float | None = Field(None, ge=0, le=100, description="Packets lost, %.")
+    lost_packets: int | None = Field(
+        None,
+        ge=0,
+        description="Packets lost over the last interval, where the codec gives no total to "
+        "make a % of (Poly advnetstats).",
+    )
     jitter_ms: float | None = Field(None, ge=0)
     rate_kbps: float | None = Field(None, ge=0)
     resolution: str | None = Field(None, max_length=32, description="e.g. 1920x1080")
@@ -97,6 +103,9 @@ def changed(old: LiveState | None, new: LiveState) -> bool:
 # - round trip 300 ms: ITU-T G.114 keeps one-way delay under 150 ms for interactive use, and
 #   the MCU probe times a TCP handshake, there and back: 2 x 150 ms. Control Hub's latency
 #   alert is the same 300 ms.
+# - 20 packets lost in an interval, for a codec that counts lost packets without a total
+#   (Poly): 8 % (the loss threshold) of the 250 packets an audio channel sends in a 5-s
+#   interval at 20 ms per packet; stricter for video (about 2 % of 1080p's ~1000).
 # - jitter 30 ms: Cisco's QoS design guidance for interactive video (loss <= 1 %, one-way
 #   latency <= 150 ms, jitter <= 30 ms); the network check's warn_jitter_ms is the same.
 # - held 15 s: three polls at the default 5 s, so one bad interval (a key frame burst, a
@@ -165,6 +174,9 @@ def _media_problems(call: CallState, rules: SessionSettings) -> list[Message]:
             problems.append(
                 message("live.media_jitter", channel=channel, jitter=jittered, limit=jitter)
             )
+        most = rules.poor_lost_packets
+        if media.loss_pct is None and (count := _over(media.lost_packets, most)) is not None:
+            problems.append(message("live.media_lost", channel=channel, lost=count, limit=most))
     return problems
 
 
