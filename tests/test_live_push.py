@@ -133,3 +133,26 @@ def test_without_a_registration_the_emulator_pushes_nothing(cisco: PtyDevice) ->
     (after,) = run_queries(profile, target, ["call_live"], deadline_s=5)
     # the reply is the idle block alone: no pushed Status line waiting on the line before it
     assert after.ok and "Status" not in after.fields["call_reply"]
+
+
+def test_paused_for_the_self_test_child_the_listener_leaves_the_line_alone(
+    cisco: PtyDevice,
+) -> None:
+    """The self-test runs in a child process, outside the line's lock: paused, the listener
+    reads nothing (the pushed lines wait on the line for whoever reads it); resumed, it
+    hears them."""
+    profile = load_profile(ROOT / "firmware_profiles", "cisco-roomos")
+    target = Target(port=cisco.port, username="admin", password="secret")
+    heard: list[str] = []
+    pushes = CallPushes(profile, target, heard.append, timeout_s=3.0).start()
+    try:
+        assert pushes.registered.wait(10)
+        pushes.pause()
+        cisco.jump("dropped")
+        time.sleep(0.5)
+        assert heard == []
+        pushes.resume()
+        assert wait_until(lambda: len(heard) == 2, 2)
+    finally:
+        pushes.stop()
+    assert heard == ["*s Call 3 Status: Disconnecting", "*s Call 3 (ghost=True):"]

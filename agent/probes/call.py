@@ -73,7 +73,9 @@ class CallPushes:
     The line stays shared: this handle reads only while it holds the line's lock
     (agent/profiles/session.py's `line_lock`), a few milliseconds at a time when bytes are
     waiting, so the polls, the self-test and a `rejoin` get the line as before; what arrives
-    during their exchange is theirs (a poll then sees the change itself). A line that fails
+    during their exchange is theirs (a poll then sees the change itself). The self-test runs
+    in a child process, out of the lock's reach: the daemon `pause`s the listener for it, so
+    the child's replies are not read here. A line that fails
     (unplugged, codec restarted) is reopened and registered again after PUSH_RETRY_S:
     registrations last only as long as the connection that made them.
     """
@@ -97,6 +99,7 @@ class CallPushes:
         self._on_push = on_push
         self._timeout_s = timeout_s
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._thread: threading.Thread | None = None
         self.registered = threading.Event()  # set while a connection holds the registration
 
@@ -112,8 +115,23 @@ class CallPushes:
             self._thread.join(timeout=2.0)
             self._thread = None
 
+    def pause(self) -> None:
+        """Read nothing until `resume` (the line stays open, the registration holds): once
+        this returns, no read of ours is under way."""
+        self._paused.set()
+        if self._target.port:
+            lock = line_lock(port_url(self._target.port, self._profile))
+            if lock.acquire(timeout=self._timeout_s):  # a read of ours ends within 20 ms
+                lock.release()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._paused.is_set():
+                self._stop.wait(_WATCH_TICK_S)
+                continue
             try:
                 self._connection()
             except (ProbeError, OSError, serial.SerialException) as exc:
@@ -175,6 +193,9 @@ class CallPushes:
         fd = _fileno(link.ser)
         pending = ""
         while not self._stop.is_set():
+            if self._paused.is_set():
+                self._stop.wait(0.05)
+                continue
             if fd is not None:
                 ready, _, _ = select.select([fd], [], [], _WATCH_TICK_S)
                 if not ready:
@@ -183,6 +204,9 @@ class CallPushes:
                 return
             if not lock.acquire(blocking=False):
                 self._stop.wait(0.02)  # a poll or command has the line: its bytes are its own
+                continue
+            if self._paused.is_set():  # paused while we waited for the line
+                lock.release()
                 continue
             try:
                 data = link.poll(0.0, message("profile.what.answer", command="feedback"))

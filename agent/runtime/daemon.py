@@ -344,7 +344,8 @@ class Agent:
         started = utc_now()
         t0 = time.monotonic()
         settings = only_components(self.settings, only)
-        judged = self.watchdog.in_worker("selftest", lambda: self._selftest(settings), stop)
+        with self.live.line_lent():  # the child talks to the codec, out of the line's lock
+            judged = self.watchdog.in_worker("selftest", lambda: self._selftest(settings), stop)
         if judged is None:
             return None
         # The child's start-up is part of the check's time, as the centre sees it.

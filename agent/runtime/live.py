@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -48,6 +49,10 @@ class Pushes(Protocol):
     def start(self) -> object: ...
 
     def stop(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
 
 
 @runtime_checkable
@@ -198,6 +203,20 @@ class LiveWatch:
             return
         self._next_at = min(self._next_at, max(self._mono(), self._looked_at + PUSH_GAP_S))
         self._wake()
+
+    @contextmanager
+    def line_lent(self) -> Iterator[None]:
+        """The codec's line left to another process (the self-test's child) meanwhile: the
+        push listener reads nothing, so the child's replies stay the child's."""
+        pushes = self._pushes
+        if pushes is None:
+            yield
+            return
+        pushes.pause()
+        try:
+            yield
+        finally:
+            pushes.resume()
 
     def close(self) -> None:
         """The agent stops: the codec's line is let go."""
