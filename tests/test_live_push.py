@@ -90,6 +90,8 @@ def test_a_pushed_hang_up_is_dropped_on_the_broker_long_before_the_next_poll(
     assert seen_s < 3.0
     # registered once for the connection, and one look for the push's burst of lines
     assert cisco.requests.count(REGISTER) == 1
+    # the agent stopped: the registration was taken back, so no pushes outlive the watch
+    assert cisco.requests[-1] == b"xFeedback deregister /Status/Call"
     assert cisco.requests.count(b"xStatus Call") - polls <= 2
 
 
@@ -116,6 +118,13 @@ def test_poly_pushes_are_heard_and_the_line_still_answers_queries(name: str) -> 
         dev.jump("dropped")
         assert got.wait(2)
         assert wait_until(lambda: len(heard) == 3, 2)
+        pushes.stop()
+        assert dev.requests[-2:] == [b"nonotify callstatus", b"nonotify linestatus"]
+        # taken back: the next hang-up pushes nothing into the readiness check's replies
+        dev.jump("connected")
+        dev.jump("dropped")
+        (after,) = run_queries(profile, target, ["call_live"], deadline_s=5)
+        assert after.ok and "notification" not in after.fields["call_reply"]
     finally:
         pushes.stop()
         dev.stop()

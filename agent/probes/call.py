@@ -94,6 +94,7 @@ class CallPushes:
         self._profile = profile
         self._family: TextLinesFamily = profile.family
         self._feedback = list(live.feedback)
+        self._feedback_off = list(live.feedback_off)
         self._patterns = [re.compile(p) for p in live.push_lines]
         self._target = target
         self._on_push = on_push
@@ -110,9 +111,11 @@ class CallPushes:
         return self
 
     def stop(self) -> None:
+        """Stop listening; the registrations are taken back first (`feedback_off`)."""
         self._stop.set()
+        self._paused.clear()
         if self._thread is not None:
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=2.0 + 2 * self._timeout_s)
             self._thread = None
 
     def pause(self) -> None:
@@ -164,18 +167,28 @@ class CallPushes:
         log.info("codec pushes of %s: registered %s", self._profile.name, self._feedback)
         try:
             self._watch(link, lock)
+            if self._feedback_off and lock.acquire(timeout=self._timeout_s):
+                try:
+                    self._send(link, self._feedback_off)
+                finally:
+                    lock.release()
         finally:
             close_port(ser, label)
 
     def _register(self, link: Link) -> None:
-        """Log in if asked, then each registration, its reply read to the end so that no
-        `OK` is left on the line for the next poll to take as its own answer."""
+        """Log in if asked, then each registration."""
         fam, profile = self._family, self._profile
         if profile.login is not None:
             clock = Clock(time.monotonic() + self._timeout_s, None)
             log_in(link, profile, self._target, clock, login=profile.login, fam=fam)
+        self._send(link, self._feedback)
+
+    def _send(self, link: Link, commands: list[str]) -> None:
+        """Each command, its reply read to the end so that no `OK` is left on the line for
+        the next poll to take as its own answer."""
+        fam, profile = self._family, self._profile
         done = re.compile(fam.done, re.MULTILINE) if fam.done else None
-        for command in self._feedback:
+        for command in commands:
             link.write(
                 (command + fam.send_ending).encode("latin-1"),
                 message("profile.what.command", command=command),

@@ -403,6 +403,10 @@ class LiveTable(_Strict):
     feedback: list[str] = Field(
         default_factory=list, description="commands that make the codec push call changes"
     )
+    feedback_off: list[str] = Field(
+        default_factory=list,
+        description="commands that stop the pushes, sent when the session ends",
+    )
     push_lines: list[str] = Field(
         default_factory=list,
         description="regexes of the lines the codec pushes on a call change (after `feedback`)",

@@ -95,7 +95,8 @@ class Step(_Strict):
     poll), or until a request starting with `on` arrives (a `Dial`), or for ever (the last
     step). `cut`: from here on the device answers nothing (the line is dead). `push`: the
     unsolicited lines the device sends when a test jumps to this step, if the line has
-    registered for them (a request starting with one of the recording's `feedback`)."""
+    registered for them (a request starting with one of the recording's `feedback`, and none
+    since starting with one of its `feedback_off`)."""
 
     name: str
     exchange: list[Exchange] = Field(default_factory=list)
@@ -130,6 +131,7 @@ class Recording(_Strict):
     exchange: list[Exchange] = Field(min_length=1)
     advance_on: str | None = None
     feedback: list[str] = Field(default_factory=list)
+    feedback_off: list[str] = Field(default_factory=list)
     scenarios: dict[str, list[Step]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -335,6 +337,8 @@ class Responder:
         text = request.decode("latin-1").strip().lower()
         if any(text.startswith(f.lower()) for f in self.rec.feedback):
             self.registered = True
+        if any(text.startswith(f.lower()) for f in self.rec.feedback_off):
+            self.registered = False
         step = self._advance(request)
         if step is not None and step.cut:
             return []
