@@ -65,8 +65,9 @@ class CodecSide(Protocol):
 
 
 def codec_call_reader(settings: Settings) -> CallReader | None:
-    """The codec's call, read through its profile by agent/probes/call.py's `read_call`;
-    None when the codec is off or its profile cannot be loaded."""
+    """The codec's call, read through its profile (agent/probes/call.py's CodecReader, which
+    also gives its averaging time and its pushes); None when the codec is off or its profile
+    cannot be loaded."""
     cfg = settings.codec
     if not cfg.enabled:
         return None
