@@ -224,6 +224,9 @@ class SessionSettings(_Section):
     poll_s: float = Field(5.0, ge=0.2, le=300, description="seconds between two looks")
     poor_loss_pct: float = Field(8.0, gt=0, le=100, description="packet loss above: poor")
     poor_jitter_ms: float = Field(30.0, gt=0, description="jitter above: poor")
+    poor_lost_packets: int = Field(
+        20, ge=1, description="packets lost in an interval above (codecs giving no total): poor"
+    )
     poor_rtt_ms: float = Field(300.0, gt=0, description="round trip to the MCU above: poor")
     hold_s: float = Field(
         15.0, ge=0, description="figures over a threshold this long before `poor`"

@@ -54,7 +54,13 @@ from agent.runtime.jobs import (
     RoutineCheck,
     StateHeartbeat,
 )
-from agent.runtime.live import CallReader, LiveWatch, codec_call_reader, take_sample
+from agent.runtime.live import (
+    CallReader,
+    CodecSide,
+    LiveWatch,
+    codec_call_reader,
+    take_sample,
+)
 from agent.runtime.rejoin import AutoRejoin
 from agent.runtime.reports import (
     attendance_payload,
@@ -146,6 +152,8 @@ class Agent:
             self._live_look,
             self._queue,
             after_look=self.rejoin.after_look if self.rejoin is not None else None,
+            codec=self._read_call if isinstance(self._read_call, CodecSide) else None,
+            wake=self._wake.set,
         )
 
     def _restore(self) -> CheckRun | None:
@@ -227,6 +235,7 @@ class Agent:
             self.watchdog.notifier.stopping()
             control.stop()
             terminate_workers()
+            self.live.close()
             if self.commands is not None:
                 self.commands.close()
             self.link.stop()
@@ -349,7 +358,8 @@ class Agent:
         started = utc_now()
         t0 = time.monotonic()
         settings = only_components(self.settings, only)
-        judged = self.watchdog.in_worker("selftest", lambda: self._selftest(settings), stop)
+        with self.live.line_lent():  # the child talks to the codec, out of the line's lock
+            judged = self.watchdog.in_worker("selftest", lambda: self._selftest(settings), stop)
         if judged is None:
             return None
         # The child's start-up is part of the check's time, as the centre sees it.
