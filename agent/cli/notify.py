@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, cast
 
-from agent.centre.alerts.channels import DeliveryError
+from agent.centre.alerts.channels import DeliveryError, RetryLater
 from agent.centre.alerts.delivery import Channels
 from agent.centre.alerts.model import (
     Channel,
@@ -79,6 +79,10 @@ def cmd_test(args: argparse.Namespace) -> int:
             channels.send(n, contact.name)
         except DeliveryError as exc:
             failures += 1
+            if isinstance(exc, RetryLater):
+                # A test is sent once, now: the queue's "it will be tried again" is untrue here.
+                what = exc.msg if exc.msg is not None else exc.message
+                exc = RetryLater(what, message("notify.error.unreachable_hint_now"))
             print(t("notify.cli.not_sent", error=error_text(exc), **where), file=sys.stderr)  # noqa: T201
             continue
         print(t("notify.cli.sent", **where))  # noqa: T201 - CLI output

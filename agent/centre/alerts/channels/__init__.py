@@ -8,8 +8,14 @@ worker decides the wait and counts the attempts.
 
 from __future__ import annotations
 
+import socket
+import ssl
+import urllib.error
+
 from agent.errors import AgentError
 from agent.messages import Message, message
+
+_DETAIL_CHARS = 200
 
 
 class DeliveryError(AgentError):
@@ -45,3 +51,24 @@ def bad_address(channel: str, address: str) -> GiveUp:
 
 
 __all__ = ["DeliveryError", "GiveUp", "RetryLater", "bad_address", "not_configured"]
+
+
+def network_fault(target: str, exc: BaseException) -> RetryLater:
+    """A receiver not reached, said in the reader's language where the fault is a common one
+    (the operating system's own words are English); the raw text otherwise."""
+    cause: BaseException = exc
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+        cause = exc.reason
+    kinds: tuple[tuple[type[BaseException], Message], ...] = (
+        (ConnectionRefusedError, message("notify.error.net.refused")),
+        (ConnectionResetError, message("notify.error.net.reset")),
+        (TimeoutError, message("notify.error.net.timeout")),
+        (socket.gaierror, message("notify.error.net.name")),
+        (ssl.SSLError, message("notify.error.net.tls")),
+    )
+    fault = next((said for kind, said in kinds if isinstance(cause, kind)), None)
+    error: str | Message = fault if fault is not None else str(exc)[:_DETAIL_CHARS]
+    return RetryLater(
+        message("notify.error.unreachable", target=target, error=error),
+        message("notify.error.unreachable_hint"),
+    )

@@ -12,7 +12,13 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from agent.centre.alerts.channels import GiveUp, RetryLater, bad_address, not_configured
+from agent.centre.alerts.channels import (
+    GiveUp,
+    RetryLater,
+    bad_address,
+    network_fault,
+    not_configured,
+)
 from agent.centre.alerts.model import Notification
 from agent.centre.alerts.render import Rendered
 from agent.centre.alerts.settings import EmailSettings
@@ -82,7 +88,4 @@ class EmailChannel:
         except smtplib.SMTPResponseException as exc:  # auth refused, sender refused, ...
             raise _refused(exc.smtp_code, exc.smtp_error) from None
         except (OSError, smtplib.SMTPException) as exc:  # refused, timeout, TLS, dropped
-            raise RetryLater(
-                message("notify.error.unreachable", target=f"{s.host}:{s.port}", error=str(exc)),
-                message("notify.error.unreachable_hint"),
-            ) from None
+            raise network_fault(f"{s.host}:{s.port}", exc) from None

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from agent.centre.alerts.channels import GiveUp, RetryLater, bad_address
+from agent.centre.alerts.channels import GiveUp, RetryLater, bad_address, network_fault
 from agent.messages import message
 
 # A receiver's error page can be large or hostile: keep what a log line and a CLI need.
@@ -61,10 +61,7 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> A
             data = exc.read(_READ_LIMIT)
         return Answer(exc.code, data, _retry_after(exc.headers.get("Retry-After")))
     except (OSError, ValueError) as exc:  # URLError, timeouts, refused, reset, bad reply
-        raise RetryLater(
-            message("notify.error.unreachable", target=target, error=str(exc)[:_DETAIL_CHARS]),
-            message("notify.error.unreachable_hint"),
-        ) from None
+        raise network_fault(target, exc) from None
 
 
 def judge(channel: str, answer: Answer, detail: str = "") -> None:
