@@ -36,7 +36,7 @@ def test_a_contact_gets_a_signed_test_message_and_the_queue_shows_its_backlog(tm
         hook = Channel(kind=ChannelKind.WEBHOOK, address=rx.url + "/h")
         store.put(Contact(id="tech-d1", name="Anh Tuấn", language="vi", channels=(hook,)))
         store.close()
-        assert main(["centre", "notify", "test", "tech-d1", "--config", str(config)]) == 0
+        assert main(["centre", "alerts", "test", "tech-d1", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "Anh Tuấn" in out
     [seen] = rx.seen

@@ -22,6 +22,7 @@ from agent.centre import fleet
 from agent.centre.alerts.model import Incident
 from agent.centre.alerts.store import AlertStore, GroupBy, Scope, Silence
 from agent.centre.settings import CentreSettings, load_centre_settings
+from agent.cli.notify import add_test_parser
 from agent.errors import ConfigError
 from agent.i18n import LANGUAGES, current_language, error_text, t
 from agent.messages import Message, Param, catalogue, message, render
@@ -503,6 +504,7 @@ def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     unsilence.add_argument("id", type=int, metavar="ID", help=t("incidents.cli.silence_id_help"))
     unsilence.set_defaults(func=cmd_unsilence)
+    add_test_parser(asub)
 
     incidents = sub.add_parser("incidents", help=t("incidents.cli.help"))
     _list_options(incidents)  # `centre incidents` alone lists

@@ -129,35 +129,39 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_option(v: argparse.ArgumentParser) -> None:
+    v.add_argument(
+        "--config", metavar=t("cli.metavar.file"), default=argparse.SUPPRESS,
+        help=t("centre.config_help"),
+    )  # fmt: skip
+
+
+def add_test_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`test CONTACT`: under `centre notify` and `centre alerts` alike (the issue's name)."""
+    v = verbs.add_parser("test", help=t("notify.cli.test_help"))
+    _config_option(v)
+    v.add_argument(
+        "contact", nargs="?", metavar=t("cli.metavar.name"), help=t("notify.cli.contact_help")
+    )
+    v.add_argument(
+        "--to", type=_to, metavar=t("notify.cli.metavar_to"), help=t("notify.cli.to_help")
+    )
+    v.add_argument("--lang", choices=["en", "vi"], default="vi", help=t("notify.cli.lang_help"))
+    v.set_defaults(func=cmd_test)
+
+
 def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("notify", help=t("notify.cli.help"))
     verbs = p.add_subparsers(dest="notify_command", required=True, metavar=t("cli.metavar.action"))
-    for verb in ("test", "queue"):
-        helps = {"test": t("notify.cli.test_help"), "queue": t("notify.cli.queue_help")}
-        v = verbs.add_parser(verb, help=helps[verb])
-        v.add_argument(
-            "--config", metavar=t("cli.metavar.file"), default=argparse.SUPPRESS,
-            help=t("centre.config_help"),
-        )  # fmt: skip
-        if verb == "test":
-            v.add_argument(
-                "contact", nargs="?", metavar=t("cli.metavar.name"),
-                help=t("notify.cli.contact_help"),
-            )  # fmt: skip
-            v.add_argument(
-                "--to", type=_to, metavar=t("notify.cli.metavar_to"), help=t("notify.cli.to_help")
-            )
-            v.add_argument(
-                "--lang", choices=["en", "vi"], default="vi", help=t("notify.cli.lang_help")
-            )
-            v.set_defaults(func=cmd_test)
-        else:
-            v.add_argument(
-                "--last",
-                type=int,
-                default=10,
-                metavar=t("cli.metavar.number"),
-                help=t("notify.cli.last_help"),
-            )
-            v.add_argument("--json", action="store_true", help=t("cli.json_help"))
-            v.set_defaults(func=cmd_queue)
+    add_test_parser(verbs)
+    v = verbs.add_parser("queue", help=t("notify.cli.queue_help"))
+    _config_option(v)
+    v.add_argument(
+        "--last",
+        type=int,
+        default=10,
+        metavar=t("cli.metavar.number"),
+        help=t("notify.cli.last_help"),
+    )
+    v.add_argument("--json", action="store_true", help=t("cli.json_help"))
+    v.set_defaults(func=cmd_queue)
