@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from tests.fixtures.broker import ROOT, agent_config, dump_toml, wait_until
 
 SITE_ONLY = {"cv2", "numpy", "sounddevice", "serial"}
-WEB_ONLY = {"starlette", "uvicorn", "argon2"}
+WEB_ONLY = {"starlette", "uvicorn", "argon2", "prometheus_client"}
 SITE_ONLY_DISTRIBUTIONS = {"pyserial", "sounddevice", "opencv-python-headless", "numpy"}
 
 

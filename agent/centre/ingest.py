@@ -44,6 +44,7 @@ from pydantic import ValidationError
 
 from agent.centre import link
 from agent.centre.alerts import store as alert_store
+from agent.centre.metrics import INGEST
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Event, Incoming, PublishedSchedule, Store
 from agent.contract.payloads import PAYLOADS, Envelope, parse_report
@@ -378,6 +379,7 @@ class Ingest:
                 payload = parse(self.prefix, received)
             except (ValueError, ValidationError, ScheduleError) as exc:
                 self.rejected += 1
+                INGEST.rejected()
                 log.warning("centre: %s: rejected: %s", received.topic, str(exc).splitlines()[0])
                 continue
             items.append(Incoming(payload, received.retain, now))
@@ -397,6 +399,7 @@ class Ingest:
             try:
                 touched = self.store.apply_batch(items)
                 self.stored += len(items)
+                INGEST.stored(items, time.time())
                 return touched
             except sqlite3.OperationalError as exc:
                 # The database's trouble (locked past the timeout, disk full, I/O error), not
@@ -431,12 +434,14 @@ class Ingest:
             try:
                 touched |= self.store.apply_batch([item])
                 self.stored += 1
+                INGEST.stored([item], time.time())
             except sqlite3.OperationalError:
                 self.store.rollback()
                 raise
             except (sqlite3.Error, ValueError, TypeError) as exc:
                 self.store.rollback()
                 self.rejected += 1
+                INGEST.rejected()
                 what = (
                     f"{item.payload.site_id} seq {item.payload.seq}"
                     if isinstance(item, Incoming)

@@ -100,6 +100,11 @@ class CentreSettings(FileSettings):
     web_login_window_s: float = Field(
         300.0, gt=0, description="The window the dashboard's failed logins are counted in."
     )
+    web_metrics_token: str = Field(
+        "",
+        description="A bearer token /metrics requires (Prometheus: `authorization` with "
+        "`credentials`); empty: /metrics answers anyone who reaches the listener.",
+    )
     web_trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Reverse proxies (addresses or networks) whose X-Forwarded-For and "

@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.centre.settings import CentreSettings
-from agent.centre.web import live
+from agent.centre.web import live, metrics
 from agent.centre.web.accounts import Accounts, Block, LoginLimiter, Role, Session, csrf_ok
 from agent.centre.web.commands import MAX_SITES, OFFERED, Commander, CommandRefused
 from agent.i18n import LANGUAGES
@@ -353,6 +353,8 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         Route("/api/site/{site_id}", guarded(site_json)),
         Route("/api/events", guarded(events)),
         Route("/api/command", guarded(command, post=True), methods=["POST"]),
+        # No session: a scrape brings the bearer token of web_metrics_token, if one is set.
+        Route("/metrics", metrics.endpoint(s.web_metrics_token, svc.watch, s.db_path)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Hardened)])
