@@ -22,7 +22,8 @@ NOW = time.time()
 # or a help list names the commands to type.
 NAMES = (
     "down-t15", "dropped", "hb-ls-qt", "hb-ls-vs", "hb-mc-pl", "hb-ls", "hb-mc", "lan", "minh",
-    "alerts", "incidents", "unsilence", "silences", "silence", "list", "ack", "show", "stats", "test",
+    "alerts", "incidents", "unsilence", "silences", "silence", "list", "ack", "show", "stats",
+    "test",
 )  # fmt: skip
 
 
