@@ -31,7 +31,10 @@ from agent.messages import message, render
 from tests.test_dashboard import Client, filled, page_says, web  # noqa: F401 - fixtures
 from tests.test_display_token import config_for, issue, wall
 
-REASON = message("alerts.site_down", site="Site c3", condition="offline", session="hop-12")
+REASON = message(
+    "alerts.site_down", site="Site c3", condition=message("fleet.condition.offline"),
+    session="hop-12",
+)
 
 
 def site_down(site: str = "c3", *, severity: Severity = Severity.CRITICAL,

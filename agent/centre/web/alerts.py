@@ -39,7 +39,9 @@ DAY_S = 86400.0
 MAX_DAYS = 400  # the longest a centre keeps its fleet's history
 INCIDENTS_SHOWN = 200
 FAILURES_SHOWN = 10
-_SPLIT = re.compile(r"[,;\s]+")
+# The form's lists are split at commas or semicolons only: an address typed with a space in it
+# stays whole, so the refusal names what was typed.
+_SPLIT = re.compile(r"[,;\n]+")
 
 
 def by_lang(msg: Message) -> dict[str, str]:
@@ -133,13 +135,13 @@ def parse_days(raw: str | None, default: int = 30) -> int:
 
 
 def _texts(data: Mapping[str, Any], field: str) -> list[str]:
-    """A list field of the contact form: a list of texts, or one text split at commas,
-    semicolons and spaces."""
+    """A list field of the contact form: a list of texts, or one text split at commas and
+    semicolons."""
     value = data.get(field)
     if value is None:
         return []
     if isinstance(value, str):
-        return [part for part in _SPLIT.split(value.strip()) if part]
+        return [part.strip() for part in _SPLIT.split(value) if part.strip()]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return [v.strip() for v in value if v.strip()]
     raise Refused(400, message("page_alerts.error.field", field=field))
