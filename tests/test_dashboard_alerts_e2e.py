@@ -121,7 +121,7 @@ def alert_row(page: Any, key: str) -> Any:
     return page.locator(f'#alert-list li[data-key="{key}"]')
 
 
-def test_an_alert_in_vietnamese_is_acknowledged_by_a_click(browser, dash):
+def test_an_alert_in_vietnamese_is_acknowledged_by_a_click(browser, dash, artifacts):
     page = signed_in_page(browser, dash.url, "op", lang="vi")
     page.wait_for_selector(f'#alert-list li[data-key="{KEY}"]')
     row = alert_row(page, KEY)
@@ -133,6 +133,7 @@ def test_an_alert_in_vietnamese_is_acknowledged_by_a_click(browser, dash):
     page.wait_for_selector('#problem-list li.alerting[data-id="c-kimlien"]')
     assert page.locator("#problem-list li.alerting").count() == 1
     text = no_english(page, "the alerts panel")
+    page.screenshot(path=str(artifacts / "dashboard-alerts.png"))
     assert "Cảnh báo" in text and "đã báo cho" in text
     row.locator("button.ack").click()
     page.wait_for_selector(f'#alert-list li[data-key="{KEY}"] .aacked[data-acked-by="op"]')
@@ -147,6 +148,7 @@ def test_an_alert_in_vietnamese_is_acknowledged_by_a_click(browser, dash):
     # opened 7000 s ago, closed 3000 s ago
     assert "1 giờ 6 phút" in page.inner_text("#desk table.stats-district")
     no_english(page, "incidents")
+    page.screenshot(path=str(artifacts / "dashboard-incidents.png"))
     page.close()
 
 
@@ -158,7 +160,7 @@ def test_a_viewer_reads_the_alerts_without_a_button_or_the_directory(browser, da
     page.close()
 
 
-def test_a_contact_added_through_the_form_is_in_the_directory(browser, dash):
+def test_a_contact_added_through_the_form_is_in_the_directory(browser, dash, artifacts):
     page = signed_in_page(browser, dash.url, "op", lang="vi")
     page.wait_for_selector("#app:not([hidden])")
     page.click("#open-contacts")
@@ -186,6 +188,7 @@ def test_a_contact_added_through_the_form_is_in_the_directory(browser, dash):
     assert stored.districts == ("d-dongda",) and stored.tiers == ("commune",)
     assert stored.quiet is not None and (stored.quiet.start, stored.quiet.end) == (22, 6)
     no_english(page, "the contacts")
+    page.screenshot(path=str(artifacts / "dashboard-contacts.png"))
     page.locator('#desk tr.contact[data-id="tech-an"] button.toggle').click()
     wait_until(lambda: not directory.get("tech-an").enabled, 5)  # type: ignore[union-attr]
     page.once("dialog", lambda d: d.accept())

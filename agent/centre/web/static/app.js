@@ -1020,9 +1020,12 @@ async function loadAlerts() {
   if (JSON.stringify([...state.alerting]) !== before) scheduleProblems();
 }
 
+// The first read waits for the wall's first render (at most 2 s): the tiles come first.
 function watchAlerts() {
   clearInterval(alertsTimer);
-  loadAlerts();
+  const until = Date.now() + 2000;
+  const first = () => (window.__dash.firstRender !== null || Date.now() > until ? loadAlerts() : setTimeout(first, 50));
+  first();
   alertsTimer = setInterval(loadAlerts, ALERTS_EVERY_MS);
 }
 
