@@ -7,6 +7,7 @@ wall screen's display session is read only; every refusal comes in both language
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,13 @@ def test_the_backlog_and_the_last_failures_are_shown(web):  # noqa: F811
     [failure] = data["failures"]
     assert failure["channel"] == "webhook" and failure["contact_id"] == "tech"
     assert "HTTP 500" in failure["error"]
+
+
+def test_a_row_this_release_cannot_read_is_a_clear_refusal_not_a_traceback(web):  # noqa: F811
+    fill(web.settings.db_path, site_down())
+    db = sqlite3.connect(web.settings.db_path)
+    with db:  # a kind a newer release knows
+        db.execute("UPDATE alerts SET kind = 'solar_flare'")
+    db.close()
+    status, data, _ = operator(web).call("GET", "/api/alerts")
+    assert status == 500 and page_says(data) == "page_alerts.error.store"

@@ -357,6 +357,9 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         except sqlite3.Error as exc:
             log.warning("dashboard: the alerts' tables: %s", exc)
             return _error(503, message(_STORE_FAILED))
+        except Exception:  # a row this release cannot read (a newer one's, damaged by hand)
+            log.exception("dashboard: reading the alerts' tables failed")
+            return _error(500, message(_STORE_FAILED))
 
     def operator(handler: Callable[[Request, Session], Awaitable[Response]]) -> Callable[
             [Request, Session], Awaitable[Response]]:  # fmt: skip
