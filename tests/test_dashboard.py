@@ -266,10 +266,11 @@ def test_api_needs_login_and_sets_a_strict_httponly_cookie(web):
 
 def test_the_page_gets_its_texts_from_the_one_catalogue(web):
     """Served before login (the login form needs them), made from agent/locale/messages/:
-    the page's and the fleet's ids in both languages, nothing else."""
+    the page's (its alerts' too) and the fleet's ids in both languages, nothing else."""
     with urllib.request.urlopen(web.url + "texts.json", timeout=5) as resp:
         texts = json.loads(resp.read())
-    mine = {i: e for i, e in catalogue().items() if i.startswith(("page.", "fleet."))}
+    areas = ("page.", "page_alerts.", "fleet.")
+    mine = {i: e for i, e in catalogue().items() if i.startswith(areas)}
     assert texts.keys() == mine.keys()
     assert texts["page.login.wrong"] == {
         "en": "wrong name or password",
@@ -278,7 +279,8 @@ def test_the_page_gets_its_texts_from_the_one_catalogue(web):
     assert texts["fleet.problem.lost"]["en_one"] == "{count} report lost (seq gap)"
     # every id the page's script and markup name is among them
     static = Path(__file__).resolve().parents[1] / "agent/centre/web/static"
-    named = set(re.findall(r'"((?:page|fleet)\.[a-z_.]+[a-z_])"', (static / "app.js").read_text()))
+    script = (static / "app.js").read_text()
+    named = set(re.findall(r'"((?:page|page_alerts|fleet)\.[a-z_.]+[a-z_])"', script))
     named |= set(re.findall(r'data-i18n[-a-z]*="([^"]+)"', (static / "index.html").read_text()))
     prefixes = {n for n in named if n.endswith(".")}
     assert len(named - prefixes) > 20 and named - prefixes - texts.keys() == set()

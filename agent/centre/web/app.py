@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import math
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent.centre.settings import CentreSettings
 from agent.centre.web import live, metrics
 from agent.centre.web.accounts import Accounts, Block, LoginLimiter, Role, Session, csrf_ok
+from agent.centre.web.alerts import Desk, Refused, contact_from_form, parse_days
 from agent.centre.web.commands import MAX_SITES, OFFERED, Commander, CommandRefused
 from agent.i18n import LANGUAGES
 from agent.messages import Message as Text
@@ -67,7 +69,10 @@ _WRONG_LOGIN = "page.login.wrong"
 # The ids the page renders itself: its own, and the fleet's (conditions, statuses, problems).
 # Anything else it shows arrives rendered per language (`*_by_lang`): only the server's
 # renderer knows format specs, nested messages and lists, and the page needs no second one.
-PAGE_AREAS = ("page.", "fleet.")
+PAGE_AREAS = ("page.", "page_alerts.", "fleet.")
+_OPERATOR_ONLY = "page_alerts.error.operator_only"
+_STORE_FAILED = "page_alerts.error.store"
+_NO_KEY = "page_alerts.error.no_key"
 
 
 def page_catalogue() -> bytes:
@@ -93,6 +98,7 @@ class Services:
     watch: live.FleetWatch
     commander: Commander | None = None
     limiter: LoginLimiter | None = None
+    desk: Desk | None = None  # the alerts' stores; made by create_app when not given
 
 
 def _json(data: Any, status: int = 200) -> JSONResponse:
@@ -120,6 +126,11 @@ def _error(status: int, msg: Text | str, **extra: Any) -> JSONResponse:
     plain = {k: v for k, v in msg.params.items() if isinstance(v, str | int | float)}
     body = {"error": msg.text, "code": msg.id, "error_by_lang": by_lang(msg), **plain, **extra}
     return _json(body, status)
+
+
+def _refused(exc: Refused) -> JSONResponse:
+    extra = {"hint_by_lang": by_lang(exc.hint)} if exc.hint is not None else {}
+    return _error(exc.status, exc.msg, **extra)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -330,6 +341,89 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
             return _error(400, exc.msg, **exc.extra)
         return _json({"command_id": command_id, "sites": len(set(sites) - {""})}, 202)
 
+    # ---- alerts, incidents, contacts -----------------------------------------------------
+
+    if svc.desk is None:
+        svc.desk = Desk(s.db_path, lambda: svc.watch.labels.full)
+    desk = svc.desk
+
+    async def at_desk(work: Callable[[Any], Any], status: int = 200) -> Response:
+        """Run `work` on the desk's thread; its refusal, or a database that cannot be
+        read just now, said in the reader's language (never a traceback)."""
+        try:
+            return _json(await desk.run(work), status)
+        except Refused as exc:
+            return _refused(exc)
+        except sqlite3.Error as exc:
+            log.warning("dashboard: the alerts' tables: %s", exc)
+            return _error(503, message(_STORE_FAILED))
+        except Exception:  # a row this release cannot read (a newer one's, damaged by hand)
+            log.exception("dashboard: reading the alerts' tables failed")
+            return _error(500, message(_STORE_FAILED))
+
+    def operator(handler: Callable[[Request, Session], Awaitable[Response]]) -> Callable[
+            [Request, Session], Awaitable[Response]]:  # fmt: skip
+        async def wrapped(request: Request, session: Session) -> Response:
+            if session.role is not Role.OPERATOR:
+                return _error(403, message(_OPERATOR_ONLY))
+            return await handler(request, session)
+
+        return wrapped
+
+    async def alerts_json(_request: Request, _session: Session) -> Response:
+        return await at_desk(desk.alerts)
+
+    async def ack(request: Request, session: Session) -> Response:
+        data = await read_json(request)
+        if data is None:
+            return _error(415, message(_SEND_JSON))
+        key = data.get("key")
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
+        if not isinstance(key, str) or not key.strip() or not _utf8(key):
+            return _error(400, message(_NO_KEY))
+        log.info("dashboard: %s acknowledged %s", session.name, key[:200])
+        return await at_desk(lambda st: desk.ack(st, key, session.name))
+
+    async def incidents_json(request: Request, _session: Session) -> Response:
+        try:
+            days = parse_days(request.query_params.get("days"))
+        except Refused as exc:
+            return _refused(exc)
+        return await at_desk(lambda st: desk.incidents(st, days))
+
+    async def contacts_json(_request: Request, _session: Session) -> Response:
+        return await at_desk(desk.contacts)
+
+    async def contact_put(request: Request, session: Session) -> Response:
+        data = await read_json(request)
+        if data is None:
+            return _error(415, message(_SEND_JSON))
+        try:
+            contact = contact_from_form(data)
+        except Refused as exc:
+            return _refused(exc)
+        replace = data.get("replace") is True
+        log.info("dashboard: %s %s contact %s", session.name,
+                 "replaced" if replace else "added", contact.id)  # fmt: skip
+        return await at_desk(lambda st: desk.put_contact(st, contact, replace), 201)
+
+    async def contact_enabled(request: Request, session: Session) -> Response:
+        data = await read_json(request)
+        if data is None:
+            return _error(415, message(_SEND_JSON))
+        contact_id, enabled = request.path_params["contact_id"], data.get("enabled") is True
+        log.info("dashboard: %s %s contact %s", session.name,
+                 "enabled" if enabled else "disabled", contact_id[:200])  # fmt: skip
+        return await at_desk(
+            lambda st: desk.set_enabled(st, contact_id, enabled).model_dump(mode="json")
+        )
+
+    async def contact_remove(request: Request, session: Session) -> Response:
+        contact_id = request.path_params["contact_id"]
+        log.info("dashboard: %s removed contact %s", session.name, contact_id[:200])
+        return await at_desk(lambda st: desk.remove_contact(st, contact_id))
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         svc.hub.attach(asyncio.get_running_loop())
@@ -355,6 +449,22 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         Route("/api/command", guarded(command, post=True), methods=["POST"]),
         # No session: a scrape brings the bearer token of web_metrics_token, if one is set.
         Route("/metrics", metrics.endpoint(s.web_metrics_token, svc.watch, s.db_path)),
+        Route("/api/alerts", guarded(alerts_json)),
+        Route("/api/alerts/ack", guarded(operator(ack), post=True), methods=["POST"]),
+        Route("/api/incidents", guarded(incidents_json)),
+        # Addresses and phone chats are personal: the directory is for operators only.
+        Route("/api/contacts", guarded(operator(contacts_json))),
+        Route("/api/contacts", guarded(operator(contact_put), post=True), methods=["POST"]),
+        Route(
+            "/api/contacts/{contact_id}/enabled",
+            guarded(operator(contact_enabled), post=True),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/contacts/{contact_id}",
+            guarded(operator(contact_remove), post=True),
+            methods=["DELETE"],
+        ),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Hardened)])

@@ -107,4 +107,6 @@ class Dashboard:
             svc.commander.stop()
         svc.watch.close()
         svc.accounts.close()
+        if svc.desk is not None:
+            svc.desk.close()
         self.sock.close()

@@ -34,6 +34,9 @@ const state = {
   centre: { broker: "up", since: null }, // the centre's own link to the broker
   pageLive: false, // this page's link to the centre
   fresh: false, // the picture came through the event stream (an earlier one is not drawn)
+  alerts: [], // the alerts firing (/api/alerts)
+  alerting: new Map(), // site id -> the worst severity firing for it (marks the problem list)
+  desk: null, // the side panel open: "incidents", "contacts" or null
 };
 if (localStorage.getItem("lang")) state.lang = localStorage.getItem("lang");
 
@@ -103,8 +106,10 @@ function applyLanguage() {
   updateShown();
   updateSelected();
   renderProblems();
+  renderAlerts();
   fitWall();
   if (state.detailId) openDetail(state.detailId);
+  if (state.desk) openDesk(state.desk);
 }
 
 // ---- HTTP ---------------------------------------------------------------------------------
@@ -133,6 +138,8 @@ function serverError(data, status) {
 
 function showLogin(message) {
   state.me = null;
+  clearInterval(alertsTimer);
+  closeDesk();
   if (state.source) { state.source.close(); state.source = null; }
   $("app").hidden = true;
   $("login").hidden = false;
@@ -162,6 +169,7 @@ function showMe() {
   off.textContent = me.commands_off_by_lang?.[state.lang]
     ?? (me.commands_off ? t("page.commands.off", { why: me.commands_off }) : "");
   document.body.classList.toggle("can-command", me.can_command);
+  $("open-contacts").hidden = !isOperator();
 }
 
 function start(me, early) {
@@ -170,6 +178,7 @@ function start(me, early) {
   $("app").hidden = false;
   showMe();
   connect();
+  watchAlerts();
   // The picture asked for with the page, painted as soon as it comes. It may be older than
   // the event stream's start, so the stream's hello still fetches the picture again (a
   // change in between would otherwise be missed); that one replaces this.
@@ -524,6 +533,12 @@ function problemRow(p) {
     el("span", { class: "psince", title: p.since ? when(p.since) : "" },
       [word, ago(p.since)].filter(Boolean).join(" · ")),
     el("span", { class: "pwhy" }, ...p.text()));
+  const alerting = state.alerting.get(p.id);
+  if (alerting) {
+    li.classList.add("alerting", `sev-${alerting}`);
+    li.dataset.alert = alerting;
+    li.querySelector(".pname").prepend(el("span", { class: "bell", title: t("page_alerts.marked") }, "!"));
+  }
   return li;
 }
 
@@ -934,6 +949,7 @@ function liveDetail(live) {
 }
 
 async function openDetail(id) {
+  if (state.desk) closeDesk();
   state.detailId = id;
   // Below the header: the counters, language and logout stay in reach.
   $("detail").style.top = `${document.querySelector("header").offsetHeight}px`;
@@ -1018,6 +1034,273 @@ function connect() {
   };
 }
 
+// ---- alerts, incidents, contacts ------------------------------------------------------------
+// The alert engine's picture (/api/alerts), read every ALERTS_EVERY_MS and after an
+// acknowledgement; incidents and the contact directory open in the side panel ("desk") on
+// demand. Severity, kind and reason come rendered in each language from the centre.
+
+const ALERTS_EVERY_MS = 5000;
+const SEVERITY_RANK = { critical: 0, warning: 1 };
+const LEVELS = { 1: "district", 2: "province", 3: "escalation" };
+let alertsTimer = null;
+
+function isOperator() {
+  return state.me?.role === "operator";
+}
+
+function said(byLang, fallback) {
+  return byLang?.[state.lang] ?? fallback ?? "";
+}
+
+// "3 h 5 min" in the page's language; "—" when there is nothing to measure.
+function dur(s) {
+  if (s === null || s === undefined) return "—";
+  s = Math.max(0, Math.round(s));
+  if (s < 60) return t("page_alerts.dur.s", { n: num(s) });
+  if (s < 3600) return t("page_alerts.dur.min", { n: num(Math.floor(s / 60)) });
+  if (s < 86400) return t("page_alerts.dur.h", { h: num(Math.floor(s / 3600)), m: num(Math.floor((s % 3600) / 60)) });
+  return t("page_alerts.dur.d", { d: num(Math.floor(s / 86400)), h: num(Math.floor((s % 86400) / 3600)) });
+}
+
+async function loadAlerts() {
+  if (!state.me) return;
+  const { status, data } = await api("GET", "/api/alerts");
+  if (status !== 200) return;
+  state.alerts = data.alerts;
+  const before = JSON.stringify([...state.alerting]);
+  state.alerting = new Map();
+  for (const a of state.alerts) {
+    const had = state.alerting.get(a.site_id);
+    if (!had || SEVERITY_RANK[a.severity] < SEVERITY_RANK[had]) state.alerting.set(a.site_id, a.severity);
+  }
+  renderAlerts();
+  if (JSON.stringify([...state.alerting]) !== before) scheduleProblems();
+}
+
+// The first read waits for the wall's first render (at most 2 s): the tiles come first.
+function watchAlerts() {
+  clearInterval(alertsTimer);
+  const until = Date.now() + 2000;
+  const first = () => (window.__dash.firstRender !== null || Date.now() > until ? loadAlerts() : setTimeout(first, 50));
+  first();
+  alertsTimer = setInterval(loadAlerts, ALERTS_EVERY_MS);
+}
+
+function siteLabel(id, name) {
+  const tile = state.tiles.get(id);
+  return tile ? tileLabel(tile) : name || id;
+}
+
+function alertRow(a) {
+  const li = el("li", { class: `alert sev-${a.severity}`, "data-key": a.key, "data-site": a.site_id },
+    el("span", { class: `sev sev-${a.severity}` }, said(a.severity_by_lang, a.severity)),
+    el("span", { class: "aname", tabIndex: 0 }, siteLabel(a.site_id, a.site_name),
+      a.district && a.district !== a.site_id ? el("span", { class: "pwhere" }, " · " + (a.district_name || a.district)) : null),
+    el("span", { class: "areason" }, said(a.reason_by_lang, a.reason)),
+    el("span", { class: "asince", title: when(a.fired_at || a.since) },
+      [said(a.kind_by_lang, a.kind), t("page_alerts.since", { time: when(a.fired_at || a.since) }),
+        a.escalated ? t("page_alerts.escalated") : ""].filter(Boolean).join(" · ")),
+    el("span", { class: "atold" }, a.told.length
+      ? t("page_alerts.told", { names: a.told.map((c) => c.name).join(", ") }) : t("page_alerts.told_none")));
+  if (a.acked_by) {
+    li.append(el("span", { class: "aacked", "data-acked-by": a.acked_by },
+      t("page_alerts.acked", { who: a.acked_by, time: when(a.acked_at) })));
+  } else if (isOperator()) {
+    li.append(el("button", { type: "button", class: "act ack", onclick: () => ackAlert(a) }, t("page_alerts.ack")));
+  }
+  return li;
+}
+
+function renderAlerts() {
+  const alerts = (state.alerts || []).slice().sort((a, b) =>
+    (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9) || (b.fired_at ?? 0) - (a.fired_at ?? 0));
+  const count = $("alert-count");
+  count.hidden = !state.me;
+  count.textContent = t("page_alerts.count", { count: num(alerts.length) });
+  count.classList.toggle("firing", alerts.length > 0);
+  count.classList.toggle("critical", alerts.some((a) => a.severity === "critical"));
+  $("alerts-count").textContent = num(alerts.length);
+  $("alert-list").replaceChildren(...(alerts.length ? alerts.map(alertRow)
+    : [el("li", { class: "muted" }, t("page_alerts.none"))]));
+}
+
+async function ackAlert(a) {
+  const { status, data } = await api("POST", "/api/alerts/ack", { key: a.key });
+  toast(status === 200
+    ? t("page_alerts.ack_done", { site: siteLabel(a.site_id, a.site_name) })
+    : t("page_alerts.ack_failed", { error: serverError(data, status) }));
+  loadAlerts();
+  if (state.desk === "incidents") openDesk("incidents");
+}
+
+// A refusal with its fix, when the centre sends one (a contact's bad field).
+function refusal(data, status) {
+  const hint = data.hint_by_lang?.[state.lang];
+  return serverError(data, status) + (hint ? ` (${hint})` : "");
+}
+
+// ---- the side panel: incidents, contacts
+
+function openDesk(which) {
+  if (state.detailId) $("detail-close").click();
+  state.desk = which;
+  $("desk").style.top = `${document.querySelector("header").offsetHeight}px`;
+  $("desk").hidden = false;
+  document.body.classList.add("desk-open");
+  return which === "contacts" ? loadContacts() : loadIncidents();
+}
+
+function closeDesk() {
+  state.desk = null;
+  $("desk").hidden = true;
+  document.body.classList.remove("desk-open");
+}
+
+function table(cls, heads, rows) {
+  return el("table", { class: `desk-table ${cls}` },
+    el("tr", {}, ...heads.map((h) => el("th", {}, t(h)))), ...rows);
+}
+
+function td(...children) {
+  return el("td", {}, ...children);
+}
+
+async function loadIncidents() {
+  const { status, data } = await api("GET", "/api/incidents");
+  if (status !== 200 || state.desk !== "incidents") return;
+  const body = $("desk-body");
+  const rows = data.incidents.map((i) => el("tr", { class: `incident sev-${i.severity}`, "data-id": i.id, "data-site": i.site_id },
+    td(when(i.opened_at)),
+    td(siteLabel(i.site_id, i.site_name), i.district && i.district !== i.site_id ? el("span", { class: "pwhere" }, " · " + (i.district_name || i.district)) : null),
+    td(said(i.kind_by_lang, i.kind), " · ", el("span", { class: `sev sev-${i.severity}` }, said(i.severity_by_lang, i.severity))),
+    td(i.acked_by ? `${i.acked_by} · ${when(i.acked_at)}` : "—"),
+    td(i.closed_at ? when(i.closed_at) : t("page_alerts.still_open")),
+    td(dur(i.duration_s ?? (Date.now() / 1000 - i.opened_at))),
+    td(said(i.reason_by_lang, i.reason))));
+  const stat = (by, head, name) => table(`stats stats-${by}`, [head, "page_alerts.col.count", "page_alerts.col.open", "page_alerts.col.to_ack", "page_alerts.col.to_repair"],
+    data.stats[by].map((g) => el("tr", { "data-group": g.group }, td(name(g)), td(num(g.incidents)), td(num(g.open)),
+      td(`${dur(g.time_to_ack.median_s)} / ${dur(g.time_to_ack.p90_s)}`),
+      td(`${dur(g.time_to_repair.median_s)} / ${dur(g.time_to_repair.p90_s)}`))));
+  body.replaceChildren(
+    el("h2", {}, t("page_alerts.incidents")),
+    el("h3", {}, t("page_alerts.stats", { days: num(data.days) })),
+    stat("district", "page_alerts.col.district", (g) => (g.group ? g.name || g.group : t("page_alerts.no_district"))),
+    stat("tier", "page_alerts.col.tier", (g) => (known(TIER(g.group)) ? t(TIER(g.group)) : g.group)),
+    el("h3", {}, t("page_alerts.recent")),
+    data.incidents.length
+      ? table("incidents", ["page_alerts.col.opened", "page_alerts.col.site", "page_alerts.col.kind", "page_alerts.col.acked",
+        "page_alerts.col.closed", "page_alerts.col.duration", "page_alerts.col.reason"], rows)
+      : el("p", { class: "muted" }, t("page_alerts.incidents_none", { days: num(data.days) })));
+}
+
+function channelsText(c) {
+  return c.channels.map((ch) => `${t("page_alerts.channel." + ch.kind)}: ${ch.address}`).join(", ");
+}
+
+function coversText(c) {
+  const where = c.districts.length ? c.districts.map((d) => siteLabel(d, d)).join(", ") : t("page_alerts.everywhere");
+  const tiers = c.tiers.length ? c.tiers.map((x) => t(TIER(x))).join(", ") : t("page_alerts.every_tier");
+  return `${where}; ${tiers}; ${t("page_alerts.from_severity", { severity: t("page_alerts.severity." + c.min_severity) })}`;
+}
+
+async function loadContacts() {
+  const { status, data } = await api("GET", "/api/contacts");
+  if (status !== 200 || state.desk !== "contacts") return;
+  state.contacts = data.contacts;
+  const rows = data.contacts.map((c) => el("tr", { class: c.enabled ? "contact" : "contact off", "data-id": c.id },
+    td(c.id), td(c.name, c.enabled ? null : el("span", { class: "muted" }, ` (${t("page_alerts.disabled")})`)),
+    td(t("page_alerts.level." + LEVELS[c.level])), td(coversText(c)), td(channelsText(c)),
+    td(t("page_alerts.lang." + c.language)), td(c.quiet ? `${c.quiet.start}–${c.quiet.end}` : "—"),
+    td(el("button", { type: "button", class: "edit", onclick: () => contactForm(c) }, t("page_alerts.edit")), " ",
+      el("button", { type: "button", class: "toggle", onclick: () => setEnabled(c, !c.enabled) },
+        t(c.enabled ? "page_alerts.disable" : "page_alerts.enable")), " ",
+      el("button", { type: "button", class: "remove", onclick: () => removeContact(c) }, t("page_alerts.remove")))));
+  const failures = data.failures.map((f) => el("li", { class: "failure", "data-id": f.id },
+    `${when(f.created_at)} · ${f.contact_id} · ${t("page_alerts.channel." + f.channel)} ${f.address}: `,
+    // the receiving server's or the channel's own words
+    el("span", { "data-from-site": "error" }, f.error)));
+  $("desk-body").replaceChildren(
+    el("h2", {}, t("page_alerts.contacts")),
+    el("p", {}, el("button", { type: "button", id: "contact-add", class: "act", onclick: () => contactForm(null) }, t("page_alerts.add"))),
+    el("div", { id: "contact-form-box" }),
+    data.contacts.length
+      ? table("contacts", ["page_alerts.col.id", "page_alerts.col.name", "page_alerts.col.level", "page_alerts.col.covers",
+        "page_alerts.col.channels", "page_alerts.col.language", "page_alerts.col.quiet", "page_alerts.col.actions"], rows)
+      : el("p", { class: "muted" }, t("page_alerts.contacts_none")),
+    el("p", { id: "backlog" }, t("page_alerts.backlog", { count: num(data.backlog) })),
+    el("h3", {}, t("page_alerts.failures")),
+    failures.length ? el("ol", { class: "failures" }, ...failures) : el("p", { class: "muted" }, t("page_alerts.failures_none")));
+}
+
+function field(name, label, input) {
+  input.name = name;
+  input.id = "cf-" + name;
+  return el("label", { class: "cf" }, el("span", {}, t(label)), input);
+}
+
+function select(options, value) {
+  const s = el("select", {});
+  for (const [v, label] of options) s.append(el("option", { value: v, selected: v === value }, label));
+  return s;
+}
+
+// Add (c null) or edit a contact: the centre checks it as `centre contacts add` does and
+// says what is wrong, with the fix, in the page's language.
+function contactForm(c) {
+  const addresses = (kind) => (c ? c.channels.filter((ch) => ch.kind === kind).map((ch) => ch.address).join(", ") : "");
+  const tiers = el("span", { class: "tiers" }, ...["province", "district", "commune"].map((x) =>
+    el("label", {}, el("input", { type: "checkbox", name: "tier", value: x, checked: !!c?.tiers.includes(x) }), " ", t(TIER(x)))));
+  const error = el("p", { class: "error", id: "contact-error", role: "alert" });
+  const form = el("form", { id: "contact-form", class: "contact-form" },
+    field("id", "page_alerts.form.id", el("input", { value: c?.id ?? "", readOnly: !!c, required: true })),
+    field("name", "page_alerts.form.name", el("input", { value: c?.name ?? "", required: true })),
+    field("level", "page_alerts.form.level", select([1, 2, 3].map((n) => [String(n), t("page_alerts.level." + LEVELS[n])]), String(c?.level ?? 1))),
+    field("districts", "page_alerts.form.districts", el("input", { value: c?.districts.join(", ") ?? "" })),
+    el("div", { class: "cf" }, el("span", {}, t("page_alerts.form.tiers")), tiers),
+    field("min_severity", "page_alerts.form.severity", select(["warning", "critical"].map((x) => [x, t("page_alerts.severity." + x)]), c?.min_severity ?? "warning")),
+    field("email", "page_alerts.form.email", el("input", { value: addresses("email") })),
+    field("webhook", "page_alerts.form.webhook", el("input", { value: addresses("webhook") })),
+    field("telegram", "page_alerts.form.telegram", el("input", { value: addresses("telegram") })),
+    field("language", "page_alerts.form.language", select(["vi", "en"].map((x) => [x, t("page_alerts.lang." + x)]), c?.language ?? "vi")),
+    field("quiet", "page_alerts.form.quiet", el("input", { value: c?.quiet ? `${c.quiet.start}-${c.quiet.end}` : "" })),
+    el("label", { class: "cf-check" }, el("input", { type: "checkbox", name: "enabled", id: "cf-enabled", checked: c ? c.enabled : true }), " ", t("page_alerts.form.enabled")),
+    error,
+    el("p", {}, el("button", { type: "submit", class: "act", id: "contact-save" }, t("page_alerts.save")), " ",
+      el("button", { type: "button", onclick: () => $("contact-form-box").replaceChildren() }, t("page_alerts.cancel"))));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const v = (name) => form.elements[name].value;
+    const body = {
+      id: v("id").trim(), name: v("name").trim(), level: v("level"), districts: v("districts"),
+      tiers: [...form.querySelectorAll("input[name=tier]:checked")].map((i) => i.value),
+      min_severity: v("min_severity"), email: v("email"), webhook: v("webhook"), telegram: v("telegram"),
+      language: v("language"), quiet: v("quiet"), enabled: form.elements.enabled.checked, replace: !!c,
+    };
+    const { status, data } = await api("POST", "/api/contacts", body);
+    if (status !== 201) { error.textContent = refusal(data, status); return; }
+    toast(t("page_alerts.saved", { name: data.name }));
+    loadContacts();
+  });
+  $("contact-form-box").replaceChildren(form);
+  form.elements[c ? "name" : "id"].focus();
+}
+
+async function setEnabled(c, enabled) {
+  const { status, data } = await api("POST", `/api/contacts/${encodeURIComponent(c.id)}/enabled`, { enabled });
+  if (status !== 200) toast(t("page_alerts.not_saved", { error: refusal(data, status) }));
+  else toast(t("page_alerts.saved", { name: c.name }));
+  loadContacts();
+  loadAlerts(); // who is told changes with the directory
+}
+
+async function removeContact(c) {
+  if (!confirm(t("page_alerts.confirm_remove", { name: c.name }))) return;
+  const { status, data } = await api("DELETE", `/api/contacts/${encodeURIComponent(c.id)}`);
+  toast(status === 200 ? t("page_alerts.removed", { name: c.name }) : t("page_alerts.not_saved", { error: refusal(data, status) }));
+  loadContacts();
+  loadAlerts();
+}
+
 // ---- wiring -------------------------------------------------------------------------------
 
 async function boot() {
@@ -1067,6 +1350,16 @@ async function boot() {
     const tile = ev.target.closest(".tile");
     if (tile && ev.key === "Enter") openDetail(tile.dataset.id);
   });
+  $("alert-count").addEventListener("click", () => $("alerts-panel").scrollIntoView({ block: "start" }));
+  $("open-incidents").addEventListener("click", () => openDesk("incidents"));
+  $("open-contacts").addEventListener("click", () => openDesk("contacts"));
+  $("desk-close").addEventListener("click", closeDesk);
+  const openAlertSite = (ev) => {
+    const name = ev.target.closest(".aname");
+    if (name && (ev.type === "click" || ev.key === "Enter")) openDetail(name.closest(".alert").dataset.site);
+  };
+  $("alert-list").addEventListener("click", openAlertSite);
+  $("alert-list").addEventListener("keydown", openAlertSite);
   $("detail-close").addEventListener("click", () => {
     state.detailId = null;
     $("detail").hidden = true;
