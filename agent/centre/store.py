@@ -18,13 +18,12 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from agent.centre import fleet, seqs
+from agent.centre import db, fleet, seqs
 from agent.contract.payloads import (
     AttendancePayload,
     AvailabilityPayload,
@@ -224,17 +223,11 @@ def _only(site_ids: set[str] | None) -> tuple[str, tuple[str, ...]]:
 
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE), so two processes
-        # sharing the file serialise their batches instead of failing mid-way.
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the centre acknowledges its reports to the broker
-        # (the sites then delete them). NORMAL syncs the WAL only at checkpoints, so a power
-        # cut could roll back reports already acknowledged. Cost: one fsync per batch.
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        # One opening for every table of the centre's database: agent/centre/db.py says why
+        # (explicit transactions, WAL, FULL: a commit is on disk before the centre
+        # acknowledges its reports to the broker, which then lets the sites delete them).
+        self.db = db.connect(path, _SCHEMA, any_thread=True)
         self._add_columns()
 
     def _add_columns(self) -> None:
@@ -252,22 +245,11 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.rollback()
-            raise
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return db.transaction(self.db)
 
     def rollback(self) -> None:
-        """End a transaction a failure left open (SQLite rolls some back by itself: a second
-        ROLLBACK would raise), so the next BEGIN does not fail for ever."""
-        if self.db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self.db.execute("ROLLBACK")
+        db.rollback(self.db)
 
     # ---- ingest -------------------------------------------------------------------------
 

@@ -18,14 +18,14 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from agent.centre import db as centre_db
 from agent.centre.alerts.model import Channel, ChannelKind, Contact, QuietHours
 from agent.centre.fleet import TIER_ORDER
 from agent.errors import AgentError
@@ -269,25 +269,13 @@ class ContactStore:
     """The `contacts` table of the centre's database: one connection, one thread."""
 
     def __init__(self, db_path: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
+        self.db = centre_db.connect(db_path, _SCHEMA)
 
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self.db.execute("ROLLBACK")
-            raise
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return centre_db.transaction(self.db)
 
     def put(self, contact: Contact) -> None:
         """Insert, or replace the contact of the same id."""

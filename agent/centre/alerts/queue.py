@@ -13,12 +13,13 @@ claimed by a process that died is taken again when its lease runs out.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
+from agent.centre import db as centre_db
 from agent.centre.alerts.model import Notification, NotificationStatus
 
 _SCHEMA = """
@@ -39,22 +40,11 @@ class NotificationQueue:
     """One connection (one thread); open one per thread on the same database file."""
 
     def __init__(self, db_path: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(db_path, isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = centre_db.connect(db_path, _SCHEMA)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         # IMMEDIATE: a claim reads and writes in one step, never two workers on one row.
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        return centre_db.transaction(self._db)
 
     def enqueue(self, items: Sequence[Notification]) -> int:
         """Insert what is new by key; the number inserted (a key seen before is ignored)."""

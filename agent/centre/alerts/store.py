@@ -21,13 +21,13 @@ import math
 import re
 import sqlite3
 import statistics
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from agent.centre import db as centre_db
 from agent.centre.alerts.model import Alert, AlertKind, AlertState, Incident, Severity
 from agent.errors import ConfigError
 from agent.messages import Message, dump_message, load_message, message
@@ -235,32 +235,14 @@ def _silence(row: sqlite3.Row) -> Silence:
 
 class AlertStore:
     def __init__(self, db_path: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
         self.path = db_path
-        self.db = sqlite3.connect(
-            db_path, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # FULL as the fleet store: an incident or an acknowledgement said to the operator is
-        # on disk.
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        self.db = centre_db.connect(db_path, _SCHEMA, any_thread=True, rows=True)
 
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self.db.execute("ROLLBACK")
-            raise
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return centre_db.transaction(self.db)
 
     # ---- alerts and their incidents -----------------------------------------------------
 
