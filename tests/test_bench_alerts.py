@@ -124,10 +124,12 @@ def test_short_run_loses_nothing_and_groups_the_district(tmp_path: Path):
     assert done.returncode == 0, done.stdout + done.stderr + log
     r = json.loads(done.stdout.splitlines()[-1])
     u = r["uplink"]
-    district = u["district"]
-    # one message each to the district's technician and the desk, listing every site down
-    assert u["messages"] == {f"tech-{district}": 1, "desk": 1}
-    assert u["sites_per_message"] == [u["sites_down"]] * 2
+    assert len(u["failures"]) == 3
+    for f in u["failures"]:
+        # one message each to the district's technician and the desk, listing every site down
+        assert f["messages"] == {f"tech-{f['district']}": 1, "desk": 1}
+        assert f["sites_per_message"] == [f["sites_down"]] * 2
+        assert f["one_each"]
     assert u["missing"] == 0
     s = r["storm"]
     assert s["kills"] == 2
