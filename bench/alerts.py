@@ -384,6 +384,9 @@ class StormResult:
     restart_p50_s: float
     restart_max_s: float
     settle_s: float
+    p50_s: float  # fired -> first delivered, per (site, recipient), kills included
+    p99_s: float
+    max_s: float
     lost_pairs: list[str] = field(default_factory=list)
 
 
@@ -514,6 +517,12 @@ def storm(
     keys = Counter(a.key for a in arrivals)
     lost = sorted(want - got.keys())
     restarts = sorted(centre.starts[1:])
+    first: dict[tuple[str, str], float] = {}
+    for a in sorted(arrivals, key=lambda a: a.at):
+        if a.event == "raised":
+            for _, site, fired in a.alerts:
+                first.setdefault((site, a.contact), a.at - fired)
+    p50, p99, mx = quantiles(list(first.values()))
     return StormResult(
         sites_down=len(chosen), kills=len(waves), pending_at_kill=pending_at_kill,
         expected=len(want), lost=len(lost), duplicate_keys=sum(n - 1 for n in keys.values()),
@@ -522,7 +531,8 @@ def storm(
         failed_in_queue=db_count(db, "SELECT count(*) FROM notifications WHERE status = 'failed'"),
         restart_p50_s=round(statistics.median(restarts), 2) if restarts else 0.0,
         restart_max_s=round(restarts[-1], 2) if restarts else 0.0,
-        settle_s=round(settle_s, 1), lost_pairs=[f"{s}->{c}" for s, c in lost[:20]],
+        settle_s=round(settle_s, 1), p50_s=p50, p99_s=p99, max_s=mx,
+        lost_pairs=[f"{s}->{c}" for s, c in lost[:20]],
     )  # fmt: skip
 
 
@@ -596,7 +606,8 @@ def show(r: Result) -> str:
         lines.append(
             f"storm: {s.sites_down} sites down in {s.kills} waves, centre killed -9 {s.kills} "
             f"times (pending at each kill: {s.pending_at_kill}), restart p50 "
-            f"{s.restart_p50_s:.1f} s max {s.restart_max_s:.1f} s; {s.expected} (site, "
+            f"{s.restart_p50_s:.1f} s max {s.restart_max_s:.1f} s; fired -> delivered p50 "
+            f"{s.p50_s:.2f} s p99 {s.p99_s:.2f} s max {s.max_s:.2f} s; {s.expected} (site, "
             f"recipient) owed, {s.messages} messages received, lost {s.lost}, duplicate keys "
             f"{s.duplicate_keys}, sites told twice {s.retold}, failed in queue "
             f"{s.failed_in_queue}, bad signatures {s.bad_signatures}, settled "

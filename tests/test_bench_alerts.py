@@ -116,7 +116,7 @@ def test_a_dropped_site_makes_the_broker_publish_its_will(broker: Mosquitto):
 def test_short_run_loses_nothing_and_groups_the_district(tmp_path: Path):
     done = subprocess.run(
         [sys.executable, str(BENCH), "--sites", "60", "--kills", "2", "--seed", "18",
-         "--workdir", str(tmp_path), "--json"],
+         "--hold-s", "2", "--workdir", str(tmp_path), "--json"],
         capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
     )  # fmt: skip
     log_path = tmp_path / "centre.log"
