@@ -224,6 +224,9 @@ class SessionSettings(_Section):
     poll_s: float = Field(5.0, ge=0.2, le=300, description="seconds between two looks")
     poor_loss_pct: float = Field(8.0, gt=0, le=100, description="packet loss above: poor")
     poor_jitter_ms: float = Field(30.0, gt=0, description="jitter above: poor")
+    poor_lost_packets: int = Field(
+        20, ge=1, description="packets lost in an interval above (codecs giving no total): poor"
+    )
     poor_rtt_ms: float = Field(300.0, gt=0, description="round trip to the MCU above: poor")
     hold_s: float = Field(
         15.0, ge=0, description="figures over a threshold this long before `poor`"
@@ -231,7 +234,12 @@ class SessionSettings(_Section):
     recover_s: float = Field(
         30.0, ge=0, description="figures good again this long before `poor` ends"
     )
-    auto_rejoin: bool = Field(False, description="redial the conference when dropped")
+    auto_rejoin: bool = Field(
+        False, description="redial the conference once dropped for hold_s (agent/runtime/rejoin.py)"
+    )
+    rejoin_every_s: float = Field(
+        60.0, ge=5, le=3600, description="while still dropped, redial at most this often"
+    )
     republish_s: float = Field(
         60.0, ge=1, le=3600, description="`live` again with fresh figures at most this often"
     )

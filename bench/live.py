@@ -1,20 +1,25 @@
 """Live session benchmark (issue 19): a 726-site conference at the defaults, seen at the centre.
 
-A real mosquitto and a real centre (`edge-agent centre serve`, a subprocess, so its CPU is its
-own). A few real agents (`python -m agent run`, each with the Cisco codec on a pty emulator
-playing the recording's `rejoin` call scenario, held connected until told) watch a session
-put in their schedule, at `[session] poll_s` = 5 s (the default). The rest are light sites
-(agent/sim/swarm.py, one MQTT connection each) reporting state, checks and attendance as in
-bench/fleet.py and, in the second phase, their retained `live` state every 60 s (an agent's
-`republish_s` default).
+A real mosquitto and a real centre (`edge-agent centre serve`, a subprocess, so its CPU is
+its own). A few real agents (`python -m agent run`, each with the Cisco codec on a pty
+emulator playing the recording's `rejoin` call scenario, held connected until told) watch a
+session put in their schedule, at `[session] poll_s` = 5 s (the default). The Cisco profile
+lists `xFeedback register /Status/Call`, so these agents see a hang-up pushed by the codec;
+as many again (`--poll-agents`) have a codec that never pushes (the emulator without
+its `feedback`), so their drop waits for the next poll: both figures are printed.
+The rest are light sites (agent/sim/swarm.py, one MQTT connection each) reporting state,
+checks and attendance as in bench/fleet.py and, in the second phase, their retained `live`
+state every 60 s (an agent's `republish_s` default).
 
 Phase 1, without the live topic, then phase 2 with it: the centre's and mosquitto's CPU over
 each. Then N drops: the real agents' codecs jump to hang-up, and light sites' codecs drop at
-the same moments; a light site says so at its own next poll (its phase spread over poll_s, as
-an agent's is), an agent at its next poll. Printed: time from each drop to the centre's
-stored `dropped` (p50/p99/max, target p99 < 10 s), and the CPU figures.
+the same moments; a light site says so at its own next poll (its phase spread over poll_s,
+as an agent's is), an agent at once (pushed) or at its next poll. Printed: time from each
+drop to the centre's stored `dropped` (p50/p99/max, target p99 < 10 s), the real agents' own
+(pushed, polled), and the CPU figures.
 
-    .venv/bin/python bench/live.py [--sites 726] [--agents 3] [--drops 40] [--seconds 60]
+    .venv/bin/python bench/live.py [--sites 726] [--agents 3] [--poll-agents 3] [--drops 40]
+        [--seconds 60]
 """
 
 from __future__ import annotations
@@ -56,18 +61,23 @@ PERIODS = {"state": 60.0, "checks": 300.0, "attendance": 30.0}  # the agent's de
 SESSION_ID = "bench-live"
 
 
-def held_call() -> Recording:
-    """The `rejoin` scenario with its first step (connected) held until a jump."""
+def held_call(push: bool = True) -> Recording:
+    """The `rejoin` scenario with its first step (connected) held until a jump; without
+    `push`, a codec that answers the registration but never pushes."""
     rec = load_recording("cisco-roomos_ce9.15-calls")
     steps = list(rec.scenarios["rejoin"])
     steps[0] = steps[0].model_copy(update={"polls": None})
-    return rec.model_copy(update={"scenarios": {**rec.scenarios, "rejoin": steps}})
+    feedback = rec.feedback if push else []
+    return rec.model_copy(
+        update={"scenarios": {**rec.scenarios, "rejoin": steps}, "feedback": feedback}
+    )
 
 
 class RealAgent:
-    def __init__(self, workdir: Path, broker: Mosquitto, site_id: str) -> None:
+    def __init__(self, workdir: Path, broker: Mosquitto, site_id: str, push: bool) -> None:
         self.site_id = site_id
-        self.codec = PtyDevice(held_call(), scenario="rejoin").start()
+        self.push = push
+        self.codec = PtyDevice(held_call(push), scenario="rejoin").start()
         config = network_only_settings(broker, workdir / site_id, site_id)
         config["codec"] = {"enabled": True, "port": self.codec.port, "password": "secret"}
         path = workdir / f"{site_id}.toml"
@@ -108,7 +118,7 @@ async def until(pred: Any, timeout: float, step: float = 0.05) -> bool:
 class Bench:
     """The broker, the centre, the real agents and the light sites of one run."""
 
-    def __init__(self, workdir: Path, n_sites: int, n_agents: int) -> None:
+    def __init__(self, workdir: Path, n_sites: int, n_agents: int, n_polled: int) -> None:
         self.broker = Mosquitto(workdir / "broker", persistence=False).start()
         assert self.broker.proc is not None
         self.centre, self.db = start_centre(workdir, self.broker, "live")
@@ -124,13 +134,13 @@ class Bench:
         body = json.dumps({"schema_version": "1", "entries": [entry]}).encode()
         # (publishing is queued: the connection stays until the end)
         self.pub = Listener(self.broker.endpoint(), ["vc/bench/none"]).start()
-        for i in range(n_agents):
+        for i in range(n_agents + n_polled):
             sid = f"agent-{i:02d}"
             self.pub.publish(f"vc/{sid}/schedule", body, retain=True)
-            self.agents.append(RealAgent(workdir, self.broker, sid))
+            self.agents.append(RealAgent(workdir, self.broker, sid, push=i < n_agents))
         self.clients = [
             SiteClient(SimSite(f"site-{i:05d}", tier="commune", parent=f"d-{i // 20:04d}"))
-            for i in range(n_sites - n_agents)
+            for i in range(n_sites - len(self.agents))
         ]  # fmt: skip
 
     async def connect(self) -> float:
@@ -180,12 +190,18 @@ class Bench:
             await asyncio.sleep(random.uniform(0, POLL_S))  # until its next poll
             live_change(c, self.session, LiveVerdict.DROPPED)
 
-        start = time.monotonic() + 0.5
-        tasks = [asyncio.create_task(light_drop(c, start + i * 0.2)) for i, c in enumerate(light)]
-        for i, a in enumerate(self.agents):
-            await asyncio.sleep(max(0.0, start + i * 0.7 - time.monotonic()))
+        async def agent_drop(a: RealAgent, at: float) -> None:
+            await asyncio.sleep(max(0.0, at - time.monotonic()))
             a.codec.jump("dropped")
             dropped_at[a.site_id] = time.monotonic()
+
+        start = time.monotonic() + 0.5
+        tasks = [asyncio.create_task(light_drop(c, start + i * 0.2)) for i, c in enumerate(light)]
+        # The agents' drops run beside the watching below, so each is timed from its own jump
+        # (not from after the last agent's).
+        tasks += [
+            asyncio.create_task(agent_drop(a, start + i * 0.7)) for i, a in enumerate(self.agents)
+        ]
         seen: dict[str, float] = {}
 
         def all_seen() -> bool:
@@ -213,10 +229,12 @@ class Bench:
         self.broker.stop()
 
 
-async def run(n_sites: int, n_agents: int, n_drops: int, seconds: float) -> dict[str, Any]:
-    bench = Bench(Path(tempfile.mkdtemp(prefix="bench-live-")), n_sites, n_agents)
+async def run(
+    n_sites: int, n_agents: int, n_polled: int, n_drops: int, seconds: float
+) -> dict[str, Any]:
+    bench = Bench(Path(tempfile.mkdtemp(prefix="bench-live-")), n_sites, n_agents, n_polled)
     try:
-        out: dict[str, Any] = {"sites": n_sites, "agents": n_agents}
+        out: dict[str, Any] = {"sites": n_sites, "agents": n_agents, "poll_agents": n_polled}
         out["connect_s"] = round(await bench.connect(), 1)
         out["cpu_pct_without_live"] = await bench.phase(seconds, with_live=False)
         out["cpu_pct_with_live"] = await bench.phase(seconds, with_live=True)
@@ -227,7 +245,8 @@ async def run(n_sites: int, n_agents: int, n_drops: int, seconds: float) -> dict
         out["drops_seen"] = sum(1 for x in lat if x != float("inf"))
         out["drop_to_store_s"] = {
             "p50": round(q[49], 2), "p99": round(q[98], 2), "max": round(lat[-1], 2),
-            "agents": sorted(round(seen[a.site_id], 2) for a in bench.agents),
+            "agents": sorted(round(seen[a.site_id], 2) for a in bench.agents if a.push),
+            "poll_agents": sorted(round(seen[a.site_id], 2) for a in bench.agents if not a.push),
         }  # fmt: skip
         return out
     finally:
@@ -238,17 +257,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sites", type=int, default=726)
     parser.add_argument("--agents", type=int, default=3, help="real agents among the sites")
+    parser.add_argument(
+        "--poll-agents", type=int, default=3, help="more real agents, their codec never pushes"
+    )
     parser.add_argument("--drops", type=int, default=40, help="sites whose codec drops")
     parser.add_argument("--seconds", type=float, default=60.0, help="each CPU phase")
     args = parser.parse_args()
-    out = asyncio.run(run(args.sites, args.agents, args.drops, args.seconds))
+    out = asyncio.run(run(args.sites, args.agents, args.poll_agents, args.drops, args.seconds))
     sys.stdout.write(json.dumps(out) + "\n")
     d = out["drop_to_store_s"]
     ok = out["drops_seen"] == out["drops"] and d["p99"] < 10.0
     sys.stdout.write(
-        f"{out['sites']} sites ({out['agents']} real agents): {out['drops_seen']}/{out['drops']}"
-        f" drops seen; drop -> centre's `dropped` p50 {d['p50']} s p99 {d['p99']} s max "
-        f"{d['max']} s (agents {d['agents']}); CPU % without live {out['cpu_pct_without_live']}"
+        f"{out['sites']} sites ({out['agents']}+{out['poll_agents']} real agents): "
+        f"{out['drops_seen']}/{out['drops']} drops seen; drop -> centre's `dropped` "
+        f"p50 {d['p50']} s p99 {d['p99']} s max "
+        f"{d['max']} s (agents, pushed {d['agents']}, polled {d['poll_agents']}); "
+        f"CPU % without live {out['cpu_pct_without_live']}"
         f", with live {out['cpu_pct_with_live']}  {'OK' if ok else 'OVER'}\n"
     )
     return 0 if ok else 1

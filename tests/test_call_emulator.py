@@ -116,10 +116,13 @@ def test_cisco_loss_ramp_is_read_as_percentages_over_each_interval(codec):
 
 
 @pytest.mark.parametrize("name", ["poly-group", "poly-hdx"])
-def test_poly_loss_ramp_shows_in_jitter(codec, name):
+def test_poly_loss_ramp_shows_in_jitter_and_lost_counts(codec, name):
     dev = codec(name, "loss_ramp")
-    jitter = [media(dev.poll(), "video", "in").jitter_ms for _ in range(3)]
-    assert jitter == [33.0, 60.0, 240.0]
+    polls = [media(dev.poll(), "video", "in") for _ in range(3)]
+    assert [m.jitter_ms for m in polls] == [33.0, 60.0, 240.0]
+    # lost packets come as counts (rvpl) with no total: kept as counts, no %
+    assert [m.lost_packets for m in polls] == [0, 40, 900]
+    assert all(m.loss_pct is None for m in polls)
 
 
 def test_cisco_line_cut_no_packets_then_the_call_drops(codec):

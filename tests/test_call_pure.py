@@ -283,3 +283,21 @@ def test_poly_bare_kbps_rate_used_formats_and_missing_figures():
     assert got["video", "in"].jitter_ms is None
     assert (got["video", "out"].rate_kbps, got["video", "out"].resolution) == (1500.0, "720p")
     assert (got["audio", "in"].rate_kbps, got["audio", "in"].jitter_ms) == (64.0, 3.0)
+
+
+@pytest.mark.parametrize("profile", ["poly-group", "poly-hdx"])
+def test_poly_lost_counts_are_kept_as_counts(profile):
+    """advnetstats counts lost packets with no total (no % can be made): the count is kept
+    (`lost_packets`) for its own threshold; a negative or absurd count is dropped."""
+    stats = "call:1 tar:24k rar:24k tvru:64.3k rvru:104k tapl:0 rapl:35 tvpl:-4 rvpl:99999999999"
+    got = {(m.kind, m.direction): m for m in media_stats(live(profile), stats)}
+    assert got["audio", "in"].lost_packets == 35 and got["audio", "in"].loss_pct is None
+    assert got["audio", "out"].lost_packets == 0
+    assert got["video", "out"].lost_packets is None  # negative: a bad reading
+    assert got["video", "in"].lost_packets is None  # absurd: a bad reading
+
+
+def test_cisco_counts_give_a_percentage_not_a_count():
+    lines = cisco_channel(1, "Incoming", "Video", "10", "90", "2")
+    stats = media_stats(live("cisco-roomos"), "\n".join(lines))
+    assert stats[0].loss_pct == 10.0 and stats[0].lost_packets is None

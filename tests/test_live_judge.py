@@ -15,6 +15,7 @@ from agent.checks.live import (
     LiveVerdict,
     MediaStats,
     PathStats,
+    held_rules,
     judge_live,
 )
 from agent.config import SessionSettings
@@ -145,3 +146,44 @@ def test_codec_unreadable_but_line_known_is_judged_by_the_line() -> None:
     assert memory.state is not None
     assert memory.state.verdict is IN
     assert memory.state.reason_msg == message("live.path_good")
+
+
+def test_a_codec_averaging_over_a_minute_holds_poor_and_recovery_that_long() -> None:
+    """Group Series averages over 60 s (`average_s = 60`): with hold 15 s / recover 30 s a
+    single bad minute would be `poor` at once; the hold and the recovery are a minute."""
+    samples = [GOOD] + [LOSSY] * 13 + [GOOD] * 13  # every 5 s
+    memory = LiveMemory()
+    seen = []
+    for i, sample in enumerate(samples):
+        when = T0 + timedelta(seconds=5 * i)
+        memory = judge_live(memory, sample, RULES, when, average_s=60)
+        assert memory.state is not None
+        seen.append(memory.state.verdict)
+    # lossy from 5 s: poor once held 60 s (the sample at 65 s), not at 20 s
+    assert seen[:13] == [IN] * 13 and seen[13] is POOR
+    # good from 70 s: still poor until good for 60 s (130 s), not at 100 s
+    assert seen[14:26] == [POOR] * 12 and seen[26] is IN
+    # without the profile's figure the site's own hold applies (poor at 20 s)
+    assert verdicts(samples)[4] is POOR
+
+
+def test_the_longer_of_the_site_hold_and_the_codec_average_wins() -> None:
+    rules = SessionSettings(hold_s=90, recover_s=30)
+    held = held_rules(rules, 60)
+    assert (held.hold_s, held.recover_s) == (90, 60)
+    assert held_rules(rules, None) is rules
+    assert held_rules(rules, 5) is rules
+
+
+def test_lost_counts_without_a_total_are_poor_over_their_threshold_once_held() -> None:
+    def counted(lost: int) -> LiveSample:
+        media = (MediaStats(kind="audio", direction="in", lost_packets=lost, jitter_ms=5.0),)
+        return LiveSample(call=CallState(in_call=True, media=media))
+
+    assert verdicts([counted(35)] * 4) == [IN, IN, IN, POOR]
+    assert verdicts([counted(20)] * 5) == [IN] * 5  # at the threshold is not over it
+    memory = LiveMemory()
+    for i in range(4):
+        memory = judge_live(memory, counted(35), RULES, T0 + timedelta(seconds=5 * i))
+    assert memory.state is not None
+    assert memory.state.reason == "poor media: audio received lost 35 packets (over 20)"

@@ -11,7 +11,9 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from agent.checks.live import CallState, LiveSample, PathStats
+import pytest
+
+from agent.checks.live import CallState, LiveSample, MediaStats, PathStats
 from agent.config import Settings
 from agent.contract.payloads import Envelope, LiveEventPayload, LivePayload
 from agent.errors import BadReply
@@ -158,3 +160,104 @@ def test_a_silent_mcu_costs_one_timeout_per_look() -> None:
             took = time.monotonic() - started
     assert sample.path == (PathStats(target="mcu", loss_pct=100.0, rtt_ms=None, jitter_ms=None),)
     assert 0.3 <= took < 0.3 * 2
+
+
+class FakePushes:
+    def __init__(self) -> None:
+        self.started = self.stopped = 0
+        self.paused: list[bool] = []
+
+    def pause(self) -> None:
+        self.paused.append(True)
+
+    def resume(self) -> None:
+        self.paused.append(False)
+
+    def start(self) -> FakePushes:
+        self.started += 1
+        return self
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+class PushingCodec:
+    """The watch's view of a codec with pushes: its averaging time and a push listener
+    (the listener itself runs on a real pty in tests/test_live_push.py)."""
+
+    def __init__(self, average_s: float | None = None) -> None:
+        self.average_s = average_s
+        self.listener = FakePushes()
+        self.on_push: list[object] = []
+
+    def pushes(self, on_push: object) -> FakePushes:
+        self.on_push.append(on_push)
+        return self.listener
+
+
+def test_a_push_makes_the_next_look_due_at_once_but_not_hard_on_the_last() -> None:
+    codec = PushingCodec()
+    woken: list[float] = []
+    script = Script([IN_CALL, OUT])
+    mono = [0.0]
+    script.watch = LiveWatch(
+        SETTINGS,
+        script.look,
+        script.sent.append,
+        lambda: script.clock,
+        codec=codec,
+        wake=lambda: woken.append(mono[0]),
+        mono=lambda: mono[0],
+    )
+    assert script.at(0, SESSION) == ["live", "live_event"]
+    assert codec.listener.started == 1 and len(codec.on_push) == 1  # listening from the start
+    push = codec.on_push[0]
+    assert callable(push)
+    mono[0] = 0.2
+    push("*s Call 3 Status: Disconnecting")  # 0.2 s after a look: due 0.5 s after it
+    assert woken == [0.2]
+    assert script.watch.next_in(Now(0.2, tick(SESSION))) == pytest.approx(0.3)
+    assert script.at(0.3, SESSION) == []  # not before the gap
+    assert script.at(0.5, SESSION) == ["live", "live_event"]  # dropped, 4.5 s before poll_s
+    mono[0] = 3.0
+    push("*s Call 3 (ghost=True):")  # long after the last look: due now
+    assert script.watch.next_in(Now(3.0, tick(SESSION))) == 0.0
+    # the session over: the listener stops, and a late push changes nothing
+    assert script.at(4.0) == ["live"]
+    assert codec.listener.stopped == 1
+    push("*s Call 3 Status: Idle")
+    assert script.watch.next_in(Now(4.1, tick())) is None
+
+
+def test_the_profile_average_lengthens_the_hold() -> None:
+    lossy = LiveSample(
+        call=CallState(
+            in_call=True,
+            media=(MediaStats(kind="video", direction="in", loss_pct=20.0),),
+        )
+    )
+    script = Script([lossy] * 20)
+    script.watch = LiveWatch(
+        SETTINGS, script.look, script.sent.append, lambda: script.clock, codec=PushingCodec(60)
+    )
+    verdicts = []
+    for s in range(0, 70, 5):
+        script.at(s, SESSION)
+        assert script.watch.state is not None
+        verdicts.append(script.watch.state.verdict.value)
+    # hold_s is 10 in these settings; the codec averages over 60 s: poor only at 60 s
+    assert verdicts.index("poor") == 12
+
+
+def test_the_line_is_lent_to_the_self_test_child_while_it_runs() -> None:
+    codec = PushingCodec()
+    script = Script([IN_CALL])
+    script.watch = LiveWatch(
+        SETTINGS, script.look, script.sent.append, lambda: script.clock, codec=codec
+    )
+    with script.watch.line_lent():  # outside a session: no listener, nothing to pause
+        pass
+    script.at(0, SESSION)
+    with script.watch.line_lent():
+        assert codec.listener.paused == [True]
+    assert codec.listener.paused == [True, False]

@@ -365,6 +365,9 @@ class Store:
             # of the minute, whatever order a drained outbox brings them in.
             data = {
                 "verdict": p.verdict.value,
+                # who and how (the page's site detail shows the latest point's)
+                "far_end": p.call.far_end if p.call else None,
+                "protocol": p.call.protocol if p.call else None,
                 "media": [m.model_dump(mode="json") for m in p.call.media] if p.call else [],
                 "path": [x.model_dump(mode="json") for x in p.path],
             }

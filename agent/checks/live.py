@@ -40,6 +40,12 @@ class MediaStats(BaseModel):
     kind: Literal["audio", "video", "content"]
     direction: Literal["in", "out"]
     loss_pct: float | None = Field(None, ge=0, le=100, description="Packets lost, %.")
+    lost_packets: int | None = Field(
+        None,
+        ge=0,
+        description="Packets lost over the last interval, where the codec gives no total to "
+        "make a % of (Poly advnetstats).",
+    )
     jitter_ms: float | None = Field(None, ge=0)
     rate_kbps: float | None = Field(None, ge=0)
     resolution: str | None = Field(None, max_length=32, description="e.g. 1920x1080")
@@ -97,6 +103,9 @@ def changed(old: LiveState | None, new: LiveState) -> bool:
 # - round trip 300 ms: ITU-T G.114 keeps one-way delay under 150 ms for interactive use, and
 #   the MCU probe times a TCP handshake, there and back: 2 x 150 ms. Control Hub's latency
 #   alert is the same 300 ms.
+# - 20 packets lost in an interval, for a codec that counts lost packets without a total
+#   (Poly): 8 % (the loss threshold) of the 250 packets an audio channel sends in a 5-s
+#   interval at 20 ms per packet; stricter for video (about 2 % of 1080p's ~1000).
 # - jitter 30 ms: Cisco's QoS design guidance for interactive video (loss <= 1 %, one-way
 #   latency <= 150 ms, jitter <= 30 ms); the network check's warn_jitter_ms is the same.
 # - held 15 s: three polls at the default 5 s, so one bad interval (a key frame burst, a
@@ -165,6 +174,9 @@ def _media_problems(call: CallState, rules: SessionSettings) -> list[Message]:
             problems.append(
                 message("live.media_jitter", channel=channel, jitter=jittered, limit=jitter)
             )
+        most = rules.poor_lost_packets
+        if media.loss_pct is None and (count := _over(media.lost_packets, most)) is not None:
+            problems.append(message("live.media_lost", channel=channel, lost=count, limit=most))
     return problems
 
 
@@ -220,12 +232,30 @@ def _seconds(since: datetime | None, now: datetime) -> float:
     return (now - since).total_seconds() if since is not None else 0.0
 
 
+def held_rules(rules: SessionSettings, average_s: float | None) -> SessionSettings:
+    """The site's rules for a codec that averages its figures over `average_s` (its
+    profile's `[live] average_s`; Group Series: a minute): one bad minute shows in every
+    poll of that minute, so a hold shorter than the average would call `poor` on a single
+    event. Hold and recover are each at least the codec's average."""
+    if average_s is None or (average_s <= rules.hold_s and average_s <= rules.recover_s):
+        return rules
+    hold_s, recover_s = max(rules.hold_s, average_s), max(rules.recover_s, average_s)
+    return rules.model_copy(update={"hold_s": hold_s, "recover_s": recover_s})
+
+
 def judge_live(
-    memory: LiveMemory, sample: LiveSample, rules: SessionSettings, now: datetime
+    memory: LiveMemory,
+    sample: LiveSample,
+    rules: SessionSettings,
+    now: datetime,
+    *,
+    average_s: float | None = None,
 ) -> LiveMemory:
     """The next verdict from one more sample: `poor` once figures stay over a threshold for
     `hold_s`, and ends once they stay good for `recover_s`; `dropped` at once; `unknown` once
-    nothing has told for `hold_s` (at once for the session's first sample)."""
+    nothing has told for `hold_s` (at once for the session's first sample). `average_s`:
+    the codec's averaging time, which lengthens both holds (`held_rules`)."""
+    rules = held_rules(rules, average_s)
     raw = _classify(sample, rules)
     raw_since = memory.raw_since if memory.raw is raw.verdict else now
     held = _seconds(raw_since, now)
@@ -278,5 +308,6 @@ __all__ = [
     "MediaStats",
     "PathStats",
     "changed",
+    "held_rules",
     "judge_live",
 ]

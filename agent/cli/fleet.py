@@ -91,11 +91,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timer.daemon = True
         timer.start()
     ingest = Ingest(settings, args.instance).start()
-    delivery = None
+    delivery = engine = None
     if settings.alerts.enabled:
         from agent.centre.alerts.delivery import Delivery  # noqa: PLC0415
+        from agent.centre.alerts.engine import AlertEngine  # noqa: PLC0415
 
         delivery = Delivery(settings.alerts, settings.db_path).start()
+        engine = AlertEngine(settings).start()
     _line(
         t(
             "centre.serve.storing",
@@ -121,6 +123,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if dashboard is not None:
             dashboard.stop()
+        if engine is not None:
+            engine.stop()
         if delivery is not None:
             delivery.stop()
         ingest.stop()

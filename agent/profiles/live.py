@@ -21,6 +21,7 @@ MAX_JITTER_MS = 10_000.0
 MAX_RATE_KBPS = 1_000_000.0
 MAX_CALL_S = 7 * 24 * 3600
 MAX_PIXELS = 16_384
+MAX_LOST = 10_000_000  # more lost packets than 1 Gbps sends in a minute: a garbled count
 
 _NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([kKmM]?)(?:[bB]ps|[sS])?\s*$")
 _TRIM = "\"' \t"
@@ -179,10 +180,16 @@ def _stats(live: LiveTable, kind: str, direction: str, fields: dict[str, str]) -
     resolution = _text(fields.get("resolution"), 32)
     if width and height and 0 < width <= MAX_PIXELS and 0 < height <= MAX_PIXELS:
         resolution = f"{width}x{height}"
+    lost = None
+    if pct is None and "received" not in fields:
+        # A lost count with no total (Poly): kept as a count, judged on its own threshold.
+        count = _int(fields.get("lost"))
+        lost = count if count is not None and 0 <= count <= MAX_LOST else None
     return MediaStats(
         kind=cast(MediaKind, kind),
         direction=cast(MediaDirection, direction),
         loss_pct=pct,
+        lost_packets=lost,
         jitter_ms=_in_range(_number(fields.get("jitter_ms")), MAX_JITTER_MS),
         rate_kbps=_in_range(rate, MAX_RATE_KBPS),
         resolution=resolution,

@@ -403,9 +403,17 @@ class LiveTable(_Strict):
     feedback: list[str] = Field(
         default_factory=list, description="commands that make the codec push call changes"
     )
+    feedback_off: list[str] = Field(
+        default_factory=list,
+        description="commands that stop the pushes, sent when the session ends",
+    )
+    push_lines: list[str] = Field(
+        default_factory=list,
+        description="regexes of the lines the codec pushes on a call change (after `feedback`)",
+    )
     unverified: str | None = None
 
-    @field_validator("call_lines", "channel_lines")
+    @field_validator("call_lines", "channel_lines", "push_lines")
     @classmethod
     def _regexes(cls, value: list[str]) -> list[str]:
         return [_compile(v) for v in value]

@@ -53,6 +53,7 @@ from agent.profiles.model import ProcessTransport, Profile, Query, TextLinesFami
 __all__ = [
     "QueryResult",
     "Target",
+    "line_lock",
     "port_url",
     "run_queries",
     "target_message",
@@ -122,7 +123,7 @@ def _run_stream(
     # One exchange on a line at a time: the self-test, the live watch's polls and a command
     # (rejoin's Dial) run on their own threads, and two of them on one serial line read each
     # other's replies (pyserial: "multiple access on port").
-    lock = _line_lock(url)
+    lock = line_lock(url)
     if not lock.acquire(timeout=max(0.0, clock.remaining())):
         raise DeviceTimeout(
             message("profile.port_busy", target=label, seconds=clock.elapsed()),
@@ -138,7 +139,9 @@ _line_locks: dict[str, threading.Lock] = {}
 _line_locks_guard = threading.Lock()
 
 
-def _line_lock(url: str) -> threading.Lock:
+def line_lock(url: str) -> threading.Lock:
+    """The one lock of the line at `url`: whoever talks on the line holds it (the live
+    watch's push listener too, while it reads)."""
     with _line_locks_guard:
         return _line_locks.setdefault(url, threading.Lock())
 

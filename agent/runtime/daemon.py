@@ -54,7 +54,14 @@ from agent.runtime.jobs import (
     RoutineCheck,
     StateHeartbeat,
 )
-from agent.runtime.live import CallReader, LiveWatch, codec_call_reader, take_sample
+from agent.runtime.live import (
+    CallReader,
+    CodecSide,
+    LiveWatch,
+    codec_call_reader,
+    take_sample,
+)
+from agent.runtime.rejoin import AutoRejoin
 from agent.runtime.reports import (
     attendance_payload,
     checks_payload,
@@ -131,7 +138,23 @@ class Agent:
         self._last_state_at = 0.0
         self.watchdog = LoopWatchdog(Notifier(), self.link.alive, worker_limit_s(settings))
         self._spool = Spool(self.outbox)
-        self.live = LiveWatch(settings, self._live_look, self._queue)
+        self.rejoin = (
+            AutoRejoin(
+                settings,
+                self._queue,
+                lambda work, stop: self.watchdog.in_worker("rejoin", work, stop),
+            )
+            if settings.session.auto_rejoin
+            else None
+        )
+        self.live = LiveWatch(
+            settings,
+            self._live_look,
+            self._queue,
+            after_look=self.rejoin.after_look if self.rejoin is not None else None,
+            codec=self._read_call if isinstance(self._read_call, CodecSide) else None,
+            wake=self._wake.set,
+        )
 
     def _restore(self) -> CheckRun | None:
         data = self.outbox.get_kv(_LAST_CHECK_KEY)
@@ -212,6 +235,7 @@ class Agent:
             self.watchdog.notifier.stopping()
             control.stop()
             terminate_workers()
+            self.live.close()
             if self.commands is not None:
                 self.commands.close()
             self.link.stop()
@@ -334,7 +358,8 @@ class Agent:
         started = utc_now()
         t0 = time.monotonic()
         settings = only_components(self.settings, only)
-        judged = self.watchdog.in_worker("selftest", lambda: self._selftest(settings), stop)
+        with self.live.line_lent():  # the child talks to the codec, out of the line's lock
+            judged = self.watchdog.in_worker("selftest", lambda: self._selftest(settings), stop)
         if judged is None:
             return None
         # The child's start-up is part of the check's time, as the centre sees it.

@@ -93,7 +93,10 @@ class Step(_Strict):
     request) while it lasts. It lasts `polls` answers to the recording's `advance_on`
     request, or `after_s` seconds (a drop at a moment of the device's choosing, not at a
     poll), or until a request starting with `on` arrives (a `Dial`), or for ever (the last
-    step). `cut`: from here on the device answers nothing (the line is dead)."""
+    step). `cut`: from here on the device answers nothing (the line is dead). `push`: the
+    unsolicited lines the device sends when a test jumps to this step, if the line has
+    registered for them (a request starting with one of the recording's `feedback`, and none
+    since starting with one of its `feedback_off`)."""
 
     name: str
     exchange: list[Exchange] = Field(default_factory=list)
@@ -101,6 +104,7 @@ class Step(_Strict):
     after_s: float | None = Field(None, gt=0)
     on: str | None = None
     cut: bool = False
+    push: str = ""
 
 
 class Recording(_Strict):
@@ -126,6 +130,8 @@ class Recording(_Strict):
     exit_code_on_error: int = 1
     exchange: list[Exchange] = Field(min_length=1)
     advance_on: str | None = None
+    feedback: list[str] = Field(default_factory=list)
+    feedback_off: list[str] = Field(default_factory=list)
     scenarios: dict[str, list[Step]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -247,6 +253,7 @@ class Responder:
         self._need_password = recording.login is not None and recording.login.user_prompt is None
         self._authenticated = recording.auth is None
         self._disconnected = False
+        self.registered = False  # a feedback registration arrived: steps' pushes are sent
 
     def on_connect(self) -> list[Action]:
         if self.fault is Fault.SILENT or not self.rec.greeting:
@@ -327,6 +334,11 @@ class Responder:
                 return [*actions, Action(self.rec.auth.refused.encode("latin-1"))]
             request = request[len(prefix) :]
             self._authenticated = True
+        text = request.decode("latin-1").strip().lower()
+        if any(text.startswith(f.lower()) for f in self.rec.feedback):
+            self.registered = True
+        if any(text.startswith(f.lower()) for f in self.rec.feedback_off):
+            self.registered = False
         step = self._advance(request)
         if step is not None and step.cut:
             return []
@@ -338,12 +350,15 @@ class Responder:
         """The scenario's current step (None without a scenario)."""
         return self._steps[self._step] if self._steps else None
 
-    def jump(self, name: str) -> None:
-        """Go to the scenario's step `name` now (a test's "the far end hangs up here")."""
+    def jump(self, name: str) -> bytes:
+        """Go to the scenario's step `name` now (a test's "the far end hangs up here");
+        what the device pushes unasked on that change (nothing unless registered)."""
         names = [step.name for step in self._steps]
         if name not in names:
             raise ValueError(f"no step {name} in this scenario; have: {', '.join(names)}")
         self._go(names.index(name))
+        step = self._steps[self._step]
+        return _enc(step.push) if self.registered and not step.cut else b""
 
     def _go(self, index: int) -> None:
         self._step = index

@@ -113,6 +113,7 @@ class PtyDevice(_Device):
         # The pty exists from construction, so `port` can go into settings before start();
         # what the agent sends meanwhile waits in the pty until the device starts reading.
         self._master, self._slave = os.openpty()
+        self._write_lock = threading.Lock()
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
 
@@ -123,8 +124,11 @@ class PtyDevice(_Device):
     def jump(self, step: str) -> None:
         """Move the call scenario to its step `step` now (e.g. "dropped"): the line keeps
         one device state for its life, as a codec does (TCP devices start afresh per
-        connection, so they have no jump)."""
-        self._responder.jump(step)
+        connection, so they have no jump). When the line has registered for feedback, the
+        step's `push` lines go out at once, unasked, as the codec's would."""
+        pushed = self._responder.jump(step)
+        if pushed:
+            self._write(pushed)
 
     def start(self) -> Self:
         if self._thread is None:
@@ -132,7 +136,8 @@ class PtyDevice(_Device):
         return self
 
     def _write(self, data: bytes) -> None:
-        with contextlib.suppress(OSError):
+        # A push (the test's thread) must not land inside a reply (the device's thread).
+        with self._write_lock, contextlib.suppress(OSError):
             os.write(self._master, data)
 
     def _serve(self) -> None:

@@ -52,6 +52,9 @@ class _CentreStandIn:
         self._sock.close()
 
 
+# The same for a `role = "mcu"` target that answers (bench/session.py, the page's live tests).
+TcpStandIn = _CentreStandIn
+
 SIM_KEY_ID = "sim-centre"
 
 

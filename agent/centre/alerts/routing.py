@@ -85,10 +85,17 @@ def quiet_end(now: float, local_hour: int, end_hour: int) -> float:
 
 
 def idempotency_key(
-    event: NotificationEvent, alerts: Sequence[Alert], contact_id: str, channel: str
+    event: NotificationEvent,
+    alerts: Sequence[Alert],
+    contact_id: str,
+    channel: str,
+    round_: int = 0,
 ) -> str:
     fired = sorted([a.key, a.fired_at] for a in alerts)
-    text = json.dumps([str(event), fired, contact_id, channel], separators=(",", ":"))
+    parts: list[object] = [str(event), fired, contact_id, channel]
+    if round_:
+        parts.append(round_)  # only when given: the keys of earlier releases stay as they were
+    text = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -100,8 +107,11 @@ def notifications(
     now: float,
     local_hour: int,
     level: int = 1,
+    round_: int = 0,
 ) -> list[Notification]:
-    """One notification per (contact, channel) with the alerts that contact covers."""
+    """One notification per (contact, channel) with the alerts that contact covers.
+    `round_`: which reminder (1, 2, ...) or escalation level this is, so each round is a new
+    key while the same round queued again (a restart) is the same one."""
     out: list[Notification] = []
     for contact in contacts:
         if event in _DIRECT:
@@ -119,7 +129,7 @@ def notifications(
             address = f"{channel.kind}:{channel.address}"
             out.append(
                 Notification(
-                    key=idempotency_key(event, mine, contact.id, address),
+                    key=idempotency_key(event, mine, contact.id, address, round_),
                     contact_id=contact.id,
                     channel=channel,
                     language=contact.language,

@@ -260,6 +260,9 @@ class FleetWatch:
             session = self.store.latest_session()
             curve = self.store.attendance(session, site_id) if session else []
             meta_expected = self.store.expected_of().get(site_id, ("", None))[1]
+            live_session = rows[0].live.session_id if rows[0].live else None
+            live_media = self.store.live_media(live_session, site_id) if live_session else []
+            live_events = self.store.live_events(live_session, site_id) if live_session else []
         expected = next((r.expected for r in reversed(curve) if r.expected), meta_expected)
         return views.detail(
             rows[0],
@@ -272,4 +275,5 @@ class FleetWatch:
             metrics=metrics,
             replies=replies,
             known=self.labels,
+            live=views.live_detail(rows[0], self.judged_at(), live_media, live_events),
         )

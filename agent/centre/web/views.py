@@ -12,7 +12,9 @@ from typing import Any
 
 from agent.centre import fleet, names
 from agent.centre.report import SessionReport
-from agent.centre.store import AttendanceRow
+from agent.centre.store import AttendanceRow, LiveEventRow
+from agent.i18n import LANGUAGES
+from agent.messages import message, render, render_or
 
 Tile = dict[str, Any]
 
@@ -167,6 +169,72 @@ def live_json(live: fleet.LivePicture | None) -> dict[str, Any] | None:
     }
 
 
+# A media channel's name: the words of the site's reasons (agent/checks/live.py).
+_CHANNELS = {
+    ("audio", "in"): message("live.channel.audio_in"),
+    ("audio", "out"): message("live.channel.audio_out"),
+    ("video", "in"): message("live.channel.video_in"),
+    ("video", "out"): message("live.channel.video_out"),
+    ("content", "in"): message("live.channel.content_in"),
+    ("content", "out"): message("live.channel.content_out"),
+}
+
+
+def _with_channel(media: dict[str, Any]) -> dict[str, Any]:
+    """A media point with its channel's name in each language."""
+    kind, direction = media.get("kind"), media.get("direction")
+    name = _CHANNELS.get((str(kind), str(direction)))
+    if name is None:  # a newer site's kind: as it came
+        return {**media, "channel_by_lang": dict.fromkeys(LANGUAGES, f"{kind} {direction}")}
+    named = {lang: render(name, lang) for lang in LANGUAGES}
+    return {**media, "channel_by_lang": named}
+
+
+# The last live events of the session shown in a site's detail.
+DETAIL_EVENTS = 10
+
+
+def live_detail(
+    site: fleet.SiteRow,
+    now: float,
+    media: list[tuple[int, dict[str, Any]]],
+    events: list[LiveEventRow],
+) -> dict[str, Any] | None:
+    """The site's live state in its running session with its latest figures (the newest
+    minute's media point: who, each channel, the MCU path) and the session's last events;
+    None outside its session."""
+    live = fleet.live_now(site, now)
+    if live is None:
+        return None
+    minute, latest = media[-1] if media else (None, {})
+    return {
+        **live.said(),
+        "title": live.title,
+        "far_end": latest.get("far_end"),
+        "protocol": latest.get("protocol"),
+        # when they were measured: the newest `live`'s time when the point is its minute's
+        "figures_at": (
+            live.ts
+            if minute is not None and live.ts is not None and int(live.ts // 60) == minute
+            else (minute * 60 if minute is not None else None)
+        ),
+        "media": [_with_channel(m) for m in latest.get("media", [])],
+        "path": latest.get("path", []),
+        "events": [
+            {
+                "ts": e.ts,
+                "before": e.before,
+                "after": e.after,
+                "reason": e.reason,
+                "reason_by_lang": {
+                    lang: render_or(e.reason_msg, e.reason, lang) for lang in LANGUAGES
+                },
+            }
+            for e in events[-DETAIL_EVENTS:]
+        ],
+    }
+
+
 def detail(
     site: fleet.SiteRow,
     now: float,
@@ -179,6 +247,7 @@ def detail(
     metrics: dict[str, dict[str, Any]],
     replies: list[dict[str, Any]],
     known: Labels | None = None,
+    live: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     cond = fleet.condition(site, now, silent_after)
     problems = fleet.problem_msgs(site, cond, now, silent_after)
@@ -199,4 +268,5 @@ def detail(
             "points": [{"ts": ts, "count": c} for ts, c in curve],
         },
         "replies": replies,
+        "live_detail": live,  # live_detail(): during the site's session only
     }

@@ -829,7 +829,17 @@ function metricsList(m) {
     el("span", { class: "m" }, `${k}=${typeof v === "number" ? +v.toFixed(3) : v}`));
 }
 
+// Figures alone move no tile (the centre pushes changes of verdict): while the site is in its
+// session its open detail asks again on its own, well within a site's republish (60 s).
+const LIVE_DETAIL_MS = 15000;
+let liveDetailTimer = null;
+
 function renderDetail(d) {
+  clearTimeout(liveDetailTimer);
+  if (d.live_detail) {
+    liveDetailTimer = setTimeout(() => { if (state.detailId === d.id) openDetail(d.id); },
+      window.__dash.liveDetailMs || LIVE_DETAIL_MS);
+  }
   const body = $("detail-body");
   body.textContent = "";
   body.append(
@@ -851,6 +861,7 @@ function renderDetail(d) {
     body.append(el("h3", {}, t("page.detail.problems")),
       el("ul", { class: "problems" }, ...d.problems.map((p, i) => problemItem(msgs[i], p))));
   }
+  if (d.live_detail) body.append(...liveDetail(d.live_detail));
   const table = el("table", { class: "components" },
     el("tr", {}, ...["component", "status", "reason", "hint", "metrics"].map((k) => el("th", {}, t("page.detail." + k)))));
   for (const c of d.components) {
@@ -874,6 +885,52 @@ function renderDetail(d) {
       "data-outcome": r.verdict || r.status }, ...replyParts(r, when(r.at), false)));
   }
   body.append(el("h3", {}, t("page.detail.replies")), d.replies.length ? replies : el("p", { class: "muted" }, t("page.detail.noreplies")));
+}
+
+// A figure as the site sent it (locale digits), a dash where it said nothing.
+function figure(v) {
+  return v === null || v === undefined ? "\u2014" : num(+(+v).toFixed(1));
+}
+
+function figureTable(cls, keys, rows) {
+  const table = el("table", { class: `live-figures ${cls}` },
+    el("tr", {}, ...keys.map((k) => el("th", {}, t("page.detail.live." + k)))));
+  for (const cells of rows) table.append(el("tr", {}, ...cells.map((c) => el("td", {}, c))));
+  return table;
+}
+
+// The site's live state in its session: verdict and since, who it is in the call with, the
+// latest figures per media channel and on the line to the MCU, the session's last events.
+function liveDetail(live) {
+  const word = (v) => (known(LIVE(v)) ? t(LIVE(v)) : v);
+  const head = el("p", { class: "live-now" },
+    el("span", { class: `badge c-${live.v}`, "data-live": live.v }, word(live.v)), " ",
+    t("page.detail.live.since", { when: when(live.since) }),
+    live.far_end ? " · " + t("page.detail.live.far_end", { far_end: live.far_end }) : "",
+    live.protocol ? ` (${live.protocol})` : "");
+  const why = el("p", { "data-from-site": "reason" }, live.reason_by_lang?.[state.lang] ?? live.reason);
+  const out = [el("h3", {}, t("page.detail.live", { session: live.title || live.session })), head, why];
+  const at = live.figures_at ? new Date(live.figures_at * 1000).toLocaleTimeString(locale()) : "\u2014";
+  out.push(el("h3", { class: "live-media-at" }, t("page.detail.live.media", { when: at })));
+  const channel = (m) => m.channel_by_lang?.[state.lang] ?? `${m.kind} ${m.direction}`;
+  out.push(live.media.length
+    ? figureTable("live-media", ["channel", "loss", "jitter", "rate", "resolution"], live.media.map((m) =>
+      [channel(m), figure(m.loss_pct), figure(m.jitter_ms), figure(m.rate_kbps), m.resolution || "\u2014"]))
+    : el("p", { class: "muted" }, t("page.detail.live.nofigures")));
+  if (live.path.length) {
+    out.push(el("h3", {}, t("page.detail.live.path")), figureTable("live-path",
+      ["target", "loss", "rtt", "jitter"],
+      live.path.map((p) => [p.target, figure(p.loss_pct), figure(p.rtt_ms), figure(p.jitter_ms)])));
+  }
+  const events = el("ol", { class: "live-events" });
+  for (const e of live.events.slice().reverse()) {
+    events.append(el("li", { "data-after": e.after },
+      `${when(e.ts)} `, el("b", {}, `${e.before ? word(e.before) : t("page.detail.live.start")} \u2192 ${word(e.after)}`),
+      ": ", el("span", { "data-from-site": "reason" }, e.reason_by_lang?.[state.lang] ?? e.reason)));
+  }
+  out.push(el("h3", {}, t("page.detail.live.events")),
+    live.events.length ? events : el("p", { class: "muted" }, t("page.detail.live.noevents")));
+  return out;
 }
 
 async function openDetail(id) {
