@@ -15,8 +15,6 @@ import urllib.request
 from pathlib import Path
 from types import ModuleType
 
-import pytest
-
 from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import SimSite
 from agent.sim.province import ProvinceSite
@@ -109,10 +107,6 @@ def test_a_dropped_site_makes_the_broker_publish_its_will(broker: Mosquitto):
         ), [m.payload for m in listener.messages()]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("agent.centre.alerts.engine") is None,
-    reason="the alert engine (agent/centre/alerts/engine.py) is not on this branch yet",
-)
 def test_short_run_loses_nothing_and_groups_the_district(tmp_path: Path):
     done = subprocess.run(
         [sys.executable, str(BENCH), "--sites", "60", "--kills", "2", "--seed", "18",
