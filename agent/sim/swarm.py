@@ -122,6 +122,15 @@ class SiteClient:
         if self.writer is not None:
             self.writer.write(b"\xc0\x00")
 
+    def drop(self) -> None:
+        """The line goes down: the connection is cut without a DISCONNECT, so the broker
+        publishes the site's will (a district uplink failure, a site losing power)."""
+        if self.writer is not None:
+            self.writer.transport.abort()
+            self.writer = None
+        if self.reader_task is not None:
+            self.reader_task.cancel()
+
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.write(b"\xe0\x00")  # DISCONNECT: the will is discarded
@@ -190,6 +199,8 @@ async def drive(
         if due[kind] >= stop_at:
             return
         await asyncio.sleep(max(0.0, due[kind] - loop.time()))
+        if client.writer is None:
+            return  # dropped: a site whose line is down says nothing
         if kind == "state":
             client.publish(site.state())
         elif kind == "checks":
