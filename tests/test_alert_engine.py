@@ -15,6 +15,7 @@ from agent.centre.alerts import rules as rules_mod
 from agent.centre.alerts.contacts import ContactStore
 from agent.centre.alerts.engine import AlertEngine
 from agent.centre.alerts.model import (
+    Alert,
     AlertKind,
     Channel,
     ChannelKind,
@@ -181,6 +182,51 @@ def test_a_kill_between_queueing_and_recording_loses_nothing_and_adds_no_key(
     assert {a.key: a.fired_at for a in w.alerts.firing()} == {
         "outbox:c1": t0 + 5, "outbox:c2": t0 + 5
     }  # fmt: skip
+
+
+def test_a_kill_half_way_through_recording_a_group_tells_nobody_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = World(tmp_path, OUTBOX, window=0.0)
+    feed(w.store, state(w.sites["c1"], pending=50), state(w.sites["c2"], pending=60))
+    t0 = time.time()
+    first = w.engine()
+    first.tick(t0)
+    real = AlertStore.raised
+    calls: list[str] = []
+
+    def dies_on_the_second(self: AlertStore, alert: Alert) -> object:
+        calls.append(alert.key)
+        if len(calls) == 2:
+            raise Killed
+        return real(self, alert)
+
+    monkeypatch.setattr(AlertStore, "raised", dies_on_the_second)
+    with pytest.raises(Killed):
+        first.tick(t0 + 6)
+    monkeypatch.undo()
+    assert [a.key for a in w.alerts.firing()] == ["outbox:c1"]  # one recorded, one not
+    told = [(n.key, sorted(a.site_id for a in n.alerts)) for n in w.queued()]
+    assert [sites for _k, sites in told] == [["c1", "c2"]]
+
+    second = w.engine()  # restarted: c2 was told with c1, and must not be told alone now
+    result = second.tick(t0 + 30)
+    assert result.raised == ["outbox:c2"]
+    assert [(n.key, sorted(a.site_id for a in n.alerts)) for n in w.queued()] == told
+    assert {a.key for a in w.alerts.firing()} == {"outbox:c1", "outbox:c2"}
+
+
+def test_the_engine_wakes_for_a_group_deadline_before_its_next_evaluation(tmp_path: Path) -> None:
+    w = World(tmp_path, DOWN, window=3.0)
+    engine = w.engine()
+    t0 = time.time()
+    assert engine._next_wait(t0) == w.settings.alerts.evaluate_every_s
+    w.offline("c1")
+    engine.tick(t0)
+    [group] = engine._pending
+    # the group's window ends 3 s after its first member fired: wake then, not later
+    assert engine._next_wait(group.anchor + 2.5) == pytest.approx(0.5)
+    assert engine._next_wait(group.anchor + 10) == 0.05
 
 
 def dropped_world(tmp_path: Path) -> tuple[World, float]:

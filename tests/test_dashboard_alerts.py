@@ -33,7 +33,9 @@ from tests.test_dashboard import Client, filled, page_says, web  # noqa: F401 - 
 from tests.test_display_token import config_for, issue, wall
 
 REASON = message(
-    "alerts.site_down", site="Site c3", condition=message("fleet.condition.offline"),
+    "alerts.site_down",
+    site="Site c3",
+    condition=message("fleet.condition.offline"),
     session="hop-12",
 )
 

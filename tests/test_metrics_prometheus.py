@@ -50,8 +50,7 @@ def query(base: str, expr: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def centre_http(broker: Mosquitto, tmp_path: Path,
-                publisher: Callable[..., None]) -> Iterator[str]:  # noqa: F811 - a fixture
+def centre_http(broker: Mosquitto, tmp_path: Path, publisher: Callable[..., None]) -> Iterator[str]:  # noqa: F811 - a fixture
     port = free_port()
     config = tmp_path / "centre.toml"
     config.write_text(dump_toml(centre_config(broker, tmp_path, web_metrics_token=TOKEN)))

@@ -97,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from agent.centre.alerts.engine import AlertEngine  # noqa: PLC0415
 
         delivery = Delivery(settings.alerts, settings.db_path).start()
-        engine = AlertEngine(settings).start()
+        engine = AlertEngine(settings, on_queued=delivery.wake).start()
     _line(
         t(
             "centre.serve.storing",

@@ -81,6 +81,7 @@ class Delivery:
         self._clock = clock
         self._rnd = rnd
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.sent = 0
         self.failed = 0
@@ -158,7 +159,8 @@ class Delivery:
                     log.error("notification queue not readable, trying again: %r", exc)
                     busy = 0
                 if not busy:
-                    self._stop.wait(self.settings.delivery.poll_s)
+                    self._wake.wait(self.settings.delivery.poll_s)
+                    self._wake.clear()
         finally:
             queue.close()
 
@@ -167,8 +169,14 @@ class Delivery:
         self._thread.start()
         return self
 
+    def wake(self) -> None:
+        """Something was queued in this process: look now, not at the next poll (the other
+        centre processes sharing the database find it at theirs)."""
+        self._wake.set()
+
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 

@@ -139,8 +139,10 @@ class AlertEngine:
         *,
         clock: Callable[[], float] = time.time,
         hour: Callable[[float], int] = local_hour,
+        on_queued: Callable[[], object] = lambda: None,
     ) -> None:
         self.settings = settings
+        self._on_queued = on_queued
         self.alerts = settings.alerts
         self.db_path = settings.db_path
         self._clock = clock
@@ -282,8 +284,15 @@ class AlertEngine:
         new = sorted((a for k, a in current.items() if k not in stored),
                      key=lambda a: (_fired(a), a.key))  # fmt: skip
         for a in new:
+            was = told.get(a.key)
             if a.key in pending:
                 self._update_pending(a)
+            elif was is not None and was.fired_at == _fired(a):
+                # Queued and marked told, then the centre died before it was recorded
+                # raised (a group is recorded one alert at a time): record it now, tell
+                # nobody again (regrouped, it would make a new key: a second message).
+                astore.raised(a)
+                result.raised.append(a.key)
             elif astore.silenced(a, now):
                 astore.raised(a)
                 result.silenced.append(a.key)
@@ -415,17 +424,25 @@ class AlertEngine:
         try:
             while not self._stop.is_set():
                 try:
-                    if self.lead():
-                        self.tick()
+                    if self.lead() and self.tick().queued:
+                        self._on_queued()
                 except sqlite3.OperationalError as exc:  # busy: another process writes
                     self.errors += 1
                     log.warning("alerts: database busy, evaluating again next time: %s", exc)
                 except Exception as exc:  # one bad row never stops the alerts
                     self.errors += 1
                     log.error("alerts: evaluation failed, trying again next time: %r", exc)
-                self._stop.wait(self.alerts.evaluate_every_s)
+                self._stop.wait(self._next_wait(self._clock()))
         finally:
             self.close()
+
+    def _next_wait(self, now: float) -> float:
+        """Until the next evaluation, or sooner when a group's window ends first: a group
+        goes out when its window ends, not up to an evaluation interval later."""
+        wait = self.alerts.evaluate_every_s
+        for g in self._pending:
+            wait = min(wait, g.anchor + self.alerts.group_window_s - now)
+        return max(wait, 0.05)
 
     def start(self) -> AlertEngine:
         self._thread = threading.Thread(target=self._run, name="centre-alerts", daemon=True)
