@@ -71,6 +71,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "starlette": {"centre.web"},
     "uvicorn": {"centre.web"},
     "argon2": {"centre.web"},
+    "weasyprint": {"centre.report.document"},
 }
 
 
