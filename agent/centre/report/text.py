@@ -71,7 +71,11 @@ def _readiness(r: Readiness | None, lang: Lang, tz: tzinfo | None) -> Section:
 
 
 def _drops(rep: Report, lang: Lang, tz: tzinfo | None) -> Section:
-    lines = [say("report.drops", lang, count=len(rep.drops), minutes=_minutes(rep.median_drop_s))]
+    lines = [
+        say("report.drops", lang, count=len(rep.drops), minutes=_minutes(rep.median_drop_s))
+        if rep.drops
+        else say("report.no_drops", lang)
+    ]
     items = []
     for d in rep.drops:
         msg = "report.drop" if d.back_at is not None else "report.drop_open"
@@ -84,7 +88,8 @@ def _drops(rep: Report, lang: Lang, tz: tzinfo | None) -> Section:
 
 def _incidents(rep: Report, lang: Lang, tz: tzinfo | None) -> Section:
     lines = [say("report.incidents", lang, count=len(rep.incidents),
-                 minutes=_minutes(rep.median_repair_s))]  # fmt: skip
+                 minutes=_minutes(rep.median_repair_s))
+             if rep.incidents else say("report.no_incidents", lang)]  # fmt: skip
     items = []
     for i in rep.incidents:
         msg = "report.incident" if i.closed_at is not None else "report.incident_open"
