@@ -222,7 +222,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         _out(text.render(result, lang))
         for path in written:
             _line(t("centre.report.written", path=path))
-    return 0 if result.attendance.sites or result.readiness else int(ExitCode.WARNING)
+    return 0 if result.known else int(ExitCode.WARNING)
 
 
 # ---- schedule ----------------------------------------------------------------------------

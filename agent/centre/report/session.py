@@ -64,6 +64,13 @@ class Report:
     incidents: list[IncidentLine]
     median_repair_s: float | None
 
+    @property
+    def known(self) -> bool:
+        """The centre knows the session: scheduled, or a site counted or dropped in it (the
+        absent sites alone are every summoned site, whatever the id asked for)."""
+        counted = any(not s.absent for s in self.attendance.sites)
+        return self.start is not None or counted or bool(self.drops)
+
     def to_json(self) -> dict[str, Any]:
         """The attendance's keys at the top, as `centre report --json` gave them before, so a
         script reading them keeps working; the rest beside them."""
