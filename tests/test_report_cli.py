@@ -127,7 +127,7 @@ def test_csv_html_and_a_real_pdf_in_vietnamese(config: Path, tmp_path: Path) -> 
     words = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
                            text=True, check=True, timeout=60).stdout  # fmt: skip
     assert "Báo cáo phiên họp giao-ban" in words
-    assert "mức sẵn sàng trước phiên họp" in words and "rớt cuộc gọi" in words
+    assert "Mức sẵn sàng trước phiên họp" in words and "rớt cuộc gọi" in words
     assert "Số người tham dự theo điểm cầu" in words and "vắng mặt" in words
     assert "<h1>Báo cáo phiên họp giao-ban</h1>" in page.read_text(encoding="utf-8")
     assert table.read_bytes().startswith(b"\xef\xbb\xbf")

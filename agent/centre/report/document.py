@@ -47,8 +47,14 @@ def _attendance_table(rep: Report, lang: Lang) -> str:
         body.append(f"<tr>{tds}</tr>")
     return (
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-        f"<h3>{_esc(say('report.totals', lang))}</h3>{_list(attendance.total_lines(att, lang))}"
+        f"<h3>{_title(say('report.totals', lang))}</h3>{_list(attendance.total_lines(att, lang))}"
     )
+
+
+def _title(text: str) -> str:
+    """A text sentence as a heading: capitalised, without its closing colon."""
+    text = text.rstrip(":")
+    return _esc(text[:1].upper() + text[1:])
 
 
 def _list(items: list[str]) -> str:
@@ -58,11 +64,11 @@ def _list(items: list[str]) -> str:
 def to_html(rep: Report, lang: Lang = "vi", tz: tzinfo | None = None) -> str:
     parts = []
     for s in sections(rep, lang, tz):
-        parts.append(f"<h2>{_esc(s.title)}</h2>")
+        parts.append(f"<h2>{_title(s.title)}</h2>")
         parts.append(_list(s.lines))
         for head, items in s.sub:
             if head:
-                parts.append(f"<h3>{_esc(head)}</h3>")
+                parts.append(f"<h3>{_title(head)}</h3>")
             parts.append(_list(items))
     return _template().substitute(
         lang=lang,
