@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.centre.alerts.model import Alert, AlertKind, Severity
+from agent.centre.alerts.store import AlertStore
 from agent.centre.ingest import parse
 from agent.centre.store import Incoming, PublishedSchedule, RosterEntry, Store
 from agent.checks.live import LiveVerdict
@@ -21,6 +23,7 @@ from agent.checks.model import Status
 from agent.cli import main
 from agent.contract.payloads import LiveEventPayload, SessionRef
 from agent.contract.topics import topic_for
+from agent.messages import message
 from agent.schedule.model import SchedulePayload, Session
 from agent.sim.fleet_site import Message, SimSite
 from agent.transport.listener import Received
@@ -82,6 +85,16 @@ def config(tmp_path: Path) -> Path:
                NOW)  # fmt: skip
     finally:
         store.close()
+    alerts = AlertStore(path)  # the camera's alert, fired at T-50 and recovered at T-10
+    try:
+        reason = message("alerts.check_failed", site="xa-1", minutes=60, session="giao-ban",
+                         components="camera")  # fmt: skip
+        alerts.raised(Alert(key="cam:xa-1", rule="cam", kind=AlertKind.CHECK_FAILED,
+                            severity=Severity.WARNING, site_id="xa-1", district="huyen-1",
+                            since=START - 4000, fired_at=START - 3000, reason=reason))  # fmt: skip
+        alerts.resolved("cam:xa-1", START - 600)
+    finally:
+        alerts.close()
     cfg = tmp_path / "centre.toml"
     cfg.write_text(f'db_path = "{path}"\n')
     return cfg
@@ -98,6 +111,8 @@ def test_the_report_in_english(config: Path) -> None:
     assert "Site xa-1: fault at T-60, ready at " in out and "(took 50 min)" in out
     assert "fixed before the start: 1 of the 2 sites not ready at T-60 or T-15" in out
     assert "1 call drop, median 2 min out of the call" in out
+    assert "1 incident, median time to repair 40 min" in out
+    assert "xa-1: not ready 60 min before session giao-ban: camera failing; opened " in out
     assert "huyen-1: 3 sites, 65 summoned, 1 counted, rate 2%, 2 absent" in out
 
 
@@ -109,7 +124,8 @@ def test_the_report_in_vietnamese(config: Path) -> None:
     assert "60 phút trước (" in out and "2/4 điểm cầu sẵn sàng" in out
     assert "đã khắc phục trước giờ bắt đầu: 1/2 điểm cầu" in out
     assert "1 lần rớt cuộc gọi, trung vị 2 phút" in out
-    assert "không có sự cố nào" in out
+    assert "1 sự cố, thời gian khắc phục trung vị 40 phút" in out
+    assert "xa-1: điểm cầu chưa sẵn sàng 60 phút trước phiên họp giao-ban: sự cố ở camera" in out
     assert_vietnamese(out, names=NAMES)
 
 
