@@ -72,6 +72,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "uvicorn": {"centre.web"},
     "argon2": {"centre.web"},
     "prometheus_client": {"centre.web"},
+    "weasyprint": {"centre.report.document"},
 }
 
 

@@ -304,9 +304,10 @@ def test_attendance_report_and_csv(tmp_path, capsys, start_centre, publisher):
     assert by_site["c1"]["rate"] == 0.9 and by_site["c1"]["samples"] == 4
     assert data["province"]["expected"] == 70 and data["province"]["counted"] == 63
     assert [t["label"] for t in data["tiers"]] == ["district", "commune"]
-    rows = list(csv.reader(out_csv.open()))
-    assert rows[0][:3] == ["session_id", "site_id", "tier"]
-    assert rows[-1][2] == "total province" and rows[-1][4] == "63"
+    # one CSV, a section column, UTF-8 with a BOM (agent/centre/report/export.py)
+    rows = list(csv.DictReader(out_csv.open(encoding="utf-8-sig")))
+    province = next(r for r in rows if r["section"] == "total_province")
+    assert province["counted"] == "63" and province["expected"] == "70"
 
 
 def test_schedule_add_list_remove(broker, tmp_path, capsys, centre_cfg):

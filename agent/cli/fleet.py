@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.centre import fleet, link, report, schedule_pub
+from agent.centre import fleet, link, schedule_pub
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.checks.model import ExitCode
 from agent.errors import ConfigError
@@ -198,23 +198,31 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from agent.centre.report import document, export, read, text  # noqa: PLC0415
+
     settings = _settings(args)
-    store = _store(settings)
-    try:
-        result = report.session_report(
-            args.session, store.attendance(args.session), store.expected_of()
-        )
-    finally:
-        store.close()
+    _store(settings).close()  # a wrong --config must not make a new database
+    result = read.read_report(settings.db_path, args.session, time.time())
+    lang = current_language()
+    written: list[str] = []
     if args.csv:
-        Path(args.csv).write_text(report.to_csv(result))
+        Path(args.csv).write_bytes(export.to_csv(result, lang))
+        written.append(args.csv)
+    if args.html or args.pdf:
+        page = document.to_html(result, "vi")  # the printable document is for the province
+        if args.html:
+            Path(args.html).write_text(page, encoding="utf-8")
+            written.append(args.html)
+        if args.pdf:
+            Path(args.pdf).write_bytes(document.to_pdf(page))
+            written.append(args.pdf)
     if args.json:
         _json(result.to_json())
     else:
-        _out(report.render(result, current_language()))
-        if args.csv:
-            _line(t("centre.report.written", path=args.csv))
-    return 0 if result.sites else int(ExitCode.WARNING)
+        _out(text.render(result, lang))
+        for path in written:
+            _line(t("centre.report.written", path=path))
+    return 0 if result.known else int(ExitCode.WARNING)
 
 
 # ---- schedule ----------------------------------------------------------------------------
@@ -459,6 +467,8 @@ def add_centre_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "session", metavar=t("centre.metavar.session"), help=t("centre.schedule.session_id_help")
     )
     p.add_argument("--csv", metavar=t("cli.metavar.file"), help=t("centre.report.csv_help"))
+    p.add_argument("--pdf", metavar=t("cli.metavar.file"), help=t("centre.report.pdf_help"))
+    p.add_argument("--html", metavar=t("cli.metavar.file"), help=t("centre.report.html_help"))
     _json_arg(p)
     p.set_defaults(func=cmd_report)
 

@@ -16,7 +16,9 @@ import contextlib
 import json
 import logging
 import math
+import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ from agent.centre.web import live, metrics
 from agent.centre.web.accounts import Accounts, Block, LoginLimiter, Role, Session, csrf_ok
 from agent.centre.web.alerts import Desk, Refused, contact_from_form, parse_days
 from agent.centre.web.commands import MAX_SITES, OFFERED, Commander, CommandRefused
-from agent.i18n import LANGUAGES
+from agent.i18n import LANGUAGES, Lang
 from agent.messages import Message as Text
 from agent.messages import catalogue, fields, message, render
 
@@ -66,6 +68,13 @@ _COMMANDS_OFF = "page.commands.off"
 _BAD_SITES = "page.error.bad_sites"
 _UNKNOWN_SITE = "page.error.unknown_site"
 _WRONG_LOGIN = "page.login.wrong"
+_NO_REPORT = "page.error.no_report"
+# The session report's downloads (/api/report/<session>.<kind>): kind -> media type.
+_REPORT_TYPES = {
+    "pdf": "application/pdf",
+    "csv": "text/csv; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+}
 # The ids the page renders itself: its own, and the fleet's (conditions, statuses, problems).
 # Anything else it shows arrives rendered per language (`*_by_lang`): only the server's
 # renderer knows format specs, nested messages and lists, and the page needs no second one.
@@ -315,6 +324,33 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    # ---- the session report -------------------------------------------------------------
+
+    async def report_file(request: Request, _session: Session) -> Response:
+        from agent.centre.report import document, export, read  # noqa: PLC0415 - on demand
+
+        session_id, _, kind = request.path_params["name"].rpartition(".")
+        if kind not in _REPORT_TYPES or not session_id:
+            return _error(404, message(_NO_REPORT, session=request.path_params["name"]))
+        lang: Lang = "en" if request.query_params.get("lang") == "en" else "vi"
+        rep = await asyncio.to_thread(read.read_report, s.db_path, session_id, time.time())
+        if not rep.known:
+            return _error(404, message(_NO_REPORT, session=session_id))
+        if kind == "csv":
+            body = export.to_csv(rep, lang)
+        else:
+            page = document.to_html(rep, "vi")  # the printable document is for the province
+            try:
+                body = page.encode() if kind == "html" else await asyncio.to_thread(
+                    document.to_pdf, page)  # fmt: skip
+            except document.ReportError as exc:
+                hint = by_lang(exc.hint_msg) if exc.hint_msg else None
+                return _error(503, exc.msg or exc.message, hint_by_lang=hint)
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", session_id)
+        return Response(body, media_type=_REPORT_TYPES[kind], headers={
+            "Content-Disposition": f'attachment; filename="report-{name}.{kind}"',
+            "Cache-Control": "no-store"})  # fmt: skip
+
     # ---- commands -----------------------------------------------------------------------
 
     async def command(request: Request, session: Session) -> Response:
@@ -446,6 +482,7 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         Route("/api/fleet", guarded(fleet_json)),
         Route("/api/site/{site_id}", guarded(site_json)),
         Route("/api/events", guarded(events)),
+        Route("/api/report/{name}", guarded(report_file)),
         Route("/api/command", guarded(command, post=True), methods=["POST"]),
         # No session: a scrape brings the bearer token of web_metrics_token, if one is set.
         Route("/metrics", metrics.endpoint(s.web_metrics_token, svc.watch, s.db_path)),

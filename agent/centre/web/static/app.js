@@ -458,6 +458,9 @@ function renderCounters() {
         { minimumFractionDigits: 1, maximumFractionDigits: 1 }),
     }) + ` (${a.session})`
     : t("page.attendance.none");
+  // the session's printable report (readiness, drops, attendance, incidents)
+  $("report-link").hidden = !a.session;
+  if (a.session) $("report-link").href = `/api/report/${encodeURIComponent(a.session)}.pdf`;
   renderLive(c.live);
 }
 

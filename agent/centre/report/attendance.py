@@ -1,5 +1,5 @@
 """Attendance report per session, pure: for each site summoned, counted (peak and median of
-the samples) and rate; totals per tier and for the province; text, JSON and CSV.
+the samples) and rate; totals per tier, per district and for the province; text and CSV.
 
 The attendance payload is still a placeholder: a sample's `count` may be None (unknown, never
 0), and an agent may send its own `peak`/`median`/`expected`. The report takes what is there:
@@ -18,7 +18,7 @@ import csv
 import io
 import statistics
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from agent.centre.fleet import TIER, TIER_ORDER, _word, say, table
@@ -36,6 +36,7 @@ class SiteLine:
     samples: int
     rate: float | None
     absent: bool = False  # summoned, yet not one sample: counted as 0 attended
+    district: str = ""  # the district it belongs to (a district site: its own id)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class SessionReport:
     sites: list[SiteLine]
     tiers: list[Total]
     province: Total
+    districts: list[Total] = field(default_factory=list)  # when the caller knew them
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,10 +102,14 @@ def _total(label: str, lines: list[SiteLine]) -> Total:
 
 
 def session_report(
-    session_id: str, rows: list[AttendanceRow], sites: Mapping[str, SiteInfo]
+    session_id: str,
+    rows: list[AttendanceRow],
+    sites: Mapping[str, SiteInfo],
+    districts: Mapping[str, str] | None = None,
 ) -> SessionReport:
     """`sites`: every known site (Store.expected_of()). Those with samples are the ones
-    that reported; every other one with a summoned number is absent."""
+    that reported; every other one with a summoned number is absent. `districts`: site_id ->
+    its district (facts.district_of), for the totals per district ("" : the province's own)."""
     by_site: dict[str, list[AttendanceRow]] = {}
     for row in rows:
         by_site.setdefault(row.site_id, []).append(row)
@@ -115,17 +121,23 @@ def session_report(
         lines.append(site_line(sid, info[0], by_site.get(sid, []), info[1], from_roster))
     lines.sort(key=lambda s: (TIER_ORDER.get(s.tier, 9), s.site_id))
     tiers = sorted({s.tier for s in lines}, key=lambda t: TIER_ORDER.get(t, 9))
+    by_district: list[Total] = []
+    if districts is not None:
+        lines = [replace(s, district=districts.get(s.site_id, "")) for s in lines]
+        for d in sorted({s.district for s in lines if s.district}):
+            by_district.append(_total(d, [s for s in lines if s.district == d]))
     return SessionReport(
         session_id,
         lines,
         [_total(t, [s for s in lines if s.tier == t]) for t in tiers],
         _total("province", lines),
+        by_district,
     )
 
 
 # The text report's columns (report.col.* ids); the numbers among them align right.
 _COLUMNS = ("site", "tier", "expected", "peak", "median", "rate", "samples", "absent")
-_NUMBERS = frozenset({2, 3, 4, 5, 6})
+NUMBERS = frozenset({2, 3, 4, 5, 6})
 
 
 def _fmt(value: float | int | None, pct: bool = False) -> str:
@@ -134,42 +146,43 @@ def _fmt(value: float | int | None, pct: bool = False) -> str:
     return f"{value:.0%}" if pct else f"{value:g}"
 
 
-def render(report: SessionReport, lang: str | None = None) -> str:
-    """`centre report` as text, in `lang` (the process language unless said)."""
-    lang = lang or current_language()
+def header(report: SessionReport, lang: str) -> str:
     reported = sum(not s.absent for s in report.sites)
-    lines = [
-        say(
-            "report.header",
-            lang,
-            session=report.session_id,
-            count=len(report.sites),
-            reported=reported,
-        )
-    ]
-    head = [say(f"report.col.{c}", lang) for c in _COLUMNS]
-    rows = [
-        [s.site_id, _word(TIER, s.tier, lang), _fmt(s.expected), _fmt(s.peak), _fmt(s.median),
-         _fmt(s.rate, True), str(s.samples), say("report.absent", lang) if s.absent else ""]
-        for s in report.sites
-    ]  # fmt: skip
-    lines += ["  " + row for row in table([head, *rows], _NUMBERS).splitlines()]
-    lines.append(say("report.totals", lang))
+    return say("report.header", lang, session=report.session_id, count=len(report.sites),
+               reported=reported)  # fmt: skip
+
+
+def heads(lang: str) -> list[str]:
+    return [say(f"report.col.{c}", lang) for c in _COLUMNS]
+
+
+def cells(s: SiteLine, lang: str) -> list[str]:
+    """A site's line, one cell per column of _COLUMNS."""
+    absent = say("report.absent", lang) if s.absent else ""
+    return [s.site_id, _word(TIER, s.tier, lang), _fmt(s.expected), _fmt(s.peak),
+            _fmt(s.median), _fmt(s.rate, True), str(s.samples), absent]  # fmt: skip
+
+
+def total_line(t: Total, label: str, lang: str) -> str:
+    return say("report.total", lang, label=label, count=t.sites, expected=t.expected,
+               counted=t.counted, rate=_fmt(t.rate, True), absent=t.absent)  # fmt: skip
+
+
+def total_lines(report: SessionReport, lang: str) -> list[str]:
+    """Per tier, then the whole province."""
     labels = [_word(TIER, t.label, lang) for t in report.tiers] + [say("report.all", lang)]
-    for t, label in zip([*report.tiers, report.province], labels, strict=True):
-        lines.append(
-            "  "
-            + say(
-                "report.total",
-                lang,
-                label=label,
-                count=t.sites,
-                expected=t.expected,
-                counted=t.counted,
-                rate=_fmt(t.rate, True),
-                absent=t.absent,
-            )
-        )
+    totals = [*report.tiers, report.province]
+    return [total_line(t, label, lang) for t, label in zip(totals, labels, strict=True)]
+
+
+def render(report: SessionReport, lang: str | None = None) -> str:
+    """`centre report`'s attendance as text, in `lang` (the process language unless said)."""
+    lang = lang or current_language()
+    lines = [header(report, lang)]
+    rows = [cells(s, lang) for s in report.sites]
+    lines += ["  " + row for row in table([heads(lang), *rows], NUMBERS).splitlines()]
+    lines.append(say("report.totals", lang))
+    lines += ["  " + line for line in total_lines(report, lang)]
     return "\n".join(lines) + "\n"
 
 
