@@ -246,7 +246,7 @@ function groupFor(key, tile) {
 // line (`why`, `problems`) when the centre is older than this page.
 function problemVars(p) {
   const vars = { ...p };
-  for (const k of ["last_seen", "state_ts"]) if (k in vars) vars[k] = when(vars[k]);
+  for (const k of ["last_seen", "state_ts", "down_since"]) if (k in vars) vars[k] = when(vars[k]);
   for (const k of ["window", "heartbeat", "count"]) if (typeof vars[k] === "number") vars[k] = num(vars[k]);
   if (vars.status && known(STATUS(vars.status))) vars.status = t(STATUS(vars.status));
   if (vars.why_code && known(vars.why_code)) vars.why = t(vars.why_code);
@@ -528,8 +528,21 @@ function problemRow(p) {
   return li;
 }
 
+// The regions whose broker's bridge to the central broker is down, from their sites' reason
+// (fleet.problem.region_down): one line for what may be hundreds of unreachable tiles.
+function paintRegions() {
+  const regions = new Set();
+  for (const tile of state.tiles.values()) {
+    if (tile.c === "unreachable" && tile.why_msg?.region) regions.add(tile.why_msg.region);
+  }
+  const banner = $("region-banner");
+  banner.hidden = !regions.size;
+  if (regions.size) banner.textContent = t("page.region.banner", { regions: [...regions].sort().join(", ") });
+}
+
 function renderProblems() {
   problemsQueued = false;
+  paintRegions();
   const f = filters();
   const shown = [...state.problems.values()].filter((p) => visible(state.tiles.get(p.id), f)).sort(problemOrder);
   $("problem-count").textContent = num(shown.length);
