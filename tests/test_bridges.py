@@ -2,7 +2,8 @@
 and three real mosquitto processes (two regional, one central) with a real centre ingest on
 the central broker: a site on a regional broker is seen at the centre; a cut bridge delivers
 its backlog; a regional broker killed -9 makes the sites behind it `unreachable` (from the
-bridge's state topic), not offline one by one, and they come back with it."""
+bridge's state topic), not offline one by one, and they come back with it; the centre's
+schedule and commands reach a site on a regional broker, once."""
 
 from __future__ import annotations
 
@@ -214,3 +215,23 @@ def test_regional_broker_killed_makes_its_sites_unreachable_then_back(bridged) -
     with r1.publisher() as p1:
         send(p1, sites["a1"].state(), sites["a2"].state())
         assert wait_until(lambda: conditions(store) == ready, 10), conditions(store)
+
+
+@pytest.mark.broker
+def test_the_centres_schedule_and_commands_reach_a_site_on_a_regional_broker(bridged) -> None:
+    central, r1 = bridged["central"], bridged["regions"]["r001"]
+    site = Listener(r1.broker.endpoint(), ["vc/schedule", "vc/a1/cmd", "vc/cmd"]).start()
+    try:
+        with Listener(central.endpoint(), ["vc/nothing"]) as centre:
+            centre.publish("vc/schedule", b'{"every": "site"}', 1, True)
+            centre.publish("vc/a1/cmd", b'{"for": "a1"}', 1, False)
+            centre.publish("vc/cmd", b'{"for": "all"}', 1, False)
+            want = {"vc/schedule", "vc/a1/cmd", "vc/cmd"}
+            assert site.wait_for(lambda got: {m.topic for m in got} >= want, 10), [
+                m.topic for m in site.messages()
+            ]
+        # Each once: what comes in is not sent back out and in again.
+        time.sleep(0.5)
+        assert sorted(m.topic for m in site.messages()) == sorted(want)
+    finally:
+        site.stop()
