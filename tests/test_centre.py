@@ -152,7 +152,8 @@ def test_status_shows_every_transition_and_a_seq_gap(
     data = status(tmp_path, capsys)
     assert any("connection lost (will)" in p for p in data["by_site"]["c-real"]["problems"])
     assert data["counts"] == {"ready": 2, "degraded": 0, "fault": 1, "offline": 1,
-                              "silent": 1, "never_seen": 0, "unknown": 0}  # fmt: skip
+                              "silent": 1, "never_seen": 0, "unknown": 0,
+                              "unreachable": 0}  # fmt: skip
     assert data["by_tier"]["district"]["silent"] == 1
     assert data["by_parent"]["commune under d1"]["fault"] == 1
     # not ready, sorted by tier: district before commune

@@ -93,7 +93,7 @@ def test_fleet_view_counts_groups_and_sorts_not_ready_by_tier():
     view = fleet.fleet_view(sites, NOW, 3)
     assert view.total == 6
     assert view.counts == {"ready": 2, "degraded": 1, "fault": 1, "offline": 1, "silent": 1,
-                           "never_seen": 0, "unknown": 0}  # fmt: skip
+                           "never_seen": 0, "unknown": 0, "unreachable": 0}  # fmt: skip
     assert list(view.by_tier) == ["province", "district", "commune"]
     assert view.by_tier["commune"]["ready"] == 2
     assert view.by_parent["commune under d1"] == {**dict.fromkeys(fleet.CONDITION_ORDER, 0),
@@ -118,6 +118,7 @@ def test_centre_status_and_every_problem_say_themselves_in_vietnamese():
         site("c4", parent="d1", heartbeat_s=5.0, last_seen=NOW - 100, lost=1),
         site("c5", parent="d1", state_retained=True, state_ts=NOW - 3600, last_seen=NOW - 1),
         site("c6", parent="d1", verdict=None, lost=3),
+        site("c7", parent="d1", region="r001", region_down_since=NOW - 60),
         site("d1", tier="district", verdict="fault", components={
             "camera": ComponentRow("fail", "camera: not found", "plug it in"),
             "network": ComponentRow("warn", "slow"),

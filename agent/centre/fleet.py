@@ -5,7 +5,9 @@ Condition, in order: `never_seen` (on the roster, not one message from it yet), 
 (availability not online: the will, a clean shutdown, or never connected), `silent` (online
 but unheard for `silent_after` x its report interval: a half-open link, a hung agent, or a
 retained state left from an earlier life), then the verdict of the latest live state:
-`ready`, `degraded`, `fault`, or `unknown` before the first check.
+`ready`, `degraded`, `fault`, or `unknown` before the first check. Before all but
+`never_seen`: `unreachable`, the site is behind a regional broker whose bridge to the central
+broker is down (docs/brokers.md): its last word is not current, and the fault is the region's.
 
 A site's report interval is the heartbeat its meta promises (a `state` at least that often,
 in a session too, when routine checks are skipped); an agent whose meta does not say is
@@ -34,6 +36,7 @@ class Condition(StrEnum):
     SILENT = "silent"
     NEVER_SEEN = "never_seen"
     UNKNOWN = "unknown"
+    UNREACHABLE = "unreachable"  # behind a regional broker whose bridge is down
 
 
 TIER_ORDER = {"province": 0, "district": 1, "commune": 2}
@@ -120,6 +123,8 @@ class SiteRow:
     on_roster: bool = False  # on the province's list of expected sites
     since: float | None = None  # epoch the recorded condition began (None: not recorded)
     live: LiveRow | None = None  # its latest live state, if it ever sent one
+    region: str | None = None  # the regional broker it connects to (the roster's)
+    region_down_since: float | None = None  # that broker's bridge down since (None: up)
 
 
 def silent_window(site: SiteRow, silent_after: float) -> float:
@@ -138,6 +143,10 @@ def is_stale(site: SiteRow, now: float, silent_after: float) -> bool:
 def condition(site: SiteRow, now: float, silent_after: float) -> Condition:
     if site.last_seen is None and site.availability is None and site.state_ts is None:
         return Condition.NEVER_SEEN  # only the roster made it: not one message yet
+    if site.region_down_since is not None:
+        # Its broker is cut off from the centre: nothing it last said is current, and it is
+        # not the site that failed (nor each site alone).
+        return Condition.UNREACHABLE
     if site.availability != "online":
         return Condition.OFFLINE
     if site.last_seen is None or now - site.last_seen > silent_window(site, silent_after):
@@ -167,6 +176,7 @@ _SILENT = "fleet.problem.silent"
 _SILENT_HB = "fleet.problem.silent_hb"
 _NOCHECK = "fleet.problem.nocheck"
 _NEVER_SEEN = "fleet.problem.never_seen"
+_REGION_DOWN = "fleet.problem.region_down"
 _LOST = "fleet.problem.lost"
 _COMPONENT = "fleet.problem.component"
 _COMPONENT_HINT = "fleet.problem.component_hint"
@@ -195,6 +205,9 @@ def problem_msgs(site: SiteRow, cond: Condition, now: float, silent_after: float
                     "last_seen": site.last_seen})  # fmt: skip
     elif cond is Condition.UNKNOWN:
         out.append({"code": _NOCHECK})
+    elif cond is Condition.UNREACHABLE:
+        out.append({"code": _REGION_DOWN, "region": site.region or "",
+                    "down_since": site.region_down_since, "last_seen": site.last_seen})  # fmt: skip
     for name, comp in sorted(site.components.items()):
         if comp.status in _BAD:
             code = _COMPONENT_HINT if comp.hint else _COMPONENT
@@ -220,7 +233,7 @@ def english(problem: Problem, lang: str = "en") -> str:
     said in `lang` where it sent it as a message."""
     values: dict[str, Param] = {}
     for key, value in problem.items():
-        if key in ("last_seen", "state_ts"):
+        if key in ("last_seen", "state_ts", "down_since"):
             values[key] = _when(value, lang)
         elif key == "heartbeat":
             values[key] = "" if value is None else f"{value:g}"
@@ -259,7 +272,7 @@ LIVE = "fleet.live."  # + a live state
 NOT_JOINED = "not_joined"
 LIVE_ORDER = ["in_call", "poor", "dropped", "unknown", NOT_JOINED]
 # Conditions in which a site's live state is not current: its agent is not heard.
-_UNHEARD = {Condition.OFFLINE, Condition.SILENT, Condition.NEVER_SEEN}
+_UNHEARD = {Condition.OFFLINE, Condition.SILENT, Condition.NEVER_SEEN, Condition.UNREACHABLE}
 
 
 def live_now(site: SiteRow, now: float) -> LiveRow | None:

@@ -8,6 +8,9 @@ agent/transport/mqtt.py):
 - at start, a short non-shared one on the retained topics (availability, meta, state):
   MQTT does not send retained messages to shared subscriptions, and the retained picture is
   what tells a fresh centre which sites exist and which are offline.
+- within the live one, not shared: each regional broker's bridge state
+  (`<prefix>/$bridge/<region>/state`, agent/centre/brokers.py), retained, so every process
+  knows at once which regions are cut off.
 
 Messages go through a queue to one writer thread that stores them in batches (one
 transaction each), then records condition changes (offline, silent, verdicts) as events.
@@ -42,11 +45,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.centre import link
+from agent.centre import brokers, link
 from agent.centre.alerts import store as alert_store
 from agent.centre.metrics import INGEST
 from agent.centre.settings import CentreSettings
-from agent.centre.store import Event, Incoming, PublishedSchedule, Store
+from agent.centre.store import Event, Incoming, PublishedSchedule, RegionState, Store
 from agent.contract.payloads import PAYLOADS, Envelope, parse_report
 from agent.contract.topics import TOPICS, Direction, Scope, topic_for
 from agent.errors import ConfigError
@@ -213,7 +216,12 @@ class Ingest:
         # Live first, so nothing published during the retained pass is missed.
         self._live = _Forwarder(
             dataclasses.replace(self._endpoint(self.client_id), receive_maximum=IN_FLIGHT),
-            live_filters(self.prefix, self.settings.share_group),
+            # The bridges' states too, not shared: every process needs each, and they are
+            # retained (a shared subscription would not get the current one at start).
+            [
+                *live_filters(self.prefix, self.settings.share_group),
+                brokers.bridge_state_filter(self.prefix),
+            ],
             protocol=self.settings.broker.protocol,
             on_message=self._queue.put,
             manual_ack=True,
@@ -369,8 +377,16 @@ class Ingest:
 
     def _store(self, batch: list[Received]) -> None:
         now = time.time()
-        items: list[Incoming | PublishedSchedule] = []
+        items: list[Incoming | PublishedSchedule | RegionState] = []
         for received in batch:
+            region = brokers.region_of_topic(self.prefix, received.topic)
+            if region is not None:
+                if received.payload not in (b"0", b"1"):
+                    self.rejected += 1
+                    log.warning("centre: %s: rejected: not 0 or 1", received.topic)
+                else:
+                    items.append(RegionState(region, received.payload == b"1", now))
+                continue
             try:
                 schedule = parse_schedule(self.prefix, received, now)
                 if schedule is not None:
@@ -392,7 +408,7 @@ class Ingest:
         # Right after the batch, so a change that lasts less than a sweep is still recorded.
         self._sweep(touched)
 
-    def _commit(self, items: list[Incoming | PublishedSchedule]) -> set[str] | None:
+    def _commit(self, items: list[Incoming | PublishedSchedule | RegionState]) -> set[str] | None:
         """Store the items; the site ids touched, or None if the database refused them until
         the centre stopped."""
         while True:
@@ -425,7 +441,7 @@ class Ingest:
                 except sqlite3.OperationalError:
                     continue  # the database, not a report: the whole batch again, unacked
 
-    def _one_by_one(self, items: list[Incoming | PublishedSchedule]) -> set[str]:
+    def _one_by_one(self, items: list[Incoming | PublishedSchedule | RegionState]) -> set[str]:
         """Store each alone; a report the database refuses as such is counted and logged (and
         then acknowledged). OperationalError is the database's trouble, not the report's: it
         goes up, so nothing is acknowledged that was not stored."""
@@ -442,11 +458,12 @@ class Ingest:
                 self.store.rollback()
                 self.rejected += 1
                 INGEST.rejected()
-                what = (
-                    f"{item.payload.site_id} seq {item.payload.seq}"
-                    if isinstance(item, Incoming)
-                    else f"the schedule of {item.scope or 'every site'}"
-                )
+                if isinstance(item, Incoming):
+                    what = f"{item.payload.site_id} seq {item.payload.seq}"
+                elif isinstance(item, RegionState):
+                    what = f"the state of region {item.region}"
+                else:
+                    what = f"the schedule of {item.scope or 'every site'}"
                 log.error("centre: %s: not stored: %s", what, exc)
         return touched
 

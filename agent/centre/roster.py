@@ -1,9 +1,11 @@
 """The roster file, pure: the province's list of expected sites as CSV (`centre sites import`).
 
 Columns id,name,tier,parent,summoned, named on the first line (any order, any case; other
-columns are left alone: a spreadsheet often carries notes). UTF-8, with or without the BOM
-spreadsheets write. Every row is checked before anything is stored: one bad row and the
-whole file is refused with its line and column, so a half-imported roster never exists.
+columns are left alone: a spreadsheet often carries notes), and optionally `region`: the
+regional broker the site connects to, where brokers are bridged (docs/brokers.md). UTF-8,
+with or without the BOM spreadsheets write. Every row is checked before anything is
+stored: one bad row and the whole file is refused with its line and column, so a
+half-imported roster never exists.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import csv
 import io
 import re
 
+from agent.centre.brokers import REGION
 from agent.centre.fleet import TIER_ORDER
 from agent.centre.store import RosterEntry
 from agent.errors import RosterError
 from agent.messages import Message, message
 
 COLUMNS = ("id", "name", "tier", "parent", "summoned")
+OPTIONAL = ("region",)
 # The agent's own rule for a site id (agent/config.py SiteSettings.site_id).
 _SITE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _MAX_NAME = 200
@@ -46,7 +50,7 @@ def _header(fields: list[str]) -> dict[str, int]:
     names = [f.strip().lower() for f in fields]
     where: dict[str, int] = {}
     for i, name in enumerate(names):
-        if name in COLUMNS and name in where:
+        if name in COLUMNS + OPTIONAL and name in where:
             raise _bad(1, name, message("roster.error.column_twice"))
         where.setdefault(name, i)
     missing = [c for c in COLUMNS if c not in where]
@@ -93,7 +97,10 @@ def _entry(row: list[str], where: dict[str, int], width: int, line: int) -> Rost
     if parent is not None and (not _SITE_ID.fullmatch(parent) or parent == site_id):
         raise _bad(line, "parent", message("roster.error.bad_parent", value=parent))
     summoned = _summoned(cell["summoned"], line)
-    return RosterEntry(site_id, cell["name"], cell["tier"].lower(), parent, summoned)
+    region = row[where["region"]].strip() or None if "region" in where else None
+    if region is not None and not REGION.fullmatch(region):
+        raise _bad(line, "region", message("roster.error.bad_region", value=region))
+    return RosterEntry(site_id, cell["name"], cell["tier"].lower(), parent, summoned, region)
 
 
 def parse_roster(data: bytes) -> list[RosterEntry]:

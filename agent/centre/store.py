@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS roster (
     site_id TEXT PRIMARY KEY, name TEXT NOT NULL, tier TEXT NOT NULL, parent TEXT,
     summoned INTEGER, added_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS regions (
+    region TEXT PRIMARY KEY, up INTEGER NOT NULL, since REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS components (
     site_id TEXT NOT NULL, component TEXT NOT NULL, status TEXT NOT NULL,
     reason TEXT NOT NULL, hint TEXT NOT NULL, reason_msg TEXT, hint_msg TEXT,
@@ -110,6 +113,8 @@ _ADDED_COLUMNS = {
     "sites": {"heartbeat_s": "REAL", "cond_since": "REAL"},
     # The reason and hint as messages (JSON), when the site sent them.
     "components": {"reason_msg": "TEXT", "hint_msg": "TEXT"},
+    # The regional broker a site connects to (docs/brokers.md), from the roster.
+    "roster": {"region": "TEXT"},
 }
 # Filled once when the column is added: an older database knows it from its events.
 _BACKFILL = {
@@ -132,7 +137,9 @@ _MAYBE_SILENT = (  # built from constants only
 # the ones the operator knows, whatever a site's own settings say).
 _SITES_SQL = (
     "SELECT sites.*, roster.name AS r_name, roster.tier AS r_tier, roster.parent AS r_parent,"
-    " roster.summoned AS r_summoned FROM sites LEFT JOIN roster USING (site_id)"
+    " roster.summoned AS r_summoned, roster.region AS r_region, regions.up AS reg_up,"
+    " regions.since AS reg_since FROM sites LEFT JOIN roster USING (site_id)"
+    " LEFT JOIN regions ON regions.region = roster.region"
 )
 
 
@@ -145,6 +152,17 @@ class RosterEntry:
     tier: str
     parent: str | None
     summoned: int | None
+    region: str | None = None  # the regional broker it connects to (bridged brokers)
+
+
+@dataclass(frozen=True)
+class RegionState:
+    """A regional broker's bridge to the central broker, as its state topic said: up or
+    down since `at` (docs/brokers.md)."""
+
+    region: str
+    up: bool
+    at: float
 
 
 class Summoned(NamedTuple):
@@ -253,18 +271,32 @@ class Store:
 
     # ---- ingest -------------------------------------------------------------------------
 
-    def apply_batch(self, batch: Iterable[Incoming | PublishedSchedule]) -> set[str]:
+    def apply_batch(self, batch: Iterable[Incoming | PublishedSchedule | RegionState]) -> set[str]:
         """Store a batch in one transaction; the site ids it touched (a schedule touches
-        none: it changes no site's condition)."""
+        none: it changes no site's condition; a region's state, every site behind it)."""
         touched: set[str] = set()
         with self.transaction():
             for item in batch:
                 if isinstance(item, PublishedSchedule):
                     self._schedule(item)
                     continue
+                if isinstance(item, RegionState):
+                    touched |= self._region(item)
+                    continue
                 self.apply(item)
                 touched.add(item.payload.site_id)
         return touched
+
+    def _region(self, item: RegionState) -> set[str]:
+        """Record a change of the region's bridge (a repeat keeps its first `since`); the
+        sites the roster puts behind it."""
+        self.db.execute(
+            "INSERT INTO regions (region, up, since) VALUES (?,?,?) ON CONFLICT (region)"
+            " DO UPDATE SET up = excluded.up, since = excluded.since WHERE up != excluded.up",
+            (item.region, int(item.up), item.at),
+        )
+        rows = self.db.execute("SELECT site_id FROM roster WHERE region = ?", (item.region,))
+        return {r[0] for r in rows}
 
     def _site(self, site_id: str) -> sqlite3.Row:
         self.db.execute("INSERT OR IGNORE INTO sites (site_id) VALUES (?)", (site_id,))
@@ -618,6 +650,8 @@ class Store:
                     on_roster=listed,
                     since=r["cond_since"],
                     live=live.get(r["site_id"]),
+                    region=r["r_region"],
+                    region_down_since=r["reg_since"] if r["reg_up"] == 0 else None,
                 )
             )
         return out
@@ -687,7 +721,7 @@ class Store:
 
     def roster(self) -> list[RosterEntry]:
         rows = self.db.execute(
-            "SELECT site_id, name, tier, parent, summoned FROM roster ORDER BY site_id"
+            "SELECT site_id, name, tier, parent, summoned, region FROM roster ORDER BY site_id"
         ).fetchall()
         return [RosterEntry(*r) for r in rows]
 
@@ -701,10 +735,11 @@ class Store:
         with self.transaction():
             before = {r[0] for r in self.db.execute("SELECT site_id FROM roster")}
             self.db.executemany(
-                "INSERT INTO roster (site_id, name, tier, parent, summoned, added_at)"
-                " VALUES (?,?,?,?,?,?) ON CONFLICT (site_id) DO UPDATE SET name = excluded.name,"
-                " tier = excluded.tier, parent = excluded.parent, summoned = excluded.summoned",
-                [(e.site_id, e.name, e.tier, e.parent, e.summoned, now) for e in entries],
+                "INSERT INTO roster (site_id, name, tier, parent, summoned, added_at, region)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT (site_id) DO UPDATE SET"
+                " name = excluded.name, tier = excluded.tier, parent = excluded.parent,"
+                " summoned = excluded.summoned, region = excluded.region",
+                [(e.site_id, e.name, e.tier, e.parent, e.summoned, now, e.region) for e in entries],
             )
             for e in entries:
                 cur = self.db.execute(

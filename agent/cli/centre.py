@@ -16,6 +16,7 @@ _CENTRE_MODULES = (
     "agent.cli.notify",
     "agent.cli.contacts",
     "agent.cli.alerts",
+    "agent.cli.brokers",
 )
 
 

@@ -137,7 +137,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _exit_code(view: fleet.FleetView) -> int:
     c = view.counts
-    if c["fault"] or c["offline"] or c["silent"] or c["never_seen"]:
+    if c["fault"] or c["offline"] or c["silent"] or c["never_seen"] or c["unreachable"]:
         return int(ExitCode.CRITICAL)
     if c["degraded"] or c["unknown"]:
         return int(ExitCode.WARNING)

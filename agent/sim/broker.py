@@ -5,7 +5,7 @@ Three variants, like the centre's brokers: anonymous; username/password with a p
 openssl here, `use_identity_as_username`) and the same ACL. The user `centre` may read and
 write everything under the prefix. Ready means a real CONNACK, not an open port (a mosquitto
 that failed to load its key accepts connections for a moment). `stop()`, `kill()` and
-`restart()` keep the port, for outage tests.
+`restart()` keep the port, for outage tests. `extra` lines go at the end (a bridge).
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class Mosquitto(Service):
         port: int | None = None,
         persistence: bool = True,
         save_each_change: bool = False,
+        extra: list[str] | None = None,
     ) -> None:
         if shutil.which("mosquitto") is None:
             raise TransportError("mosquitto not found", "apt-get install mosquitto")
@@ -75,6 +76,7 @@ class Mosquitto(Service):
         # Save the persistence file after every change, not only on exit: a kill -9 then
         # loses (almost) nothing the broker had acknowledged, as with a broker that syncs.
         self.save_each_change = save_each_change
+        self.extra = extra or []  # more configuration lines: a bridge (agent/centre/brokers.py)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "mosquitto.log"
         self._passwords: dict[str, str] = {}
@@ -135,7 +137,7 @@ class Mosquitto(Service):
                 "allow_anonymous false",
                 f"acl_file {acl}",
             ]
-        self.conf_path.write_text("\n".join(lines) + "\n")
+        self.conf_path.write_text("\n".join(lines + self.extra) + "\n")
 
     def add_user(self, name: str, password: str) -> None:
         """Password variant: add (or change) a user; a running broker reloads."""

@@ -5,14 +5,15 @@
 
 // Every condition a tile can be in, in the counters' order; one colour each (app.css --<c>).
 // A condition this centre's catalogue does not name (never_seen, before the roster) is left out.
-const CONDS = ["ready", "degraded", "fault", "offline", "silent", "never_seen", "unknown"];
+const CONDS = ["ready", "degraded", "fault", "offline", "silent", "never_seen", "unknown", "unreachable"];
 const TIER_ORDER = { province: 0, district: 1, commune: 2 };
 // The problem list's order: what the operator must act on first. A fault is a site that
 // answers and says it cannot hold the meeting; offline and silent ones may be as bad but are
 // seen from afar; a site never seen is a setup task, not a breakdown; degraded still works;
 // unknown waits for its first check. During a session a dropped call comes first (the
 // chairman sees the empty seat at once), then a poor picture or sound.
-const PROBLEM_RANK = { dropped: 0, poor: 1, fault: 2, offline: 3, silent: 4, never_seen: 5, degraded: 6, unknown: 7 };
+// A region unreachable (its broker cut off) ranks with offline: many sites at once, one cause.
+const PROBLEM_RANK = { dropped: 0, poor: 1, fault: 2, unreachable: 3, offline: 3, silent: 4, never_seen: 5, degraded: 6, unknown: 7 };
 // The live picture's states, in the header's order; each has a colour (app.css --<state>).
 const LIVE_STATES = ["in_call", "poor", "dropped", "unknown", "not_joined"];
 const LIVE_PROBLEMS = ["dropped", "poor"];
@@ -254,7 +255,7 @@ function groupFor(key, tile) {
 // line (`why`, `problems`) when the centre is older than this page.
 function problemVars(p) {
   const vars = { ...p };
-  for (const k of ["last_seen", "state_ts"]) if (k in vars) vars[k] = when(vars[k]);
+  for (const k of ["last_seen", "state_ts", "down_since"]) if (k in vars) vars[k] = when(vars[k]);
   for (const k of ["window", "heartbeat", "count"]) if (typeof vars[k] === "number") vars[k] = num(vars[k]);
   if (vars.status && known(STATUS(vars.status))) vars.status = t(STATUS(vars.status));
   if (vars.why_code && known(vars.why_code)) vars.why = t(vars.why_code);
@@ -545,8 +546,21 @@ function problemRow(p) {
   return li;
 }
 
+// The regions whose broker's bridge to the central broker is down, from their sites' reason
+// (fleet.problem.region_down): one line for what may be hundreds of unreachable tiles.
+function paintRegions() {
+  const regions = new Set();
+  for (const tile of state.tiles.values()) {
+    if (tile.c === "unreachable" && tile.why_msg?.region) regions.add(tile.why_msg.region);
+  }
+  const banner = $("region-banner");
+  banner.hidden = !regions.size;
+  if (regions.size) banner.textContent = t("page.region.banner", { regions: [...regions].sort().join(", ") });
+}
+
 function renderProblems() {
   problemsQueued = false;
+  paintRegions();
   const f = filters();
   const shown = [...state.problems.values()].filter((p) => visible(state.tiles.get(p.id), f)).sort(problemOrder);
   $("problem-count").textContent = num(shown.length);
