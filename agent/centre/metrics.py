@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.centre.store import Incoming, PublishedSchedule
+from agent.centre.store import Incoming, PublishedSchedule, RegionState
 
 # Seconds. A report normally takes well under a second; a site catching up after an outage
 # or a centre behind a slow disk, minutes. Replayed history (`historical`) and retained
@@ -24,7 +24,7 @@ LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900
 
 @dataclass(frozen=True)
 class IngestFigures:
-    stored: dict[str, int]  # by report kind ("schedule" for a schedule read back)
+    stored: dict[str, int]  # by report kind ("schedule", "region_state" for what is not a report)
     rejected: int
     lag_counts: tuple[int, ...]  # per bucket of LAG_BUCKETS, then above the last; not cumulative
     lag_sum: float
@@ -40,11 +40,16 @@ class IngestStats:
         self._lag = [0] * (len(LAG_BUCKETS) + 1)
         self._lag_sum = 0.0
 
-    def stored(self, items: Iterable[Incoming | PublishedSchedule], at: float) -> None:
+    def stored(
+        self, items: Iterable[Incoming | PublishedSchedule | RegionState], at: float
+    ) -> None:
         with self._lock:
             for item in items:
                 if isinstance(item, PublishedSchedule):
                     self._stored["schedule"] += 1
+                    continue
+                if isinstance(item, RegionState):
+                    self._stored["region_state"] += 1
                     continue
                 p = item.payload
                 self._stored[p.kind] += 1
