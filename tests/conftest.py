@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.video",
     "tests.fixtures.serial",
     "tests.fixtures.sysfs",
+    "tests.fixtures.browser",
 ]
 
 

@@ -6,36 +6,26 @@ no notification and groups the district's sites into one message per recipient."
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import ModuleType
 
 from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import SimSite
 from agent.sim.province import ProvinceSite
 from agent.sim.swarm import SiteClient
 from agent.transport.listener import Listener
+from tests.bench_kit import load_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench" / "alerts.py"
 
 
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_alerts", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_alerts"] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_accounting_flags_lost_and_retold_sites():
-    bench = load_bench()
+    bench = load_bench("alerts")
     down = [
         ProvinceSite("d1-a", "A", "commune", "d1", 20),
         ProvinceSite("d1-b", "B", "commune", "d1", 20),
@@ -69,7 +59,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 
 def test_receiver_checks_the_signature_and_records_the_rest():
-    bench = load_bench()
+    bench = load_bench("alerts")
     receiver = bench.Receiver().start()
     try:
         body = json.dumps({"event": "raised", "created_at": 10.0, "alerts": [

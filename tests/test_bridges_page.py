@@ -13,9 +13,10 @@ from agent.centre.web.accounts import Accounts, Role
 from agent.centre.web.server import Dashboard
 from agent.sim.fleet_site import SimSite
 from tests.fixtures.broker import wait_until
+from tests.fixtures.browser import CHROMIUM, LAUNCH_ARGS
 from tests.test_bridges import bridged, conditions, send  # noqa: F401 - a fixture
 from tests.test_dashboard import PASSWORD
-from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS, signed_in_page
+from tests.test_dashboard_e2e import signed_in_page
 
 pytestmark = [
     pytest.mark.broker,

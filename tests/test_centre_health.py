@@ -24,8 +24,9 @@ from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import SimSite
 from agent.transport.listener import Listener
 from tests.fixtures.broker import wait_until
+from tests.fixtures.browser import CHROMIUM, LAUNCH_ARGS
 from tests.test_dashboard import PASSWORD
-from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS, signed_in_page
+from tests.test_dashboard_e2e import signed_in_page
 
 pytestmark = [
     pytest.mark.broker,

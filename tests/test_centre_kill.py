@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -26,6 +24,7 @@ from agent.centre.settings import CentreSettings
 from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import SimSite
 from agent.transport.listener import Listener
+from tests.bench_kit import load_bench
 from tests.faults.test_disk_full_faults import _mount_tmpfs as mount_tmpfs
 from tests.fixtures.broker import ROOT, dump_toml, wait_until
 
@@ -36,15 +35,6 @@ SITES = 40
 PERIOD_S = 0.025  # a state from each site every 25 ms: ~1,600 reports/s in all
 UP_S = 1.5  # how long each centre runs under load before it is killed
 HELD_S = 0.7  # of which the last part with its writer held up
-
-
-def load_fleet_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_fleet", ROOT / "bench" / "fleet.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_fleet"] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
 
 
 def start_centre(config: Path, log: Path) -> subprocess.Popen[str]:
@@ -74,7 +64,7 @@ def stored(db: Path) -> dict[str, set[int]]:
 
 
 def test_centre_killed_under_load_loses_no_acknowledged_report(broker: Mosquitto, tmp_path):
-    fleet = load_fleet_bench()
+    fleet = load_bench("fleet")
     db = tmp_path / "centre.sqlite"
     config = tmp_path / "centre.toml"
     config.write_text(

@@ -30,9 +30,10 @@ from agent.contract.topics import topic_for
 from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import Message, SimSite
 from tests.fixtures.broker import dump_toml, wait_until
+from tests.fixtures.browser import CHROMIUM, LAUNCH_ARGS
 from tests.test_centre import centre_config, publisher  # noqa: F401 - a fixture
 from tests.test_dashboard import PASSWORD, Client
-from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS, signed_in_page
+from tests.test_dashboard_e2e import signed_in_page
 
 NOW = datetime.now(UTC)
 SESSION = SessionRef(

@@ -32,8 +32,9 @@ from agent.centre.web.accounts import Accounts, Role
 from agent.centre.web.server import Dashboard
 from agent.messages import message, render
 from tests.fixtures.broker import wait_until
+from tests.fixtures.browser import CHROMIUM
 from tests.test_dashboard import PASSWORD, feed
-from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS, signed_in_page, wall_sites
+from tests.test_dashboard_e2e import signed_in_page, wall_sites
 from tests.test_dashboard_vietnamese import _COLLECT, english_on_page
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
@@ -92,16 +93,6 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     dashboard = Dashboard(settings, "127.0.0.1:0", with_broker=False).start()
     yield dashboard
     dashboard.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        yield b
-        b.close()
 
 
 NAMES = ("Site c-kimlien", "Site c-langha", "Site d-dongda", "Site p-hanoi", "c-kimlien",

@@ -26,17 +26,13 @@ from agent.sim.fleet_site import SimSite
 from agent.transport.listener import Listener
 from tests.commands_kit import KEY_ID, CommandAgent, commands_config
 from tests.fixtures.broker import AgentProcess, agent_config, wait_until
+from tests.fixtures.browser import CHROMIUM
 from tests.test_dashboard import PASSWORD, write_key
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.broker,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed "
                        "(apt-get install chromium; CI installs it)"),
-]  # fmt: skip
-LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 KEEPALIVE_S = 5  # the agents' (tests/fixtures/broker.agent_config)
 RED = "rgb(198, 40, 40)"  # --offline in app.css
@@ -151,16 +147,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         dash.stop()
         ingest.stop()
         broker.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        yield b
-        b.close()
 
 
 def signed_in_page(

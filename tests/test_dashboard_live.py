@@ -25,8 +25,9 @@ from agent.sim.serial_device import PtyDevice
 from agent.sim.site import TcpStandIn
 from agent.transport.listener import Listener
 from tests.fixtures.broker import AgentProcess, agent_config
+from tests.fixtures.browser import CHROMIUM
 from tests.test_dashboard import PASSWORD
-from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS, signed_in_page, wait_tile
+from tests.test_dashboard_e2e import signed_in_page, wait_tile
 from tests.test_live_e2e import ADDRESS, held_call
 
 pytestmark = [
@@ -80,16 +81,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Dashboard, 
         dash.stop()
         ingest.stop()
         broker.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        yield b
-        b.close()
 
 
 def _text(lang: str, msg_id: str) -> str:

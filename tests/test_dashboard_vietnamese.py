@@ -34,9 +34,10 @@ from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import SimSite
 from agent.transport.listener import Listener
 from tests.commands_kit import KEY_ID, CommandAgent, commands_config
+from tests.fixtures.browser import CHROMIUM, LAUNCH_ARGS
 from tests.test_cli_vietnamese import COMMON_ENGLISH, ascii_words, words_in
 from tests.test_dashboard import PASSWORD, write_key
-from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS, wait_tile, wall_sites
+from tests.test_dashboard_e2e import wait_tile, wall_sites
 
 pytestmark = [
     pytest.mark.broker,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from agent.centre.web.server import Dashboard
 from agent.checks.model import Status
 from agent.sim.fleet_site import Message, SimSite
 from tests.test_dashboard import PASSWORD, feed, settings_for
-from tests.test_dashboard_e2e import CHROMIUM, LAUNCH_ARGS, signed_in_page
+from tests.test_dashboard_e2e import signed_in_page
 
 DISTRICTS = [
     "Lạc Sơn", "Kim Bôi", "Tân Lạc", "Mai Châu", "Cao Phong", "Lương Sơn", "Yên Thủy",
@@ -101,18 +100,6 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     dash = Dashboard(settings, "127.0.0.1:0", with_broker=False).start()
     yield dash
     dash.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; CI installs it)")
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        yield b
-        b.close()
 
 
 def open_wall(browser: Any, centre: Dashboard, width: int, height: int, lang: str = "en") -> Any:

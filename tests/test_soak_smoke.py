@@ -3,30 +3,20 @@ command twice; and its accounting really flags a gap, a reused seq and a double 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from agent.transport.listener import Received
+from tests.bench_kit import load_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 SOAK = ROOT / "bench" / "soak.py"
-
-
-def load_soak() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_soak", SOAK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_soak"] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
 
 
 def report(seq: int, topic: str = "checks", historical: bool = False, **extra) -> Received:
@@ -36,7 +26,7 @@ def report(seq: int, topic: str = "checks", historical: bool = False, **extra) -
 
 
 def test_accounting_flags_gaps_conflicts_and_forgives_resends_and_queued():
-    soak = load_soak()
+    soak = load_bench("soak")
     messages = [
         report(1),
         report(2, verdict="ready"),
@@ -59,7 +49,7 @@ def test_accounting_flags_gaps_conflicts_and_forgives_resends_and_queued():
 
 
 def test_command_accounting_counts_executions_from_the_audit_log():
-    soak = load_soak()
+    soak = load_bench("soak")
     sent = [
         soak.CommandSent("c-1", "run-checks", b"x", 1.0),
         soak.CommandSent("c-1", "run-checks", b"x", 2.0, duplicate=True),
@@ -88,7 +78,7 @@ def test_command_accounting_counts_executions_from_the_audit_log():
 
 
 def test_schedule_is_seeded_and_every_lane_fires_even_in_a_short_run():
-    soak = load_soak()
+    soak = load_bench("soak")
     a = soak.plan(30.0, random.Random(7))
     assert a == soak.plan(30.0, random.Random(7))
     kinds = {e.kind.split("-")[0] for e in a}
