@@ -246,6 +246,19 @@ def test_queue_keeps_one_row_per_key_claims_due_rows_and_survives_a_reopen(tmp_p
     q.close()
 
 
+def test_an_unreadable_row_is_given_up_and_does_not_hold_the_others_up(tmp_path):
+    db = tmp_path / "centre.sqlite"
+    q = NotificationQueue(db)
+    q.enqueue([note(f"k{i}", ChannelKind.WEBHOOK, "http://127.0.0.1:1/") for i in range(3)])
+    q._db.execute("UPDATE notifications SET body = '{}' WHERE id = 2")  # an older build's row
+    assert [n.key for n in q.due(T0, lease_s=30)] == ["k0", "k2"]
+    assert q.backlog() == 2
+    assert [n.key for n in q.recent(10)] == []  # unreadable: not listed, but not pending
+    row = q._db.execute("SELECT status, last_error FROM notifications WHERE id = 2").fetchone()
+    assert row[0] == NotificationStatus.FAILED and row[1].startswith("unreadable")
+    q.close()
+
+
 def test_render_lists_the_group_in_the_readers_language_and_fits_telegram():
     n = note("k", ChannelKind.TELEGRAM, "42", alerts=300)
     vi = render_notification(n, tz=datetime.UTC)

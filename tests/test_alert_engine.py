@@ -149,6 +149,25 @@ def test_a_silenced_alert_opens_its_incident_and_sends_nothing(tmp_path: Path) -
     assert w.alerts.incidents(open_only=True) == []
 
 
+def test_an_alert_held_back_by_a_silence_is_told_once_the_silence_ends(tmp_path: Path) -> None:
+    w = World(tmp_path, DOWN, window=0.0)
+    t0 = time.time()
+    w.alerts.add_silence(scope=Scope.DISTRICT, value="d1", starts_at=t0 - 60, ends_at=t0 + 600,
+                         who="Lan", why="bảo trì đường truyền", at=t0 - 60)  # fmt: skip
+    engine = w.engine()
+    w.offline("c1")
+    assert engine.tick(t0 + 1).silenced == ["down:c1"]
+    engine.tick(t0 + 300)
+    assert w.told(NotificationEvent.RAISED) == []  # still inside the window
+    engine.tick(t0 + 601)  # the window is over and c1 is still down
+    assert w.told(NotificationEvent.RAISED) == [("tech-d1", ["c1"])]
+    engine.tick(t0 + 602)
+    assert len(w.told(NotificationEvent.RAISED)) == 1  # once
+    w.online("c1")
+    engine.tick(t0 + 700)
+    assert w.told(NotificationEvent.RECOVERED) == [("tech-d1", ["c1"])]
+
+
 class Killed(BaseException):
     """The process dying at that instruction."""
 

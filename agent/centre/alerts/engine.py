@@ -279,25 +279,7 @@ class AlertEngine:
         ctx = _Now(now, self._hour(now), contacts_store.list(), astore, queue)
         rules = {r.id: r for r in self.alerts.rules}
 
-        # New alerts: silenced ones open their incident now; the others wait in their group.
-        pending = {k for g in self._pending for k in g.alerts}
-        new = sorted((a for k, a in current.items() if k not in stored),
-                     key=lambda a: (_fired(a), a.key))  # fmt: skip
-        for a in new:
-            was = told.get(a.key)
-            if a.key in pending:
-                self._update_pending(a)
-            elif was is not None and was.fired_at == _fired(a):
-                # Queued and marked told, then the centre died before it was recorded
-                # raised (a group is recorded one alert at a time): record it now, tell
-                # nobody again (regrouped, it would make a new key: a second message).
-                astore.raised(a)
-                result.raised.append(a.key)
-            elif astore.silenced(a, now):
-                astore.raised(a)
-                result.silenced.append(a.key)
-            else:
-                self._join(a)
+        self._take_new(current, stored=stored, told=told, astore=astore, now=now, result=result)
         # A pending alert that stopped before its group went out was never told: forget it.
         for g in self._pending:
             for key in [k for k in g.alerts if k not in current and g.alerts[k].rule not in failed]:
@@ -343,6 +325,44 @@ class AlertEngine:
         result.queued += self._escalate(ctx, firing_told, rules)
         self.ticks += 1
         return result
+
+    def _take_new(
+        self,
+        current: dict[str, Alert],
+        *,
+        stored: dict[str, Alert],
+        told: dict[str, _Told],
+        astore: AlertStore,
+        now: float,
+        result: TickResult,
+    ) -> None:
+        # New alerts: silenced ones open their incident now; the others wait in their group.
+        pending = {k for g in self._pending for k in g.alerts}
+        new = sorted((a for k, a in current.items() if k not in stored),
+                     key=lambda a: (_fired(a), a.key))  # fmt: skip
+        for a in new:
+            was = told.get(a.key)
+            if a.key in pending:
+                self._update_pending(a)
+            elif was is not None and was.fired_at == _fired(a):
+                # Queued and marked told, then the centre died before it was recorded
+                # raised (a group is recorded one alert at a time): record it now, tell
+                # nobody again (regrouped, it would make a new key: a second message).
+                astore.raised(a)
+                result.raised.append(a.key)
+            elif astore.silenced(a, now):
+                astore.raised(a)
+                result.silenced.append(a.key)
+            else:
+                self._join(a)
+        # Raised under a silence that has ended since, and still firing: told now, as new
+        # (a maintenance window from 22:00 to 06:00 holds a 23:00 failure back, not for ever).
+        for key, a in current.items():
+            was = told.get(key)
+            untold = was is None or was.fired_at != _fired(a)
+            if key in stored and key not in pending and untold and not astore.silenced(a, now):
+                self._join(a)
+                pending.add(key)
 
     def _update_pending(self, a: Alert) -> None:
         for g in self._pending:

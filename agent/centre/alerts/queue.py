@@ -14,6 +14,7 @@ claimed by a process that died is taken again when its lease runs out.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from agent.centre import db as centre_db
 from agent.centre.alerts.model import Notification, NotificationStatus
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -88,7 +91,20 @@ class NotificationQueue:
                     "UPDATE notifications SET next_at = ? WHERE id = ?",
                     [(now + lease_s, r[0]) for r in rows],
                 )
-        return [self._row(r) for r in rows]
+        return self._readable(rows, now)
+
+    def _readable(self, rows: list[tuple[object, ...]], now: float) -> list[Notification]:
+        """The rows as notifications; one this release cannot read (an older build's shape,
+        a hand edit) is given up with the reason, not left to come back with its batch at
+        every claim, holding the others up for ever."""
+        out: list[Notification] = []
+        for row in rows:
+            try:
+                out.append(self._row(row))
+            except (ValueError, TypeError) as exc:
+                log.error("notification %s unreadable, given up: %s", row[0], exc)
+                self.failed(int(str(row[0])), f"unreadable: {str(exc)[:200]}", now)
+        return out
 
     def sent(self, nid: int, at: float) -> None:
         self._db.execute(
@@ -132,7 +148,13 @@ class NotificationQueue:
             "ORDER BY done_at DESC, id DESC LIMIT ?",
             (NotificationStatus.PENDING, limit),
         ).fetchall()
-        return [self._row(r) for r in rows]
+        return [n for n in (self._or_none(r) for r in rows) if n is not None]
+
+    def _or_none(self, row: tuple[object, ...]) -> Notification | None:
+        try:
+            return self._row(row)
+        except (ValueError, TypeError):
+            return None
 
     def close(self) -> None:
         self._db.close()
