@@ -276,6 +276,14 @@ def test_render_lists_the_group_in_the_readers_language_and_fits_telegram():
     assert "centre incidents ack down-t15:s000" in short.text and "more" not in short.text
 
 
+def test_a_site_name_with_a_line_break_still_makes_a_one_line_subject():
+    n = note("k", ChannelKind.EMAIL, "a@example.org")
+    a = n.alerts[0].model_copy(update={"site_name": "UBND xã\r\nBcc: x@evil"})
+    got = render_notification(n.model_copy(update={"alerts": (a,)}))
+    assert "\n" not in got.subject and "\r" not in got.subject
+    assert "UBND xã Bcc: x@evil" in got.subject
+
+
 def test_every_event_kind_and_severity_has_its_words_in_both_languages():
     ids = catalogue()
     names = [f"notify.event.{e.value}" for e in NotificationEvent]
@@ -329,6 +337,23 @@ def test_a_4xx_is_given_up_at_once_and_a_bad_row_does_not_stop_the_others(tmp_pa
     assert "HTTP 404" in errors["gone"] and "4xx" in errors["gone"]
     assert "cannot be used" in errors["bad-url"]
     assert "alerts.telegram.token" in errors["tg-no-token"]
+
+
+def test_a_token_or_password_in_a_url_never_reaches_the_stored_error(tmp_path, caplog):
+    q = NotificationQueue(tmp_path / "c.sqlite")
+    q.enqueue([
+        note("tg", ChannelKind.TELEGRAM, "42"),
+        note("hook", ChannelKind.WEBHOOK, "http://ops:s3cret-pw@127.0.0.1:9/hook"),
+    ])  # fmt: skip
+    tg = {"base_url": "http://127.0.0.1:9", "token": "123:AAsecret token"}  # a pasted space
+    worker = Delivery(settings(telegram=tg), tmp_path / "c.sqlite", clock=Clock())
+    worker.run_once(q)
+    stored = " ".join(
+        str(r[0]) for r in q._db.execute("SELECT last_error FROM notifications").fetchall()
+    )
+    said = stored + caplog.text
+    assert "AAsecret" not in said and "s3cret-pw" not in said, said
+    assert "127.0.0.1:9" in stored
 
 
 def test_an_unreachable_receiver_is_retried_until_max_attempts_then_failed(tmp_path):

@@ -185,6 +185,7 @@ def test_stats_by_district_and_site(centre: Path, capsys: pytest.CaptureFixture[
         (("incidents", "ack", "99"), "'99'"),
         (("alerts", "unsilence", "42"), " 42 "),
         (("alerts", "silence", "--site", "hb-ls-qt", "--for", "2x", "--reason", "x"), "'2x'"),
+        (("alerts", "silence", "--all", "--for", "9999999w", "--reason", "x"), "'9999999w'"),
         (("alerts", "silence", "--site", "hb-ls-qt", "--reason", "x"), "--for"),
         (("alerts", "silence", "--all", "--until", "2001-01-01 00:00", "--reason", "x"), "--until"),
         (("alerts", "silence", "--all", "--from", "tomorrow", "--for", "1h", "--reason", "x"),

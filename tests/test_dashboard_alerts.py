@@ -252,11 +252,12 @@ def test_the_backlog_and_the_last_failures_are_shown(web):  # noqa: F811
     assert "HTTP 500" in failure["error"]
 
 
-def test_a_row_this_release_cannot_read_is_a_clear_refusal_not_a_traceback(web):  # noqa: F811
+def test_a_row_this_release_cannot_read_is_left_out_not_a_traceback(web):  # noqa: F811
     fill(web.settings.db_path, site_down())
     db = sqlite3.connect(web.settings.db_path)
     with db:  # a kind a newer release knows
         db.execute("UPDATE alerts SET kind = 'solar_flare'")
     db.close()
     status, data, _ = operator(web).call("GET", "/api/alerts")
-    assert status == 500 and page_says(data) == "page_alerts.error.store"
+    # the rest of the page goes on: the one row is left out (and logged), not a 500
+    assert status == 200 and data["alerts"] == [] and data["count"] == 0, data

@@ -185,3 +185,11 @@ def test_the_printable_page_is_vietnamese_html():
     assert "<h1>Báo cáo phiên họp S1</h1>" in page
     assert "Giao ban" in page and "rớt cuộc gọi" in page and "vắng mặt" in page
     assert "$" not in page  # every field of the template filled
+
+
+def test_a_site_text_a_spreadsheet_would_run_as_a_formula_is_written_as_text():
+    from agent.centre.report.export import _cell  # noqa: PLC0415
+
+    assert _cell('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
+    assert [_cell(v) for v in ("+1", "-x", "@a", "\tb")] == ["'+1", "'-x", "'@a", "'\tb"]
+    assert [_cell(v) for v in ("UBND xã", 12, None, -3)] == ["UBND xã", 12, "", -3]

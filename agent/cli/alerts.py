@@ -29,6 +29,8 @@ from agent.messages import Message, Param, catalogue, message, render
 
 T = TypeVar("T")
 _BAD_INPUT = 2  # as argparse exits on a bad argument
+# Longer is a typo (9999999w): a time that far cannot be shown, and a silence is not for ever.
+_LONGEST_S = 400 * 86400
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
@@ -40,7 +42,7 @@ def duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != value:
         raise argparse.ArgumentTypeError(t("incidents.cli.bad_duration", text=repr(text)))
     seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
+    if seconds <= 0 or seconds > _LONGEST_S:
         raise argparse.ArgumentTypeError(t("incidents.cli.bad_duration", text=repr(text)))
     return seconds
 

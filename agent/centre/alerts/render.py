@@ -39,7 +39,17 @@ def _lang(n: Notification) -> Lang:
     return "en" if n.language == "en" else "vi"
 
 
+def _one_line(text: str) -> str:
+    """A subject is one header line: a site name from a site's own meta may hold a line
+    break, which the e-mail library refuses (the notification would be given up)."""
+    return " ".join(text.split())
+
+
 def _subject(n: Notification, lang: Lang, event: str, contact_name: str) -> str:
+    return _one_line(_subject_text(n, lang, event, contact_name))
+
+
+def _subject_text(n: Notification, lang: Lang, event: str, contact_name: str) -> str:
     alerts = n.alerts
     if n.event is NotificationEvent.TEST or not alerts:
         return say("notify.test_subject", lang, event=event, name=contact_name or n.contact_id)

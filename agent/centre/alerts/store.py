@@ -17,20 +17,24 @@ the page (each its own connection on the same file) serialise their writes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 import sqlite3
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.centre import db as centre_db
 from agent.centre.alerts.model import Alert, AlertKind, AlertState, Incident, Severity
 from agent.errors import ConfigError
 from agent.messages import Message, dump_message, load_message, message
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -202,6 +206,18 @@ def _reason(text: str) -> Message:
     return load_message(text) or message("incidents.unreadable_reason")
 
 
+def _readable(rows: Iterable[sqlite3.Row], parse: Callable[[sqlite3.Row], T]) -> list[T]:
+    """The rows this release can read; one it cannot (a newer release's kind or severity,
+    a hand edit) is logged and left out, never a reason for the engine or a page to stop."""
+    out: list[T] = []
+    for row in rows:
+        try:
+            out.append(parse(row))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("alerts: a row of the database left out, unreadable: %s", exc)
+    return out
+
+
 def _incident(row: sqlite3.Row) -> Incident:
     return Incident(
         id=row["id"],
@@ -253,28 +269,29 @@ class AlertStore:
             " ORDER BY a.fired_at, a.key",
             args,
         ).fetchall()
-        return [
-            Alert(
-                key=r["key"],
-                rule=r["rule"],
-                kind=AlertKind(r["kind"]),
-                severity=Severity(r["severity"]),
-                site_id=r["site_id"],
-                site_name=r["site_name"],
-                district=r["district"],
-                tier=r["tier"],
-                state=AlertState(r["state"]),
-                since=r["since"],
-                fired_at=r["fired_at"],
-                resolved_at=r["resolved_at"],
-                reason=_reason(r["reason"]),
-                session_id=r["session_id"],
-                acked_by=r["i_acked_by"],
-                acked_at=r["i_acked_at"],
-                escalated=bool(r["escalated"]),
-            )
-            for r in rows
-        ]
+        return _readable(rows, self._alert)
+
+    @staticmethod
+    def _alert(r: sqlite3.Row) -> Alert:
+        return Alert(
+            key=r["key"],
+            rule=r["rule"],
+            kind=AlertKind(r["kind"]),
+            severity=Severity(r["severity"]),
+            site_id=r["site_id"],
+            site_name=r["site_name"],
+            district=r["district"],
+            tier=r["tier"],
+            state=AlertState(r["state"]),
+            since=r["since"],
+            fired_at=r["fired_at"],
+            resolved_at=r["resolved_at"],
+            reason=_reason(r["reason"]),
+            session_id=r["session_id"],
+            acked_by=r["i_acked_by"],
+            acked_at=r["i_acked_at"],
+            escalated=bool(r["escalated"]),
+        )
 
     def firing(self) -> list[Alert]:
         """The alerts firing now, oldest first, with their incident's acknowledgement."""
@@ -399,7 +416,7 @@ class AlertStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self.db.execute(f"{sql} ORDER BY opened_at DESC, id DESC LIMIT ?", (*args, limit))
-        return [_incident(r) for r in rows]
+        return _readable(rows, _incident)
 
     @staticmethod
     def _where(
@@ -492,7 +509,7 @@ class AlertStore:
         rows = self.db.execute(
             "SELECT * FROM silences WHERE ends_at > ? ORDER BY starts_at, id", (at,)
         )
-        return [_silence(r) for r in rows]
+        return _readable(rows, _silence)
 
     def end_silence(self, silence_id: int, at: float) -> bool:
         """End a silence now (one still to come never starts). False: none in force or to

@@ -78,11 +78,21 @@ def rows(rep: Report, lang: Lang, tz: tzinfo | None = None) -> list[dict[str, An
     return out
 
 
+def _cell(value: object) -> object:
+    """A site's name or reason comes from the site: a text a spreadsheet would take for a
+    formula (=, +, -, @, tab, CR first) is written as text, with a leading apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def to_csv(rep: Report, lang: Lang, tz: tzinfo | None = None) -> bytes:
     """The whole report as one CSV, UTF-8 with a BOM (see above)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, COLUMNS, lineterminator="\r\n")
     w.writeheader()
     for row in rows(rep, lang, tz):
-        w.writerow({k: "" if v is None else v for k, v in row.items()})
+        w.writerow({k: _cell(v) for k, v in row.items()})
     return (BOM + buf.getvalue()).encode()

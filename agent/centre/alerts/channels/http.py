@@ -4,6 +4,7 @@ and no dependency for a site's or a centre's install to carry."""
 from __future__ import annotations
 
 import email.utils
+import http.client
 import time
 import urllib.error
 import urllib.request
@@ -52,7 +53,10 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> A
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked by check_url
         url, data=body, method="POST", headers={"Content-Type": "application/json", **headers}
     )
-    target = urlsplit(url).netloc
+    # Never the whole URL nor its netloc in a message: a Bot API URL holds the bot's token
+    # and a webhook's may hold a user:password; what is logged and shown is host and port.
+    parts = urlsplit(url)
+    target = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
             return Answer(resp.status, resp.read(_READ_LIMIT), None)
@@ -60,7 +64,9 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> A
         with exc:
             data = exc.read(_READ_LIMIT)
         return Answer(exc.code, data, _retry_after(exc.headers.get("Retry-After")))
-    except (OSError, ValueError) as exc:  # URLError, timeouts, refused, reset, bad reply
+    except http.client.InvalidURL:  # a space or line break in the URL (the token, a path)
+        raise bad_address("HTTP", target) from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, timeout
         raise network_fault(target, exc) from None
 
 
