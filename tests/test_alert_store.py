@@ -217,6 +217,17 @@ def test_prune_forgets_old_closed_incidents_and_keeps_open_ones(tmp_path: Path) 
         store.close()
 
 
+def test_incidents_since_a_moment_are_those_alive_since_then(store: AlertStore) -> None:
+    store.raised(alert("old", fired_at=T0 - 9000))
+    store.resolved("down-t15:old", T0 - 8000)  # over before: left out
+    store.raised(alert("night", fired_at=T0 - 3600))
+    store.resolved("down-t15:night", T0 + 600)  # repaired during the session: in
+    store.raised(alert("open", fired_at=T0 - 7200))  # still open: in
+    store.raised(alert("new", fired_at=T0 + 60))  # opened since: in
+    got = {i.site_id for i in store.incidents(since=T0)}
+    assert got == {"night", "open", "new"}
+
+
 def test_stats_per_district_site_and_tier_from_known_durations(store: AlertStore) -> None:
     # District hb-ls: ten incidents, acknowledged after 1..10 min, repaired after 10..100 min
     # (nearest-rank p90 of ten values: the ninth); one more still open and unacknowledged.

@@ -408,7 +408,7 @@ class AlertStore:
         tier: str | None = None,
         limit: int = 1000,
     ) -> list[Incident]:
-        """Newest first: opened at or after `since`, or still open whenever opened."""
+        """Newest first: alive at some moment since `since` (opened, closed or still open)."""
         where, args = self._where(since, site, district, tier)
         if open_only:
             where.append("closed_at IS NULL")
@@ -425,9 +425,10 @@ class AlertStore:
         where: list[str] = []
         args: list[Any] = []
         if since is not None:
-            # An incident still open is news whenever it opened.
-            where.append("(opened_at >= ? OR closed_at IS NULL)")
-            args.append(since)
+            # Any incident alive at some moment since then: opened since, still open, or
+            # closed since (opened the night before, repaired during the session).
+            where.append("(opened_at >= ? OR closed_at IS NULL OR closed_at >= ?)")
+            args += [since, since]
         for column, value in (("site_id", site), ("district", district), ("tier", tier)):
             if value is not None:
                 where.append(f"{column} = ?")
