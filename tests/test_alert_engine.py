@@ -235,6 +235,40 @@ def test_a_kill_half_way_through_recording_a_group_tells_nobody_twice(
     assert {a.key for a in w.alerts.firing()} == {"outbox:c1", "outbox:c2"}
 
 
+def test_a_kill_half_way_through_closing_a_group_tells_nobody_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = World(tmp_path, DOWN, window=0.0)
+    engine = w.engine()
+    w.offline("c1", "c2")
+    t0 = time.time()
+    engine.tick(t0)
+    w.online("c1", "c2")
+    real = AlertStore._resolve
+    calls: list[str] = []
+
+    def dies_on_the_second(self: AlertStore, key: str, at: float) -> int | None:
+        calls.append(key)
+        if len(calls) == 2:
+            raise Killed
+        return real(self, key, at)
+
+    monkeypatch.setattr(AlertStore, "_resolve", dies_on_the_second)
+    with pytest.raises(Killed):
+        engine.tick(t0 + 10)
+    monkeypatch.undo()
+    told = [(n.key, sorted(a.site_id for a in n.alerts)) for n in w.queued()
+            if n.event is NotificationEvent.RECOVERED]  # fmt: skip
+    assert [sites for _k, sites in told] == [["c1", "c2"]]
+    assert len(w.alerts.firing()) == 2  # nothing half-closed
+
+    w.engine().tick(t0 + 20)  # restarted
+    again = [(n.key, sorted(a.site_id for a in n.alerts)) for n in w.queued()
+             if n.event is NotificationEvent.RECOVERED]  # fmt: skip
+    assert again == told  # the same group, the same key: one message
+    assert w.alerts.firing() == []
+
+
 def test_the_engine_wakes_for_a_group_deadline_before_its_next_evaluation(tmp_path: Path) -> None:
     w = World(tmp_path, DOWN, window=3.0)
     engine = w.engine()

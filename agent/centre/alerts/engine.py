@@ -310,8 +310,8 @@ class AlertEngine:
                 back.setdefault((old.kind.value, old.district), []).append(gone)
         for group in back.values():
             result.queued += ctx.send(NotificationEvent.RECOVERED, group)
+        astore.resolved_all([key for key, _old in ended], now)
         for key, _old in ended:
-            astore.resolved(key, now)
             if key in told:
                 self._forget_told(key)
             result.recovered.append(key)

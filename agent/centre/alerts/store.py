@@ -350,15 +350,27 @@ class AlertStore:
     def resolved(self, key: str, at: float) -> Incident | None:
         """The alert of `key` recovered at `at`: its incident closed (None: none was open)."""
         with self._transaction():
-            self.db.execute(
-                "UPDATE alerts SET state = ?, resolved_at = ? WHERE key = ? AND state = ?",
-                (AlertState.RESOLVED.value, at, key, AlertState.FIRING.value),
-            )
-            row = self._open_incident(key)
-            if row is None:
-                return None
-            self.db.execute("UPDATE incidents SET closed_at = ? WHERE id = ?", (at, row["id"]))
-        return self.incident(row["id"])
+            closed = self._resolve(key, at)
+        return None if closed is None else self.incident(closed)
+
+    def resolved_all(self, keys: Sequence[str], at: float) -> None:
+        """Several alerts recovered at `at`, in one transaction: a group told as one
+        "recovered" is recorded whole or not at all (half of it, after a kill, would be
+        regrouped and told again under a new key)."""
+        with self._transaction():
+            for key in keys:
+                self._resolve(key, at)
+
+    def _resolve(self, key: str, at: float) -> int | None:
+        self.db.execute(
+            "UPDATE alerts SET state = ?, resolved_at = ? WHERE key = ? AND state = ?",
+            (AlertState.RESOLVED.value, at, key, AlertState.FIRING.value),
+        )
+        row = self._open_incident(key)
+        if row is None:
+            return None
+        self.db.execute("UPDATE incidents SET closed_at = ? WHERE id = ?", (at, row["id"]))
+        return int(row["id"])
 
     def escalate(self, key: str) -> None:
         """Mark the firing alert of `key` escalated (the next level was told), once."""
