@@ -45,7 +45,9 @@ def test_ready_watchdog_and_stopping(broker, tmp_path):
             assert states[0] == "READY=1"
             pings = [t for t, m in messages if m == "WATCHDOG=1"]
             assert len(pings) >= 2  # every ~1 s (half of WatchdogSec=2 s)
-            assert max(b - a for a, b in itertools.pairwise(pings)) < 1.5
+            # never a gap systemd would act on (WatchdogSec=2 s); they come every ~1 s, and a
+            # loaded CI machine has stretched one to 1.58 s
+            assert max(b - a for a, b in itertools.pairwise(pings)) < 2.0
 
             # A hung main loop (here: the whole process frozen) sends nothing more.
             proc.send_signal(signal.SIGSTOP)
