@@ -5,6 +5,7 @@ group window, reminder rounds and escalation are exact."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ from agent.centre.alerts import rules as rules_mod
 from agent.centre.alerts.contacts import ContactStore
 from agent.centre.alerts.engine import AlertEngine
 from agent.centre.alerts.model import (
-    Alert,
     AlertKind,
     Channel,
     ChannelKind,
@@ -172,6 +172,20 @@ class Killed(BaseException):
     """The process dying at that instruction."""
 
 
+def dies_on_the_second_call(real: Callable[..., Any]) -> Callable[..., Any]:
+    """`real`, but the process dies at its second call (the first has done its work)."""
+    calls = 0
+
+    def wrapped(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Killed
+        return real(*args)
+
+    return wrapped
+
+
 def test_a_kill_between_queueing_and_recording_loses_nothing_and_adds_no_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,16 +225,7 @@ def test_a_kill_half_way_through_recording_a_group_tells_nobody_twice(
     t0 = time.time()
     first = w.engine()
     first.tick(t0)
-    real = AlertStore.raised
-    calls: list[str] = []
-
-    def dies_on_the_second(self: AlertStore, alert: Alert) -> object:
-        calls.append(alert.key)
-        if len(calls) == 2:
-            raise Killed
-        return real(self, alert)
-
-    monkeypatch.setattr(AlertStore, "raised", dies_on_the_second)
+    monkeypatch.setattr(AlertStore, "raised", dies_on_the_second_call(AlertStore.raised))
     with pytest.raises(Killed):
         first.tick(t0 + 6)
     monkeypatch.undo()
@@ -244,16 +249,7 @@ def test_a_kill_half_way_through_closing_a_group_tells_nobody_twice(
     t0 = time.time()
     engine.tick(t0)
     w.online("c1", "c2")
-    real = AlertStore._resolve
-    calls: list[str] = []
-
-    def dies_on_the_second(self: AlertStore, key: str, at: float) -> int | None:
-        calls.append(key)
-        if len(calls) == 2:
-            raise Killed
-        return real(self, key, at)
-
-    monkeypatch.setattr(AlertStore, "_resolve", dies_on_the_second)
+    monkeypatch.setattr(AlertStore, "_resolve", dies_on_the_second_call(AlertStore._resolve))
     with pytest.raises(Killed):
         engine.tick(t0 + 10)
     monkeypatch.undo()

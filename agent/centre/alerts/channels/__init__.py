@@ -15,7 +15,8 @@ import urllib.error
 from agent.errors import AgentError
 from agent.messages import Message, message
 
-_DETAIL_CHARS = 200
+# A receiver's error text can be long or hostile: keep what a log line and a CLI need.
+DETAIL_CHARS = 200
 
 
 class DeliveryError(AgentError):
@@ -67,7 +68,7 @@ def network_fault(target: str, exc: BaseException) -> RetryLater:
         (ssl.SSLError, message("notify.error.net.tls")),
     )
     fault = next((said for kind, said in kinds if isinstance(cause, kind)), None)
-    error: str | Message = fault if fault is not None else str(exc)[:_DETAIL_CHARS]
+    error: str | Message = fault if fault is not None else str(exc)[:DETAIL_CHARS]
     return RetryLater(
         message("notify.error.unreachable", target=target, error=error),
         message("notify.error.unreachable_hint"),

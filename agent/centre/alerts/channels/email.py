@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from agent.centre.alerts.channels import (
+    DETAIL_CHARS,
     GiveUp,
     RetryLater,
     bad_address,
@@ -31,7 +32,7 @@ def message_id(key: str) -> str:
 
 def _refused(code: int, detail: object) -> GiveUp | RetryLater:
     text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
-    msg = message("notify.error.smtp", code=code, detail=text[:200])
+    msg = message("notify.error.smtp", code=code, detail=text[:DETAIL_CHARS])
     if 400 <= code < 500:  # SMTP's "try again later"
         return RetryLater(msg, message("notify.error.unreachable_hint"))
     return GiveUp(msg, message("notify.error.smtp_hint"))

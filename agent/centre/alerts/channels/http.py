@@ -12,11 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from agent.centre.alerts.channels import GiveUp, RetryLater, bad_address, network_fault
+from agent.centre.alerts.channels import (
+    DETAIL_CHARS,
+    GiveUp,
+    RetryLater,
+    bad_address,
+    network_fault,
+)
 from agent.messages import message
 
-# A receiver's error page can be large or hostile: keep what a log line and a CLI need.
-_DETAIL_CHARS = 200
 _READ_LIMIT = 64 * 1024
 
 
@@ -74,7 +78,7 @@ def judge(channel: str, answer: Answer, detail: str = "") -> None:
     """2xx: taken. 408, 429 and 5xx: RetryLater. Anything else: GiveUp."""
     if 200 <= answer.status < 300:
         return
-    detail = (detail or answer.body.decode("utf-8", "replace"))[:_DETAIL_CHARS]
+    detail = (detail or answer.body.decode("utf-8", "replace"))[:DETAIL_CHARS]
     msg = message("notify.error.http_status", channel=channel, status=answer.status, detail=detail)
     hint = message("notify.error.http_status_hint")
     if answer.status in (408, 429) or answer.status >= 500:

@@ -10,7 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent.centre.alerts.channels import GiveUp, RetryLater, bad_address, not_configured
+from agent.centre.alerts.channels import (
+    DETAIL_CHARS,
+    GiveUp,
+    RetryLater,
+    bad_address,
+    not_configured,
+)
 from agent.centre.alerts.channels.http import check_url, judge, post
 from agent.centre.alerts.model import Notification
 from agent.centre.alerts.render import Rendered
@@ -60,6 +66,8 @@ class TelegramChannel:
         judge("telegram", answer, detail)
         if reply.get("ok") is not True:
             raise RetryLater(
-                message("notify.error.telegram", detail=detail or answer.body[:200].decode()),
+                message(
+                    "notify.error.telegram", detail=detail or answer.body[:DETAIL_CHARS].decode()
+                ),
                 message("notify.error.unreachable_hint"),
             )
