@@ -148,13 +148,7 @@ class NotificationQueue:
             "ORDER BY done_at DESC, id DESC LIMIT ?",
             (NotificationStatus.PENDING, limit),
         ).fetchall()
-        return [n for n in (self._or_none(r) for r in rows) if n is not None]
-
-    def _or_none(self, row: tuple[object, ...]) -> Notification | None:
-        try:
-            return self._row(row)
-        except (ValueError, TypeError):
-            return None
+        return centre_db.readable(rows, self._row, "notifications")
 
     def close(self) -> None:
         self._db.close()

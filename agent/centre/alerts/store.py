@@ -17,24 +17,20 @@ the page (each its own connection on the same file) serialise their writes.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import re
 import sqlite3
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from agent.centre import db as centre_db
 from agent.centre.alerts.model import Alert, AlertKind, AlertState, Incident, Severity
 from agent.errors import ConfigError
 from agent.messages import Message, dump_message, load_message, message
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -206,18 +202,6 @@ def _reason(text: str) -> Message:
     return load_message(text) or message("incidents.unreadable_reason")
 
 
-def _readable(rows: Iterable[sqlite3.Row], parse: Callable[[sqlite3.Row], T]) -> list[T]:
-    """The rows this release can read; one it cannot (a newer release's kind or severity,
-    a hand edit) is logged and left out, never a reason for the engine or a page to stop."""
-    out: list[T] = []
-    for row in rows:
-        try:
-            out.append(parse(row))
-        except (ValueError, TypeError, KeyError) as exc:
-            log.warning("alerts: a row of the database left out, unreadable: %s", exc)
-    return out
-
-
 def _incident(row: sqlite3.Row) -> Incident:
     return Incident(
         id=row["id"],
@@ -269,7 +253,7 @@ class AlertStore:
             " ORDER BY a.fired_at, a.key",
             args,
         ).fetchall()
-        return _readable(rows, self._alert)
+        return centre_db.readable(rows, self._alert, "alerts")
 
     @staticmethod
     def _alert(r: sqlite3.Row) -> Alert:
@@ -428,7 +412,7 @@ class AlertStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self.db.execute(f"{sql} ORDER BY opened_at DESC, id DESC LIMIT ?", (*args, limit))
-        return _readable(rows, _incident)
+        return centre_db.readable(rows, _incident, "alerts")
 
     @staticmethod
     def _where(
@@ -522,7 +506,7 @@ class AlertStore:
         rows = self.db.execute(
             "SELECT * FROM silences WHERE ends_at > ? ORDER BY starts_at, id", (at,)
         )
-        return _readable(rows, _silence)
+        return centre_db.readable(rows, _silence, "alerts")
 
     def end_silence(self, silence_id: int, at: float) -> bool:
         """End a silence now (one still to come never starts). False: none in force or to
