@@ -16,6 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from agent.centre.store.base import Database
 from agent.i18n import t
 
 _SCHEMA = """
@@ -73,7 +74,7 @@ def forget(db: sqlite3.Connection, instance: str) -> None:
     db.execute("DELETE FROM centre_link WHERE instance = ?", (instance,))
 
 
-def read(db: sqlite3.Connection, now: float) -> CentreLink:
+def read(db: sqlite3.Connection | Database, now: float) -> CentreLink:
     """The centre's link: up while any live instance hears the broker; else down since the
     last of them lost it, conditions frozen at the latest moment any of them still heard."""
     try:
