@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from agent.centre import fleet, seqs
-from agent.centre.store.base import Database, Migration, migrate, open_database
+from agent.centre.store.base import Database, Migration, open_part
 from agent.contract.payloads import (
     AttendancePayload,
     AvailabilityPayload,
@@ -44,7 +44,7 @@ from agent.schedule.model import SchedulePayload
 # the figures alone, republished every minute, do not.
 _LIVE_KEYS = ("session_id", "verdict", "since", "reason", "reason_msg", "hint", "hint_msg")
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
     site_id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', tier TEXT NOT NULL DEFAULT 'commune',
     parent TEXT, expected INTEGER, agent_version TEXT, check_interval_s REAL, heartbeat_s REAL,
@@ -137,7 +137,7 @@ def _v2_added_columns(db: Database) -> None:
                 db.execute(_BACKFILL[table, name])
 
 
-# The fleet store's schema: _SCHEMA is version 1, each step here the next version.
+# The fleet store's schema: SCHEMA is version 1, each step here the next version.
 MIGRATIONS: list[Migration] = [_v2_added_columns]
 # The interval a site is judged by (fleet.silent_window, in SQL for the periodic scan):
 # the heartbeat its meta promises, else its check interval capped by the centre's default.
@@ -272,14 +272,9 @@ class Store:
         # One opening for every table of the centre's database: agent/centre/db.py says why
         # (explicit transactions, WAL, FULL: a commit is on disk before the centre
         # acknowledges its reports to the broker, which then lets the sites delete them).
-        self.db = open_database(where)
-        try:
-            # In one write transaction: two processes opening an older database at once
-            # (ingest, `centre status`, a second centre) apply each step once.
-            migrate(self.db, "fleet", _SCHEMA, MIGRATIONS)
-        except BaseException:
-            self.db.close()
-            raise
+        # Migrated in one write transaction: two processes opening an older database at
+        # once (ingest, `centre status`, a second centre) apply each step once.
+        self.db = open_part(where, "fleet", SCHEMA, MIGRATIONS)
 
     def close(self) -> None:
         self.db.close()

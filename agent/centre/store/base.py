@@ -20,6 +20,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent.errors import AgentError
+from agent.messages import message
+
 Params = Sequence[Any] | Mapping[str, Any]
 
 
@@ -40,6 +43,8 @@ class Database(ABC):
     engine: str  # "sqlite" or "postgresql"
     # Put before a column to keep the planner off its index (SQLite: unary plus).
     unindexed: str = ""
+    # Appended to a SELECT to read a table in the order its rows were stored.
+    insertion_order: str = ""
 
     @abstractmethod
     def execute(self, sql: str, params: Params = ()) -> Cursor: ...
@@ -66,6 +71,9 @@ class Database(ABC):
     def columns(self, table: str) -> set[str]: ...
 
     @abstractmethod
+    def tables(self) -> set[str]: ...
+
+    @abstractmethod
     def ddl(self, statement: str) -> str:
         """A schema statement in this engine's types."""
 
@@ -79,6 +87,10 @@ class Database(ABC):
         for statement in schema.split(";"):
             if statement.strip():
                 self.execute(self.ddl(statement))
+
+    @abstractmethod
+    def after_copy(self, table: str) -> None:
+        """After rows were copied in with their ids: numbering goes on after the last."""
 
     def add_column(self, table: str, name: str, kind: str) -> bool:
         """Add a column unless the table has it (a database made before the versioned
@@ -98,14 +110,15 @@ def migrate(db: Database, part: str, schema: str, migrations: Sequence[Migration
     """Bring `part` to its newest version: `schema` is version 1 (CREATE ... IF NOT EXISTS,
     so a database made before versions existed keeps its tables), `migrations[i]` takes it
     from version i+1 to i+2. The version reached."""
+    newest = len(migrations) + 1
+    if _version(db, part) == newest:
+        return newest  # the usual open: a read, no write transaction
     with db.transaction():
         db.execute(_VERSIONS)
-        found = db.row("SELECT version FROM schema_version WHERE part = ?", (part,))
-        version = int(found["version"]) if found else 0
+        version = _version(db, part)
         if version == 0:
             db.create(schema)
             version = 1
-        newest = len(migrations) + 1
         if version > newest:
             raise SchemaTooNew(part, version, newest)
         for step in migrations[version - 1 :]:
@@ -118,11 +131,27 @@ def migrate(db: Database, part: str, schema: str, migrations: Sequence[Migration
     return newest
 
 
-class SchemaTooNew(RuntimeError):
-    """The database was migrated by a newer edge-agent than this one."""
+def _version(db: Database, part: str) -> int:
+    """A part's schema version; 0 before it has one (or before any part has)."""
+    if not db.columns("schema_version"):
+        return 0
+    found = db.row("SELECT version FROM schema_version WHERE part = ?", (part,))
+    return int(found["version"]) if found else 0
+
+
+class StoreError(AgentError):
+    """The centre's database cannot be opened or written as asked."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer edge-agent than this one: writing it with older
+    columns would lose what the newer one keeps."""
 
     def __init__(self, part: str, version: int, newest: int) -> None:
-        super().__init__(f"{part}: schema version {version}, this edge-agent knows up to {newest}")
+        super().__init__(
+            message("store.error.too_new", part=part, version=version, newest=newest),
+            message("store.hint.too_new"),
+        )
         self.part, self.version, self.newest = part, version, newest
 
 
@@ -135,6 +164,19 @@ def open_database(where: Path | str) -> Database:
     from agent.centre.store.sqlite import SQLite  # noqa: PLC0415 - it imports this module
 
     return SQLite(Path(where))
+
+
+def open_part(
+    where: Path | str, part: str, schema: str, migrations: Sequence[Migration] = ()
+) -> Database:
+    """The database at `where`, with `part`'s tables brought to their newest version."""
+    db = open_database(where)
+    try:
+        migrate(db, part, schema, migrations)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 _WORD = re.compile(r"\b(REAL|INTEGER)\b")

@@ -18,6 +18,7 @@ from agent.centre.store.base import Cursor, Database, Params
 class SQLite(Database):
     engine = "sqlite"
     unindexed = "+"
+    insertion_order = " ORDER BY rowid"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -48,8 +49,17 @@ class SQLite(Database):
     def close(self) -> None:
         self.conn.close()
 
+    def tables(self) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+        return {r[0] for r in rows}
+
     def columns(self, table: str) -> set[str]:
         return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+
+    def after_copy(self, table: str) -> None:
+        return None  # an INTEGER PRIMARY KEY goes on from the largest id by itself
 
     def ddl(self, statement: str) -> str:
         return statement
