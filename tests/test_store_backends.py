@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from agent.centre import link
 from agent.centre.alerts.model import Alert, AlertKind, Severity
 from agent.centre.alerts.store import AlertStore
 from agent.centre.store import Incoming, RosterEntry, Store
 from agent.centre.store.base import SchemaTooNew, StoreError, open_database
 from agent.centre.web.accounts import AccountError, Accounts, DisplayExists, Role
+from agent.centre.web.commands import Log
 from agent.cli import main
 from agent.contract.payloads import PAYLOADS, Envelope
 from agent.messages import message
@@ -291,3 +293,38 @@ def test_any_centre_process_serves_any_operator_and_display(store_location):
     finally:
         one.close()
         two.close()
+
+
+def test_the_page_command_log_is_shared_by_centre_processes(store_location):
+    one, two = Log(store_location), Log(store_location)
+    try:
+        base = {"command_id": "cmd-1", "operator": "anh", "action": "identify", "reason": ""}
+        for site in ("s1", "s2"):
+            one.add(base | {"at": 1.0, "site_id": site, "status": "sent", "deadline": 61.0})
+        two.add(base | {"at": 2.0, "site_id": "s1", "status": "succeeded"})
+        sent = two.sent("cmd-1")
+        assert sent is not None and sent.request.sites == ("s1", "s2")
+        assert [s.request.command_id for s in two.waiting()] == ["cmd-1"]  # s2 has not answered
+        assert [r["status"] for r in one.recent("s1")] == ["succeeded", "sent"]
+        assert one.sent("other") is None
+    finally:
+        one.close()
+        two.close()
+
+
+def test_the_centres_broker_link_is_read_from_every_process_row(store_location):
+    store = Store(store_location)
+    assert link.read(store.db, 100.0) == link.NOT_RUNNING  # no serve has run yet
+    a, b = link.open_link(store_location), link.open_link(store_location)
+    try:
+        link.record(a, "a", up=True, since=10.0, judged_at=None, now=100.0)
+        link.record(b, "b", up=False, since=50.0, judged_at=40.0, now=100.0)
+        link.record(b, "b", up=False, since=50.0, judged_at=45.0, now=101.0)  # one row each
+        assert link.read(store.db, 101.0) == link.CentreLink("up", 10.0, None)
+        link.forget(a, "a")
+        assert link.read(store.db, 101.0) == link.CentreLink("down", 50.0, 45.0)
+        assert link.read(store.db, 101.0 + link.STALE_S + 1) == link.NOT_RUNNING
+    finally:
+        a.close()
+        b.close()
+        store.close()

@@ -41,6 +41,7 @@ class Database(ABC):
     """One connection to the centre's database."""
 
     engine: str  # "sqlite" or "postgresql"
+    error: type[Exception]  # what the driver raises (sqlite3.Error, psycopg.Error)
     # Put before a column to keep the planner off its index (SQLite: unary plus).
     unindexed: str = ""
     # Appended to a SELECT to read a table in the order its rows were stored.

@@ -40,6 +40,7 @@ def _marks(sql: str) -> str:
 
 class PostgreSQL(Database):
     engine = "postgresql"
+    error = psycopg.Error
 
     def __init__(self, url: str) -> None:
         self.url = url

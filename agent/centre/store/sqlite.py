@@ -17,6 +17,7 @@ from agent.centre.store.base import Cursor, Database, Params
 
 class SQLite(Database):
     engine = "sqlite"
+    error = sqlite3.Error
     unindexed = "+"
     insertion_order = " ORDER BY rowid"
 
