@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.serial",
     "tests.fixtures.sysfs",
     "tests.fixtures.browser",
+    "tests.fixtures.postgres",
 ]
 
 

@@ -220,8 +220,8 @@ def settings(**sections: dict[str, Any]) -> AlertsSettings:
     return AlertsSettings.model_validate(base | sections)
 
 
-def test_queue_keeps_one_row_per_key_claims_due_rows_and_survives_a_reopen(tmp_path):
-    db = tmp_path / "centre.sqlite"
+def test_queue_keeps_one_row_per_key_claims_due_rows_and_survives_a_reopen(store_location):
+    db = store_location  # an SQLite file, then a PostgreSQL database
     q = NotificationQueue(db)
     items = [note(f"k{i}", ChannelKind.WEBHOOK, "http://127.0.0.1:1/") for i in range(3)]
     assert q.enqueue(items) == 3

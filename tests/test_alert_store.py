@@ -5,7 +5,6 @@ time-to-repair figures come out of known durations."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -49,8 +48,8 @@ def alert(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> AlertStore:
-    s = AlertStore(tmp_path / "centre.sqlite")
+def store(store_location: Path | str) -> AlertStore:
+    s = AlertStore(store_location)  # an SQLite file, then a PostgreSQL database
     yield s  # type: ignore[misc]
     s.close()
 
@@ -192,8 +191,10 @@ def test_a_silence_without_a_window_or_a_target_is_refused(store: AlertStore) ->
     assert store.silences(T0) == []
 
 
-def test_prune_forgets_old_closed_incidents_and_keeps_open_ones(tmp_path: Path) -> None:
-    path = tmp_path / "centre.sqlite"
+def test_prune_forgets_old_closed_incidents_and_keeps_open_ones(
+    store_location: Path | str,
+) -> None:
+    path = store_location
     store = AlertStore(path)
     try:
         store.raised(alert("old-closed"))
@@ -212,7 +213,7 @@ def test_prune_forgets_old_closed_incidents_and_keeps_open_ones(tmp_path: Path) 
         assert sorted(i.site_id for i in store.incidents()) == ["new", "old-open"]
         assert store.alert("down-t15:old-closed") is None
         assert store.alert("down-t15:new") is not None
-        assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM silences").fetchone() == (0,)
+        assert store.db.execute("SELECT COUNT(*) FROM silences").fetchone()[0] == 0
     finally:
         store.close()
 
@@ -258,9 +259,10 @@ def test_stats_per_district_site_and_tier_from_known_durations(store: AlertStore
     assert (tier.group, tier.incidents, tier.open) == ("commune", 12, 1)
 
 
-def test_two_connections_raising_at_once_open_one_incident(tmp_path: Path) -> None:
-    # The engine and a second centre process on one file: BEGIN IMMEDIATE serialises them.
-    path = tmp_path / "centre.sqlite"
+def test_two_connections_raising_at_once_open_one_incident(store_location: Path | str) -> None:
+    # The engine and a second centre process on one store: BEGIN IMMEDIATE (PostgreSQL: the
+    # write lock) serialises them.
+    path = store_location
     AlertStore(path).close()
     errors: list[BaseException] = []
 

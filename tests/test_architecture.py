@@ -73,6 +73,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "argon2": {"centre.web"},
     "prometheus_client": {"centre.web"},
     "weasyprint": {"centre.report.document"},
+    "psycopg": {"centre.store.postgres"},
 }
 
 

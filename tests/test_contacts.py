@@ -34,8 +34,8 @@ def tech(cid: str = "tech-ls", **extra: Any) -> Contact:
 # ---- the table --------------------------------------------------------------------------
 
 
-def test_put_get_list_remove_across_connections(tmp_path: Path) -> None:
-    db = tmp_path / "centre.sqlite"
+def test_put_get_list_remove_across_connections(store_location: Path | str) -> None:
+    db = store_location  # an SQLite file, then a PostgreSQL database
     store = ContactStore(db)
     store.put(tech())
     store.put(tech("desk", level=2, districts=[], quiet=QuietHours(start=22, end=6)))

@@ -145,10 +145,10 @@ def test_accounts_hash_passwords_and_keep_only_token_digests(tmp_path):
     assert not accounts.remove("anh")
 
 
-def test_accounts_refuse_bad_names_short_passwords_and_duplicates(tmp_path):
+def test_accounts_refuse_bad_names_short_passwords_and_duplicates(store_location):
     from agent.centre.web.accounts import AccountError  # noqa: PLC0415
 
-    accounts = Accounts(tmp_path / "c.sqlite")
+    accounts = Accounts(store_location)  # an SQLite file, then a PostgreSQL database
     with pytest.raises(AccountError, match="user name"):
         accounts.add("a b", PASSWORD, Role.VIEWER)
     with pytest.raises(AccountError, match="at least 8"):
@@ -158,8 +158,8 @@ def test_accounts_refuse_bad_names_short_passwords_and_duplicates(tmp_path):
         accounts.add("ab", PASSWORD, Role.OPERATOR)
 
 
-def test_sessions_expire(tmp_path):
-    accounts = Accounts(tmp_path / "c.sqlite")
+def test_sessions_expire(store_location):
+    accounts = Accounts(store_location)
     accounts.add("anh", PASSWORD, Role.VIEWER)
     token, _ = accounts.open_session("anh", 0.2)
     assert accounts.session(token) is not None

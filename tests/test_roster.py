@@ -240,6 +240,7 @@ def test_an_older_database_gets_the_roster_and_each_sites_since_from_its_events(
     store.close()
     db = sqlite3.connect(path)  # back to the release before: no roster, no cond_since
     db.execute("DROP TABLE roster")
+    db.execute("DROP TABLE schema_version")  # nor a versioned schema
     db.execute("ALTER TABLE sites DROP COLUMN cond_since")
     db.commit()
     db.close()

@@ -12,13 +12,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def connect(
@@ -54,15 +52,3 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         rollback(db)
         raise
-
-
-def readable(rows: Iterable[Any], parse: Callable[[Any], T], what: str) -> list[T]:
-    """The rows this release can read; one it cannot (a newer release's kind, a hand edit) is
-    logged and left out, never a reason for a loop or a page to stop."""
-    out: list[T] = []
-    for row in rows:
-        try:
-            out.append(parse(row))
-        except (ValueError, TypeError, KeyError) as exc:
-            log.warning("%s: a row of the database left out, unreadable: %s", what, exc)
-    return out

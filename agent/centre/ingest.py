@@ -197,9 +197,7 @@ class Ingest:
         self.instance = instance
         # The link's own connection: recorded by the writer thread, never the listener's
         # (which must not wait on the database while it keeps the broker's keepalive).
-        self._link_db = sqlite3.connect(
-            settings.db_path, timeout=30, isolation_level=None, check_same_thread=False
-        )
+        self._link_db = link.open_link(settings.db_path)
         self._link: tuple[bool, float] = (True, time.time())  # (up, since)
         self._frozen_at: float | None = None
         self._settle_until = 0.0

@@ -12,10 +12,11 @@ centre stopped hearing the broker, not because the site stopped talking.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+from agent.centre.store.base import Database, open_part
 from agent.i18n import t
 
 _SCHEMA = """
@@ -48,12 +49,13 @@ class CentreLink:
 NOT_RUNNING = CentreLink("down", None)
 
 
-def ensure(db: sqlite3.Connection) -> None:
-    db.execute(_SCHEMA)
+def open_link(location: Path | str) -> Database:
+    """The link's own connection to the store (SQLite file or PostgreSQL URL)."""
+    return open_part(location, "centre_link", _SCHEMA)
 
 
 def record(
-    db: sqlite3.Connection,
+    db: Database,
     instance: str,
     *,
     up: bool,
@@ -61,30 +63,27 @@ def record(
     judged_at: float | None,
     now: float,
 ) -> None:
-    ensure(db)
     db.execute(
-        "INSERT OR REPLACE INTO centre_link VALUES (?,?,?,?,?)",
+        "INSERT INTO centre_link VALUES (?,?,?,?,?) ON CONFLICT (instance) DO UPDATE SET"
+        " broker = excluded.broker, since = excluded.since, judged_at = excluded.judged_at,"
+        " updated = excluded.updated",
         (instance, "up" if up else "down", since, judged_at, now),
     )
 
 
-def forget(db: sqlite3.Connection, instance: str) -> None:
-    ensure(db)
+def forget(db: Database, instance: str) -> None:
     db.execute("DELETE FROM centre_link WHERE instance = ?", (instance,))
 
 
-def read(db: sqlite3.Connection, now: float) -> CentreLink:
+def read(db: Database, now: float) -> CentreLink:
     """The centre's link: up while any live instance hears the broker; else down since the
     last of them lost it, conditions frozen at the latest moment any of them still heard."""
-    try:
-        rows = db.execute(
-            "SELECT broker, since, judged_at FROM centre_link WHERE updated >= ?",
-            (now - STALE_S,),
-        ).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return NOT_RUNNING  # no serve has run on this database yet
-        raise
+    if not db.columns("centre_link"):
+        return NOT_RUNNING  # no serve has run on this database yet
+    rows = db.execute(
+        "SELECT broker, since, judged_at FROM centre_link WHERE updated >= ?",
+        (now - STALE_S,),
+    ).fetchall()
     if not rows:
         return NOT_RUNNING
     up = [r for r in rows if r[0] == "up"]

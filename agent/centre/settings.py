@@ -8,13 +8,14 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from agent.centre.alerts.settings import AlertsSettings
 from agent.config import BrokerSettings, FileSettings, load_file_settings
 from agent.errors import ConfigError
 from agent.messages import message
+from agent.validation import Invalid
 
 DEFAULT_CENTRE_CONFIG = Path("/etc/edge-agent/centre.toml")
 ENV_CENTRE_CONFIG = "EDGE_AGENT_CENTRE_CONFIG"
@@ -48,6 +49,13 @@ class CentreSettings(FileSettings):
     db_path: Path = Field(
         Path("/var/lib/edge-agent-centre/centre.sqlite"),
         description="The fleet database (SQLite, WAL).",
+    )
+    db_url: str = Field(
+        "",
+        pattern=r"^(postgresql://.*)?$",
+        description="The store on PostgreSQL instead (postgresql://USER@HOST/DB, or "
+        "postgresql:///DB?host=/run/postgresql): several centre processes or hosts share it; "
+        "empty: the SQLite file db_path. One of the two.",
     )
     report_interval_s: float = Field(
         60.0,
@@ -110,6 +118,17 @@ class CentreSettings(FileSettings):
         description="Reverse proxies (addresses or networks) whose X-Forwarded-For and "
         "X-Forwarded-Proto the dashboard believes; empty: nobody's.",
     )
+
+    @model_validator(mode="after")
+    def _one_store(self) -> CentreSettings:
+        if self.db_url and "db_path" in self.model_fields_set:
+            raise Invalid(message("centre.settings.one_store"))
+        return self
+
+    @property
+    def store_location(self) -> Path | str:
+        """Where the store is: the PostgreSQL URL when given, else the SQLite file."""
+        return self.db_url or self.db_path
 
     @field_validator("web_trusted_proxies")
     @classmethod

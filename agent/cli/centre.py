@@ -17,6 +17,7 @@ _CENTRE_MODULES = (
     "agent.cli.contacts",
     "agent.cli.alerts",
     "agent.cli.brokers",
+    "agent.cli.store",
 )
 
 

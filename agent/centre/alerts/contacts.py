@@ -16,7 +16,6 @@ import csv
 import io
 import logging
 import re
-import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,9 +24,9 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from agent.centre import db as centre_db
 from agent.centre.alerts.model import Channel, ChannelKind, Contact, QuietHours
 from agent.centre.fleet import TIER_ORDER
+from agent.centre.store.base import open_part
 from agent.errors import AgentError
 from agent.messages import Message, message
 from agent.validation import pydantic_problem
@@ -268,14 +267,15 @@ def _load(contact_id: str, data: str) -> Contact | None:
 class ContactStore:
     """The `contacts` table of the centre's database: one connection, one thread."""
 
-    def __init__(self, db_path: Path) -> None:
-        self.db = centre_db.connect(db_path, _SCHEMA)
+    def __init__(self, db_path: Path | str) -> None:
+        """`db_path`: the SQLite file or a PostgreSQL URL (settings.store_location)."""
+        self.db = open_part(db_path, "contacts", _SCHEMA)
 
     def close(self) -> None:
         self.db.close()
 
-    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return centre_db.transaction(self.db)
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
+        return self.db.transaction()
 
     def put(self, contact: Contact) -> None:
         """Insert, or replace the contact of the same id."""
@@ -297,7 +297,8 @@ class ContactStore:
                 else:
                     replaced += 1
                 self.db.execute(
-                    "INSERT OR REPLACE INTO contacts (id, data, updated_at) VALUES (?, ?, ?)",
+                    "INSERT INTO contacts (id, data, updated_at) VALUES (?, ?, ?) ON CONFLICT"
+                    " (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
                     (contact.id, contact.model_dump_json(), now),
                 )
         return added, replaced

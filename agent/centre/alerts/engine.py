@@ -33,12 +33,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from agent.centre import db as centre_db
 from agent.centre.alerts.contacts import ContactStore
 from agent.centre.alerts.facts import read_facts
 from agent.centre.alerts.model import (
@@ -56,6 +55,7 @@ from agent.centre.alerts.rules import RuleMemory, evaluate
 from agent.centre.alerts.store import AlertStore
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Store
+from agent.centre.store.base import Database, open_part
 from agent.messages import dump_message
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,18 @@ CREATE TABLE IF NOT EXISTS alert_told (
     level INTEGER NOT NULL DEFAULT 1
 );
 """
+
+
+def engine_tables(location: Path | str) -> Database:
+    """The engine's own tables (hold timers, who was told), brought up to date."""
+    return open_part(location, "alert_engine", _SCHEMA)
+
+
+@contextlib.contextmanager
+def _yielding(db: Database) -> Iterator[Database]:
+    """A write transaction on `db`, handing `db` to the block."""
+    with db.transaction():
+        yield db
 
 
 def leader_lock_path(db_path: Path) -> Path:
@@ -154,7 +166,7 @@ class AlertEngine:
         self._pending: list[_Group] = []
         self._reminded: dict[tuple[float, str], int] = {}  # (anchor, rule) -> last round
         self._conns: tuple[Store, AlertStore, ContactStore, NotificationQueue] | None = None
-        self._db: sqlite3.Connection | None = None
+        self._db: Database | None = None
         self.ticks = 0
         self.errors = 0
 
@@ -165,7 +177,7 @@ class AlertEngine:
             path = self.db_path
             self._conns = (Store(path), AlertStore(path), ContactStore(path),
                            NotificationQueue(path))  # fmt: skip
-            self._db = centre_db.connect(path, _SCHEMA)
+            self._db = engine_tables(path)
         return self._conns
 
     def close(self) -> None:
@@ -182,12 +194,12 @@ class AlertEngine:
             self._lock_fd = None
 
     @property
-    def _sql(self) -> sqlite3.Connection:
+    def _sql(self) -> Database:
         assert self._db is not None  # _open first
         return self._db
 
-    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return centre_db.transaction(self._sql)
+    def _tx(self) -> contextlib.AbstractContextManager[Database]:
+        return _yielding(self._sql)
 
     def _load_memory(self) -> RuleMemory:
         rows = self._sql.execute("SELECT key, since FROM alert_holds").fetchall()
@@ -208,8 +220,9 @@ class AlertEngine:
     def _mark_told(self, alerts: Sequence[Alert], anchor: float, level: int = 1) -> None:
         with self._tx() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO alert_told (key, fired_at, anchor, level)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO alert_told (key, fired_at, anchor, level) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET fired_at = excluded.fired_at,"
+                " anchor = excluded.anchor, level = excluded.level",
                 [(a.key, _fired(a), anchor, level) for a in alerts],
             )
 

@@ -1,4 +1,5 @@
-"""The durable notification queue: table `notifications` in the centre's SQLite database.
+"""The durable notification queue: table `notifications` in the centre's database (SQLite
+or PostgreSQL, docs/store.md).
 
 A notification is committed here before any attempt to send it, and marked sent only after
 its channel took it, so a kill -9 of the centre loses none: at worst the one in flight is
@@ -15,13 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.centre import db as centre_db
 from agent.centre.alerts.model import Notification, NotificationStatus
+from agent.centre.store.base import open_part, readable
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +42,25 @@ _COLUMNS = "id, body, status, attempts, next_at, last_error, sent_at"
 class NotificationQueue:
     """One connection (one thread); open one per thread on the same database file."""
 
-    def __init__(self, db_path: Path) -> None:
-        self._db = centre_db.connect(db_path, _SCHEMA)
+    def __init__(self, db_path: Path | str) -> None:
+        """`db_path`: the SQLite file or a PostgreSQL URL (settings.store_location)."""
+        self._db = open_part(db_path, "notifications", _SCHEMA)
 
-    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        # IMMEDIATE: a claim reads and writes in one step, never two workers on one row.
-        return centre_db.transaction(self._db)
+    def _tx(self) -> contextlib.AbstractContextManager[None]:
+        # One writer at a time: a claim reads and writes in one step, never two workers on
+        # one row.
+        return self._db.transaction()
 
     def enqueue(self, items: Sequence[Notification]) -> int:
         """Insert what is new by key; the number inserted (a key seen before is ignored)."""
         added = 0
-        with self._tx() as db:
+        db = self._db
+        with self._tx():
             for n in items:
                 body = n.model_copy(update={"id": None}).model_dump_json()
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO notifications (key, body, created_at, status, "
-                    "attempts, next_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO notifications (key, body, created_at, status, "
+                    "attempts, next_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (n.key, body, n.created_at, NotificationStatus.PENDING, 0, n.next_at),
                 )
                 added += cur.rowcount
@@ -80,7 +83,8 @@ class NotificationQueue:
     def due(self, now: float, limit: int = 100, lease_s: float = 0.0) -> list[Notification]:
         """Pending notifications whose time has come, oldest first. With `lease_s` they are
         claimed: no other call returns them for that long (the send's time, with margin)."""
-        with self._tx() as db:
+        db = self._db
+        with self._tx():
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM notifications WHERE status = ? AND next_at <= ? "  # noqa: S608 - constant columns
                 "ORDER BY next_at, id LIMIT ?",
@@ -148,7 +152,7 @@ class NotificationQueue:
             "ORDER BY done_at DESC, id DESC LIMIT ?",
             (NotificationStatus.PENDING, limit),
         ).fetchall()
-        return centre_db.readable(rows, self._row, "notifications")
+        return readable(rows, self._row, "notifications")
 
     def close(self) -> None:
         self._db.close()

@@ -1,4 +1,5 @@
-"""The alerts', incidents' and silences' tables, in the centre's SQLite database.
+"""The alerts', incidents' and silences' tables, in the centre's database (SQLite or
+PostgreSQL: agent/centre/store/, docs/store.md).
 
 - `alerts`: one row per alert key (rule + site): the firing ones, and the last resolved one
   of each key, so the page can say "recovered at".
@@ -9,9 +10,9 @@
 - `silences`: no notifications for a site, a district, a tier or everything, from one time
   until another; a maintenance window is a silence that starts in the future.
 
-The style of agent/centre/store.py: `CREATE TABLE IF NOT EXISTS`, WAL, one connection per
-thread, autocommit with explicit `BEGIN IMMEDIATE` transactions so the engine, the CLI and
-the page (each its own connection on the same file) serialise their writes.
+The style of the fleet store: a versioned schema, one connection per thread, explicit write
+transactions (one writer at a time) so the engine, the CLI and the page (each its own
+connection) serialise their writes.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-import sqlite3
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from agent.centre import db as centre_db
 from agent.centre.alerts.model import Alert, AlertKind, AlertState, Incident, Severity
+from agent.centre.store.base import open_part, readable
 from agent.errors import ConfigError
 from agent.messages import Message, dump_message, load_message, message
 
@@ -79,6 +79,16 @@ CREATE TABLE IF NOT EXISTS silences (
     created_at REAL NOT NULL
 );
 """
+
+
+_ALERT_COLUMNS = (
+    "key, rule, kind, severity, site_id, site_name, district, tier, state, since, fired_at,"
+    " resolved_at, reason, session_id, escalated, incident_id"
+)
+# The whole row replaced (SQLite's INSERT OR REPLACE, in the SQL both engines take).
+_ALERT_REPLACE = ", ".join(
+    f"{c} = excluded.{c}" for c in _ALERT_COLUMNS.replace(" ", "").split(",") if c != "key"
+)
 
 
 class Scope(StrEnum):
@@ -202,7 +212,7 @@ def _reason(text: str) -> Message:
     return load_message(text) or message("incidents.unreadable_reason")
 
 
-def _incident(row: sqlite3.Row) -> Incident:
+def _incident(row: Mapping[str, Any]) -> Incident:
     return Incident(
         id=row["id"],
         alert_key=row["alert_key"],
@@ -220,7 +230,7 @@ def _incident(row: sqlite3.Row) -> Incident:
     )
 
 
-def _silence(row: sqlite3.Row) -> Silence:
+def _silence(row: Mapping[str, Any]) -> Silence:
     return Silence(
         id=row["id"],
         scope=Scope(row["scope"]),
@@ -234,29 +244,30 @@ def _silence(row: sqlite3.Row) -> Silence:
 
 
 class AlertStore:
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path | str) -> None:
+        """`db_path`: the SQLite file or a PostgreSQL URL (settings.store_location)."""
         self.path = db_path
-        self.db = centre_db.connect(db_path, _SCHEMA, any_thread=True, rows=True)
+        self.db = open_part(db_path, "alerts", _SCHEMA)
 
     def close(self) -> None:
         self.db.close()
 
-    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return centre_db.transaction(self.db)
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
+        return self.db.transaction()
 
     # ---- alerts and their incidents -----------------------------------------------------
 
     def _alerts(self, where: str, args: tuple[Any, ...]) -> list[Alert]:
-        rows = self.db.execute(
+        rows = self.db.rows(
             "SELECT a.*, i.acked_by AS i_acked_by, i.acked_at AS i_acked_at FROM alerts a"  # noqa: S608
             f" LEFT JOIN incidents i ON i.id = a.incident_id WHERE {where}"
             " ORDER BY a.fired_at, a.key",
             args,
-        ).fetchall()
-        return centre_db.readable(rows, self._alert, "alerts")
+        )
+        return readable(rows, self._alert, "alerts")
 
     @staticmethod
-    def _alert(r: sqlite3.Row) -> Alert:
+    def _alert(r: Mapping[str, Any]) -> Alert:
         return Alert(
             key=r["key"],
             rule=r["rule"],
@@ -286,13 +297,12 @@ class AlertStore:
         found = self._alerts("a.key = ?", (key,))
         return found[0] if found else None
 
-    def _open_incident(self, key: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.db.execute(
+    def _open_incident(self, key: str) -> Mapping[str, Any] | None:
+        return self.db.row(
             "SELECT * FROM incidents WHERE alert_key = ? AND closed_at IS NULL"
             " ORDER BY id DESC LIMIT 1",
             (key,),
-        ).fetchone()
-        return row
+        )
 
     def raised(self, alert: Alert) -> Incident:
         """Record `alert` firing and open its incident. Idempotent: for a key already firing
@@ -303,18 +313,17 @@ class AlertStore:
         with self._transaction():
             row = self._open_incident(alert.key)
             if row is None:
-                cur = self.db.execute(
+                # RETURNING (SQLite since 3.35, PostgreSQL): one statement on both.
+                incident_id = self.db.execute(
                     "INSERT INTO incidents (alert_key, rule, kind, severity, site_id, district,"
-                    " tier, opened_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " tier, opened_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (alert.key, alert.rule, alert.kind.value, alert.severity.value,
                      alert.site_id, alert.district, alert.tier, fired_at, reason),
-                )  # fmt: skip
-                incident_id = cur.lastrowid
+                ).fetchone()[0]  # fmt: skip
                 self.db.execute(
-                    "INSERT OR REPLACE INTO alerts (key, rule, kind, severity, site_id,"
-                    " site_name, district, tier, state, since, fired_at, resolved_at, reason,"
-                    " session_id, escalated, incident_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+                    f"INSERT INTO alerts ({_ALERT_COLUMNS})"  # noqa: S608 - constants
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)"
+                    f" ON CONFLICT (key) DO UPDATE SET {_ALERT_REPLACE}",
                     (alert.key, alert.rule, alert.kind.value, alert.severity.value,
                      alert.site_id, alert.site_name, alert.district, alert.tier,
                      AlertState.FIRING.value, alert.since, fired_at, reason, alert.session_id,
@@ -371,14 +380,13 @@ class AlertStore:
         who = _name(who)
         with self._transaction():
             if ref.isdigit():
-                row = self.db.execute("SELECT * FROM incidents WHERE id = ?", (int(ref),))
+                found = self.db.row("SELECT * FROM incidents WHERE id = ?", (int(ref),))
             else:
-                row = self.db.execute(
+                found = self.db.row(
                     "SELECT * FROM incidents WHERE alert_key = ?"
                     " ORDER BY closed_at IS NULL DESC, id DESC LIMIT 1",
                     (ref,),
                 )
-            found = row.fetchone()
             if found is None:
                 return None
             self.db.execute(
@@ -391,7 +399,7 @@ class AlertStore:
     # ---- incidents ----------------------------------------------------------------------
 
     def incident(self, incident_id: int) -> Incident | None:
-        row = self.db.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        row = self.db.row("SELECT * FROM incidents WHERE id = ?", (incident_id,))
         return None if row is None else _incident(row)
 
     def incidents(
@@ -411,8 +419,8 @@ class AlertStore:
         sql = "SELECT * FROM incidents"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = self.db.execute(f"{sql} ORDER BY opened_at DESC, id DESC LIMIT ?", (*args, limit))
-        return centre_db.readable(rows, _incident, "alerts")
+        rows = self.db.rows(f"{sql} ORDER BY opened_at DESC, id DESC LIMIT ?", (*args, limit))
+        return readable(rows, _incident, "alerts")
 
     @staticmethod
     def _where(
@@ -435,12 +443,12 @@ class AlertStore:
         """Per site, district or tier, over the incidents opened at or after `since`: how
         many, how many still open, time to acknowledge and time to repair. Busiest first."""
         column = _GROUP_COLUMN[by]
-        rows = self.db.execute(
+        rows = self.db.rows(
             f"SELECT {column} AS grp, opened_at, acked_at, closed_at FROM incidents"  # noqa: S608
             " WHERE opened_at >= ?",
             (since,),
-        ).fetchall()
-        groups: dict[str, list[sqlite3.Row]] = {}
+        )
+        groups: dict[str, list[Mapping[str, Any]]] = {}
         for r in rows:
             groups.setdefault(r["grp"], []).append(r)
         out = [
@@ -494,19 +502,19 @@ class AlertStore:
                 message("incidents.silence.no_target"), message("incidents.silence.no_target_hint")
             )
         with self._transaction():
-            cur = self.db.execute(
+            sid = self.db.execute(
                 "INSERT INTO silences (scope, value, starts_at, ends_at, created_by, reason,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (scope.value, value, starts_at, ends_at, who, why, at),
-            )
-        return Silence(int(cur.lastrowid or 0), scope, value, starts_at, ends_at, who, why, at)
+            ).fetchone()[0]
+        return Silence(int(sid), scope, value, starts_at, ends_at, who, why, at)
 
     def silences(self, at: float) -> list[Silence]:
         """The silences in force at `at` and those still to come, soonest first."""
-        rows = self.db.execute(
+        rows = self.db.rows(
             "SELECT * FROM silences WHERE ends_at > ? ORDER BY starts_at, id", (at,)
         )
-        return centre_db.readable(rows, _silence, "alerts")
+        return readable(rows, _silence, "alerts")
 
     def end_silence(self, silence_id: int, at: float) -> bool:
         """End a silence now (one still to come never starts). False: none in force or to
@@ -540,7 +548,7 @@ class AlertStore:
         return int(n)
 
 
-def prune(db_path: Path, before: float) -> int:
+def prune(db_path: Path | str, before: float) -> int:
     """`AlertStore.prune` on its own connection: the centre's housekeeping calls it beside
     the fleet store's prune."""
     store = AlertStore(db_path)

@@ -20,7 +20,6 @@ import hmac
 import math
 import re
 import secrets
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -31,6 +30,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from agent.centre.store.base import open_part
 from agent.errors import AgentError
 from agent.messages import message
 
@@ -47,6 +47,14 @@ CREATE TABLE IF NOT EXISTS web_displays (
     created REAL NOT NULL, opened REAL
 );
 """
+# A user or display issued again with `replace`: the whole row is the new one.
+_REPLACE_USER = (
+    "DO UPDATE SET role = excluded.role, hash = excluded.hash, created = excluded.created"
+)
+_REPLACE_DISPLAY = (
+    "DO UPDATE SET invite_hash = excluded.invite_hash, session_hash = NULL,"
+    " csrf = excluded.csrf, created = excluded.created, opened = NULL"
+)
 NAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
 MIN_PASSWORD = 8
 
@@ -97,13 +105,10 @@ def _digest(token: str) -> str:
 
 
 class Accounts:
-    def __init__(self, db_path: Path, hasher: PasswordHasher | None = None) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(
-            db_path, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
+    def __init__(self, db_path: Path | str, hasher: PasswordHasher | None = None) -> None:
+        """`db_path`: the SQLite file or a PostgreSQL URL (settings.store_location): the
+        accounts live in the shared store, so any centre process serves any operator."""
+        self.db = open_part(db_path, "accounts", _SCHEMA)
         self.hasher = hasher or PasswordHasher()
         self._lock = threading.Lock()
         # Verified when the name is unknown, so both failures take as long.
@@ -120,15 +125,14 @@ class Accounts:
         if len(password) < MIN_PASSWORD:
             raise AccountError(message("account.short_password", count=MIN_PASSWORD))
         hashed = self.hasher.hash(password)
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        then = _REPLACE_USER if replace else "DO NOTHING"
         with self._lock:
-            try:
-                self.db.execute(
-                    f"{verb} INTO web_users VALUES (?,?,?,?)",  # two fixed verbs
-                    (name, role.value, hashed, time.time()),
-                )
-            except sqlite3.IntegrityError:
-                raise AccountError(message("account.exists", name=name)) from None
+            cur = self.db.execute(
+                f"INSERT INTO web_users VALUES (?,?,?,?) ON CONFLICT (name) {then}",  # noqa: S608 - two fixed texts
+                (name, role.value, hashed, time.time()),
+            )
+            if not cur.rowcount:
+                raise AccountError(message("account.exists", name=name))
             if replace:
                 # A changed password or role ends the user's open sessions.
                 self.db.execute("DELETE FROM web_sessions WHERE name = ?", (name,))
@@ -208,15 +212,14 @@ class Accounts:
         if not re.match(NAME_PATTERN, name):
             raise AccountError(message("account.bad_display_name", name=repr(name)))
         invite = secrets.token_urlsafe(32)
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        then = _REPLACE_DISPLAY if replace else "DO NOTHING"
         with self._lock:
-            try:
-                self.db.execute(
-                    f"{verb} INTO web_displays VALUES (?,?,NULL,?,?,NULL)",  # two fixed verbs
-                    (name, _digest(invite), secrets.token_urlsafe(32), time.time()),
-                )
-            except sqlite3.IntegrityError:
-                raise DisplayExists(name) from None
+            cur = self.db.execute(
+                f"INSERT INTO web_displays VALUES (?,?,NULL,?,?,NULL) ON CONFLICT (name) {then}",  # noqa: S608 - two fixed texts
+                (name, _digest(invite), secrets.token_urlsafe(32), time.time()),
+            )
+            if not cur.rowcount:
+                raise DisplayExists(name)
         return invite
 
     def open_display(self, invite: str) -> tuple[str, Session] | None:

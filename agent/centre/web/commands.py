@@ -14,7 +14,6 @@ import logging
 import os
 import queue
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 
 from agent.centre.sender import FINAL, Reply, Sender, new_command_id, parse_reply
 from agent.centre.settings import CentreSettings
+from agent.centre.store.base import Database, open_part
 from agent.i18n import LANGUAGES
 from agent.messages import Message, dump_message, load_message, message, render_or
 from agent.transport.mqtt import Endpoint, Inbound, ProtocolSetting, endpoint
@@ -56,6 +56,14 @@ CREATE INDEX IF NOT EXISTS web_commands_by_site ON web_commands (site_id, id);
 # Added later (ALTER TABLE on an older database): the reason as a message, the answer-by time
 # of a `sent` row (epoch), and the verdict of a run-checks reply.
 _ADDED = {"reason_json": "TEXT", "deadline": "REAL", "verdict": "TEXT"}
+
+
+def _v2_added(db: Database) -> None:
+    for name, kind in _ADDED.items():
+        db.add_column("web_commands", name, kind)
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS web_commands_by_command ON web_commands (command_id, id)"
+    )
 
 
 class CommandRefused(ValueError):
@@ -162,21 +170,11 @@ def reason_msg(reason: str) -> dict[str, str] | None:
 
 
 class Log:
-    """The commands sent from the page and their replies (own SQLite connection)."""
+    """The commands sent from the page and their replies (own connection to the store)."""
 
-    def __init__(self, db_path: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(
-            db_path, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
-        columns = {r[1] for r in self.db.execute("PRAGMA table_info(web_commands)")}
-        for name, kind in _ADDED.items():
-            if name not in columns:
-                self.db.execute(f"ALTER TABLE web_commands ADD COLUMN {name} {kind}")
-        self.db.execute("CREATE INDEX IF NOT EXISTS web_commands_by_command"
-                        " ON web_commands (command_id, id)")  # fmt: skip
+    def __init__(self, db_path: Path | str) -> None:
+        """`db_path`: the SQLite file or a PostgreSQL URL (settings.store_location)."""
+        self.db = open_part(db_path, "web_commands", _SCHEMA, [_v2_added])
         self._lock = threading.Lock()
 
     def add(self, row: dict[str, Any]) -> None:
@@ -408,7 +406,7 @@ class Commander:
             # A late reply to one of ours (its no_answer is replaced), or another centre's.
             try:
                 sent = self.log.sent(command_id)
-            except sqlite3.Error:
+            except self.log.db.error:
                 log.exception("dashboard: could not read the command log")
                 return
         if sent is None or reply.site_id not in sent.outcomes:
@@ -450,7 +448,7 @@ class Commander:
         }
         try:
             self.log.add(row)
-        except sqlite3.Error:
+        except self.log.db.error:
             log.exception("dashboard: could not log a command reply")
         event = {**row, "after_s": round(max(0.0, now - sent.at), 3), "summary": _summary(output),
                  "tally": sent.tally(), **_reason_fields(reason, reason_message)}  # fmt: skip

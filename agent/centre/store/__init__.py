@@ -7,23 +7,26 @@ centre process on the same host, sharing the load) loses nothing. Each report is
 (site_id, seq): a duplicate (at-least-once delivery, a retained state seen again) is caught by
 the key and changes nothing.
 
+The same store on SQLite (a file, the default) or PostgreSQL (`db_url`, several centre
+processes sharing it): the queries here are written once in the SQL both take; what differs
+per engine lives in store/sqlite.py and store/postgres.py (docs/store.md).
+
 Why one file past 400 lines: the schema, its forward migrations and every query that reads
 or writes it sit together, so a column is changed in one place; the accounts' tables are
-apart (centre/web/accounts.py). The PostgreSQL store of the scale-out issue is the moment to
-split schema and queries per backend.
+apart (centre/web/accounts.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from agent.centre import db, fleet, seqs
+from agent.centre import fleet, seqs
+from agent.centre.store.base import Database, Migration, open_part
 from agent.contract.payloads import (
     AttendancePayload,
     AvailabilityPayload,
@@ -41,7 +44,7 @@ from agent.schedule.model import SchedulePayload
 # the figures alone, republished every minute, do not.
 _LIVE_KEYS = ("session_id", "verdict", "since", "reason", "reason_msg", "hint", "hint_msg")
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
     site_id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', tier TEXT NOT NULL DEFAULT 'commune',
     parent TEXT, expected INTEGER, agent_version TEXT, check_interval_s REAL, heartbeat_s REAL,
@@ -108,7 +111,7 @@ CREATE TABLE IF NOT EXISTS live_media (
     data TEXT NOT NULL, PRIMARY KEY (session_id, site_id, minute)
 );
 """
-# Columns added since a release: a database made before gets them at open.
+# Columns added since a release (schema version 1 → 2): a database made before gets them.
 _ADDED_COLUMNS = {
     "sites": {"heartbeat_s": "REAL", "cond_since": "REAL"},
     # The reason and hint as messages (JSON), when the site sent them.
@@ -121,14 +124,33 @@ _BACKFILL = {
     ("sites", "cond_since"): "UPDATE sites SET cond_since = "
     "(SELECT max(at) FROM events e WHERE e.site_id = sites.site_id AND e.new = sites.condition)",
 }
+
+
+def _v2_added_columns(db: Database) -> None:
+    # Column by column: a database made before the versioned schema may have some of them.
+    for table, columns in _ADDED_COLUMNS.items():
+        have = db.columns(table)
+        for name, kind in columns.items():
+            if (
+                db.add_column(table, name, kind)
+                and (table, name) in _BACKFILL
+                and ("condition" in have)
+            ):
+                db.execute(_BACKFILL[table, name])
+
+
+# The fleet store's schema: SCHEMA is version 1, each step here the next version.
+MIGRATIONS: list[Migration] = [_v2_added_columns]
 # The interval a site is judged by (fleet.silent_window, in SQL for the periodic scan):
 # the heartbeat its meta promises, else its check interval capped by the centre's default.
-_INTERVAL_SQL = "coalesce(heartbeat_s, min(:d, coalesce(check_interval_s, :d)))"
+_INTERVAL_SQL = (
+    "coalesce(heartbeat_s, CASE WHEN check_interval_s < :d THEN check_interval_s ELSE :d END)"
+)
 _MAYBE_SILENT = (  # built from constants only
     "SELECT site_id FROM sites"  # noqa: S608
     " WHERE coalesce(condition, '') NOT IN ('silent', 'offline', 'never_seen')"
     f" AND (coalesce(last_seen, 0) < :now - :k * {_INTERVAL_SQL}"
-    f"  OR (state_retained AND state_ts < :now - :k * {_INTERVAL_SQL}))"
+    f"  OR (state_retained != 0 AND state_ts < :now - :k * {_INTERVAL_SQL}))"
 )
 
 
@@ -239,35 +261,31 @@ def _only(site_ids: set[str] | None) -> tuple[str, tuple[str, ...]]:
     return f" WHERE site_id IN ({','.join('?' * len(site_ids))})", tuple(site_ids)
 
 
+def _one_site(site_id: str | None) -> tuple[str, tuple[str, ...]]:
+    """An `AND` for one site (None: all); two texts rather than `? IS NULL OR site_id = ?`,
+    whose NULL PostgreSQL cannot type."""
+    return ("", ()) if site_id is None else (" AND site_id = ?", (site_id,))
+
+
 class Store:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, where: Path | str) -> None:
+        """`where`: the SQLite file, or a `postgresql://` URL (settings.store_location)."""
+        self.path = where
         # One opening for every table of the centre's database: agent/centre/db.py says why
         # (explicit transactions, WAL, FULL: a commit is on disk before the centre
         # acknowledges its reports to the broker, which then lets the sites delete them).
-        self.db = db.connect(path, _SCHEMA, any_thread=True)
-        self._add_columns()
-
-    def _add_columns(self) -> None:
-        # In one write transaction: two processes opening an older database at once (ingest,
-        # `centre status`, a second centre) would otherwise both add the same column.
-        with self.transaction():
-            for table, columns in _ADDED_COLUMNS.items():
-                have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
-                for name, kind in columns.items():
-                    if name not in have:
-                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-                        if (table, name) in _BACKFILL and "condition" in have:
-                            self.db.execute(_BACKFILL[table, name])
+        # Migrated in one write transaction: two processes opening an older database at
+        # once (ingest, `centre status`, a second centre) apply each step once.
+        self.db = open_part(where, "fleet", SCHEMA, MIGRATIONS)
 
     def close(self) -> None:
         self.db.close()
 
-    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return db.transaction(self.db)
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return self.db.transaction()
 
     def rollback(self) -> None:
-        db.rollback(self.db)
+        self.db.rollback()
 
     # ---- ingest -------------------------------------------------------------------------
 
@@ -292,17 +310,17 @@ class Store:
         sites the roster puts behind it."""
         self.db.execute(
             "INSERT INTO regions (region, up, since) VALUES (?,?,?) ON CONFLICT (region)"
-            " DO UPDATE SET up = excluded.up, since = excluded.since WHERE up != excluded.up",
+            " DO UPDATE SET up = excluded.up, since = excluded.since"
+            " WHERE regions.up != excluded.up",
             (item.region, int(item.up), item.at),
         )
         rows = self.db.execute("SELECT site_id FROM roster WHERE region = ?", (item.region,))
         return {r[0] for r in rows}
 
-    def _site(self, site_id: str) -> sqlite3.Row:
-        self.db.execute("INSERT OR IGNORE INTO sites (site_id) VALUES (?)", (site_id,))
-        cur = self.db.execute("SELECT * FROM sites WHERE site_id = ?", (site_id,))
-        cur.row_factory = sqlite3.Row
-        row: sqlite3.Row = cur.fetchone()
+    def _site(self, site_id: str) -> Mapping[str, Any]:
+        self.db.execute("INSERT INTO sites (site_id) VALUES (?) ON CONFLICT DO NOTHING", (site_id,))
+        row = self.db.row("SELECT * FROM sites WHERE site_id = ?", (site_id,))
+        assert row is not None  # inserted just above, in this transaction
         return row
 
     def _update(self, site_id: str, **values: Any) -> None:
@@ -347,7 +365,7 @@ class Store:
             )
         elif isinstance(p, AttendancePayload):
             self.db.execute(
-                "INSERT OR IGNORE INTO attendance VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO attendance VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (
                     p.site_id,
                     p.seq,
@@ -365,7 +383,7 @@ class Store:
             self._live(p, ts)
         elif isinstance(p, LiveEventPayload):
             self.db.execute(
-                "INSERT OR IGNORE INTO live_events VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO live_events VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (
                     p.site_id,
                     p.seq,
@@ -404,13 +422,12 @@ class Store:
                 "path": [x.model_dump(mode="json") for x in p.path],
             }
             self.db.execute(
-                "INSERT INTO live_media VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET"
+                "INSERT INTO live_media VALUES (?,?,?,?,?)"
+                " ON CONFLICT (session_id, site_id, minute) DO UPDATE SET"
                 " ts = excluded.ts, data = excluded.data WHERE excluded.ts >= live_media.ts",
                 (p.site_id, p.session.session_id, int(ts // 60), ts, json.dumps(data)),
             )
-        cur = self.db.execute("SELECT * FROM live WHERE site_id = ?", (p.site_id,))
-        cur.row_factory = sqlite3.Row
-        old = cur.fetchone()
+        old = self.db.row("SELECT * FROM live WHERE site_id = ?", (p.site_id,))
         # The current state is the newest one made: a historical one drained late is history.
         if p.historical or (old is not None and (old["seq"], old["ts"]) > (p.seq, ts)):
             return
@@ -432,18 +449,20 @@ class Store:
         }
         moved = old is None or any(old[k] != row[k] for k in _LIVE_KEYS)
         row["rev"] = (
-            self.db.execute("SELECT coalesce(max(rev), 0) + 1 FROM live").fetchone()[0]
-            if moved
-            else old["rev"]
+            old["rev"]
+            if old is not None and not moved
+            else self.db.execute("SELECT coalesce(max(rev), 0) + 1 FROM live").fetchone()[0]
         )
         cols = ", ".join(row)
+        update = ", ".join(f"{k} = excluded.{k}" for k in row if k != "site_id")
         self.db.execute(
-            f"INSERT OR REPLACE INTO live ({cols}) VALUES ({','.join('?' * len(row))})",  # noqa: S608
+            f"INSERT INTO live ({cols}) VALUES ({','.join('?' * len(row))})"  # noqa: S608
+            f" ON CONFLICT (site_id) DO UPDATE SET {update}",
             tuple(row.values()),
         )
 
     def _availability(
-        self, site: sqlite3.Row, p: AvailabilityPayload, ts: float, seen: float
+        self, site: Mapping[str, Any], p: AvailabilityPayload, ts: float, seen: float
     ) -> None:
         # A late will from an older connection (smaller boot) must not hide the live one. The
         # will of a connection is made before its `online` (older ts) yet ends it: within one
@@ -464,10 +483,10 @@ class Store:
             values["last_seen"] = seen
         self._update(p.site_id, **values)
 
-    def _new_report(self, site: sqlite3.Row, p: Envelope, ts: float, now: float) -> bool:
+    def _new_report(self, site: Mapping[str, Any], p: Envelope, ts: float, now: float) -> bool:
         verdict = getattr(p, "verdict", None)
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO reports VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO reports VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
             (
                 p.site_id,
                 p.seq,
@@ -483,7 +502,8 @@ class Store:
         step = seqs.track(site["next_seq"], p.seq)
         if step.step is seqs.Step.GAP:
             self.db.execute(
-                "INSERT OR IGNORE INTO gaps (site_id, first, last, detected_at) VALUES (?,?,?,?)",
+                "INSERT INTO gaps (site_id, first, last, detected_at) VALUES (?,?,?,?)"
+                " ON CONFLICT DO NOTHING",
                 (p.site_id, step.gap_first, step.gap_last, now),
             )
         elif step.step is seqs.Step.LATE:
@@ -496,7 +516,7 @@ class Store:
             self._update(p.site_id, next_seq=step.next_seq)
         return True
 
-    def _state(self, site: sqlite3.Row, p: StatePayload, ts: float, retained: bool) -> None:
+    def _state(self, site: Mapping[str, Any], p: StatePayload, ts: float, retained: bool) -> None:
         dropped = p.outbox.dropped_checks
         if site["dropped_base"] is None:
             self._update(p.site_id, dropped_base=dropped, dropped_last=dropped)
@@ -573,10 +593,10 @@ class Store:
         return {r[0] for r in rows}
 
     def events(self, site_id: str | None = None, limit: int = 1000) -> list[Event]:
+        one = "" if site_id is None else " WHERE site_id = ?"
         rows = self.db.execute(
-            "SELECT at, site_id, old, new, detail FROM events WHERE ? IS NULL OR site_id = ? "
-            "ORDER BY id DESC LIMIT ?",
-            (site_id, site_id, limit),
+            f"SELECT at, site_id, old, new, detail FROM events{one} ORDER BY id DESC LIMIT ?",  # noqa: S608
+            (limit,) if site_id is None else (site_id, limit),
         ).fetchall()
         return [Event(*r) for r in reversed(rows)]
 
@@ -621,10 +641,8 @@ class Store:
         ):
             gaps.setdefault(sid, []).append(seqs.Gap(*gap))
         live = self._live_rows(where, args)
-        cur = self.db.execute(_SITES_SQL + where + " ORDER BY site_id", args)
-        cur.row_factory = sqlite3.Row
         out = []
-        for r in cur.fetchall():
+        for r in self.db.rows(_SITES_SQL + where + " ORDER BY site_id", args):
             interval = min(default_interval, r["check_interval_s"] or default_interval)
             dropped = (r["dropped_last"] or 0) - (r["dropped_base"] or 0)
             loss = seqs.loss(gaps.get(r["site_id"], []), dropped, now, grace_s)
@@ -657,8 +675,6 @@ class Store:
         return out
 
     def _live_rows(self, where: str, args: tuple[str, ...]) -> dict[str, fleet.LiveRow]:
-        cur = self.db.execute("SELECT * FROM live" + where, args)  # noqa: S608
-        cur.row_factory = sqlite3.Row
         return {
             r["site_id"]: fleet.LiveRow(
                 session_id=r["session_id"],
@@ -673,7 +689,7 @@ class Store:
                 hint_msg=load_message(r["hint_msg"]),
                 ts=r["ts"],
             )
-            for r in cur.fetchall()
+            for r in self.db.rows("SELECT * FROM live" + where, args)  # noqa: S608
         }
 
     def live_changed_since(self, after_rev: int) -> tuple[int, set[str]]:
@@ -686,10 +702,11 @@ class Store:
 
     def live_events(self, session_id: str, site_id: str | None = None) -> list[LiveEventRow]:
         """A session's live transitions, by site then time; only `site_id`'s when given."""
+        one, args = _one_site(site_id)
         rows = self.db.execute(
-            "SELECT site_id, session_id, ts, before, after, reason, reason_msg FROM live_events"
-            " WHERE session_id = ? AND (? IS NULL OR site_id = ?) ORDER BY site_id, ts, seq",
-            (session_id, site_id, site_id),
+            "SELECT site_id, session_id, ts, before, after, reason, reason_msg FROM live_events"  # noqa: S608
+            f" WHERE session_id = ?{one} ORDER BY site_id, ts, seq",
+            (session_id, *args),
         ).fetchall()
         return [LiveEventRow(r[0], r[1], r[2], r[3], r[4], r[5], load_message(r[6])) for r in rows]
 
@@ -743,7 +760,8 @@ class Store:
             )
             for e in entries:
                 cur = self.db.execute(
-                    "INSERT OR IGNORE INTO sites (site_id, condition, cond_since) VALUES (?,?,?)",
+                    "INSERT INTO sites (site_id, condition, cond_since) VALUES (?,?,?)"
+                    " ON CONFLICT DO NOTHING",
                     (e.site_id, fleet.Condition.NEVER_SEEN.value, now),
                 )
                 if cur.rowcount:
@@ -786,10 +804,11 @@ class Store:
 
     def attendance(self, session_id: str, site_id: str | None = None) -> list[AttendanceRow]:
         """A session's samples, by site then time; only `site_id`'s when given."""
+        one, args = _one_site(site_id)
         rows = self.db.execute(
-            "SELECT site_id, session_id, ts, count, expected, peak, median FROM attendance "
-            "WHERE session_id = ? AND (? IS NULL OR site_id = ?) ORDER BY site_id, ts",
-            (session_id, site_id, site_id),
+            "SELECT site_id, session_id, ts, count, expected, peak, median FROM attendance "  # noqa: S608
+            f"WHERE session_id = ?{one} ORDER BY site_id, ts",
+            (session_id, *args),
         ).fetchall()
         return [AttendanceRow(*r) for r in rows]
 
@@ -797,7 +816,7 @@ class Store:
         """A site's latest live state verdicts, oldest first: (ts, verdict)."""
         rows = self.db.execute(
             "SELECT ts, verdict FROM reports WHERE site_id = ? AND kind = 'state' "
-            "AND NOT historical ORDER BY ts DESC LIMIT ?",
+            "AND historical = 0 ORDER BY ts DESC LIMIT ?",
             (site_id, limit),
         ).fetchall()
         return [(r[0], r[1]) for r in reversed(rows)]
@@ -812,7 +831,8 @@ class Store:
 
     def latest_session(self) -> str | None:
         """The session of the last stored attendance sample (the one running now, or the
-        last); by rowid, so the table is read backwards from its end, not scanned."""
+        last); by rowid (SQLite's own, PostgreSQL's identity column), so the table is read
+        backwards from its end, not scanned."""
         row = self.db.execute(
             "SELECT session_id FROM attendance WHERE session_id IS NOT NULL "
             "ORDER BY rowid DESC LIMIT 1"
@@ -825,8 +845,9 @@ class Store:
         """A session's samples stored after `after_rowid`, with their rowids (`+session_id`
         keeps SQLite on the rowid range instead of the session index)."""
         rows = self.db.execute(
-            "SELECT rowid, site_id, session_id, ts, count, expected, peak, median "
-            "FROM attendance WHERE rowid > ? AND +session_id = ? ORDER BY rowid",
+            "SELECT rowid, site_id, session_id, ts, count, expected, peak, median "  # noqa: S608
+            f"FROM attendance WHERE rowid > ? AND {self.db.unindexed}session_id = ?"
+            " ORDER BY rowid",
             (after_rowid, session_id),
         ).fetchall()
         return [(r[0], AttendanceRow(*r[1:])) for r in rows]
@@ -843,9 +864,10 @@ class Store:
 
     def latest_counts(self, session_id: str) -> dict[str, int | None]:
         """site_id -> the count of its newest attendance sample in the session."""
-        # SQLite gives the bare column of the row that holds the max()
         rows = self.db.execute(
-            "SELECT site_id, count, max(ts) FROM attendance WHERE session_id = ? GROUP BY site_id",
+            "SELECT site_id, count FROM attendance a WHERE session_id = ? AND ts ="
+            " (SELECT max(ts) FROM attendance b"
+            "  WHERE b.session_id = a.session_id AND b.site_id = a.site_id)",
             (session_id,),
         )
         return {r[0]: r[1] for r in rows}

@@ -1,0 +1,202 @@
+"""What the centre's stores need from a database, whichever it is (docs/store.md).
+
+The queries are written once, in the SQL both engines take (`?` marks, `INSERT ...
+ON CONFLICT DO NOTHING`, upserts with a conflict target, comparisons rather than integers
+used as booleans); a backend (sqlite.py, postgres.py) turns the marks into its own, maps the
+schema's types and says how a write transaction is taken. What still differs per engine is a
+named fragment here (`unindexed`), not an `if` in the queries.
+
+A versioned schema: `schema_version` holds one row per part (the fleet store, the alerts...);
+a part's migrations run in one write transaction at open, so two processes opening an older
+database at once apply each step once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from agent.errors import AgentError
+from agent.messages import message
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Database(ABC):
+    """One connection to the centre's database."""
+
+    engine: str  # "sqlite" or "postgresql"
+    error: type[Exception]  # what the driver raises (sqlite3.Error, psycopg.Error)
+    # Put before a column to keep the planner off its index (SQLite: unary plus).
+    unindexed: str = ""
+    # Appended to a SELECT to read a table in the order its rows were stored.
+    insertion_order: str = ""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Params = ()) -> Cursor: ...
+
+    @abstractmethod
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    def rows(self, sql: str, params: Params = ()) -> list[Mapping[str, Any]]:
+        """The result's rows by column name."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """A write transaction: one writer at a time, as SQLite's BEGIN IMMEDIATE."""
+
+    @abstractmethod
+    def rollback(self) -> None:
+        """End a transaction a failure left open, so the next one can begin."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def columns(self, table: str) -> set[str]: ...
+
+    @abstractmethod
+    def tables(self) -> set[str]: ...
+
+    @abstractmethod
+    def ddl(self, statement: str) -> str:
+        """A schema statement in this engine's types."""
+
+    def row(self, sql: str, params: Params = ()) -> Mapping[str, Any] | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def create(self, schema: str) -> None:
+        """Run a schema script, statement by statement (inside the caller's transaction:
+        SQLite's executescript would commit it)."""
+        for statement in schema.split(";"):
+            if statement.strip():
+                self.execute(self.ddl(statement))
+
+    @abstractmethod
+    def after_copy(self, table: str) -> None:
+        """After rows were copied in with their ids: numbering goes on after the last."""
+
+    def add_column(self, table: str, name: str, kind: str) -> bool:
+        """Add a column unless the table has it (a database made before the versioned
+        schema may have some of a migration's columns); whether it was added."""
+        if name in self.columns(table):
+            return False
+        self.execute(self.ddl(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+        return True
+
+
+Migration = Callable[[Database], None]
+
+_VERSIONS = "CREATE TABLE IF NOT EXISTS schema_version (part TEXT PRIMARY KEY, version INTEGER)"
+
+
+def migrate(db: Database, part: str, schema: str, migrations: Sequence[Migration]) -> int:
+    """Bring `part` to its newest version: `schema` is version 1 (CREATE ... IF NOT EXISTS,
+    so a database made before versions existed keeps its tables), `migrations[i]` takes it
+    from version i+1 to i+2. The version reached."""
+    newest = len(migrations) + 1
+    if _version(db, part) == newest:
+        return newest  # the usual open: a read, no write transaction
+    with db.transaction():
+        db.execute(_VERSIONS)
+        version = _version(db, part)
+        if version == 0:
+            db.create(schema)
+            version = 1
+        if version > newest:
+            raise SchemaTooNew(part, version, newest)
+        for step in migrations[version - 1 :]:
+            step(db)
+        db.execute(
+            "INSERT INTO schema_version (part, version) VALUES (?, ?) ON CONFLICT (part)"
+            " DO UPDATE SET version = excluded.version",
+            (part, newest),
+        )
+    return newest
+
+
+def _version(db: Database, part: str) -> int:
+    """A part's schema version; 0 before it has one (or before any part has)."""
+    if not db.columns("schema_version"):
+        return 0
+    found = db.row("SELECT version FROM schema_version WHERE part = ?", (part,))
+    return int(found["version"]) if found else 0
+
+
+class StoreError(AgentError):
+    """The centre's database cannot be opened or written as asked."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer edge-agent than this one: writing it with older
+    columns would lose what the newer one keeps."""
+
+    def __init__(self, part: str, version: int, newest: int) -> None:
+        super().__init__(
+            message("store.error.too_new", part=part, version=version, newest=newest),
+            message("store.hint.too_new"),
+        )
+        self.part, self.version, self.newest = part, version, newest
+
+
+def open_database(where: Path | str) -> Database:
+    """The database at `where`: a `postgresql://` URL, else an SQLite file."""
+    if isinstance(where, str) and where.startswith(("postgresql://", "postgres://")):
+        from agent.centre.store.postgres import PostgreSQL  # noqa: PLC0415 - only with a URL
+
+        return PostgreSQL(where)
+    from agent.centre.store.sqlite import SQLite  # noqa: PLC0415 - it imports this module
+
+    return SQLite(Path(where))
+
+
+def open_part(
+    where: Path | str, part: str, schema: str, migrations: Sequence[Migration] = ()
+) -> Database:
+    """The database at `where`, with `part`'s tables brought to their newest version."""
+    db = open_database(where)
+    try:
+        migrate(db, part, schema, migrations)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+_WORD = re.compile(r"\b(REAL|INTEGER)\b")
+
+
+def map_types(statement: str, types: Mapping[str, str]) -> str:
+    return _WORD.sub(lambda m: types.get(m.group(1), m.group(1)), statement)
+
+
+def readable(rows: Iterable[Any], parse: Callable[[Any], T], what: str) -> list[T]:
+    """The rows this release can read; one it cannot (a newer release's kind, a hand edit) is
+    logged and left out, never a reason for a loop or a page to stop."""
+    out: list[T] = []
+    for row in rows:
+        try:
+            out.append(parse(row))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("%s: a row of the database left out, unreadable: %s", what, exc)
+    return out
