@@ -364,7 +364,9 @@ class Checks:
         if sum(counts) == 0:
             return Line(feature, WRONG, f"SUBACK granted, nothing delivered ({split})")
         if sorted(payloads) != sorted(str(i).encode() for i in range(n)):
-            return Line(feature, WRONG, split)
+            return Line(feature, WRONG, f"{split}: not each message once")
+        if 0 in counts:
+            return Line(feature, WRONG, f"{split}: not split")
         return Line(feature, WORKS, split)
 
     def request_response(self) -> Line:
@@ -408,18 +410,26 @@ class Checks:
         feature = "a '.' in a site id (topic unchanged)"
         p = self.broker.prefix
         topic = f"{p}/{self.token}.xa-tan-lap/state"
-        with self.client() as sub, self.client() as pub:
-            sub.subscribe(f"{p}/#")
+        # `#` shows what it became; `+/state` is the centre's own filter.
+        with self.client() as every, self.client() as centre, self.client() as pub:
+            every.subscribe(f"{p}/#")
+            centre.subscribe(f"{p}/+/state")
             pub.publish(topic, b"{}")
 
-            def ours() -> list[str]:
-                return sorted({m.topic for m in sub.messages if "xa" in m.topic and not m.retain})
+            def ours(c: Client) -> list[str]:
+                return sorted({m.topic for m in c.messages if "xa-tan" in m.topic and not m.retain})
 
-            sub.pump(lambda: bool(ours()))
-            seen = ours()
-        if seen == [topic]:
-            return Line(feature, WORKS, f"{topic} arrived as itself")
-        return Line(feature, WRONG, f"published {topic}, arrived as {seen or 'nothing'}")
+            every.pump(lambda: bool(ours(every)))
+            centre.pump(lambda: bool(ours(centre)), 1.0)
+            seen, by_centre = ours(every), ours(centre)
+        if seen == [topic] and by_centre == [topic]:
+            return Line(feature, WORKS, f"{topic} arrived as itself, through {p}/+/state too")
+        return Line(
+            feature,
+            WRONG,
+            f"published {topic}, arrived as {seen or 'nothing'} ({p}/#), "
+            f"{by_centre or 'nothing'} ({p}/+/state)",
+        )
 
     def bridge_state_topic(self) -> Line:
         feature = "'$' inside a topic (vc/$bridge/<region>/state)"

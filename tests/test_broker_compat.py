@@ -33,7 +33,6 @@ def test_mosquitto_has_everything_the_agent_and_the_centre_need(
     assert len(seen) == 16, lines
     assert {f: v for f, (v, _) in seen.items() if v != compat.WORKS} == {}
     assert "over MQTT 5" in seen["agent reports (broker.protocol auto)"][1]
-    assert "members got 10 + 10" in seen["shared subscription $share/<group>/..."][1]
 
 
 def test_a_311_only_broker_the_agent_falls_back_the_centre_refuses_to_share(
