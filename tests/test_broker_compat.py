@@ -8,7 +8,9 @@ import re
 
 import pytest
 
+from agent.centre.sender import Sender
 from agent.sim.broker import Mosquitto, V311OnlyProxy
+from agent.transport.mqtt import Endpoint, Protocol
 from tests.bench_kit import load_bench
 
 compat = load_bench("broker_compat")
@@ -57,3 +59,24 @@ def test_a_311_only_broker_the_agent_falls_back_the_centre_refuses_to_share(
     # The rest is mosquitto's, over 3.1.1: all there.
     assert seen["retained messages through wildcard filters"][0] == compat.WORKS
     assert seen["will (retained, QoS 1) on a dropped connection"][0] == compat.WORKS
+
+
+def test_a_broker_that_drops_mqtt5_unanswered_is_taken_for_311_by_the_centre_too(
+    broker: Mosquitto,
+) -> None:
+    """RabbitMQ 3.10 closes an MQTT 5 CONNECT without a CONNACK: the centre's `auto` must read
+    that as the agent does, and reach its own refusal of the shared subscription."""
+    proxy = V311OnlyProxy(broker.port, answer=False).start()
+    try:
+        lines = compat.run_checks(f"mqtt://127.0.0.1:{proxy.port}")
+        seen = {line.feature: (line.verdict, line.detail) for line in lines}
+        assert seen["MQTT 5 CONNECT"][0] == compat.REFUSED
+        assert "over MQTT 3.1.1" in seen["agent reports (broker.protocol auto)"][1]
+        shared = seen["centre ingest, protocol auto, share_group 'centre'"]
+        assert shared[0] == compat.REFUSED, shared
+        assert "shared subscriptions need MQTT 5" in shared[1], shared
+        where = Endpoint("127.0.0.1", proxy.port, "compat-sender", 10)
+        with Sender(where, "vc", "auto") as sender:
+            assert sender.protocol is Protocol.V311
+    finally:
+        proxy.stop()

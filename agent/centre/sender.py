@@ -37,6 +37,11 @@ FINAL = ("succeeded", "failed", "rejected")
 _META_WAIT_S = 0.5  # retained meta records arrive right after the SUBACK
 
 
+class _Unanswered(TransportError):
+    """The broker closed the connection without answering the CONNECT: under `auto`, the
+    next version is tried (some 3.1.1-only brokers close an MQTT 5 CONNECT so)."""
+
+
 @dataclass(frozen=True)
 class Reply:
     site_id: str
@@ -110,7 +115,7 @@ class Sender:
             try:
                 self._wait(conn, ConnAck, timeout_s, "CONNACK")
                 break
-            except ProtocolRefused:
+            except (ProtocolRefused, _Unanswered):
                 conn.abort()
                 if protocol is self._order[-1]:
                     raise
@@ -137,7 +142,9 @@ class Sender:
                     return
                 if isinstance(event, Inbound):
                     self._note(event)
-        raise TransportError(
+        # Closed with no CONNACK at all: how RabbitMQ 3.10 answers an MQTT 5 CONNECT.
+        unanswered = conn.closed and kind is ConnAck
+        raise (_Unanswered if unanswered else TransportError)(
             message(
                 "centre.no_answer",
                 what=what,

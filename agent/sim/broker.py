@@ -297,10 +297,13 @@ class V311OnlyProxy:
     An MQTT 5 CONNECT (protocol level 5) gets the 3.1.1 answer "unacceptable protocol
     version" (CONNACK return code 1) and is closed, as a 3.1.1 broker does; anything else is
     passed through to the real broker byte for byte. Used to test the agent's fallback.
+    With `answer=False` the MQTT 5 CONNECT is closed without any CONNACK, as RabbitMQ 3.10
+    does (docs/brokers.md).
     """
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, *, answer: bool = True) -> None:
         self.upstream_port = upstream_port
+        self.answer = answer
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._server.getsockname()[1])
         self.refused_v5 = 0
@@ -347,7 +350,8 @@ class V311OnlyProxy:
                 return
             if head[-1] == 5:
                 self.refused_v5 += 1
-                client.sendall(bytes([0x20, 0x02, 0x00, 0x01]))
+                if self.answer:
+                    client.sendall(bytes([0x20, 0x02, 0x00, 0x01]))
                 return
             with socket.create_connection(("127.0.0.1", self.upstream_port)) as upstream:
                 upstream.sendall(head)

@@ -203,6 +203,8 @@ class Listener:
                     )
                 elif isinstance(event, Closed):
                     log.debug("listener: closed: %s", event.reason)
+                    if event.before_connack:
+                        self._unanswered()
         if self._stop.is_set() and not conn.closed:
             self._send_acks(conn, number)  # before DISCONNECT: else sent again next time
             conn.disconnect()
@@ -220,6 +222,15 @@ class Listener:
         else:
             self._refused = protocol_refused(self.where, self.protocol, ack.reason)
             self._stop.set()
+
+    def _unanswered(self) -> None:
+        """The broker closed the connection without a CONNACK: RabbitMQ 3.10 answers an MQTT 5
+        CONNECT so (docs/brokers.md). Under `auto`, and until a first CONNACK settles the
+        version, the next attempt uses the other one (as the agent's link does): a drop can also
+        be a broker restarting, so no version is given up for good."""
+        if len(self._order) > 1 and self.connects == 0:
+            self.protocol = self._order[(self._order.index(self.protocol) + 1) % len(self._order)]
+            log.info("listener: broker closed the connection unanswered; trying %s", self.protocol)
 
     def _send_acks(self, conn: Connection, number: int) -> None:
         with self._cond:
