@@ -148,7 +148,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over svc
     s = svc.settings
     limiter = svc.limiter or LoginLimiter(
-        s.web_login_failures, s.web_login_failures_per_address, s.web_login_window_s
+        s.web_login_failures, s.web_login_failures_per_address, s.web_login_window_s,
+        s.store_location,
     )
 
     def session_of(request: Request) -> Session | None:
