@@ -132,3 +132,36 @@ def test_the_centre_loses_postgresql_under_load_and_loses_no_report(own_postgres
         centre.terminate()
         centre.wait(20)
         broker.stop()
+
+
+def test_centre_serve_on_postgresql_shows_a_publishing_site_on_the_page(pg_url, tmp_path):
+    broker = Mosquitto(tmp_path / "broker").start()
+    config = tmp_path / "centre.toml"
+    config.write_text(dump_toml({
+        "broker": broker.broker_settings("centre"), "db_url": pg_url, "retained_wait_s": 0.0,
+    }))  # fmt: skip
+    accounts = Accounts(pg_url)
+    accounts.add("view", PASSWORD, Role.VIEWER)
+    accounts.close()
+    log = tmp_path / "centre.log"
+    centre, base = start_serve(config, log)
+    try:
+        site = SimSite("e2e-1")
+        page = Client(base)
+        assert page.login("view")[0] == 200  # the account in PostgreSQL
+
+        def tiles() -> dict[str, str]:
+            status, data, _ = page.call("GET", "/api/fleet")
+            assert status == 200, data
+            return {t["id"]: t["c"] for t in data["tiles"]}
+
+        with Listener(broker.endpoint(), ["vc/nothing"]) as publisher:
+            birth = site.birth()
+            for topic, payload, retain in birth:
+                publisher.publish(topic, payload, 1, retain)
+            assert wait_until(lambda: tiles().get("e2e-1") == "ready", 15), log.read_text()
+        assert stored(pg_url) == {"e2e-1": {json.loads(birth[-1][1])["seq"]}}
+    finally:
+        centre.terminate()
+        centre.wait(20)
+        broker.stop()
