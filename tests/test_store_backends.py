@@ -18,7 +18,7 @@ from agent.centre.alerts.model import Alert, AlertKind, Severity
 from agent.centre.alerts.store import AlertStore
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Incoming, RosterEntry, Store
-from agent.centre.store.base import SchemaTooNew, StoreError, open_database
+from agent.centre.store.base import SchemaTooNew, StoreError, open_database, shown
 from agent.centre.web.accounts import AccountError, Accounts, DisplayExists, Role
 from agent.centre.web.commands import Log
 from agent.centre.web.server import Dashboard
@@ -413,3 +413,14 @@ def test_two_centre_processes_enforce_one_login_limit(store_location):
     finally:
         one.stop()
         two.stop()
+
+
+def test_a_store_url_is_shown_without_its_password():
+    assert shown("postgresql://edge:pw@db.example.vn:5433/edge?password=x&sslmode=require") == (
+        "postgresql://edge@db.example.vn:5433/edge?sslmode=require"
+    )
+    assert (
+        shown("postgresql:///edge?host=/run/postgresql")
+        == "postgresql:///edge?host=/run/postgresql"
+    )
+    assert shown(Path("/var/lib/c.sqlite")) == "/var/lib/c.sqlite"

@@ -116,7 +116,9 @@ def test_the_centre_loses_postgresql_under_load_and_loses_no_report(own_postgres
             own_postgres.start()
             total = SITES * (BEFORE + DURING)
             assert wait_until(lambda: sum(map(len, stored(url).values())) == total, 30), (
-                sum(map(len, stored(url).values())), log.read_text()[-2000:])
+                sum(map(len, stored(url).values())),
+                log.read_text()[-2000:],
+            )
         assert stored(url) == published  # every report, none lost
         assert wait_until(lambda: health and health[-1].get("database") == "up", 10), health
         text = log.read_text()

@@ -151,7 +151,9 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
     s = svc.settings
     unavailable = unavailable_errors()
     limiter = svc.limiter or LoginLimiter(
-        s.web_login_failures, s.web_login_failures_per_address, s.web_login_window_s,
+        s.web_login_failures,
+        s.web_login_failures_per_address,
+        s.web_login_window_s,
         s.store_location,
     )
 

@@ -258,8 +258,11 @@ class FleetWatch:
             except unavailable as exc:
                 if self.database_lost is None:  # once per outage, not every tick
                     self.database_lost = time.time()
-                    log.error("dashboard: the database is unavailable: %s; showing the last"
-                              " state read until it is back", str(exc).strip().split("\n")[0])
+                    log.error(
+                        "dashboard: the database is unavailable: %s; showing the last"
+                        " state read until it is back",
+                        str(exc).strip().split("\n")[0],
+                    )
                 diff, att_changed = [], False
             except Exception:
                 log.exception("dashboard: reading the fleet failed; retrying")
