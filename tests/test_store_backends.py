@@ -4,23 +4,31 @@ every test runs once per backend (the `store_location` fixture)."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.centre import link
 from agent.centre.alerts.model import Alert, AlertKind, Severity
 from agent.centre.alerts.store import AlertStore
+from agent.centre.settings import CentreSettings
 from agent.centre.store import Incoming, RosterEntry, Store
-from agent.centre.store.base import SchemaTooNew, StoreError, open_database
+from agent.centre.store.base import SchemaTooNew, StoreError, open_database, shown
 from agent.centre.web.accounts import AccountError, Accounts, DisplayExists, Role
 from agent.centre.web.commands import Log
+from agent.centre.web.server import Dashboard
 from agent.cli import main
+from agent.cli.fleet import _hold_instance
 from agent.contract.payloads import PAYLOADS, Envelope
+from agent.errors import AlreadyRunning
 from agent.messages import message
 from agent.sim.fleet_site import Message, SimSite
+from tests.test_dashboard import Client
 
 
 def payload(m: Message) -> Envelope:
@@ -329,3 +337,90 @@ def test_the_centres_broker_link_is_read_from_every_process_row(store_location):
         a.close()
         b.close()
         store.close()
+
+
+# ---- every centre command on the store centre.toml names -----------------------------------
+
+
+def test_the_centre_commands_run_on_the_store_centre_toml_names(store_location, tmp_path, capsys):
+    if isinstance(store_location, str):
+        where = store_location + "&password=s3cret"  # trust auth ignores it; never printed
+        line = f'db_url = "{where}"'
+    else:
+        where, line = str(store_location), f'db_path = "{store_location}"'
+    config = tmp_path / "centre.toml"
+    config.write_text(line + "\n")
+    status = ["centre", "status", "--config", str(config)]
+    # Nothing made yet: a clear "not found" naming the store, no new empty store.
+    for command in (status, ["centre", "alerts", "list", "--config", str(config)]):
+        assert main(command) != 0
+        err = capsys.readouterr().err
+        assert "fleet database" in err and "not found" in err and "s3cret" not in err
+    assert main(["centre", "sites", "list", "--config", str(config)]) == 0
+    assert isinstance(store_location, str) or not store_location.exists()
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,name,tier,parent,summoned\nc1,Xã Một,commune,,\n")
+    assert main(["centre", "sites", "import", str(roster), "--config", str(config)]) == 0
+    store = Store(store_location)
+    feed(store, *SimSite("c2").birth())
+    store.close()
+    capsys.readouterr()
+    main([*status, "--json", "--events", "0"])
+    view = json.loads(capsys.readouterr().out)
+    assert view["total"] == 2 and view["counts"]["never_seen"] == 1  # c1 on the roster only
+    assert main(["centre", "alerts", "list", "--config", str(config)]) == 0
+    assert main(["centre", "contacts", "list", "--config", str(config)]) == 0
+    assert main(["centre", "notify", "queue", "--config", str(config)]) == 0
+    assert main(["centre", "display", "issue", "tuong-1", "--config", str(config)]) == 0
+    assert main(["centre", "display", "list", "--config", str(config)]) == 0
+    assert "tuong-1" in capsys.readouterr().out
+    assert "s3cret" not in "".join(capsys.readouterr())
+
+
+def test_one_serve_per_instance_on_a_postgresql_store(pg_url):
+    settings = settings_on(pg_url)
+    held = _hold_instance(settings, "a")
+    try:
+        with pytest.raises(AlreadyRunning) as err:
+            _hold_instance(settings, "a")  # another process, maybe on another host
+        assert f"pid {os.getpid()}@{socket.gethostname()}" in err.value.message
+        other = _hold_instance(settings, "b")  # another instance shares the store by design
+        other.close()  # type: ignore[attr-defined]
+    finally:
+        held.close()  # type: ignore[attr-defined]
+    _hold_instance(settings, "a").close()  # type: ignore[attr-defined]  # free once it ends
+
+
+def settings_on(store_location: Path | str, **extra: Any) -> CentreSettings:
+    where = "db_url" if isinstance(store_location, str) else "db_path"
+    return CentreSettings.model_validate({where: str(store_location), **extra})
+
+
+def test_two_centre_processes_enforce_one_login_limit(store_location):
+    settings = settings_on(store_location, web_login_failures=3)
+    accounts = Accounts(store_location)
+    accounts.add("anh", "mat-khau-dai", Role.OPERATOR)
+    accounts.close()
+    one = Dashboard(settings, "127.0.0.1:0", with_broker=False).start()
+    two = Dashboard(settings, "127.0.0.1:0", with_broker=False).start()
+    try:
+        a, b = Client(one.url), Client(two.url)
+        # Three wrong guesses spread over the two processes: the limit is the shared one.
+        assert [c.login("anh", "sai-mat-khau")[0] for c in (a, b, a)] == [401, 401, 401]
+        assert b.login("anh", "mat-khau-dai")[0] == 429  # even the right password
+        assert a.login("anh", "mat-khau-dai")[0] == 429
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_a_store_url_is_shown_without_its_password():
+    assert shown("postgresql://edge:pw@db.example.vn:5433/edge?password=x&sslmode=require") == (
+        "postgresql://edge@db.example.vn:5433/edge?sslmode=require"
+    )
+    assert (
+        shown("postgresql:///edge?host=/run/postgresql")
+        == "postgresql:///edge?host=/run/postgresql"
+    )
+    assert shown(Path("/var/lib/c.sqlite")) == "/var/lib/c.sqlite"
