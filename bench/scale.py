@@ -448,7 +448,8 @@ def show(results: list[Result], periods: dict[str, float]) -> str:
     lines.append(_row("verdict", ["OK" if r.ok else "OVER" for r in results]))
     for r in results:
         if r.error or r.limit:
-            lines.append(f"  {r.store}: {r.error or 'over'}; ran out: {r.limit or '?'}")
+            ran_out = f"; ran out: {r.limit}" if r.limit else ""
+            lines.append(f"  {r.store}: {r.error or 'over'}{ran_out}")
     return "\n".join(lines)
 
 
@@ -576,7 +577,8 @@ def main() -> int:
             break
     if not args.json:
         for store_runs in runs.values():
-            sys.stdout.write(extrapolate(store_runs) + "\n")
+            if store_runs[-1].parts:
+                sys.stdout.write(extrapolate(store_runs) + "\n")
     return 0 if all(rs[-1].ok for rs in runs.values()) else 1
 
 
