@@ -171,6 +171,13 @@ class Generator:
 # ---- the figures ---------------------------------------------------------------------------
 
 
+def pss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 @dataclass
 class Part:
     name: str
@@ -202,7 +209,9 @@ class Part:
         self.busiest_pct = round(100 * max(spent, default=0.0) / window, 1)
         for pid in self.pids:
             try:
-                self.rss_mb += rss_mb(pid)
+                # Several processes sharing memory (PostgreSQL's shared buffers) would count
+                # it once each in RSS: their proportional share (PSS) sums to the truth.
+                self.rss_mb += pss_mb(pid) if len(self.pids) > 1 else rss_mb(pid)
                 self.peak_rss_mb += rss_mb(pid, "VmHWM")
             except OSError:
                 continue
@@ -488,6 +497,8 @@ def extrapolate(runs: list[Result], target: int = 45_000, cores: int = 2) -> str
     r = pair[-1]
     sizes = " and ".join(str(x.sites) for x in pair)
     lines = [f"{r.store}: per-site costs from {sizes} sites, extrapolated to {target}:"]
+    if lo is None:
+        lines.append("  (one size: its fixed costs are counted per site; a sweep separates them)")
     total_per_site = 0.0
     for kind, (n, cpu, rss, single) in hi.items():
         if lo is not None and n > lo[kind][0]:
