@@ -107,7 +107,7 @@ async def _generate(spec: dict[str, Any]) -> None:
     except OSError as exc:
         _emit({"error": f"generator {spec['index']}: connecting: {exc}"})
         return
-    _emit({"ready": round(time.monotonic() - t0, 2)})
+    _emit({"ready": round(time.monotonic() - t0, 2), "births": sum(len(c.sent) for c in clients)})
     await loop.run_in_executor(None, sys.stdin.readline)  # "go"
     now = datetime.now(UTC)
     session = SessionRef(session_id="scale", start=now - timedelta(minutes=5),
@@ -357,7 +357,11 @@ def run(  # noqa: PLR0915 - one run's steps in order reads best as one function
             r.limit = _ran_out(r, [central, *regional], mem0)
             return r
         r.connect_s = max(x["ready"] for x in ready)
-        time.sleep(2.0)  # births stored: measure the steady state only
+        # Measure the steady state only: every birth stored first (a backlog of births
+        # would count against the window's latency), then a moment for the acks to settle.
+        births = sum(x["births"] for x in ready)
+        _wait(lambda: stored_count(location) >= births, 60 + n_sites / 100)
+        time.sleep(1.0)
 
         r.parts = [Part("mosquitto central", [central.proc.pid])]  # type: ignore[union-attr]
         r.parts += [Part(f"mosquitto {b.workdir.name}", [b.proc.pid], 1 / n_regions)  # type: ignore[union-attr]
