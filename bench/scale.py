@@ -34,6 +34,7 @@ import asyncio
 import json
 import math
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -425,6 +426,10 @@ def run(  # noqa: PLR0915 - one run's steps in order reads best as one function
         central.stop()
         if pg is not None:
             pg.remove()
+        if r.ok:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            r.error = f"{r.error or 'over'} (logs in {workdir})"
 
 
 # ---- printing ------------------------------------------------------------------------------
@@ -460,9 +465,9 @@ def show(results: list[Result], periods: dict[str, float]) -> str:
     lines.append(_row("host busy (both cores)", [f"{r.host_busy_pct:.0f} %" for r in results]))
     lines.append(_row("verdict", ["OK" if r.ok else "OVER" for r in results]))
     for r in results:
-        if r.error or r.limit:
+        if not r.ok:
             ran_out = f"; ran out: {r.limit}" if r.limit else ""
-            lines.append(f"  {r.store}: {r.error or 'over'}{ran_out}")
+            lines.append(f"  {r.store}: {r.error}{ran_out}")
     return "\n".join(lines)
 
 
