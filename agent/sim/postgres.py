@@ -34,7 +34,7 @@ class Postgres(Service):
         self.bin = where
         self.fsync = fsync
         self.settings = settings or {}
-        self.folder = Path(tempfile.mkdtemp(prefix="edge-pg-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="sim-pg-"))
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
