@@ -22,23 +22,27 @@ import argparse
 import asyncio
 import json
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agent.centre.store.base import open_database  # noqa: E402
 from agent.sim.broker import Mosquitto  # noqa: E402
 from agent.sim.fleet_site import SimSite  # noqa: E402
 from agent.sim.swarm import SiteClient, drive  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
+# Ten times an agent outside a session (state heartbeat 60 s, checks every 300 s), with a
+# session's attendance: the stress rate.
+STRESS_PERIODS = {"state": 10.0, "checks": 60.0, "attendance": 30.0}
 
 
 # ---- process figures -----------------------------------------------------------------------
@@ -78,12 +82,15 @@ class Result:
 
 
 def start_centre(
-    workdir: Path, broker: Mosquitto, instance: str
-) -> tuple[subprocess.Popen[str], Path]:
-    db = workdir / "centre.sqlite"
+    workdir: Path, broker: Mosquitto, instance: str, store: Path | str | None = None
+) -> tuple[subprocess.Popen[str], Path | str]:
+    """`centre serve` on `broker`, storing into `store` (an SQLite file, the default one in
+    `workdir`, or a PostgreSQL URL); returns once it says it is storing."""
+    db = store if store is not None else workdir / "centre.sqlite"
+    where = f'db_url = "{db}"' if isinstance(db, str) else f'db_path = "{db}"'
     config = workdir / "centre.toml"
     config.write_text(
-        f'db_path = "{db}"\nreport_interval_s = 10.0\nretained_wait_s = 0.5\n'
+        f"{where}\nreport_interval_s = 10.0\nretained_wait_s = 0.5\n"
         f'[broker]\nhost = "127.0.0.1"\nport = {broker.port}\n'
     )
     proc = subprocess.Popen(
@@ -100,28 +107,37 @@ def start_centre(
     return proc, db
 
 
-def stored_count(db: Path) -> int:
-    with sqlite3.connect(db, timeout=30) as con:
-        return int(con.execute("SELECT count(*) FROM reports").fetchone()[0])
+def stored_count(db: Path | str) -> int:
+    store = open_database(db)
+    try:
+        return int(store.execute("SELECT count(*) FROM reports").fetchone()[0])
+    finally:
+        store.close()
 
 
-def latencies_and_loss(
-    db: Path, clients: list[SiteClient], wall0: float, wall1: float
-) -> tuple[list[float], int]:
-    """Publish -> stored latencies (ms) of reports made in the window; seqs the broker
-    acknowledged (an agent deletes them from its outbox) and the centre never stored."""
-    with sqlite3.connect(db, timeout=30) as con:
-        lat = [
-            (stored - ts) * 1000
-            for ts, stored in con.execute(
-                "SELECT ts, stored_at FROM reports WHERE ts >= ? AND ts < ?", (wall0, wall1)
-            )
-        ]
+def latencies(db: Path | str, wall0: float, wall1: float) -> list[float]:
+    """Publish -> stored latencies (ms) of the reports made in the window."""
+    store = open_database(db)
+    try:
+        rows = store.execute(
+            "SELECT ts, stored_at FROM reports WHERE ts >= ? AND ts < ?", (wall0, wall1)
+        )
+        return [(stored - ts) * 1000 for ts, stored in rows]
+    finally:
+        store.close()
+
+
+def lost_reports(db: Path | str, acked: Iterable[tuple[str, Iterable[int]]]) -> int:
+    """Seqs the broker acknowledged (an agent deletes them from its outbox) that the centre
+    never stored: `acked` is (site_id, seqs) per site."""
+    store = open_database(db)
+    try:
         have: dict[str, set[int]] = {}
-        for sid, seq in con.execute("SELECT site_id, seq FROM reports"):
+        for sid, seq in store.execute("SELECT site_id, seq FROM reports"):
             have.setdefault(sid, set()).add(seq)
-    lost = sum(len(set(c.acked_seqs) - have.get(c.site.site_id, set())) for c in clients)
-    return lat, lost
+    finally:
+        store.close()
+    return sum(len(set(seqs) - have.get(sid, set())) for sid, seqs in acked)
 
 
 async def run(n_sites: int, seconds: float, periods: dict[str, float], n_centres: int) -> Result:
@@ -171,7 +187,8 @@ async def run(n_sites: int, seconds: float, periods: dict[str, float], n_centres
         for c in clients:
             await c.close()
 
-        lat, lost = latencies_and_loss(db, clients, wall0, wall1)
+        lat = latencies(db, wall0, wall1)
+        lost = lost_reports(db, ((c.site.site_id, c.acked_seqs) for c in clients))
         lat.sort()
         q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
         window = wall1 - wall0
@@ -214,9 +231,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sites", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--state-s", type=float, default=10.0)
-    parser.add_argument("--checks-s", type=float, default=60.0)
-    parser.add_argument("--attendance-s", type=float, default=30.0)
+    parser.add_argument("--state-s", type=float, default=STRESS_PERIODS["state"])
+    parser.add_argument("--checks-s", type=float, default=STRESS_PERIODS["checks"])
+    parser.add_argument("--attendance-s", type=float, default=STRESS_PERIODS["attendance"])
     parser.add_argument("--sweep", help="comma-separated site counts; stops at the first over")
     parser.add_argument("--centres", type=int, default=1, help="centre processes sharing the "
                         "load (MQTT shared subscription, one database)")  # fmt: skip
