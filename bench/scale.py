@@ -336,7 +336,7 @@ def run(  # noqa: PLR0915 - one run's steps in order reads best as one function
             )
         if store == "postgres":
             pg = Postgres().start()
-            location: Path | str = pg.create_database("scale")
+            location: Path | str = pg.url(pg.create_database("scale"))
         else:
             location = workdir / "centre.sqlite"
         for i in range(n_centres):

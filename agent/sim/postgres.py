@@ -8,6 +8,7 @@ own under /tmp that this user owns (a 0700 folder above it would keep it out).""
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import shutil
 import subprocess
@@ -40,6 +41,7 @@ class Postgres(Service):
             shutil.chown(self.folder, "postgres", "postgres")
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self._started = False
+        self._names = itertools.count(1)
 
     @property
     def data(self) -> Path:
@@ -78,10 +80,17 @@ class Postgres(Service):
         self._started = True
         return self
 
-    def create_database(self, name: str) -> str:
-        """A new empty database; its URL."""
+    def create_database(self, name: str = "") -> str:
+        """A new empty database (named in turn if no name is given); its name."""
+        name = name or f"t{next(self._names)}"
         self._run(str(self.bin / "createdb"), "-h", str(self.folder), "-U", "edge", name)
-        return self.url(name)
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self._run(
+            str(self.bin / "dropdb"), "-h", str(self.folder), "-U", "edge", "--force",
+            "--if-exists", name,
+        )  # fmt: skip
 
     def pids(self) -> list[int]:
         """The postmaster and every process it started (backends, writers)."""
@@ -99,10 +108,11 @@ class Postgres(Service):
                 found.append(int(stat.parent.name))
         return found
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """`mode` as pg_ctl's: "immediate" is a crash (no checkpoint), as a lost host."""
         if self._started and (self.data / "postmaster.pid").exists():
             subprocess.run(
-                [*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast",
+                [*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode,
                  "-w", "stop"],
                 capture_output=True, timeout=60, check=False,
             )  # fmt: skip
