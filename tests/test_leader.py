@@ -141,3 +141,42 @@ def test_a_dead_leaders_record_names_nobody(store_location: Path | str) -> None:
     finally:
         one.stop()
         two.stop()
+
+
+# ---- once-only work: overdue page commands ----------------------------------------------
+
+
+class _Events(list[tuple[str, str]]):
+    def __call__(self, kind: str, data: dict[str, object]) -> None:
+        self.append((str(data["site_id"]), str(data["status"])))
+
+
+def test_an_overdue_command_of_a_dead_process_is_marked_no_answer_once(tmp_path: Path) -> None:
+    from agent.centre.settings import CentreSettings  # noqa: PLC0415
+    from agent.centre.web.commands import ADOPT_AFTER_S, NO_ANSWER, Commander, Log  # noqa: PLC0415
+
+    settings = CentreSettings.model_validate({"db_path": str(tmp_path / "centre.sqlite")})
+    log = Log(settings.db_path)
+    now = time.time()
+    sent = {"at": now - 400, "command_id": "cmd-1", "operator": "op", "action": "identify",
+            "status": "sent", "reason": "", "deadline": now - ADOPT_AFTER_S - 1}  # fmt: skip
+    log.add(sent | {"site_id": "s1"})
+    log.add(sent | {"site_id": "s2"})
+    log.add(sent | {"site_id": "s2", "status": "succeeded"})  # s2 answered
+    # The process that sent it is gone; two others run: one leads.
+    leader_events, other_events = _Events(), _Events()
+    leader = Commander(settings, leader_events, leads=lambda: True)
+    other = Commander(settings, other_events, leads=lambda: False)
+    also = Commander(settings, _Events(), leads=lambda: True)  # a second leader, as in a handover
+    try:
+        for c in (other, leader, also, leader, other):
+            c._expire()
+        rows = log.db.execute(
+            "SELECT site_id FROM web_commands WHERE status = ?", (NO_ANSWER,)
+        ).fetchall()
+        assert [r[0] for r in rows] == ["s1"]  # once, and not the site that answered
+        assert leader_events == [("s1", NO_ANSWER)] and other_events == []
+    finally:
+        for c in (leader, other, also):
+            c.stop()
+        log.close()
