@@ -4,6 +4,8 @@ every test runs once per backend (the `store_location` fixture)."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -13,12 +15,15 @@ import pytest
 from agent.centre import link
 from agent.centre.alerts.model import Alert, AlertKind, Severity
 from agent.centre.alerts.store import AlertStore
+from agent.centre.settings import CentreSettings
 from agent.centre.store import Incoming, RosterEntry, Store
 from agent.centre.store.base import SchemaTooNew, StoreError, open_database
 from agent.centre.web.accounts import AccountError, Accounts, DisplayExists, Role
 from agent.centre.web.commands import Log
 from agent.cli import main
+from agent.cli.fleet import _hold_instance
 from agent.contract.payloads import PAYLOADS, Envelope
+from agent.errors import AlreadyRunning
 from agent.messages import message
 from agent.sim.fleet_site import Message, SimSite
 
@@ -329,3 +334,56 @@ def test_the_centres_broker_link_is_read_from_every_process_row(store_location):
         a.close()
         b.close()
         store.close()
+
+
+# ---- every centre command on the store centre.toml names -----------------------------------
+
+
+def test_the_centre_commands_run_on_the_store_centre_toml_names(store_location, tmp_path, capsys):
+    if isinstance(store_location, str):
+        where = store_location + "&password=s3cret"  # trust auth ignores it; never printed
+        line = f'db_url = "{where}"'
+    else:
+        where, line = str(store_location), f'db_path = "{store_location}"'
+    config = tmp_path / "centre.toml"
+    config.write_text(line + "\n")
+    status = ["centre", "status", "--config", str(config)]
+    # Nothing made yet: a clear "not found" naming the store, no new empty store.
+    for command in (status, ["centre", "alerts", "list", "--config", str(config)]):
+        assert main(command) != 0
+        err = capsys.readouterr().err
+        assert "fleet database" in err and "not found" in err and "s3cret" not in err
+    assert main(["centre", "sites", "list", "--config", str(config)]) == 0
+    assert isinstance(store_location, str) or not store_location.exists()
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,name,tier,parent,summoned\nc1,Xã Một,commune,,\n")
+    assert main(["centre", "sites", "import", str(roster), "--config", str(config)]) == 0
+    store = Store(store_location)
+    feed(store, *SimSite("c2").birth())
+    store.close()
+    capsys.readouterr()
+    main([*status, "--json", "--events", "0"])
+    view = json.loads(capsys.readouterr().out)
+    assert view["total"] == 2 and view["counts"]["never_seen"] == 1  # c1 on the roster only
+    assert main(["centre", "alerts", "list", "--config", str(config)]) == 0
+    assert main(["centre", "contacts", "list", "--config", str(config)]) == 0
+    assert main(["centre", "notify", "queue", "--config", str(config)]) == 0
+    assert main(["centre", "display", "issue", "tuong-1", "--config", str(config)]) == 0
+    assert main(["centre", "display", "list", "--config", str(config)]) == 0
+    assert "tuong-1" in capsys.readouterr().out
+    assert "s3cret" not in "".join(capsys.readouterr())
+
+
+def test_one_serve_per_instance_on_a_postgresql_store(pg_url):
+    settings = CentreSettings.model_validate({"db_url": pg_url})
+    held = _hold_instance(settings, "a")
+    try:
+        with pytest.raises(AlreadyRunning) as err:
+            _hold_instance(settings, "a")  # another process, maybe on another host
+        assert f"pid {os.getpid()}@{socket.gethostname()}" in err.value.message
+        other = _hold_instance(settings, "b")  # another instance shares the store by design
+        other.close()  # type: ignore[attr-defined]
+    finally:
+        held.close()  # type: ignore[attr-defined]
+    _hold_instance(settings, "a").close()  # type: ignore[attr-defined]  # free once it ends

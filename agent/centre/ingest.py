@@ -187,7 +187,7 @@ class Ingest:
         self.prefix = settings.broker.prefix
         base = settings.broker.client_id or f"edge-agent-centre-{socket.gethostname()}"
         self.client_id = base + (f"-{instance}" if instance else "")
-        self.store = Store(settings.db_path)
+        self.store = Store(settings.store_location)
         # Bounded by the live subscription's Receive Maximum (IN_FLIGHT), not here: blocking
         # the listener's thread on a full queue would also stop its keepalives and the
         # acknowledgements that free the queue. The one-off retained pass adds one message per
@@ -202,7 +202,7 @@ class Ingest:
         self.instance = instance
         # The link's own connection: recorded by the writer thread, never the listener's
         # (which must not wait on the database while it keeps the broker's keepalive).
-        self._link_db = link.open_link(settings.db_path)
+        self._link_db = link.open_link(settings.store_location)
         self._link: tuple[bool, float] = (True, time.time())  # (up, since)
         self._frozen_at: float | None = None
         self._settle_until = 0.0
@@ -327,7 +327,7 @@ class Ingest:
                 with self._housekeeping("pruning old history"):
                     cutoff = time.time() - self.settings.history_days * 86400
                     self.store.prune(cutoff)
-                    alert_store.prune(self.settings.db_path, cutoff)
+                    alert_store.prune(self.settings.store_location, cutoff)
         if self._leads():
             with self._housekeeping("the last sweep"):
                 self._sweep()

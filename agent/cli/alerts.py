@@ -22,6 +22,7 @@ from agent.centre import fleet
 from agent.centre.alerts.model import Incident
 from agent.centre.alerts.store import AlertStore, GroupBy, Scope, Silence
 from agent.centre.settings import CentreSettings, load_centre_settings
+from agent.centre.store.base import existing
 from agent.cli.notify import add_test_parser
 from agent.errors import ConfigError
 from agent.i18n import LANGUAGES, current_language, error_text, t
@@ -96,13 +97,8 @@ def _settings(args: argparse.Namespace) -> CentreSettings:
 
 def _open(args: argparse.Namespace) -> AlertStore:
     settings = _settings(args)
-    if not settings.db_path.exists():
-        # The same words as `centre status`: a wrong --config must not make a new database.
-        raise ConfigError(
-            message("centre.status.no_database", path=str(settings.db_path)),
-            message("centre.status.no_database_hint"),
-        )
-    return AlertStore(settings.db_path)
+    # The same words as `centre status`: a wrong --config must not make a new database.
+    return AlertStore(existing(settings.store_location))
 
 
 def _with_store(args: argparse.Namespace, work: Callable[[AlertStore], T]) -> T:

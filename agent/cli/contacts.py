@@ -32,6 +32,7 @@ from agent.centre.alerts.model import Contact, Severity
 from agent.centre.alerts.routing import in_place
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.centre.store import Store
+from agent.centre.store.base import made
 from agent.checks.model import ExitCode
 from agent.i18n import LANGUAGES, error_text, t
 from agent.messages import message
@@ -62,7 +63,7 @@ def _refusing(func: Command) -> Command:
 
 
 def _store(args: argparse.Namespace) -> ContactStore:
-    return ContactStore(_settings(args).db_path)
+    return ContactStore(_settings(args).store_location)
 
 
 def _existing(store: ContactStore, contact_id: str) -> Contact:
@@ -123,9 +124,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _all(args: argparse.Namespace) -> list[Contact]:
     settings = _settings(args)
-    if not settings.db_path.exists():
+    if not made(settings.store_location):
         return []
-    store = ContactStore(settings.db_path)
+    store = ContactStore(settings.store_location)
     try:
         return store.list()
     finally:
@@ -210,9 +211,9 @@ def _district(site: fleet.SiteRow) -> str:
 
 def _covered(settings: CentreSettings, contact: Contact) -> dict[str, list[str]]:
     """The sites on the roster or heard from that are in the contact's part: district → ids."""
-    if not settings.db_path.exists():
+    if not made(settings.store_location):
         return {}
-    store = Store(settings.db_path)
+    store = Store(settings.store_location)
     try:
         sites = store.sites(time.time(), settings.report_interval_s, settings.gap_grace_s)
     finally:
@@ -228,7 +229,7 @@ def _covered(settings: CentreSettings, contact: Contact) -> dict[str, list[str]]
 @_refusing
 def cmd_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = ContactStore(settings.db_path)
+    store = ContactStore(settings.store_location)
     try:
         contact = _existing(store, args.id)
     finally:

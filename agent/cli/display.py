@@ -22,7 +22,7 @@ DEFAULT_URL = "http://127.0.0.1:8080/"
 def _accounts(args: argparse.Namespace) -> Any:
     from agent.centre.web.accounts import Accounts  # noqa: PLC0415 - the centre extra
 
-    return Accounts(_settings(args).db_path)
+    return Accounts(_settings(args).store_location)
 
 
 def _when(epoch: float) -> str:

@@ -21,8 +21,9 @@ from pydantic import ValidationError
 from agent.centre import fleet, leader, link, schedule_pub
 from agent.centre.leader import Leadership
 from agent.centre.settings import CentreSettings, load_centre_settings
+from agent.centre.store.base import existing, is_url, shown
 from agent.checks.model import ExitCode
-from agent.errors import ConfigError
+from agent.errors import AlreadyRunning, ConfigError
 from agent.i18n import Lang, current_language, t
 from agent.messages import catalogue, message
 from agent.schedule.model import Session
@@ -71,6 +72,29 @@ def serve_lock_path(db_path: Path, instance: str) -> Path:
     return db_path.with_name(f"{db_path.name}.serve{'-' + instance if instance else ''}.lock")
 
 
+def _hold_instance(settings: CentreSettings, instance: str) -> object:
+    """One `serve` per (store, instance): a lock file beside the SQLite file; on PostgreSQL,
+    whose processes may run on several hosts, a lock in the database itself."""
+    where = settings.store_location
+    if not is_url(where):
+        return hold(
+            serve_lock_path(Path(where), instance),
+            "centre.serve.already_running",
+            "centre.serve.already_running_hint",
+            instance=instance,
+        )
+    from agent.centre.store.postgres import hold_instance  # noqa: PLC0415 - centre extra
+
+    held, holder = hold_instance(str(where), instance)
+    if held is None:
+        raise AlreadyRunning(
+            message("centre.serve.already_running", instance=instance, pid=holder,
+                    path=shown(where)),
+            message("centre.serve.already_running_hint"),
+        )  # fmt: skip
+    return held
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from agent.centre.ingest import Ingest  # noqa: PLC0415 - paho only where it is needed
     from agent.system.logs import setup_logging  # noqa: PLC0415
@@ -78,12 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(args.log_level)
     # Two processes with one client id would take the broker session from each other.
-    hold(
-        serve_lock_path(settings.db_path, args.instance),
-        "centre.serve.already_running",
-        "centre.serve.already_running_hint",
-        instance=args.instance,
-    )
+    instance_lock = _hold_instance(settings, args.instance)  # noqa: F841 - held while serving
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -100,14 +119,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from agent.centre.alerts.delivery import Delivery  # noqa: PLC0415
         from agent.centre.alerts.engine import AlertEngine  # noqa: PLC0415
 
-        delivery = Delivery(settings.alerts, settings.db_path, leads=leads).start()
+        delivery = Delivery(settings.alerts, settings.store_location, leads=leads).start()
         engine = AlertEngine(settings, on_queued=delivery.wake, leadership=leadership).start()
     _line(
         t(
             "centre.serve.storing",
             topics=f"{settings.broker.prefix}/+/...",
             broker=f"{settings.broker.host}:{settings.broker.port}",
-            path=str(settings.db_path),
+            path=shown(settings.store_location),
         )
     )
     dashboard = None
@@ -152,12 +171,7 @@ def _exit_code(view: fleet.FleetView) -> int:
 def _store(settings: CentreSettings) -> Any:
     from agent.centre.store import Store  # noqa: PLC0415
 
-    if not settings.db_path.exists():
-        raise ConfigError(
-            message("centre.status.no_database", path=str(settings.db_path)),
-            message("centre.status.no_database_hint"),
-        )
-    return Store(settings.db_path)
+    return Store(existing(settings.store_location))
 
 
 def _condition(code: str, lang: Lang) -> str:
@@ -219,7 +233,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _store(settings).close()  # a wrong --config must not make a new database
-    result = read.read_report(settings.db_path, args.session, time.time())
+    result = read.read_report(settings.store_location, args.session, time.time())
     lang = current_language()
     written: list[str] = []
     if args.csv:
@@ -327,7 +341,7 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
 def _accounts(args: argparse.Namespace) -> Any:
     from agent.centre.web.accounts import Accounts  # noqa: PLC0415 - the centre extra
 
-    return Accounts(_settings(args).db_path)
+    return Accounts(_settings(args).store_location)
 
 
 def _read_password() -> str:

@@ -44,7 +44,8 @@ def _to(value: str) -> Channel:
 
 def _contact(settings: CentreSettings, contact_id: str) -> Contact:
     # The directory's module, through its agreed interface (ContactStore).
-    store = importlib.import_module("agent.centre.alerts.contacts").ContactStore(settings.db_path)
+    contacts = importlib.import_module("agent.centre.alerts.contacts")
+    store = contacts.ContactStore(settings.store_location)
     try:
         found = cast("Contact | None", store.get(contact_id))
     finally:
@@ -98,7 +99,7 @@ def _row(n: Notification) -> dict[str, Any]:
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    queue = NotificationQueue(_settings(args).db_path)
+    queue = NotificationQueue(_settings(args).store_location)
     try:
         backlog, recent = queue.backlog(), queue.recent(args.last)
     finally:

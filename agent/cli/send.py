@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from agent.centre.settings import (
     centre_config_path,
     load_centre_settings,
 )
+from agent.centre.store.base import StoreError, driver_errors, made, shown
 from agent.config import BrokerSettings
 from agent.errors import ConfigError
 from agent.i18n import current_language, t
@@ -116,35 +116,38 @@ def _password(path_text: str | None) -> str | None:
     return text.splitlines()[0] if text.strip() else None
 
 
-def _stored_sites(settings: CentreSettings | None, site_id: str) -> tuple[set[str], Path | None]:
-    """Whether the centre's fleet database knows `site_id`: ({site_id} or {}, its path).
+def _stored_sites(settings: CentreSettings | None, site_id: str) -> tuple[set[str], str | None]:
+    """Whether the centre's fleet database knows `site_id`: ({site_id} or {}, where it is).
     No database when there is no centre here (no centre settings) or it has stored nothing."""
     from agent.centre.store import Store  # noqa: PLC0415
 
-    if settings is None or not settings.db_path.exists():
+    if settings is None:
         return set(), None
-    db_path = settings.db_path
+    where = shown(settings.store_location)
+    failures: tuple[type[Exception], ...] = (*driver_errors(), StoreError)
     try:
-        store = Store(db_path)
+        if not made(settings.store_location):
+            return set(), None
+        store = Store(settings.store_location)
         try:
-            return store.known({site_id}), db_path
+            return store.known({site_id}), where
         finally:
             store.close()
-    except sqlite3.Error as exc:
+    except failures as exc:
         raise ConfigError(
-            message("centre.send.database", path=str(db_path), error=str(exc)),
+            message("centre.send.database", path=where, error=str(exc)),
             message("centre.send.database_hint"),
         ) from None
 
 
-def _refuse_unknown(site_id: str, stored: set[str], db_path: Path | None,
+def _refuse_unknown(site_id: str, stored: set[str], db_path: str | None,
                     announced: dict[str, str]) -> None:  # fmt: skip
     """A site id neither in the fleet database nor announced on the broker (retained meta) is
     most likely a typo: a command to it would go nowhere, or to whoever takes the id later."""
     if site_id in stored or site_id in announced:
         return
     database = (
-        message("centre.send.not_in_database", path=str(db_path))
+        message("centre.send.not_in_database", path=db_path)
         if db_path
         else message("centre.send.no_database")
     )
@@ -176,7 +179,7 @@ def _send(args: argparse.Namespace) -> int:
     cmd_args = dict(parse_arg(a) for a in args.arg)
     target: dict[str, Any]
     stored: set[str] = set()
-    db_path: Path | None = None
+    db_path: str | None = None
     if args.site:
         target = {"site": args.site}
         if not args.force:

@@ -17,6 +17,7 @@ from agent.centre import fleet
 from agent.centre.roster import parse_roster
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.centre.store import Store
+from agent.centre.store.base import made
 from agent.checks.model import ExitCode
 from agent.errors import RosterError
 from agent.i18n import current_language, t
@@ -40,7 +41,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             message("roster.error.unreadable", path=str(path)), message("roster.hint.unreadable")
         ) from None
     entries = parse_roster(data)  # every row checked before the database is opened
-    store = Store(_settings(args).db_path)
+    store = Store(_settings(args).store_location)
     try:
         change = store.import_roster(entries, time.time(), replace=args.replace)
         total = len(store.roster())
@@ -52,9 +53,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _rows(settings: CentreSettings) -> list[dict[str, Any]]:
-    if not settings.db_path.exists():
+    if not made(settings.store_location):
         return []
-    store = Store(settings.db_path)
+    store = Store(settings.store_location)
     try:
         now = time.time()
         sites = store.sites(now, settings.report_interval_s, settings.gap_grace_s)
@@ -112,10 +113,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if not settings.db_path.exists():
+    if not made(settings.store_location):
         _out(t("roster.cli.not_listed", ids=", ".join(args.ids)))
         return int(ExitCode.WARNING)
-    store = Store(settings.db_path)
+    store = Store(settings.store_location)
     try:
         removed, absent = store.remove_from_roster(args.ids)
     finally:

@@ -69,7 +69,7 @@ class Delivery:
     def __init__(
         self,
         settings: AlertsSettings,
-        db_path: Path,
+        db_path: Path | str,
         *,
         clock: Callable[[], float] = time.time,
         rnd: Callable[[], float] = random.random,

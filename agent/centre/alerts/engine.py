@@ -174,7 +174,7 @@ class AlertEngine:
 
     def _open(self) -> tuple[Store, AlertStore, ContactStore, NotificationQueue]:
         if self._conns is None:
-            path = self.db_path
+            path = self.settings.store_location
             self._conns = (Store(path), AlertStore(path), ContactStore(path),
                            NotificationQueue(path))  # fmt: skip
             self._db = engine_tables(path)

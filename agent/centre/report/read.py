@@ -43,7 +43,7 @@ def _session(store: Store, session_id: str) -> tuple[Session | None, set[str] | 
     return found, sites
 
 
-def read_report(db_path: Path, session_id: str, now: float) -> Report:
+def read_report(db_path: Path | str, session_id: str, now: float) -> Report:
     store = Store(db_path)
     try:
         session, taking_part = _session(store, session_id)

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from agent.errors import AgentError
+from agent.errors import AgentError, ConfigError
 from agent.messages import message
 
 log = logging.getLogger(__name__)
@@ -161,13 +163,70 @@ class SchemaTooNew(StoreError):
 
 def open_database(where: Path | str) -> Database:
     """The database at `where`: a `postgresql://` URL, else an SQLite file."""
-    if isinstance(where, str) and where.startswith(("postgresql://", "postgres://")):
+    if is_url(where):
         from agent.centre.store.postgres import PostgreSQL  # noqa: PLC0415 - only with a URL
 
-        return PostgreSQL(where)
+        return PostgreSQL(str(where))
     from agent.centre.store.sqlite import SQLite  # noqa: PLC0415 - it imports this module
 
     return SQLite(Path(where))
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """What either driver raises (psycopg only where it is installed: the centre extra)."""
+    try:
+        from agent.centre.store.postgres import PostgreSQL  # noqa: PLC0415 - optional
+    except ImportError:
+        return (sqlite3.Error,)
+    return (sqlite3.Error, PostgreSQL.error)
+
+
+def is_url(where: Path | str) -> bool:
+    return isinstance(where, str) and where.startswith(("postgresql://", "postgres://"))
+
+
+def shown(where: Path | str) -> str:
+    """The store's location to print or log: a URL without its password (in the user part
+    or as a `password=` parameter)."""
+    if not is_url(where):
+        return str(where)
+    parts = urlsplit(str(where))
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"],
+        safe="/",
+    )
+    # Not urlunsplit: it drops the `//` of an empty host (a Unix socket's URL).
+    return f"{parts.scheme}://{netloc}{parts.path}{'?' + query if query else ''}"
+
+
+def made(where: Path | str) -> bool:
+    """Whether the centre has made its store there yet (`centre serve` makes it): the SQLite
+    file exists; the PostgreSQL database has any part's tables. A read that must not create
+    one (`centre status` with a wrong --config) asks this first."""
+    if not is_url(where):
+        return Path(where).exists()
+    db = open_database(where)
+    try:
+        # Any part, as any part's first open makes the SQLite file.
+        versions = db.columns("schema_version")
+        return bool(versions) and db.row("SELECT 1 FROM schema_version") is not None
+    finally:
+        db.close()
+
+
+def existing(where: Path | str) -> Path | str:
+    """`where`, once the centre has made its store there; else a clear error rather than a
+    new, empty store (a wrong --config)."""
+    if not made(where):
+        raise ConfigError(
+            message("centre.status.no_database", path=shown(where)),
+            message("centre.status.no_database_hint"),
+        )
+    return where
 
 
 def open_part(

@@ -205,7 +205,7 @@ class Desk:
     """The alert store, the contact directory and the notification queue, opened on the
     desk's own thread at first use."""
 
-    def __init__(self, db_path: Path, names: Callable[[], Mapping[str, str]]) -> None:
+    def __init__(self, db_path: Path | str, names: Callable[[], Mapping[str, str]]) -> None:
         self.db_path = db_path
         self.names = names  # site id -> its name (the fleet watch's last full read)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="dashboard-alerts")

@@ -333,7 +333,7 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         if kind not in _REPORT_TYPES or not session_id:
             return _error(404, message(_NO_REPORT, session=request.path_params["name"]))
         lang: Lang = "en" if request.query_params.get("lang") == "en" else "vi"
-        rep = await asyncio.to_thread(read.read_report, s.db_path, session_id, time.time())
+        rep = await asyncio.to_thread(read.read_report, s.store_location, session_id, time.time())
         if not rep.known:
             return _error(404, message(_NO_REPORT, session=session_id))
         if kind == "csv":
@@ -380,7 +380,7 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
     # ---- alerts, incidents, contacts -----------------------------------------------------
 
     if svc.desk is None:
-        svc.desk = Desk(s.db_path, lambda: svc.watch.labels.full)
+        svc.desk = Desk(s.store_location, lambda: svc.watch.labels.full)
     desk = svc.desk
 
     async def at_desk(work: Callable[[Any], Any], status: int = 200) -> Response:
@@ -485,7 +485,7 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         Route("/api/report/{name}", guarded(report_file)),
         Route("/api/command", guarded(command, post=True), methods=["POST"]),
         # No session: a scrape brings the bearer token of web_metrics_token, if one is set.
-        Route("/metrics", metrics.endpoint(s.web_metrics_token, svc.watch, s.db_path)),
+        Route("/metrics", metrics.endpoint(s.web_metrics_token, svc.watch, s.store_location)),
         Route("/api/alerts", guarded(alerts_json)),
         Route("/api/alerts/ack", guarded(operator(ack), post=True), methods=["POST"]),
         Route("/api/incidents", guarded(incidents_json)),

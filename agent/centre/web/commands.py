@@ -295,7 +295,7 @@ class Commander:
         self._adopt_at = 0.0
         self.validity_s = VALIDITY_S if validity_s is None else validity_s
         self.grace_s = GRACE_S if grace_s is None else grace_s
-        self.log = Log(settings.db_path)
+        self.log = Log(settings.store_location)
         loaded = load_key(settings)
         # Why the page cannot send commands (None: it can), and the same in English for
         # the log and older readers.

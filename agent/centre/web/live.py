@@ -119,7 +119,7 @@ class FleetWatch:
     def __init__(self, settings: CentreSettings, hub: Hub) -> None:
         self.settings = settings
         self.hub = hub
-        self.store = Store(settings.db_path)
+        self.store = Store(settings.store_location)
         self.lock = threading.Lock()  # one SQLite connection, used from worker threads
         self.tiles: dict[str, views.Tile] = {}
         self.labels = views.Labels()  # of the last full read

@@ -56,7 +56,7 @@ def _tier(value: object) -> str:
 
 
 class CentreCollector(Collector):
-    def __init__(self, watch: live.FleetWatch, db_path: Path, ingest: IngestStats) -> None:
+    def __init__(self, watch: live.FleetWatch, db_path: Path | str, ingest: IngestStats) -> None:
         self.watch = watch
         self.db_path = db_path
         self.ingest = ingest
@@ -199,7 +199,7 @@ class CentreCollector(Collector):
 
 
 def endpoint(
-    token: str, watch: live.FleetWatch, db_path: Path, ingest: IngestStats = INGEST
+    token: str, watch: live.FleetWatch, db_path: Path | str, ingest: IngestStats = INGEST
 ) -> Callable[[Request], Awaitable[Response]]:
     """The /metrics handler. With a token, a scrape must bring it as a bearer token; the
     operators' session cookie is neither needed nor taken."""

@@ -57,7 +57,7 @@ class Dashboard:
         hub = live.Hub()
         self.services = Services(
             settings=settings,
-            accounts=Accounts(settings.db_path),
+            accounts=Accounts(settings.store_location),
             hub=hub,
             watch=live.FleetWatch(settings, hub),
             commander=(
