@@ -207,6 +207,9 @@ class Ingest:
         self._frozen_at: float | None = None
         self._settle_until = 0.0
         self._link_written = 0.0
+        # True for a dead instance's session adopted to be emptied (agent/centre/orphans.py):
+        # resumed, then ended at the disconnect, so the broker stops queueing its share.
+        self.ends_session = False
 
     def _endpoint(self, client_id: str, session_expiry_s: int | None = None) -> Endpoint:
         where = endpoint(self.settings.broker, client_id)
@@ -217,8 +220,11 @@ class Ingest:
     def start(self) -> Ingest:
         self._writer.start()
         # Live first, so nothing published during the retained pass is missed.
+        where = self._endpoint(self.client_id)
+        if self.ends_session:
+            where = dataclasses.replace(where, session_expiry_s=0)
         self._live = _Forwarder(
-            dataclasses.replace(self._endpoint(self.client_id), receive_maximum=IN_FLIGHT),
+            dataclasses.replace(where, receive_maximum=IN_FLIGHT),
             # The bridges' states too, not shared: every process needs each, and they are
             # retained (a shared subscription would not get the current one at start).
             [

@@ -6,12 +6,15 @@ Thin: parse, load the centre's settings (centre.example.toml), call agent/centre
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import re
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from pydantic import ValidationError
 
 from agent.centre import fleet, leader, link, schedule_pub
 from agent.centre.leader import Leadership
+from agent.centre.orphans import Adopter
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.centre.store.base import existing, is_url, shown
 from agent.checks.model import ExitCode
@@ -95,6 +99,21 @@ def _hold_instance(settings: CentreSettings, instance: str) -> object:
     return held
 
 
+def _try_hold(settings: CentreSettings) -> Callable[[str], Callable[[], None] | None]:
+    """Take another instance's serve lock if it runs nowhere: its release, or None."""
+
+    def attempt(instance: str) -> Callable[[], None] | None:
+        try:
+            held = _hold_instance(settings, instance)
+        except AlreadyRunning:
+            return None
+        if isinstance(held, int):
+            return functools.partial(os.close, held)
+        return held.close  # type: ignore[attr-defined, no-any-return]
+
+    return attempt
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from agent.centre.ingest import Ingest  # noqa: PLC0415 - paho only where it is needed
     from agent.system.logs import setup_logging  # noqa: PLC0415
@@ -114,6 +133,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     leadership = Leadership(settings.store_location, args.instance).start()
     leads = leadership.is_leader
     ingest = Ingest(settings, args.instance, leads).start()
+    # The leader also stores what the broker keeps for a dead instance (centre/orphans.py).
+    adopter = Adopter(settings, args.instance, leads, _try_hold(settings)).start()
     delivery = engine = None
     if settings.alerts.enabled:
         from agent.centre.alerts.delivery import Delivery  # noqa: PLC0415
@@ -150,6 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             engine.stop()
         if delivery is not None:
             delivery.stop()
+        adopter.stop()
         ingest.stop()
         leadership.stop()
     _line(t("centre.serve.stopped", stored=ingest.stored, rejected=ingest.rejected))
