@@ -151,12 +151,16 @@ class _Events(list[tuple[str, str]]):
         self.append((str(data["site_id"]), str(data["status"])))
 
 
-def test_an_overdue_command_of_a_dead_process_is_marked_no_answer_once(tmp_path: Path) -> None:
+def test_an_overdue_command_of_a_dead_process_is_marked_no_answer_once(
+    store_location: Path | str,
+) -> None:
+    from agent.centre.sender import Reply  # noqa: PLC0415
     from agent.centre.settings import CentreSettings  # noqa: PLC0415
     from agent.centre.web.commands import ADOPT_AFTER_S, NO_ANSWER, Commander, Log  # noqa: PLC0415
 
-    settings = CentreSettings.model_validate({"db_path": str(tmp_path / "centre.sqlite")})
-    log = Log(settings.db_path)
+    where = "db_url" if isinstance(store_location, str) else "db_path"
+    settings = CentreSettings.model_validate({where: str(store_location)})
+    log = Log(store_location)
     now = time.time()
     sent = {"at": now - 400, "command_id": "cmd-1", "operator": "op", "action": "identify",
             "status": "sent", "reason": "", "deadline": now - ADOPT_AFTER_S - 1}  # fmt: skip
@@ -171,11 +175,21 @@ def test_an_overdue_command_of_a_dead_process_is_marked_no_answer_once(tmp_path:
     try:
         for c in (other, leader, also, leader, other):
             c._expire()
-        rows = log.db.execute(
-            "SELECT site_id FROM web_commands WHERE status = ?", (NO_ANSWER,)
-        ).fetchall()
-        assert [r[0] for r in rows] == ["s1"]  # once, and not the site that answered
+
+        def rows(status: str) -> list[str]:
+            found = log.db.execute(
+                "SELECT site_id FROM web_commands WHERE status = ?", (status,)
+            ).fetchall()
+            return [r[0] for r in found]
+
+        assert rows(NO_ANSWER) == ["s1"]  # once, and not the site that answered
         assert leader_events == [("s1", NO_ANSWER)] and other_events == []
+        # Every process hears every reply: a late answer is one row, and each page is told.
+        reply = Reply("s1", "succeeded", "", {"ok": True}, "vc/s1/cmd/reply/x", None, 0.0)
+        for c in (leader, other):
+            c._reply({"command_id": "cmd-1"}, reply)
+        assert rows("succeeded") == ["s2", "s1"]
+        assert leader_events[-1] == other_events[-1] == ("s1", "succeeded")
     finally:
         for c in (leader, other, also):
             c.stop()

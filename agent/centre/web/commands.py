@@ -44,9 +44,10 @@ NO_ANSWER = "no_answer"
 # Of several centre processes, each marks the commands it sent; the leader (centre/leader.py)
 # also those whose sender is gone (stopped, killed), found in the log every ADOPT_EVERY_S once
 # ADOPT_AFTER_S past their deadline (the sender, alive, has marked them by then). A site's
-# no_answer is written at most once whoever races (Log.add_no_answer).
+# no_answer is written at most once whoever races (Log.add's `unless`).
 ADOPT_EVERY_S = 5.0
 ADOPT_AFTER_S = 5.0
+_ONCE = {NO_ANSWER: (*FINAL, NO_ANSWER), "accepted": ("accepted",)} | {s: (s,) for s in FINAL}
 _FROM_SITES = ("accepted", "progress", *FINAL)  # a reply's status: anything else is not taken
 _OUTPUT_LIMIT = 4000
 _NAMED = 20  # unknown ids named in a refusal
@@ -183,10 +184,16 @@ class Log:
         self.db = open_part(db_path, "web_commands", _SCHEMA, [_v2_added])
         self._lock = threading.Lock()
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: dict[str, Any], unless: tuple[str, ...] = ()) -> bool:
+        """Add a row; with `unless`, only if the site has no row of those statuses for this
+        command yet (several centre processes hear every reply, and any may mark no_answer):
+        whether it was added. One write transaction: writers take turns on both backends, so
+        the check sees every row committed before it."""
         output = row.get("output")
         text = None if output is None else json.dumps(output, ensure_ascii=False)[:_OUTPUT_LIMIT]
-        with self._lock:
+        with self._lock, self.db.transaction():
+            if unless and self._has(row["command_id"], row["site_id"], unless):
+                return False
             self.db.execute(
                 "INSERT INTO web_commands (at, command_id, operator, action, site_id, status,"
                 " reason, output, reason_json, deadline, verdict) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -194,20 +201,12 @@ class Log:
                  row["status"], row["reason"], text, dump_message(row.get("reason_message")),
                  row.get("deadline"), _verdict(output)),
             )  # fmt: skip
+        return True
 
-    def add_no_answer(self, row: dict[str, Any]) -> bool:
-        """Add a no_answer row unless the site has answered or was marked already (by another
-        centre process); whether it was added. One write transaction: writers take turns on
-        both backends, so the check and the insert see every committed row."""
-        settled = ("succeeded", "failed", "rejected", NO_ANSWER)
-        with self._lock, self.db.transaction():
-            return bool(self.db.execute(
-                "INSERT INTO web_commands (at, command_id, operator, action, site_id, status,"
-                " reason) SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM web_commands"
-                " WHERE command_id = ? AND site_id = ? AND status IN (?,?,?,?))",
-                (row["at"], row["command_id"], row["operator"], row["action"], row["site_id"],
-                 NO_ANSWER, "", row["command_id"], row["site_id"], *settled),
-            ).rowcount)  # fmt: skip
+    def _has(self, command_id: str, site_id: str, statuses: tuple[str, ...]) -> bool:
+        sql = "SELECT 1 FROM web_commands WHERE command_id = ? AND site_id = ? AND status IN "
+        marks = "(" + ",".join("?" * len(statuses)) + ")"  # placeholders only
+        return bool(self.db.execute(sql + marks, (command_id, site_id, *statuses)).fetchone())
 
     def sent(self, command_id: str) -> _Sent | None:
         """A command sent from the page, rebuilt from its rows (None: not one of ours)."""
@@ -492,9 +491,8 @@ class Commander:
             "deadline": deadline,
         }
         try:
-            if status != NO_ANSWER:
-                self.log.add(row)
-            elif not self.log.add_no_answer(row):
+            # A site's answer, or its no_answer, is one row however many processes hear it.
+            if not self.log.add(row, _ONCE.get(status, ())) and status == NO_ANSWER:
                 return  # answered meanwhile, or marked by another centre process
         except self.log.db.error:
             log.exception("dashboard: could not log a command reply")
