@@ -221,7 +221,9 @@ def test_killing_the_leader_mid_storm_loses_no_report_and_no_alert(
                     sorted(expected - set(raised_sites(receiver))),
                     logs["b"].read_text()[-3000:],
                 )
-                time.sleep(1.0)  # the page after the takeover too
+                # the page after the takeover too, and it names the new leader
+                assert wait_until(lambda: (page.client.call("GET", "/api/fleet")[1]["leader"]
+                                           or {}).get("instance") == "b", 10)  # fmt: skip
             fleet.stop()
             acked = {c.site.site_id: set(c.acked_seqs) for c in fleet.clients}
             assert sum(map(len, acked.values())) > 1000, "the load did not run"
