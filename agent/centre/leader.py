@@ -213,8 +213,12 @@ class _FileLock:
             self.fd = None
 
 
+def _is_pg(location: Path | str) -> bool:
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
 def _lock_for(location: Path | str) -> _Lock:
-    if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
+    if isinstance(location, str) and _is_pg(location):
         return _PgLock(location)
     return _FileLock(lock_path(Path(location)))
 
@@ -266,6 +270,11 @@ class Leadership:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.location = location
+        # The record's connection is bounded as the lock's is: a write to a database gone
+        # silent must not hold up the check that steps a cut-off leader down.
+        self._record_at = (
+            lock_url(location) if isinstance(location, str) and _is_pg(location) else location
+        )
         self.me = Leader(instance, socket.gethostname(), os.getpid(), 0.0)
         self._lock = _lock_for(location)
         self._clock = clock
@@ -311,7 +320,7 @@ class Leadership:
         me = self.me
         try:
             if self._record is None:
-                self._record = open_record(self.location)
+                self._record = open_record(self._record_at)
             self._record.execute(
                 "INSERT INTO centre_leader (role, instance, host, pid, since, updated)"
                 " VALUES (?,?,?,?,?,?) ON CONFLICT (role) DO UPDATE SET"
@@ -356,7 +365,7 @@ class Leadership:
             if self._state.leading:
                 with contextlib.suppress(Exception):
                     if self._record is None:
-                        self._record = open_record(self.location)
+                        self._record = open_record(self._record_at)
                     self._record.execute(
                         "DELETE FROM centre_leader WHERE role = ? AND host = ? AND pid = ?",
                         (_ROLE, self.me.host, self.me.pid),
