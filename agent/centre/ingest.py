@@ -207,9 +207,6 @@ class Ingest:
         self._frozen_at: float | None = None
         self._settle_until = 0.0
         self._link_written = 0.0
-        # True for a dead instance's session adopted to be emptied (agent/centre/orphans.py):
-        # resumed, then ended at the disconnect, so the broker stops queueing its share.
-        self.ends_session = False
 
     def _endpoint(self, client_id: str, session_expiry_s: int | None = None) -> Endpoint:
         where = endpoint(self.settings.broker, client_id)
@@ -220,11 +217,8 @@ class Ingest:
     def start(self) -> Ingest:
         self._writer.start()
         # Live first, so nothing published during the retained pass is missed.
-        where = self._endpoint(self.client_id)
-        if self.ends_session:
-            where = dataclasses.replace(where, session_expiry_s=0)
         self._live = _Forwarder(
-            dataclasses.replace(where, receive_maximum=IN_FLIGHT),
+            dataclasses.replace(self._endpoint(self.client_id), receive_maximum=IN_FLIGHT),
             # The bridges' states too, not shared: every process needs each, and they are
             # retained (a shared subscription would not get the current one at start).
             [
@@ -276,7 +270,9 @@ class Ingest:
         finally:
             snap.stop()
 
-    def stop(self) -> None:
+    def stop(self, forget: bool = True) -> None:
+        """`forget`: delete this instance's link row (a clean stop); kept by the leader's
+        visits to a dead instance's session (agent/centre/orphans.py)."""
         # The writer first, while the live connection can still send its acknowledgements:
         # what arrives meanwhile stays unacknowledged, and the broker keeps it for next time.
         self._stop.set()
@@ -284,8 +280,9 @@ class Ingest:
         self._writer.join(10)
         if self._live is not None:
             self._live.stop()
-        with self._housekeeping("forgetting the centre's link"):
-            link.forget(self._link_db, self.instance)
+        if forget:
+            with self._housekeeping("forgetting the centre's link"):
+                link.forget(self._link_db, self.instance)
         self._link_db.close()
         self.store.close()
 

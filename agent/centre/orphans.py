@@ -1,17 +1,20 @@
-"""A dead centre process's share of the reports, taken over by the leader.
+"""A dead centre process's share of the reports, stored by the leader.
 
 Every `centre serve` keeps a persistent broker session on the shared subscription, so a
 restart loses nothing. But mosquitto (EMQX too) counts a disconnected member's persistent
-session in the shared subscription's round robin: after a process is killed, the broker
-keeps queueing its share of the reports in its session (besides the ones in flight to it when
-it died) until it comes back, or lost when the session expires.
+session in the shared subscription's round robin: after a process dies, the broker goes on
+queueing its share of the reports in its session (besides those in flight to it when it
+died), to wait for it to come back, and lost when the session expires
+(`broker.session_expiry_s`).
 
-So the leader looks every ADOPT_EVERY_S for an orphan: an instance that left its link row
-(agent/centre/link.py: a process that stopped cleanly deletes it) and whose serve lock is free
-(it runs nowhere). It takes that lock (a restart of the instance waits meanwhile), resumes the
-session with the instance's client id, stores what was queued there (the store drops the
-copies it already has), and ends the session at the disconnect: the broker stops queueing for
-it. When the instance starts again it makes a fresh session.
+So the leader visits such a session: every VISIT_EVERY_S it looks for an instance that left
+its link row behind (agent/centre/link.py: a clean stop deletes it) and whose serve lock is
+free (it runs nowhere). It takes that lock, resumes the session with the instance's client
+id, stores what was queued (the store drops copies it already has), acknowledges it, and
+disconnects, keeping the session and the row: whatever arrives meanwhile waits for the next
+visit, and the instance, when it starts again, finds its session as it left it. Ending the
+session instead would stop the queueing, but the broker drops what is in flight to a session
+that ends (mosquitto does not hand it to another member).
 """
 
 from __future__ import annotations
@@ -27,12 +30,11 @@ from agent.centre.store.base import Database
 
 log = logging.getLogger(__name__)
 
-ADOPT_EVERY_S = 1.0
-QUIET_S = 1.0  # nothing new for this long: the session is empty
-DRAIN_MAX_S = 120.0
+VISIT_EVERY_S = 1.0
+QUIET_S = 0.5  # nothing new for this long: the backlog is in
+VISIT_MAX_S = 10.0  # a visit ends then even under a steady flow: the rest waits for the next
 
-# (instance) -> a held lock to release with the returned callable, or None when the instance
-# runs somewhere.
+# (instance) -> the release of its serve lock, now held; None when the instance runs.
 TryHold = Callable[[str], Callable[[], None] | None]
 
 
@@ -44,29 +46,30 @@ def left_behind(db: Database, me: str) -> list[str]:
     return sorted(str(r[0]) for r in rows if str(r[0]) != me)
 
 
-def drain(settings: CentreSettings, instance: str) -> int:
-    """Empty `instance`'s broker session into the store and end it; the reports stored."""
-    from agent.centre.ingest import Ingest  # noqa: PLC0415 - it imports link, as this does
+def visit(settings: CentreSettings, instance: str) -> int:
+    """Store what `instance`'s broker session holds; the reports stored."""
+    from agent.centre.ingest import Ingest  # noqa: PLC0415 - paho only where it is needed
 
-    ingest = Ingest(settings, instance, lambda: False)
-    ingest.ends_session = True
-    ingest.start()
+    ingest = Ingest(settings.model_copy(update={"retained_wait_s": 0.0}), instance, lambda: False)
     try:
-        seen, quiet_since, end = -1, time.monotonic(), time.monotonic() + DRAIN_MAX_S
+        ingest.start()
+        seen, quiet_since = -1, time.monotonic()
+        end = time.monotonic() + VISIT_MAX_S
         while time.monotonic() < end:
-            time.sleep(0.2)
+            time.sleep(0.1)
             done = ingest.stored + ingest.rejected
             if done != seen:
                 seen, quiet_since = done, time.monotonic()
-            elif time.monotonic() - quiet_since >= QUIET_S and ingest._queue.empty():
+            elif time.monotonic() - quiet_since >= QUIET_S:
                 break
     finally:
-        ingest.stop()  # also forgets the instance's link row
+        # The row stays: while the instance is away, the session is visited again.
+        ingest.stop(forget=False)
     return ingest.stored
 
 
 class Adopter:
-    """The leader's thread that takes dead instances' sessions over."""
+    """The leader's thread that visits dead instances' sessions."""
 
     def __init__(
         self,
@@ -81,7 +84,7 @@ class Adopter:
         self._try_hold = try_hold
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="centre-orphans", daemon=True)
-        self.adopted: list[tuple[str, int]] = []
+        self.away: dict[str, int] = {}  # instance -> reports stored for it while it is away
         self._db: Database | None = None
 
     def once(self) -> None:
@@ -92,23 +95,31 @@ class Adopter:
                 return
             release = self._try_hold(name)
             if release is None:
-                continue  # it runs
+                if (kept := self.away.pop(name, None)) is not None:
+                    log.info("centre: instance %s runs again (%d report(s) stored for it while "
+                             "it was away)", name, kept)  # fmt: skip
+                continue
+            if name not in self.away:
+                log.warning(
+                    "centre: instance %s died; storing its share of the reports until it returns",
+                    name,
+                )
+                self.away[name] = 0
             try:
-                log.warning("centre: instance %s died; storing what the broker kept for it", name)
-                stored = drain(self.settings, name)
-                self.adopted.append((name, stored))
-                log.info("centre: instance %s's broker session emptied: %d report(s)", name, stored)
+                stored = visit(self.settings, name)
             finally:
                 release()
+            self.away[name] += stored
+            log.debug("centre: stored %d report(s) held for instance %s", stored, name)
 
     def _run(self) -> None:
-        while not self._stop.wait(ADOPT_EVERY_S):
+        while not self._stop.wait(VISIT_EVERY_S):
             if not self._leads():
                 continue
             try:
                 self.once()
             except Exception as exc:  # the broker or the store away: next time
-                log.error("centre: taking over a dead instance's session failed: %r", exc)
+                log.error("centre: visiting a dead instance's session failed: %r", exc)
                 if self._db is not None:
                     self._db.close()
                     self._db = None
@@ -121,4 +132,4 @@ class Adopter:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(DRAIN_MAX_S + 15)
+        self._thread.join(VISIT_MAX_S + 15)
