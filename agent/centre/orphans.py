@@ -13,8 +13,9 @@ free (it runs nowhere). It takes that lock, resumes the session with the instanc
 id, stores what was queued (the store drops copies it already has), acknowledges it, and
 disconnects, keeping the session and the row: whatever arrives meanwhile waits for the next
 visit, and the instance, when it starts again, finds its session as it left it. Ending the
-session instead would stop the queueing, but the broker drops what is in flight to a session
-that ends (mosquitto does not hand it to another member).
+session instead would stop the queueing, but MQTT 5 only asks (SHOULD) a broker to hand what
+is in flight to a session that ends to another member, and mosquitto 2.0 is reported to drop
+it.
 """
 
 from __future__ import annotations
