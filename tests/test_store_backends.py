@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,15 +18,17 @@ from agent.centre.alerts.model import Alert, AlertKind, Severity
 from agent.centre.alerts.store import AlertStore
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Incoming, RosterEntry, Store
-from agent.centre.store.base import SchemaTooNew, StoreError, open_database
+from agent.centre.store.base import SchemaTooNew, StoreError, open_database, shown
 from agent.centre.web.accounts import AccountError, Accounts, DisplayExists, Role
 from agent.centre.web.commands import Log
+from agent.centre.web.server import Dashboard
 from agent.cli import main
 from agent.cli.fleet import _hold_instance
 from agent.contract.payloads import PAYLOADS, Envelope
 from agent.errors import AlreadyRunning
 from agent.messages import message
 from agent.sim.fleet_site import Message, SimSite
+from tests.test_dashboard import Client
 
 
 def payload(m: Message) -> Envelope:
@@ -376,7 +379,7 @@ def test_the_centre_commands_run_on_the_store_centre_toml_names(store_location, 
 
 
 def test_one_serve_per_instance_on_a_postgresql_store(pg_url):
-    settings = CentreSettings.model_validate({"db_url": pg_url})
+    settings = settings_on(pg_url)
     held = _hold_instance(settings, "a")
     try:
         with pytest.raises(AlreadyRunning) as err:
@@ -387,3 +390,37 @@ def test_one_serve_per_instance_on_a_postgresql_store(pg_url):
     finally:
         held.close()  # type: ignore[attr-defined]
     _hold_instance(settings, "a").close()  # type: ignore[attr-defined]  # free once it ends
+
+
+def settings_on(store_location: Path | str, **extra: Any) -> CentreSettings:
+    where = "db_url" if isinstance(store_location, str) else "db_path"
+    return CentreSettings.model_validate({where: str(store_location), **extra})
+
+
+def test_two_centre_processes_enforce_one_login_limit(store_location):
+    settings = settings_on(store_location, web_login_failures=3)
+    accounts = Accounts(store_location)
+    accounts.add("anh", "mat-khau-dai", Role.OPERATOR)
+    accounts.close()
+    one = Dashboard(settings, "127.0.0.1:0", with_broker=False).start()
+    two = Dashboard(settings, "127.0.0.1:0", with_broker=False).start()
+    try:
+        a, b = Client(one.url), Client(two.url)
+        # Three wrong guesses spread over the two processes: the limit is the shared one.
+        assert [c.login("anh", "sai-mat-khau")[0] for c in (a, b, a)] == [401, 401, 401]
+        assert b.login("anh", "mat-khau-dai")[0] == 429  # even the right password
+        assert a.login("anh", "mat-khau-dai")[0] == 429
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_a_store_url_is_shown_without_its_password():
+    assert shown("postgresql://edge:pw@db.example.vn:5433/edge?password=x&sslmode=require") == (
+        "postgresql://edge@db.example.vn:5433/edge?sslmode=require"
+    )
+    assert (
+        shown("postgresql:///edge?host=/run/postgresql")
+        == "postgresql:///edge?host=/run/postgresql"
+    )
+    assert shown(Path("/var/lib/c.sqlite")) == "/var/lib/c.sqlite"

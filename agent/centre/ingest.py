@@ -37,7 +37,6 @@ import logging
 import os
 import queue
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -207,6 +206,9 @@ class Ingest:
         self._frozen_at: float | None = None
         self._settle_until = 0.0
         self._link_written = 0.0
+        self.database_lost: float | None = None  # since when the store refuses every write
+        self._unavailable = self.store.db.unavailable
+        self._db_error = self.store.db.error
 
     def _endpoint(self, client_id: str, session_expiry_s: int | None = None) -> Endpoint:
         where = endpoint(self.settings.broker, client_id)
@@ -381,9 +383,32 @@ class Ingest:
         at its next turn: it must not end the writer, and with it the centre's intake."""
         try:
             yield
-        except sqlite3.OperationalError as exc:
+        except self._unavailable as exc:
             self.store.rollback()
-            log.error("centre: %s failed: %s; trying again later", what, exc)
+            self._database_lost(f"{what} failed", exc)
+
+    def _database_lost(self, what: str, exc: Exception) -> None:
+        """Said once per outage, not at every retry (once a second while the server is away)."""
+        if self.database_lost is not None:
+            log.debug("centre: %s: %s (the database is still unavailable)", what, exc)
+            return
+        self.database_lost = time.time()
+        log.error(
+            "centre: %s: %s; the database is unavailable: reports stay on the broker,"
+            " unacknowledged, until it is back (check the disk, the database server, and who"
+            " else holds the database)",
+            what,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+        )
+
+    def _database_back(self) -> None:
+        if self.database_lost is None:
+            return
+        log.warning(
+            "centre: the database is back after %.0f s; storing what the broker kept",
+            time.time() - self.database_lost,
+        )
+        self.database_lost = None
 
     def _store(self, batch: list[Received]) -> None:
         now = time.time()
@@ -416,7 +441,8 @@ class Ingest:
         if self._live is not None:
             self._live.ack(m.receipt for m in batch if m.receipt is not None)
         # Right after the batch, so a change that lasts less than a sweep is still recorded.
-        self._sweep(touched)
+        with self._housekeeping("recording condition changes"):
+            self._sweep(touched)
 
     def _commit(self, items: list[Incoming | PublishedSchedule | RegionState]) -> set[str] | None:
         """Store the items; the site ids touched, or None if the database refused them until
@@ -426,21 +452,17 @@ class Ingest:
                 touched = self.store.apply_batch(items)
                 self.stored += len(items)
                 INGEST.stored(items, time.time())
+                self._database_back()
                 return touched
-            except sqlite3.OperationalError as exc:
-                # The database's trouble (locked past the timeout, disk full, I/O error), not
-                # the reports': keep them unacknowledged and try again.
+            except self._unavailable as exc:
+                # The database's trouble (locked past the timeout, disk full, I/O error, the
+                # server gone), not the reports': keep them unacknowledged and try again (a
+                # lost PostgreSQL connection is opened again by the next try).
                 self.store.rollback()
-                log.error(
-                    "centre: cannot store %d report(s): %s; retrying in %g s (%s)",
-                    len(items),
-                    exc,
-                    _RETRY_S,
-                    "check the disk and who else holds the database",
-                )
+                self._database_lost(f"cannot store {len(items)} report(s)", exc)
                 if self._stop.wait(_RETRY_S):
                     return None
-            except (sqlite3.Error, ValueError, TypeError):
+            except (self._db_error, ValueError, TypeError):
                 # One bad report must not cost the batch, nor stop the centre.
                 log.exception(
                     "centre: storing a batch of %d failed; storing one by one", len(items)
@@ -448,7 +470,7 @@ class Ingest:
                 self.store.rollback()
                 try:
                     return self._one_by_one(items)
-                except sqlite3.OperationalError:
+                except self._unavailable:
                     continue  # the database, not a report: the whole batch again, unacked
 
     def _one_by_one(self, items: list[Incoming | PublishedSchedule | RegionState]) -> set[str]:
@@ -461,10 +483,10 @@ class Ingest:
                 touched |= self.store.apply_batch([item])
                 self.stored += 1
                 INGEST.stored([item], time.time())
-            except sqlite3.OperationalError:
+            except self._unavailable:
                 self.store.rollback()
                 raise
-            except (sqlite3.Error, ValueError, TypeError) as exc:
+            except (self._db_error, ValueError, TypeError) as exc:
                 self.store.rollback()
                 self.rejected += 1
                 INGEST.rejected()

@@ -129,6 +129,14 @@ def lock_url(url: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{added}" if added else url
 
 
+# A session-level advisory lock on one bigint shows in pg_locks as (classid, objid) = its high
+# and low 32 bits, objsubid 1.
+_HELD = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND pid = pg_backend_pid() AND classid = ? AND objid = ? AND objsubid = 1)"
+)
+
+
 class _PgLock:
     """The lock's own session, through the store's PostgreSQL backend (the one psycopg user)."""
 
@@ -154,14 +162,19 @@ class _PgLock:
         return bool(row and row[0])
 
     def check(self) -> bool:
+        """Whether this connection's session holds the lock. Asked of the server, not taken
+        from the query succeeding: the store's connection reopens itself after the server
+        dropped it, and a new session holds nothing."""
         if self.db is None:
             return False
         try:
-            self.db.execute("SELECT 1")
+            row = self.db.execute(_HELD, (LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF)).fetchone()
         except self.db.error:
+            row = None
+        if not (row and row[0]):
             self.release()
             return False
-        return True  # the session lives, so does its lock
+        return True
 
     def backend_pid(self) -> int | None:
         if self.db is None:

@@ -8,14 +8,15 @@ died), to wait for it to come back, and lost when the session expires
 (`broker.session_expiry_s`).
 
 So the leader visits such a session: every VISIT_EVERY_S it looks for an instance that left
-its link row behind (agent/centre/link.py: a clean stop deletes it) and whose serve lock is
-free (it runs nowhere). It takes that lock, resumes the session with the instance's client
-id, stores what was queued (the store drops copies it already has), acknowledges it, and
-disconnects, keeping the session and the row: whatever arrives meanwhile waits for the next
-visit, and the instance, when it starts again, finds its session as it left it. Ending the
-session instead would stop the queueing, but MQTT 5 only asks (SHOULD) a broker to hand what
-is in flight to a session that ends to another member, and mosquitto 2.0 is reported to drop
-it.
+its link row behind (agent/centre/link.py: a clean stop deletes it), not refreshed for
+link.STALE_S, and whose serve lock is free (it runs nowhere). It takes that lock, resumes
+the session with the instance's client id, stores what was queued (the store drops copies it
+already has), acknowledges it, and disconnects, keeping the session and the row (which the
+visit refreshed: the next visit is STALE_S later): whatever arrives meanwhile waits for the
+next visit, and the instance, when it starts again, finds its session as it left it. Ending
+the session instead would stop the queueing, but MQTT 5 only asks (SHOULD) a broker to hand
+what is in flight to a session that ends to another member, and mosquitto 2.0 is reported to
+drop it.
 """
 
 from __future__ import annotations
@@ -39,11 +40,16 @@ VISIT_MAX_S = 10.0  # a visit ends then even under a steady flow: the rest waits
 TryHold = Callable[[str], Callable[[], None] | None]
 
 
-def left_behind(db: Database, me: str) -> list[str]:
-    """Instances with a link row: running, or dead without stopping cleanly."""
+def left_behind(db: Database, me: str, now: float) -> list[str]:
+    """Instances whose link row is stale: dead without stopping cleanly (a running one
+    refreshes its row every link.HEARTBEAT_S). Stale, not only lock-free: a serve lock on
+    PostgreSQL is lost with its connection (a database restart) while its process runs on,
+    and visiting a running instance's session would take its client id from it."""
     if not db.columns("centre_link"):
         return []
-    rows = db.execute("SELECT instance FROM centre_link").fetchall()
+    rows = db.execute(
+        "SELECT instance FROM centre_link WHERE updated < ?", (now - link.STALE_S,)
+    ).fetchall()
     return sorted(str(r[0]) for r in rows if str(r[0]) != me)
 
 
@@ -91,7 +97,7 @@ class Adopter:
     def once(self) -> None:
         if self._db is None:
             self._db = link.open_link(self.settings.store_location)
-        for name in left_behind(self._db, self.instance):
+        for name in left_behind(self._db, self.instance, time.time()):
             if self._stop.is_set() or not self._leads():
                 return
             release = self._try_hold(name)

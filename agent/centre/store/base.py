@@ -47,6 +47,9 @@ class Database(ABC):
 
     engine: str  # "sqlite" or "postgresql"
     error: type[Exception]  # what the driver raises (sqlite3.Error, psycopg.Error)
+    # The database's trouble, not a row's: locked past the timeout, disk full, the server
+    # gone. Whatever was being written is written again later, never dropped.
+    unavailable: type[Exception]
     # Put before a column to keep the planner off its index (SQLite: unary plus).
     unindexed: str = ""
     # Appended to a SELECT to read a table in the order its rows were stored.
@@ -179,6 +182,15 @@ def driver_errors() -> tuple[type[Exception], ...]:
     except ImportError:
         return (sqlite3.Error,)
     return (sqlite3.Error, PostgreSQL.error)
+
+
+def unavailable_errors() -> tuple[type[Exception], ...]:
+    """What either driver raises when the database, not the data, is the trouble."""
+    try:
+        from agent.centre.store.postgres import PostgreSQL  # noqa: PLC0415 - optional
+    except ImportError:
+        return (sqlite3.OperationalError,)
+    return (sqlite3.OperationalError, PostgreSQL.unavailable)
 
 
 def is_url(where: Path | str) -> bool:

@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import re
 import socket
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
 
-from agent.centre.store.base import Cursor, Database, Params, StoreError, map_types
+from agent.centre.store.base import Cursor, Database, Params, StoreError, map_types, shown
 from agent.messages import message
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+CONNECT_TIMEOUT_S = 10
 _TYPES = {"REAL": "DOUBLE PRECISION", "INTEGER": "BIGINT"}
 # One number for every write transaction of the centre's store (any fixed bigint would do).
 WRITE_LOCK = 0x6564_6765  # "edge"
@@ -44,13 +48,15 @@ def _marks(sql: str) -> str:
 class PostgreSQL(Database):
     engine = "postgresql"
     error = psycopg.Error
+    unavailable = psycopg.OperationalError
 
     def __init__(self, url: str, application_name: str = "edge-agent") -> None:
         self.url = url
-        # Autocommit with explicit transactions, as the SQLite side: a read outside
-        # transaction() holds no snapshot open between batches.
+        self._name = application_name
+        self._closed = False
+        self._in_transaction = False
         try:
-            self.conn = psycopg.connect(url, autocommit=True, application_name=application_name)
+            self._conn = self._connect()
         except psycopg.Error as exc:
             # The driver's text names host and database, never the URL's password.
             raise StoreError(
@@ -58,21 +64,62 @@ class PostgreSQL(Database):
                 message("store.hint.connect"),
             ) from None
 
+    def _connect(self) -> psycopg.Connection[Any]:
+        # Autocommit with explicit transactions, as the SQLite side: a read outside
+        # transaction() holds no snapshot open between batches. A bounded wait for a server
+        # that does not answer, unless the URL says otherwise.
+        extra: dict[str, Any] = {"application_name": self._name}
+        if "connect_timeout" not in self.url:
+            extra["connect_timeout"] = CONNECT_TIMEOUT_S
+        return psycopg.connect(self.url, autocommit=True, **extra)
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        """The connection; a new one once the server dropped the last (restarted, failed
+        over): psycopg's connection is dead for good then, and every part of the centre
+        (ingest, page, alerts) goes on by itself when the server is back. While it is away
+        this raises psycopg.OperationalError (`unavailable`), as the lost query did."""
+        # Not inside a transaction: its earlier statements died with the old connection, so
+        # the dead one answers (psycopg's "the connection is closed").
+        if self._conn.closed and not self._closed and not self._in_transaction:
+            self._conn = self._connect()
+            log.info("store: connected to PostgreSQL again (%s)", shown(self.url))
+        return self._conn
+
+    def _again(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`work` on the connection; once more on a new one when the old turns out dead only
+        now (an idle connection learns of a server restart at its next query), unless inside
+        a transaction, whose earlier statements died with it: that one fails, and its caller
+        writes it again."""
+        try:
+            return work(self.conn)
+        except psycopg.OperationalError:
+            if self._in_transaction or not self._conn.closed:
+                raise
+        return work(self.conn)
+
     def execute(self, sql: str, params: Params = ()) -> Cursor:
-        return self.conn.execute(_marks(sql), params)
+        return self._again(lambda conn: conn.execute(_marks(sql), params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self.conn.cursor() as cur:
-            cur.executemany(_marks(sql), rows)
+        def many(conn: psycopg.Connection[Any]) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(_marks(sql), rows)
+
+        self._again(many)
 
     def rows(self, sql: str, params: Params = ()) -> list[Mapping[str, Any]]:
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(_marks(sql), params)
-            return list(cur.fetchall())
+        def read(conn: psycopg.Connection[Any]) -> list[Mapping[str, Any]]:
+            with conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(_marks(sql), params)
+                return list(cur.fetchall())
+
+        return self._again(read)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self.conn.execute("BEGIN")
+        self.execute("BEGIN")
+        self._in_transaction = True
         try:
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             yield
@@ -80,17 +127,22 @@ class PostgreSQL(Database):
         except BaseException:
             self.rollback()
             raise
+        finally:
+            self._in_transaction = False
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         return self._transaction()
 
     def rollback(self) -> None:
+        if self._conn.closed:
+            return  # the server's side of it ended with the connection
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
 
     def close(self) -> None:
-        self.conn.close()
+        self._closed = True
+        self._conn.close()
 
     def tables(self) -> set[str]:
         rows = self.conn.execute(

@@ -18,6 +18,7 @@ from agent.centre.store.base import Cursor, Database, Params
 class SQLite(Database):
     engine = "sqlite"
     error = sqlite3.Error
+    unavailable = sqlite3.OperationalError
     unindexed = "+"
     insertion_order = " ORDER BY rowid"
 

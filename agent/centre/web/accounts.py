@@ -1,4 +1,4 @@
-"""Dashboard accounts and sessions, in the centre's SQLite database.
+"""Dashboard accounts, sessions and failed logins, in the centre's store (SQLite or PostgreSQL).
 
 Passwords are hashed with argon2id (argon2-cffi). A session is a random token held by the
 browser in an HttpOnly, SameSite=Strict cookie; the database keeps only its SHA-256, so a
@@ -22,7 +22,6 @@ import re
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from agent.centre.store.base import open_part
+from agent.centre.store.base import Database, Migration, open_part
 from agent.errors import AgentError
 from agent.messages import message
 
@@ -55,6 +54,20 @@ _REPLACE_DISPLAY = (
     "DO UPDATE SET invite_hash = excluded.invite_hash, session_hash = NULL,"
     " csrf = excluded.csrf, created = excluded.created, opened = NULL"
 )
+
+
+def _v2_login_failures(db: Database) -> None:
+    """The login limiter's failures, in the shared store since version 2 (each process's
+    memory before: two processes let twice the guesses through)."""
+    db.create(
+        "CREATE TABLE IF NOT EXISTS web_login_failures ("
+        " id INTEGER PRIMARY KEY, key TEXT NOT NULL, at REAL NOT NULL);"
+        " CREATE INDEX IF NOT EXISTS web_login_failures_key ON web_login_failures (key, at);"
+        " CREATE INDEX IF NOT EXISTS web_login_failures_at ON web_login_failures (at)"
+    )
+
+
+_MIGRATIONS: list[Migration] = [_v2_login_failures]
 NAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
 MIN_PASSWORD = 8
 
@@ -108,7 +121,7 @@ class Accounts:
     def __init__(self, db_path: Path | str, hasher: PasswordHasher | None = None) -> None:
         """`db_path`: the SQLite file or a PostgreSQL URL (settings.store_location): the
         accounts live in the shared store, so any centre process serves any operator."""
-        self.db = open_part(db_path, "accounts", _SCHEMA)
+        self.db = open_part(db_path, "accounts", _SCHEMA, _MIGRATIONS)
         self.hasher = hasher or PasswordHasher()
         self._lock = threading.Lock()
         # Verified when the name is unknown, so both failures take as long.
@@ -288,35 +301,46 @@ class Block:
 class LoginLimiter:
     """Failed logins counted per (name, address) and, with a higher cap, per address, so one
     person's typos do not lock out every operator behind the same address (one NAT, one
-    proxy), while guessing many names from one address still stops."""
+    proxy), while guessing many names from one address still stops.
 
-    _MAX_KEYS = 10_000  # bound the memory a name-spraying client costs
+    Counted in the shared store (`web_login_failures`), so every centre process behind a
+    balancer enforces one limit: spreading guesses over them gains nothing. Times are the
+    wall clock, the one the processes (and hosts) share."""
 
     def __init__(
-        self, per_account: int = 5, per_address: int = 50, window_s: float = 300.0
+        self,
+        per_account: int = 5,
+        per_address: int = 50,
+        window_s: float = 300.0,
+        where: Path | str = ":memory:",
     ) -> None:
+        """`where`: the store (settings.store_location); by default a memory of its own."""
         self.per_account = per_account
         self.per_address = per_address
         self.window_s = window_s
-        # Key ("account", name, address) or ("address", address): failure times.
-        self._failures: dict[tuple[str, ...], deque[float]] = {}
+        self.db = open_part(where, "accounts", _SCHEMA, _MIGRATIONS)
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _keys(name: str, address: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        # Names are at most 64 characters; a longer one cannot log in, and must not cost more.
-        return ("account", name[:65], address), ("address", address)
+    def close(self) -> None:
+        self.db.close()
 
-    def _recent(self, key: tuple[str, ...], now: float) -> deque[float]:
-        seen = self._failures.setdefault(key, deque())
-        while seen and seen[0] <= now - self.window_s:
-            seen.popleft()
-        return seen
+    @staticmethod
+    def _keys(name: str, address: str) -> tuple[str, str]:
+        # Names are at most 64 characters; a longer one cannot log in, and must not cost more.
+        # The address (no spaces) first, so no name can forge another key.
+        return f"account {address} {name[:65]}", f"address {address}"
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        rows = self.db.execute(
+            "SELECT at FROM web_login_failures WHERE key = ? AND at > ? ORDER BY at",
+            (key, now - self.window_s),
+        )
+        return [float(r[0]) for r in rows]
 
     def blocked(
         self, name: str, address: str, now: float | None = None, *, locked: bool = False
     ) -> Block | None:
-        at = time.monotonic() if now is None else now
+        at = time.time() if now is None else now
         if not locked:
             with self._lock:
                 return self.blocked(name, address, at, locked=True)
@@ -326,43 +350,45 @@ class LoginLimiter:
             if len(seen) >= cap:
                 # Free again when the oldest failure that keeps it at the cap expires.
                 oldest = seen[len(seen) - cap]
-                return Block(key[0], max(0.0, oldest + self.window_s - at))
-            if not seen:
-                del self._failures[key]
+                return Block(key.split(" ", 1)[0], max(0.0, oldest + self.window_s - at))
         return None
 
     def begin(self, name: str, address: str, now: float | None = None) -> Block | float:
         """A login attempt starts: its Block, or the time it was counted at. The attempt
         counts as failed from now until `succeeded(..., began)`: checked only after the
         password hash (tens of ms, on a thread), concurrent attempts would all pass a check
-        that none of them had yet failed."""
-        at = time.monotonic() if now is None else now
-        with self._lock:
+        that none of them had yet failed. One write transaction, so attempts at two centre
+        processes at once are counted one after the other too."""
+        at = time.time() if now is None else now
+        with self._lock, self.db.transaction():
             block = self.blocked(name, address, at, locked=True)
             if block is None:
                 self._count(name, address, at)
         return at if block is None else block
 
     def failed(self, name: str, address: str, now: float | None = None) -> None:
-        at = time.monotonic() if now is None else now
-        with self._lock:
+        at = time.time() if now is None else now
+        with self._lock, self.db.transaction():
             self._count(name, address, at)
 
     def _count(self, name: str, address: str, at: float) -> None:
-        for key in self._keys(name, address):
-            self._recent(key, at).append(at)
-        if len(self._failures) > self._MAX_KEYS:
-            for key in list(self._failures):
-                if not self._recent(key, at):
-                    del self._failures[key]
+        self.db.executemany(
+            "INSERT INTO web_login_failures (key, at) VALUES (?, ?)",
+            [(key, at) for key in self._keys(name, address)],
+        )
+        # What no window counts any more: a name-spraying client costs no lasting rows.
+        self.db.execute("DELETE FROM web_login_failures WHERE at <= ?", (at - self.window_s,))
 
     def succeeded(self, name: str, address: str, began: float | None = None) -> None:
         # Only this name's count: a success must not reset the address's cap, or one valid
         # account would let its holder guess the others' passwords without limit. The
         # attempt itself (counted at `began`) was no failure after all.
         account, addr = self._keys(name, address)
-        with self._lock:
-            self._failures.pop(account, None)
-            seen = self._failures.get(addr)
-            if began is not None and seen is not None and began in seen:
-                seen.remove(began)
+        with self._lock, self.db.transaction():
+            self.db.execute("DELETE FROM web_login_failures WHERE key = ?", (account,))
+            if began is not None:
+                self.db.execute(
+                    "DELETE FROM web_login_failures WHERE id IN (SELECT id FROM"
+                    " web_login_failures WHERE key = ? AND at = ? LIMIT 1)",
+                    (addr, began),
+                )

@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.centre.settings import CentreSettings
+from agent.centre.store.base import unavailable_errors
 from agent.centre.web import live, metrics
 from agent.centre.web.accounts import Accounts, Block, LoginLimiter, Role, Session, csrf_ok
 from agent.centre.web.alerts import Desk, Refused, contact_from_form, parse_days
@@ -62,6 +63,7 @@ _DISPLAY_INVALID = "page.display.invalid"
 # Browsers cap a cookie's life at 400 days; the display session itself ends only when revoked.
 DISPLAY_COOKIE_S = 400 * 86400
 _LOGIN_REQUIRED = "page.error.login_required"
+_DATABASE_DOWN = "page.error.database_down"
 _SEND_JSON = "page.error.send_json"
 _NO_COMMANDS = "page.error.no_command_connection"
 _COMMANDS_OFF = "page.commands.off"
@@ -147,8 +149,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over svc
     s = svc.settings
+    unavailable = unavailable_errors()
     limiter = svc.limiter or LoginLimiter(
-        s.web_login_failures, s.web_login_failures_per_address, s.web_login_window_s
+        s.web_login_failures,
+        s.web_login_failures_per_address,
+        s.web_login_window_s,
+        s.store_location,
     )
 
     def session_of(request: Request) -> Session | None:
@@ -316,7 +322,12 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         hello = live.sse("hello", {"name": session.name, "ticks": svc.watch.ticks})
 
         def still_allowed() -> bool:
-            return svc.accounts.session(token) is not None
+            try:
+                return svc.accounts.session(token) is not None
+            except unavailable:
+                # The store cannot say now: the open page keeps its stream (and with it the
+                # banner saying the database is away) rather than turn into "disconnected".
+                return True
 
         return StreamingResponse(
             svc.hub.stream([hello], still_allowed),
@@ -504,7 +515,19 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
         ),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_Hardened)])
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(_Hardened)],
+        exception_handlers=dict.fromkeys(unavailable, _database_down),
+    )
+
+
+async def _database_down(_request: Request, exc: Exception) -> Response:
+    """The store is away (the server stopped, the disk full): a clear answer, not a 500 and
+    its traceback; the page's banner says it too (FleetWatch.centre_json)."""
+    log.warning("dashboard: the database is unavailable: %s", str(exc).strip().split("\n")[0])
+    return _error(503, message(_DATABASE_DOWN))
 
 
 class _Hardened:

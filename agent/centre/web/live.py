@@ -135,6 +135,7 @@ class FleetWatch:
         self.centre = link.NOT_RUNNING
         self.leader: leader.Leader | None = None  # which serve process leads (centre/leader.py)
         self._leader_at = 0.0
+        self.database_lost: float | None = None  # since when the store cannot be read
 
     def close(self) -> None:
         with self.lock:
@@ -237,20 +238,43 @@ class FleetWatch:
         return {
             "counters": self.counters(),
             "tiles": list(self.tiles.values()),
-            "centre": self.centre.to_json(),
+            "centre": self.centre_json(),
             "leader": None if self.leader is None else self.leader.to_json(),
         }
 
+    def centre_json(self) -> dict[str, object]:
+        """The centre's health for the page: its link to the broker and whether the store
+        answers (while it does not, every tile is its site's last state read)."""
+        lost = self.database_lost
+        return {
+            **self.centre.to_json(),
+            "database": "up" if lost is None else "down",
+            "database_since": lost,
+        }
+
     async def run(self, stop: asyncio.Event) -> None:
+        unavailable = self.store.db.unavailable
         while not stop.is_set():
-            centre = self.centre
+            centre = self.centre_json()
             try:
                 diff, att_changed = await asyncio.to_thread(self.refresh)
+                if self.database_lost is not None:
+                    log.warning("dashboard: the database answers again")
+                    self.database_lost = None
+            except unavailable as exc:
+                if self.database_lost is None:  # once per outage, not every tick
+                    self.database_lost = time.time()
+                    log.error(
+                        "dashboard: the database is unavailable: %s; showing the last"
+                        " state read until it is back",
+                        str(exc).strip().split("\n")[0],
+                    )
+                diff, att_changed = [], False
             except Exception:
                 log.exception("dashboard: reading the fleet failed; retrying")
                 diff, att_changed = [], False
-            if self.centre.to_json() != centre.to_json():
-                self.hub.publish("centre", self.centre.to_json())
+            if self.centre_json() != centre:
+                self.hub.publish("centre", self.centre_json())
             if diff or att_changed:
                 self.hub.publish("tiles", {"tiles": diff, "counters": self.counters()})
             with contextlib.suppress(TimeoutError):

@@ -1000,7 +1000,8 @@ function showCentre(centre) {
 }
 
 function paintCentre() {
-  const blind = state.centre.broker === "down";
+  const noDatabase = state.centre.database === "down";
+  const blind = state.centre.broker === "down" || noDatabase;
   const live = $("live");
   const id = !state.pageLive ? "page.live.off" : blind ? "page.live.broker_down" : "page.live.on";
   live.classList.toggle("off", !state.pageLive || blind);
@@ -1011,6 +1012,11 @@ function paintCentre() {
   document.body.classList.toggle("stale", blind);
   $("groups").title = blind ? t("page.tile.stale") : "";
   if (!blind) return;
+  const time = (at) => new Date(at * 1000).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" });
+  if (noDatabase) {
+    banner.textContent = t("page.centre.database_down", { time: time(state.centre.database_since) });
+    return;
+  }
   const since = state.centre.since;
   banner.textContent = since
     ? t("page.centre.banner", { time: new Date(since * 1000).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" }) })
