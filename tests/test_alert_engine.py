@@ -368,5 +368,8 @@ def test_only_one_process_evaluates(tmp_path: Path) -> None:
     one, two = w.engine(), w.engine()
     assert one.lead() and not two.lead()
     one.close()  # its process ends: the kernel drops the lock
+    deadline = time.monotonic() + 2.0  # a follower tries again every second (centre/leader.py)
+    while not two.lead() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert two.lead()
     two.close()

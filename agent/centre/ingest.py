@@ -39,7 +39,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -176,8 +176,13 @@ class _Forwarder(Listener):
 class Ingest:
     """The running centre: subscriptions, the writer thread, and the store it fills."""
 
-    def __init__(self, settings: CentreSettings, instance: str = "") -> None:
+    def __init__(
+        self, settings: CentreSettings, instance: str = "", leads: Callable[[], bool] = lambda: True
+    ) -> None:
+        """`leads`: whether this process leads (agent/centre/leader.py): the full sweep and
+        pruning are done once, by the leader; the sweep of each batch's sites by every one."""
         self.settings = settings
+        self._leads = leads
         self.prefix = settings.broker.prefix
         base = settings.broker.client_id or f"edge-agent-centre-{socket.gethostname()}"
         self.client_id = base + (f"-{instance}" if instance else "")
@@ -267,7 +272,9 @@ class Ingest:
         finally:
             snap.stop()
 
-    def stop(self) -> None:
+    def stop(self, forget: bool = True) -> None:
+        """`forget`: delete this instance's link row (a clean stop); kept by the leader's
+        visits to a dead instance's session (agent/centre/orphans.py)."""
         # The writer first, while the live connection can still send its acknowledgements:
         # what arrives meanwhile stays unacknowledged, and the broker keeps it for next time.
         self._stop.set()
@@ -275,8 +282,9 @@ class Ingest:
         self._writer.join(10)
         if self._live is not None:
             self._live.stop()
-        with self._housekeeping("forgetting the centre's link"):
-            link.forget(self._link_db, self.instance)
+        if forget:
+            with self._housekeeping("forgetting the centre's link"):
+                link.forget(self._link_db, self.instance)
         self._link_db.close()
         self.store.close()
 
@@ -310,20 +318,24 @@ class Ingest:
                 self._store(batch)
             with self._housekeeping("recording the centre's link"):
                 self._watch_link()
-            if time.monotonic() >= next_sweep:
+            sweep_due = time.monotonic() >= next_sweep
+            if sweep_due:
                 next_sweep = time.monotonic() + _SWEEP_S
+            if sweep_due and self._leads():
                 s = self.settings
                 with self._housekeeping("the silence sweep"):
                     at = self.judged_at()
                     self._sweep(self.store.maybe_silent(at, s.silent_after, s.report_interval_s))
-            if time.monotonic() >= next_prune:
+            # A follower's prune stays due: a process that takes the lead prunes at once.
+            if time.monotonic() >= next_prune and self._leads():
                 next_prune = time.monotonic() + _PRUNE_S
                 with self._housekeeping("pruning old history"):
                     cutoff = time.time() - self.settings.history_days * 86400
                     self.store.prune(cutoff)
                     alert_store.prune(self.settings.store_location, cutoff)
-        with self._housekeeping("the last sweep"):
-            self._sweep()
+        if self._leads():
+            with self._housekeeping("the last sweep"):
+                self._sweep()
 
     # ---- the centre's own link ---------------------------------------------------------
 

@@ -6,19 +6,24 @@ Thin: parse, load the centre's settings (centre.example.toml), call agent/centre
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import re
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from agent.centre import fleet, link, schedule_pub
+from agent.centre import fleet, leader, link, schedule_pub
+from agent.centre.leader import Leadership
+from agent.centre.orphans import Adopter
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.centre.store.base import existing, is_url, shown
 from agent.checks.model import ExitCode
@@ -94,6 +99,21 @@ def _hold_instance(settings: CentreSettings, instance: str) -> object:
     return held
 
 
+def _try_hold(settings: CentreSettings) -> Callable[[str], Callable[[], None] | None]:
+    """Take another instance's serve lock if it runs nowhere: its release, or None."""
+
+    def attempt(instance: str) -> Callable[[], None] | None:
+        try:
+            held = _hold_instance(settings, instance)
+        except AlreadyRunning:
+            return None
+        if isinstance(held, int):
+            return functools.partial(os.close, held)
+        return held.close  # type: ignore[attr-defined, no-any-return]
+
+    return attempt
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from agent.centre.ingest import Ingest  # noqa: PLC0415 - paho only where it is needed
     from agent.system.logs import setup_logging  # noqa: PLC0415
@@ -109,14 +129,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.seconds, stop.set)
         timer.daemon = True
         timer.start()
-    ingest = Ingest(settings, args.instance).start()
+    # One process of those sharing the store does the once-only work (centre/leader.py).
+    leadership = Leadership(settings.store_location, args.instance).start()
+    leads = leadership.is_leader
+    ingest = Ingest(settings, args.instance, leads).start()
+    # The leader also stores what the broker keeps for a dead instance (centre/orphans.py).
+    adopter = Adopter(settings, args.instance, leads, _try_hold(settings)).start()
     delivery = engine = None
     if settings.alerts.enabled:
         from agent.centre.alerts.delivery import Delivery  # noqa: PLC0415
         from agent.centre.alerts.engine import AlertEngine  # noqa: PLC0415
 
-        delivery = Delivery(settings.alerts, settings.store_location).start()
-        engine = AlertEngine(settings, on_queued=delivery.wake).start()
+        delivery = Delivery(settings.alerts, settings.store_location, leads=leads).start()
+        engine = AlertEngine(settings, on_queued=delivery.wake, leadership=leadership).start()
     _line(
         t(
             "centre.serve.storing",
@@ -135,7 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     message("centre.serve.no_web", module=exc.name or "fastapi"),
                     message("centre.serve.no_web_hint"),
                 ) from None
-            dashboard = Dashboard(settings, args.http).start()
+            dashboard = Dashboard(settings, args.http, leads=leads).start()
             _line(t("centre.serve.dashboard", url=dashboard.url))
         sys.stdout.flush()
         ingest.wait(stop)
@@ -146,7 +171,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             engine.stop()
         if delivery is not None:
             delivery.stop()
+        adopter.stop()
         ingest.stop()
+        leadership.stop()
     _line(t("centre.serve.stopped", stored=ingest.stored, rejected=ingest.rejected))
     return 0
 
@@ -175,11 +202,20 @@ def _condition(code: str, lang: Lang) -> str:
     return fleet.say(msg_id, lang) if msg_id in catalogue() else code
 
 
+def _leader_line(who: leader.Leader | None) -> str:
+    if who is None:
+        return t("centre.status.no_leader")
+    when = datetime.fromtimestamp(who.since).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return t("centre.status.leader", instance=who.instance or "-", host=who.host, pid=who.pid,
+             time=when)  # fmt: skip
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store(settings)
     try:
         centre = link.read(store.db, time.time())
+        who = leader.read(store.db, time.time())
         # while the centre is blind, its sites as they were when it lost the broker
         now = centre.judged_at or time.time()
         sites = store.sites(now, settings.report_interval_s, settings.gap_grace_s)
@@ -191,11 +227,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         store.close()
     if args.json:
         _json(
-            {**view.to_json(), "centre": centre.to_json(), "events": [e.__dict__ for e in events]}
-        )
+            {**view.to_json(), "centre": centre.to_json(),
+             "leader": who.to_json() if who else None,
+             "events": [e.__dict__ for e in events]}
+        )  # fmt: skip
     else:
         lang = current_language()
         _out(link.describe(centre) + "\n")
+        _out(_leader_line(who) + "\n")
         _out(fleet.render(view, lang))
         if events:
             _line(t("centre.status.changes", count=len(events)))

@@ -73,11 +73,12 @@ class Delivery:
         *,
         clock: Callable[[], float] = time.time,
         rnd: Callable[[], float] = random.random,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings = settings
         self.db_path = db_path
         self.channels = Channels(settings)
-        self.deadman = Deadman(settings) if settings.deadman.url else None
+        self.deadman = Deadman(settings, leads) if settings.deadman.url else None
         self._clock = clock
         self._rnd = rnd
         self._stop = threading.Event()

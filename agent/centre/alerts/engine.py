@@ -19,17 +19,15 @@ Restart safety: everything a key is made of is on disk. The rules' hold starts a
 of its own), and who was told of what, in which group and up to which escalation level, in
 `alert_told`. Both tables are the engine's own, in the centre's database.
 
-One evaluator: several `centre serve` processes may share the database; only the one
-holding the exclusive lock `<db>.alerts.lock` evaluates, the others try again every
-evaluation (so one takes over at once when the holder dies: the kernel drops its lock).
+One evaluator: several `centre serve` processes may share the database; only the one that
+leads (agent/centre/leader.py) evaluates. A process that takes the lead starts from the store
+(hold starts, who was told), not from what it remembered while another one led.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -53,6 +51,7 @@ from agent.centre.alerts.queue import NotificationQueue
 from agent.centre.alerts.routing import notifications
 from agent.centre.alerts.rules import RuleMemory, evaluate
 from agent.centre.alerts.store import AlertStore
+from agent.centre.leader import Leadership
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Store
 from agent.centre.store.base import Database, open_part
@@ -79,10 +78,6 @@ def _yielding(db: Database) -> Iterator[Database]:
     """A write transaction on `db`, handing `db` to the block."""
     with db.transaction():
         yield db
-
-
-def leader_lock_path(db_path: Path) -> Path:
-    return db_path.with_name(f"{db_path.name}.alerts.lock")
 
 
 def local_hour(ts: float) -> int:
@@ -152,7 +147,10 @@ class AlertEngine:
         clock: Callable[[], float] = time.time,
         hour: Callable[[float], int] = local_hour,
         on_queued: Callable[[], object] = lambda: None,
+        leadership: Leadership | None = None,
     ) -> None:
+        """`leadership`: the process's (cmd_serve's, running); without one the engine keeps
+        its own and tries it at each evaluation."""
         self.settings = settings
         self._on_queued = on_queued
         self.alerts = settings.alerts
@@ -161,7 +159,9 @@ class AlertEngine:
         self._hour = hour
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock_fd: int | None = None
+        self._own_lead = leadership is None
+        self.leadership = leadership or Leadership(settings.store_location)
+        self._term = 0
         self._memory: RuleMemory | None = None
         self._pending: list[_Group] = []
         self._reminded: dict[tuple[float, str], int] = {}  # (anchor, rule) -> last round
@@ -189,9 +189,8 @@ class AlertEngine:
         if self._db is not None:
             self._db.close()
             self._db = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # the kernel drops the lock: another process may lead
-            self._lock_fd = None
+        if self._own_lead:
+            self.leadership.stop()  # another process may lead
 
     @property
     def _sql(self) -> Database:
@@ -233,21 +232,18 @@ class AlertEngine:
     # ---- one evaluator -------------------------------------------------------------------
 
     def lead(self) -> bool:
-        """Whether this process is the one evaluator (takes the lock when it is free)."""
-        if self._lock_fd is not None:
-            return True
-        path = leader_lock_path(self.db_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        """Whether this process is the one evaluator."""
+        lead = self.leadership
+        if not (lead.is_leader() if lead.running else lead.poll()):
             return False
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
-        log.info("alerts: this process evaluates the rules (lock %s)", path)
+        if lead.term != self._term:
+            # Another process may have led since this one last did: what it did is in the
+            # store; what this one remembered is not current.
+            self._term = lead.term
+            self._memory = None
+            self._pending = []
+            self._reminded = {}
+            log.info("alerts: this process evaluates the rules")
         return True
 
     # ---- one evaluation ------------------------------------------------------------------
@@ -488,4 +484,4 @@ class AlertEngine:
             self._thread.join(timeout)
 
 
-__all__ = ["AlertEngine", "TickResult", "leader_lock_path", "local_hour"]
+__all__ = ["AlertEngine", "TickResult", "local_hour"]

@@ -41,6 +41,13 @@ VALIDITY_S = 300.0  # the envelope's expires_at - issued_at
 # lands and replaces it.
 GRACE_S = 120.0
 NO_ANSWER = "no_answer"
+# Of several centre processes, each marks the commands it sent; the leader (centre/leader.py)
+# also those whose sender is gone (stopped, killed), found in the log every ADOPT_EVERY_S once
+# ADOPT_AFTER_S past their deadline (the sender, alive, has marked them by then). A site's
+# no_answer is written at most once whoever races (Log.add's `unless`).
+ADOPT_EVERY_S = 5.0
+ADOPT_AFTER_S = 5.0
+_ONCE = {NO_ANSWER: (*FINAL, NO_ANSWER), "accepted": ("accepted",)} | {s: (s,) for s in FINAL}
 _FROM_SITES = ("accepted", "progress", *FINAL)  # a reply's status: anything else is not taken
 _OUTPUT_LIMIT = 4000
 _NAMED = 20  # unknown ids named in a refusal
@@ -177,10 +184,16 @@ class Log:
         self.db = open_part(db_path, "web_commands", _SCHEMA, [_v2_added])
         self._lock = threading.Lock()
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: dict[str, Any], unless: tuple[str, ...] = ()) -> bool:
+        """Add a row; with `unless`, only if the site has no row of those statuses for this
+        command yet (several centre processes hear every reply, and any may mark no_answer):
+        whether it was added. One write transaction: writers take turns on both backends, so
+        the check sees every row committed before it."""
         output = row.get("output")
         text = None if output is None else json.dumps(output, ensure_ascii=False)[:_OUTPUT_LIMIT]
-        with self._lock:
+        with self._lock, self.db.transaction():
+            if unless and self._has(row["command_id"], row["site_id"], unless):
+                return False
             self.db.execute(
                 "INSERT INTO web_commands (at, command_id, operator, action, site_id, status,"
                 " reason, output, reason_json, deadline, verdict) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -188,6 +201,12 @@ class Log:
                  row["status"], row["reason"], text, dump_message(row.get("reason_message")),
                  row.get("deadline"), _verdict(output)),
             )  # fmt: skip
+        return True
+
+    def _has(self, command_id: str, site_id: str, statuses: tuple[str, ...]) -> bool:
+        sql = "SELECT 1 FROM web_commands WHERE command_id = ? AND site_id = ? AND status IN "
+        marks = "(" + ",".join("?" * len(statuses)) + ")"  # placeholders only
+        return bool(self.db.execute(sql + marks, (command_id, site_id, *statuses)).fetchone())
 
     def sent(self, command_id: str) -> _Sent | None:
         """A command sent from the page, rebuilt from its rows (None: not one of ours)."""
@@ -265,9 +284,14 @@ class Commander:
         *,
         validity_s: float | None = None,
         grace_s: float | None = None,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`leads`: whether this process leads (it then also marks other processes' overdue
+        commands, see ADOPT_EVERY_S)."""
         self.settings = settings
         self.on_event = on_event
+        self._leads = leads
+        self._adopt_at = 0.0
         self.validity_s = VALIDITY_S if validity_s is None else validity_s
         self.grace_s = GRACE_S if grace_s is None else grace_s
         self.log = Log(settings.store_location)
@@ -278,10 +302,10 @@ class Commander:
         self.unavailable = loaded.text if isinstance(loaded, Message) else ""
         self._key = None if isinstance(loaded, Message) else loaded
         self._requests: queue.SimpleQueue[Request] = queue.SimpleQueue()
-        # Commands with a site still to answer, or whose deadline has not passed; those of a
-        # previous run too (a restarted centre marks its overdue ones). Older ones come back
-        # from the log when a late reply names them.
-        self._pending: dict[str, _Sent] = {s.request.command_id: s for s in self.log.waiting()}
+        # Commands with a site still to answer, or whose deadline has not passed. Those of a
+        # previous run (or of another process that died) the leader takes from the log when
+        # overdue (_adopt). Older ones come back from the log when a late reply names them.
+        self._pending: dict[str, _Sent] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dashboard-commands", daemon=True)
         self.connected = threading.Event()
@@ -383,9 +407,29 @@ class Commander:
             sent.deadline = time.time() + self.validity_s + self.grace_s
             self._event(sent, site, "sent", deadline=sent.deadline)
 
+    def _adopt(self, now: float) -> None:
+        """The leader: overdue commands in the log that no process marks (their sender gone)."""
+        if now < self._adopt_at or not self._leads():
+            return
+        self._adopt_at = now + ADOPT_EVERY_S
+        try:
+            waiting = self.log.waiting()
+        except self.log.db.error:
+            log.exception("dashboard: could not read the command log")
+            return
+        for sent in waiting:
+            cid, due = sent.request.command_id, sent.deadline + ADOPT_AFTER_S
+            if cid in self._pending:
+                continue
+            if due <= now:
+                self._pending[cid] = sent
+            else:  # look again when it falls due, not up to ADOPT_EVERY_S later
+                self._adopt_at = min(self._adopt_at, due)
+
     def _expire(self) -> None:
         """Mark the sites that have not answered by their command's deadline."""
         now = time.time()
+        self._adopt(now)
         for cid, sent in list(self._pending.items()):
             if now <= sent.deadline:
                 continue
@@ -447,7 +491,9 @@ class Commander:
             "deadline": deadline,
         }
         try:
-            self.log.add(row)
+            # A site's answer, or its no_answer, is one row however many processes hear it.
+            if not self.log.add(row, _ONCE.get(status, ())) and status == NO_ANSWER:
+                return  # answered meanwhile, or marked by another centre process
         except self.log.db.error:
             log.exception("dashboard: could not log a command reply")
         event = {**row, "after_s": round(max(0.0, now - sent.at), 3), "summary": _summary(output),

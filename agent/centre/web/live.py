@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.centre import fleet, link, report
+from agent.centre import fleet, leader, link, report
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Store
 from agent.centre.web import views
@@ -133,6 +133,8 @@ class FleetWatch:
         self.live: fleet.LivePicture | None = None
         self.ticks = 0
         self.centre = link.NOT_RUNNING
+        self.leader: leader.Leader | None = None  # which serve process leads (centre/leader.py)
+        self._leader_at = 0.0
         self.database_lost: float | None = None  # since when the store cannot be read
 
     def close(self) -> None:
@@ -148,6 +150,9 @@ class FleetWatch:
         """Re-read the centre's own link; whether it changed."""
         with self.lock:
             now = link.read(self.store.db, time.time())
+            if time.monotonic() - self._leader_at >= leader.RECORD_EVERY_S:
+                self._leader_at = time.monotonic()
+                self.leader = leader.read(self.store.db, time.time())
         changed, self.centre = now != self.centre, now
         return changed
 
@@ -234,6 +239,7 @@ class FleetWatch:
             "counters": self.counters(),
             "tiles": list(self.tiles.values()),
             "centre": self.centre_json(),
+            "leader": None if self.leader is None else self.leader.to_json(),
         }
 
     def centre_json(self) -> dict[str, object]:

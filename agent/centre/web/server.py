@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
 
@@ -37,6 +38,7 @@ class Dashboard:
         listen: str,
         *,
         with_broker: bool = True,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings = settings
         self.host, port = parse_listen(listen)
@@ -58,7 +60,9 @@ class Dashboard:
             accounts=Accounts(settings.store_location),
             hub=hub,
             watch=live.FleetWatch(settings, hub),
-            commander=Commander(settings, hub.publish_threadsafe) if with_broker else None,
+            commander=(
+                Commander(settings, hub.publish_threadsafe, leads=leads) if with_broker else None
+            ),
         )
         config = uvicorn.Config(
             create_app(self.services),
