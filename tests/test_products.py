@@ -51,20 +51,21 @@ def centre_requirements() -> list[Requirement]:
     return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
 
 
-def with_dependencies(names: set[str]) -> set[str]:
-    """The distributions a plain `pip install NAMES` brings, as installed here."""
-    found: set[str] = set()
-    todo = [canonicalize_name(n) for n in names]
+def with_dependencies(wanted: list[Requirement]) -> set[str]:
+    """The distributions a plain `pip install WANTED` brings, as installed here: with the
+    extras each names (`psycopg[binary]` brings psycopg-binary)."""
+    found: set[tuple[str, str]] = set()
+    todo = [(canonicalize_name(r.name), extra) for r in wanted for extra in {"", *r.extras}]
     while todo:
-        name = todo.pop()
-        if name in found:
+        name, extra = todo.pop()
+        if (name, extra) in found:
             continue
-        found.add(name)
+        found.add((name, extra))
         for spec in md.requires(name) or []:
             req = Requirement(spec)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(canonicalize_name(req.name))
-    return found
+            if req.marker is None or req.marker.evaluate({"extra": extra}):
+                todo += [(canonicalize_name(req.name), e) for e in {"", *req.extras}]
+    return {name for name, _ in found}
 
 
 def test_centre_requirements_are_the_site_packages_minus_devices_plus_the_web_stack():
@@ -155,7 +156,7 @@ def test_the_centre_loads_no_device_stack_and_the_site_no_web_stack(broker, tmp_
     assert packages(status) & SITE_ONLY == set()
     # A centre installed with --no-deps plus centre-requirements.txt has all it imported.
     # (setuptools: its _distutils_hack is loaded by a .pth file in every virtualenv.)
-    installable = with_dependencies({r.name for r in centre_requirements()})
+    installable = with_dependencies(centre_requirements())
     installable |= {"edge-agent", "setuptools"}
     assert distributions(centre | status) - installable == set()
 
