@@ -303,12 +303,14 @@ class _Writes:
         self.new: deque[bool] = deque()
         if not ids:
             return
-        db.executemany(
-            "INSERT INTO sites (site_id) VALUES (?) ON CONFLICT DO NOTHING", [(s,) for s in ids]
-        )
-        where, args = _only(ids)
-        found = db.rows("SELECT * FROM sites" + where, args)  # noqa: S608 - constants and ? marks
-        self.sites = {r["site_id"]: dict(r) for r in found}
+        self.sites = self._site_rows(ids)
+        # A site heard of for the first time gets its row (the write lock keeps it ours).
+        if missing := [s for s in ids if s not in self.sites]:
+            db.executemany(
+                "INSERT INTO sites (site_id) VALUES (?) ON CONFLICT DO NOTHING",
+                [(s,) for s in missing],
+            )
+            self.sites |= self._site_rows(missing)
         self.new.extend(
             db.inserted(
                 "INSERT INTO reports VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING seq",
@@ -320,6 +322,11 @@ class _Writes:
             where, args = _only(dict.fromkeys(live))
             found = db.rows("SELECT * FROM live" + where, args)  # noqa: S608
             self.live = {r["site_id"]: r for r in found}
+
+    def _site_rows(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        where, args = _only(ids)
+        found = self.db.rows("SELECT * FROM sites" + where, args)  # noqa: S608 - constants, marks
+        return {r["site_id"]: dict(r) for r in found}
 
     def update(self, site_id: str, **values: Any) -> None:
         self.sites[site_id].update(values)
