@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,17 +255,115 @@ class AttendanceRow:
     median: float | None
 
 
-def _only(site_ids: set[str] | None) -> tuple[str, tuple[str, ...]]:
-    """A WHERE clause for some sites (None: all)."""
+def _only(site_ids: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause for some sites (None: all). `IN (?,?,...)` on both engines: PostgreSQL's
+    `= ANY(?)` with one array parameter would be one query text whatever the number, yet
+    measured slower (bench/ingest_store.py: a batch took twice as long with it)."""
     if site_ids is None:
         return "", ()
-    return f" WHERE site_id IN ({','.join('?' * len(site_ids))})", tuple(site_ids)
+    ids = tuple(site_ids)
+    return f" WHERE site_id IN ({','.join('?' * len(ids))})", ids
 
 
 def _one_site(site_id: str | None) -> tuple[str, tuple[str, ...]]:
     """An `AND` for one site (None: all); two texts rather than `? IS NULL OR site_id = ?`,
     whose NULL PostgreSQL cannot type."""
     return ("", ()) if site_id is None else (" AND site_id = ?", (site_id,))
+
+
+def _has_report(p: Envelope) -> bool:
+    """Whether a payload is kept in the report history (keyed by site and seq): all but a
+    site's availability and meta."""
+    return not isinstance(p, AvailabilityPayload | MetaPayload)
+
+
+class _Writes:
+    """One ingest batch (Store.apply_batch): what it needs read at once, in a few statements
+    rather than several per report, and its writes held until the end, rows of one kind
+    together. The site and live rows are kept up to date in memory as the reports are
+    judged, so each report sees what the ones before it in the batch did."""
+
+    def __init__(self, db: Database, items: list[Incoming]) -> None:
+        self.db = db
+        self.sites: dict[str, dict[str, Any]] = {}
+        self.live: dict[str, Mapping[str, Any]] = {}
+        self.components: dict[str, list[tuple[Any, ...]]] = {}  # the latest state's, per site
+        self._dirty: dict[str, dict[str, Any]] = {}  # per site: the columns changed
+        self._writes: dict[str, list[tuple[Any, ...]]] = {}  # per statement: its rows, in order
+        self._top: int | None = None  # the live table's highest revision
+        ids = list(dict.fromkeys(i.payload.site_id for i in items))  # first seen first
+        reports = [
+            (p.site_id, p.seq, p.kind, p.ts.timestamp(), i.received_at, int(p.historical),
+             verdict.value if (verdict := getattr(p, "verdict", None)) is not None else None)
+            for i in items
+            if _has_report(p := i.payload)
+        ]  # fmt: skip
+        # Per report with a history row, in order: whether it is new (the key caught a
+        # duplicate, also one earlier in this batch).
+        self.new: deque[bool] = deque()
+        if not ids:
+            return
+        self.sites = self._site_rows(ids)
+        # A site heard of for the first time gets its row (the write lock keeps it ours).
+        if missing := [s for s in ids if s not in self.sites]:
+            db.executemany(
+                "INSERT INTO sites (site_id) VALUES (?) ON CONFLICT DO NOTHING",
+                [(s,) for s in missing],
+            )
+            self.sites |= self._site_rows(missing)
+        self.new.extend(
+            db.inserted(
+                "INSERT INTO reports VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING seq",
+                reports,
+            )
+        )
+        live = [i.payload.site_id for i in items if isinstance(i.payload, LivePayload)]
+        if live:
+            where, args = _only(dict.fromkeys(live))
+            found = db.rows("SELECT * FROM live" + where, args)  # noqa: S608
+            self.live = {r["site_id"]: r for r in found}
+
+    def _site_rows(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        where, args = _only(ids)
+        found = self.db.rows("SELECT * FROM sites" + where, args)  # noqa: S608 - constants, marks
+        return {r["site_id"]: dict(r) for r in found}
+
+    def update(self, site_id: str, **values: Any) -> None:
+        self.sites[site_id].update(values)
+        self._dirty.setdefault(site_id, {}).update(values)
+
+    def add(self, sql: str, *rows: tuple[Any, ...]) -> None:
+        self._writes.setdefault(sql, []).extend(rows)
+
+    def next_rev(self) -> int:
+        """The next live revision (`max(rev) + 1`, counted on in memory: the write
+        transaction keeps every other writer out of the table)."""
+        if self._top is None:
+            found = self.db.execute("SELECT coalesce(max(rev), 0) FROM live").fetchone()
+            self._top = int(found[0])
+        self._top += 1
+        return self._top
+
+    def flush(self) -> None:
+        """Every held write, in one pipeline where the engine has them."""
+        with self.db.pipeline():
+            by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            for site_id, values in self._dirty.items():
+                by_columns.setdefault(tuple(values), []).append((*values.values(), site_id))
+            for columns, rows in by_columns.items():
+                sets = ", ".join(f"{c} = ?" for c in columns)
+                self.db.executemany(f"UPDATE sites SET {sets} WHERE site_id = ?", rows)  # noqa: S608
+            if self.components:
+                where, args = _only(self.components)
+                self.db.execute("DELETE FROM components" + where, args)  # noqa: S608
+                self.add(
+                    "INSERT INTO components (site_id, component, status, reason, hint,"
+                    " reason_msg, hint_msg) VALUES (?,?,?,?,?,?,?)",
+                    *[row for rows in self.components.values() for row in rows],
+                )
+            for sql, rows in self._writes.items():
+                if rows:
+                    self.db.executemany(sql, rows)
 
 
 class Store:
@@ -291,18 +390,28 @@ class Store:
 
     def apply_batch(self, batch: Iterable[Incoming | PublishedSchedule | RegionState]) -> set[str]:
         """Store a batch in one transaction; the site ids it touched (a schedule touches
-        none: it changes no site's condition; a region's state, every site behind it)."""
+        none: it changes no site's condition; a region's state, every site behind it).
+
+        A few statements per batch, not several per report (on PostgreSQL each is a round
+        trip to the server, while the write lock is held): the batch's site rows, live rows
+        and new-or-duplicate verdicts are read at once, each report is judged against those
+        rows in memory (kept up to date as it goes, so a batch holding several reports of one
+        site judges each as if stored one by one), and the writes go out together at the end,
+        rows of one kind in one `executemany`, in the order they were made."""
+        items = list(batch)
         touched: set[str] = set()
         with self.transaction():
-            for item in batch:
+            w = _Writes(self.db, [i for i in items if isinstance(i, Incoming)])
+            for item in items:
                 if isinstance(item, PublishedSchedule):
                     self._schedule(item)
                     continue
                 if isinstance(item, RegionState):
                     touched |= self._region(item)
                     continue
-                self.apply(item)
+                self._apply(w, item)
                 touched.add(item.payload.site_id)
+            w.flush()
         return touched
 
     def _region(self, item: RegionState) -> set[str]:
@@ -317,29 +426,20 @@ class Store:
         rows = self.db.execute("SELECT site_id FROM roster WHERE region = ?", (item.region,))
         return {r[0] for r in rows}
 
-    def _site(self, site_id: str) -> Mapping[str, Any]:
-        self.db.execute("INSERT INTO sites (site_id) VALUES (?) ON CONFLICT DO NOTHING", (site_id,))
-        row = self.db.row("SELECT * FROM sites WHERE site_id = ?", (site_id,))
-        assert row is not None  # inserted just above, in this transaction
-        return row
-
-    def _update(self, site_id: str, **values: Any) -> None:
-        cols = ", ".join(f"{k} = ?" for k in values)
-        self.db.execute(f"UPDATE sites SET {cols} WHERE site_id = ?", (*values.values(), site_id))  # noqa: S608
-
-    def apply(self, item: Incoming) -> None:
+    def _apply(self, w: _Writes, item: Incoming) -> None:
         p = item.payload
-        site = self._site(p.site_id)
+        site = w.sites[p.site_id]
+        new = w.new.popleft() if _has_report(p) else False
         ts = p.ts.timestamp()
         # A retained message may be old: it proves the site was alive when it was made.
         seen = min(ts, item.received_at) if item.retained else item.received_at
         if isinstance(p, AvailabilityPayload):
-            self._availability(site, p, ts, seen)
+            self._availability(w, site, p, ts, seen)
             return
         if not (site["last_seen"] or 0) >= seen:
-            self._update(p.site_id, last_seen=seen)
+            w.update(p.site_id, last_seen=seen)
         if isinstance(p, MetaPayload):
-            self._update(
+            w.update(
                 p.site_id,
                 name=p.site.name,
                 tier=p.site.tier,
@@ -350,21 +450,22 @@ class Store:
                 heartbeat_s=p.heartbeat_s,
             )
             return
-        if not self._new_report(site, p, ts, item.received_at):
-            return
+        if not new:
+            return  # a duplicate
+        self._track(w, site, p, item.received_at)
         if isinstance(p, StatePayload):
-            self._state(site, p, ts, item.retained)
+            self._state(w, site, p, ts, item.retained)
         elif isinstance(p, ChecksPayload):
             # Only the newest measurement per component: a historical report drained late
             # must not overwrite what the site measured since.
-            self.db.executemany(
+            w.add(
                 "INSERT INTO metrics VALUES (?,?,?,?) ON CONFLICT (site_id, component) "
                 "DO UPDATE SET ts = excluded.ts, data = excluded.data "
                 "WHERE excluded.ts >= metrics.ts",
-                [(p.site_id, r.component, ts, json.dumps(dict(r.metrics))) for r in p.results],
+                *[(p.site_id, r.component, ts, json.dumps(dict(r.metrics))) for r in p.results],
             )
         elif isinstance(p, AttendancePayload):
-            self.db.execute(
+            w.add(
                 "INSERT INTO attendance VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (
                     p.site_id,
@@ -380,9 +481,9 @@ class Store:
                 ),
             )
         elif isinstance(p, LivePayload):
-            self._live(p, ts)
+            self._live(w, p, ts)
         elif isinstance(p, LiveEventPayload):
-            self.db.execute(
+            w.add(
                 "INSERT INTO live_events VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (
                     p.site_id,
@@ -409,7 +510,7 @@ class Store:
             (item.scope, issued, item.payload.model_dump_json(), item.received_at),
         )
 
-    def _live(self, p: LivePayload, ts: float) -> None:
+    def _live(self, w: _Writes, p: LivePayload, ts: float) -> None:
         if p.session is not None and (p.call is not None or p.path):
             # One media point per site and minute (the session report's curve): the newest
             # of the minute, whatever order a drained outbox brings them in.
@@ -421,13 +522,13 @@ class Store:
                 "media": [m.model_dump(mode="json") for m in p.call.media] if p.call else [],
                 "path": [x.model_dump(mode="json") for x in p.path],
             }
-            self.db.execute(
+            w.add(
                 "INSERT INTO live_media VALUES (?,?,?,?,?)"
                 " ON CONFLICT (session_id, site_id, minute) DO UPDATE SET"
                 " ts = excluded.ts, data = excluded.data WHERE excluded.ts >= live_media.ts",
                 (p.site_id, p.session.session_id, int(ts // 60), ts, json.dumps(data)),
             )
-        old = self.db.row("SELECT * FROM live WHERE site_id = ?", (p.site_id,))
+        old = w.live.get(p.site_id)
         # The current state is the newest one made: a historical one drained late is history.
         if p.historical or (old is not None and (old["seq"], old["ts"]) > (p.seq, ts)):
             return
@@ -448,21 +549,18 @@ class Store:
             "ts": ts,
         }
         moved = old is None or any(old[k] != row[k] for k in _LIVE_KEYS)
-        row["rev"] = (
-            old["rev"]
-            if old is not None and not moved
-            else self.db.execute("SELECT coalesce(max(rev), 0) + 1 FROM live").fetchone()[0]
-        )
+        row["rev"] = old["rev"] if old is not None and not moved else w.next_rev()
+        w.live[p.site_id] = row
         cols = ", ".join(row)
         update = ", ".join(f"{k} = excluded.{k}" for k in row if k != "site_id")
-        self.db.execute(
+        w.add(
             f"INSERT INTO live ({cols}) VALUES ({','.join('?' * len(row))})"  # noqa: S608
             f" ON CONFLICT (site_id) DO UPDATE SET {update}",
             tuple(row.values()),
         )
 
     def _availability(
-        self, site: Mapping[str, Any], p: AvailabilityPayload, ts: float, seen: float
+        self, w: _Writes, site: Mapping[str, Any], p: AvailabilityPayload, ts: float, seen: float
     ) -> None:
         # A late will from an older connection (smaller boot) must not hide the live one. The
         # will of a connection is made before its `online` (older ts) yet ends it: within one
@@ -481,25 +579,12 @@ class Store:
         }
         if p.status == "online" and not (site["last_seen"] or 0) >= seen:
             values["last_seen"] = seen
-        self._update(p.site_id, **values)
+        w.update(p.site_id, **values)
 
-    def _new_report(self, site: Mapping[str, Any], p: Envelope, ts: float, now: float) -> bool:
-        verdict = getattr(p, "verdict", None)
-        cur = self.db.execute(
-            "INSERT INTO reports VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-            (
-                p.site_id,
-                p.seq,
-                p.kind,
-                ts,
-                now,
-                int(p.historical),
-                verdict.value if verdict is not None else None,
-            ),
-        )
-        if cur.rowcount == 0:
-            return False  # a duplicate
+    def _track(self, w: _Writes, site: Mapping[str, Any], p: Envelope, now: float) -> None:
+        """Seq tracking of a new (not duplicate) report."""
         step = seqs.track(site["next_seq"], p.seq)
+        # Gaps are rare (a lost report): written at once, in order with their fills.
         if step.step is seqs.Step.GAP:
             self.db.execute(
                 "INSERT INTO gaps (site_id, first, last, detected_at) VALUES (?,?,?,?)"
@@ -513,19 +598,20 @@ class Store:
                 (p.site_id, p.seq),
             )
         if step.next_seq != site["next_seq"]:
-            self._update(p.site_id, next_seq=step.next_seq)
-        return True
+            w.update(p.site_id, next_seq=step.next_seq)
 
-    def _state(self, site: Mapping[str, Any], p: StatePayload, ts: float, retained: bool) -> None:
+    def _state(
+        self, w: _Writes, site: Mapping[str, Any], p: StatePayload, ts: float, retained: bool
+    ) -> None:
         dropped = p.outbox.dropped_checks
         if site["dropped_base"] is None:
-            self._update(p.site_id, dropped_base=dropped, dropped_last=dropped)
+            w.update(p.site_id, dropped_base=dropped, dropped_last=dropped)
         elif dropped > (site["dropped_last"] or 0):
-            self._update(p.site_id, dropped_last=dropped)
+            w.update(p.site_id, dropped_last=dropped)
         # Historical states go to history only; the live picture is the newest live one.
         if p.historical or (site["state_seq"] is not None and p.seq < site["state_seq"]):
             return
-        self._update(
+        w.update(
             p.site_id,
             verdict=p.verdict.value if p.verdict else None,
             state_seq=p.seq,
@@ -534,23 +620,18 @@ class Store:
             state_retained=int(retained),
             pending=p.outbox.pending,
         )
-        self.db.execute("DELETE FROM components WHERE site_id = ?", (p.site_id,))
-        self.db.executemany(
-            "INSERT INTO components (site_id, component, status, reason, hint, reason_msg,"
-            " hint_msg) VALUES (?,?,?,?,?,?,?)",
-            [
-                (
-                    p.site_id,
-                    n,
-                    c.status.value,
-                    c.reason,
-                    c.hint,
-                    dump_message(c.reason_msg),
-                    dump_message(c.hint_msg),
-                )
-                for n, c in p.components.items()
-            ],
-        )
+        w.components[p.site_id] = [
+            (
+                p.site_id,
+                n,
+                c.status.value,
+                c.reason,
+                c.hint,
+                dump_message(c.reason_msg),
+                dump_message(c.hint_msg),
+            )
+            for n, c in p.components.items()
+        ]
 
     # ---- conditions and events ----------------------------------------------------------
 
@@ -565,22 +646,23 @@ class Store:
         """Compare sites' conditions with the ones last recorded; log the changes."""
         events: list[Event] = []
         with self.transaction():
-            where, args = _only(site_ids)
-            recorded = dict(
-                self.db.execute("SELECT site_id, condition FROM sites" + where, args).fetchall()  # noqa: S608
-            )
-            for row in self.sites(now, default_interval, grace_s, site_ids):
+            # The recorded condition comes with each site's row: one read fewer.
+            for row, recorded in self._site_rows(now, default_interval, grace_s, site_ids):
                 cond = fleet.condition(row, now, silent_after)
-                if recorded.get(row.site_id) == cond.value:
+                if recorded == cond.value:
                     continue
                 detail = "; ".join(fleet.problems(row, cond, now, silent_after)[:3])
-                ev = Event(now, row.site_id, recorded.get(row.site_id), cond.value, detail)
-                self.db.execute(
-                    "INSERT INTO events (at, site_id, old, new, detail) VALUES (?,?,?,?,?)",
-                    (ev.at, ev.site_id, ev.old, ev.new, ev.detail),
-                )
-                self._update(row.site_id, condition=cond.value, cond_since=now)
-                events.append(ev)
+                events.append(Event(now, row.site_id, recorded, cond.value, detail))
+            if events:
+                with self.db.pipeline():
+                    self.db.executemany(
+                        "INSERT INTO events (at, site_id, old, new, detail) VALUES (?,?,?,?,?)",
+                        [(ev.at, ev.site_id, ev.old, ev.new, ev.detail) for ev in events],
+                    )
+                    self.db.executemany(
+                        "UPDATE sites SET condition = ?, cond_since = ? WHERE site_id = ?",
+                        [(ev.new, now, ev.site_id) for ev in events],
+                    )
         return events
 
     def maybe_silent(self, now: float, silent_after: float, default_interval: float) -> set[str]:
@@ -623,6 +705,12 @@ class Store:
         grace_s: float,
         site_ids: set[str] | None = None,
     ) -> list[fleet.SiteRow]:
+        return [row for row, _ in self._site_rows(now, default_interval, grace_s, site_ids)]
+
+    def _site_rows(
+        self, now: float, default_interval: float, grace_s: float, site_ids: set[str] | None
+    ) -> list[tuple[fleet.SiteRow, str | None]]:
+        """The sites, each with its recorded condition."""
         # Only the sites asked for (after each batch: a few), or all of them.
         where, args = _only(site_ids)
         comps: dict[str, dict[str, fleet.ComponentRow]] = {}
@@ -648,28 +736,31 @@ class Store:
             loss = seqs.loss(gaps.get(r["site_id"], []), dropped, now, grace_s)
             listed = r["r_tier"] is not None
             out.append(
-                fleet.SiteRow(
-                    site_id=r["site_id"],
-                    name=r["r_name"] if listed else r["name"],
-                    tier=r["r_tier"] if listed else r["tier"],
-                    parent=r["r_parent"] if listed else r["parent"],
-                    availability=r["availability"],
-                    avail_reason=r["avail_reason"],
-                    last_seen=r["last_seen"],
-                    verdict=r["verdict"],
-                    state_ts=r["state_ts"],
-                    state_retained=bool(r["state_retained"]),
-                    interval_s=interval,
-                    heartbeat_s=r["heartbeat_s"],
-                    components=comps.get(r["site_id"], {}),
-                    lost=loss.lost,
-                    dropped=loss.explained,
-                    summoned=r["r_summoned"] if r["r_summoned"] is not None else r["expected"],
-                    on_roster=listed,
-                    since=r["cond_since"],
-                    live=live.get(r["site_id"]),
-                    region=r["r_region"],
-                    region_down_since=r["reg_since"] if r["reg_up"] == 0 else None,
+                (
+                    fleet.SiteRow(
+                        site_id=r["site_id"],
+                        name=r["r_name"] if listed else r["name"],
+                        tier=r["r_tier"] if listed else r["tier"],
+                        parent=r["r_parent"] if listed else r["parent"],
+                        availability=r["availability"],
+                        avail_reason=r["avail_reason"],
+                        last_seen=r["last_seen"],
+                        verdict=r["verdict"],
+                        state_ts=r["state_ts"],
+                        state_retained=bool(r["state_retained"]),
+                        interval_s=interval,
+                        heartbeat_s=r["heartbeat_s"],
+                        components=comps.get(r["site_id"], {}),
+                        lost=loss.lost,
+                        dropped=loss.explained,
+                        summoned=r["r_summoned"] if r["r_summoned"] is not None else r["expected"],
+                        on_roster=listed,
+                        since=r["cond_since"],
+                        live=live.get(r["site_id"]),
+                        region=r["r_region"],
+                        region_down_since=r["reg_since"] if r["reg_up"] == 0 else None,
+                    ),
+                    r["condition"],
                 )
             )
         return out

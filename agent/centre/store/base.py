@@ -18,7 +18,7 @@ import re
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -64,6 +64,16 @@ class Database(ABC):
     @abstractmethod
     def rows(self, sql: str, params: Params = ()) -> list[Mapping[str, Any]]:
         """The result's rows by column name."""
+
+    @abstractmethod
+    def inserted(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[bool]:
+        """Run an `INSERT ... ON CONFLICT DO NOTHING RETURNING ...` once per row, in order;
+        per row, whether it was inserted (not a duplicate, also of an earlier row here)."""
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """Statements sent together, their results awaited once at the end (where the engine
+        talks over a socket); the statements inside must not read their results."""
+        return nullcontext()
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:

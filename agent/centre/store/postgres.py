@@ -108,6 +108,21 @@ class PostgreSQL(Database):
 
         self._again(many)
 
+    def inserted(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[bool]:
+        def many(conn: psycopg.Connection[Any]) -> list[bool]:
+            # One pipeline for every row; a result set per row, empty for a duplicate.
+            with conn.cursor() as cur:
+                cur.executemany(_marks(sql), rows, returning=True)
+                out = [cur.fetchone() is not None]
+                while cur.nextset():
+                    out.append(cur.fetchone() is not None)
+                return out
+
+        return self._again(many) if rows else []
+
+    def pipeline(self) -> contextlib.AbstractContextManager[Any]:
+        return self.conn.pipeline()
+
     def rows(self, sql: str, params: Params = ()) -> list[Mapping[str, Any]]:
         def read(conn: psycopg.Connection[Any]) -> list[Mapping[str, Any]]:
             with conn.cursor(row_factory=dict_row) as cur:
@@ -118,10 +133,18 @@ class PostgreSQL(Database):
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self.execute("BEGIN")
+        def begin(conn: psycopg.Connection[Any]) -> None:
+            with conn.pipeline():  # one round trip for both
+                conn.execute("BEGIN")
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+
+        try:
+            self._again(begin)
+        except BaseException:
+            self.rollback()
+            raise
         self._in_transaction = True
         try:
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             yield
             self.conn.execute("COMMIT")
         except BaseException:

@@ -32,6 +32,10 @@ class SQLite(Database):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self.conn.executemany(sql, rows)
 
+    def inserted(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[bool]:
+        # In-process calls: one statement per row costs no round trip.
+        return [bool(self.conn.execute(sql, row).fetchall()) for row in rows]
+
     def rows(self, sql: str, params: Params = ()) -> list[Mapping[str, Any]]:
         cur = self.conn.execute(sql, params)
         cur.row_factory = sqlite3.Row
