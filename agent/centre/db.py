@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,10 +30,25 @@ def connect(
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=not any_thread)
     if rows:
         db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
+    _wal(db)
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(schema)
     return db
+
+
+def _wal(db: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Switch a file to WAL. Several processes opening a new file at once (two centre
+    processes started together) race for it, and SQLite answers the loser "database is
+    locked" at once, without waiting as it does for a write: wait here instead."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= end:
+                raise
+            time.sleep(0.05)
 
 
 def rollback(db: sqlite3.Connection) -> None:

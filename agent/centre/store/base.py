@@ -255,13 +255,28 @@ def open_part(
     where: Path | str, part: str, schema: str, migrations: Sequence[Migration] = ()
 ) -> Database:
     """The database at `where`, with `part`'s tables brought to their newest version."""
-    db = open_database(where)
+    try:
+        db = open_database(where)
+    except (sqlite3.Error, OSError) as exc:  # PostgreSQL's backend says its own
+        raise _cannot_open(where, exc) from None
     try:
         migrate(db, part, schema, migrations)
+    except db.error as exc:
+        db.close()
+        raise _cannot_open(where, exc) from None
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _cannot_open(where: Path | str, exc: Exception) -> StoreError:
+    # The driver's first line names the trouble (locked, read-only, disk full), not the data.
+    problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StoreError(
+        message("store.error.open", where=shown(where), problem=problem),
+        message("store.hint.open"),
+    )
 
 
 _WORD = re.compile(r"\b(REAL|INTEGER)\b")
