@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from agent.centre.alerts import engine as engine_module
 from agent.centre.alerts import rules as rules_mod
 from agent.centre.alerts.contacts import ContactStore
 from agent.centre.alerts.engine import AlertEngine
@@ -31,6 +32,7 @@ from agent.centre.settings import CentreSettings
 from agent.centre.store import Store
 from agent.checks.live import LiveVerdict
 from agent.sim.fleet_site import SimSite
+from tests.fixtures.broker import wait_until
 from tests.test_alert_facts import HOP, schedule, state
 from tests.test_centre_live import live
 from tests.test_dashboard import feed
@@ -276,6 +278,27 @@ def test_the_engine_wakes_for_a_group_deadline_before_its_next_evaluation(tmp_pa
     # the group's window ends 3 s after its first member fired: wake then, not later
     assert engine._next_wait(group.anchor + 2.5) == pytest.approx(0.5)
     assert engine._next_wait(group.anchor + 10) == 0.05
+
+
+def test_a_costly_evaluation_spaces_out_the_next_one(tmp_path: Path) -> None:
+    """At 20,000 sites an evaluation reads the fleet for ~1.2 s: run every 2 s it held the
+    process against its own writer and reports waited (bench/scale.py, p99 over 1 s)."""
+    w = World(tmp_path, DOWN, window=3.0)
+    engine = w.engine()
+    t0 = time.time()
+    w.offline("c1")
+    engine.tick(t0)
+    [group] = engine._pending
+    engine._cost = 1.2
+    rest = 1.2 * (1 - engine_module.COST_SHARE) / engine_module.COST_SHARE
+    assert engine._next_wait(group.anchor + 2.5) == pytest.approx(rest)  # even a group waits
+    engine._cost = 0.01  # a province's fleet: the interval and the groups as before
+    assert engine._next_wait(group.anchor + 2.5) == pytest.approx(0.5)
+    engine.start()
+    try:
+        assert wait_until(lambda: engine._cost > 0, 10)  # the thread measures what it spent
+    finally:
+        engine.stop()
 
 
 def dropped_world(tmp_path: Path) -> tuple[World, float]:
