@@ -104,6 +104,27 @@ def test_stream_is_multipart_jpeg_at_its_pace(mjpeg_server_factory):
     assert 0.4 < elapsed < 0.7  # 10 intervals at 20 fps = 0.5 s
 
 
+def test_a_warmed_server_streams_its_loop_without_encoding(mjpeg_server_factory, monkeypatch):
+    """The demo warms its camera before the check: a cold loop is encoded while it streams,
+    and on a busy machine that came out at 11.9 of 30 fps, a slow camera that was not."""
+    from agent.sim import video  # noqa: PLC0415
+
+    server = mjpeg_server_factory(fps=60, width=160, height=120)
+    server.warm()
+    encoded: list[int] = []
+    real = video._encode
+    monkeypatch.setattr(video, "_encode", lambda *a: encoded.append(1) or real(*a))
+    sock = socket.create_connection(("127.0.0.1", _port(server)), timeout=2)
+    sock.sendall(b"GET /video.mjpg HTTP/1.0\r\n\r\n")
+    data = b""
+    while data.count(b"--frame\r\n") < 150:  # past a whole loop (fps x 2 frames)
+        data += sock.recv(65536)
+    sock.close()
+    assert encoded == []
+    server.warm("blurred")
+    assert encoded  # another kind is encoded when asked for, not before
+
+
 def test_other_paths_are_404(mjpeg_server):
     assert _get("/nope", _port(mjpeg_server)).startswith(b"HTTP/1.0 404")
 

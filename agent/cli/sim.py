@@ -79,6 +79,8 @@ def _demo(args: argparse.Namespace) -> int:
         with SimulatedSite(workdir / "site", broker_port=broker.port) as site:
             site.apply_env()
             settings = load_settings(site.config_path)
+            if site.camera is not None:
+                site.camera.warm()  # the check reads the camera's true rate, not a cold start
             title = t(
                 "sim.demo.site",
                 site_id=site.site_id,

@@ -331,6 +331,13 @@ class MjpegServer(Service):
             return "normal"
         return mode  # type: ignore[return-value]  # the remaining modes are the kinds
 
+    def warm(self, kind: Kind = "normal") -> None:
+        """Encode a kind's whole loop now. Frames are otherwise encoded as they are first
+        streamed, and on a busy machine that first loop comes out slower than `fps` (CI saw
+        11.9 of 30 fps): a check run at once would then report a slow camera that is not."""
+        for tick in range(self._scene.period):
+            self._jpeg(kind, tick)
+
     def _jpeg(self, kind: Kind, tick: int) -> bytes:
         """Frame `tick` of a kind's loop. Each frame is rendered and encoded on first use and
         kept (one loop per kind: ~2 MB at 640x480), so a viewer costs a socket write."""
