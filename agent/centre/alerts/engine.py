@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -54,7 +53,7 @@ from agent.centre.alerts.store import AlertStore
 from agent.centre.leader import Leadership
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Store
-from agent.centre.store.base import Database, open_part
+from agent.centre.store.base import Database, open_part, unavailable_errors
 from agent.messages import dump_message
 
 log = logging.getLogger(__name__)
@@ -167,6 +166,7 @@ class AlertEngine:
         self._memory: RuleMemory | None = None
         self._pending: list[_Group] = []
         self._cost = 0.0  # how long the last evaluation took (s)
+        self._unavailable = unavailable_errors()
         self._reminded: dict[tuple[float, str], int] = {}  # (anchor, rule) -> last round
         self._conns: tuple[Store, AlertStore, ContactStore, NotificationQueue] | None = None
         self._db: Database | None = None
@@ -460,7 +460,7 @@ class AlertEngine:
                     if self.lead() and self.tick().queued:
                         self._on_queued()
                     self._cost = time.monotonic() - started
-                except sqlite3.OperationalError as exc:  # busy: another process writes
+                except self._unavailable as exc:  # busy or gone, on either engine
                     self.errors += 1
                     log.warning("alerts: database busy, evaluating again next time: %s", exc)
                 except Exception as exc:  # one bad row never stops the alerts

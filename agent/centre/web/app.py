@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import re
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.centre.settings import CentreSettings
-from agent.centre.store.base import unavailable_errors
+from agent.centre.store.base import driver_errors, unavailable_errors
 from agent.centre.web import live, metrics
 from agent.centre.web.accounts import Accounts, Block, LoginLimiter, Role, Session, csrf_ok
 from agent.centre.web.alerts import Desk, Refused, contact_from_form, parse_days
@@ -150,6 +149,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over svc
     s = svc.settings
     unavailable = unavailable_errors()
+    database_errors = driver_errors()
     limiter = svc.limiter or LoginLimiter(
         s.web_login_failures,
         s.web_login_failures_per_address,
@@ -401,7 +401,7 @@ def create_app(svc: Services) -> Starlette:  # noqa: PLR0915 - routes close over
             return _json(await desk.run(work), status)
         except Refused as exc:
             return _refused(exc)
-        except sqlite3.Error as exc:
+        except database_errors as exc:  # either engine's, not SQLite's alone
             log.warning("dashboard: the alerts' tables: %s", exc)
             return _error(503, message(_STORE_FAILED))
         except Exception:  # a row this release cannot read (a newer one's, damaged by hand)
