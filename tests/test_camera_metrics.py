@@ -9,11 +9,13 @@ import pytest
 from agent.checks.camera_metrics import (
     CameraMetrics,
     FrameAccumulator,
+    achieved_fps,
     analyse_frames,
     frozen_statistic,
     judge_camera,
     laplacian_variance,
     reduce_frame,
+    sample_complete,
 )
 from agent.checks.model import Status
 from agent.config import CameraSettings
@@ -118,6 +120,30 @@ def test_fps_and_resolution_from_frames_and_times():
     assert m.frames == 16
     assert (m.width, m.height) == (640, 480)
     assert m.fps == pytest.approx(10.0)
+
+
+def test_a_pause_in_the_reader_is_read_past_and_a_slow_camera_stays_slow():
+    cfg = CFG.model_copy(update={"sample_s": 1.0})
+    paused = [0.0, 1.1]  # one frame, then the reading process stalled for 1.1 s
+    assert not sample_complete(paused, cfg)
+    paused += [1.1 + i / 30 for i in range(1, 31)]  # then a steady second at 30 fps
+    assert sample_complete(paused, cfg)
+    assert achieved_fps(paused, 1.0) == pytest.approx(30.0)
+    assert achieved_fps(paused) == pytest.approx(31 / 2.1)  # the whole span would say 14.8
+
+    slow = [i / 15 for i in range(31)]  # a camera that gives 15 of 30 fps
+    assert not sample_complete(slow, cfg)
+    slow += [2.0 + i / 15 for i in range(1, 16)]
+    assert sample_complete(slow, cfg)  # 3 sample lengths: give up waiting for a better rate
+    metrics = analyse_frames(live(len(slow)), slow, 1.0)
+    assert metrics.fps == pytest.approx(15.0)
+    assert judge_camera(metrics, cfg).status is Status.WARN
+
+
+def test_the_rate_window_falls_back_to_all_frames_when_they_span_less():
+    assert achieved_fps([0.0, 0.5], 1.0) == pytest.approx(2.0)
+    assert achieved_fps([0.0, 2.0, 4.0], 1.0) == pytest.approx(0.5)
+    assert achieved_fps([0.0], 1.0) is None
 
 
 def test_single_frame_leaves_fps_and_freezing_unknown():

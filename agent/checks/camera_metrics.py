@@ -25,6 +25,11 @@ _Luma = npt.NDArray[np.float32]
 ANALYSIS_WIDTH = 480  # frames are block-averaged down to 480..959 px wide before analysis
 SATURATED = 250  # luma at or above: a blown-out pixel
 FROZEN_PERCENTILE = 90  # up to a tenth of frame pairs may differ in a frozen picture
+# A sample short of the configured rate is read on, up to this many sample lengths, and the
+# rate taken over its last sample_s: a second-long pause in the reading process itself (a
+# busy mini-PC at boot; CI saw 0.9 of 30 fps from one 1.1 s pause) must not read as a slow
+# camera, while a camera that is slow stays slow over every window.
+SLOW_SAMPLE_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,11 @@ class FrameAccumulator:
     def __len__(self) -> int:
         return len(self._stats)
 
+    def enough(self, cfg: CameraSettings) -> bool:
+        """Whether the sample can end: sample_s of frames at a good enough rate, or
+        SLOW_SAMPLE_FACTOR times that however the rate came out."""
+        return sample_complete(self._stamps, cfg)
+
     def add(self, frame: Image, timestamp: float) -> None:
         stats, sample = reduce_frame(frame)
         if self._prev is not None:
@@ -191,7 +201,7 @@ class FrameAccumulator:
             frames=len(self._stats),
             width=last.width,
             height=last.height,
-            fps=achieved_fps(self._stamps),
+            fps=achieved_fps(self._stamps, sample_s),
             mean_luma=statistics.fmean(s.mean_luma for s in self._stats),
             sharpness=statistics.median(s.sharpness for s in self._stats),
             saturated_ratio=statistics.fmean(s.saturated_ratio for s in self._stats),
@@ -217,11 +227,29 @@ def frozen_statistic(diffs: Sequence[float]) -> float | None:
     return ordered[min(len(ordered) - 1, int(len(ordered) * FROZEN_PERCENTILE / 100))]
 
 
-def achieved_fps(timestamps: Sequence[float]) -> float | None:
+def achieved_fps(timestamps: Sequence[float], window_s: float = 0.0) -> float | None:
+    """Frames per second over the shortest tail of `timestamps` spanning `window_s` (all of
+    them when none does, or when `window_s` is 0)."""
     if len(timestamps) < 2:
         return None
+    start = 0
+    if window_s > 0:
+        last = timestamps[-1]
+        start = len(timestamps) - 2
+        while start > 0 and last - timestamps[start] < window_s:
+            start -= 1
+    span = timestamps[-1] - timestamps[start]
+    return (len(timestamps) - 1 - start) / span if span > 0 else None
+
+
+def sample_complete(timestamps: Sequence[float], cfg: CameraSettings) -> bool:
+    if len(timestamps) < 2:
+        return False
     span = timestamps[-1] - timestamps[0]
-    return (len(timestamps) - 1) / span if span > 0 else None
+    if span >= cfg.sample_s * SLOW_SAMPLE_FACTOR:
+        return True
+    fps = achieved_fps(timestamps, cfg.sample_s)
+    return span >= cfg.sample_s and fps is not None and fps >= cfg.min_fps_ratio * cfg.fps
 
 
 def analyse_frames(

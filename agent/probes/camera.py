@@ -1,5 +1,5 @@
-"""Camera check: grab about a second of frames from the configured source (agent.probes.frames)
-and judge the picture (agent.checks.camera_metrics).
+"""Camera check: grab about a second of frames (up to three when they come slowly) from the
+configured source (agent.probes.frames) and judge the picture (agent.checks.camera_metrics).
 
 This module is imported only when the camera is checked, so importing OpenCV is fine.
 """
@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from agent.checks.camera_metrics import FrameAccumulator, judge_camera
+from agent.checks.camera_metrics import SLOW_SAMPLE_FACTOR, FrameAccumulator, judge_camera
 from agent.checks.model import MetricValue, Outcome
 from agent.config import Settings
 from agent.errors import BadReply
@@ -22,10 +22,8 @@ def check_camera(settings: Settings) -> Outcome:
     cfg = settings.camera
     source = resolve_source(cfg.source)
     acc = FrameAccumulator()
-    first: float | None = None
 
     def take(frame: Any, stamp: float) -> bool:
-        nonlocal first
         try:
             acc.add(frame, stamp)
         except ValueError as exc:
@@ -33,11 +31,11 @@ def check_camera(settings: Settings) -> Outcome:
                 message("camera.not_an_image", source=source.label, error=str(exc)),
                 message("camera.hint.output_format"),
             ) from None
-        first = stamp if first is None else first
-        return stamp - first >= cfg.sample_s
+        return acc.enough(cfg)
 
     started = time.monotonic()
-    grabbed = grab_frames(source, cfg, take, cfg.sample_s, "camera-grab")
+    feed_s = cfg.sample_s * SLOW_SAMPLE_FACTOR  # a slow feed is read on (see the factor)
+    grabbed = grab_frames(source, cfg, take, feed_s, "camera-grab")
     if grabbed.error is not None:
         raise grabbed.error
     outcome = judge_camera(
