@@ -26,7 +26,7 @@ from agent.sim.broker import Mosquitto
 from agent.sim.fleet_site import Message, SimSite
 from agent.sim.swarm import SiteClient
 from agent.transport.listener import Listener
-from tests.fixtures.broker import wait_until
+from tests.fixtures.broker import may_publish, wait_until
 
 # ---- the generator ----------------------------------------------------------------------
 
@@ -54,7 +54,13 @@ def test_config_for_three_regions(tmp_path: Path, capsys: pytest.CaptureFixture[
     # Not `vc/# out`: it would carry the bridge's own local "0" to the central broker.
     assert not [x for x in regional if x.startswith("topic vc/#")]
     acl = (tmp_path / "central" / "central.acl").read_text()
-    assert "user bridge-r003\ntopic readwrite vc/#" in acl
+    assert "user centre\ntopic readwrite vc/#" in acl
+    bridge = acl[acl.index("user bridge-r003") :].splitlines()
+    assert "topic write vc/+/state" in bridge and "topic read vc/schedule" in bridge
+    assert "topic write vc/$bridge/r003/state" in bridge
+    assert not [x for x in bridge if "readwrite" in x]
+    site = (tmp_path / "r001" / "edge-agent.acl").read_text()
+    assert "pattern write vc/%u/state" in site and "readwrite" not in site
     assert sorted(p.name for p in tmp_path.iterdir()) == ["central", "r001", "r002", "r003"]
 
 
@@ -69,6 +75,21 @@ def test_bad_arguments_say_what_to_give(
     assert code != 0
     assert "HOST:PORT" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_bridge_user_writes_only_reports_and_its_own_state(tmp_path: Path) -> None:
+    """The generated central ACL at a real mosquitto: the user of region r001's bridge may
+    forward its sites' reports and its own state, not a schedule, a command or r002's state."""
+    central = Mosquitto(
+        tmp_path / "central", auth="password", acl=brokers.central_acl("vc", ["r001", "r002"])
+    )
+    central.add_user("bridge-r001", "pw-r001")
+    with central:
+        allowed = ["vc/a1/state", "vc/a1/live/event", "vc/$bridge/r001/state"]
+        refused = ["vc/a1/schedule", "vc/schedule", "vc/a1/cmd", "vc/cmd",
+                   "vc/$bridge/r002/state"]  # fmt: skip
+        verdicts = {t: may_publish(central, "bridge-r001", t) for t in allowed + refused}
+    assert verdicts == {topic: topic in allowed for topic in allowed + refused}
 
 
 def test_roster_region_column() -> None:

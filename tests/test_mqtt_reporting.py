@@ -24,6 +24,7 @@ from tests.fixtures.broker import (
     InProcessAgent,
     agent_config,
     dump_toml,
+    may_publish,
     wait_until,
 )
 
@@ -225,6 +226,17 @@ def test_acl_refusal_comes_back_as_a_puback_reason(broker_password):
     assert not acks[theirs].ok
     assert acks[theirs].reason == "Not authorized"
     conn.abort()
+
+
+def test_a_site_may_not_write_its_schedule_or_command_topics(broker_password):
+    """The site ACL (agent.contract.topics.site_acl) at a real mosquitto: a site's own report
+    and reply topics are accepted; its schedule and command topics, the fleet's and another
+    site's are refused (under `readwrite vc/%u/#` a site could set its own sessions)."""
+    allowed = ["vc/s1/state", "vc/s1/live/event", "vc/s1/cmd/reply", "vc/s1/cmd/reply/c1"]
+    refused = ["vc/s1/schedule", "vc/s1/cmd", "vc/schedule", "vc/cmd", "vc/s2/state",
+               "vc/s1/other"]  # fmt: skip
+    verdicts = {topic: may_publish(broker_password, "s1", topic) for topic in allowed + refused}
+    assert verdicts == {topic: topic in allowed for topic in allowed + refused}
 
 
 def test_a_connection_on_a_descriptor_above_1023_still_works(broker):

@@ -26,7 +26,7 @@ from agent.contract.payloads import (
     parse_report,
 )
 from agent.contract.schemas import SCHEMA_DIR, expected_files, stale_files
-from agent.contract.topics import TOPICS, Direction, name_of, topic_for
+from agent.contract.topics import TOPICS, Direction, name_of, site_acl, topic_for
 from agent.errors import TransportError
 from agent.sim.fleet_site import SimSite
 from agent.transport.link import as_historical
@@ -44,6 +44,17 @@ def test_topic_for_site_and_fleet():
     for name in TOPICS:
         assert name_of("vc", "hn-01", topic_for("vc", "hn-01", name)) == name
     assert name_of("vc", "hn-01", "vc/hn-02/state") is None
+
+
+def test_the_site_acl_writes_what_a_site_publishes_and_reads_what_it_hears():
+    acl = site_acl("vc").splitlines()
+    assert "pattern write vc/%u/state" in acl
+    assert "pattern write vc/%u/cmd/reply/#" in acl  # MQTT 5 response topics below it
+    assert "pattern read vc/%u/schedule" in acl and "pattern read vc/cmd" in acl
+    assert not [line for line in acl if "readwrite" in line or line.endswith("/%u/#")]
+    assert not [line for line in acl if line.startswith("pattern write") and "schedule" in line]
+    assert len(acl) == len(set(acl))
+    assert site_acl("vc") in DOCS.read_text()  # the docs show what the brokers get
 
 
 def test_every_outgoing_topic_has_a_payload_model_and_a_schema_file():

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.contract.topics import TOPICS, Direction, Scope
+from agent.contract.topics import TOPICS, Direction, Scope, site_acl
 
 BRIDGE_LEVEL = "$bridge"  # no site id can be this (a site id has no `$`), nor write it (ACL)
 REGION = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -141,14 +141,6 @@ def _site_listener(prefix: str) -> list[str]:
     ]
 
 
-def site_acl(prefix: str) -> str:
-    return (
-        f"pattern readwrite {prefix}/%u/#\n"
-        f"pattern read {prefix}/schedule\n"
-        f"pattern read {prefix}/cmd\n"
-    )
-
-
 def central_config(prefix: str, regions: list[str]) -> str:
     lines = [
         _HEAD,
@@ -171,9 +163,18 @@ def central_config(prefix: str, regions: list[str]) -> str:
 
 
 def central_acl(prefix: str, regions: list[str]) -> str:
-    # A bridge writes its sites' reports and its own state, and reads what goes in.
-    users = ["centre"] + [f"bridge-{region}" for region in regions]
-    return "\n".join(f"user {u}\ntopic readwrite {prefix}/#\n" for u in users)
+    """The centre reads and writes everything under the prefix. A bridge writes only what its
+    sites publish and its own state, and reads only what goes to sites: a regional broker
+    taken over must not set the province's schedule, send commands or speak for another
+    region."""
+    blocks = [f"user centre\ntopic readwrite {prefix}/#\n"]
+    for region in regions:
+        lines = [f"user bridge-{region}"]
+        lines += [f"topic write {t}" for t in out_topics(prefix)]
+        lines.append(f"topic write {bridge_state_topic(prefix, region)}")
+        lines += [f"topic read {t}" for t in in_topics(prefix)]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
 
 
 def regional_config(bridge: Bridge) -> str:

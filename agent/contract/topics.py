@@ -190,6 +190,26 @@ def site_filter(prefix: str, site_id: str) -> str:
     return f"{prefix}/{site_id}/#"
 
 
+# Topics a site may also publish below: command replies go to an MQTT 5 response topic under
+# `cmd/reply` (agent.commands.service.reply_route).
+_REPLY_SPACE = frozenset({"cmd_reply"})
+
+
+def site_acl(prefix: str) -> str:
+    """The broker's ACL lines for the sites (user name = site_id), made from this table: each
+    site writes only the topics it publishes and reads only those it listens to. Not
+    `readwrite <prefix>/%u/#`: a site that may write its own `schedule` or `cmd` topic could
+    set the sessions the centre alerts on, or hand itself a (still unsigned) command."""
+    lines = []
+    for topic in TOPICS.values():
+        where = topic_for(prefix, "%u", topic.name)  # mosquitto puts the user name for %u
+        if topic.name in _REPLY_SPACE:
+            where += "/#"  # in MQTT, `a/#` also matches `a` itself
+        access = "write" if topic.direction is Direction.OUT else "read"
+        lines.append(f"pattern {access} {where}")
+    return "\n".join(dict.fromkeys(lines)) + "\n"
+
+
 def name_of(prefix: str, site_id: str, topic: str) -> str | None:
     """The table name of a full topic, or None when it is not one of this site's topics."""
     for name in TOPICS:

@@ -1,11 +1,12 @@
 """A real mosquitto on 127.0.0.1 for tests, the demo and the benchmarks.
 
 Three variants, like the centre's brokers: anonymous; username/password with a per-site ACL
-(`pattern readwrite <prefix>/%u/#`); TLS with client certificates (CN = site_id, made with
-openssl here, `use_identity_as_username`) and the same ACL. The user `centre` may read and
-write everything under the prefix. Ready means a real CONNACK, not an open port (a mosquitto
-that failed to load its key accepts connections for a moment). `stop()`, `kill()` and
-`restart()` keep the port, for outage tests. `extra` lines go at the end (a bridge).
+(agent.contract.topics.site_acl: each site writes only what it publishes); TLS with client
+certificates (CN = site_id, made with openssl here, `use_identity_as_username`) and the same
+ACL. The user `centre` may read and write everything under the prefix. Ready means a real
+CONNACK, not an open port (a mosquitto that failed to load its key accepts connections for a
+moment). `stop()`, `kill()` and `restart()` keep the port, for outage tests. `extra` lines go
+at the end (a bridge).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from agent.contract.topics import site_acl
 from agent.errors import TransportError
 from agent.sim.service import Service
 from agent.transport.mqtt import ConnAck, Connection, Endpoint, Protocol
@@ -64,6 +66,7 @@ class Mosquitto(Service):
         persistence: bool = True,
         save_each_change: bool = False,
         extra: list[str] | None = None,
+        acl: str | None = None,
     ) -> None:
         if shutil.which("mosquitto") is None:
             raise TransportError("mosquitto not found", "apt-get install mosquitto")
@@ -77,6 +80,7 @@ class Mosquitto(Service):
         # loses (almost) nothing the broker had acknowledged, as with a broker that syncs.
         self.save_each_change = save_each_change
         self.extra = extra or []  # more configuration lines: a bridge (agent/centre/brokers.py)
+        self.acl = acl  # the ACL file's text instead of the sites' and the centre's
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "mosquitto.log"
         self._passwords: dict[str, str] = {}
@@ -114,10 +118,9 @@ class Mosquitto(Service):
             lines.append("user root")  # otherwise it drops to `mosquitto` and cannot read keys
         acl = self.workdir / "acl"
         acl.write_text(
-            f"pattern readwrite {self.prefix}/%u/#\n"
-            f"pattern read {self.prefix}/schedule\n"
-            f"pattern read {self.prefix}/cmd\n\n"
-            f"user {CENTRE}\ntopic readwrite {self.prefix}/#\n"
+            self.acl
+            if self.acl is not None
+            else f"{site_acl(self.prefix)}\nuser {CENTRE}\ntopic readwrite {self.prefix}/#\n"
         )
         if self.auth == "anonymous":
             lines.append("allow_anonymous true")
