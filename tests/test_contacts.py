@@ -189,6 +189,7 @@ def cli(
 @pytest.fixture
 def centre(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "c.toml").write_text(f'db_path = "{tmp_path / "centre.sqlite"}"\n')
+    Store(tmp_path / "centre.sqlite").close()  # as `centre serve` makes it
     for name in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")
@@ -256,6 +257,19 @@ def test_bad_input_is_refused_with_its_fix(run: Any, args: tuple[str, ...], says
     code, out, err = run(*args)
     assert code == 2, (out, err)
     assert says in err and "; " in err  # the fix follows
+
+
+def test_a_config_naming_no_centre_store_makes_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(f'db_path = "{tmp_path / "elsewhere" / "centre.sqlite"}"\n')
+    for args in (("add", "c1", "--name", "A", "--email", "a@b.vn"), ("show", "c1")):
+        code = main(["centre", "contacts", *args, "--config", str(wrong)])
+        err = capsys.readouterr().err
+        assert code == 3, err  # a settings error, as from `centre alerts`
+        assert "centre.sqlite: not found; start `edge-agent centre serve` first" in err
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_bad_input_in_a_real_process_has_no_traceback(centre: Path) -> None:

@@ -32,7 +32,7 @@ from agent.centre.alerts.model import Contact, Severity
 from agent.centre.alerts.routing import in_place
 from agent.centre.settings import CentreSettings, load_centre_settings
 from agent.centre.store import Store
-from agent.centre.store.base import made
+from agent.centre.store.base import existing, made
 from agent.checks.model import ExitCode
 from agent.i18n import LANGUAGES, error_text, t
 from agent.messages import message
@@ -63,7 +63,9 @@ def _refusing(func: Command) -> Command:
 
 
 def _store(args: argparse.Namespace) -> ContactStore:
-    return ContactStore(_settings(args).store_location)
+    # The store `centre serve` made, never a new empty one: a wrong --config must say so,
+    # not file contacts where no centre reads them.
+    return ContactStore(existing(_settings(args).store_location))
 
 
 def _existing(store: ContactStore, contact_id: str) -> Contact:
@@ -229,7 +231,7 @@ def _covered(settings: CentreSettings, contact: Contact) -> dict[str, list[str]]
 @_refusing
 def cmd_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = ContactStore(settings.store_location)
+    store = ContactStore(existing(settings.store_location))
     try:
         contact = _existing(store, args.id)
     finally:
