@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 @dataclass
 class Seen:
@@ -36,9 +38,10 @@ class Seen:
 
 @dataclass
 class Receiver:
-    """Answers the n-th request with script[n] (status, JSON body); the last one after."""
+    """Answers the n-th request with script[n] (status, JSON body, or bytes sent as they are);
+    the last one after."""
 
-    script: list[tuple[int, dict[str, Any]]] = field(default_factory=lambda: [(200, {})])
+    script: list[tuple[int, dict[str, Any] | bytes]] = field(default_factory=lambda: [(200, {})])
     delay_s: float = 0.0
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
@@ -59,7 +62,7 @@ def http_receiver(receiver: Receiver) -> Iterator[Receiver]:
                 n = len(receiver.seen) - 1
             time.sleep(receiver.delay_s)
             status, answer = receiver.script[min(n, len(receiver.script) - 1)]
-            data = json.dumps(answer).encode()
+            data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
             # The sender may be gone (killed mid-request): nothing to answer then.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.send_response(status)
@@ -388,6 +391,23 @@ def test_telegram_429_waits_the_retry_after_it_asked_for(tmp_path):
     assert [s.path for s in receiver.seen] == ["/bot123:ABC/sendMessage"] * 2
     sent = receiver.seen[1].json()
     assert sent["chat_id"] == "-100123" and sent["text"].startswith("cảnh báo, điểm cầu")
+
+
+def test_a_telegram_answer_that_is_not_json_is_shown_cut_not_a_crash(tmp_path):
+    # 2xx, not Telegram's JSON: a proxy's page, cut at 200 bytes inside a two-byte letter.
+    page = ("<p>Lỗi máy chủ trung gian:  " + "ố" * 100 + "</p>").encode()  # 33 + 3 x 100
+    with pytest.raises(UnicodeDecodeError):
+        page[:200].decode()  # the cut the stored error is made from falls inside a letter
+    receiver = Receiver(script=[(200, page)])
+    with http_receiver(receiver):
+        q = NotificationQueue(tmp_path / "c.sqlite")
+        q.enqueue([note("k", ChannelKind.TELEGRAM, "-100123")])
+        s = settings(telegram={"base_url": receiver.url, "token": "123:ABC"})
+        Delivery(s, tmp_path / "c.sqlite", clock=Clock()).run_once(q)
+        (n,) = q.due(T0 + 3600)
+    assert n.status is NotificationStatus.PENDING and n.attempts == 1  # tried again later
+    assert "<p>Lỗi máy chủ trung gian:  ốốố" in n.last_error
+    assert "unexpected" not in n.last_error.lower()
 
 
 def test_email_over_starttls_with_login_in_vietnamese(tmp_path):

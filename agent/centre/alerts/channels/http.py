@@ -74,11 +74,17 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> A
         raise network_fault(target, exc) from None
 
 
+def body_text(answer: Answer) -> str:
+    """The start of a receiver's answer, to store and log: decoded leniently, then cut (a cut
+    first could end inside a letter, and a strict decode would fail the delivery on it)."""
+    return answer.body[: DETAIL_CHARS * 4].decode("utf-8", "replace")[:DETAIL_CHARS]
+
+
 def judge(channel: str, answer: Answer, detail: str = "") -> None:
     """2xx: taken. 408, 429 and 5xx: RetryLater. Anything else: GiveUp."""
     if 200 <= answer.status < 300:
         return
-    detail = (detail or answer.body.decode("utf-8", "replace"))[:DETAIL_CHARS]
+    detail = (detail or body_text(answer))[:DETAIL_CHARS]
     msg = message("notify.error.http_status", channel=channel, status=answer.status, detail=detail)
     hint = message("notify.error.http_status_hint")
     if answer.status in (408, 429) or answer.status >= 500:

@@ -11,13 +11,12 @@ import json
 from typing import Any
 
 from agent.centre.alerts.channels import (
-    DETAIL_CHARS,
     GiveUp,
     RetryLater,
     bad_address,
     not_configured,
 )
-from agent.centre.alerts.channels.http import check_url, judge, post
+from agent.centre.alerts.channels.http import body_text, check_url, judge, post
 from agent.centre.alerts.model import Notification
 from agent.centre.alerts.render import Rendered
 from agent.centre.alerts.settings import TelegramSettings
@@ -66,8 +65,6 @@ class TelegramChannel:
         judge("telegram", answer, detail)
         if reply.get("ok") is not True:
             raise RetryLater(
-                message(
-                    "notify.error.telegram", detail=detail or answer.body[:DETAIL_CHARS].decode()
-                ),
+                message("notify.error.telegram", detail=detail or body_text(answer)),
                 message("notify.error.unreachable_hint"),
             )
