@@ -125,6 +125,11 @@ def test_the_centre_loses_postgresql_under_load_and_loses_no_report(own_postgres
         # Once per outage, not at every retry: the ingest, and the page's watch.
         assert text.count("reports stay on the broker, unacknowledged") == 1, text
         assert text.count("showing the last state read") == 1, text
+        # The notification queue is polled every second: said once, and once when back.
+        assert text.count("notification queue not readable") == 1, text
+        assert text.count("the notification queue is readable again after") == 1, text
+        # The rules' loop stepped down with the lead, so it may not have tried at all.
+        assert text.count("alerts: the database is unavailable") <= 1, text
         assert "the database is back after" in text
         assert "Traceback" not in text
         status, data, _ = page.call("GET", "/api/fleet")

@@ -49,6 +49,7 @@ from agent.centre.alerts import store as alert_store
 from agent.centre.metrics import INGEST
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Event, Incoming, PublishedSchedule, RegionState, Store
+from agent.centre.store.base import Outage
 from agent.contract.payloads import PAYLOADS, Envelope, parse_report
 from agent.contract.topics import TOPICS, Direction, Scope, topic_for
 from agent.errors import ConfigError
@@ -206,7 +207,7 @@ class Ingest:
         self._frozen_at: float | None = None
         self._settle_until = 0.0
         self._link_written = 0.0
-        self.database_lost: float | None = None  # since when the store refuses every write
+        self._outage = Outage(log)
         self._unavailable = self.store.db.unavailable
         self._db_error = self.store.db.error
 
@@ -388,12 +389,8 @@ class Ingest:
             self._database_lost(f"{what} failed", exc)
 
     def _database_lost(self, what: str, exc: Exception) -> None:
-        """Said once per outage, not at every retry (once a second while the server is away)."""
-        if self.database_lost is not None:
-            log.debug("centre: %s: %s (the database is still unavailable)", what, exc)
-            return
-        self.database_lost = time.time()
-        log.error(
+        # Said once per outage, not at every retry (once a second while the server is away).
+        self._outage.failed(
             "centre: %s: %s; the database is unavailable: reports stay on the broker,"
             " unacknowledged, until it is back (check the disk, the database server, and who"
             " else holds the database)",
@@ -402,13 +399,14 @@ class Ingest:
         )
 
     def _database_back(self) -> None:
-        if self.database_lost is None:
-            return
-        log.warning(
-            "centre: the database is back after %.0f s; storing what the broker kept",
-            time.time() - self.database_lost,
+        self._outage.ended(
+            "centre: the database is back after %.0f s; storing what the broker kept"
         )
-        self.database_lost = None
+
+    @property
+    def database_lost(self) -> float | None:
+        """Since when the store refuses every write; None while it takes them."""
+        return self._outage.since
 
     def _store(self, batch: list[Received]) -> None:
         now = time.time()

@@ -26,6 +26,7 @@ from agent.centre.alerts.model import ChannelKind, Notification
 from agent.centre.alerts.queue import NotificationQueue
 from agent.centre.alerts.render import Rendered, render_notification
 from agent.centre.alerts.settings import AlertsSettings, DeliverySettings
+from agent.centre.store.base import Outage
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +153,14 @@ class Delivery:
 
     def _run(self) -> None:
         queue = NotificationQueue(self.db_path)
+        outage = Outage(log)  # once per outage in the journal, not at every poll
         try:
             while not self._stop.is_set():
                 try:
                     busy = self.run_once(queue)
+                    outage.ended("the notification queue is readable again after %.0f s")
                 except Exception as exc:  # a locked or damaged database: go on
-                    log.error("notification queue not readable, trying again: %r", exc)
+                    outage.failed("notification queue not readable, trying again: %r", exc)
                     busy = 0
                 if not busy:
                     self._wake.wait(self.settings.delivery.poll_s)

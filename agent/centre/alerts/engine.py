@@ -53,7 +53,7 @@ from agent.centre.alerts.store import AlertStore
 from agent.centre.leader import Leadership
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Store
-from agent.centre.store.base import Database, open_part, unavailable_errors
+from agent.centre.store.base import Database, Outage, open_part, unavailable_errors
 from agent.messages import dump_message
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ class AlertEngine:
         self._pending: list[_Group] = []
         self._cost = 0.0  # how long the last evaluation took (s)
         self._unavailable = unavailable_errors()
+        self._outage = Outage(log)
         self._reminded: dict[tuple[float, str], int] = {}  # (anchor, rule) -> last round
         self._conns: tuple[Store, AlertStore, ContactStore, NotificationQueue] | None = None
         self._db: Database | None = None
@@ -460,9 +461,13 @@ class AlertEngine:
                     if self.lead() and self.tick().queued:
                         self._on_queued()
                     self._cost = time.monotonic() - started
+                    self._outage.ended("alerts: the database answers again after %.0f s")
                 except self._unavailable as exc:  # busy or gone, on either engine
                     self.errors += 1
-                    log.warning("alerts: database busy, evaluating again next time: %s", exc)
+                    self._outage.failed(
+                        "alerts: the database is unavailable, evaluating again next time: %s",
+                        str(exc).strip().split("\n")[0],
+                    )
                 except Exception as exc:  # one bad row never stops the alerts
                     self.errors += 1
                     log.error("alerts: evaluation failed, trying again next time: %r", exc)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -296,3 +297,27 @@ def readable(rows: Iterable[Any], parse: Callable[[Any], T], what: str) -> list[
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("%s: a row of the database left out, unreadable: %s", what, exc)
     return out
+
+
+class Outage:
+    """The database away, seen by a loop that retries it (the ingest every second, the page,
+    the alerts): said once when it begins and once when it ends, the retries between at debug
+    level, so the journal keeps one line per outage and not one per retry."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self.since: float | None = None  # wall-clock time it began; None while all is well
+
+    def failed(self, msg: str, *args: object) -> None:
+        if self.since is None:
+            self.since = time.time()
+            self._log.error(msg, *args)
+        else:
+            self._log.debug(msg, *args)
+
+    def ended(self, msg: str) -> None:
+        """`msg` takes the outage's length in seconds (one %-format field)."""
+        if self.since is None:
+            return
+        self._log.warning(msg, time.time() - self.since)
+        self.since = None

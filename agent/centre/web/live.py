@@ -23,6 +23,7 @@ from typing import Any
 from agent.centre import fleet, leader, link, report
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Store
+from agent.centre.store.base import Outage
 from agent.centre.web import views
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class FleetWatch:
         self.centre = link.NOT_RUNNING
         self.leader: leader.Leader | None = None  # which serve process leads (centre/leader.py)
         self._leader_at = 0.0
-        self.database_lost: float | None = None  # since when the store cannot be read
+        self._outage = Outage(log)  # the store not answering, said once per outage
 
     def close(self) -> None:
         with self.lock:
@@ -245,7 +246,7 @@ class FleetWatch:
     def centre_json(self) -> dict[str, object]:
         """The centre's health for the page: its link to the broker and whether the store
         answers (while it does not, every tile is its site's last state read)."""
-        lost = self.database_lost
+        lost = self._outage.since
         return {
             **self.centre.to_json(),
             "database": "up" if lost is None else "down",
@@ -258,17 +259,13 @@ class FleetWatch:
             centre = self.centre_json()
             try:
                 diff, att_changed = await asyncio.to_thread(self.refresh)
-                if self.database_lost is not None:
-                    log.warning("dashboard: the database answers again")
-                    self.database_lost = None
+                self._outage.ended("dashboard: the database answers again after %.0f s")
             except unavailable as exc:
-                if self.database_lost is None:  # once per outage, not every tick
-                    self.database_lost = time.time()
-                    log.error(
-                        "dashboard: the database is unavailable: %s; showing the last"
-                        " state read until it is back",
-                        str(exc).strip().split("\n")[0],
-                    )
+                self._outage.failed(
+                    "dashboard: the database is unavailable: %s; showing the last state read"
+                    " until it is back",
+                    str(exc).strip().split("\n")[0],
+                )
                 diff, att_changed = [], False
             except Exception:
                 log.exception("dashboard: reading the fleet failed; retrying")
