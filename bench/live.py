@@ -45,7 +45,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from fleet import cpu_seconds, start_centre  # noqa: E402
 
+from agent.attendance.settings import AttendanceSettings  # noqa: E402
 from agent.checks.live import LiveVerdict  # noqa: E402
+from agent.config import ReportSettings, SessionSettings  # noqa: E402
 from agent.contract.payloads import SessionRef  # noqa: E402
 from agent.sim.broker import Mosquitto, network_only_settings  # noqa: E402
 from agent.sim.fleet_site import SimSite  # noqa: E402
@@ -55,9 +57,15 @@ from agent.sim.swarm import SiteClient, drive, live, live_change  # noqa: E402
 from agent.sim.toml_writer import dump_toml  # noqa: E402
 from agent.transport.listener import Listener  # noqa: E402
 
-POLL_S = 5.0  # [session] poll_s's default: what a light site's drop waits for, as an agent's
-LIVE_EVERY_S = 60.0  # [session] republish_s's default
-PERIODS = {"state": 60.0, "checks": 300.0, "attendance": 30.0}  # the agent's defaults
+# The agent's defaults, read from its settings so the load follows them.
+_SESSION, _REPORT = SessionSettings(), ReportSettings()
+POLL_S = _SESSION.poll_s  # what a light site's drop waits for, as an agent's
+LIVE_EVERY_S = _SESSION.republish_s
+PERIODS = {
+    "state": _REPORT.state_heartbeat_s,
+    "checks": _REPORT.check_interval_s,
+    "attendance": AttendanceSettings().interval_s,
+}
 SESSION_ID = "bench-live"
 
 
