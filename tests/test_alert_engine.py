@@ -353,6 +353,28 @@ def test_escalation_goes_to_each_next_level_once(tmp_path: Path) -> None:
     assert w.told(NotificationEvent.ESCALATED) == [("desk", ["c1"]), ("boss", ["c1"])]
 
 
+def test_who_an_alert_was_escalated_to_hears_its_reminders_and_its_recovery(
+    tmp_path: Path,
+) -> None:
+    w, fired = dropped_world(tmp_path)
+    engine = w.engine()
+    engine.tick(fired + 1)
+    for at in (fired + 101, fired + 201):  # escalated to the desk, then to the boss
+        engine.tick(at)
+    assert w.told(NotificationEvent.ESCALATED) == [("desk", ["c1"]), ("boss", ["c1"])]
+    engine.tick(fired + 241)  # reminder round 4 (every 60 s)
+    reminded = [who for who, _ in w.told(NotificationEvent.REMINDER)]
+    assert reminded.count("boss") == 1  # once, not at each earlier round it was not told of
+    assert reminded.count("desk") == reminded.count("tech-d1")  # no second copy for the desk
+    feed(w.store, live(w.sites["c1"], LiveVerdict.IN_CALL, datetime.now(UTC)))
+    engine.tick(fired + 250)
+    assert sorted(w.told(NotificationEvent.RECOVERED)) == [
+        ("boss", ["c1"]),
+        ("desk", ["c1"]),
+        ("tech-d1", ["c1"]),
+    ]
+
+
 def test_an_acknowledged_critical_alert_is_not_escalated(tmp_path: Path) -> None:
     w, fired = dropped_world(tmp_path)
     engine = w.engine()

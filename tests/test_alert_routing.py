@@ -15,7 +15,7 @@ from agent.centre.alerts.model import (
     QuietHours,
     Severity,
 )
-from agent.centre.alerts.routing import covering, notifications, quiet_end
+from agent.centre.alerts.routing import covering, notifications, quiet_end, told_of
 from agent.messages import message
 
 NOW = 1_780_000_000.0  # 1600 s past an hour: the hold ends at the start of an hour
@@ -178,3 +178,17 @@ def test_a_different_event_or_firing_gives_a_different_key() -> None:
     assert key(RAISED, NOW - 60) == before
     assert key(NotificationEvent.RECOVERED, NOW - 60) != before
     assert key(RAISED, NOW + 600) != before  # the same trouble firing again later: new
+
+
+def test_reminders_and_recovery_go_to_everyone_told_up_to_the_level_reached():
+    assert told_of(BOSS, CRIT_LS, 3) and not told_of(BOSS, CRIT_LS, 2)
+    assert told_of(DESK, CRIT_LS, 1) and not told_of(DESK, WARN_LS, 1)  # warnings: level 1
+    assert not told_of(MC, CRIT_LS, 3)  # another district's technician, at any level
+    reached = {CRIT_LS.key: 3, CRIT_MC.key: 1}
+    items = notifications(NotificationEvent.REMINDER, [CRIT_LS, CRIT_MC], DIRECTORY, now=NOW,
+                          local_hour=10, round_=2, reached=reached)  # fmt: skip
+    told = {n.contact_id: sorted(a.site_id for a in n.alerts) for n in items}
+    assert told == {
+        "tech-ls": ["hb-ls-vs"], "tech-mc": ["hb-mc-pc"], "desk": ["hb-ls-vs", "hb-mc-pc"],
+        "director": ["hb-ls-vs"], "tech-crit": ["hb-ls-vs"],
+    }  # fmt: skip

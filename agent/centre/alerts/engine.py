@@ -9,10 +9,11 @@ One evaluation (`tick`):
    is flushed once `group_window_s` has passed since that anchor: routing → queue, THEN
    the store's `raised` (so a kill between the two re-evaluates after the restart and
    queues the same keys again, which the queue ignores);
-3. recovered alerts: RECOVERED to those who were told (not for a silenced one), then closed;
-4. firing, unacknowledged alerts: a REMINDER every `remind_every_s` (round n of the group
-   they were raised in), and, for a critical one, ESCALATED to level 2 after
-   `escalate_after_s`, and to level 3 after as long again.
+3. recovered alerts: RECOVERED to those who were told (not for a silenced one; escalations
+   included), then closed;
+4. firing, unacknowledged alerts: a REMINDER to those told (escalations included) every
+   `remind_every_s` (round n of the group they were raised in), and, for a critical one,
+   ESCALATED to level 2 after `escalate_after_s`, and to level 3 after as long again.
 
 Restart safety: everything a key is made of is on disk. The rules' hold starts are kept in
 `alert_holds` (so `fired_at` is the same after a restart even where the store has no start
@@ -30,7 +31,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -113,11 +114,20 @@ class _Now:
     astore: AlertStore
     queue: NotificationQueue
 
-    def send(self, event: NotificationEvent, alerts: Sequence[Alert], **how: int) -> int:
+    def send(
+        self,
+        event: NotificationEvent,
+        alerts: Sequence[Alert],
+        *,
+        level: int = 1,
+        round_: int = 0,
+        reached: Mapping[str, int] | None = None,
+    ) -> int:
         """Route and queue; the number of new notifications."""
         items = notifications(
-            event, alerts, self.contacts, now=self.now, local_hour=self.hour, **how
-        )
+            event, alerts, self.contacts, now=self.now, local_hour=self.hour, level=level,
+            round_=round_, reached=reached,
+        )  # fmt: skip
         return self.queue.enqueue(items)
 
 
@@ -316,13 +326,15 @@ class AlertEngine:
             if key not in current and old.rule not in failed
         ]
         back: dict[tuple[str, str], list[Alert]] = {}
+        reached: dict[str, int] = {}  # told up to which escalation level
         for key, old in ended:
             was = told.get(key)
             if was is not None and was.fired_at == _fired(old):
                 gone = old.model_copy(update={"state": AlertState.RESOLVED, "resolved_at": now})
                 back.setdefault((old.kind.value, old.district), []).append(gone)
+                reached[key] = was.level
         for group in back.values():
-            result.queued += ctx.send(NotificationEvent.RECOVERED, group)
+            result.queued += ctx.send(NotificationEvent.RECOVERED, group, reached=reached)
         astore.resolved_all([key for key, _old in ended], now)
         for key, _old in ended:
             if key in told:
@@ -417,6 +429,7 @@ class AlertEngine:
         """Round n of a group's reminder is due n × remind_every_s after its anchor; the
         alerts of the group still firing and unacknowledged go out together."""
         rounds: dict[tuple[float, str, int], list[Alert]] = {}
+        reached = {a.key: was.level for a, was in firing}  # the escalated-to hear them too
         for a, was in firing:
             rule = rules.get(a.rule)
             if rule is None or rule.remind_every_s is None or a.acked_at is not None:
@@ -426,7 +439,7 @@ class AlertEngine:
                 rounds.setdefault((was.anchor, a.rule, n), []).append(a)
         queued = 0
         for (anchor, rule_id, n), alerts in sorted(rounds.items()):
-            queued += ctx.send(NotificationEvent.REMINDER, alerts, round_=n)
+            queued += ctx.send(NotificationEvent.REMINDER, alerts, round_=n, reached=reached)
             self._reminded[(anchor, rule_id)] = n
         return queued
 

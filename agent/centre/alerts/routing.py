@@ -6,7 +6,8 @@ Coverage, in the directory's words (docs/alerts.md, "Contacts and routing"):
 - `districts` and `tiers`, when given, limit a contact to those (empty: everywhere);
 - level 1 (a district technician) gets the alerts of its districts; level 2 (the province
   desk) gets the critical ones only; level 3 is told only when an alert escalates to it;
-- an escalation (`level` > 1) goes to the contacts of exactly that level.
+- an escalation (`level` > 1) goes to the contacts of exactly that level;
+- reminders and the recovery go to everyone told so far: the escalations' contacts too.
 
 Quiet hours hold back what can wait: a notification of warnings only, inside the contact's
 quiet hours, is queued with `next_at` at their end (deferred, not dropped); anything
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from agent.centre.alerts.model import (
     SEVERITY_ORDER,
@@ -61,6 +62,12 @@ def covers(contact: Contact, alert: Alert, level: int = 1) -> bool:
     elif contact.level != 1:
         return False  # level 3 waits for an escalation
     return in_place(contact, alert.district, alert.tier)
+
+
+def told_of(contact: Contact, alert: Alert, reached: int) -> bool:
+    """Whether `contact` was told of `alert` raised and escalated up to level `reached`: who
+    hears its reminders and its recovery (the level-3 contact it was escalated to too)."""
+    return any(covers(contact, alert, level) for level in range(1, reached + 1))
 
 
 def covering(alert: Alert, contacts: Sequence[Contact], level: int = 1) -> list[Contact]:
@@ -108,14 +115,19 @@ def notifications(
     local_hour: int,
     level: int = 1,
     round_: int = 0,
+    reached: Mapping[str, int] | None = None,
 ) -> list[Notification]:
     """One notification per (contact, channel) with the alerts that contact covers.
     `round_`: which reminder (1, 2, ...) or escalation level this is, so each round is a new
-    key while the same round queued again (a restart) is the same one."""
+    key while the same round queued again (a restart) is the same one. `reached` (alert key
+    -> the highest level it was escalated to) routes to everyone told of each alert so far
+    (reminders, recovery) instead of to one `level`."""
     out: list[Notification] = []
     for contact in contacts:
         if event in _DIRECT:
             mine = tuple(alerts)
+        elif reached is not None:
+            mine = tuple(a for a in alerts if told_of(contact, a, reached.get(a.key, 1)))
         else:
             mine = tuple(a for a in alerts if covers(contact, a, level))
         if not mine:
@@ -150,4 +162,5 @@ __all__ = [
     "in_quiet_hours",
     "notifications",
     "quiet_end",
+    "told_of",
 ]
