@@ -17,7 +17,7 @@ from agent.centre import link
 from agent.centre.alerts.model import Alert, AlertKind, Severity
 from agent.centre.alerts.store import AlertStore
 from agent.centre.settings import CentreSettings
-from agent.centre.store import Incoming, RosterEntry, Store
+from agent.centre.store import Incoming, RegionState, RosterEntry, Store
 from agent.centre.store.base import SchemaTooNew, StoreError, open_database, shown
 from agent.centre.web.accounts import AccountError, Accounts, DisplayExists, Role
 from agent.centre.web.commands import Log
@@ -76,6 +76,23 @@ def test_a_batch_is_stored_whole_or_not_at_all_and_the_next_one_goes_through(sto
     assert count(store, "reports") == 0 and count(store, "sites") == 0
     assert store.apply_batch([good]) == {"c1"}
     assert count(store, "reports") == 1
+
+
+def test_the_silent_scan_leaves_out_sites_behind_a_cut_region_until_it_returns(store):
+    """The sweep runs every second: a region of thousands of sites cut off must not be
+    re-read each time. Its return touches them all, so they are judged again then."""
+    now = time.time()
+    store.import_roster([RosterEntry("c1", "Xã Một", "commune", "d1", None, region="r001")], now)
+    site = SimSite("c1", heartbeat_s=10.0)
+    touched = feed(store, *site.birth(), at=now)
+    store.record_conditions(now, 3.0, 60.0, 30.0, touched)
+    assert store.apply_batch([RegionState("r001", False, now + 1)]) == {"c1"}
+    (ev,) = store.record_conditions(now + 1, 3.0, 60.0, 30.0, {"c1"})
+    assert (ev.old, ev.new) == ("ready", "unreachable")
+    assert store.maybe_silent(now + 31, 3.0, 60.0) == set()  # it would be silent: 3 x 10 s
+    assert store.apply_batch([RegionState("r001", True, now + 40)]) == {"c1"}
+    (ev,) = store.record_conditions(now + 40, 3.0, 60.0, 30.0, {"c1"})
+    assert (ev.old, ev.new) == ("unreachable", "silent")
 
 
 def test_times_keep_their_fraction_of_a_second(store):

@@ -149,7 +149,9 @@ _INTERVAL_SQL = (
 )
 _MAYBE_SILENT = (  # built from constants only
     "SELECT site_id FROM sites"  # noqa: S608
-    " WHERE coalesce(condition, '') NOT IN ('silent', 'offline', 'never_seen')"
+    # Unreachable too: a cut region's sites are judged again when its bridge state changes
+    # (Store._region touches them all), not re-read by every sweep while it is down.
+    " WHERE coalesce(condition, '') NOT IN ('silent', 'offline', 'never_seen', 'unreachable')"
     f" AND (coalesce(last_seen, 0) < :now - :k * {_INTERVAL_SQL}"
     f"  OR (state_retained != 0 AND state_ts < :now - :k * {_INTERVAL_SQL}))"
 )
