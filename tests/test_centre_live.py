@@ -52,9 +52,10 @@ def live(
     ts: datetime | None = None,
     historical: bool = False,
     session: SessionRef | None = SESSION,
+    media: tuple[MediaStats, ...] | None = None,
 ) -> Message:
     in_call = verdict is not LiveVerdict.DROPPED
-    media = (MediaStats(kind="video", direction="in", loss_pct=loss, jitter_ms=12.0),)
+    media = media or (MediaStats(kind="video", direction="in", loss_pct=loss, jitter_ms=12.0),)
     payload = LivePayload(
         site_id=site.site_id, seq=site._next(), boot=site.boot, ts=ts or datetime.now(UTC),
         historical=historical, verdict=verdict, since=since, reason=reason, session=session,
@@ -283,6 +284,14 @@ def test_the_wall_lists_a_dropped_site_with_its_reason_and_the_header_counts_it(
         # back in the call: it leaves the list
         publisher(live(c1, LiveVerdict.IN_CALL, datetime.now(UTC)))
         page.wait_for_selector("#problem-list .problem[data-id='c1']", state="detached")
+        # A Poly codec counts lost packets and gives no percentage: the detail says the count.
+        poly = (MediaStats(kind="audio", direction="in", lost_packets=40, jitter_ms=5.0),)
+        publisher(live(c2, LiveVerdict.POOR, NOW, reason="audio in lost 40", media=poly))
+        page.wait_for_function("() => document.querySelector(\"#problem-list .problem"
+                               "[data-id='c2']\")?.textContent.includes('audio in lost 40')")  # fmt: skip
+        page.click('.tile[data-id="c2"]')
+        cell = page.wait_for_selector("#detail table.live-media tr:nth-child(2) td:nth-child(2)")
+        assert cell is not None and cell.text_content() == "40 packets"
         browser.close()
 
 

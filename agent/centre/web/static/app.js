@@ -945,9 +945,12 @@ function liveDetail(live) {
   const at = live.figures_at ? new Date(live.figures_at * 1000).toLocaleTimeString(locale()) : "\u2014";
   out.push(el("h3", { class: "live-media-at" }, t("page.detail.live.media", { when: at })));
   const channel = (m) => m.channel_by_lang?.[state.lang] ?? `${m.kind} ${m.direction}`;
+  // A codec that counts lost packets without a total (Poly) gives no percentage: its count.
+  const loss = (m) => (m.loss_pct == null && m.lost_packets != null
+    ? t("page.detail.live.lost_packets", { count: num(m.lost_packets) }) : figure(m.loss_pct));
   out.push(live.media.length
     ? figureTable("live-media", ["channel", "loss", "jitter", "rate", "resolution"], live.media.map((m) =>
-      [channel(m), figure(m.loss_pct), figure(m.jitter_ms), figure(m.rate_kbps), m.resolution || "\u2014"]))
+      [channel(m), loss(m), figure(m.jitter_ms), figure(m.rate_kbps), m.resolution || "\u2014"]))
     : el("p", { class: "muted" }, t("page.detail.live.nofigures")));
   if (live.path.length) {
     out.push(el("h3", {}, t("page.detail.live.path")), figureTable("live-path",
