@@ -287,8 +287,10 @@ def test_the_wall_lists_a_dropped_site_with_its_reason_and_the_header_counts_it(
         # A Poly codec counts lost packets and gives no percentage: the detail says the count.
         poly = (MediaStats(kind="audio", direction="in", lost_packets=40, jitter_ms=5.0),)
         publisher(live(c2, LiveVerdict.POOR, NOW, reason="audio in lost 40", media=poly))
-        page.wait_for_function("() => document.querySelector(\"#problem-list .problem"
-                               "[data-id='c2']\")?.textContent.includes('audio in lost 40')")  # fmt: skip
+        reason = "#problem-list .problem[data-id='c2']"
+        page.wait_for_function(
+            f'() => document.querySelector("{reason}")?.textContent.includes("audio in lost 40")'
+        )
         page.click('.tile[data-id="c2"]')
         cell = page.wait_for_selector("#detail table.live-media tr:nth-child(2) td:nth-child(2)")
         assert cell is not None and cell.text_content() == "40 packets"
