@@ -15,10 +15,33 @@ from pathlib import Path
 import pytest
 
 from agent.sim.broker import Mosquitto
+from agent.transport.listener import Listener
 from tests.fixtures.broker import dump_toml, wait_until
 from tests.test_centre_failover import Fleet, serve, stop_all, stored
 
 pytestmark = pytest.mark.broker
+
+def test_a_listener_leaves_a_filter_and_a_reconnect_does_not_take_it_again(
+    broker: Mosquitto,
+) -> None:
+    """Listener.unsubscribe from another thread: answered by the UNSUBACK, the connection
+    kept; after the broker restarts, the persistent session resumed without that filter."""
+    listener = Listener(broker.endpoint(client_id="leaver"), ["t/kept", "t/left"]).start()
+    sender = Listener(broker.endpoint(client_id="sender"), ["t/nothing"]).start()
+    try:
+        assert listener.unsubscribe(["t/left"], 5.0)
+        connects = listener.connects
+        broker.restart()
+        assert wait_until(lambda: listener.connects > connects, 10)
+        for topic in ("t/left", "t/kept", "t/left", "t/kept"):
+            sender.publish(topic, b"{}")
+        assert listener.wait_for(lambda seen: len(seen) >= 2, 5)
+        time.sleep(0.3)
+        assert [m.topic for m in listener.messages()] == ["t/kept", "t/kept"]
+    finally:
+        sender.stop()
+        listener.stop()
+
 
 AFTER_S = 2.0  # the load goes on this long after the stop, to the other instance alone
 WITHIN_S = 5.0  # every acknowledged report stored this soon after the load ends

@@ -45,7 +45,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -286,11 +286,12 @@ class Ingest:
         finally:
             snap.stop()
 
-    def stop(self, forget: bool = True) -> None:
+    def stop(self, forget: bool = True, dead: Collection[str] = ()) -> None:
         """`forget`: delete this instance's link row (a clean stop); kept by the leader's
-        visits to a dead instance's session (agent/centre/orphans.py)."""
+        visits to a dead instance's session (agent/centre/orphans.py). `dead`: instances whose
+        rows this process's visits kept fresh: they do not take over a share."""
         if forget:
-            self._hand_over()
+            self._hand_over(dead)
         # The writer first, while the live connection can still send its acknowledgements:
         # what arrives meanwhile stays unacknowledged, and the broker keeps it for next time.
         self._stop.set()
@@ -304,7 +305,7 @@ class Ingest:
         self._link_db.close()
         self.store.close()
 
-    def _hand_over(self) -> None:
+    def _hand_over(self, dead: Collection[str]) -> None:
         """Leave the share group if another instance runs, and store what this session had
         already been given: else the broker keeps queueing this instance's share in it until
         it starts again. The row goes first, then the others are read: of instances stopping
@@ -320,7 +321,8 @@ class Ingest:
             with self._row_lock:
                 self._row_gone = True
                 link.forget(check, self.instance)
-            others = link.others_running(check, self.instance, time.time())
+            running = link.others_running(check, self.instance, time.time())
+            others = [name for name in running if name not in dead]
         except (StoreError, self._unavailable, self._db_error) as exc:
             # Cannot tell: keep the subscription (nothing is lost, only late), as a lone centre.
             log.warning("centre: cannot read the other instances (%s); keeping this one's "
