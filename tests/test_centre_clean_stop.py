@@ -21,6 +21,7 @@ from tests.test_centre_failover import Fleet, serve, stop_all, stored
 
 pytestmark = pytest.mark.broker
 
+
 def test_a_listener_leaves_a_filter_and_a_reconnect_does_not_take_it_again(
     broker: Mosquitto,
 ) -> None:
