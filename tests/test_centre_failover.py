@@ -127,6 +127,16 @@ class Fleet:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
+def stop_all(fleet: Fleet, procs: dict[str, subprocess.Popen[str]]) -> None:
+    """A test's end, whatever happened: the sites, then the processes still running."""
+    with contextlib.suppress(Exception):
+        fleet.stop()
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(20)
+
+
 class PageWatch:
     """Asks a page for /api/fleet every 0.2 s: each answer's (time, status)."""
 
@@ -257,9 +267,4 @@ def test_killing_the_leader_mid_storm_loses_no_report_and_no_alert(
             assert during and all(st == 200 for _, st in page.answers)
             assert duplicate_keys == 0
         finally:
-            with contextlib.suppress(Exception):
-                fleet.stop()
-            for proc in procs.values():
-                if proc.poll() is None:
-                    proc.terminate()
-                    proc.wait(20)
+            stop_all(fleet, procs)

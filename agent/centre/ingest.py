@@ -27,6 +27,12 @@ none (the store's (site_id, seq) key drops the copies it had already committed).
 subscription's Receive Maximum bounds the unacknowledged messages, and so the queue: a writer
 held up (another process's lock, a slow disk) makes the broker hold the backlog instead of the
 centre's memory growing.
+
+A clean stop while another instance runs hands this one's share over (`_hand_over`): the
+broker (mosquitto, EMQX) goes on giving a disconnected persistent session its share of a
+shared subscription, so the stopping instance first leaves the share group (UNSUBSCRIBE,
+connection kept) and stores what its session had already been given. The last instance
+running keeps its subscription, so its session queues everything until it starts again.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -49,7 +55,7 @@ from agent.centre.alerts import store as alert_store
 from agent.centre.metrics import INGEST
 from agent.centre.settings import CentreSettings
 from agent.centre.store import Event, Incoming, PublishedSchedule, RegionState, Store
-from agent.centre.store.base import Outage
+from agent.centre.store.base import Outage, StoreError
 from agent.contract.payloads import PAYLOADS, Envelope, parse_report
 from agent.contract.topics import TOPICS, Direction, Scope, topic_for
 from agent.errors import ConfigError
@@ -70,6 +76,8 @@ _RETRY_S = 1.0
 _SWEEP_S = 1.0
 _PRUNE_S = 3600.0
 SETTLE_S = 3.0
+QUIET_S = 0.5  # nothing new from the broker for this long: what it had for us is in
+HAND_OVER_S = 10.0  # a hand-over's bound: UNSUBACK, then what the session held
 
 
 def schedule_filters(prefix: str) -> list[str]:
@@ -151,8 +159,10 @@ class _Forwarder(Listener):
         super().__init__(*args, **kwargs)
         self._link_lock = threading.Lock()
         self._lost: tuple[float, int] | None = None  # (when, connects then)
+        self.received = 0  # by the listener's thread only
 
     def _receive(self, message: Received) -> None:
+        self.received += 1
         if self._on_message is not None:
             self._on_message(message)
 
@@ -207,6 +217,9 @@ class Ingest:
         self._frozen_at: float | None = None
         self._settle_until = 0.0
         self._link_written = 0.0
+        # Held while the row is written, and by a hand-over that deletes it for good.
+        self._row_lock = threading.Lock()
+        self._row_gone = False
         self._outage = Outage(log)
         self._unavailable = self.store.db.unavailable
         self._db_error = self.store.db.error
@@ -273,9 +286,12 @@ class Ingest:
         finally:
             snap.stop()
 
-    def stop(self, forget: bool = True) -> None:
+    def stop(self, forget: bool = True, dead: Collection[str] = ()) -> None:
         """`forget`: delete this instance's link row (a clean stop); kept by the leader's
-        visits to a dead instance's session (agent/centre/orphans.py)."""
+        visits to a dead instance's session (agent/centre/orphans.py). `dead`: instances whose
+        rows this process's visits kept fresh: they do not take over a share."""
+        if forget:
+            self._hand_over(dead)
         # The writer first, while the live connection can still send its acknowledgements:
         # what arrives meanwhile stays unacknowledged, and the broker keeps it for next time.
         self._stop.set()
@@ -288,6 +304,58 @@ class Ingest:
                 link.forget(self._link_db, self.instance)
         self._link_db.close()
         self.store.close()
+
+    def _hand_over(self, dead: Collection[str]) -> None:
+        """Leave the share group if another instance runs, and store what this session had
+        already been given: else the broker keeps queueing this instance's share in it until
+        it starts again. The row goes first, then the others are read: of instances stopping
+        at once, the last to look sees none and stays subscribed, so the group is never left
+        empty (the broker would drop what nobody subscribes to)."""
+        live = self._live
+        shared = [f for f in live.filters if f.startswith("$share/")] if live else []
+        if live is None or not shared or not self._writer.is_alive():
+            return
+        check = None
+        try:
+            check = link.open_link(self.settings.store_location)
+            with self._row_lock:
+                self._row_gone = True
+                link.forget(check, self.instance)
+            running = link.others_running(check, self.instance, time.time())
+            others = [name for name in running if name not in dead]
+        except (StoreError, self._unavailable, self._db_error) as exc:
+            # Cannot tell: keep the subscription (nothing is lost, only late), as a lone centre.
+            log.warning("centre: cannot read the other instances (%s); keeping this one's "
+                        "broker session subscribed", str(exc).splitlines()[0])  # fmt: skip
+            return
+        finally:
+            if check is not None:
+                check.close()
+        if not others:
+            return
+        log.info(
+            "centre: instance %s stops; its share of the reports goes to the other instances",
+            self.instance or '""',
+        )
+        if not live.unsubscribe(shared, HAND_OVER_S):
+            log.warning(
+                "centre: the broker did not confirm the unsubscribe within %.0f s; what it"
+                " still queues for this instance waits for its restart",
+                HAND_OVER_S,
+            )
+        self.until_quiet(lambda: live.received, QUIET_S, HAND_OVER_S)
+
+    def until_quiet(self, count: Callable[[], int], quiet_s: float, max_s: float) -> None:
+        """Wait until `count()` has not changed for `quiet_s` (at most `max_s`), the writer
+        storing meanwhile."""
+        seen, quiet_since = count(), time.monotonic()
+        end = time.monotonic() + max_s
+        while time.monotonic() < end and self._writer.is_alive():
+            time.sleep(0.1)
+            if (now := count()) != seen:
+                seen, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_s:
+                return
 
     def wait(self, stop: threading.Event) -> None:
         while not stop.wait(0.5):
@@ -373,9 +441,13 @@ class Ingest:
 
     def _record_link(self, now: float) -> None:
         up, since = self._link
-        link.record(
-            self._link_db, self.instance, up=up, since=since, judged_at=self._frozen_at, now=now
-        )
+        with self._row_lock:
+            if self._row_gone:
+                return  # handing over: the other instances must not count this one
+            link.record(
+                self._link_db, self.instance, up=up, since=since, judged_at=self._frozen_at,
+                now=now,
+            )  # fmt: skip
         self._link_written = now
 
     @contextlib.contextmanager

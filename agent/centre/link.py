@@ -75,6 +75,18 @@ def forget(db: Database, instance: str) -> None:
     db.execute("DELETE FROM centre_link WHERE instance = ?", (instance,))
 
 
+def others_running(db: Database, me: str, now: float) -> list[str]:
+    """The other instances whose row is fresh: running (or a dead one the leader visited in
+    the last STALE_S, agent/centre/orphans.py)."""
+    if not db.columns("centre_link"):
+        return []
+    rows = db.execute(
+        "SELECT instance FROM centre_link WHERE updated >= ? AND instance <> ?",
+        (now - STALE_S, me),
+    ).fetchall()
+    return sorted(str(r[0]) for r in rows)
+
+
 def read(db: Database, now: float) -> CentreLink:
     """The centre's link: up while any live instance hears the broker; else down since the
     last of them lost it, conditions frozen at the latest moment any of them still heard."""

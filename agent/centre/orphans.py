@@ -60,15 +60,7 @@ def visit(settings: CentreSettings, instance: str) -> int:
     ingest = Ingest(settings.model_copy(update={"retained_wait_s": 0.0}), instance, lambda: False)
     try:
         ingest.start()
-        seen, quiet_since = -1, time.monotonic()
-        end = time.monotonic() + VISIT_MAX_S
-        while time.monotonic() < end:
-            time.sleep(0.1)
-            done = ingest.stored + ingest.rejected
-            if done != seen:
-                seen, quiet_since = done, time.monotonic()
-            elif time.monotonic() - quiet_since >= QUIET_S:
-                break
+        ingest.until_quiet(lambda: ingest.stored + ingest.rejected, QUIET_S, VISIT_MAX_S)
     finally:
         # The row stays: while the instance is away, the session is visited again.
         ingest.stop(forget=False)

@@ -172,7 +172,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if delivery is not None:
             delivery.stop()
         adopter.stop()
-        ingest.stop()
+        ingest.stop(dead=set(adopter.away))
         leadership.stop()
     _line(t("centre.serve.stopped", stored=ingest.stored, rejected=ingest.rejected))
     return 0

@@ -6,7 +6,7 @@ With `manual_ack`, a QoS 1 message is acknowledged only when its consumer says s
 from any thread, e.g. after a database commit): until then the broker keeps it in the session
 and sends it again after a reconnect, so a consumer killed with a message in memory loses
 nothing. The acknowledgement itself is sent by the listener's thread (paho is not
-thread-safe), woken through a socket pair.
+thread-safe), woken through a socket pair; so is an `unsubscribe()` asked from another thread.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from agent.transport.mqtt import (
     Protocol,
     ProtocolSetting,
     SubAck,
+    UnsubAck,
     protocol_refused,
     protocols,
 )
@@ -63,6 +64,17 @@ class Received:
         return data
 
 
+@dataclass(eq=False)
+class _Leave:
+    """An `unsubscribe()` under way: sent again on each new connection until its UNSUBACK
+    (a persistent session keeps the subscription across a reconnect)."""
+
+    filters: list[str]
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+    sent: tuple[int, int] | None = None  # (connection number, mid)
+
+
 class Listener:
     def __init__(
         self,
@@ -90,6 +102,7 @@ class Listener:
         self.connects = 0
         self.manual_ack = manual_ack
         self._acks: list[Receipt] = []
+        self._leaving: list[_Leave] = []
         self._wake: tuple[socket.socket, socket.socket] | None = None
         if manual_ack:
             self._wake = socket.socketpair()
@@ -140,6 +153,23 @@ class Listener:
         skipped: the broker sends them again on the new one, to be acknowledged there."""
         with self._cond:
             self._acks.extend(receipts)
+        self._poke()
+
+    def unsubscribe(self, filters: Sequence[str], timeout: float) -> bool:
+        """Leave these filters, keeping the connection (thread-safe); True once the broker
+        answered with its UNSUBACK within `timeout`. A reconnect does not subscribe them again."""
+        leave = _Leave(list(filters))
+        if not leave.filters:
+            return True
+        with self._cond:
+            self.filters = [f for f in self.filters if f not in leave.filters]
+            self._leaving.append(leave)
+        self._poke()
+        return leave.done.wait(timeout) and leave.ok
+
+    def _poke(self) -> None:
+        """Wake the listener's thread out of its wait on the socket (with manual_ack; without,
+        it looks again within 50 ms)."""
         if self._wake is not None:
             with contextlib.suppress(OSError):  # full: a wake is pending anyway; closed: stopped
                 self._wake[1].send(b"\0")
@@ -173,12 +203,15 @@ class Listener:
                 self._stop.wait(0.2)
 
     def _serve(self, conn: Connection, number: int) -> None:
+        connacked = False
         while not conn.closed and not self._stop.is_set():
             with self._cond:
                 outgoing, self._outgoing = self._outgoing, []
             for topic, payload, qos, retain in outgoing:
                 conn.publish(topic, payload, qos, retain)
             self._send_acks(conn, number)
+            if connacked:
+                self._send_leaves(conn, number)
             for event in conn.pump(0.05, self._wake[0] if self._wake else None):
                 if isinstance(event, ConnAck):
                     if event.protocol_refused:
@@ -188,9 +221,14 @@ class Listener:
                         log.warning("listener: connection refused: %s", event.reason)
                         return
                     self.connects += 1
-                    conn.subscribe([(f, self.qos) for f in self.filters])
+                    connacked = True
+                    with self._cond:
+                        filters = list(self.filters)
+                    conn.subscribe([(f, self.qos) for f in filters])
                 elif isinstance(event, SubAck):
                     self._subscribed.set()
+                elif isinstance(event, UnsubAck):
+                    self._left(event, number)
                 elif isinstance(event, Inbound):
                     receipt = Receipt(number, event.mid, event.qos)
                     self._receive(
@@ -238,6 +276,24 @@ class Listener:
         for receipt in acks:
             if receipt.connection == number:
                 conn.ack(receipt.mid, receipt.qos)
+
+    def _send_leaves(self, conn: Connection, number: int) -> None:
+        with self._cond:
+            due = [leave for leave in self._leaving if (leave.sent or (0,))[0] != number]
+        for leave in due:
+            mid = conn.unsubscribe(leave.filters)
+            if mid is not None:
+                leave.sent = (number, mid)
+
+    def _left(self, ack: UnsubAck, number: int) -> None:
+        with self._cond:
+            done = [leave for leave in self._leaving if leave.sent == (number, ack.mid)]
+            self._leaving = [leave for leave in self._leaving if leave not in done]
+        for leave in done:
+            if not ack.ok:
+                log.warning("listener: unsubscribe refused: %s", ", ".join(ack.reasons))
+            leave.ok = ack.ok
+            leave.done.set()
 
     def _receive(self, message: Received) -> None:
         with self._cond:

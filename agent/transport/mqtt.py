@@ -4,8 +4,8 @@
 with `pump()` (paho's external-loop API): a new client per connection attempt, so a new will
 (with its `boot`) goes with every CONNECT and nothing of paho's in-memory queue outlives a
 connection — the outbox, not paho, decides what is resent and how it is marked. Events (CONNACK,
-PUBACK with its reason code, messages, close) come back as values from `pump()`, so no agent
-logic runs inside paho callbacks.
+PUBACK with its reason code, SUBACK, UNSUBACK, messages, close) come back as values from
+`pump()`, so no agent logic runs inside paho callbacks.
 
 paho's numeric codes, ssl errors and OSErrors are turned into `TransportError` or event
 values here, at the boundary.
@@ -218,12 +218,19 @@ class SubAck:
 
 
 @dataclass(frozen=True)
+class UnsubAck:
+    mid: int
+    ok: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Closed:
     reason: str
     before_connack: bool
 
 
-Event = ConnAck | PubAck | SubAck | Inbound | Closed
+Event = ConnAck | PubAck | SubAck | UnsubAck | Inbound | Closed
 
 
 # ---- settings -> endpoint (start-up validation) ----------------------------------------
@@ -344,6 +351,7 @@ class Connection:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         client.on_disconnect = self._on_disconnect
         self._client = client
 
@@ -373,6 +381,13 @@ class Connection:
     ) -> None:
         ok = not any(_failed(r) for r in reasons)
         self._events.append(SubAck(mid, ok, tuple(_reason_text(r) for r in reasons)))
+
+    def _on_unsubscribe(
+        self, _c: Any, _u: Any, mid: int, reasons: list[ReasonCode], _props: Properties | None
+    ) -> None:
+        # 3.1.1's UNSUBACK carries no reason codes: paho gives an empty list (a success).
+        ok = not any(_failed(r) for r in reasons)
+        self._events.append(UnsubAck(mid, ok, tuple(_reason_text(r) for r in reasons)))
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         props = getattr(msg, "properties", None)
@@ -525,6 +540,15 @@ class Connection:
         if not filters:
             return None
         rc, mid = self._client.subscribe(filters)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._mark_closed(_reason_text(rc))
+        return int(mid) if mid is not None else None
+
+    def unsubscribe(self, filters: list[str]) -> int | None:
+        """Unsubscribe; the UNSUBACK comes back through pump() with the returned mid."""
+        if not filters:
+            return None
+        rc, mid = self._client.unsubscribe(filters)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._mark_closed(_reason_text(rc))
         return int(mid) if mid is not None else None
