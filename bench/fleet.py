@@ -82,10 +82,15 @@ class Result:
 
 
 def start_centre(
-    workdir: Path, broker: Mosquitto, instance: str, store: Path | str | None = None
+    workdir: Path,
+    broker: Mosquitto,
+    instance: str,
+    store: Path | str | None = None,
+    gc_log: Path | None = None,
 ) -> tuple[subprocess.Popen[str], Path | str]:
     """`centre serve` on `broker`, storing into `store` (an SQLite file, the default one in
-    `workdir`, or a PostgreSQL URL); returns once it says it is storing."""
+    `workdir`, or a PostgreSQL URL); returns once it says it is storing. `gc_log`: where its
+    full garbage collections of 20 ms or more are written (bench/gc_watch)."""
     db = store if store is not None else workdir / "centre.sqlite"
     where = f'db_url = "{db}"' if isinstance(db, str) else f'db_path = "{db}"'
     config = workdir / "centre.toml"
@@ -97,7 +102,7 @@ def start_centre(
         [sys.executable, "-m", "agent", "centre", "serve", "--config", str(config),
          "--log-level", "warning", "--instance", instance],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=open(workdir / f"centre-{instance}.log", "w"),  # noqa: SIM115
-        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True, env={**os.environ, **_gc_env(gc_log)},
     )  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -105,6 +110,24 @@ def start_centre(
         log = (workdir / f"centre-{instance}.log").read_text()
         raise RuntimeError(f"centre did not start: {log}")
     return proc, db
+
+
+def _gc_env(gc_log: Path | None) -> dict[str, str]:
+    if gc_log is None:
+        return {"PYTHONPATH": str(ROOT)}
+    return {"PYTHONPATH": f"{ROOT / 'bench' / 'gc_watch'}:{ROOT}", "BENCH_GC_LOG": str(gc_log)}
+
+
+def gc_pauses(gc_log: Path, wall0: float, wall1: float) -> list[float]:
+    """The full collections (ms) that ended in the window."""
+    if not gc_log.exists():
+        return []
+    out = []
+    for line in gc_log.read_text().splitlines():
+        at, ms = (float(x) for x in line.split())
+        if wall0 <= at <= wall1:
+            out.append(ms)
+    return out
 
 
 def stored_count(db: Path | str) -> int:

@@ -20,7 +20,9 @@ Printed per store: msgs/s offered (published in the window) and stored (rows com
 it), p50/p99 publish -> stored (payload ts -> the row's stored_at), lost (every (site, seq) the
 regional broker PUBACKed and the store lacks after a drain), and CPU (% of one core over the
 window) and RSS of each part: each mosquitto, each centre, PostgreSQL's processes summed, the
-generators summed. `--sweep` stops a store at the first size that loses reports or misses
+generators summed; and each centre's full garbage collections of 20 ms or more in the window
+(bench/gc_watch: count, total, longest), the pauses that hold every thread of the process.
+`--sweep` stops a store at the first size that loses reports or misses
 p99 < 1 s and says which part ran out, then extrapolates per part from the per-site costs.
 
     .venv/bin/python bench/scale.py --sites 2000 --seconds 20 [--store sqlite|postgres|both]
@@ -52,6 +54,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from fleet import (  # noqa: E402
     STRESS_PERIODS,
     cpu_seconds,
+    gc_pauses,
     latencies,
     lost_reports,
     rss_mb,
@@ -190,6 +193,8 @@ class Part:
     rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
     busiest_pct: float = 0.0  # the busiest of its processes
+    gc_log: Path | None = None  # a centre's full collections (bench/gc_watch)
+    gc_pauses_ms: list[float] = field(default_factory=list)
     _cpus0: list[float] = field(default_factory=list, repr=False)
 
     def _cpu(self) -> list[float]:
@@ -204,7 +209,9 @@ class Part:
     def begin(self) -> None:
         self._cpus0 = self._cpu()
 
-    def end(self, window: float) -> None:
+    def end(self, window: float, wall0: float = 0.0, wall1: float = 0.0) -> None:
+        if self.gc_log is not None:
+            self.gc_pauses_ms = gc_pauses(self.gc_log, wall0, wall1)
         spent = [b - a for a, b in zip(self._cpus0, self._cpu(), strict=True)]
         self.cpu_pct = round(100 * sum(spent) / window, 1)
         self.busiest_pct = round(100 * max(spent, default=0.0) / window, 1)
@@ -340,7 +347,8 @@ def run(  # noqa: PLR0915 - one run's steps in order reads best as one function
         else:
             location = workdir / "centre.sqlite"
         for i in range(n_centres):
-            proc, _ = start_centre(workdir, central, f"scale{i}", location)
+            gc_log = workdir / f"gc-scale{i}.log"
+            proc, _ = start_centre(workdir, central, f"scale{i}", location, gc_log)
             centres.append(proc)
         if not _wait(lambda: _regions_up(location) == n_regions, 20):
             r.error = f"only {_regions_up(location)} of {n_regions} bridges up at the centre"
@@ -367,7 +375,8 @@ def run(  # noqa: PLR0915 - one run's steps in order reads best as one function
         r.parts = [Part("mosquitto central", [central.proc.pid])]  # type: ignore[union-attr]
         r.parts += [Part(f"mosquitto {b.workdir.name}", [b.proc.pid], 1 / n_regions)  # type: ignore[union-attr]
                     for b in regional]  # fmt: skip
-        r.parts += [Part(f"centre {i}", [c.pid], 1 / n_centres) for i, c in enumerate(centres)]
+        r.parts += [Part(f"centre {i}", [c.pid], 1 / n_centres, gc_log=workdir / f"gc-scale{i}.log")
+                    for i, c in enumerate(centres)]  # fmt: skip
         if pg is not None:
             r.parts.append(Part("postgresql", pg.pids(), single_core=False))
         r.parts.append(Part("generators", [g.proc.pid for g in gens], single_core=False))
@@ -382,7 +391,7 @@ def run(  # noqa: PLR0915 - one run's steps in order reads best as one function
         window = wall1 - wall0
         busy1, total1 = _host_busy()
         for p in r.parts:
-            p.end(window)
+            p.end(window, wall0, wall1)
         r.host_busy_pct = round(100 * (busy1 - busy0) / max(total1 - total0, 1), 1)
         r.seconds = round(window, 1)
         if errors := [x["error"] for x in done if "error" in x]:
@@ -462,6 +471,12 @@ def show(results: list[Result], periods: dict[str, float]) -> str:
             p = next((x for x in r.parts if x.name == name), None)
             cells.append(f"{p.cpu_pct:.0f} % {p.rss_mb:.0f} MB" if p else "-")
         lines.append(_row(f"{name} CPU, RSS", cells))
+        if any(p.gc_log for r in results for p in r.parts if p.name == name):
+            pauses = [next((x.gc_pauses_ms for x in r.parts if x.name == name), [])
+                      for r in results]  # fmt: skip
+            lines.append(_row(f"{name} full GCs: n, sum, max", [
+                f"{len(g)}, {sum(g) / 1000:.1f} s, {max(g, default=0):.0f} ms" for g in pauses
+            ]))  # fmt: skip
     lines.append(_row("host busy (both cores)", [f"{r.host_busy_pct:.0f} %" for r in results]))
     lines.append(_row("verdict", ["OK" if r.ok else "OVER" for r in results]))
     for r in results:
