@@ -453,3 +453,23 @@ def test_the_deadman_pings_on_its_schedule_signed(tmp_path):
             worker.run_once(q)
     assert [round(s.json()["at"] - T0) for s in receiver.seen] == [0, 60, 125]
     assert all(s.headers["X-Edge-Signature"] == signature("k", s.body) for s in receiver.seen)
+
+
+def test_a_regions_alert_is_named_as_the_region_and_two_are_counted_as_regions():
+    def cut(region: str, sites: int) -> Alert:
+        return Alert(key=f"region-down:region:{region}", rule="region-down",
+                     kind=AlertKind.REGION_DOWN, severity=Severity.CRITICAL,
+                     site_id=f"region:{region}", site_name=region, district="", tier="region",
+                     since=T0, fired_at=T0 + 60,
+                     reason=message("alerts.region_down", region=region, sites=sites))  # fmt: skip
+
+    one = note("k", ChannelKind.TELEGRAM, "42").model_copy(update={"alerts": (cut("r001", 212),)})
+    vi = render_notification(one, tz=datetime.UTC)
+    assert vi.subject == "[CẢNH BÁO] máy chủ MQTT vùng mất kết nối với trung tâm: vùng r001"
+    assert "- vùng r001: máy chủ MQTT vùng r001 mất kết nối với trung tâm: 212 điểm cầu" in vi.text
+    two = one.model_copy(update={"alerts": (cut("r001", 212), cut("r002", 90)),
+                                 "language": "en"})  # fmt: skip
+    en = render_notification(two, tz=datetime.UTC)
+    assert en.subject == "[ALERT] a regional broker cut off from the centre: 2 regions"
+    assert "- region r002: regional broker r002 cut off from the centre: 90 sites" in en.text
+    assert [a["site_id"] for a in en.body["alerts"]] == ["region:r001", "region:r002"]

@@ -29,8 +29,9 @@ from agent.centre.alerts.model import (
 from agent.centre.alerts.queue import NotificationQueue
 from agent.centre.alerts.store import AlertStore, Scope
 from agent.centre.settings import CentreSettings
-from agent.centre.store import Store
+from agent.centre.store import RegionState, RosterEntry, Store
 from agent.checks.live import LiveVerdict
+from agent.messages import render
 from agent.sim.fleet_site import SimSite
 from tests.fixtures.broker import wait_until
 from tests.test_alert_facts import HOP, schedule, state
@@ -418,3 +419,73 @@ def test_only_one_process_evaluates(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert two.lead()
     two.close()
+
+
+REGION = Rule(id="region-down", kind=AlertKind.REGION_DOWN, severity=Severity.CRITICAL, for_s=60)
+
+
+def test_a_cut_region_is_one_alert_to_the_desk_not_one_per_site_to_its_technicians(
+    store_location: Path | str,
+) -> None:
+    """On both backends (the regions' facts are a query of their own): region r001 (three
+    communes of d1) cut off during a session → past the hold one RAISED to the desk only,
+    no site_down for its sites; the bridge back → RECOVERED to the desk."""
+    where = "db_url" if isinstance(store_location, str) else "db_path"
+    settings = CentreSettings.model_validate({
+        where: str(store_location),
+        "alerts": {"group_window_s": 0.0, "rules": [r.model_dump() for r in (DOWN, REGION)]},
+    })  # fmt: skip
+    store, contacts = Store(store_location), ContactStore(store_location)
+    astore, queue = AlertStore(store_location), NotificationQueue(store_location)
+    for c in CONTACTS:
+        contacts.put(c)
+    t0 = time.time()
+    sites = {s: SimSite(s, parent=d, name=f"Xã {s}")
+             for s, d in (("c1", "d1"), ("c2", "d1"), ("c3", "d1"), ("c4", "d2"))}  # fmt: skip
+    store.import_roster([RosterEntry(s.site_id, s.name, "commune", s.parent, None,
+                                     region="r002" if s.site_id == "c4" else "r001")
+                         for s in sites.values()], t0)  # fmt: skip
+    for site in sites.values():
+        feed(store, *site.birth())
+    schedule(store, "", HOP)  # a session running: site_down would fire for an unheard site
+
+    def bridge(up: bool) -> None:
+        touched = store.apply_batch([RegionState("r001", up, time.time())])
+        store.record_conditions(time.time(), 3.0, 5.0, 30.0, touched)
+
+    def told(event: NotificationEvent) -> list[tuple[str, list[str]]]:
+        rows = queue._db.execute("SELECT id FROM notifications ORDER BY id").fetchall()
+        got = [n for n in (queue.get(r[0]) for r in rows) if n is not None and n.event is event]
+        return [(n.contact_id, [a.site_id for a in n.alerts]) for n in got]
+
+    engine = AlertEngine(settings)
+    try:
+        assert engine.tick(t0).firing == 0
+        bridge(False)
+        cut = store.sites(time.time(), 5.0, 30.0)
+        assert {s.site_id: s.region_down_since is not None for s in cut} == {
+            "c1": True, "c2": True, "c3": True, "c4": False}  # fmt: skip
+        assert engine.tick(t0 + 30).raised == []  # held: a bridge flap pages nobody
+        result = engine.tick(t0 + 61)
+        assert (result.firing, result.raised) == (1, ["region-down:region:r001"])
+        # the desk only: not d1's technician (its district's sites), not level 3 yet
+        assert told(NotificationEvent.RAISED) == [("desk", ["region:r001"])]
+        (a,) = astore.firing()
+        assert (a.site_name, a.district, a.tier) == ("r001", "", "region")
+        assert render(a.reason, "en").startswith(
+            "regional broker r001 cut off from the centre: 3 sites of the roster unreachable")
+        (inc,) = astore.incidents(open_only=True)
+        assert inc.site_id == "region:r001"
+        engine.tick(t0 + 90)
+        assert len(told(NotificationEvent.RAISED)) == 1  # said once
+
+        bridge(True)
+        result = engine.tick(t0 + 120)
+        assert result.recovered == ["region-down:region:r001"]
+        assert told(NotificationEvent.RECOVERED) == [("desk", ["region:r001"])]
+        assert astore.firing() == []
+        assert [k for k in result.raised if k.startswith("down:")] == []
+    finally:
+        engine.close()
+        for s in (store, contacts, astore, queue):
+            s.close()

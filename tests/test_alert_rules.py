@@ -11,6 +11,7 @@ import pytest
 from agent.centre.alerts.model import Alert, AlertKind, Rule, Severity
 from agent.centre.alerts.rules import (
     FirmwareFact,
+    RegionFacts,
     RuleMemory,
     SessionFacts,
     SiteFacts,
@@ -247,3 +248,94 @@ def test_every_rule_over_many_sites_one_alert_per_rule_and_site() -> None:
     # TEST is sent by hand: a rule of that kind watches nothing
     test_rule = Rule(id="t", kind=AlertKind.TEST, for_s=0)
     assert evaluate(down, [test_rule], RuleMemory(), START)[0] == []
+
+
+# ---- region_down: one alert per cut region, none per site behind it -----------------------
+
+REGION = Rule(id="region-down", kind=AlertKind.REGION_DOWN, severity=Severity.CRITICAL, for_s=60)
+
+
+def regions_over(
+    rule: Rule, timeline: Sequence[tuple[float, list[RegionFacts]]], sites: list[SiteFacts]
+) -> list[tuple[float, list[Alert]]]:
+    memory = RuleMemory()
+    out = []
+    for now, regions in timeline:
+        alerts, memory = evaluate(sites, [rule], memory, now, regions)
+        out.append((now, alerts))
+    return out
+
+
+def test_region_down_fires_once_per_region_past_its_hold_at_any_hour() -> None:
+    cut = RegionFacts("r001", up=False, since=T0, sites=212)
+    other = RegionFacts("r002", up=True, since=T0 - 3600, sites=150)
+    # no session anywhere: a cut region is blind at any hour
+    sites = [replace(BASE, site_id=f"c{i}", session=None, condition=Condition.UNREACHABLE,
+                     region_down=True) for i in range(212)]  # fmt: skip
+    result = regions_over(REGION, [(T0 + 10, [cut, other]), (T0 + 59, [cut, other]),
+                                   (T0 + 60, [cut, other]), (T0 + 300, [cut, other])],
+                          sites)  # fmt: skip
+    assert fired(result) == [T0 + 60, T0 + 300]
+    (a,) = result[2][1]
+    assert (a.key, a.site_id, a.site_name, a.district, a.tier) == (
+        "region-down:region:r001", "region:r001", "r001", "", "region")
+    assert (a.severity, a.since, a.fired_at, a.session_id) == (Severity.CRITICAL, T0, T0 + 60,
+                                                               None)  # fmt: skip
+    assert render(a.reason, "en") == (
+        "regional broker r001 cut off from the centre: 212 sites of the roster unreachable; "
+        "check the regional broker's host and its bridge to the central broker"
+    )
+    vi = render(a.reason, "vi")
+    assert vi.startswith("máy chủ MQTT vùng r001 mất kết nối với trung tâm: 212")
+    assert result[3][1] == result[2][1]  # the same alert at every turn while it holds
+
+
+def test_a_bridge_flap_shorter_than_the_hold_never_fires_and_a_return_ends_it() -> None:
+    down, up = RegionFacts("r001", False, T0, 3), RegionFacts("r001", True, T0 + 30, 3)
+    later = RegionFacts("r001", False, T0 + 100, 3)
+    result = regions_over(REGION, [(T0 + 20, [down]), (T0 + 30, [up]), (T0 + 100, [later]),
+                                   (T0 + 159, [later]), (T0 + 160, [later]),
+                                   (T0 + 170, [RegionFacts("r001", True, T0 + 170, 3)])],
+                          [])  # fmt: skip
+    assert fired(result) == [T0 + 160]  # held afresh from the second cut
+
+
+def test_the_sites_behind_a_cut_region_raise_no_site_alert_of_their_own() -> None:
+    down = Rule(id="down-t15", kind=AlertKind.SITE_DOWN, lead_minutes=15, for_s=0)
+    dropped = Rule(id="dropped", kind=AlertKind.CALL_DROPPED, for_s=0)
+    outbox = Rule(id="outbox", kind=AlertKind.OUTBOX_BACKLOG, pending_over=10, for_s=0)
+    now = START + 60  # inside a session
+    behind = [
+        # heard before the cut: recorded unreachable, its last live word and backlog stale
+        replace(BASE, site_id="c1", condition=Condition.UNREACHABLE, since=T0, region_down=True,
+                live_verdict="dropped", live_since=START, live_session=SESSION, pending=500),
+        # on the roster, never heard: never_seen wins in the condition, but its region is cut
+        replace(BASE, site_id="c2", condition=Condition.NEVER_SEEN, since=T0, region_down=True),
+    ]  # fmt: skip
+    rules = [down, dropped, outbox, REGION]
+    cut = [RegionFacts("r001", False, T0, 2)]
+    alerts, _ = evaluate(behind, rules, RuleMemory(), now, cut)
+    assert [a.key for a in alerts] == ["region-down:region:r001"]
+    # the same sites with their region up: each says its own trouble
+    heard = [replace(s, region_down=False) for s in behind]
+    heard[0] = replace(heard[0], condition=Condition.READY)
+    up = [RegionFacts("r001", True, T0, 2)]
+    alerts, _ = evaluate(heard, rules, RuleMemory(), now, up)
+    assert sorted(a.key for a in alerts) == ["down-t15:c2", "dropped:c1", "outbox:c1"]
+
+
+def test_only_contacts_without_a_district_or_tier_limit_are_told_of_a_region() -> None:
+    from agent.centre.alerts.model import Channel, ChannelKind, Contact  # noqa: PLC0415
+    from agent.centre.alerts.routing import covering  # noqa: PLC0415
+
+    def contact(cid: str, **extra: object) -> Contact:
+        hook = Channel(kind=ChannelKind.WEBHOOK, address=f"http://127.0.0.1:9/{cid}")
+        return Contact.model_validate({"id": cid, "name": cid, "channels": [hook], **extra})
+
+    directory = [contact("tech-d1", districts=["d1"]),
+                 contact("tech-communes", tiers=["commune"]), contact("tech-province"),
+                 contact("desk", level=2), contact("desk-d1", level=2, districts=["d1"]),
+                 contact("boss", level=3)]  # fmt: skip
+    (a,), _ = evaluate([], [REGION], RuleMemory(), T0 + 60, [RegionFacts("r001", False, T0, 9)])
+    assert [c.id for c in covering(a, directory)] == ["tech-province", "desk"]
+    assert [c.id for c in covering(a, directory, level=3)] == ["boss"]

@@ -193,3 +193,20 @@ def test_a_site_text_a_spreadsheet_would_run_as_a_formula_is_written_as_text():
     assert _cell('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
     assert [_cell(v) for v in ("+1", "-x", "@a", "\tb")] == ["'+1", "'-x", "'@a", "'\tb"]
     assert [_cell(v) for v in ("UBND xã", 12, None, -3)] == ["UBND xã", 12, "", -3]
+
+
+def test_a_regions_incident_is_in_the_report_in_every_form():
+    cut = Incident(id=9, alert_key="region-down:region:r001", rule="region-down",
+                   kind=AlertKind.REGION_DOWN, severity=Severity.CRITICAL,
+                   site_id="region:r001", district="", tier="region", opened_at=S - 300,
+                   closed_at=S + 600,
+                   reason=message("alerts.region_down", region="r001", sites=212))  # fmt: skip
+    att = session_report("S1", [row("a", 18)], {"a": ("commune", 20, True)}, {"a": "h1"})
+    rep = build("S1", att, start=S, end=END, alerts=[cut])
+    assert [(i.site_id, i.district, i.repair_s) for i in rep.incidents] == [
+        ("region:r001", "", 900.0)]  # fmt: skip
+    assert "r001 cut off from the centre: 212 sites" in text.render(rep, "en", UTC)
+    assert "máy chủ MQTT vùng r001 mất kết nối" in text.render(rep, "vi", UTC)
+    (line,) = [r for r in export.rows(rep, "vi") if r["section"] == "incident"]
+    assert (line["site_id"], line["district"], line["minutes"]) == ("region:r001", "", "15.0")
+    assert "máy chủ MQTT vùng r001" in document.to_html(rep, "vi", UTC)

@@ -37,7 +37,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from agent.centre.alerts.contacts import ContactStore
-from agent.centre.alerts.facts import read_facts
+from agent.centre.alerts.facts import read_facts, read_regions
 from agent.centre.alerts.model import (
     Alert,
     AlertKind,
@@ -268,12 +268,13 @@ class AlertEngine:
         """Rule by rule, so one failing rule leaves the others working. The failed rules'
         ids are returned: their alerts are neither raised nor recovered this time."""
         facts = read_facts(store, now)
+        regions = read_regions(store)
         firing: dict[str, Alert] = {}
         started: dict[str, float] = {}
         failed: set[str] = set()
         for rule in self.alerts.rules:
             try:
-                alerts, mem = evaluate(facts, [rule], memory, now)
+                alerts, mem = evaluate(facts, [rule], memory, now, regions)
             except Exception as exc:  # a rule's bug, or a fact it did not expect
                 log.error("alerts: rule %s failed, its alerts stay as they are: %r", rule.id, exc)
                 failed.add(rule.id)

@@ -12,7 +12,11 @@ What comes from where:
   number where it has one, else the roster's, else the site's;
 - firmware: the site's own check against its profile's `min_firmware` says so in its
   reason (`profile.verdict.below`, with the version and the minimum): the centre has no
-  profiles of its own, and a site that does not check firmware says nothing.
+  profiles of its own, and a site that does not check firmware says nothing;
+- a site's region down: the roster's region of the site, and the `regions` table (the
+  bridges' states the ingest keeps);
+- the regions (`read_regions`): each regional broker the centre has heard a bridge state
+  of, up or down since when, and how many of the roster's sites are behind it.
 """
 
 from __future__ import annotations
@@ -21,13 +25,20 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from agent.centre import fleet
-from agent.centre.alerts.rules import FirmwareFact, SessionFacts, SiteFacts
+from agent.centre.alerts.rules import FirmwareFact, RegionFacts, SessionFacts, SiteFacts
 from agent.centre.store import Store
 from agent.messages import Message
 from agent.schedule.model import SchedulePayload, Session, merge_schedules
 
 _BELOW = "profile.verdict.below"
 _FAILING = {"fail", "error"}
+# Every region the centre has a bridge state of, with the roster's sites behind it (a region
+# the roster does not name still counts: its sites may not be listed by region).
+_REGIONS_SQL = (
+    "SELECT regions.region, regions.up, regions.since, count(roster.site_id) FROM regions"
+    " LEFT JOIN roster ON roster.region = regions.region"
+    " GROUP BY regions.region, regions.up, regions.since ORDER BY regions.region"
+)
 
 
 def district_of(tier: str, site_id: str, parent: str | None) -> str:
@@ -139,9 +150,16 @@ def _read(store: Store, now: float, sessions: Sequence[Session] | None) -> list[
                 summoned=summoned,
                 session=_facts(session) if session else None,
                 firmware=firmware_of(row.components),
+                region_down=row.region_down_since is not None,
             )
         )  # fmt: skip
     return out
 
 
-__all__ = ["district_of", "firmware_of", "read_facts"]
+def read_regions(store: Store) -> list[RegionFacts]:
+    """Every regional broker the centre has heard a bridge state of, with its roster count."""
+    rows = store.db.execute(_REGIONS_SQL).fetchall()
+    return [RegionFacts(str(r), bool(up), float(since), int(n)) for r, up, since, n in rows]
+
+
+__all__ = ["district_of", "firmware_of", "read_facts", "read_regions"]

@@ -38,7 +38,18 @@ class AlertKind(StrEnum):
     LOW_ATTENDANCE = "low_attendance"  # counted below a share of the summoned number
     OUTBOX_BACKLOG = "outbox_backlog"  # reports queued at a site over a limit
     OLD_FIRMWARE = "old_firmware"  # a device's firmware below its profile's min_firmware
+    REGION_DOWN = "region_down"  # a regional broker's bridge to the centre down (one per region)
     TEST = "test"  # `centre alerts test CONTACT`: no rule, no site
+
+
+# The subject of an alert about a region rather than a site: a site id never holds a ":"
+# (agent/config.py), so `region:<region>` cannot be taken for one.
+REGION_TIER = "region"
+REGION_PREFIX = "region:"
+
+
+def region_subject(region: str) -> str:
+    return REGION_PREFIX + region
 
 
 class Rule(_Model):
@@ -76,7 +87,11 @@ class AlertState(StrEnum):
 
 class Alert(_Model):
     """One rule firing for one site (or for the centre itself: site_id ""). `key` is stable
-    for the rule and site, so the same trouble is one alert, not one per evaluation."""
+    for the rule and site, so the same trouble is one alert, not one per evaluation.
+
+    A region's alert (`region_down`) has the subject `region:<region>` as its site id, the
+    region as its name, no district and the tier `region` (REGION_TIER): only contacts
+    without a district or tier restriction cover it (docs/alerts.md)."""
 
     key: str = Field(description="rule id + ':' + site id")
     rule: str
@@ -198,6 +213,8 @@ class Notification(_Model):
 
 
 __all__ = [
+    "REGION_PREFIX",
+    "REGION_TIER",
     "SEVERITY_ORDER",
     "Alert",
     "AlertKind",
@@ -212,4 +229,5 @@ __all__ = [
     "QuietHours",
     "Rule",
     "Severity",
+    "region_subject",
 ]

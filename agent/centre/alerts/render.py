@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from agent.centre.alerts.model import Alert, AlertKind, Notification, NotificationEvent
+from agent.centre.alerts.model import (
+    REGION_PREFIX,
+    REGION_TIER,
+    Alert,
+    AlertKind,
+    Notification,
+    NotificationEvent,
+)
 from agent.i18n import Lang, say
 from agent.messages import render
 
@@ -45,6 +52,13 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _label(a: Alert, lang: Lang) -> str:
+    """What the alert is about: the site's name, or "region r001" for a region's alert."""
+    if a.tier == REGION_TIER and a.site_id.startswith(REGION_PREFIX):
+        return say("notify.region", lang, region=a.site_name or a.site_id[len(REGION_PREFIX):])
+    return a.site_name or a.site_id
+
+
 def _subject(n: Notification, lang: Lang, event: str, contact_name: str) -> str:
     return _one_line(_subject_text(n, lang, event, contact_name))
 
@@ -55,9 +69,10 @@ def _subject_text(n: Notification, lang: Lang, event: str, contact_name: str) ->
         return say("notify.test_subject", lang, event=event, name=contact_name or n.contact_id)
     kind = say(f"notify.kind.{alerts[0].kind.value}", lang)
     if len(alerts) == 1:
-        a = alerts[0]
-        site = a.site_name or a.site_id
+        site = _label(alerts[0], lang)
         return say("notify.subject_one", lang, event=event, kind=kind, site=site)
+    if all(a.tier == REGION_TIER for a in alerts):
+        return say("notify.subject_regions", lang, event=event, kind=kind, count=len(alerts))
     districts = {a.district for a in alerts}
     if len(districts) == 1 and "" not in districts:
         return say(
@@ -68,7 +83,7 @@ def _subject_text(n: Notification, lang: Lang, event: str, contact_name: str) ->
 
 
 def _line(a: Alert, event: NotificationEvent, lang: Lang, tz: tzinfo | None) -> str:
-    site = a.site_name or a.site_id
+    site = _label(a, lang)
     reason = render(a.reason, lang)
     if event is NotificationEvent.RECOVERED:
         at = local_time(a.resolved_at if a.resolved_at is not None else a.since, tz)

@@ -7,16 +7,19 @@ record of it where it has one (the condition's or the live verdict's `since`), s
 restarted mid-hold fires at the same moment; else from the first evaluation that saw it,
 kept in `RuleMemory`. A condition that ends forgets its start: the next one holds afresh.
 
+Most kinds judge one site at a time (`SiteFacts`); `region_down` judges a regional broker
+(`RegionFacts`) and fires one alert for the region, not one per site behind it.
+
 `docs/alerts.md` ("Rules") says each kind's semantics and parameters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from agent.centre.alerts.model import Alert, AlertKind, Rule
+from agent.centre.alerts.model import REGION_TIER, Alert, AlertKind, Rule, region_subject
 from agent.centre.fleet import Condition
 from agent.messages import Message, message
 
@@ -27,6 +30,8 @@ DEFAULT_PENDING_OVER = 100
 
 # Conditions in which the centre does not hear the site: what it last said is not news.
 UNHEARD = frozenset({Condition.OFFLINE, Condition.SILENT, Condition.NEVER_SEEN})
+# ...and those whose last word is stale for another reason: behind a cut regional broker.
+STALE = UNHEARD | {Condition.UNREACHABLE}
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,21 @@ class SiteFacts:
     summoned: int | None = None  # people summoned for `session`
     session: SessionFacts | None = None  # the site's session running now, else its next
     firmware: tuple[FirmwareFact, ...] = ()
+    region_down: bool = False  # behind a regional broker whose bridge is down
 
     @property
     def label(self) -> str:
         return self.name or self.site_id
+
+
+@dataclass(frozen=True)
+class RegionFacts:
+    """A regional broker as the centre last heard of its bridge (facts.py reads it)."""
+
+    region: str
+    up: bool
+    since: float  # when the bridge went up or down, as the centre read it
+    sites: int = 0  # the roster's sites behind it
 
 
 @dataclass(frozen=True)
@@ -140,6 +156,8 @@ def _site_down(rule: Rule, site: SiteFacts, now: float) -> _Holding | None:
     opens = _in_window(site, lead, now)
     if opens is None or site.condition not in UNHEARD or site.session is None:
         return None
+    if site.region_down:
+        return None  # not heard because its region is cut off: region_down says it, once
     reason = message(
         "alerts.site_down",
         site=site.label,
@@ -157,8 +175,8 @@ def _live_holding(
     s = site.live_session
     if site.live_verdict != verdict or s is None or not s.running(now):
         return None
-    if site.condition in UNHEARD:
-        return None  # its last word is stale: site_down says what is known
+    if site.condition in STALE:
+        return None  # its last word is stale: site_down or region_down says what is known
     return _Holding(_later(site.live_since, s.start), reason(s), s)
 
 
@@ -201,7 +219,7 @@ def _low_attendance(rule: Rule, site: SiteFacts, now: float) -> _Holding | None:
 
 def _outbox_backlog(rule: Rule, site: SiteFacts, now: float) -> _Holding | None:
     limit = DEFAULT_PENDING_OVER if rule.pending_over is None else rule.pending_over
-    if site.pending is None or site.pending <= limit or site.condition in UNHEARD:
+    if site.pending is None or site.pending <= limit or site.condition in STALE:
         return None
     reason = message("alerts.outbox_backlog", site=site.label, pending=site.pending, limit=limit)
     return _Holding(None, reason)
@@ -216,6 +234,50 @@ def _old_firmware(rule: Rule, site: SiteFacts, now: float) -> _Holding | None:
         for f in site.firmware
     ]  # fmt: skip
     return _Holding(None, message("alerts.old_firmware", site=site.label, devices=parts))
+
+
+def _region_down(rule: Rule, region: RegionFacts, now: float) -> _Holding | None:
+    if region.up:
+        return None
+    reason = message("alerts.region_down", region=region.region, sites=region.sites)
+    return _Holding(region.since, reason)
+
+
+# The region kinds: judged per regional broker, not per site.
+_REGION_KINDS: dict[AlertKind, Callable[[Rule, RegionFacts, float], _Holding | None]] = {
+    AlertKind.REGION_DOWN: _region_down,
+}
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """What an alert is about, as the Alert names it."""
+
+    site_id: str
+    name: str
+    district: str
+    tier: str
+
+
+def _judged(
+    rule: Rule, facts: Sequence[SiteFacts], regions: Sequence[RegionFacts], now: float
+) -> Iterator[tuple[_Subject, _Holding]]:
+    """The subjects the rule's condition holds for now."""
+    by_region = _REGION_KINDS.get(rule.kind)
+    if by_region is not None:
+        for region in regions:
+            holding = by_region(rule, region, now)
+            if holding is not None:
+                subject = region_subject(region.region)
+                yield _Subject(subject, region.region, "", REGION_TIER), holding
+        return
+    judge = _KINDS.get(rule.kind)
+    if judge is None:
+        return  # TEST: sent by hand, no condition to watch
+    for site in facts:
+        holding = judge(rule, site, now)
+        if holding is not None:
+            yield _Subject(site.site_id, site.name, site.district, site.tier), holding
 
 
 _KINDS: dict[AlertKind, Callable[[Rule, SiteFacts, float], _Holding | None]] = {
@@ -234,7 +296,11 @@ def alert_key(rule_id: str, site_id: str) -> str:
 
 
 def evaluate(
-    facts: Sequence[SiteFacts], rules: Sequence[Rule], memory: RuleMemory, now: float
+    facts: Sequence[SiteFacts],
+    rules: Sequence[Rule],
+    memory: RuleMemory,
+    now: float,
+    regions: Sequence[RegionFacts] = (),
 ) -> tuple[list[Alert], RuleMemory]:
     """The alerts firing now (held past their rule's `for_s`), and the memory to pass next
     time. An alert's `since` is when its condition began, `fired_at` when the hold passed:
@@ -242,13 +308,7 @@ def evaluate(
     firing: list[Alert] = []
     started: dict[str, float] = {}
     for rule in rules:
-        judge = _KINDS.get(rule.kind)
-        if judge is None:
-            continue  # TEST: sent by hand, no condition to watch
-        for site in facts:
-            holding = judge(rule, site, now)
-            if holding is None:
-                continue
+        for site, holding in _judged(rule, facts, regions, now):
             key = alert_key(rule.id, site.site_id)
             since = memory.started.get(key)
             if since is None:
@@ -277,6 +337,7 @@ def evaluate(
 
 __all__ = [
     "FirmwareFact",
+    "RegionFacts",
     "RuleMemory",
     "SessionFacts",
     "SiteFacts",

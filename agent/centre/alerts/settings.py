@@ -29,6 +29,13 @@ def default_rules() -> list[Rule]:
         Rule(id="attendance", kind=AlertKind.LOW_ATTENDANCE, share=0.5, after_minutes=15, for_s=0),
         Rule(id="outbox", kind=AlertKind.OUTBOX_BACKLOG, pending_over=100, for_s=600),
         Rule(id="firmware", kind=AlertKind.OLD_FIRMWARE, for_s=0),
+        Rule(
+            id="region-down",
+            kind=AlertKind.REGION_DOWN,
+            severity=Severity.CRITICAL,
+            for_s=60,
+            escalate_after_s=600,
+        ),
     ]
 
 

@@ -1117,10 +1117,20 @@ function siteLabel(id, name) {
   return tile ? tileLabel(tile) : name || id;
 }
 
+// An alert about a region (region_down: site id "region:<region>", tier "region") has no
+// site to open: its name is the region's, not a link to a detail.
+const REGION_PREFIX = "region:";
+const isRegion = (x) => x.tier === "region" && x.site_id.startsWith(REGION_PREFIX);
+function subjectLabel(x) {
+  return isRegion(x)
+    ? t("page_alerts.region", { region: x.site_name || x.site_id.slice(REGION_PREFIX.length) })
+    : siteLabel(x.site_id, x.site_name);
+}
+
 function alertRow(a) {
   const li = el("li", { class: `alert sev-${a.severity}`, "data-key": a.key, "data-site": a.site_id },
     el("span", { class: `sev sev-${a.severity}` }, said(a.severity_by_lang, a.severity)),
-    el("span", { class: "aname", tabIndex: 0 }, siteLabel(a.site_id, a.site_name),
+    isRegion(a) ? el("span", { class: "aregion" }, subjectLabel(a)) : el("span", { class: "aname", tabIndex: 0 }, subjectLabel(a),
       a.district && a.district !== a.site_id ? el("span", { class: "pwhere" }, " · " + (a.district_name || a.district)) : null),
     el("span", { class: "areason" }, said(a.reason_by_lang, a.reason)),
     el("span", { class: "asince", title: when(a.fired_at || a.since) },
@@ -1153,7 +1163,7 @@ function renderAlerts() {
 async function ackAlert(a) {
   const { status, data } = await api("POST", "/api/alerts/ack", { key: a.key });
   toast(status === 200
-    ? t("page_alerts.ack_done", { site: siteLabel(a.site_id, a.site_name) })
+    ? t("page_alerts.ack_done", { site: subjectLabel(a) })
     : t("page_alerts.ack_failed", { error: serverError(data, status) }));
   loadAlerts();
   if (state.desk === "incidents") openDesk("incidents");
@@ -1197,7 +1207,7 @@ async function loadIncidents() {
   const body = $("desk-body");
   const rows = data.incidents.map((i) => el("tr", { class: `incident sev-${i.severity}`, "data-id": i.id, "data-site": i.site_id },
     td(when(i.opened_at)),
-    td(siteLabel(i.site_id, i.site_name), i.district && i.district !== i.site_id ? el("span", { class: "pwhere" }, " · " + (i.district_name || i.district)) : null),
+    td(subjectLabel(i), i.district && i.district !== i.site_id ? el("span", { class: "pwhere" }, " · " + (i.district_name || i.district)) : null),
     td(said(i.kind_by_lang, i.kind), " · ", el("span", { class: `sev sev-${i.severity}` }, said(i.severity_by_lang, i.severity))),
     td(i.acked_by ? `${i.acked_by} · ${when(i.acked_at)}` : "—"),
     td(i.closed_at ? when(i.closed_at) : t("page_alerts.still_open")),
