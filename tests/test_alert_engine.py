@@ -473,7 +473,8 @@ def test_a_cut_region_is_one_alert_to_the_desk_not_one_per_site_to_its_technicia
         (a,) = astore.firing()
         assert (a.site_name, a.district, a.tier) == ("r001", "", "region")
         assert render(a.reason, "en").startswith(
-            "regional broker r001 cut off from the centre: 3 sites of the roster unreachable")
+            "regional broker r001 cut off from the centre: 3 sites of the roster unreachable"
+        )
         (inc,) = astore.incidents(open_only=True)
         assert inc.site_id == "region:r001"
         engine.tick(t0 + 90)

@@ -278,7 +278,12 @@ def test_region_down_fires_once_per_region_past_its_hold_at_any_hour() -> None:
     assert fired(result) == [T0 + 60, T0 + 300]
     (a,) = result[2][1]
     assert (a.key, a.site_id, a.site_name, a.district, a.tier) == (
-        "region-down:region:r001", "region:r001", "r001", "", "region")
+        "region-down:region:r001",
+        "region:r001",
+        "r001",
+        "",
+        "region",
+    )
     assert (a.severity, a.since, a.fired_at, a.session_id) == (Severity.CRITICAL, T0, T0 + 60,
                                                                None)  # fmt: skip
     assert render(a.reason, "en") == (

@@ -207,6 +207,8 @@ def test_a_regions_incident_is_in_the_report_in_every_form():
         ("region:r001", "", 900.0)]  # fmt: skip
     assert "r001 cut off from the centre: 212 sites" in text.render(rep, "en", UTC)
     assert "máy chủ MQTT vùng r001 mất kết nối" in text.render(rep, "vi", UTC)
+    # the subject in the reader's words, not the id made for it
+    assert "region:r001" not in text.render(rep, "en", UTC) + text.render(rep, "vi", UTC)
     (line,) = [r for r in export.rows(rep, "vi") if r["section"] == "incident"]
     assert (line["site_id"], line["district"], line["minutes"]) == ("region:r001", "", "15.0")
     assert "máy chủ MQTT vùng r001" in document.to_html(rep, "vi", UTC)

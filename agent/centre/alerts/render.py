@@ -52,11 +52,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def subject(site_id: str, name: str | None, lang: Lang) -> str:
+    """What an alert or incident is about, to a reader: the site's name (else its id), or
+    "region r001" for a region's (`region:r001`, which no site id can be)."""
+    if site_id.startswith(REGION_PREFIX):
+        return say("notify.region", lang, region=name or site_id[len(REGION_PREFIX) :])
+    return name or site_id
+
+
 def _label(a: Alert, lang: Lang) -> str:
-    """What the alert is about: the site's name, or "region r001" for a region's alert."""
-    if a.tier == REGION_TIER and a.site_id.startswith(REGION_PREFIX):
-        return say("notify.region", lang, region=a.site_name or a.site_id[len(REGION_PREFIX):])
-    return a.site_name or a.site_id
+    return subject(a.site_id, a.site_name, lang)
 
 
 def _subject(n: Notification, lang: Lang, event: str, contact_name: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import tzinfo
 
+from agent.centre.alerts.render import subject
 from agent.centre.fleet import CONDITION, _word
 from agent.centre.report import attendance
 from agent.centre.report.readiness import Readiness
@@ -93,7 +94,8 @@ def _incidents(rep: Report, lang: Lang, tz: tzinfo | None) -> Section:
     items = []
     for i in rep.incidents:
         msg = "report.incident" if i.closed_at is not None else "report.incident_open"
-        items.append(say(msg, lang, site=i.site_id, reason=_reasons(i.reason, lang),
+        items.append(say(msg, lang, site=subject(i.site_id, None, lang),
+                         reason=_reasons(i.reason, lang),
                          opened=_when(i.opened_at, tz), closed=_when(i.closed_at, tz),
                          minutes=_minutes(i.repair_s)))  # fmt: skip
     return Section(say("report.incidents_title", lang), lines, [("", items)] if items else [])
