@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import resource
@@ -64,6 +65,7 @@ from fleet import (  # noqa: E402
 
 from agent.centre.brokers import Bridge, region_names  # noqa: E402
 from agent.centre.store.base import open_database  # noqa: E402
+from agent.cli.fleet import GC_THRESHOLDS  # noqa: E402
 from agent.contract.payloads import SessionRef  # noqa: E402
 from agent.sim.broker import Mosquitto  # noqa: E402
 from agent.sim.fleet_site import SimSite  # noqa: E402
@@ -111,6 +113,11 @@ async def _generate(spec: dict[str, Any]) -> None:
     except OSError as exc:
         _emit({"error": f"generator {spec['index']}: connecting: {exc}"})
         return
+    # A generator's own collector pause between stamping a report and sending it would count
+    # as the centre's latency: its sites live for the whole run, so they leave the collector's
+    # view (freeze), and young collections are rarer, as in `centre serve`.
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     _emit({"ready": round(time.monotonic() - t0, 2), "births": sum(len(c.sent) for c in clients)})
     await loop.run_in_executor(None, sys.stdin.readline)  # "go"
     now = datetime.now(UTC)
