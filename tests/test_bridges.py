@@ -164,6 +164,20 @@ def _regions(db: Path) -> dict[str, int]:
         return dict(con.execute("SELECT region, up FROM regions").fetchall())
 
 
+def born_ready(bridged: dict[str, Any]) -> dict[str, SimSite]:
+    """a1 and a2 on region r001, b1 on r002: born, and judged ready at the centre."""
+    r1, r2 = bridged["regions"]["r001"], bridged["regions"]["r002"]
+    sites = {s: SimSite(s) for s in ("a1", "a2", "b1")}
+    with r1.publisher() as p1, r2.publisher() as p2:
+        send(p1, *sites["a1"].birth(), *sites["a2"].birth())
+        send(p2, *sites["b1"].birth())
+        ready = {"a1": "ready", "a2": "ready", "b1": "ready"}
+        assert wait_until(lambda: conditions(bridged["store"]) == ready, 10), conditions(
+            bridged["store"]
+        )
+    return sites
+
+
 def conditions(store: Store) -> dict[str, str]:
     now = time.time()
     return {s.site_id: fleet.condition(s, now, 3.0).value for s in store.sites(now, 60.0, 0.0)}
@@ -212,13 +226,8 @@ def test_site_on_a_regional_broker_is_seen_and_a_cut_bridge_loses_nothing(bridge
 @pytest.mark.broker
 def test_regional_broker_killed_makes_its_sites_unreachable_then_back(bridged) -> None:
     store = bridged["store"]
-    r1, r2 = bridged["regions"]["r001"], bridged["regions"]["r002"]
-    sites = {s: SimSite(s) for s in ("a1", "a2", "b1")}
-    with r1.publisher() as p1, r2.publisher() as p2:
-        send(p1, *sites["a1"].birth(), *sites["a2"].birth())
-        send(p2, *sites["b1"].birth())
-        ready = {"a1": "ready", "a2": "ready", "b1": "ready"}
-        assert wait_until(lambda: conditions(store) == ready, 10), conditions(store)
+    r1 = bridged["regions"]["r001"]
+    sites = born_ready(bridged)
     killed = time.monotonic()
     r1.broker.kill()
     cut = {"a1": "unreachable", "a2": "unreachable", "b1": "ready"}
@@ -235,6 +244,7 @@ def test_regional_broker_killed_makes_its_sites_unreachable_then_back(bridged) -
     assert wait_until(lambda: _regions(store.path) == {"r001": 1, "r002": 1}, 15)
     with r1.publisher() as p1:
         send(p1, sites["a1"].state(), sites["a2"].state())
+        ready = dict.fromkeys(sites, "ready")
         assert wait_until(lambda: conditions(store) == ready, 10), conditions(store)
 
 

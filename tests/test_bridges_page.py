@@ -11,10 +11,8 @@ import pytest
 
 from agent.centre.web.accounts import Accounts, Role
 from agent.centre.web.server import Dashboard
-from agent.sim.fleet_site import SimSite
-from tests.fixtures.broker import wait_until
 from tests.fixtures.browser import CHROMIUM, LAUNCH_ARGS
-from tests.test_bridges import bridged, conditions, send  # noqa: F401 - a fixture
+from tests.test_bridges import born_ready, bridged, conditions, send  # noqa: F401 - a fixture
 from tests.test_dashboard import PASSWORD
 from tests.test_dashboard_e2e import signed_in_page
 
@@ -26,17 +24,12 @@ pytestmark = [
 
 def test_the_page_names_the_region_cut_off(bridged, artifacts) -> None:  # noqa: F811
     store, ingest = bridged["store"], bridged["ingest"]
-    r1, r2 = bridged["regions"]["r001"], bridged["regions"]["r002"]
+    r1 = bridged["regions"]["r001"]
     accounts = Accounts(ingest.settings.db_path)
     accounts.add("view", PASSWORD, Role.VIEWER)
     accounts.close()
     dash = Dashboard(ingest.settings, "127.0.0.1:0", with_broker=False).start()
-    sites = {s: SimSite(s) for s in ("a1", "a2", "b1")}
-    with r1.publisher() as p1, r2.publisher() as p2:
-        send(p1, *sites["a1"].birth(), *sites["a2"].birth())
-        send(p2, *sites["b1"].birth())
-        ready = {"a1": "ready", "a2": "ready", "b1": "ready"}
-        assert wait_until(lambda: conditions(store) == ready, 10), conditions(store)
+    sites = born_ready(bridged)
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
     try:

@@ -50,9 +50,8 @@ TECH = Contact(
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    tmp = tmp_path_factory.mktemp("dash-alerts")
+def wall_centre(tmp: Path, *roles: tuple[str, Role]) -> CentreSettings:
+    """A centre's store with the wall's sites born and these accounts (password PASSWORD)."""
     settings = CentreSettings.model_validate(
         {"db_path": str(tmp / "centre.sqlite"), "report_interval_s": 30.0}
     )
@@ -61,9 +60,17 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         feed(store, *s.birth())
     store.close()
     accounts = Accounts(settings.db_path)
-    accounts.add("op", PASSWORD, Role.OPERATOR)
-    accounts.add("view", PASSWORD, Role.VIEWER)
+    for name, role in roles:
+        accounts.add(name, PASSWORD, role)
     accounts.close()
+    return settings
+
+
+@pytest.fixture(scope="module")
+def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    settings = wall_centre(
+        tmp_path_factory.mktemp("dash-alerts"), ("op", Role.OPERATOR), ("view", Role.VIEWER)
+    )
     alerts, directory = AlertStore(settings.db_path), ContactStore(settings.db_path)
     now = time.time()
     alerts.raised(Alert(

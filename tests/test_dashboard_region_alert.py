@@ -24,14 +24,12 @@ from agent.centre.alerts.model import (
     Severity,
 )
 from agent.centre.alerts.store import AlertStore
-from agent.centre.settings import CentreSettings
-from agent.centre.store import Store
-from agent.centre.web.accounts import Accounts, Role
+from agent.centre.web.accounts import Role
 from agent.centre.web.server import Dashboard
 from agent.messages import message, render
 from tests.fixtures.browser import CHROMIUM
-from tests.test_dashboard import PASSWORD, feed
-from tests.test_dashboard_e2e import signed_in_page, wall_sites
+from tests.test_dashboard_alerts_e2e import wall_centre
+from tests.test_dashboard_e2e import signed_in_page
 from tests.test_dashboard_vietnamese import _COLLECT, english_on_page
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
@@ -53,17 +51,7 @@ NAMES = ("r001", "op", DESK.name, TECH.name, "Site c-kimlien", "Site c-langha",
 
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    tmp = tmp_path_factory.mktemp("dash-region")
-    settings = CentreSettings.model_validate(
-        {"db_path": str(tmp / "centre.sqlite"), "report_interval_s": 30.0}
-    )
-    store = Store(settings.db_path)
-    for s in wall_sites().values():
-        feed(store, *s.birth())
-    store.close()
-    accounts = Accounts(settings.db_path)
-    accounts.add("op", PASSWORD, Role.OPERATOR)
-    accounts.close()
+    settings = wall_centre(tmp_path_factory.mktemp("dash-region"), ("op", Role.OPERATOR))
     alerts, directory = AlertStore(settings.db_path), ContactStore(settings.db_path)
     now = time.time()
     alerts.raised(Alert(
