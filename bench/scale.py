@@ -610,7 +610,7 @@ def main() -> int:
             runs.setdefault(r.store, []).append(r)
         if args.json:
             for r in results:
-                sys.stdout.write(json.dumps(asdict(r) | {"ok": r.ok}) + "\n")
+                sys.stdout.write(json.dumps(asdict(r) | {"ok": r.ok}, default=str) + "\n")
         else:
             sys.stdout.write(show(results, periods) + "\n\n")
         sys.stdout.flush()

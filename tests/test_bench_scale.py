@@ -42,6 +42,9 @@ def test_tiny_run_on_both_stores_loses_nothing_and_reports_every_part():
         for p in parts.values():
             assert p["rss_mb"] > 0 and p["cpu_pct"] >= 0, p
         assert parts["centre 0"]["cpu_pct"] + parts["centre 1"]["cpu_pct"] > 0
+        # each centre's full collections are watched (a list, empty when none took 20 ms)
+        assert all(isinstance(parts[c]["gc_pauses_ms"], list) for c in ("centre 0", "centre 1"))
+        assert parts["centre 0"]["gc_log"].endswith("gc-scale0.log")
         if r["store"] == "postgres":
             assert len(parts["postgresql"]["pids"]) > 1  # the postmaster and its children
 
@@ -62,3 +65,15 @@ def test_extrapolation_splits_fixed_and_per_site_costs():
     assert "10.00 % of a core" in line and "10.0 MB per 1000" in line, line
     assert "+50 MB fixed" in line and "22500 sites each, 225 % of a core, 275 MB" in line, line
     assert "~9000 sites at 90 %: 5 for 45000" in line, line
+
+
+def test_the_gc_watch_writes_each_long_full_collection(tmp_path: Path) -> None:
+    log = tmp_path / "gc.log"
+    heap = "import gc; keep = [[i] for i in range(1_500_000)]; gc.collect()"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "bench" / "gc_watch"),
+           "BENCH_GC_LOG": str(log)}  # fmt: skip
+    subprocess.run([sys.executable, "-c", heap], env=env, check=True, timeout=60)
+    pauses = [float(line.split()[1]) for line in log.read_text().splitlines()]
+    assert pauses and min(pauses) >= 20  # the forced one at least; shorter ones are not written
+    subprocess.run([sys.executable, "-c", heap], env=env | {"BENCH_GC_LOG": ""}, check=True)
+    assert len(log.read_text().splitlines()) == len(pauses)  # unset: nothing watched
