@@ -403,10 +403,10 @@ def test_one_serve_per_instance_on_a_postgresql_store(pg_url):
             _hold_instance(settings, "a")  # another process, maybe on another host
         assert f"pid {os.getpid()}@{socket.gethostname()}" in err.value.message
         other = _hold_instance(settings, "b")  # another instance shares the store by design
-        other.close()  # type: ignore[attr-defined]
+        other.release()  # type: ignore[attr-defined]
     finally:
-        held.close()  # type: ignore[attr-defined]
-    _hold_instance(settings, "a").close()  # type: ignore[attr-defined]  # free once it ends
+        held.release()  # type: ignore[attr-defined]
+    _hold_instance(settings, "a").release()  # type: ignore[attr-defined]  # free once it ends
 
 
 def settings_on(store_location: Path | str, **extra: Any) -> CentreSettings:

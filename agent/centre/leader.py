@@ -21,7 +21,7 @@ at each tick (TICK_S) and steps down at once when it is gone. The leader records
 and the page can say who leads; a record older than STALE_S is a leader that died.
 
 The decisions (when to try, when to step down) are pure functions (`due`, `after`), apart
-from the I/O (`_PgLock`, `_FileLock`), and tested directly.
+from the I/O (`PgLock`, `_FileLock`), and tested directly.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from agent.centre.store.base import Database, StoreError, open_database, open_part
 
@@ -116,33 +116,48 @@ def _is_tcp(url: str) -> bool:
     return any(h and not h.startswith(("/", "@")) for hs in hosts for h in hs.split(","))
 
 
-def lock_url(url: str) -> str:
+def lock_url(url: str, name: str = "") -> str:
     """The URL of the lock's connection: a connect timeout, and over TCP keepalives and a
-    tcp_user_timeout, unless the URL sets its own."""
+    tcp_user_timeout, unless the URL sets its own; `name` its application_name (who holds a
+    lock, as another process reads it in pg_stat_activity)."""
     options: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    if name:
+        options["application_name"] = name
     if _is_tcp(url):
         options |= {"keepalives": 1, "keepalives_idle": 1, "keepalives_interval": 1,
                     "keepalives_count": CLIENT_GONE_S,
                     "tcp_user_timeout": CLIENT_GONE_S * 1000}  # fmt: skip
     given = parse_qs(urlsplit(url).query)
-    added = urlencode({k: v for k, v in options.items() if k not in given})
+    added = urlencode({k: v for k, v in options.items() if k not in given}, quote_via=quote)
     return f"{url}{'&' if '?' in url else '?'}{added}" if added else url
 
 
-# A session-level advisory lock on one bigint shows in pg_locks as (classid, objid) = its high
-# and low 32 bits, objsubid 1.
+# A session-level advisory lock shows in pg_locks as (classid, objid, objsubid): on one bigint
+# its high and low 32 bits and 1, on two int4 keys the two (as unsigned) and 2.
 _HELD = (
     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
-    " AND pid = pg_backend_pid() AND classid = ? AND objid = ? AND objsubid = 1)"
+    " AND classid = ? AND objid = ? AND objsubid = ? AND pid = pg_backend_pid())"
+)
+_HOLDER = (
+    "SELECT a.application_name FROM pg_stat_activity a WHERE a.pid IN (SELECT pid FROM pg_locks"
+    " WHERE locktype = 'advisory' AND granted AND classid = ? AND objid = ? AND objsubid = ?)"
 )
 
 
-class _PgLock:
-    """The lock's own session, through the store's PostgreSQL backend (the one psycopg user)."""
+class PgLock:
+    """The lock's own session, through the store's PostgreSQL backend (the one psycopg user).
+    `key`: the leader's bigint, or two int4 keys (the serve locks, centre/instance_lock.py);
+    `name`: the session's application_name, which `holder()` reads back."""
 
-    def __init__(self, url: str) -> None:
-        self.url = lock_url(url)
+    def __init__(self, url: str, key: int | tuple[int, int] = LOCK_KEY, name: str = "") -> None:
+        self.url = lock_url(url, name)
         self.db: Database | None = None
+        self._key = (key,) if isinstance(key, int) else key
+        self._try = f"SELECT pg_try_advisory_lock({', '.join('?' * len(self._key))})"
+        if isinstance(key, int):
+            self._where = ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF, 1)
+        else:
+            self._where = (key[0] & 0xFFFFFFFF, key[1] & 0xFFFFFFFF, 2)
 
     def acquire(self) -> bool:
         if self.db is None:
@@ -154,7 +169,7 @@ class _PgLock:
         try:
             for name, value in _SERVER_KEEPALIVE.items():
                 self.db.execute(f"SET {name} = {int(value)}")
-            row = self.db.execute("SELECT pg_try_advisory_lock(?)", (LOCK_KEY,)).fetchone()
+            row = self.db.execute(self._try, self._key).fetchone()
         except self.db.error as exc:
             log.debug("leader: cannot try the lock: %s", exc)
             self.release()
@@ -168,13 +183,24 @@ class _PgLock:
         if self.db is None:
             return False
         try:
-            row = self.db.execute(_HELD, (LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF)).fetchone()
+            row = self.db.execute(_HELD, self._where).fetchone()
         except self.db.error:
             row = None
         if not (row and row[0]):
             self.release()
             return False
         return True
+
+    def holder(self) -> str | None:
+        """The application_name of the session that holds the lock (not this one's, which
+        asks after acquire() found it taken); None when nobody holds it or the query fails."""
+        if self.db is None:
+            return None
+        try:
+            row = self.db.execute(_HOLDER, self._where).fetchone()
+        except self.db.error:
+            return None
+        return str(row[0]) if row else None
 
     def backend_pid(self) -> int | None:
         if self.db is None:
@@ -232,7 +258,7 @@ def _is_pg(location: Path | str) -> bool:
 
 def _lock_for(location: Path | str) -> _Lock:
     if isinstance(location, str) and _is_pg(location):
-        return _PgLock(location)
+        return PgLock(location)
     return _FileLock(lock_path(Path(location)))
 
 

@@ -79,7 +79,8 @@ def serve_lock_path(db_path: Path, instance: str) -> Path:
 
 def _hold_instance(settings: CentreSettings, instance: str) -> object:
     """One `serve` per (store, instance): a lock file beside the SQLite file; on PostgreSQL,
-    whose processes may run on several hosts, a lock in the database itself."""
+    whose processes may run on several hosts, a lock in the database itself (an InstanceLock,
+    taken again after a lost connection while serving: `keep()`)."""
     where = settings.store_location
     if not is_url(where):
         return hold(
@@ -88,10 +89,10 @@ def _hold_instance(settings: CentreSettings, instance: str) -> object:
             "centre.serve.already_running_hint",
             instance=instance,
         )
-    from agent.centre.store.postgres import hold_instance  # noqa: PLC0415 - centre extra
+    from agent.centre.instance_lock import InstanceLock  # noqa: PLC0415 - centre extra
 
-    held, holder = hold_instance(str(where), instance)
-    if held is None:
+    held = InstanceLock(str(where), instance)
+    if holder := held.take():
         raise AlreadyRunning(
             message("centre.serve.already_running", instance=instance, pid=holder,
                     path=shown(where)),
@@ -110,7 +111,7 @@ def _try_hold(settings: CentreSettings) -> Callable[[str], Callable[[], None] | 
             return None
         if isinstance(held, int):
             return functools.partial(os.close, held)
-        return held.close  # type: ignore[attr-defined, no-any-return]
+        return held.release  # type: ignore[attr-defined, no-any-return]
 
     return attempt
 
@@ -133,10 +134,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     gc.set_threshold(*GC_THRESHOLDS)
     # Two processes with one client id would take the broker session from each other.
-    instance_lock = _hold_instance(settings, args.instance)  # noqa: F841 - held while serving
+    instance_lock: Any = _hold_instance(settings, args.instance)  # held while serving
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if hasattr(instance_lock, "keep"):  # PostgreSQL's: kept across a lost connection
+        instance_lock.keep(stop.set)
     if args.seconds:
         timer = threading.Timer(args.seconds, stop.set)
         timer.daemon = True
@@ -187,6 +190,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ingest.stop(dead=set(adopter.away))
         leadership.stop()
     _line(t("centre.serve.stopped", stored=ingest.stored, rejected=ingest.rejected))
+    if holder := getattr(instance_lock, "taken_by", ""):
+        raise AlreadyRunning(
+            message("centre.serve.taken_over", instance=args.instance, pid=holder,
+                    path=shown(settings.store_location)),
+            message("centre.serve.already_running_hint"),
+        )  # fmt: skip
     return 0
 
 
