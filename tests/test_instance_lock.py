@@ -128,3 +128,8 @@ def test_serve_stops_when_another_process_took_its_lock_meanwhile(setup, tmp_pat
     assert text.count("another process (999@elsewhere) took the serve lock of instance a") == 1
     assert "centre serve --instance 'a' stopped: another process (pid 999@elsewhere)" in text
     assert "Traceback" not in text
+    # Not a clean stop: the instance's link row (and broker session) are the other's now.
+    with psycopg.connect(url) as con:
+        assert con.execute("SELECT count(*) FROM centre_link WHERE instance = 'a'").fetchone() == (
+            1,
+        )

@@ -116,6 +116,16 @@ def _try_hold(settings: CentreSettings) -> Callable[[str], Callable[[], None] | 
     return attempt
 
 
+def _taken_over(settings: CentreSettings, instance: str, held: object) -> None:
+    """Serve stopped because another process took its PostgreSQL lock: say so, exit 3."""
+    if holder := getattr(held, "taken_by", ""):
+        raise AlreadyRunning(
+            message("centre.serve.taken_over", instance=instance, pid=holder,
+                    path=shown(settings.store_location)),
+            message("centre.serve.already_running_hint"),
+        )  # fmt: skip
+
+
 # The centre keeps every site's rows for its whole life and makes a few objects per report
 # that live a moment. With Python's default first threshold (700 allocations) many of those
 # are still alive at a young collection, get promoted, and make the oldest generation grow
@@ -187,15 +197,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if delivery is not None:
             delivery.stop()
         adopter.stop()
-        ingest.stop(dead=set(adopter.away))
+        # Taken over: the link row and the broker session are the other process's now.
+        ingest.stop(forget=not getattr(instance_lock, "taken_by", ""), dead=set(adopter.away))
         leadership.stop()
     _line(t("centre.serve.stopped", stored=ingest.stored, rejected=ingest.rejected))
-    if holder := getattr(instance_lock, "taken_by", ""):
-        raise AlreadyRunning(
-            message("centre.serve.taken_over", instance=args.instance, pid=holder,
-                    path=shown(settings.store_location)),
-            message("centre.serve.already_running_hint"),
-        )  # fmt: skip
+    _taken_over(settings, args.instance, instance_lock)
     return 0
 
 
