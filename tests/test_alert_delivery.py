@@ -190,6 +190,7 @@ from agent.centre.alerts.queue import NotificationQueue  # noqa: E402
 from agent.centre.alerts.render import render_notification  # noqa: E402
 from agent.centre.alerts.settings import AlertsSettings, DeliverySettings  # noqa: E402
 from agent.messages import catalogue, message  # noqa: E402
+from tests.fixtures.broker import wait_until  # noqa: E402
 
 T0 = 1_800_000_000.0
 
@@ -408,6 +409,25 @@ def test_a_telegram_answer_that_is_not_json_is_shown_cut_not_a_crash(tmp_path):
     assert n.status is NotificationStatus.PENDING and n.attempts == 1  # tried again later
     assert "<p>Lỗi máy chủ trung gian:  ốốố" in n.last_error
     assert "unexpected" not in n.last_error.lower()
+
+
+def test_a_database_away_when_the_worker_starts_delays_the_notifications_only(tmp_path, caplog):
+    later = tmp_path / "not-yet" / "c.sqlite"
+    later.parent.write_text("")  # a file where its folder goes: no database can open there
+    receiver = Receiver()
+    with http_receiver(receiver):
+        worker = Delivery(settings(delivery={"poll_s": 0.1}), later).start()
+        try:
+            time.sleep(0.5)  # several polls without a database
+            later.parent.unlink()
+            q = NotificationQueue(later)
+            q.enqueue([note("k", ChannelKind.WEBHOOK, receiver.url)])
+            q.close()
+            assert wait_until(lambda: len(receiver.seen) == 1, 5), caplog.text
+        finally:
+            worker.stop()
+    assert caplog.text.count("notification queue not readable") == 1
+    assert "Traceback" not in caplog.text
 
 
 def test_email_over_starttls_with_login_in_vietnamese(tmp_path):

@@ -152,21 +152,25 @@ class Delivery:
         return len(batch)
 
     def _run(self) -> None:
-        queue = NotificationQueue(self.db_path)
+        queue: NotificationQueue | None = None
         outage = Outage(log)  # once per outage in the journal, not at every poll
         try:
             while not self._stop.is_set():
                 try:
+                    # Opened here, not before the loop: a database away when the centre
+                    # starts must delay the notifications, not end the thread.
+                    queue = queue or NotificationQueue(self.db_path)
                     busy = self.run_once(queue)
                     outage.ended("the notification queue is readable again after %.0f s")
-                except Exception as exc:  # a locked or damaged database: go on
+                except Exception as exc:  # a locked, damaged or absent database: go on
                     outage.failed("notification queue not readable, trying again: %r", exc)
                     busy = 0
                 if not busy:
                     self._wake.wait(self.settings.delivery.poll_s)
                     self._wake.clear()
         finally:
-            queue.close()
+            if queue is not None:
+                queue.close()
 
     def start(self) -> Delivery:
         self._thread = threading.Thread(target=self._run, name="alerts-delivery", daemon=True)
