@@ -194,3 +194,44 @@ def test_an_overdue_command_of_a_dead_process_is_marked_no_answer_once(
         for c in (leader, other, also):
             c.stop()
         log.close()
+
+
+def test_no_instance_is_taken_for_dead_until_the_store_has_been_steady(tmp_path: Path) -> None:
+    """After a database outage longer than link.STALE_S every row is stale, running instances'
+    too: the leader waits until the store has taken its writes for STALE_S (time for them
+    to write theirs again) before it takes any for dead and visits its session."""
+    from agent.centre import link  # noqa: PLC0415
+    from agent.centre.orphans import Adopter  # noqa: PLC0415
+    from agent.centre.settings import CentreSettings  # noqa: PLC0415
+
+    settings = CentreSettings.model_validate({"db_path": str(tmp_path / "centre.sqlite")})
+    db = link.open_link(settings.store_location)
+    link.record(db, "b", up=True, since=0.0, judged_at=None, now=time.time() - 60)  # stale
+    db.close()
+    tried: list[str] = []
+    steady = [False]
+
+    def try_hold(instance: str) -> None:
+        tried.append(instance)  # None: it runs somewhere, nothing visited
+
+    adopter = Adopter(settings, "a", lambda: True, try_hold, steady=lambda: steady[0])
+    adopter.once()
+    assert tried == []
+    steady[0] = True
+    adopter.once()
+    assert tried == ["b"]
+
+
+def test_the_store_is_steady_again_only_for_s_after_an_outage_ends() -> None:
+    import logging  # noqa: PLC0415
+
+    from agent.centre.store.base import Outage  # noqa: PLC0415
+
+    outage = Outage(logging.getLogger("test"))
+    now = time.time()
+    assert outage.steady(15.0, now)  # none yet
+    outage.failed("database away: %s", "x")
+    assert not outage.steady(15.0, now + 100)
+    outage.ended("back after %.0f s")
+    assert not outage.steady(15.0, time.time() + 14)
+    assert outage.steady(15.0, time.time() + 15.5)

@@ -475,6 +475,10 @@ class Ingest:
             "centre: the database is back after %.0f s; storing what the broker kept"
         )
 
+    def database_steady(self, for_s: float) -> bool:
+        """The store took every write for the last `for_s` (as far as this process wrote)."""
+        return self._outage.steady(for_s, time.time())
+
     @property
     def database_lost(self) -> float | None:
         """Since when the store refuses every write; None while it takes them."""

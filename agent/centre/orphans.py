@@ -76,17 +76,26 @@ class Adopter:
         instance: str,
         leads: Callable[[], bool],
         try_hold: TryHold,
+        steady: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`steady`: whether the store has taken this process's writes for link.STALE_S. A
+        database away for longer leaves every instance's row stale, running ones included,
+        and they need a heartbeat to write theirs again: until then none is taken for dead
+        (visiting a running instance's session would take its client id, and its serve lock
+        from it while that instance takes it back)."""
         self.settings = settings
         self.instance = instance
         self._leads = leads
         self._try_hold = try_hold
+        self._steady = steady
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="centre-orphans", daemon=True)
         self.away: dict[str, int] = {}  # instance -> reports stored for it while it is away
         self._db: Database | None = None
 
     def once(self) -> None:
+        if not self._steady():
+            return
         if self._db is None:
             self._db = link.open_link(self.settings.store_location)
         for name in left_behind(self._db, self.instance, time.time()):

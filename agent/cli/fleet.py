@@ -159,7 +159,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     leads = leadership.is_leader
     ingest = Ingest(settings, args.instance, leads).start()
     # The leader also stores what the broker keeps for a dead instance (centre/orphans.py).
-    adopter = Adopter(settings, args.instance, leads, _try_hold(settings)).start()
+    adopter = Adopter(
+        settings, args.instance, leads, _try_hold(settings),
+        steady=lambda: ingest.database_steady(link.STALE_S),
+    ).start()  # fmt: skip
     delivery = engine = None
     if settings.alerts.enabled:
         from agent.centre.alerts.delivery import Delivery  # noqa: PLC0415

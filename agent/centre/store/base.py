@@ -307,6 +307,7 @@ class Outage:
     def __init__(self, logger: logging.Logger) -> None:
         self._log = logger
         self.since: float | None = None  # wall-clock time it began; None while all is well
+        self.back_at: float | None = None  # wall-clock time the last one ended
 
     def failed(self, msg: str, *args: object) -> None:
         if self.since is None:
@@ -320,4 +321,8 @@ class Outage:
         if self.since is None:
             return
         self._log.warning(msg, time.time() - self.since)
-        self.since = None
+        self.since, self.back_at = None, time.time()
+
+    def steady(self, for_s: float, now: float) -> bool:
+        """No outage now, nor one that ended in the last `for_s`."""
+        return self.since is None and (self.back_at is None or now - self.back_at >= for_s)
