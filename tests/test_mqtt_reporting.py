@@ -18,13 +18,14 @@ from agent.errors import TransportError
 from agent.runtime.daemon import Agent
 from agent.sim.broker import V311OnlyProxy
 from agent.transport.listener import Listener, Received
-from agent.transport.mqtt import ConnAck, Connection, Protocol, PubAck
+from agent.transport.mqtt import ConnAck, Connection, Protocol
 from tests.fixtures.broker import (
     AgentProcess,
     InProcessAgent,
     agent_config,
     dump_toml,
     may_publish,
+    puback,
     wait_until,
 )
 
@@ -218,13 +219,10 @@ def test_acl_refusal_comes_back_as_a_puback_reason(broker_password):
     conn = Connection(broker_password.endpoint("s1", "probe-s1"), Protocol.V5)
     conn.open(2)
     assert wait_until(lambda: any(isinstance(e, ConnAck) for e in conn.pump(0.05)), 2)
-    mine = conn.publish("vc/s1/state", b"{}", 1, False)
-    acks = _pubacks(conn)
-    assert acks[mine].ok
-    theirs = conn.publish("vc/s2/state", b"{}", 1, False)
-    acks = _pubacks(conn)
-    assert not acks[theirs].ok
-    assert acks[theirs].reason == "Not authorized"
+    assert puback(conn, conn.publish("vc/s1/state", b"{}", 1, False)).ok
+    theirs = puback(conn, conn.publish("vc/s2/state", b"{}", 1, False))
+    assert not theirs.ok
+    assert theirs.reason == "Not authorized"
     conn.abort()
 
 
@@ -260,14 +258,6 @@ def test_a_connection_on_a_descriptor_above_1023_still_works(broker):
     finally:
         for fd in spare:
             os.close(fd)
-
-
-def _pubacks(conn: Connection) -> dict:
-    acks: dict = {}
-    end = time.monotonic() + 2
-    while not acks and time.monotonic() < end:
-        acks |= {e.mid: e for e in conn.pump(0.05) if isinstance(e, PubAck)}
-    return acks
 
 
 def test_tls_without_a_client_certificate_is_refused(tls_broker, tmp_path):
