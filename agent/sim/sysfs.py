@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,12 +206,23 @@ class LedView:
         return self.lit and self.off_ms > 0
 
 
+def _number(path: Path) -> int:
+    """An attribute's number. The kernel swaps an attribute's value at once; in this plain
+    file tree the driver's write truncates first, so a look in between reads "": look again
+    (CI saw it once: ValueError on '')."""
+    for _ in range(100):
+        if text := path.read_text().strip():
+            return int(text)
+        time.sleep(0.001)
+    return int(path.read_text())
+
+
 def led_view(led: Path) -> LedView:
     trigger = _active((led / "trigger").read_text())
-    brightness = int((led / "brightness").read_text())
+    brightness = _number(led / "brightness")
     if trigger == "timer":
-        on = int((led / "delay_on").read_text())
-        off = int((led / "delay_off").read_text())
+        on = _number(led / "delay_on")
+        off = _number(led / "delay_off")
         if on == 0:
             return LedView(False)
         if off == 0:
